@@ -1,0 +1,62 @@
+import type { CommandModule } from "yargs";
+import type { ModuleName } from "../src/core/config";
+import { formatDuration, parseDuration } from "../src/core/duration";
+import { ConfigError } from "../src/core/errors";
+import { parseOperatorAddress } from "../src/core/lists";
+import { openModule } from "../src/modules/context";
+import { manualBan, manualUnban } from "../src/modules/decisions";
+import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
+
+interface Args extends GlobalArgs {
+  module: ModuleName;
+  address: string;
+  time?: string;
+  json?: boolean;
+}
+
+export const banCommand: CommandModule<GlobalArgs, Args> = {
+  command: "ban <module> <address>",
+  describe: "ban an address now, recorded in the module's database like any other ban",
+  builder: (y) =>
+    moduleArg(y)
+      .positional("address", { type: "string", demandOption: true, describe: "IPv4 or IPv6 address" })
+      .option("time", { type: "string", describe: 'ban time, e.g. "1h", "7d" (default: the module\'s ban time, grown for repeat offenders)' })
+      .option("json", { type: "boolean" }),
+  handler: async (argv) => {
+    const ip = parseOperatorAddress(argv.address);
+    let seconds: number | undefined;
+    if (argv.time !== undefined) {
+      const parsed = parseDuration(argv.time);
+      if (!parsed) throw new ConfigError(`--time: expected a duration such as "90s", "10m", "1h", "7d", got ${JSON.stringify(argv.time)}`);
+      seconds = parsed;
+    }
+    const ctx = openModule(argv.root, argv.module);
+    try {
+      const ban = await manualBan(ctx, ip, seconds);
+      if (argv.json) printJson(ban);
+      else console.log(`banned ${ban.address} in ${ctx.module} for ${formatDuration(ban.seconds)} (until ${isoTime(ban.until)})`);
+    } finally {
+      await ctx.close();
+    }
+  },
+};
+
+export const unbanCommand: CommandModule<GlobalArgs, Args> = {
+  command: "unban <module> <address>",
+  describe: "lift a ban and reset the address's count, in the database and the firewall",
+  builder: (y) =>
+    moduleArg(y)
+      .positional("address", { type: "string", demandOption: true, describe: "IPv4 or IPv6 address" })
+      .option("json", { type: "boolean" }),
+  handler: async (argv) => {
+    const ip = parseOperatorAddress(argv.address);
+    const ctx = openModule(argv.root, argv.module);
+    try {
+      const wasBanned = await manualUnban(ctx, ip);
+      if (argv.json) printJson({ address: ip.text, wasBanned });
+      else console.log(wasBanned ? `unbanned ${ip.text} in ${ctx.module}` : `${ip.text} was not banned in ${ctx.module}; removed from the firewall set if it was there`);
+    } finally {
+      await ctx.close();
+    }
+  },
+};

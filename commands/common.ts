@@ -1,0 +1,30 @@
+/** What every command shares: the global options and small printing helpers. */
+import Table from "cli-table3";
+import type { Argv } from "yargs";
+import { MODULE_NAMES, type ModuleName } from "../src/core/config";
+
+export interface GlobalArgs {
+  root?: string;
+}
+
+export function moduleArg<T>(y: Argv<T>) {
+  return y.positional("module", {
+    describe: "module: LG (login/sshd)",
+    choices: MODULE_NAMES,
+    demandOption: true,
+    coerce: (m: string) => m.toUpperCase() as ModuleName,
+  });
+}
+
+/** A plain table: no colours, so it reads the same in a terminal, a pipe and a mail. */
+export function table(head: string[]): Table.Table {
+  return new Table({ head, style: { head: [], border: [] } });
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function isoTime(epochSeconds: number): string {
+  return new Date(epochSeconds * 1000).toISOString().replace(".000Z", "Z");
+}

@@ -1,0 +1,55 @@
+import type { CommandModule } from "yargs";
+import { formatDuration } from "../src/core/duration";
+import { openModule } from "../src/modules/context";
+import { injectDirect, injectToFifo, linesOf } from "../src/modules/inject";
+import { fifoPath } from "../src/modules/sources";
+import { loadConfig, type ModuleName } from "../src/core/config";
+import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
+
+interface Args extends GlobalArgs {
+  module: ModuleName;
+  line?: string[];
+  direct?: boolean;
+  json?: boolean;
+}
+
+async function* argumentLines(lines: string[]): AsyncGenerator<string[]> {
+  yield lines;
+}
+
+export const injectCommand: CommandModule<GlobalArgs, Args> = {
+  command: "inject <module> [line..]",
+  describe: "feed log lines (arguments, else stdin) to a module: into its FIFO, or --direct into its database",
+  builder: (y) =>
+    moduleArg(y)
+      .positional("line", { type: "string", array: true, describe: "log lines; without them stdin is read" })
+      .option("direct", { type: "boolean", describe: "process here against the module's database, with each line's own time (replay old logs)" })
+      .option("json", { type: "boolean", describe: "with --direct: print the result as JSON" })
+      .example("$0 inject LG --direct < /var/log/auth.log", "replay an old log")
+      .example("journalctl -u ssh -o short-iso -f | $0 inject LG", "live: lines go to the running module"),
+  handler: async (argv) => {
+    const batches = argv.line?.length ? argumentLines(argv.line) : linesOf(Bun.stdin.stream());
+    if (!argv.direct) {
+      const { paths } = loadConfig(argv.root);
+      await injectToFifo(fifoPath(paths.fifoBase, argv.module), batches);
+      return;
+    }
+    const ctx = openModule(argv.root, argv.module);
+    try {
+      const { stats, bans, seconds } = await injectDirect(ctx, batches);
+      if (argv.json) {
+        printJson({ ...stats, seconds, bans });
+        return;
+      }
+      console.log(
+        `${ctx.module}: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans in ${seconds.toFixed(2)} s` +
+          ` (${stats.merged} merged into attempts already counted, ${stats.protected} from protected addresses, ${stats.unparsed} without a syslog header)`,
+      );
+      for (const b of bans) {
+        console.log(`banned ${b.address} at ${isoTime(b.time)} for ${formatDuration(b.seconds)}: ${b.reason}`);
+      }
+    } finally {
+      await ctx.close();
+    }
+  },
+};

@@ -1,0 +1,47 @@
+#!/usr/bin/env bun
+/**
+ * watcher: one executable, many subcommands. Command modules are registered explicitly: a
+ * compiled binary has no folder of command files to scan. Exit codes: 0 ok, 1 runtime
+ * failure, 2 bad usage, configuration or rule file.
+ */
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { banCommand, unbanCommand } from "../commands/ban";
+import { injectCommand } from "../commands/inject";
+import { moduleCommand } from "../commands/module";
+import { rulesCommand } from "../commands/rules";
+import pkg from "../package.json";
+import { EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`watcher: ${message}\n`);
+  process.exit(code);
+}
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName("watcher")
+  .usage("$0 <command> [options]\n\nReal-time intrusion detection and prevention: log lines in, firewall bans out.")
+  .option("root", { type: "string", global: true, describe: "install root (default: WATCHER_ROOT, else the folder above the executable's)" })
+  .command(moduleCommand)
+  .command(injectCommand)
+  .command(rulesCommand)
+  .command(banCommand)
+  .command(unbanCommand)
+  .demandCommand(1, "name a command")
+  .strict()
+  .version(pkg.version)
+  .help()
+  .alias("h", "help")
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .fail((message, error) => {
+    if (error) throw error; /* handled below, with its own exit code */
+    process.stderr.write(`watcher: ${message}\nRun "watcher --help" for usage.\n`);
+    process.exit(EXIT_USAGE);
+  });
+
+try {
+  await cli.parseAsync();
+} catch (e) {
+  if (e instanceof WatcherError) fail(e.message, e.exitCode);
+  fail(e instanceof Error ? (e.stack ?? e.message) : String(e), EXIT_RUNTIME);
+}

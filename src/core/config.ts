@@ -1,0 +1,133 @@
+/**
+ * watcher.toml: every key has a default, so the file is optional. zod validates it and an
+ * error names the key and what was expected. The root is self-aware: `--root`, else
+ * WATCHER_ROOT, else the folder above the one that holds the executable (dist/watcher) or
+ * the source (src/cli.ts); every path below is relative to it unless absolute.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { z } from "zod";
+import { parseDuration } from "./duration";
+import { ConfigError } from "./errors";
+
+export const MODULE_NAMES = ["LG"] as const;
+export type ModuleName = (typeof MODULE_NAMES)[number];
+
+const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const seconds = parseDuration(value);
+  if (seconds === null) {
+    ctx.addIssue({ code: "custom", message: `expected a duration such as 600, "90s", "10m", "1h", "7d", got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return seconds;
+});
+
+const SourceSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("fifo") }).strict(),
+  z.object({ type: z.literal("file"), path: z.string().min(1) }).strict(),
+  z.object({ type: z.literal("stdin") }).strict(),
+]);
+export type SourceConfig = z.infer<typeof SourceSchema>;
+
+const ModuleSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** affairs within findTime that trigger a ban */
+    maxAffairs: z.number().int().min(1).max(1000).default(5),
+    findTime: Duration.default(3600),
+    banTime: Duration.default(3600),
+    /** each new ban of the same address lasts this many times longer than the one before */
+    banTimeFactor: z.number().min(1).max(100).default(2),
+    maxBanTime: Duration.default(7 * 86400),
+    /** normal: rules that only clear attacks; aggressive: also scanners, probes, timeouts */
+    mode: z.enum(["normal", "aggressive"]).default("normal"),
+    /** a successful login in a session withdraws the affairs that session counted */
+    forgiveOnSuccess: z.boolean().default(false),
+    sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),
+  })
+  .strict();
+export type ModuleConfig = z.infer<typeof ModuleSchema>;
+
+const ConfigSchema = z
+  .object({
+    /** where the module FIFOs live (WatchLG, ...) */
+    fifoBase: z.string().default("var/fifo"),
+    dbDir: z.string().default("var/db"),
+    logDir: z.string().default("var/log"),
+    whitelist: z.string().default("etc/whitelist"),
+    blacklist: z.string().default("etc/blacklist"),
+    firewall: z.enum(["dryrun"]).default("dryrun"),
+    modules: z
+      .object(Object.fromEntries(MODULE_NAMES.map((m) => [m, ModuleSchema.prefault({})])) as Record<ModuleName, z.ZodPrefault<typeof ModuleSchema>>)
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+export type Config = z.infer<typeof ConfigSchema>;
+
+export interface Paths {
+  readonly root: string;
+  readonly configFile: string;
+  readonly fifoBase: string;
+  readonly dbDir: string;
+  readonly logDir: string;
+  readonly whitelist: string;
+  readonly blacklist: string;
+  readonly rulesDir: string;
+}
+
+/** `--root`, else WATCHER_ROOT, else the folder above the executable's (or src/'s) folder. */
+export function discoverRoot(explicit?: string): string {
+  if (explicit) return resolve(explicit);
+  if (process.env.WATCHER_ROOT) return resolve(process.env.WATCHER_ROOT);
+  /* a compiled binary runs from /$bunfs/...: its own file is process.execPath */
+  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
+  return resolve(dirname(compiled ? process.execPath : Bun.main), "..");
+}
+
+export function describeConfigIssues(file: string, error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const key = i.path.length ? i.path.join(".") : "(top level)";
+      const message = i.code === "unrecognized_keys" ? `unknown key(s) ${i.keys.map((k) => JSON.stringify(k)).join(", ")}` : i.message;
+      return `${file}: ${key}: ${message}`;
+    })
+    .join("\n");
+}
+
+export function parseConfig(file: string, text: string): Config {
+  let data: unknown;
+  try {
+    data = Bun.TOML.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message}`);
+  }
+  const parsed = ConfigSchema.safeParse(data);
+  if (!parsed.success) throw new ConfigError(describeConfigIssues(file, parsed.error));
+  return parsed.data;
+}
+
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly paths: Paths;
+}
+
+export function loadConfig(rootOption?: string): LoadedConfig {
+  const root = discoverRoot(rootOption);
+  const configFile = join(root, "etc", "watcher.toml");
+  const config = existsSync(configFile) ? parseConfig(configFile, readFileSync(configFile, "utf8")) : parseConfig(configFile, "");
+  const at = (p: string) => (isAbsolute(p) ? p : join(root, p));
+  return {
+    config,
+    paths: {
+      root,
+      configFile,
+      fifoBase: at(config.fifoBase),
+      dbDir: at(config.dbDir),
+      logDir: at(config.logDir),
+      whitelist: at(config.whitelist),
+      blacklist: at(config.blacklist),
+      rulesDir: join(root, "rules"),
+    },
+  };
+}

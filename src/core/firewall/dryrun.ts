@@ -1,0 +1,90 @@
+/**
+ * Dry-run firewall: needs no root and touches no kernel. It keeps the sets it would have in a
+ * small SQLite file and appends every operation to a log, so `report`, tests and a curious
+ * operator can see exactly what a real backend would have done.
+ */
+import { Database } from "bun:sqlite";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Firewall, ListedElement, SetElement } from "./types";
+
+export class DryRunFirewall implements Firewall {
+  readonly backend = "dryrun";
+  private readonly db: Database;
+
+  constructor(
+    dbPath: string,
+    private readonly logPath: string,
+    private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
+    mkdirSync(dirname(dbPath), { recursive: true });
+    mkdirSync(dirname(logPath), { recursive: true });
+    this.db = new Database(dbPath, { create: true, strict: true });
+    this.db.exec(
+      `PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;
+       CREATE TABLE IF NOT EXISTS sets (name TEXT PRIMARY KEY) WITHOUT ROWID;
+       CREATE TABLE IF NOT EXISTS elements (set_name TEXT NOT NULL, address TEXT NOT NULL, expires_at INTEGER NOT NULL,
+         PRIMARY KEY (set_name, address)) WITHOUT ROWID;`,
+    );
+  }
+
+  private log(op: string, set: string, detail: string): void {
+    appendFileSync(this.logPath, `${new Date(this.clock() * 1000).toISOString()} ${op} ${set} ${detail}\n`);
+  }
+
+  private expiry(e: SetElement): number {
+    return e.timeout > 0 ? this.clock() + e.timeout : 0;
+  }
+
+  async ensure(sets: readonly string[]): Promise<void> {
+    const add = this.db.query("INSERT OR IGNORE INTO sets (name) VALUES (?)");
+    this.db.transaction(() => {
+      for (const s of sets) add.run(s);
+    })();
+  }
+
+  async ban(set: string, elements: readonly SetElement[]): Promise<void> {
+    if (elements.length === 0) return;
+    const put = this.db.query("INSERT OR REPLACE INTO elements (set_name, address, expires_at) VALUES (?, ?, ?)");
+    this.db.transaction(() => {
+      for (const e of elements) put.run(set, e.address, this.expiry(e));
+    })();
+    this.log("add", set, elements.map((e) => `${e.address} timeout ${e.timeout}s`).join(", "));
+  }
+
+  async unban(set: string, addresses: readonly string[]): Promise<void> {
+    if (addresses.length === 0) return;
+    const del = this.db.query("DELETE FROM elements WHERE set_name = ? AND address = ?");
+    this.db.transaction(() => {
+      for (const a of addresses) del.run(set, a);
+    })();
+    this.log("delete", set, addresses.join(", "));
+  }
+
+  async restore(set: string, elements: readonly SetElement[]): Promise<void> {
+    const put = this.db.query("INSERT OR REPLACE INTO elements (set_name, address, expires_at) VALUES (?, ?, ?)");
+    this.db.transaction(() => {
+      this.db.query("DELETE FROM elements WHERE set_name = ?").run(set);
+      for (const e of elements) put.run(set, e.address, this.expiry(e));
+    })();
+    this.log("restore", set, `${elements.length} elements`);
+  }
+
+  async list(set: string): Promise<ListedElement[]> {
+    return this.db
+      .query<{ address: string; expires_at: number }, [string, number]>(
+        "SELECT address, expires_at FROM elements WHERE set_name = ? AND (expires_at = 0 OR expires_at > ?) ORDER BY address",
+      )
+      .all(set, this.clock())
+      .map((r) => ({ address: r.address, expiresAt: r.expires_at }));
+  }
+
+  async teardown(): Promise<void> {
+    this.db.exec("DELETE FROM elements; DELETE FROM sets;");
+    this.log("teardown", "*", "");
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * Rule files: load (TOML), validate (zod), compile, match.
+ *
+ * A rule names the programs it listens to, a plain-substring `pattern` that prefilters
+ * lines cheaply, and a `host` template that extracts the address from where the service
+ * writes it. Templates are anchored (`^` and/or `$`) and linted so that text an attacker
+ * controls (a user name, a client banner) can never choose the address:
+ *  - at most one unbounded token (<ANY>, <USER>) per template;
+ *  - an unbounded token before <HOST> needs `$` (the address is then the one followed by
+ *    the server-written tail), one after <HOST> needs `^` (the one after the server-written head).
+ * Tokens expand to patterns without nested quantifiers, so no line makes them backtrack
+ * catastrophically. A rule without `host` takes the address of its session (program[pid]).
+ */
+import { z } from "zod";
+import { ConfigError } from "./errors";
+import { type Ip, parseIp } from "./ip";
+import type { SyslogLine } from "./syslog";
+
+export const ACTIONS = ["count", "ban", "ignore", "success"] as const;
+export type Action = (typeof ACTIONS)[number];
+export type Mode = "normal" | "aggressive";
+
+const RuleSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes"),
+    pattern: z.string().min(1, "must not be empty"),
+    host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    action: z.enum(ACTIONS).default("count"),
+    mode: z.enum(["normal", "aggressive"]).default("normal"),
+    group: z.string().min(1).optional(),
+    stream: z.string().min(1).optional(),
+    once: z.boolean().default(false),
+    description: z.string().optional(),
+  })
+  .strict();
+
+const RuleFileSchema = z
+  .object({
+    programs: z.array(z.string().min(1)).min(1, "list at least one program"),
+    rule: z.array(RuleSchema).min(1, "define at least one [[rule]]"),
+  })
+  .strict();
+
+export type RuleSpec = z.infer<typeof RuleSchema>;
+
+export interface CompiledRule {
+  readonly name: string;
+  readonly file: string;
+  /** position in load order: earlier rules win */
+  readonly index: number;
+  readonly action: Action;
+  readonly mode: Mode;
+  /** lines of one session in the same group describe the same attempts (see sessions.ts) */
+  readonly group: string | null;
+  readonly stream: string;
+  /** counts at most one affair per session, however often it repeats */
+  readonly once: boolean;
+  readonly pattern: string;
+  /** true when the pattern is where every matching message starts (startsWith, and indexed) */
+  readonly patternIsPrefix: boolean;
+  readonly templates: readonly CompiledTemplate[];
+}
+
+interface CompiledTemplate {
+  readonly source: string;
+  readonly regex: RegExp;
+  readonly hostGroup: number;
+  readonly userGroup: number;
+  readonly countGroup: number;
+}
+
+export interface RuleMatch {
+  readonly rule: CompiledRule;
+  /** null when the rule has no host template: the session supplies the address */
+  readonly host: Ip | null;
+  readonly user: string | null;
+  /** attempts this line stands for (<COUNT>), 1 otherwise */
+  readonly count: number;
+}
+
+const HOST_CHARS = "[0-9A-Fa-f:.]";
+const TOKENS: Record<string, { regex: string; unbounded: boolean; capture: boolean }> = {
+  /* an address, never cut in the middle of a word; parseIp decides whether it is one */
+  HOST: { regex: `(?<![0-9A-Za-z:.])(${HOST_CHARS}{2,45})(?![0-9A-Za-z])`, unbounded: false, capture: true },
+  PORT: { regex: "[0-9]{1,5}", unbounded: false, capture: false },
+  COUNT: { regex: "([0-9]{1,6})", unbounded: false, capture: true },
+  WORD: { regex: "[^ ]*", unbounded: false, capture: false },
+  USER: { regex: "(.*?)", unbounded: true, capture: true },
+  ANY: { regex: ".*?", unbounded: true, capture: false },
+};
+const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|USER|ANY)>/g;
+
+function escapeRegex(s: string): string {
+  return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+}
+
+/** Compile and lint one template; returns an error text for the operator instead of throwing. */
+export function compileTemplate(source: string): CompiledTemplate | string {
+  let body = source;
+  const anchoredStart = body.startsWith("^");
+  const anchoredEnd = body.endsWith("$") && !body.endsWith("\\$");
+  if (anchoredStart) body = body.slice(1);
+  if (anchoredEnd) body = body.slice(0, -1);
+  if (!anchoredStart && !anchoredEnd) return "must be anchored with ^ at the start or $ at the end, so the address comes from where the service writes it";
+  let regex = anchoredStart ? "^" : "";
+  let group = 0;
+  let hostGroup = 0;
+  let userGroup = 0;
+  let countGroup = 0;
+  let unboundedBeforeHost = 0;
+  let unboundedAfterHost = 0;
+  let last = 0;
+  for (const m of body.matchAll(TOKEN_RE)) {
+    const name = m[1]!;
+    const token = TOKENS[name]!;
+    regex += escapeRegex(body.slice(last, m.index));
+    regex += token.regex;
+    last = m.index + m[0].length;
+    if (token.capture) group++;
+    if (name === "HOST") {
+      if (hostGroup) return "has <HOST> more than once";
+      hostGroup = group;
+    } else if (name === "USER") {
+      if (userGroup) return "has <USER> more than once";
+      userGroup = group;
+    } else if (name === "COUNT") {
+      if (countGroup) return "has <COUNT> more than once";
+      countGroup = group;
+    }
+    if (token.unbounded) {
+      if (hostGroup) unboundedAfterHost++;
+      else unboundedBeforeHost++;
+    }
+  }
+  regex += escapeRegex(body.slice(last));
+  if (anchoredEnd) regex += "$";
+  if (!hostGroup) return "must contain <HOST> exactly once";
+  if (unboundedBeforeHost + unboundedAfterHost > 1) return "may contain at most one <ANY> or <USER>";
+  if (unboundedBeforeHost && !anchoredEnd) return "has <ANY>/<USER> before <HOST>, so it must end with $ (otherwise a user name could supply the address)";
+  if (unboundedAfterHost && !anchoredStart) return "has <ANY>/<USER> after <HOST>, so it must start with ^ (otherwise a user name could supply the address)";
+  return { source, regex: new RegExp(regex), hostGroup, userGroup, countGroup };
+}
+
+/** The literal text a template's message must start with, or "" when it has none. */
+function literalHead(template: string): string {
+  if (!template.startsWith("^")) return "";
+  const body = template.slice(1);
+  const token = body.search(TOKEN_RE);
+  return token < 0 ? body.replace(/\$$/, "") : body.slice(0, token);
+}
+
+function describeZodIssue(file: string, data: unknown, issue: z.core.$ZodIssue): string {
+  const path = issue.path;
+  let where = path.length ? `field ${path.join(".")}` : "file";
+  if (path[0] === "rule" && typeof path[1] === "number") {
+    const rules = (data as { rule?: unknown[] }).rule;
+    const name = (rules?.[path[1]] as { name?: unknown } | undefined)?.name;
+    const label = typeof name === "string" ? `rule "${name}"` : `rule #${path[1] + 1}`;
+    where = path.length > 2 ? `${label}, field ${path.slice(2).join(".")}` : label;
+  }
+  return `${file}: ${where}: ${issue.message}`;
+}
+
+/** Parse one rule file's text; `file` names it in every error. */
+export function parseRuleFile(file: string, text: string): { programs: string[]; rules: RuleSpec[] } {
+  let data: unknown;
+  try {
+    data = Bun.TOML.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message}`);
+  }
+  const parsed = RuleFileSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => describeZodIssue(file, data, i)).join("\n"));
+  }
+  return { programs: parsed.data.programs, rules: parsed.data.rule };
+}
+
+export interface RuleSource {
+  readonly file: string;
+  readonly text: string;
+}
+
+interface ProgramRules {
+  /** message prefix length used as the index key */
+  readonly keyLength: number;
+  readonly byKey: Map<string, readonly CompiledRule[]>;
+  /** rules that can match whatever the message starts with */
+  readonly unindexed: readonly CompiledRule[];
+}
+
+/** All rules of one module, compiled and indexed by program and message prefix. */
+export class RuleSet {
+  readonly rules: readonly CompiledRule[];
+  private readonly byProgram = new Map<string, ProgramRules>();
+
+  constructor(sources: readonly RuleSource[], mode: Mode) {
+    const all: CompiledRule[] = [];
+    const programRules = new Map<string, CompiledRule[]>();
+    const seen = new Map<string, string>();
+    for (const { file, text } of sources) {
+      const spec = parseRuleFile(file, text);
+      for (const r of spec.rules) {
+        const other = seen.get(r.name);
+        if (other) throw new ConfigError(`${file}: rule "${r.name}": name already used in ${other}`);
+        seen.set(r.name, file);
+        const templates: CompiledTemplate[] = [];
+        for (const [i, t] of (r.host === undefined ? [] : typeof r.host === "string" ? [r.host] : r.host).entries()) {
+          const compiled = compileTemplate(t);
+          const field = typeof r.host === "string" ? "host" : `host[${i}]`;
+          if (typeof compiled === "string") throw new ConfigError(`${file}: rule "${r.name}", field ${field}: template ${JSON.stringify(t)} ${compiled}`);
+          templates.push(compiled);
+        }
+        if (!r.group && (r.stream !== undefined || r.once)) {
+          throw new ConfigError(`${file}: rule "${r.name}", field ${r.once ? "once" : "stream"}: needs a group to merge in`);
+        }
+        if (r.action === "ban" && templates.length === 0) {
+          throw new ConfigError(`${file}: rule "${r.name}", field host: a rule with action "ban" needs a host template`);
+        }
+        /* the prefilter may act as a startsWith only if every template's message starts with it */
+        const patternIsPrefix = templates.length > 0 && templates.every((t) => literalHead(t.source).startsWith(r.pattern));
+        const rule: CompiledRule = {
+          name: r.name,
+          file,
+          index: all.length,
+          action: r.action,
+          mode: r.mode,
+          group: r.group ?? null,
+          stream: r.stream ?? r.name,
+          once: r.once,
+          pattern: r.pattern,
+          patternIsPrefix,
+          templates,
+        };
+        all.push(rule);
+        if (r.mode === "aggressive" && mode !== "aggressive") continue;
+        for (const p of spec.programs) {
+          const list = programRules.get(p) ?? [];
+          list.push(rule);
+          programRules.set(p, list);
+        }
+      }
+    }
+    this.rules = all;
+    for (const [program, rules] of programRules) this.byProgram.set(program, indexRules(rules));
+  }
+
+  get programs(): string[] {
+    return [...this.byProgram.keys()];
+  }
+
+  /** The first rule that matches the line, with what it extracted; null for no match. */
+  match(line: SyslogLine): RuleMatch | null {
+    const index = this.byProgram.get(line.program);
+    if (!index) return null;
+    const message = line.message;
+    const candidates = index.byKey.get(message.slice(0, index.keyLength)) ?? index.unindexed;
+    for (const rule of candidates) {
+      if (rule.patternIsPrefix ? !message.startsWith(rule.pattern) : !message.includes(rule.pattern)) continue;
+      if (rule.templates.length === 0) return { rule, host: null, user: null, count: 1 };
+      for (const t of rule.templates) {
+        const m = t.regex.exec(message);
+        if (!m) continue;
+        const host = parseIp(m[t.hostGroup]!);
+        if (!host) continue;
+        return {
+          rule,
+          host,
+          user: t.userGroup ? m[t.userGroup]! : null,
+          count: t.countGroup ? Math.max(1, Number(m[t.countGroup])) : 1,
+        };
+      }
+    }
+    return null;
+  }
+}
+
+function indexRules(rules: CompiledRule[]): ProgramRules {
+  const prefixed = rules.filter((r) => r.patternIsPrefix);
+  const keyLength = Math.min(8, ...prefixed.map((r) => r.pattern.length));
+  const unindexed = rules.filter((r) => !r.patternIsPrefix || r.pattern.length < keyLength);
+  const byKey = new Map<string, CompiledRule[]>();
+  for (const r of prefixed) {
+    if (r.pattern.length < keyLength) continue;
+    const key = r.pattern.slice(0, keyLength);
+    if (!byKey.has(key)) byKey.set(key, [...unindexed]);
+    byKey.get(key)!.push(r);
+  }
+  for (const list of byKey.values()) list.sort((a, b) => a.index - b.index);
+  return { keyLength: Number.isFinite(keyLength) ? keyLength : 0, byKey, unindexed };
+}

@@ -1,0 +1,165 @@
+/**
+ * One SQLite database per module (bun:sqlite, WAL, busy_timeout), schema versioned in
+ * PRAGMA user_version. Hosts hold the counting state of each address; events keep what
+ * happened (affairs, bans, unbans) for statistics and reports.
+ */
+import { Database, type Statement } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { WatcherError } from "./errors";
+
+export interface HostRecord {
+  address: string;
+  /** DNS class (NXDOMAIN, FAKEHOST, TRUEHOST, UNKNOWN); null until classified */
+  class: string | null;
+  /** affairs in the current window */
+  affairs: number;
+  windowStart: number;
+  firstSeen: number;
+  lastSeen: number;
+  banCount: number;
+  /** epoch seconds; 0 when never banned */
+  bannedUntil: number;
+  lastRule: string;
+}
+
+export type EventKind = "affair" | "ban" | "unban";
+
+export interface EventRecord {
+  time: number;
+  address: string;
+  rule: string;
+  kind: EventKind;
+  /** affairs for "affair", ban seconds for "ban" */
+  value: number;
+}
+
+/** Migrations in order; user_version is the number applied. Never edit a released one. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE hosts (
+     address      TEXT PRIMARY KEY,
+     class        TEXT,
+     affairs      INTEGER NOT NULL,
+     window_start INTEGER NOT NULL,
+     first_seen   INTEGER NOT NULL,
+     last_seen    INTEGER NOT NULL,
+     ban_count    INTEGER NOT NULL DEFAULT 0,
+     banned_until INTEGER NOT NULL DEFAULT 0,
+     last_rule    TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX hosts_banned_until ON hosts (banned_until) WHERE banned_until > 0;
+   CREATE TABLE events (
+     time    INTEGER NOT NULL,
+     address TEXT NOT NULL,
+     rule    TEXT NOT NULL,
+     kind    TEXT NOT NULL CHECK (kind IN ('affair', 'ban', 'unban')),
+     value   INTEGER NOT NULL,
+     class   TEXT
+   );
+   CREATE INDEX events_time ON events (time);`,
+];
+
+interface HostRow {
+  address: string;
+  class: string | null;
+  affairs: number;
+  window_start: number;
+  first_seen: number;
+  last_seen: number;
+  ban_count: number;
+  banned_until: number;
+  last_rule: string;
+}
+
+function fromRow(r: HostRow): HostRecord {
+  return {
+    address: r.address,
+    class: r.class,
+    affairs: r.affairs,
+    windowStart: r.window_start,
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    banCount: r.ban_count,
+    bannedUntil: r.banned_until,
+    lastRule: r.last_rule,
+  };
+}
+
+export class ModuleStore {
+  private readonly db: Database;
+  private readonly selectHost: Statement<HostRow, [string]>;
+  private readonly upsertHost: Statement<unknown, [string, string | null, number, number, number, number, number, number, string]>;
+  private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null]>;
+
+  constructor(readonly path: string) {
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      this.db = new Database(path, { create: true, strict: true });
+      this.db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+      this.migrate();
+    } catch (e) {
+      throw new WatcherError(`cannot open database ${path}: ${(e as Error).message}`);
+    }
+    this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
+    this.upsertHost = this.db.query(
+      `INSERT INTO hosts (address, class, affairs, window_start, first_seen, last_seen, ban_count, banned_until, last_rule)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+       ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, window_start = ?4, first_seen = ?5,
+         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9`,
+    );
+    this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class) VALUES (?, ?, ?, ?, ?, ?)");
+  }
+
+  private migrate(): void {
+    const version = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version > MIGRATIONS.length) {
+      throw new Error(`schema version ${version} is newer than this watcher knows (${MIGRATIONS.length}); upgrade watcher`);
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  get schemaVersion(): number {
+    return (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  }
+
+  /** Run fn in one transaction (one per read chunk on the hot path). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  getHost(address: string): HostRecord | null {
+    const row = this.selectHost.get(address);
+    return row ? fromRow(row) : null;
+  }
+
+  putHost(h: HostRecord): void {
+    this.upsertHost.run(h.address, h.class, h.affairs, h.windowStart, h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule);
+  }
+
+  addEvent(e: EventRecord, hostClass: string | null): void {
+    this.insertEvent.run(e.time, e.address, e.rule, e.kind, e.value, hostClass);
+  }
+
+  /** Hosts whose ban lasts beyond `now`, soonest expiry first. */
+  activeBans(now: number): HostRecord[] {
+    return this.db
+      .query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? ORDER BY banned_until")
+      .all(now)
+      .map(fromRow);
+  }
+
+  events(since = 0): EventRecord[] {
+    return this.db
+      .query<EventRecord, [number]>("SELECT time, address, rule, kind, value FROM events WHERE time >= ? ORDER BY rowid")
+      .all(since);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Manual decisions (`watcher ban` / `watcher unban`): recorded in the module's database like
+ * any other ban, and applied to the firewall in the same step. Protected addresses
+ * (whitelisted, own, loopback/reserved) are refused.
+ */
+import { ConfigError } from "../core/errors";
+import { moduleSetName } from "../core/firewall/types";
+import type { Ip } from "../core/ip";
+import type { ModuleContext } from "./context";
+import { banDuration, newHost } from "./decide";
+
+export const MANUAL_RULE = "manual";
+
+export interface ManualBan {
+  readonly address: string;
+  readonly seconds: number;
+  readonly until: number;
+}
+
+export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = Math.floor(Date.now() / 1000)): Promise<ManualBan> {
+  const protection = ctx.lists.protection(ip);
+  if (protection) throw new ConfigError(`refusing to ban ${ip.text}: it is ${protection === "reserved" ? "a loopback or reserved address" : protection === "own" ? "an address of this machine" : "whitelisted"}`);
+  const host = ctx.store.getHost(ip.text) ?? newHost(ip.text, now, MANUAL_RULE);
+  const duration = seconds ?? banDuration(ctx.moduleConfig, host.banCount);
+  const until = now + duration;
+  ctx.store.transaction(() => {
+    ctx.store.putHost({ ...host, lastSeen: now, lastRule: MANUAL_RULE, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, windowStart: now });
+    ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "ban", value: duration }, host.class);
+  });
+  await ctx.firewall.ban(moduleSetName(ctx.module), [{ address: ip.text, timeout: duration }]);
+  return { address: ip.text, seconds: duration, until };
+}
+
+/** Lift a ban and start the address's count afresh; false when it was not banned. */
+export async function manualUnban(ctx: ModuleContext, ip: Ip, now = Math.floor(Date.now() / 1000)): Promise<boolean> {
+  const host = ctx.store.getHost(ip.text);
+  const wasBanned = !!host && host.bannedUntil > now;
+  if (host) {
+    ctx.store.transaction(() => {
+      ctx.store.putHost({ ...host, bannedUntil: 0, affairs: 0, windowStart: now });
+      ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "unban", value: 0 }, host.class);
+    });
+  }
+  /* remove from the kernel even when the database had no ban: it may have been added by hand */
+  await ctx.firewall.unban(moduleSetName(ctx.module), [ip.text]);
+  return wasBanned;
+}

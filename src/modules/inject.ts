@@ -1,0 +1,93 @@
+/**
+ * `watcher inject`: hand lines to a module. Into its FIFO (the running module reads them),
+ * or `--direct` into its database in-process, for replaying old logs with their own times.
+ */
+import { moduleSetName } from "../core/firewall/types";
+import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { WatcherError } from "../core/errors";
+import type { ModuleContext } from "./context";
+import { LineSplitter } from "./lines";
+import { type BanReport, ModuleRuntime, type RuntimeStats } from "./runtime";
+
+/* writes up to PIPE_BUF bytes are atomic: our lines never interleave with the logger's */
+const PIPE_BUF = 4096;
+
+export async function* linesOf(chunks: AsyncIterable<Uint8Array>, splitter = new LineSplitter()): AsyncGenerator<string[]> {
+  for await (const chunk of chunks) {
+    const lines = splitter.push(chunk);
+    if (lines.length > 0) yield lines;
+  }
+  const rest = splitter.end();
+  if (rest.length > 0) yield rest;
+}
+
+/** Write lines into a module's FIFO; fails at once when no module reads it. */
+export async function injectToFifo(path: string, batches: AsyncIterable<string[]>): Promise<number> {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENXIO" || code === "ENOENT") {
+      throw new WatcherError(`no module is reading ${path}: start it (watcher module <MODULE>), or use --direct to process the lines here`);
+    }
+    throw new WatcherError(`cannot open ${path}: ${(e as Error).message}`);
+  }
+  const encoder = new TextEncoder();
+  let written = 0;
+  const write = async (text: string) => {
+    const bytes = encoder.encode(text);
+    for (let off = 0; off < bytes.length; ) {
+      try {
+        off += writeSync(fd, bytes, off);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw new WatcherError(`writing to ${path}: ${(e as Error).message}`);
+        await Bun.sleep(2); /* the module is busy: the pipe is full */
+      }
+    }
+  };
+  try {
+    for await (const lines of batches) {
+      let pending = "";
+      for (const line of lines) {
+        const text = `${line}\n`;
+        if (pending.length + text.length > PIPE_BUF && pending) {
+          await write(pending);
+          pending = "";
+        }
+        pending += text;
+        written++;
+      }
+      if (pending) await write(pending);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return written;
+}
+
+export interface DirectResult {
+  readonly stats: RuntimeStats;
+  readonly bans: BanReport[];
+  readonly seconds: number;
+}
+
+/** Process lines in-process against the module's database and firewall, times from the lines. */
+export async function injectDirect(ctx: ModuleContext, batches: AsyncIterable<string[]>, clock = () => Math.floor(Date.now() / 1000)): Promise<DirectResult> {
+  const bans: BanReport[] = [];
+  const runtime = new ModuleRuntime({
+    module: ctx.module,
+    config: ctx.moduleConfig,
+    rules: ctx.rules,
+    store: ctx.store,
+    firewall: ctx.firewall,
+    lists: ctx.lists,
+    clock,
+    useLineTime: true,
+    onBan: (b) => bans.push(b),
+  });
+  await ctx.firewall.ensure([moduleSetName(ctx.module)]);
+  const started = performance.now();
+  for await (const lines of batches) await runtime.processLines(lines);
+  return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000 };
+}

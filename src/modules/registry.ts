@@ -1,0 +1,41 @@
+/**
+ * The modules watcher knows, and the rule files each ships. Rule files are embedded in the
+ * binary; a file of the same name under `<root>/rules/<MODULE>/` overrides the shipped one,
+ * and any other `*.rule` file there is added.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
+import type { ModuleName } from "../core/config";
+import { type Mode, type RuleSource, RuleSet } from "../core/rules";
+
+export interface ModuleInfo {
+  readonly name: ModuleName;
+  readonly title: string;
+  /** shipped rule files: name → text */
+  readonly rules: Readonly<Record<string, string>>;
+}
+
+export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
+  LG: { name: "LG", title: "login (sshd)", rules: { "sshd.rule": sshdRule } },
+};
+
+/** The module's rule sources: shipped files, overridden or extended by `<rulesDir>/<MODULE>/*.rule`. */
+export function ruleSources(module: ModuleName, rulesDir: string): RuleSource[] {
+  const byName = new Map<string, RuleSource>();
+  for (const [name, text] of Object.entries(MODULES[module].rules)) {
+    byName.set(name, { file: `rules/${module}/${name} (built in)`, text });
+  }
+  const dir = join(rulesDir, module);
+  if (existsSync(dir)) {
+    for (const name of readdirSync(dir).filter((n) => n.endsWith(".rule")).sort()) {
+      const file = join(dir, name);
+      byName.set(name, { file, text: readFileSync(file, "utf8") });
+    }
+  }
+  return [...byName.values()];
+}
+
+export function loadRules(module: ModuleName, rulesDir: string, mode: Mode): RuleSet {
+  return new RuleSet(ruleSources(module, rulesDir), mode);
+}

@@ -1,0 +1,136 @@
+/**
+ * The module pipeline for one read chunk: syslog split → rules → session attribution and
+ * merging → protection and blacklist → counting (SQLite, one transaction per chunk) → bans
+ * (one firewall batch per chunk). Clock, store and firewall are injected.
+ */
+import type { ModuleConfig, ModuleName } from "../core/config";
+import { formatDuration } from "../core/duration";
+import { type Firewall, moduleSetName, type SetElement } from "../core/firewall/types";
+import type { Ip } from "../core/ip";
+import type { Lists } from "../core/lists";
+import type { RuleSet } from "../core/rules";
+import type { ModuleStore } from "../core/store";
+import { parseSyslogTime, splitSyslog } from "../core/syslog";
+import { type BanPolicy, countAffair, forgiveAffairs, newHost } from "./decide";
+import { SessionTable } from "./sessions";
+
+export interface BanReport {
+  readonly address: string;
+  readonly time: number;
+  readonly seconds: number;
+  readonly until: number;
+  readonly rule: string;
+  readonly reason: string;
+}
+
+export interface RuntimeStats {
+  lines: number;
+  /** lines without a syslog header we understand */
+  unparsed: number;
+  matched: number;
+  affairs: number;
+  /** matched lines that added nothing: the same attempt already counted by its session */
+  merged: number;
+  /** matched lines of whitelisted, own or reserved addresses */
+  protected: number;
+  bans: number;
+}
+
+export interface RuntimeOptions {
+  readonly module: ModuleName;
+  readonly config: ModuleConfig;
+  readonly rules: RuleSet;
+  readonly store: ModuleStore;
+  readonly firewall: Firewall;
+  readonly lists: Lists;
+  /** epoch seconds */
+  readonly clock: () => number;
+  /** replay: windows and ban times follow each line's own timestamp */
+  readonly useLineTime: boolean;
+  readonly onBan?: (ban: BanReport) => void;
+}
+
+export class ModuleRuntime {
+  readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0 };
+  private readonly sessions = new SessionTable();
+  private readonly policy: BanPolicy;
+  private readonly set: string;
+
+  constructor(private readonly o: RuntimeOptions) {
+    this.policy = o.config;
+    this.set = moduleSetName(o.module);
+  }
+
+  /** One chunk of lines: one database transaction, then one firewall batch. */
+  async processLines(lines: readonly string[]): Promise<void> {
+    const bans: SetElement[] = [];
+    this.o.store.transaction(() => {
+      for (const line of lines) this.processLine(line, bans);
+    });
+    if (bans.length > 0) await this.o.firewall.ban(this.set, bans);
+  }
+
+  private processLine(line: string, bans: SetElement[]): void {
+    this.stats.lines++;
+    const sys = splitSyslog(line);
+    if (!sys) {
+      this.stats.unparsed++;
+      return;
+    }
+    const m = this.o.rules.match(sys);
+    if (!m) return;
+    this.stats.matched++;
+    const now = this.o.clock();
+    const time = this.o.useLineTime ? (parseSyslogTime(sys.time, now) ?? now) : now;
+    const session = sys.pid ? `${sys.program}[${sys.pid}]` : "";
+    const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time);
+    if (m.rule.action === "success" && m.host && this.o.config.forgiveOnSuccess) {
+      this.forgive(m.host, this.sessions.forgive(session), time);
+    }
+    /* an ignored line may still bring the address that earlier lines of its session waited for */
+    for (const a of attributed) {
+      if (a.rule.action === "count" || a.rule.action === "ban") this.countAffair(a.host, a.rule.name, a.weight, a.rule.action === "ban", time, bans);
+    }
+  }
+
+  private forgive(ip: Ip, affairs: number, time: number): void {
+    if (affairs === 0) return;
+    const host = this.o.store.getHost(ip.text);
+    if (host) this.o.store.putHost(forgiveAffairs(host, affairs, time));
+  }
+
+  private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, bans: SetElement[]): void {
+    if (this.o.lists.protection(ip)) {
+      this.stats.protected++;
+      return;
+    }
+    const blacklisted = this.o.lists.isBlacklisted(ip);
+    if (weight === 0 && !ruleBans && !blacklisted) {
+      this.stats.merged++;
+      return;
+    }
+    const before = this.o.store.getHost(ip.text) ?? newHost(ip.text, time, rule);
+    const { host, banSeconds, reached } = countAffair(before, time, weight, rule, this.policy, ruleBans || blacklisted);
+    this.o.store.putHost(host);
+    this.o.store.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight }, host.class);
+    this.stats.affairs += weight;
+    if (banSeconds === 0) return;
+    this.o.store.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds }, host.class);
+    this.stats.bans++;
+    const remaining = host.bannedUntil - this.o.clock();
+    if (remaining > 0) bans.push({ address: ip.text, timeout: remaining });
+    const why = blacklisted
+      ? "blacklisted: banned at sight"
+      : ruleBans
+        ? `rule ${rule} bans at once`
+        : `${reached} affairs within ${formatDuration(this.policy.findTime)}, last by rule ${rule}`;
+    this.o.onBan?.({
+      address: ip.text,
+      time,
+      seconds: banSeconds,
+      until: host.bannedUntil,
+      rule,
+      reason: host.banCount > 1 ? `${why} (ban #${host.banCount})` : why,
+    });
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Session attribution and merging. A session is one `program[pid]`: sshd writes several lines
+ * per connection, some without the address, some describing the same failed attempt twice
+ * (PAM's `authentication failure` and sshd's `Failed password`).
+ *  - Address: the session remembers the address its lines were extracted from; a line without
+ *    one belongs to it, and lines that come before the address wait for it.
+ *  - Merging: within one rule group, each stream (a rule, or rules sharing `stream`) adds up the
+ *    attempts it has seen; the session's attempts are the largest of those totals, and only
+ *    an increase counts. So `pam`+`Failed password`+`PAM 2 more` over three tries is 3, not 6.
+ * The map is bounded (oldest sessions go first) and sessions expire, so a flood of new pids
+ * cannot grow memory.
+ */
+import type { Ip } from "../core/ip";
+import type { CompiledRule } from "../core/rules";
+
+interface Session {
+  key: string;
+  host: Ip | null;
+  lastSeen: number;
+  /** group -> stream -> attempts */
+  groups: Map<string, Map<string, number>>;
+  /** affairs counted against the host for this session (what a success may forgive) */
+  counted: number;
+  /** weight seen before the address was known, by rule */
+  waiting: { rule: CompiledRule; weight: number }[];
+}
+
+export interface Attributed {
+  readonly host: Ip;
+  readonly rule: CompiledRule;
+  /** affairs to count: 0 when merged into attempts already counted */
+  readonly weight: number;
+}
+
+const MAX_WAITING = 16;
+
+export class SessionTable {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    private readonly maxSessions = 8192,
+    private readonly ttlSeconds = 600,
+  ) {}
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private touch(key: string, now: number): Session {
+    let s = this.sessions.get(key);
+    if (s && now - s.lastSeen > this.ttlSeconds) s = undefined; /* pid reused long after */
+    if (s) {
+      this.sessions.delete(key); /* re-insert: Map order is our LRU order */
+    } else {
+      s = { key, host: null, lastSeen: now, groups: new Map(), counted: 0, waiting: [] };
+      if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
+    }
+    s.lastSeen = now;
+    this.sessions.set(key, s);
+    return s;
+  }
+
+  /** Weight after merging: how much this line raises the session's attempts in its group. */
+  private merge(s: Session, rule: CompiledRule, weight: number): number {
+    if (!rule.group) return weight;
+    let streams = s.groups.get(rule.group);
+    if (!streams) s.groups.set(rule.group, (streams = new Map()));
+    let before = 0;
+    for (const v of streams.values()) before = Math.max(before, v);
+    const seen = (streams.get(rule.stream) ?? 0) + weight;
+    const total = rule.once ? Math.min(1, seen) : seen;
+    streams.set(rule.stream, total);
+    return Math.max(0, total - before);
+  }
+
+  /**
+   * Attribute one matched line. `key` is program[pid] ("" when the line has no pid: then
+   * only lines with their own address count, each alone). Returns what to count now, which
+   * may include earlier lines that were waiting for this session's address.
+   */
+  attribute(key: string, host: Ip | null, rule: CompiledRule, weight: number, now: number): Attributed[] {
+    if (key === "") return host ? [{ host, rule, weight }] : [];
+    let s = this.touch(key, now);
+    if (host && s.host && s.host.text !== host.text) {
+      /* a new connection under a reused pid */
+      this.sessions.delete(key);
+      s = this.touch(key, now);
+    }
+    const out: Attributed[] = [];
+    if (host && !s.host) {
+      s.host = host;
+      for (const w of s.waiting) out.push({ host, rule: w.rule, weight: this.merge(s, w.rule, w.weight) });
+      s.waiting = [];
+    }
+    if (!s.host) {
+      if (rule.action === "count" && s.waiting.length < MAX_WAITING) s.waiting.push({ rule, weight });
+      return out;
+    }
+    out.push({ host: s.host, rule, weight: rule.action === "count" ? this.merge(s, rule, weight) : weight });
+    for (const a of out) if (a.rule.action === "count") s.counted += a.weight;
+    return out;
+  }
+
+  /** The session's address, if known (for reports of address-less lines). */
+  hostOf(key: string): Ip | null {
+    return this.sessions.get(key)?.host ?? null;
+  }
+
+  /** A successful login: returns the affairs this session had counted, and forgets them. */
+  forgive(key: string): number {
+    const s = this.sessions.get(key);
+    if (!s) return 0;
+    const counted = s.counted;
+    s.counted = 0;
+    s.groups.clear();
+    return counted;
+  }
+}

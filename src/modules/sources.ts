@@ -1,0 +1,116 @@
+/**
+ * Where a module's lines come from. Each source yields raw byte chunks; the loop splits
+ * them (lines.ts). A FIFO is opened read-write so that loggers can come and go without an
+ * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
+ */
+import { constants, existsSync, promises as fsp, mkdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { ModuleName, SourceConfig } from "../core/config";
+import { WatcherError } from "../core/errors";
+
+const CHUNK = 64 * 1024;
+
+export function fifoPath(fifoBase: string, module: ModuleName): string {
+  return join(fifoBase, `Watch${module}`);
+}
+
+/** Create the module's FIFO if missing (mode 0620: root and the logger's group write). */
+export function ensureFifo(path: string): void {
+  if (existsSync(path)) {
+    if (!statSync(path).isFIFO()) throw new WatcherError(`${path} exists but is not a FIFO; move it away`);
+    return;
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const made = Bun.spawnSync(["mkfifo", "-m", "0620", path], { stderr: "pipe" });
+  if (made.exitCode !== 0) throw new WatcherError(`cannot create FIFO ${path}: ${made.stderr.toString().trim()}`);
+}
+
+export interface Source {
+  readonly label: string;
+  chunks(): AsyncIterable<Uint8Array>;
+}
+
+export function fifoSource(path: string): Source {
+  return {
+    label: `fifo ${path}`,
+    async *chunks() {
+      ensureFifo(path);
+      const fh = await fsp.open(path, constants.O_RDWR);
+      const buf = new Uint8Array(CHUNK);
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
+        if (bytesRead > 0) yield buf.slice(0, bytesRead);
+      }
+    },
+  };
+}
+
+export function stdinSource(): Source {
+  return {
+    label: "stdin",
+    async *chunks() {
+      for await (const chunk of Bun.stdin.stream()) yield chunk;
+    },
+  };
+}
+
+/**
+ * Follow a file like `tail -F`: start at its end, read what is appended, reopen when it is
+ * renamed or replaced, start over when it is truncated (copytruncate).
+ */
+export function fileSource(path: string, pollMs = 250): Source {
+  return {
+    label: `file ${path}`,
+    async *chunks() {
+      const buf = new Uint8Array(CHUNK);
+      let fh: fsp.FileHandle | null = null;
+      let ino = -1;
+      let position = 0;
+      let first = true;
+      for (;;) {
+        let st: ReturnType<typeof statSync> | null = null;
+        try {
+          st = statSync(path);
+        } catch {
+          st = null; /* between rename and re-creation */
+        }
+        if (st && st.ino !== ino) {
+          /* rotated: drain the old file, then switch */
+          if (fh) {
+            for (let r = await fh.read(buf, 0, CHUNK, position); r.bytesRead > 0; r = await fh.read(buf, 0, CHUNK, position)) {
+              position += r.bytesRead;
+              yield buf.slice(0, r.bytesRead);
+            }
+            await fh.close();
+          }
+          fh = await fsp.open(path, constants.O_RDONLY);
+          ino = st.ino;
+          position = first ? st.size : 0;
+          first = false;
+        } else if (st && fh && st.size < position) {
+          position = 0; /* copytruncate */
+        }
+        if (fh) {
+          const r = await fh.read(buf, 0, CHUNK, position);
+          if (r.bytesRead > 0) {
+            position += r.bytesRead;
+            yield buf.slice(0, r.bytesRead);
+            continue;
+          }
+        }
+        await Bun.sleep(pollMs);
+      }
+    },
+  };
+}
+
+export function openSource(config: SourceConfig, fifoBase: string, module: ModuleName): Source {
+  switch (config.type) {
+    case "fifo":
+      return fifoSource(fifoPath(fifoBase, module));
+    case "file":
+      return fileSource(config.path);
+    case "stdin":
+      return stdinSource();
+  }
+}
