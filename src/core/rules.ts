@@ -14,7 +14,7 @@
 import { z } from "zod";
 import { ConfigError } from "./errors";
 import { type Ip, parseIp } from "./ip";
-import type { SyslogLine } from "./syslog";
+import type { HeaderScan } from "./syslog";
 
 export const ACTIONS = ["count", "ban", "ignore", "success"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -56,8 +56,10 @@ export interface CompiledRule {
   /** counts at most one affair per session, however often it repeats */
   readonly once: boolean;
   readonly pattern: string;
-  /** true when the pattern is where every matching message starts (startsWith, and indexed) */
+  /** true when the pattern is where every matching message starts: a startsWith, not an includes */
   readonly patternIsPrefix: boolean;
+  /** literal starts of the messages this rule can match, for the prefix index; empty: unindexed */
+  readonly heads: readonly string[];
   readonly templates: readonly CompiledTemplate[];
 }
 
@@ -182,17 +184,26 @@ export interface RuleSource {
 }
 
 interface ProgramRules {
-  /** message prefix length used as the index key */
+  readonly program: string;
+  /** message prefix length (≤ 4 chars) used as the index key */
   readonly keyLength: number;
-  readonly byKey: Map<string, readonly CompiledRule[]>;
+  readonly byKey: Map<number, readonly CompiledRule[]>;
   /** rules that can match whatever the message starts with */
   readonly unindexed: readonly CompiledRule[];
+}
+
+/** The first `length` chars at `at`, packed into a number (collisions only add candidates). */
+function prefixKey(text: string, at: number, length: number): number {
+  let key = 0;
+  for (let i = 0; i < length; i++) key = (key << 8) | (text.charCodeAt(at + i) & 0xff);
+  return key >>> 0;
 }
 
 /** All rules of one module, compiled and indexed by program and message prefix. */
 export class RuleSet {
   readonly rules: readonly CompiledRule[];
-  private readonly byProgram = new Map<string, ProgramRules>();
+  /** a short list: a linear scan with length check beats slicing the program name */
+  private readonly byProgram: ProgramRules[] = [];
 
   constructor(sources: readonly RuleSource[], mode: Mode) {
     const all: CompiledRule[] = [];
@@ -217,8 +228,14 @@ export class RuleSet {
         if (r.action === "ban" && templates.length === 0) {
           throw new ConfigError(`${file}: rule "${r.name}", field host: a rule with action "ban" needs a host template`);
         }
-        /* the prefilter may act as a startsWith only if every template's message starts with it */
-        const patternIsPrefix = templates.length > 0 && templates.every((t) => literalHead(t.source).startsWith(r.pattern));
+        /* a pattern written "^text" must start the message; a plain one may stand anywhere */
+        const anchored = r.pattern.startsWith("^");
+        const pattern = anchored ? r.pattern.slice(1) : r.pattern;
+        if (pattern === "") throw new ConfigError(`${file}: rule "${r.name}", field pattern: must not be empty`);
+        const templateHeads = templates.map((t) => literalHead(t.source));
+        /* the prefilter may act as a startsWith if every template's message starts with it */
+        const patternIsPrefix = anchored || (templates.length > 0 && templateHeads.every((h) => h.startsWith(pattern)));
+        const heads = anchored ? [pattern] : templates.length > 0 && templateHeads.every((h) => h !== "") ? [...new Set(templateHeads)] : [];
         const rule: CompiledRule = {
           name: r.name,
           file,
@@ -228,8 +245,9 @@ export class RuleSet {
           group: r.group ?? null,
           stream: r.stream ?? r.name,
           once: r.once,
-          pattern: r.pattern,
+          pattern,
           patternIsPrefix,
+          heads,
           templates,
         };
         all.push(rule);
@@ -242,21 +260,38 @@ export class RuleSet {
       }
     }
     this.rules = all;
-    for (const [program, rules] of programRules) this.byProgram.set(program, indexRules(rules));
+    for (const [program, rules] of programRules) this.byProgram.push(indexRules(program, rules));
   }
 
   get programs(): string[] {
-    return [...this.byProgram.keys()];
+    return this.byProgram.map((p) => p.program);
   }
 
-  /** The first rule that matches the line, with what it extracted; null for no match. */
-  match(line: SyslogLine): RuleMatch | null {
-    const index = this.byProgram.get(line.program);
+  /**
+   * The first rule that matches the line text[start, end) whose header is `h`, with what it
+   * extracted; null for no match. Lines of other programs cost a few char compares.
+   */
+  match(text: string, h: HeaderScan, end: number): RuleMatch | null {
+    const programLength = h.programEnd - h.programStart;
+    let index: ProgramRules | undefined;
+    for (const p of this.byProgram) {
+      if (p.program.length === programLength && text.startsWith(p.program, h.programStart)) {
+        index = p;
+        break;
+      }
+    }
     if (!index) return null;
-    const message = line.message;
-    const candidates = index.byKey.get(message.slice(0, index.keyLength)) ?? index.unindexed;
+    const at = h.messageStart;
+    const candidates = (end - at >= index.keyLength && index.byKey.get(prefixKey(text, at, index.keyLength))) || index.unindexed;
+    let message: string | null = null;
     for (const rule of candidates) {
-      if (rule.patternIsPrefix ? !message.startsWith(rule.pattern) : !message.includes(rule.pattern)) continue;
+      if (rule.patternIsPrefix) {
+        if (!text.startsWith(rule.pattern, at)) continue;
+        message ??= text.slice(at, end);
+      } else {
+        message ??= text.slice(at, end);
+        if (!message.includes(rule.pattern)) continue;
+      }
       if (rule.templates.length === 0) return { rule, host: null, user: null, count: 1 };
       for (const t of rule.templates) {
         const m = t.regex.exec(message);
@@ -275,17 +310,20 @@ export class RuleSet {
   }
 }
 
-function indexRules(rules: CompiledRule[]): ProgramRules {
-  const prefixed = rules.filter((r) => r.patternIsPrefix);
-  const keyLength = Math.min(8, ...prefixed.map((r) => r.pattern.length));
-  const unindexed = rules.filter((r) => !r.patternIsPrefix || r.pattern.length < keyLength);
-  const byKey = new Map<string, CompiledRule[]>();
-  for (const r of prefixed) {
-    if (r.pattern.length < keyLength) continue;
-    const key = r.pattern.slice(0, keyLength);
-    if (!byKey.has(key)) byKey.set(key, [...unindexed]);
-    byKey.get(key)!.push(r);
+function indexRules(program: string, rules: CompiledRule[]): ProgramRules {
+  const keyLength = Math.min(4, ...rules.flatMap((r) => r.heads.map((h) => h.length)));
+  /* a rule is indexed under each of its heads, if every head is long enough to give a key */
+  const indexed = (r: CompiledRule) => r.heads.length > 0 && r.heads.every((h) => h.length >= keyLength);
+  const unindexed = rules.filter((r) => !indexed(r));
+  const byKey = new Map<number, CompiledRule[]>();
+  for (const r of rules.filter(indexed)) {
+    for (const head of r.heads) {
+      const key = prefixKey(head, 0, keyLength);
+      if (!byKey.has(key)) byKey.set(key, [...unindexed]);
+      const list = byKey.get(key)!;
+      if (!list.includes(r)) list.push(r);
+    }
   }
   for (const list of byKey.values()) list.sort((a, b) => a.index - b.index);
-  return { keyLength: Number.isFinite(keyLength) ? keyLength : 0, byKey, unindexed };
+  return { program, keyLength, byKey, unindexed };
 }

@@ -1,11 +1,143 @@
 /**
- * Split a syslog line into header and message, once, with indexOf rather than a regex:
- * this runs for every line the server writes. Understands RFC 3164 (`Nov 24 10:00:01 host
+ * Split a syslog line into header and message, once, with indexOf and char codes rather
+ * than a regex: this runs for every line the server writes, so it works on offsets into
+ * the read chunk and allocates nothing. Understands RFC 3164 (`Nov 24 10:00:01 host
  * prog[pid]: msg`, optionally behind `<PRI>`), rsyslog's RFC 3339 form and `journalctl -o
  * short-iso` (`2026-11-24T10:00:01.123+01:00 host prog[pid]: msg`), and RFC 5424
  * (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`). The time is kept as text and parsed
  * only for lines that matter (parseSyslogTime).
  */
+
+/** Offsets of one line's header fields in its text; reused from line to line. */
+export class HeaderScan {
+  timeStart = 0;
+  timeEnd = 0;
+  hostStart = 0;
+  hostEnd = 0;
+  programStart = 0;
+  programEnd = 0;
+  /** pidStart === pidEnd when the tag has no pid */
+  pidStart = 0;
+  pidEnd = 0;
+  messageStart = 0;
+}
+
+const SPACE = 32;
+const COLON = 58;
+const MAX_TAG = 128;
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** `prog[pid]: message`, `prog: message` or `prog[pid]:` at the end, starting at `at`. */
+function scanTag(text: string, at: number, end: number, h: HeaderScan): boolean {
+  const limit = Math.min(end, at + MAX_TAG);
+  let i = at;
+  for (; i < limit; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 91 /* [ */ || c === COLON) break;
+    if (c === SPACE) return false;
+  }
+  if (i === at || i >= limit) return false;
+  h.programStart = at;
+  h.programEnd = i;
+  if (text.charCodeAt(i) === 91) {
+    const close = text.indexOf("]", i + 1);
+    if (close < 0 || close >= limit) return false;
+    h.pidStart = i + 1;
+    h.pidEnd = close;
+    i = close + 1;
+    if (text.charCodeAt(i) !== COLON) return false;
+  } else {
+    h.pidStart = h.pidEnd = i;
+  }
+  /* i is at the colon: a space follows, or the line ends */
+  if (i + 1 >= end) {
+    h.messageStart = end;
+    return true;
+  }
+  if (text.charCodeAt(i + 1) !== SPACE) return false;
+  h.messageStart = i + 2;
+  return true;
+}
+
+/** RFC 5424 after `<PRI>1 `. */
+function scan5424(text: string, at: number, end: number, h: HeaderScan): boolean {
+  const starts = [0, 0, 0, 0, 0];
+  const ends = [0, 0, 0, 0, 0];
+  let pos = at;
+  for (let f = 0; f < 5; f++) {
+    const sp = text.indexOf(" ", pos);
+    if (sp < 0 || sp >= end) return false;
+    starts[f] = pos;
+    ends[f] = sp;
+    pos = sp + 1;
+  }
+  /* structured data: "-" or one or more [id key="value"...] elements, with \] escapes */
+  if (text.charCodeAt(pos) === 45 /* - */) {
+    pos += 1;
+  } else {
+    if (text.charCodeAt(pos) !== 91) return false;
+    while (text.charCodeAt(pos) === 91 /* [ */) {
+      let i = pos + 1;
+      let inQuotes = false;
+      for (; i < end; i++) {
+        const c = text.charCodeAt(i);
+        if (c === 92 /* \ */) i++;
+        else if (c === 34 /* " */) inQuotes = !inQuotes;
+        else if (c === 93 && !inQuotes) break;
+      }
+      if (i >= end) return false;
+      pos = i + 1;
+    }
+  }
+  if (pos < end && text.charCodeAt(pos) === SPACE) pos++;
+  if (text.charCodeAt(pos) === 0xfeff) pos++; /* BOM before a UTF-8 MSG */
+  const appLength = ends[2]! - starts[2]!;
+  if (appLength === 0 || (appLength === 1 && text.charCodeAt(starts[2]!) === 45)) return false;
+  h.timeStart = starts[0]!;
+  h.timeEnd = ends[0]!;
+  h.hostStart = starts[1]!;
+  h.hostEnd = ends[1]!;
+  h.programStart = starts[2]!;
+  h.programEnd = ends[2]!;
+  const nilPid = ends[3]! - starts[3]! === 1 && text.charCodeAt(starts[3]!) === 45;
+  h.pidStart = starts[3]!;
+  h.pidEnd = nilPid ? starts[3]! : ends[3]!;
+  h.messageStart = Math.min(pos, end);
+  return true;
+}
+
+/** Scan the header of the line text[start, end); false when it is not a syslog line we know. */
+export function scanSyslog(text: string, start: number, end: number, h: HeaderScan): boolean {
+  let at = start;
+  if (text.charCodeAt(at) === 60 /* < */) {
+    const close = text.indexOf(">", at);
+    if (close < at + 2 || close > at + 4) return false;
+    at = close + 1;
+    if (text.charCodeAt(at) === 49 /* 1 */ && text.charCodeAt(at + 1) === SPACE) return scan5424(text, at + 2, end, h);
+  }
+  let timeEnd: number;
+  if (isDigit(text.charCodeAt(at))) {
+    /* ISO 8601 / RFC 3339: 2026-11-24T10:00:01[.frac](Z|+hh:mm|+hhmm) */
+    if (text.charCodeAt(at + 4) !== 45 || text.charCodeAt(at + 10) !== 84 /* T */) return false;
+    timeEnd = text.indexOf(" ", at + 19);
+    if (timeEnd < 0 || timeEnd - at > 40 || timeEnd >= end) return false;
+  } else {
+    /* RFC 3164: "Nov 24 10:00:01" (day space-padded) */
+    timeEnd = at + 15;
+    if (timeEnd >= end || text.charCodeAt(at + 3) !== SPACE || text.charCodeAt(at + 9) !== COLON || text.charCodeAt(timeEnd) !== SPACE) return false;
+  }
+  const hostEnd = text.indexOf(" ", timeEnd + 1);
+  if (hostEnd <= timeEnd + 1 || hostEnd >= end) return false;
+  h.timeStart = at;
+  h.timeEnd = timeEnd;
+  h.hostStart = timeEnd + 1;
+  h.hostEnd = hostEnd;
+  return scanTag(text, hostEnd + 1, end, h);
+}
+
 export interface SyslogLine {
   readonly time: string;
   readonly host: string;
@@ -15,93 +147,22 @@ export interface SyslogLine {
   readonly message: string;
 }
 
-const SPACE = 32;
-const COLON = 58;
-
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
-
-/** `prog[pid]: message` or `prog: message` starting at `at`; null when it is not a tag. */
-function splitTag(line: string, at: number, time: string, host: string): SyslogLine | null {
-  const colon = line.indexOf(": ", at);
-  let end = colon;
-  if (colon < 0) {
-    /* a tag with an empty message: `prog[1]:` at the very end */
-    if (line.charCodeAt(line.length - 1) !== COLON) return null;
-    end = line.length - 1;
-  }
-  const tag = line.slice(at, end);
-  if (tag.length === 0 || tag.length > 128 || tag.includes(" ")) return null;
-  let program = tag;
-  let pid = "";
-  const bracket = tag.indexOf("[");
-  if (bracket >= 0) {
-    if (tag.charCodeAt(tag.length - 1) !== 93 /* ] */) return null;
-    program = tag.slice(0, bracket);
-    pid = tag.slice(bracket + 1, -1);
-  }
-  if (program.length === 0) return null;
-  return { time, host, program, pid, message: colon < 0 ? "" : line.slice(colon + 2) };
-}
-
-/** RFC 5424 after `<PRI>1 `. */
-function split5424(line: string, at: number): SyslogLine | null {
-  const fields: string[] = [];
-  let pos = at;
-  for (let i = 0; i < 5; i++) {
-    const sp = line.indexOf(" ", pos);
-    if (sp < 0) return null;
-    fields.push(line.slice(pos, sp));
-    pos = sp + 1;
-  }
-  /* structured data: "-" or one or more [id key="value"...] elements, with \] escapes */
-  if (line.charCodeAt(pos) === 45 /* - */) {
-    pos += 1;
-  } else {
-    while (line.charCodeAt(pos) === 91 /* [ */) {
-      let i = pos + 1;
-      let inQuotes = false;
-      for (; i < line.length; i++) {
-        const c = line.charCodeAt(i);
-        if (c === 92 /* \ */) i++;
-        else if (c === 34 /* " */) inQuotes = !inQuotes;
-        else if (c === 93 && !inQuotes) break;
-      }
-      if (i >= line.length) return null;
-      pos = i + 1;
-    }
-  }
-  let message = line.charCodeAt(pos) === SPACE ? line.slice(pos + 1) : line.slice(pos);
-  if (message.startsWith("\uFEFF")) message = message.slice(1); /* BOM before UTF-8 MSG */
-  const [time, host, app, procid] = fields as [string, string, string, string, string];
-  if (app === "-" || app.length === 0) return null;
-  return { time, host, program: app, pid: procid === "-" ? "" : procid, message };
-}
-
+/** The header fields of one line as strings (tests, tools); the hot path uses scanSyslog. */
 export function splitSyslog(line: string): SyslogLine | null {
-  let at = 0;
-  if (line.charCodeAt(0) === 60 /* < */) {
-    const close = line.indexOf(">");
-    if (close < 2 || close > 4) return null;
-    at = close + 1;
-    if (line.charCodeAt(at) === 49 /* 1 */ && line.charCodeAt(at + 1) === SPACE) return split5424(line, at + 2);
-  }
-  const c0 = line.charCodeAt(at);
-  let timeEnd: number;
-  if (isDigit(c0)) {
-    /* ISO 8601 / RFC 3339: 2026-11-24T10:00:01[.frac](Z|+hh:mm|+hhmm) */
-    if (line.charCodeAt(at + 4) !== 45 || line.charCodeAt(at + 10) !== 84 /* T */) return null;
-    timeEnd = line.indexOf(" ", at + 19);
-    if (timeEnd < 0 || timeEnd - at > 40) return null;
-  } else {
-    /* RFC 3164: "Nov 24 10:00:01" (day space-padded) */
-    if (line.charCodeAt(at + 3) !== SPACE || line.charCodeAt(at + 9) !== COLON || line.charCodeAt(at + 15) !== SPACE) return null;
-    timeEnd = at + 15;
-  }
-  const hostEnd = line.indexOf(" ", timeEnd + 1);
-  if (hostEnd <= timeEnd + 1) return null;
-  return splitTag(line, hostEnd + 1, line.slice(at, timeEnd), line.slice(timeEnd + 1, hostEnd));
+  const h = new HeaderScan();
+  if (!scanSyslog(line, 0, line.length, h)) return null;
+  return {
+    time: line.slice(h.timeStart, h.timeEnd),
+    host: line.slice(h.hostStart, h.hostEnd),
+    program: line.slice(h.programStart, h.programEnd),
+    pid: line.slice(h.pidStart, h.pidEnd),
+    message: line.slice(h.messageStart),
+  };
+}
+
+/** `program[pid]` (or "" without a pid): the key of a session. RFC 5424 gives `app procid`, which serves as well. */
+export function sessionKey(text: string, h: HeaderScan): string {
+  return h.pidEnd > h.pidStart ? text.slice(h.programStart, h.pidEnd + 1) : "";
 }
 
 const MONTHS: Record<string, number> = {

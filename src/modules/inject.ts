@@ -12,17 +12,18 @@ import { type BanReport, ModuleRuntime, type RuntimeStats } from "./runtime";
 /* writes up to PIPE_BUF bytes are atomic: our lines never interleave with the logger's */
 const PIPE_BUF = 4096;
 
-export async function* linesOf(chunks: AsyncIterable<Uint8Array>, splitter = new LineSplitter()): AsyncGenerator<string[]> {
+/** Blocks of complete lines from a byte stream (see LineSplitter). */
+export async function* blocksOf(chunks: AsyncIterable<Uint8Array>, splitter = new LineSplitter()): AsyncGenerator<string> {
   for await (const chunk of chunks) {
-    const lines = splitter.push(chunk);
-    if (lines.length > 0) yield lines;
+    const block = splitter.push(chunk);
+    if (block !== "") yield block;
   }
   const rest = splitter.end();
-  if (rest.length > 0) yield rest;
+  if (rest !== "") yield rest;
 }
 
-/** Write lines into a module's FIFO; fails at once when no module reads it. */
-export async function injectToFifo(path: string, batches: AsyncIterable<string[]>): Promise<number> {
+/** Write blocks of lines into a module's FIFO; fails at once when no module reads it. */
+export async function injectToFifo(path: string, blocks: AsyncIterable<string>): Promise<void> {
   let fd: number;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
@@ -34,7 +35,6 @@ export async function injectToFifo(path: string, batches: AsyncIterable<string[]
     throw new WatcherError(`cannot open ${path}: ${(e as Error).message}`);
   }
   const encoder = new TextEncoder();
-  let written = 0;
   const write = async (text: string) => {
     const bytes = encoder.encode(text);
     for (let off = 0; off < bytes.length; ) {
@@ -47,23 +47,18 @@ export async function injectToFifo(path: string, batches: AsyncIterable<string[]
     }
   };
   try {
-    for await (const lines of batches) {
-      let pending = "";
-      for (const line of lines) {
-        const text = `${line}\n`;
-        if (pending.length + text.length > PIPE_BUF && pending) {
-          await write(pending);
-          pending = "";
-        }
-        pending += text;
-        written++;
+    for await (const block of blocks) {
+      /* cut at line ends, at most PIPE_BUF bytes a write where lines allow */
+      for (let start = 0; start < block.length; ) {
+        let cut = block.lastIndexOf("\n", start + PIPE_BUF / 4 - 1); /* chars: up to 4 bytes each */
+        if (cut < start) cut = block.indexOf("\n", start);
+        await write(block.slice(start, cut + 1));
+        start = cut + 1;
       }
-      if (pending) await write(pending);
     }
   } finally {
     closeSync(fd);
   }
-  return written;
 }
 
 export interface DirectResult {
@@ -73,7 +68,7 @@ export interface DirectResult {
 }
 
 /** Process lines in-process against the module's database and firewall, times from the lines. */
-export async function injectDirect(ctx: ModuleContext, batches: AsyncIterable<string[]>, clock = () => Math.floor(Date.now() / 1000)): Promise<DirectResult> {
+export async function injectDirect(ctx: ModuleContext, blocks: AsyncIterable<string>, clock = () => Math.floor(Date.now() / 1000)): Promise<DirectResult> {
   const bans: BanReport[] = [];
   const runtime = new ModuleRuntime({
     module: ctx.module,
@@ -88,6 +83,6 @@ export async function injectDirect(ctx: ModuleContext, batches: AsyncIterable<st
   });
   await ctx.firewall.ensure([moduleSetName(ctx.module)]);
   const started = performance.now();
-  for await (const lines of batches) await runtime.processLines(lines);
+  for await (const block of blocks) await runtime.processBlock(block);
   return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000 };
 }

@@ -1,82 +1,100 @@
 /**
- * Bytes in, log lines out. Lines longer than 64 KiB, lines that are not valid UTF-8 and
- * binary junk (control characters) are skipped and counted, never passed on: the loop must
- * survive whatever a FIFO or a file throws at it.
+ * Bytes in, log lines out. The hot path never makes one string per line: the splitter hands
+ * out blocks of complete lines and forEachLine walks them by offsets. Lines longer than
+ * 64 KiB, lines that are not valid UTF-8 and binary junk (control characters) are skipped
+ * and counted, never passed on: the loop must survive whatever a FIFO or a file throws at it.
  */
 export const MAX_LINE = 64 * 1024;
 
-/* C0 controls other than tab, and the replacement character the decoder puts for invalid UTF-8 */
-const JUNK = /[\x00-\x08\x0b-\x1f\x7f\ufffd]/;
+/* C0 controls other than tab, LF and CR; DEL; the replacement character the decoder puts for invalid UTF-8 */
+const JUNK = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]/g;
+const CR = 13;
 
 export interface SkipCounts {
   tooLong: number;
   invalid: number;
 }
 
+/** Turns a stream of chunks into blocks of complete lines (each block ends with "\n"). */
 export class LineSplitter {
   private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   private partial = "";
   /** inside an over-long line: drop everything up to its newline */
   private discarding = false;
-  readonly skipped: SkipCounts = { tooLong: 0, invalid: 0 };
 
-  push(chunk: Uint8Array): string[] {
+  constructor(readonly skipped: SkipCounts = { tooLong: 0, invalid: 0 }) {}
+
+  push(chunk: Uint8Array): string {
     return this.pushText(this.decoder.decode(chunk, { stream: true }));
   }
 
-  pushText(text: string): string[] {
-    const combined = this.partial + text;
-    const parts = combined.split("\n");
-    this.partial = parts.pop()!;
-    if (this.discarding && parts.length > 0) {
-      parts.shift();
+  pushText(text: string): string {
+    const last = text.lastIndexOf("\n");
+    if (last < 0) {
+      if (!this.discarding) this.partial += text;
+      if (this.partial.length > MAX_LINE) {
+        this.partial = "";
+        this.discarding = true;
+      }
+      return "";
+    }
+    let block: string;
+    if (this.discarding) {
+      /* the tail of an over-long line ends at the first newline */
       this.discarding = false;
       this.skipped.tooLong++;
+      block = text.slice(text.indexOf("\n") + 1, last + 1);
+    } else {
+      block = this.partial + text.slice(0, last + 1);
     }
+    this.partial = text.slice(last + 1);
     if (this.partial.length > MAX_LINE) {
       this.partial = "";
-      if (!this.discarding) this.discarding = true;
+      this.discarding = true;
     }
-    return this.clean(parts, mayHaveJunk(combined));
+    return block;
   }
 
   /** The last line of the input, if it had no newline. */
-  end(): string[] {
+  end(): string {
     const rest = this.partial + this.decoder.decode();
     this.partial = "";
     if (this.discarding) {
       this.discarding = false;
       this.skipped.tooLong++;
-      return [];
+      return "";
     }
-    return rest === "" ? [] : this.clean([rest], mayHaveJunk(rest));
-  }
-
-  private clean(lines: string[], mayHaveJunk: boolean): string[] {
-    const out: string[] = [];
-    for (const line of lines) {
-      const clean = cleanLine(line, mayHaveJunk, this.skipped);
-      if (clean) out.push(clean);
-    }
-    return out;
+    return rest === "" ? "" : `${rest}\n`;
   }
 }
 
-/** True when a text may hold lines to skip: check once per chunk, then per line only if so. */
-export function mayHaveJunk(text: string): boolean {
-  return JUNK.test(text);
+/**
+ * Call fn(start, end, lineIndex) for each line of `block` that is fit to process: text[start,
+ * end) without its newline or CR. Empty lines are passed over; over-long and junk lines are
+ * counted in `skipped`. Returns the number of lines in the block.
+ */
+export function forEachLine(block: string, skipped: SkipCounts, fn: (start: number, end: number, index: number) => void): number {
+  /* the next junk character: one regex scan over the block, moving forward with the lines */
+  let junk = nextJunk(block, 0);
+  let index = 0;
+  for (let start = 0; start < block.length; index++) {
+    let nl = block.indexOf("\n", start);
+    if (nl < 0) nl = block.length;
+    const end = nl > start && block.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
+    if (end - start > MAX_LINE) {
+      skipped.tooLong++;
+    } else if (junk >= 0 && junk < nl) {
+      skipped.invalid++;
+    } else if (end > start) {
+      fn(start, end, index);
+    }
+    if (junk >= 0 && junk < nl) junk = nextJunk(block, nl + 1);
+    start = nl + 1;
+  }
+  return index;
 }
 
-/** The line without its CR, or null (counted in `skipped`) when it must be skipped. */
-export function cleanLine(line: string, mayHaveJunk: boolean, skipped: SkipCounts): string | null {
-  if (line.length > MAX_LINE) {
-    skipped.tooLong++;
-    return null;
-  }
-  const text = line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line; /* CRLF */
-  if (mayHaveJunk && JUNK.test(text)) {
-    skipped.invalid++;
-    return null;
-  }
-  return text.length > 0 ? text : null;
+function nextJunk(block: string, from: number): number {
+  JUNK.lastIndex = from;
+  return JUNK.test(block) ? JUNK.lastIndex - 1 : -1;
 }

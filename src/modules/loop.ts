@@ -42,21 +42,19 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   });
 
   const readers = sources.map(async (source) => {
-    const splitter = new LineSplitter();
+    const splitter = new LineSplitter(runtime.stats.skipped);
     o.log(`reading ${source.label}`);
     for await (const chunk of source.chunks()) {
       if (stopping) break;
-      const lines = splitter.push(chunk);
-      if (lines.length === 0) continue;
-      busy = busy.then(() => runtime.processLines(lines));
+      const block = splitter.push(chunk);
+      if (block === "") continue;
+      busy = busy.then(() => runtime.processBlock(block));
       await busy;
     }
     if (!stopping) {
       const rest = splitter.end();
-      if (rest.length > 0) await (busy = busy.then(() => runtime.processLines(rest)));
+      if (rest !== "") await (busy = busy.then(() => runtime.processBlock(rest)));
     }
-    const { tooLong, invalid } = splitter.skipped;
-    if (tooLong + invalid > 0) o.log(`${source.label}: skipped ${tooLong} over-long and ${invalid} invalid lines`);
   });
 
   /* a stdin or file source may end by itself; FIFOs end only on a signal */

@@ -3,9 +3,8 @@
  * root and touches no database: hits per rule, extracted hosts, and the engine's speed.
  */
 import type { Action, RuleSet } from "../core/rules";
-import { splitSyslog } from "../core/syslog";
-import { cleanLine, mayHaveJunk, type SkipCounts } from "./lines";
-import { SessionTable } from "./sessions";
+import { HeaderScan, scanSyslog, sessionKey } from "../core/syslog";
+import { forEachLine, type SkipCounts } from "./lines";
 
 export interface RuleTestMatch {
   /** 1-based line number in the input */
@@ -26,39 +25,41 @@ export interface RuleTestResult {
   readonly skipped: SkipCounts;
 }
 
+const MAX_SESSIONS = 8192;
+
 export function testRules(rules: RuleSet, text: string): RuleTestResult {
   const started = performance.now();
   const hits: Record<string, number> = {};
   for (const r of rules.rules) hits[r.name] = 0;
   const matches: RuleTestMatch[] = [];
-  const sessions = new SessionTable();
-  /* line numbers must follow the input, so split here and let the splitter judge each line */
-  const raw = text.split("\n");
-  if (raw[raw.length - 1] === "") raw.pop();
+  /* program[pid] → address, so that lines without one can show their session's */
+  const sessionHosts = new Map<string, string>();
   const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
-  const junk = mayHaveJunk(text);
+  const h = new HeaderScan();
   let unparsed = 0;
-  for (let i = 0; i < raw.length; i++) {
-    const line = cleanLine(raw[i]!, junk, skipped);
-    if (line === null) continue;
-    const sys = splitSyslog(line);
-    if (!sys) {
+  const block = text.endsWith("\n") || text === "" ? text : `${text}\n`;
+  const lines = forEachLine(block, skipped, (start, end, index) => {
+    if (!scanSyslog(block, start, end, h)) {
       unparsed++;
-      continue;
+      return;
     }
-    const m = rules.match(sys);
-    if (!m) continue;
+    const m = rules.match(block, h, end);
+    if (!m) return;
     hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-    const session = sys.pid ? `${sys.program}[${sys.pid}]` : "";
-    let host = m.host;
+    let host = m.host?.text ?? null;
+    const session = sessionKey(block, h);
     if (session) {
-      sessions.attribute(session, m.host, m.rule, m.count, 0);
-      host ??= sessions.hostOf(session);
+      if (host) {
+        if (sessionHosts.size >= MAX_SESSIONS) sessionHosts.delete(sessionHosts.keys().next().value!);
+        sessionHosts.set(session, host);
+      } else {
+        host = sessionHosts.get(session) ?? null;
+      }
     }
-    matches.push({ line: i + 1, rule: m.rule.name, host: host?.text ?? null, action: m.rule.action });
-  }
+    matches.push({ line: index + 1, rule: m.rule.name, host, action: m.rule.action });
+  });
   return {
-    lines: raw.length,
+    lines,
     matched: matches.length,
     seconds: (performance.now() - started) / 1000,
     rules: hits,

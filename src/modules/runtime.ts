@@ -10,8 +10,9 @@ import type { Ip } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../core/store";
-import { parseSyslogTime, splitSyslog } from "../core/syslog";
+import { HeaderScan, parseSyslogTime, scanSyslog, sessionKey } from "../core/syslog";
 import { type BanPolicy, countAffair, forgiveAffairs, newHost } from "./decide";
+import { forEachLine, type SkipCounts } from "./lines";
 import { SessionTable } from "./sessions";
 
 export interface BanReport {
@@ -34,6 +35,8 @@ export interface RuntimeStats {
   /** matched lines of whitelisted, own or reserved addresses */
   protected: number;
   bans: number;
+  /** over-long and invalid lines, never processed */
+  skipped: SkipCounts;
 }
 
 export interface RuntimeOptions {
@@ -51,7 +54,8 @@ export interface RuntimeOptions {
 }
 
 export class ModuleRuntime {
-  readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0 };
+  readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0, skipped: { tooLong: 0, invalid: 0 } };
+  private readonly header = new HeaderScan();
   private readonly sessions = new SessionTable();
   private readonly policy: BanPolicy;
   private readonly set: string;
@@ -61,28 +65,27 @@ export class ModuleRuntime {
     this.set = moduleSetName(o.module);
   }
 
-  /** One chunk of lines: one database transaction, then one firewall batch. */
-  async processLines(lines: readonly string[]): Promise<void> {
+  /** One block of lines (from LineSplitter): one database transaction, then one firewall batch. */
+  async processBlock(block: string): Promise<void> {
     const bans: SetElement[] = [];
     this.o.store.transaction(() => {
-      for (const line of lines) this.processLine(line, bans);
+      this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => this.processLine(block, start, end, bans));
     });
     if (bans.length > 0) await this.o.firewall.ban(this.set, bans);
   }
 
-  private processLine(line: string, bans: SetElement[]): void {
-    this.stats.lines++;
-    const sys = splitSyslog(line);
-    if (!sys) {
+  private processLine(text: string, start: number, end: number, bans: SetElement[]): void {
+    const h = this.header;
+    if (!scanSyslog(text, start, end, h)) {
       this.stats.unparsed++;
       return;
     }
-    const m = this.o.rules.match(sys);
+    const m = this.o.rules.match(text, h, end);
     if (!m) return;
     this.stats.matched++;
     const now = this.o.clock();
-    const time = this.o.useLineTime ? (parseSyslogTime(sys.time, now) ?? now) : now;
-    const session = sys.pid ? `${sys.program}[${sys.pid}]` : "";
+    const time = this.o.useLineTime ? (parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now) ?? now) : now;
+    const session = sessionKey(text, h);
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time);
     if (m.rule.action === "success" && m.host && this.o.config.forgiveOnSuccess) {
       this.forgive(m.host, this.sessions.forgive(session), time);

@@ -17,12 +17,12 @@ interface Session {
   key: string;
   host: Ip | null;
   lastSeen: number;
-  /** group -> stream -> attempts */
-  groups: Map<string, Map<string, number>>;
+  /** group -> stream -> attempts; made on first use (most sessions never need it) */
+  groups: Map<string, Map<string, number>> | null;
   /** affairs counted against the host for this session (what a success may forgive) */
   counted: number;
   /** weight seen before the address was known, by rule */
-  waiting: { rule: CompiledRule; weight: number }[];
+  waiting: { rule: CompiledRule; weight: number }[] | null;
 }
 
 export interface Attributed {
@@ -48,21 +48,24 @@ export class SessionTable {
 
   private touch(key: string, now: number): Session {
     let s = this.sessions.get(key);
-    if (s && now - s.lastSeen > this.ttlSeconds) s = undefined; /* pid reused long after */
-    if (s) {
-      this.sessions.delete(key); /* re-insert: Map order is our LRU order */
-    } else {
-      s = { key, host: null, lastSeen: now, groups: new Map(), counted: 0, waiting: [] };
+    if (s && now - s.lastSeen > this.ttlSeconds) {
+      this.sessions.delete(key); /* pid reused long after */
+      s = undefined;
+    }
+    if (!s) {
+      /* full: the oldest session goes (Map keeps insertion order) */
       if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
+      s = { key, host: null, lastSeen: now, groups: null, counted: 0, waiting: null };
+      this.sessions.set(key, s);
     }
     s.lastSeen = now;
-    this.sessions.set(key, s);
     return s;
   }
 
   /** Weight after merging: how much this line raises the session's attempts in its group. */
   private merge(s: Session, rule: CompiledRule, weight: number): number {
     if (!rule.group) return weight;
+    s.groups ??= new Map();
     let streams = s.groups.get(rule.group);
     if (!streams) s.groups.set(rule.group, (streams = new Map()));
     let before = 0;
@@ -89,10 +92,11 @@ export class SessionTable {
     const out: Attributed[] = [];
     if (host && !s.host) {
       s.host = host;
-      for (const w of s.waiting) out.push({ host, rule: w.rule, weight: this.merge(s, w.rule, w.weight) });
-      s.waiting = [];
+      for (const w of s.waiting ?? []) out.push({ host, rule: w.rule, weight: this.merge(s, w.rule, w.weight) });
+      s.waiting = null;
     }
     if (!s.host) {
+      s.waiting ??= [];
       if (rule.action === "count" && s.waiting.length < MAX_WAITING) s.waiting.push({ rule, weight });
       return out;
     }
@@ -101,18 +105,13 @@ export class SessionTable {
     return out;
   }
 
-  /** The session's address, if known (for reports of address-less lines). */
-  hostOf(key: string): Ip | null {
-    return this.sessions.get(key)?.host ?? null;
-  }
-
   /** A successful login: returns the affairs this session had counted, and forgets them. */
   forgive(key: string): number {
     const s = this.sessions.get(key);
     if (!s) return 0;
     const counted = s.counted;
     s.counted = 0;
-    s.groups.clear();
+    s.groups = null;
     return counted;
   }
 }
