@@ -2,7 +2,7 @@
  * watcher.toml: every key has a default, so the file is optional. zod validates it and an
  * error names the key and what was expected. The root is self-aware: `--root`, else
  * WATCHER_ROOT, else the folder above the one that holds the executable (dist/watcher) or
- * the source (src/cli.ts); every path below is relative to it unless absolute.
+ * the source (src/); every path below is relative to it unless absolute.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
@@ -80,9 +80,9 @@ export interface Paths {
 export function discoverRoot(explicit?: string): string {
   if (explicit) return resolve(explicit);
   if (process.env.WATCHER_ROOT) return resolve(process.env.WATCHER_ROOT);
-  /* a compiled binary runs from /$bunfs/...: its own file is process.execPath */
-  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
-  return resolve(dirname(compiled ? process.execPath : Bun.main), "..");
+  /* compiled, the code lives in /$bunfs/ and the executable (dist/watcher) is process.execPath */
+  if (import.meta.dir.startsWith("/$bunfs")) return resolve(dirname(process.execPath), "..");
+  return resolve(import.meta.dir, "..", ".."); /* src/core/ → the checkout */
 }
 
 export function describeConfigIssues(file: string, error: z.ZodError): string {

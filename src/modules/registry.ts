@@ -1,7 +1,8 @@
 /**
  * The modules watcher knows, and the rule files each ships. Rule files are embedded in the
  * binary; a file of the same name under `<root>/rules/<MODULE>/` overrides the shipped one,
- * and any other `*.rule` file there is added.
+ * and any other `*.rule` file there is added. Files apply in name order, rules in file order;
+ * the first rule that matches a line wins.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,7 +34,8 @@ export function ruleSources(module: ModuleName, rulesDir: string): RuleSource[] 
       byName.set(name, { file, text: readFileSync(file, "utf8") });
     }
   }
-  return [...byName.values()];
+  /* name order, like a conf.d: an operator's 00-local.rule comes before the shipped sshd.rule */
+  return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, source]) => source);
 }
 
 export function loadRules(module: ModuleName, rulesDir: string, mode: Mode): RuleSet {

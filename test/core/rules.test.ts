@@ -1,0 +1,142 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError } from "../../src/core/errors";
+import { compileTemplate, type RuleMatch, RuleSet } from "../../src/core/rules";
+import { HeaderScan, scanSyslog } from "../../src/core/syslog";
+
+function ruleSet(text: string, mode: "normal" | "aggressive" = "normal"): RuleSet {
+  return new RuleSet([{ file: "test.rule", text }], mode);
+}
+
+function match(rules: RuleSet, line: string): RuleMatch | null {
+  const h = new HeaderScan();
+  if (!scanSyslog(line, 0, line.length, h)) throw new Error(`not a syslog line: ${line}`);
+  return rules.match(line, h, line.length);
+}
+
+function loadError(text: string): string {
+  try {
+    ruleSet(text);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected the rule file to be refused");
+}
+
+describe("template lint", () => {
+  test("an unanchored template is refused: the address could come from anywhere", () => {
+    expect(compileTemplate("from <HOST> port <PORT>")).toContain("must be anchored");
+  });
+  test("<HOST> exactly once", () => {
+    expect(compileTemplate("^from <PORT>$")).toContain("<HOST> exactly once");
+    expect(compileTemplate("^<HOST> <HOST>$")).toContain("more than once");
+  });
+  test("a wildcard before the host needs $, after it needs ^", () => {
+    expect(compileTemplate("^Invalid user <USER> from <HOST> port <PORT>")).toContain("must end with $");
+    expect(compileTemplate("rhost=<HOST> user=<USER>$")).toContain("must start with ^");
+    expect(typeof compileTemplate("^Invalid user <USER> from <HOST> port <PORT>$")).toBe("object");
+    expect(typeof compileTemplate("from <HOST> port <PORT>$")).toBe("object");
+  });
+  test("at most one wildcard, so no line can make it backtrack on both sides", () => {
+    expect(compileTemplate("^<ANY> from <HOST> says <ANY>$")).toContain("at most one");
+  });
+  test("regex syntax in a template is literal text", () => {
+    const t = compileTemplate("^a.b (x)? [y] <HOST>$");
+    if (typeof t === "string") throw new Error(t);
+    expect(t.regex.test("a.b (x)? [y] 192.0.2.1")).toBe(true);
+    expect(t.regex.test("aXb (x)? [y] 192.0.2.1")).toBe(false);
+  });
+});
+
+describe("rule file errors name the file, the rule and the field", () => {
+  test("bad TOML", () => {
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = \n')).toStartWith("test.rule: not valid TOML");
+  });
+  test("missing, unknown and invalid fields", () => {
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\nhost = "^<HOST>$"\n')).toStartWith('test.rule: rule "x", field pattern: ');
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = "a"\nhots = "^<HOST>$"\n')).toStartWith('test.rule: rule "x": ');
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = "a"\naction = "drop"\n')).toStartWith('test.rule: rule "x", field action: ');
+    expect(loadError('[[rule]]\nname = "x"\npattern = "a"\n')).toStartWith("test.rule: field programs: ");
+    expect(loadError('programs = ["sshd"]\n[[rule]]\npattern = "a"\n')).toStartWith("test.rule: rule #1, field name: ");
+  });
+  test("a bad template names its index", () => {
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = "a"\nhost = ["^a <HOST>$", "a <HOST>"]\n')).toContain(
+      'rule "x", field host[1]: template "a <HOST>" must be anchored',
+    );
+  });
+  test("duplicate names, stream without group, ban without host", () => {
+    const two = 'programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = "a"\n[[rule]]\nname = "x"\npattern = "b"\n';
+    expect(loadError(two)).toContain('rule "x": name already used');
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = "a"\nstream = "s"\n')).toContain("needs a group");
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = "a"\naction = "ban"\n')).toContain('action "ban" needs a host template');
+  });
+});
+
+const MATCHING_RULES = `
+programs = ["sshd", "sshd-session"]
+[[rule]]
+name = "invalid-user"
+pattern = "Invalid user "
+host = "^Invalid user <USER> from <HOST> port <PORT>$"
+[[rule]]
+name = "summary"
+pattern = "PAM "
+host = "^PAM <COUNT> more authentication failures; rhost=<HOST><ANY>$"
+[[rule]]
+name = "anywhere"
+pattern = "needle"
+[[rule]]
+name = "probe"
+pattern = "^Connection closed by "
+mode = "aggressive"
+`;
+
+describe("matching", () => {
+  const rules = ruleSet(MATCHING_RULES);
+
+  test("dispatch by program: other programs never match", () => {
+    expect(match(rules, "Nov 25 10:00:00 srv CRON[1]: Invalid user a from 192.0.2.1 port 1")).toBeNull();
+    expect(match(rules, "Nov 25 10:00:00 srv sshd-sessionx[1]: Invalid user a from 192.0.2.1 port 1")).toBeNull();
+    expect(match(rules, "Nov 25 10:00:00 srv sshd-session[1]: Invalid user a from 192.0.2.1 port 1")?.host?.text).toBe("192.0.2.1");
+  });
+  test("extracts user and count", () => {
+    expect(match(rules, "Nov 25 10:00:00 srv sshd[1]: Invalid user r oot from 192.0.2.1 port 1")?.user).toBe("r oot");
+    expect(match(rules, "Nov 25 10:00:00 srv sshd[1]: PAM 3 more authentication failures; rhost=198.51.100.3  user=x")?.count).toBe(3);
+  });
+  test("the server-written address wins over one in the user name", () => {
+    const m = match(rules, "Nov 25 10:00:00 srv sshd[1]: Invalid user a from 192.0.2.9 port 22 from 203.0.113.5 port 5555");
+    expect(m?.host?.text).toBe("203.0.113.5");
+  });
+  test("an address that does not parse is no match, never a guess", () => {
+    expect(match(rules, "Nov 25 10:00:00 srv sshd[1]: Invalid user a from 300.1.1.1 port 22")).toBeNull();
+  });
+  test("a rule without a template matches its pattern anywhere and leaves the address to the session", () => {
+    const m = match(rules, "Nov 25 10:00:00 srv sshd[1]: a haystack with a needle in it");
+    expect(m?.rule.name).toBe("anywhere");
+    expect(m?.host).toBeNull();
+  });
+  test("aggressive rules are inactive in normal mode", () => {
+    const line = "Nov 25 10:00:00 srv sshd[1]: Connection closed by 192.0.2.1 port 2 [preauth]";
+    expect(match(rules, line)).toBeNull();
+    expect(match(ruleSet(MATCHING_RULES, "aggressive"), line)?.rule.name).toBe("probe");
+  });
+  test("the first matching rule in file order wins", () => {
+    const ordered = ruleSet(`
+programs = ["sshd"]
+[[rule]]
+name = "first"
+pattern = "needle"
+[[rule]]
+name = "second"
+pattern = "Invalid user "
+host = "^Invalid user <USER> from <HOST> port <PORT>$"
+`);
+    expect(match(ordered, "Nov 25 10:00:00 srv sshd[1]: Invalid user needle from 192.0.2.1 port 1")?.rule.name).toBe("first");
+    expect(match(ordered, "Nov 25 10:00:00 srv sshd[1]: Invalid user hay from 192.0.2.1 port 1")?.rule.name).toBe("second");
+  });
+  /* a backtracking blow-up would hang here for minutes: the timeout is the guard */
+  test("a line built to make templates backtrack does not hang the engine", () => {
+    const long = `Nov 25 10:00:00 srv sshd[1]: Invalid user ${"from 192.0.2.1 port 1 ".repeat(2500)}x`;
+    expect(match(rules, long)).toBeNull();
+  }, 2000);
+});

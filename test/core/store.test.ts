@@ -1,0 +1,55 @@
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WatcherError } from "../../src/core/errors";
+import { ModuleStore } from "../../src/core/store";
+import { newHost } from "../../src/modules/decide";
+
+const tmp = () => join(mkdtempSync(join(tmpdir(), "watcher-store-")), "var", "db", "LG.db");
+
+describe("module store", () => {
+  test("creates the schema in WAL mode and records its version", () => {
+    const path = tmp();
+    const store = new ModuleStore(path);
+    expect(store.schemaVersion).toBe(1);
+    store.close();
+    const db = new Database(path);
+    expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
+    db.close();
+    expect(new ModuleStore(path).schemaVersion).toBe(1); /* reopening migrates nothing */
+  });
+  test("hosts round-trip; active bans; events in order", () => {
+    const store = new ModuleStore(tmp());
+    store.transaction(() => {
+      store.putHost({ ...newHost("203.0.113.5", 100, "failed-auth"), affairs: 2 });
+      store.putHost({ ...newHost("2001:db8::5", 100, "manual"), banCount: 1, bannedUntil: 5000 });
+      store.addEvent({ time: 100, address: "203.0.113.5", rule: "failed-auth", kind: "affair", value: 2 }, null);
+      store.addEvent({ time: 101, address: "2001:db8::5", rule: "manual", kind: "ban", value: 4900 }, null);
+    });
+    expect(store.getHost("203.0.113.5")?.affairs).toBe(2);
+    expect(store.getHost("192.0.2.1")).toBeNull();
+    expect(store.activeBans(4999).map((h) => h.address)).toEqual(["2001:db8::5"]);
+    expect(store.activeBans(5000)).toEqual([]);
+    expect(store.events().map((e) => e.kind)).toEqual(["affair", "ban"]);
+  });
+  test("a failed transaction leaves nothing behind", () => {
+    const store = new ModuleStore(tmp());
+    expect(() =>
+      store.transaction(() => {
+        store.putHost(newHost("203.0.113.5", 1, "r"));
+        throw new Error("boom");
+      }),
+    ).toThrow("boom");
+    expect(store.getHost("203.0.113.5")).toBeNull();
+  });
+  test("a database from a newer watcher is refused", () => {
+    const path = tmp();
+    new ModuleStore(path).close();
+    const db = new Database(path);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    expect(() => new ModuleStore(path)).toThrow(WatcherError);
+  });
+});

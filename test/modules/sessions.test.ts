@@ -1,0 +1,90 @@
+import { describe, expect, test } from "bun:test";
+import { type Ip, parseIp } from "../../src/core/ip";
+import type { CompiledRule } from "../../src/core/rules";
+import { SessionTable } from "../../src/modules/sessions";
+
+function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, pattern: name, patternIsPrefix: false, heads: [], templates: [], ...extra };
+}
+const ip = (s: string): Ip => parseIp(s)!;
+const A = ip("203.0.113.5");
+const B = ip("198.51.100.9");
+const weights = (out: { weight: number }[]) => out.map((a) => a.weight);
+
+describe("merging the lines of one connection", () => {
+  test("PAM failure + Failed password for each of three tries, then PAM's summary: 3 affairs", () => {
+    const s = new SessionTable();
+    const pam = rule("pam");
+    const failed = rule("failed");
+    const got = [
+      s.attribute("sshd[1]", A, pam, 1, 0),
+      s.attribute("sshd[1]", A, failed, 1, 0),
+      s.attribute("sshd[1]", A, failed, 1, 1),
+      s.attribute("sshd[1]", A, failed, 1, 2),
+      s.attribute("sshd[1]", A, pam, 2, 3), /* PAM 2 more authentication failures */
+    ].flatMap(weights);
+    expect(got).toEqual([1, 0, 1, 1, 0]);
+  });
+  test("Invalid user, PAM failure, Failed password, Connection closed: one try, one affair", () => {
+    const s = new SessionTable();
+    const got = ["invalid", "pam", "failed", "closed"].flatMap((n) => weights(s.attribute("sshd[2]", A, rule(n), 1, 0)));
+    expect(got).toEqual([1, 0, 0, 0]);
+  });
+  test("a once-rule counts one affair per connection however often it repeats", () => {
+    const s = new SessionTable();
+    const key = rule("publickey", { once: true });
+    expect([1, 2, 3].flatMap(() => weights(s.attribute("sshd[3]", A, key, 1, 0)))).toEqual([1, 0, 0]);
+  });
+  test("rules without a group are never merged; other sessions are separate", () => {
+    const s = new SessionTable();
+    const drop = rule("drop", { group: null });
+    expect([...s.attribute("sshd[9]", A, drop, 1, 0), ...s.attribute("sshd[9]", A, drop, 1, 0)].map((a) => a.weight)).toEqual([1, 1]);
+    expect(weights(s.attribute("sshd[4]", A, rule("failed"), 1, 0))).toEqual([1]);
+    expect(weights(s.attribute("sshd[5]", A, rule("failed"), 1, 0))).toEqual([1]);
+  });
+});
+
+describe("attributing lines without an address", () => {
+  test("a later line of the session brings the address for the waiting ones", () => {
+    const s = new SessionTable();
+    expect(s.attribute("sshd[6]", null, rule("kex"), 1, 0)).toEqual([]);
+    const out = s.attribute("sshd[6]", A, rule("banner"), 1, 0);
+    expect(out.map((a) => [a.host.text, a.rule.name, a.weight])).toEqual([
+      [A.text, "kex", 1],
+      [A.text, "banner", 0],
+    ]);
+  });
+  test("an earlier line's address is used", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[7]", A, rule("from", { action: "ignore" }), 1, 0);
+    expect(s.attribute("sshd[7]", null, rule("too-many"), 1, 0).map((a) => a.host.text)).toEqual([A.text]);
+  });
+  test("no pid, no address: nothing to count", () => {
+    expect(new SessionTable().attribute("", null, rule("x"), 1, 0)).toEqual([]);
+  });
+  test("a reused pid with another address starts a new session; so does one after the ttl", () => {
+    const s = new SessionTable(100, 600);
+    s.attribute("sshd[8]", A, rule("failed"), 1, 0);
+    expect(weights(s.attribute("sshd[8]", B, rule("failed"), 1, 1))).toEqual([1]);
+    s.attribute("sshd[9]", A, rule("x", { action: "ignore" }), 1, 0);
+    expect(s.attribute("sshd[9]", null, rule("y"), 1, 601)).toEqual([]);
+  });
+  test("the table is bounded: the oldest session goes", () => {
+    const s = new SessionTable(3, 600);
+    for (let pid = 0; pid < 10; pid++) s.attribute(`sshd[${pid}]`, A, rule("x", { action: "ignore" }), 1, 0);
+    expect(s.size).toBe(3);
+    expect(s.attribute("sshd[0]", null, rule("y"), 1, 0)).toEqual([]);
+    expect(s.attribute("sshd[9]", null, rule("y"), 1, 0)).toHaveLength(1);
+  });
+});
+
+describe("forgiveness", () => {
+  test("forgive returns what the session counted, once", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[10]", A, rule("failed"), 1, 0);
+    s.attribute("sshd[10]", A, rule("failed"), 1, 0);
+    expect(s.forgive("sshd[10]")).toBe(2);
+    expect(s.forgive("sshd[10]")).toBe(0);
+    expect(s.forgive("sshd[11]")).toBe(0);
+  });
+});
