@@ -27,7 +27,8 @@ const testCommand: CommandModule<GlobalArgs, TestArgs> = {
     const rules = loadRules(argv.module, paths.rulesDir, argv.mode ?? config.modules[argv.module].mode);
     let text: string;
     try {
-      text = argv.file === "-" ? await Bun.stdin.text() : readFileSync(argv.file, "utf8");
+      /* yargs hands a lone "-" over as "" */
+      text = argv.file === "-" || argv.file === "" ? await Bun.stdin.text() : readFileSync(argv.file, "utf8");
     } catch (e) {
       throw new WatcherError(`cannot read ${argv.file}: ${(e as Error).message}`);
     }

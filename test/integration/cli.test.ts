@@ -1,0 +1,185 @@
+/**
+ * The built binary (dist/watcher, made by `npm test` before bun test runs) end to end, with the
+ * dry-run firewall: what a user types, what they see, the exit codes, and the FIFO path.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+
+const REPO = join(import.meta.dir, "..", "..");
+const WATCHER = join(REPO, "dist", "watcher");
+const SAMPLE = join(REPO, "test", "fixtures", "LG", "sshd.log");
+const started: Bun.Subprocess[] = [];
+
+afterAll(() => {
+  for (const p of started) if (p.exitCode === null) p.kill("SIGKILL");
+});
+
+function newRoot(files: Record<string, string> = {}): string {
+  const root = mkdtempSync(join(tmpdir(), "watcher-cli-"));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(root, name, ".."), { recursive: true });
+    writeFileSync(join(root, name), text);
+  }
+  return root;
+}
+
+function run(args: string[], stdin?: string) {
+  const p = Bun.spawnSync([WATCHER, ...args], { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), env: { ...process.env, WATCHER_ROOT: "" } });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+/** Current-time syslog lines: n failed passwords from `address`, one connection each. */
+function attack(address: string, n: number, pid = 4000): string {
+  const now = new Date();
+  const stamp = `${now.toLocaleString("en-US", { month: "short" })} ${String(now.getDate()).padStart(2, " ")} ${now.toTimeString().slice(0, 8)}`;
+  let out = "";
+  for (let i = 0; i < n; i++) out += `${stamp} srv sshd-session[${pid + i}]: Failed password for invalid user admin${i} from ${address} port ${41000 + i} ssh2\n`;
+  return out;
+}
+
+function firewallOf(root: string): DryRunFirewall {
+  return new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10000): Promise<void> {
+  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) if (await check()) return;
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("usage and exit codes", () => {
+  test("--version, --help on every command", () => {
+    expect(run(["--version"]).out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    for (const cmd of [[], ["module"], ["inject"], ["rules"], ["rules", "test"], ["ban"], ["unban"]]) {
+      const r = run([...cmd, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("watcher");
+    }
+  });
+  test("bad usage exits 2 with a hint", () => {
+    const r = run(["frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("Unknown argument: frobnicate");
+    expect(run(["rules", "test", "XX", SAMPLE]).code).toBe(2);
+    expect(run([]).code).toBe(2);
+  });
+  test("a bad config exits 2 and names the key", () => {
+    const root = newRoot({ "etc/watcher.toml": "[modules.LG]\nmaxAffairs = -1\n" });
+    const r = run(["--root", root, "inject", "LG", "--direct"], attack("203.0.113.5", 1));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("etc/watcher.toml: modules.LG.maxAffairs:");
+  });
+  test("a bad rule file exits 2, names file, rule and field, and touches nothing", () => {
+    const root = newRoot({ "rules/LG/local.rule": 'programs = ["sshd"]\n[[rule]]\nname = "mine"\npattern = "x"\nhost = "from <HOST>"\n' });
+    const r = run(["--root", root, "inject", "LG", "--direct"], attack("203.0.113.5", 10));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${join(root, "rules/LG/local.rule")}: rule "mine", field host: template "from <HOST>" must be anchored`);
+    expect(existsSync(join(root, "var"))).toBe(false);
+  });
+  test("a bad whitelist exits 2 and names file and line", () => {
+    const root = newRoot({ "etc/whitelist": "192.0.2.1\n192.0.2.300\n" });
+    const r = run(["--root", root, "ban", "LG", "203.0.113.5"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${join(root, "etc/whitelist")}:2: "192.0.2.300" is not an IPv4/IPv6 address or CIDR`);
+  });
+});
+
+describe("rules test", () => {
+  test("--json: lines, matched, seconds, hits per rule, matches with line, rule, host, action", () => {
+    const r = run(["rules", "test", "LG", SAMPLE, "--json"]);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(doc.lines).toBe(readFileSync(SAMPLE, "utf8").split("\n").length - 1);
+    expect(doc.matched).toBe(doc.matches.length);
+    expect(doc.seconds).toBeGreaterThan(0);
+    expect(doc.rules["failed-auth"]).toBeGreaterThan(0);
+    expect(doc.matches[0]).toEqual({ line: expect.any(Number), rule: "connection-from", host: "198.51.100.7", action: "ignore" });
+  });
+  test("the table names every rule and ends with lines/s; stdin as -", () => {
+    const r = run(["rules", "test", "LG", "-"], readFileSync(SAMPLE, "utf8"));
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("invalid-user");
+    expect(r.out).toMatch(/lines\/s\n$/);
+  });
+  test("a missing file is a runtime error, exit 1", () => {
+    const r = run(["rules", "test", "LG", "/nonexistent/auth.log"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("cannot read /nonexistent/auth.log");
+  });
+});
+
+describe("inject --direct, ban, unban", () => {
+  test("replays a log, says whom it banned and why, and the firewall has it", async () => {
+    const root = newRoot({ "etc/whitelist": "198.51.100.0/24\n" });
+    const r = run(["--root", root, "inject", "LG", "--direct", "--json"], attack("203.0.113.5", 5) + attack("198.51.100.5", 9) + attack("2001:db8::5", 2));
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(doc).toMatchObject({ lines: 16, matched: 16, affairs: 7, bans: [{ address: "203.0.113.5", seconds: 3600 }], protected: 9 });
+    const fw = firewallOf(root);
+    expect((await fw.list("watcher_LG")).map((e) => e.address)).toEqual(["203.0.113.5"]);
+    await fw.close();
+    const text = run(["--root", root, "inject", "LG", "--direct", `${attack("2001:db8::5", 3).trim()}`]);
+    expect(text.out).toContain("banned 2001:db8::5 at ");
+    expect(text.out).toContain("for 1h: 5 affairs within 1h, last by rule failed-auth");
+  });
+  test("ban and unban by hand; protected addresses refused", async () => {
+    const root = newRoot();
+    expect(run(["--root", root, "ban", "LG", "203.0.113.9", "--time", "10m"]).out).toMatch(/^banned 203.0.113.9 in LG for 10m \(until /);
+    const fw = firewallOf(root);
+    expect((await fw.list("watcher_LG")).map((e) => e.address)).toEqual(["203.0.113.9"]);
+    expect(run(["--root", root, "unban", "LG", "203.0.113.9"]).out).toBe("unbanned 203.0.113.9 in LG\n");
+    expect(await fw.list("watcher_LG")).toEqual([]);
+    await fw.close();
+    for (const address of ["127.0.0.1", "::1", "0.0.0.0"]) {
+      const r = run(["--root", root, "ban", "LG", address]);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`refusing to ban ${address}`);
+    }
+    expect(run(["--root", root, "ban", "LG", "203.0.113.300"]).code).toBe(2);
+    expect(run(["--root", root, "ban", "LG", "203.0.113.9", "--time", "soon"]).code).toBe(2);
+  });
+});
+
+describe("the resident module", () => {
+  test("reads its FIFO, bans, and stops cleanly on SIGTERM", async () => {
+    const root = newRoot();
+    expect(run(["--root", root, "inject", "LG", attack("203.0.113.20", 1).trim()]).err).toContain("no module is reading");
+    const module = Bun.spawn([WATCHER, "--root", root, "module", "LG"], { stderr: "pipe", stdout: "ignore" });
+    started.push(module);
+    const fifo = join(root, "var", "fifo", "WatchLG");
+    await waitFor("the FIFO", () => existsSync(fifo));
+    /* two writers, one after the other: the module keeps reading (no EOF between them) */
+    expect(run(["--root", root, "inject", "LG"], attack("203.0.113.20", 3)).code).toBe(0);
+    expect(run(["--root", root, "inject", "LG"], attack("203.0.113.20", 2, 5000)).code).toBe(0);
+    const fw = firewallOf(root);
+    await waitFor("the ban", async () => (await fw.list("watcher_LG")).some((e) => e.address === "203.0.113.20"));
+    await fw.close();
+    module.kill("SIGTERM");
+    expect(await module.exited).toBe(0);
+    const log = await new Response(module.stderr).text();
+    expect(log).toContain("ban 203.0.113.20 for 3600s: 5 affairs within 1h");
+    expect(log).toContain("stopped: 5 lines, 5 matched, 5 affairs, 1 bans");
+  });
+
+  test("follows a file across rotation (--file)", async () => {
+    const root = newRoot();
+    const file = join(root, "auth.log");
+    writeFileSync(file, attack("203.0.113.30", 9)); /* already there at start: not re-read */
+    const module = Bun.spawn([WATCHER, "--root", root, "module", "LG", "--file", file], { stderr: "pipe", stdout: "ignore" });
+    started.push(module);
+    await waitFor("the module", async () => existsSync(join(root, "var", "db", "LG.db")));
+    await Bun.sleep(300);
+    appendFileSync(file, attack("203.0.113.31", 3));
+    await Bun.sleep(400);
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, attack("203.0.113.31", 2, 6000));
+    const fw = firewallOf(root);
+    await waitFor("the ban after rotation", async () => (await fw.list("watcher_LG")).some((e) => e.address === "203.0.113.31"));
+    expect((await fw.list("watcher_LG")).map((e) => e.address)).toEqual(["203.0.113.31"]);
+    await fw.close();
+    module.kill("SIGTERM");
+    expect(await module.exited).toBe(0);
+  });
+});
