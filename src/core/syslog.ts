@@ -160,9 +160,12 @@ export function splitSyslog(line: string): SyslogLine | null {
   };
 }
 
-/** `program[pid]` (or "" without a pid): the key of a session. RFC 5424 gives `app procid`, which serves as well. */
+/**
+ * `program[pid]` (or "" without a pid): the key of a session. Built by concatenation, not
+ * one slice: a slice would keep the whole read chunk alive for as long as the session lives.
+ */
 export function sessionKey(text: string, h: HeaderScan): string {
-  return h.pidEnd > h.pidStart ? text.slice(h.programStart, h.pidEnd + 1) : "";
+  return h.pidEnd > h.pidStart ? `${text.slice(h.programStart, h.programEnd)}[${text.slice(h.pidStart, h.pidEnd)}]` : "";
 }
 
 const MONTHS: Record<string, number> = {

@@ -13,12 +13,18 @@
 import type { Ip } from "../core/ip";
 import type { CompiledRule } from "../core/rules";
 
+interface Tally {
+  readonly group: string;
+  readonly stream: string;
+  total: number;
+}
+
 interface Session {
   key: string;
   host: Ip | null;
   lastSeen: number;
-  /** group -> stream -> attempts; made on first use (most sessions never need it) */
-  groups: Map<string, Map<string, number>> | null;
+  /** attempts per group and stream: a few entries, so a list (Maps churn memory) */
+  tallies: Tally[] | null;
   /** affairs counted against the host for this session (what a success may forgive) */
   counted: number;
   /** weight seen before the address was known, by rule */
@@ -55,7 +61,7 @@ export class SessionTable {
     if (!s) {
       /* full: the oldest session goes (Map keeps insertion order) */
       if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
-      s = { key, host: null, lastSeen: now, groups: null, counted: 0, waiting: null };
+      s = { key, host: null, lastSeen: now, tallies: null, counted: 0, waiting: null };
       this.sessions.set(key, s);
     }
     s.lastSeen = now;
@@ -64,16 +70,19 @@ export class SessionTable {
 
   /** Weight after merging: how much this line raises the session's attempts in its group. */
   private merge(s: Session, rule: CompiledRule, weight: number): number {
-    if (!rule.group) return weight;
-    s.groups ??= new Map();
-    let streams = s.groups.get(rule.group);
-    if (!streams) s.groups.set(rule.group, (streams = new Map()));
+    const group = rule.group;
+    if (!group) return weight;
+    s.tallies ??= [];
     let before = 0;
-    for (const v of streams.values()) before = Math.max(before, v);
-    const seen = (streams.get(rule.stream) ?? 0) + weight;
-    const total = rule.once ? Math.min(1, seen) : seen;
-    streams.set(rule.stream, total);
-    return Math.max(0, total - before);
+    let tally: Tally | undefined;
+    for (const t of s.tallies) {
+      if (t.group !== group) continue;
+      before = Math.max(before, t.total);
+      if (t.stream === rule.stream) tally = t;
+    }
+    if (!tally) s.tallies.push((tally = { group, stream: rule.stream, total: 0 }));
+    tally.total = rule.once ? Math.min(1, tally.total + weight) : tally.total + weight;
+    return Math.max(0, tally.total - before);
   }
 
   /**
@@ -111,7 +120,7 @@ export class SessionTable {
     if (!s) return 0;
     const counted = s.counted;
     s.counted = 0;
-    s.groups = null;
+    s.tallies = null;
     return counted;
   }
 }
