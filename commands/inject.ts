@@ -2,7 +2,7 @@ import type { CommandModule } from "yargs";
 import { formatDuration } from "../src/core/duration";
 import { openModule } from "../src/modules/context";
 import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
-import { fifoPath } from "../src/modules/sources";
+import { fifoPath, stdinSource } from "../src/modules/sources";
 import { loadConfig, type ModuleName } from "../src/core/config";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 
@@ -28,7 +28,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       .example("$0 inject LG --direct < /var/log/auth.log", "replay an old log")
       .example("journalctl -u ssh -o short-iso -f | $0 inject LG", "live: lines go to the running module"),
   handler: async (argv) => {
-    const batches = argv.line?.length ? argumentLines(argv.line) : blocksOf(Bun.stdin.stream());
+    const batches = argv.line?.length ? argumentLines(argv.line) : blocksOf(stdinSource().chunks());
     if (!argv.direct) {
       const { paths } = loadConfig(argv.root);
       await injectToFifo(fifoPath(paths.fifoBase, argv.module), batches);

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=.demo
 rm -rf "$root"
-mkdir -p "$root"
+mkdir -p "$root/etc"
+echo 'firewall = "dryrun"   # the demo never touches the kernel, even as root' > "$root/etc/watcher.toml"
 now=$(date +%s)
 lines=$(wc -l < scripts/demo-auth.log)
 i=0

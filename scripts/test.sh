@@ -6,20 +6,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bun=node_modules/.bin/bun
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the suite needs root: its firewall tests create network namespaces (run: sudo npm test)." >&2
+  echo "Without root, the unit tests alone: node_modules/.bin/bun test test/core test/modules test/rules" >&2
+  exit 1
+fi
+
 # package:command pairs the tests use
-needs=(coreutils:mkfifo)
+needs=(coreutils:mkfifo coreutils:stdbuf iproute2:ip nftables:nft ipset:ipset iptables:iptables iptables:ip6tables)
 missing=()
 for pair in "${needs[@]}"; do
   command -v "${pair#*:}" >/dev/null 2>&1 || missing+=("${pair%%:*}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    echo "installing test dependencies: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-  else
-    echo "missing packages for the tests: ${missing[*]} (run as root to install them)" >&2
+  if ! command -v apt-get >/dev/null; then
+    echo "missing packages for the tests: ${missing[*]} (install them, then run again)" >&2
     exit 1
   fi
+  echo "installing test dependencies: ${missing[*]}"
+  [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 
 node_modules/.bin/tsc -p .

@@ -56,7 +56,10 @@ const ConfigSchema = z
     logDir: z.string().default("var/log"),
     whitelist: z.string().default("etc/whitelist"),
     blacklist: z.string().default("etc/blacklist"),
-    firewall: z.enum(["dryrun"]).default("dryrun"),
+    /** auto: nftables where libnftables loads, else ipset + iptables, as root; dry-run otherwise */
+    firewall: z.enum(["auto", "nftables", "ipset", "dryrun"]).default("auto"),
+    /** also drop banned addresses in the forward hook (routers, hosts with containers) */
+    firewallForward: z.boolean().default(false),
     modules: z
       .object(Object.fromEntries(MODULE_NAMES.map((m) => [m, ModuleSchema.prefault({})])) as Record<ModuleName, z.ZodPrefault<typeof ModuleSchema>>)
       .strict()

@@ -34,7 +34,7 @@ export function openModule(root: string | undefined, module: ModuleName, mode?: 
   const rules = loadRules(module, paths.rulesDir, mode ?? moduleConfig.mode);
   const lists = Lists.load(paths.whitelist, paths.blacklist);
   const store = new ModuleStore(dbPath(paths, module));
-  const firewall = createFirewall(config.firewall, paths);
+  const firewall = createFirewall(config, paths);
   return {
     module,
     config,

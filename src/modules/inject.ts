@@ -2,7 +2,7 @@
  * `watcher inject`: hand lines to a module. Into its FIFO (the running module reads them),
  * or `--direct` into its database in-process, for replaying old logs with their own times.
  */
-import { moduleSetName } from "../core/firewall/types";
+import { moduleSet } from "../core/firewall/types";
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { WatcherError } from "../core/errors";
 import type { ModuleContext } from "./context";
@@ -81,7 +81,7 @@ export async function injectDirect(ctx: ModuleContext, blocks: AsyncIterable<str
     useLineTime: true,
     onBan: (b) => bans.push(b),
   });
-  await ctx.firewall.ensure([moduleSetName(ctx.module)]);
+  await ctx.firewall.ensure([moduleSet(ctx.module)]);
   const started = performance.now();
   for await (const block of blocks) await runtime.processBlock(block);
   return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000 };

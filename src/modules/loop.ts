@@ -3,7 +3,7 @@
  * split lines, run each chunk through the runtime, until SIGTERM/SIGINT; then finish the
  * chunk in hand, close the database and exit cleanly.
  */
-import { moduleSetName } from "../core/firewall/types";
+import { moduleSet } from "../core/firewall/types";
 import type { ModuleContext } from "./context";
 import { LineSplitter } from "./lines";
 import { type BanReport, ModuleRuntime, type RuntimeStats } from "./runtime";
@@ -26,7 +26,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     useLineTime: false,
     onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),
   });
-  await ctx.firewall.ensure([moduleSetName(ctx.module)]);
+  await ctx.firewall.ensure([moduleSet(ctx.module)]);
   let busy: Promise<void> = Promise.resolve();
   let stopping = false;
 

@@ -18,7 +18,7 @@ function configError(text: string): ConfigError {
 describe("watcher.toml", () => {
   test("every key has a default", () => {
     const c = parseConfig("x", "");
-    expect(c.firewall).toBe("dryrun");
+    expect(c.firewall).toBe("auto");
     expect(c.modules.LG).toMatchObject({ enabled: true, maxAffairs: 5, findTime: 3600, banTime: 3600, banTimeFactor: 2, maxBanTime: 604800, mode: "normal", forgiveOnSuccess: false });
     expect(c.modules.LG.sources).toEqual([{ type: "fifo" }]);
   });

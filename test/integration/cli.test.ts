@@ -17,8 +17,10 @@ afterAll(() => {
   for (const p of started) if (p.exitCode === null) p.kill("SIGKILL");
 });
 
+/** A fresh root with the dry-run firewall (CI runs as root: never touch the host's firewall). */
 function newRoot(files: Record<string, string> = {}): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-cli-"));
+  files = { "etc/watcher.toml": 'firewall = "dryrun"\n', ...files };
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(root, name, ".."), { recursive: true });
     writeFileSync(join(root, name), text);
@@ -66,7 +68,7 @@ describe("usage and exit codes", () => {
     expect(run([]).code).toBe(2);
   });
   test("a bad config exits 2 and names the key", () => {
-    const root = newRoot({ "etc/watcher.toml": "[modules.LG]\nmaxAffairs = -1\n" });
+    const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\nmaxAffairs = -1\n' });
     const r = run(["--root", root, "inject", "LG", "--direct"], attack("203.0.113.5", 1));
     expect(r.code).toBe(2);
     expect(r.err).toContain("etc/watcher.toml: modules.LG.maxAffairs:");

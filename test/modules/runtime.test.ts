@@ -11,8 +11,10 @@ import { type BanReport, ModuleRuntime } from "../../src/modules/runtime";
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
 
+/** A fresh root; the dry-run firewall unless a test's own watcher.toml says otherwise (CI runs as root). */
 function makeRoot(files: Record<string, string> = {}): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-runtime-"));
+  files = { "etc/watcher.toml": 'firewall = "dryrun"\n', ...files };
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(root, name, ".."), { recursive: true });
     writeFileSync(join(root, name), text);
@@ -103,7 +105,7 @@ describe("module runtime", () => {
   });
 
   test("with forgiveOnSuccess, a successful login withdraws its connection's failures", async () => {
-    const ctx = openModule(makeRoot({ "etc/watcher.toml": "[modules.LG]\nforgiveOnSuccess = true\n" }), "LG");
+    const ctx = openModule(makeRoot({ "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\nforgiveOnSuccess = true\n' }), "LG");
     const { rt } = runtime(ctx);
     await rt.processBlock(
       [

@@ -6,7 +6,7 @@
 import { Database } from "bun:sqlite";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Firewall, ListedElement, SetElement } from "./types";
+import type { Firewall, ListedElement, SetElement, SetSpec } from "./types";
 
 export class DryRunFirewall implements Firewall {
   readonly backend = "dryrun";
@@ -22,7 +22,7 @@ export class DryRunFirewall implements Firewall {
     this.db = new Database(dbPath, { create: true, strict: true });
     this.db.exec(
       `PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;
-       CREATE TABLE IF NOT EXISTS sets (name TEXT PRIMARY KEY) WITHOUT ROWID;
+       CREATE TABLE IF NOT EXISTS sets (name TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
        CREATE TABLE IF NOT EXISTS elements (set_name TEXT NOT NULL, address TEXT NOT NULL, expires_at INTEGER NOT NULL,
          PRIMARY KEY (set_name, address)) WITHOUT ROWID;`,
     );
@@ -36,10 +36,10 @@ export class DryRunFirewall implements Firewall {
     return e.timeout > 0 ? this.clock() + e.timeout : 0;
   }
 
-  async ensure(sets: readonly string[]): Promise<void> {
-    const add = this.db.query("INSERT OR IGNORE INTO sets (name) VALUES (?)");
+  async ensure(sets: readonly SetSpec[]): Promise<void> {
+    const add = this.db.query("INSERT OR IGNORE INTO sets (name, kind) VALUES (?, ?)");
     this.db.transaction(() => {
-      for (const s of sets) add.run(s);
+      for (const s of sets) add.run(s.name, s.kind);
     })();
   }
 
@@ -71,12 +71,13 @@ export class DryRunFirewall implements Firewall {
   }
 
   async list(set: string): Promise<ListedElement[]> {
+    const now = this.clock();
     return this.db
       .query<{ address: string; expires_at: number }, [string, number]>(
         "SELECT address, expires_at FROM elements WHERE set_name = ? AND (expires_at = 0 OR expires_at > ?) ORDER BY address",
       )
-      .all(set, this.clock())
-      .map((r) => ({ address: r.address, expiresAt: r.expires_at }));
+      .all(set, now)
+      .map((r) => ({ address: r.address, timeout: r.expires_at === 0 ? 0 : r.expires_at - now }));
   }
 
   async teardown(): Promise<void> {

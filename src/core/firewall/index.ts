@@ -2,10 +2,28 @@
 import { join } from "node:path";
 import type { Config, Paths } from "../config";
 import { DryRunFirewall } from "./dryrun";
+import { IpsetFirewall, ipsetAvailable } from "./ipset";
+import { NftablesFirewall, nftablesAvailable } from "./nftables";
 import type { Firewall } from "./types";
 
-export function createFirewall(kind: Config["firewall"], paths: Paths): Firewall {
-  switch (kind) {
+export type Backend = Exclude<Config["firewall"], "auto">;
+
+/** What `auto` means on this machine: a kernel backend as root where one is installed. */
+export function resolveBackend(kind: Config["firewall"]): Backend {
+  if (kind !== "auto") return kind;
+  if (process.getuid?.() !== 0) return "dryrun";
+  if (nftablesAvailable()) return "nftables";
+  if (ipsetAvailable()) return "ipset";
+  return "dryrun";
+}
+
+export function createFirewall(config: Config, paths: Paths): Firewall {
+  const backend = resolveBackend(config.firewall);
+  switch (backend) {
+    case "nftables":
+      return new NftablesFirewall(config.firewallForward);
+    case "ipset":
+      return new IpsetFirewall(config.firewallForward);
     case "dryrun":
       return new DryRunFirewall(join(paths.dbDir, "firewall-dryrun.db"), join(paths.logDir, "firewall-dryrun.log"));
   }

@@ -1,0 +1,70 @@
+/**
+ * Real firewalls, real packets: watcher runs in a server namespace with the nftables or the
+ * ipset + iptables backend; an attacker namespace connects to a TCP service there. After the
+ * affair that crosses the limit, the attacker's connections must time out, a whitelisted
+ * neighbour's must not, and after the ban time the attacker gets through again.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ATTACKER_V4, ATTACKER_V6, FRIEND_V4, TestNet } from "../helpers/netns";
+
+const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
+
+function failures(address: string, n: number, pid: number): string {
+  let out = "";
+  for (let i = 0; i < n; i++) out += `Nov 25 10:00:0${i} srv sshd-session[${pid + i}]: Failed password for root from ${address} port ${40000 + i} ssh2\n`;
+  return out;
+}
+
+async function waitFor(what: string, check: () => boolean, ms = 8000): Promise<number> {
+  const started = performance.now();
+  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(20)) if (check()) return performance.now() - started;
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+for (const backend of ["nftables", "ipset"] as const) {
+  describe(`${backend} backend in a network namespace`, () => {
+    let net: TestNet;
+    let root: string;
+    const watcher = (...args: string[]) => net.exec(net.server, [WATCHER, "--root", root, ...args]);
+
+    beforeAll(async () => {
+      net = new TestNet().setup();
+      await net.serve();
+      root = mkdtempSync(join(tmpdir(), `watcher-${backend}-`));
+      mkdirSync(join(root, "etc"));
+      writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 3\nbanTime = "3s"\n`);
+      writeFileSync(join(root, "etc", "whitelist"), `${FRIEND_V4}\n`);
+    });
+    afterAll(() => net.cleanup());
+
+    test("the attacker is dropped after the third affair, the whitelisted neighbour is not, and the ban lapses", async () => {
+      expect(net.reachable(ATTACKER_V4)).toBe(true);
+      const module = net.spawn(net.server, [WATCHER, "--root", root, "module", "LG"]);
+      await waitFor("the FIFO", () => existsSync(join(root, "var", "fifo", "WatchLG")));
+      const inject = (text: string) => expect(Bun.spawnSync([WATCHER, "--root", root, "inject", "LG"], { stdin: new TextEncoder().encode(text) }).exitCode).toBe(0);
+      inject(failures(FRIEND_V4, 5, 100));
+      inject(failures(ATTACKER_V4, 2, 200));
+      expect(net.reachable(ATTACKER_V4)).toBe(true);
+      inject(failures(ATTACKER_V4, 1, 300));
+      await waitFor("the attacker to be dropped", () => !net.reachable(ATTACKER_V4, 300));
+      expect(net.reachable(FRIEND_V4)).toBe(true);
+      await waitFor("the ban to lapse", () => net.reachable(ATTACKER_V4, 300));
+      /* IPv6 the same way */
+      inject(failures(ATTACKER_V6, 3, 400));
+      await waitFor("the IPv6 attacker to be dropped", () => !net.reachable(ATTACKER_V6, 300));
+      module.kill("SIGTERM");
+      expect(await module.exited).toBe(0);
+    }, 30000);
+
+    test("ban and unban by hand reach the kernel at once", () => {
+      expect(watcher("ban", "LG", ATTACKER_V4, "--time", "1h").code).toBe(0);
+      expect(net.reachable(ATTACKER_V4, 300)).toBe(false);
+      expect(watcher("unban", "LG", ATTACKER_V4).code).toBe(0);
+      expect(net.reachable(ATTACKER_V4)).toBe(true);
+      expect(watcher("unban", "LG", ATTACKER_V4).code).toBe(0); /* not banned: still fine */
+    }, 15000);
+  });
+}
