@@ -28,3 +28,8 @@ export function printJson(value: unknown): void {
 export function isoTime(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(".000Z", "Z");
 }
+
+/** A logger for long-running processes: one timestamped line on stderr per message. */
+export function stderrLog(prefix: string): (message: string) => void {
+  return (message) => process.stderr.write(`${new Date().toISOString()} ${prefix}: ${message}\n`);
+}

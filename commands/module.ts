@@ -3,7 +3,7 @@ import type { ModuleName, SourceConfig } from "../src/core/config";
 import { openModule } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
 import { openSource } from "../src/modules/sources";
-import { type GlobalArgs, moduleArg } from "./common";
+import { type GlobalArgs, moduleArg, stderrLog } from "./common";
 
 interface Args extends GlobalArgs {
   module: ModuleName;
@@ -28,7 +28,7 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
         ? argv.file.map((path) => ({ type: "file", path }))
         : ctx.moduleConfig.sources;
     const sources = configured.map((s) => openSource(s, ctx.paths.fifoBase, ctx.module));
-    const log = (message: string) => process.stderr.write(`watcher module ${ctx.module}: ${message}\n`);
+    const log = stderrLog(`watcher module ${ctx.module}`);
     const stats = await runModuleLoop(ctx, sources, { log });
     log(`stopped: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans`);
     await ctx.close();

@@ -9,7 +9,11 @@ import { hideBin } from "yargs/helpers";
 import { banCommand, unbanCommand } from "../commands/ban";
 import { injectCommand } from "../commands/inject";
 import { moduleCommand } from "../commands/module";
+import { restartCommand } from "../commands/restart";
 import { rulesCommand } from "../commands/rules";
+import { startCommand } from "../commands/start";
+import { statusCommand } from "../commands/status";
+import { stopCommand } from "../commands/stop";
 import pkg from "../package.json";
 import { EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
 
@@ -22,6 +26,10 @@ const cli = yargs(hideBin(process.argv))
   .scriptName("watcher")
   .usage("$0 <command> [options]\n\nReal-time intrusion detection and prevention: log lines in, firewall bans out.")
   .option("root", { type: "string", global: true, describe: "install root (default: WATCHER_ROOT, else the folder above the executable's)" })
+  .command(startCommand)
+  .command(stopCommand)
+  .command(statusCommand)
+  .command(restartCommand)
   .command(moduleCommand)
   .command(injectCommand)
   .command(rulesCommand)

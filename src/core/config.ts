@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
+import cron from "node-cron";
 import { z } from "zod";
 import { parseDuration } from "./duration";
 import { ConfigError } from "./errors";
@@ -43,6 +44,8 @@ const ModuleSchema = z
     mode: z.enum(["normal", "aggressive"]).default("normal"),
     /** a successful login in a session withdraws the affairs that session counted */
     forgiveOnSuccess: z.boolean().default(false),
+    /** `expire` removes hosts whose last affair is older (their statistics stay in events) */
+    expireAfter: Duration.default(30 * 86400),
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),
   })
   .strict();
@@ -54,12 +57,29 @@ const ConfigSchema = z
     fifoBase: z.string().default("var/fifo"),
     dbDir: z.string().default("var/db"),
     logDir: z.string().default("var/log"),
+    /** pid file and status files of the master and its modules */
+    runDir: z.string().default("var/run"),
+    /** FIFO permissions: writing to a FIFO is a way to ban addresses, so only root and this group may */
+    fifoMode: z.string().regex(/^0?[0-7]{3}$/, "expected an octal mode such as \"0620\"").default("0620"),
+    fifoGroup: z.string().min(1).default("root"),
     whitelist: z.string().default("etc/whitelist"),
     blacklist: z.string().default("etc/blacklist"),
     /** auto: nftables where libnftables loads, else ipset + iptables, as root; dry-run otherwise */
     firewall: z.enum(["auto", "nftables", "ipset", "dryrun"]).default("auto"),
     /** also drop banned addresses in the forward hook (routers, hosts with containers) */
     firewallForward: z.boolean().default(false),
+    /** on stop, leave the sets in the kernel (their timeouts still lapse) or remove them */
+    keepFirewallOnStop: z.boolean().default(true),
+    /** cron expressions (node-cron, with optional seconds) of the jobs start runs */
+    schedule: z
+      .object({
+        expire: z
+          .string()
+          .refine((e) => cron.validate(e), "expected a cron expression such as \"30 3 * * *\"")
+          .default("17 * * * *"),
+      })
+      .strict()
+      .prefault({}),
     modules: z
       .object(Object.fromEntries(MODULE_NAMES.map((m) => [m, ModuleSchema.prefault({})])) as Record<ModuleName, z.ZodPrefault<typeof ModuleSchema>>)
       .strict()
@@ -74,6 +94,7 @@ export interface Paths {
   readonly fifoBase: string;
   readonly dbDir: string;
   readonly logDir: string;
+  readonly runDir: string;
   readonly whitelist: string;
   readonly blacklist: string;
   readonly rulesDir: string;
@@ -86,6 +107,12 @@ export function discoverRoot(explicit?: string): string {
   /* compiled, the code lives in /$bunfs/ and the executable (dist/watcher) is process.execPath */
   if (import.meta.dir.startsWith("/$bunfs")) return resolve(dirname(process.execPath), "..");
   return resolve(import.meta.dir, "..", ".."); /* src/core/ → the checkout */
+}
+
+/** How to run this watcher again (the master forks its modules with it). */
+export function selfCommand(): string[] {
+  if (import.meta.dir.startsWith("/$bunfs")) return [process.execPath];
+  return [process.execPath, resolve(import.meta.dir, "..", "cli.ts")];
 }
 
 export function describeConfigIssues(file: string, error: z.ZodError): string {
@@ -128,6 +155,7 @@ export function loadConfig(rootOption?: string): LoadedConfig {
       fifoBase: at(config.fifoBase),
       dbDir: at(config.dbDir),
       logDir: at(config.logDir),
+      runDir: at(config.runDir),
       whitelist: at(config.whitelist),
       blacklist: at(config.blacklist),
       rulesDir: join(root, "rules"),

@@ -153,6 +153,18 @@ export class ModuleStore {
       .map(fromRow);
   }
 
+  /** Hosts whose last affair came before `time`. */
+  hostsLastSeenBefore(time: number): HostRecord[] {
+    return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE last_seen < ?").all(time).map(fromRow);
+  }
+
+  deleteHosts(addresses: readonly string[]): void {
+    const del = this.db.query("DELETE FROM hosts WHERE address = ?");
+    this.transaction(() => {
+      for (const a of addresses) del.run(a);
+    });
+  }
+
   events(since = 0): EventRecord[] {
     return this.db
       .query<EventRecord, [number]>("SELECT time, address, rule, kind, value FROM events WHERE time >= ? ORDER BY rowid")

@@ -20,6 +20,23 @@ export interface ModuleContext {
   close(): Promise<void>;
 }
 
+export interface Reloadable {
+  readonly moduleConfig: ModuleConfig;
+  readonly rules: RuleSet;
+  readonly lists: Lists;
+}
+
+/** Config, rules and lists read again from disk (SIGHUP); throws, the old ones still in force, when one is bad. */
+export function readReloadable(root: string, module: ModuleName): Reloadable {
+  const { config, paths } = loadConfig(root);
+  const moduleConfig = config.modules[module];
+  return {
+    moduleConfig,
+    rules: loadRules(module, paths.rulesDir, moduleConfig.mode),
+    lists: Lists.load(paths.whitelist, paths.blacklist),
+  };
+}
+
 export function dbPath(paths: Paths, module: ModuleName): string {
   return join(paths.dbDir, `${module}.db`);
 }

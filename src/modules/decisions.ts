@@ -4,8 +4,9 @@
  * (whitelisted, own, loopback/reserved) are refused.
  */
 import { ConfigError } from "../core/errors";
-import { moduleSetName } from "../core/firewall/types";
+import { moduleSet, moduleSetName } from "../core/firewall/types";
 import type { Ip } from "../core/ip";
+import type { HostRecord, ModuleStore } from "../core/store";
 import type { ModuleContext } from "./context";
 import { banDuration, newHost } from "./decide";
 
@@ -23,25 +24,31 @@ export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | un
   const host = ctx.store.getHost(ip.text) ?? newHost(ip.text, now, MANUAL_RULE);
   const duration = seconds ?? banDuration(ctx.moduleConfig, host.banCount);
   const until = now + duration;
+  /* the kernel first: if it refuses, nothing is recorded */
+  await ctx.firewall.ensure([moduleSet(ctx.module)]);
+  await ctx.firewall.ban(moduleSetName(ctx.module), [{ address: ip.text, timeout: duration }]);
   ctx.store.transaction(() => {
     ctx.store.putHost({ ...host, lastSeen: now, lastRule: MANUAL_RULE, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, windowStart: now });
     ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "ban", value: duration }, host.class);
   });
-  await ctx.firewall.ban(moduleSetName(ctx.module), [{ address: ip.text, timeout: duration }]);
   return { address: ip.text, seconds: duration, until };
+}
+
+/** In the database only: the host's ban is over and its count starts afresh, recorded with `rule`. */
+export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now: number): void {
+  store.transaction(() => {
+    store.putHost({ ...host, bannedUntil: 0, affairs: 0, windowStart: now });
+    store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0 }, host.class);
+  });
 }
 
 /** Lift a ban and start the address's count afresh; false when it was not banned. */
 export async function manualUnban(ctx: ModuleContext, ip: Ip, now = Math.floor(Date.now() / 1000)): Promise<boolean> {
   const host = ctx.store.getHost(ip.text);
   const wasBanned = !!host && host.bannedUntil > now;
-  if (host) {
-    ctx.store.transaction(() => {
-      ctx.store.putHost({ ...host, bannedUntil: 0, affairs: 0, windowStart: now });
-      ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "unban", value: 0 }, host.class);
-    });
-  }
-  /* remove from the kernel even when the database had no ban: it may have been added by hand */
+  /* from the kernel even when the database had no ban: it may have been added by hand */
+  await ctx.firewall.ensure([moduleSet(ctx.module)]);
   await ctx.firewall.unban(moduleSetName(ctx.module), [ip.text]);
+  if (host) liftBan(ctx.store, host, MANUAL_RULE, now);
   return wasBanned;
 }

@@ -1,13 +1,17 @@
 /**
  * The resident module loop (`watcher module LG`, what `start` forks): read every source,
  * split lines, run each chunk through the runtime, until SIGTERM/SIGINT; then finish the
- * chunk in hand, close the database and exit cleanly.
+ * chunk in hand, close the database and exit cleanly. SIGHUP reloads rules and lists without
+ * losing counts. A status file in the run folder tells `watcher status` how it is doing.
  */
 import { moduleSet } from "../core/firewall/types";
-import type { ModuleContext } from "./context";
+import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
+import { type ModuleContext, readReloadable } from "./context";
 import { LineSplitter } from "./lines";
 import { type BanReport, ModuleRuntime, type RuntimeStats } from "./runtime";
 import type { Source } from "./sources";
+
+const STATUS_EVERY_MS = 2000;
 
 export interface LoopOptions {
   readonly log: (message: string) => void;
@@ -29,6 +33,26 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   let busy: Promise<void> = Promise.resolve();
   let stopping = false;
+
+  const startedAt = Math.floor(Date.now() / 1000);
+  const status = statusFile(ctx.paths.runDir, ctx.module);
+  const writeStatus = () => {
+    const { lines, matched, affairs, bans } = runtime.stats;
+    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans };
+    writeJson(status, s);
+  };
+  writeStatus();
+  const statusTimer = setInterval(writeStatus, STATUS_EVERY_MS);
+
+  process.on("SIGHUP", () => {
+    try {
+      const next = readReloadable(ctx.paths.root, ctx.module);
+      runtime.reload(next);
+      o.log(`SIGHUP: reloaded config, ${next.rules.rules.length} rules, ${next.lists.whitelist.size} whitelist and ${next.lists.blacklist.size} blacklist entries`);
+    } catch (e) {
+      o.log(`SIGHUP: kept the rules and lists in force: ${(e as Error).message}`);
+    }
+  });
 
   const stop = new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
@@ -60,5 +84,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   /* a stdin or file source may end by itself; FIFOs end only on a signal */
   await Promise.race([stop, Promise.all(readers)]);
   await busy;
+  clearInterval(statusTimer);
+  removeFile(status);
   return runtime.stats;
 }

@@ -11,7 +11,8 @@ import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../core/store";
 import { HeaderScan, parseSyslogTime, scanSyslog, sessionKey } from "../core/syslog";
-import { type BanPolicy, countAffair, forgiveAffairs, newHost } from "./decide";
+import type { Reloadable } from "./context";
+import { countAffair, forgiveAffairs, newHost } from "./decide";
 import { forEachLine, type SkipCounts } from "./lines";
 import { SessionTable } from "./sessions";
 
@@ -57,12 +58,23 @@ export class ModuleRuntime {
   readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0, skipped: { tooLong: 0, invalid: 0 } };
   private readonly header = new HeaderScan();
   private readonly sessions = new SessionTable();
-  private readonly policy: BanPolicy;
   private readonly set: string;
+  private config: ModuleConfig;
+  private rules: RuleSet;
+  private lists: Lists;
 
   constructor(private readonly o: RuntimeOptions) {
-    this.policy = o.config;
     this.set = moduleSetName(o.module);
+    this.config = o.config;
+    this.rules = o.rules;
+    this.lists = o.lists;
+  }
+
+  /** New settings, rules and lists (SIGHUP); counts and sessions carry on. */
+  reload(next: Reloadable): void {
+    this.config = next.moduleConfig;
+    this.rules = next.rules;
+    this.lists = next.lists;
   }
 
   /** One block of lines (from LineSplitter): one database transaction, then one firewall batch. */
@@ -80,14 +92,14 @@ export class ModuleRuntime {
       this.stats.unparsed++;
       return;
     }
-    const m = this.o.rules.match(text, h, end);
+    const m = this.rules.match(text, h, end);
     if (!m) return;
     this.stats.matched++;
     const now = this.o.clock();
     const time = this.o.useLineTime ? (parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now) ?? now) : now;
     const session = sessionKey(text, h);
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time);
-    if (m.rule.action === "success" && m.host && this.o.config.forgiveOnSuccess) {
+    if (m.rule.action === "success" && m.host && this.config.forgiveOnSuccess) {
       this.forgive(m.host, this.sessions.forgive(session), time);
     }
     /* an ignored line may still bring the address that earlier lines of its session waited for */
@@ -103,17 +115,17 @@ export class ModuleRuntime {
   }
 
   private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, bans: SetElement[]): void {
-    if (this.o.lists.protection(ip)) {
+    if (this.lists.protection(ip)) {
       this.stats.protected++;
       return;
     }
-    const blacklisted = this.o.lists.isBlacklisted(ip);
+    const blacklisted = this.lists.isBlacklisted(ip);
     if (weight === 0 && !ruleBans && !blacklisted) {
       this.stats.merged++;
       return;
     }
     const before = this.o.store.getHost(ip.text) ?? newHost(ip.text, time, rule);
-    const { host, banSeconds, reached } = countAffair(before, time, weight, rule, this.policy, ruleBans || blacklisted);
+    const { host, banSeconds, reached } = countAffair(before, time, weight, rule, this.config, ruleBans || blacklisted);
     this.o.store.putHost(host);
     this.o.store.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight }, host.class);
     this.stats.affairs += weight;
@@ -126,7 +138,7 @@ export class ModuleRuntime {
       ? "blacklisted: banned at sight"
       : ruleBans
         ? `rule ${rule} bans at once`
-        : `${reached} affairs within ${formatDuration(this.policy.findTime)}, last by rule ${rule}`;
+        : `${reached} affairs within ${formatDuration(this.config.findTime)}, last by rule ${rule}`;
     this.o.onBan?.({
       address: ip.text,
       time,

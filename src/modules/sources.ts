@@ -3,10 +3,10 @@
  * them (lines.ts). A FIFO is opened read-write so that loggers can come and go without an
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
-import { constants, existsSync, promises as fsp, mkdirSync, statSync } from "node:fs";
+import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ModuleName, SourceConfig } from "../core/config";
-import { WatcherError } from "../core/errors";
+import { ConfigError, WatcherError } from "../core/errors";
 
 const CHUNK = 64 * 1024;
 
@@ -14,15 +14,36 @@ export function fifoPath(fifoBase: string, module: ModuleName): string {
   return join(fifoBase, `Watch${module}`);
 }
 
-/** Create the module's FIFO if missing (mode 0620: root and the logger's group write). */
-export function ensureFifo(path: string): void {
+export interface FifoAccess {
+  /** octal text, "0620" */
+  readonly mode: string;
+  readonly group: string;
+}
+
+function groupId(name: string): number {
+  for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
+    const [group, , gid] = line.split(":");
+    if (group === name) return Number(gid);
+  }
+  throw new ConfigError(`fifoGroup: there is no group ${JSON.stringify(name)} in /etc/group`);
+}
+
+/**
+ * Create the module's FIFO if missing; with `access` (the master), also set its mode and group:
+ * writing into it is a way to ban addresses, so only root and the logger's group may.
+ */
+export function ensureFifo(path: string, access?: FifoAccess): void {
   if (existsSync(path)) {
     if (!statSync(path).isFIFO()) throw new WatcherError(`${path} exists but is not a FIFO; move it away`);
-    return;
+  } else {
+    mkdirSync(dirname(path), { recursive: true });
+    const made = Bun.spawnSync(["mkfifo", "-m", access?.mode ?? "0620", path], { stderr: "pipe" });
+    if (made.exitCode !== 0) throw new WatcherError(`cannot create FIFO ${path}: ${made.stderr.toString().trim()}`);
   }
-  mkdirSync(dirname(path), { recursive: true });
-  const made = Bun.spawnSync(["mkfifo", "-m", "0620", path], { stderr: "pipe" });
-  if (made.exitCode !== 0) throw new WatcherError(`cannot create FIFO ${path}: ${made.stderr.toString().trim()}`);
+  if (access) {
+    chmodSync(path, Number.parseInt(access.mode, 8));
+    if (process.getuid?.() === 0) chownSync(path, 0, groupId(access.group));
+  }
 }
 
 export interface Source {

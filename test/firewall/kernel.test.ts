@@ -12,6 +12,18 @@ import { ATTACKER_V4, ATTACKER_V6, FRIEND_V4, TestNet } from "../helpers/netns";
 
 const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
 
+/** Address → seconds left, straight from the kernel. */
+function kernelTimeouts(net: TestNet, backend: "nftables" | "ipset"): Map<string, number> {
+  const out = new Map<string, number>();
+  if (backend === "nftables") {
+    const doc = JSON.parse(net.exec(net.server, ["nft", "-j", "list", "set", "inet", "watcher", "watcher_LG_v4"]).out);
+    for (const item of doc.nftables) for (const e of item.set?.elem ?? []) out.set(e.elem.val, e.elem.expires);
+  } else {
+    for (const m of net.exec(net.server, ["ipset", "save", "watcher_LG_v4"]).out.matchAll(/^add \S+ (\S+) timeout (\d+)/gm)) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
 function failures(address: string, n: number, pid: number): string {
   let out = "";
   for (let i = 0; i < n; i++) out += `Nov 25 10:00:0${i} srv sshd-session[${pid + i}]: Failed password for root from ${address} port ${40000 + i} ssh2\n`;
@@ -37,8 +49,13 @@ for (const backend of ["nftables", "ipset"] as const) {
       mkdirSync(join(root, "etc"));
       writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 3\nbanTime = "3s"\n`);
       writeFileSync(join(root, "etc", "whitelist"), `${FRIEND_V4}\n`);
+      /* the neighbour is blacklisted too: the whitelist must win */
+      writeFileSync(join(root, "etc", "blacklist"), `${FRIEND_V4}\n203.0.113.0/24\n`);
     });
-    afterAll(() => net.cleanup());
+    afterAll(() => {
+      watcher("stop"); /* a master a failed test left running, ended by its pid file */
+      net.cleanup();
+    });
 
     test("the attacker is dropped after the third affair, the whitelisted neighbour is not, and the ban lapses", async () => {
       expect(net.reachable(ATTACKER_V4)).toBe(true);
@@ -66,5 +83,45 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(net.reachable(ATTACKER_V4)).toBe(true);
       expect(watcher("unban", "LG", ATTACKER_V4).code).toBe(0); /* not banned: still fine */
     }, 15000);
+
+    test("start restores every ban with its remaining time after a reboot, once; stop keeps them", async () => {
+      expect(watcher("unban", "LG", ATTACKER_V6).code).toBe(0); /* from the first test, if still banned */
+      expect(watcher("ban", "LG", ATTACKER_V4, "--time", "1h").code).toBe(0);
+      expect(watcher("ban", "LG", "203.0.113.9", "--time", "2h").code).toBe(0);
+      /* a reboot: the kernel forgets everything */
+      expect(net.exec(net.server, ["nft", "flush", "ruleset"]).code).toBe(0);
+      if (backend === "ipset") expect(net.exec(net.server, ["ipset", "destroy"]).code).toBe(0);
+      expect(net.reachable(ATTACKER_V4)).toBe(true);
+
+      const start = watcher("start");
+      expect(start.code).toBe(0);
+      expect(start.out).toMatch(/^watcher started \(pid \d+\): LG; 5 firewall entries restored \(/);
+      expect(net.reachable(ATTACKER_V4, 300)).toBe(false);
+      expect(net.reachable(FRIEND_V4)).toBe(true);
+      const timeouts = kernelTimeouts(net, backend);
+      expect(timeouts.get(ATTACKER_V4)).toBeGreaterThan(3500);
+      expect(timeouts.get(ATTACKER_V4)).toBeLessThanOrEqual(3600);
+      expect(timeouts.get("203.0.113.9")).toBeGreaterThan(7100);
+
+      const again = watcher("start");
+      expect(again.code).toBe(1);
+      expect(again.err).toContain("already running");
+      expect(watcher("restart").code).toBe(0);
+      expect(kernelTimeouts(net, backend).size).toBe(2); /* restored again, not duplicated */
+
+      const status = JSON.parse(watcher("status", "--json").out);
+      expect(status).toMatchObject({ running: true, backend, modules: [{ module: "LG", restarts: 0 }] });
+      expect(status.firewall).toEqual([
+        { set: "watcher_white", entries: 1 },
+        { set: "watcher_black", entries: 2 },
+        { set: "watcher_LG", entries: 2 },
+      ]);
+      expect(status.jobs[0]).toMatchObject({ name: "expire", schedule: "17 * * * *" });
+
+      expect(watcher("stop").out).toBe("watcher stopped\n");
+      const stopped = watcher("status");
+      expect(stopped.code).toBe(3);
+      expect(net.reachable(ATTACKER_V4, 300)).toBe(false); /* keepFirewallOnStop */
+    }, 30000);
   });
 }

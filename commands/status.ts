@@ -1,0 +1,37 @@
+import type { CommandModule } from "yargs";
+import { formatDuration } from "../src/core/duration";
+import { gatherStatus } from "../src/master/control";
+import { type GlobalArgs, isoTime, printJson, table } from "./common";
+
+interface Args extends GlobalArgs {
+  json?: boolean;
+}
+
+/** LSB: status of a service that is not running */
+const EXIT_NOT_RUNNING = 3;
+
+export const statusCommand: CommandModule<GlobalArgs, Args> = {
+  command: "status",
+  describe: "is watcher running: modules (pid, up since, lines, affairs, bans), firewall sets, next jobs; exit 3 when stopped",
+  builder: (y) => y.option("json", { type: "boolean", describe: "one JSON document, stable for scripts" }),
+  handler: async (argv) => {
+    const s = await gatherStatus(argv.root);
+    if (argv.json) printJson(s);
+    else {
+      const now = Math.floor(Date.now() / 1000);
+      console.log(s.running ? `watcher is running (pid ${s.pid}, up ${formatDuration(now - (s.startedAt ?? now))}, ${s.backend} firewall, root ${s.root})` : `watcher is not running (root ${s.root})`);
+      if (s.modules.length) {
+        const t = table(["module", "pid", "up", "lines", "matched", "affairs", "bans", "restarts"]);
+        for (const m of s.modules) t.push([m.module, m.pid || "-", m.startedAt ? formatDuration(now - m.startedAt) : "-", m.lines, m.matched, m.affairs, m.bans, m.restarts]);
+        console.log(t.toString());
+      }
+      if (s.firewall) {
+        const t = table(["set", "entries"]);
+        for (const f of s.firewall) t.push([f.set, f.entries]);
+        console.log(t.toString());
+      }
+      for (const j of s.jobs) console.log(`job ${j.name} (${j.schedule}): next ${j.next ? isoTime(Date.parse(j.next) / 1000) : "-"}`);
+    }
+    if (!s.running) process.exitCode = EXIT_NOT_RUNNING;
+  },
+};

@@ -1,0 +1,62 @@
+/**
+ * Run files under `<root>/var/run`: the master's pid file and the JSON status files the master
+ * and each module keep current, which `status` reads. Written atomically (temp file + rename).
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export function pidFile(runDir: string): string {
+  return join(runDir, "watcher.pid");
+}
+
+export function statusFile(runDir: string, name: string): string {
+  return join(runDir, `${name}.json`);
+}
+
+export function writeJson(path: string, value: unknown): void {
+  mkdirSync(join(path, ".."), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+export function readJson<T>(path: string): T | null {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as T;
+  } catch {
+    return null;
+  }
+}
+
+export function removeFile(path: string): void {
+  rmSync(path, { force: true });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The pid in the pid file if that process is alive, else null (a stale file is not a master). */
+export function runningMaster(runDir: string): number | null {
+  const file = pidFile(runDir);
+  if (!existsSync(file)) return null;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
+}
+
+/** What a module writes about itself every few seconds. */
+export interface ModuleStatus {
+  module: string;
+  pid: number;
+  startedAt: number;
+  updatedAt: number;
+  lines: number;
+  matched: number;
+  affairs: number;
+  bans: number;
+}

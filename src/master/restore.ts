@@ -1,0 +1,53 @@
+/**
+ * Restore at start (and `restart`): every set watcher owns goes into the kernel in one bulk
+ * operation per set, replacing what was there, so starting twice duplicates nothing: the
+ * whitelist, the blacklist, and each module's active bans with their remaining time. A ban of
+ * an address that is now whitelisted (or own, or reserved) is lifted instead.
+ */
+import type { LoadedConfig, ModuleName } from "../core/config";
+import { BLACKLIST_SET, type Firewall, moduleSet, type SetElement, WHITELIST_SET } from "../core/firewall/types";
+import { parseIp } from "../core/ip";
+import type { Lists } from "../core/lists";
+import { ModuleStore } from "../core/store";
+import { dbPath } from "../modules/context";
+import { liftBan } from "../modules/decisions";
+
+export interface RestoreReport {
+  readonly backend: string;
+  readonly sets: { name: string; entries: number }[];
+  /** bans lifted because the address is protected now */
+  readonly lifted: string[];
+  readonly seconds: number;
+}
+
+export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, modules: readonly ModuleName[], lists: Lists, now: number): Promise<RestoreReport> {
+  const started = performance.now();
+  await firewall.ensure([{ name: WHITELIST_SET, kind: "networks" }, { name: BLACKLIST_SET, kind: "networks" }, ...modules.map(moduleSet)]);
+  const sets: RestoreReport["sets"] = [];
+  const lifted: string[] = [];
+  const load = async (name: string, elements: SetElement[]) => {
+    await firewall.restore(name, elements);
+    sets.push({ name, entries: elements.length });
+  };
+  await load(WHITELIST_SET, lists.whitelist.entries().map((address) => ({ address, timeout: 0 })));
+  await load(BLACKLIST_SET, lists.blacklist.entries().map((address) => ({ address, timeout: 0 })));
+  for (const module of modules) {
+    const store = new ModuleStore(dbPath(loaded.paths, module));
+    try {
+      const elements: SetElement[] = [];
+      for (const host of store.activeBans(now)) {
+        const ip = parseIp(host.address);
+        if (!ip || lists.protection(ip)) {
+          liftBan(store, host, "whitelist", now);
+          lifted.push(host.address);
+          continue;
+        }
+        elements.push({ address: ip.text, timeout: host.bannedUntil - now });
+      }
+      await load(moduleSet(module).name, elements);
+    } finally {
+      store.close();
+    }
+  }
+  return { backend: firewall.backend, sets, lifted, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,26 @@
+/**
+ * Expiry: hosts whose last affair is older than the module's expireAfter are forgotten, and a
+ * ban they still hold is lifted from the kernel in the same step. Events stay (statistics).
+ * Safe while the module writes (WAL, busy timeout) and idempotent.
+ */
+import { moduleSetName } from "../core/firewall/types";
+import type { ModuleContext } from "./context";
+
+export interface ExpireResult {
+  readonly module: string;
+  /** addresses forgotten */
+  readonly expired: string[];
+  /** of those, the ones whose ban was lifted */
+  readonly lifted: string[];
+}
+
+export async function expireModule(ctx: ModuleContext, now: number, dryRun = false): Promise<ExpireResult> {
+  const stale = ctx.store.hostsLastSeenBefore(now - ctx.moduleConfig.expireAfter);
+  const expired = stale.map((h) => h.address);
+  const lifted = stale.filter((h) => h.bannedUntil > now).map((h) => h.address);
+  if (!dryRun && expired.length > 0) {
+    ctx.store.deleteHosts(expired);
+    if (lifted.length > 0) await ctx.firewall.unban(moduleSetName(ctx.module), lifted);
+  }
+  return { module: ctx.module, expired, lifted };
+}
