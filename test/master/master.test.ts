@@ -1,0 +1,92 @@
+/**
+ * The master with the dry-run firewall (no kernel touched): supervision of a crashed module,
+ * SIGHUP reloading lists and lifting the ban of a newly whitelisted address, FIFO permissions,
+ * and refusing a bad rule file before anything starts.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { readJson, statusFile } from "../../src/core/runfiles";
+import type { MasterStatus } from "../../src/master/master";
+
+const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
+const roots: string[] = [];
+
+function newRoot(files: Record<string, string> = {}): string {
+  const root = mkdtempSync(join(tmpdir(), "watcher-master-"));
+  roots.push(root);
+  files = { "etc/watcher.toml": 'firewall = "dryrun"\n', ...files };
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(root, name, ".."), { recursive: true });
+    writeFileSync(join(root, name), text);
+  }
+  return root;
+}
+
+function watcher(root: string, ...args: string[]) {
+  const p = Bun.spawnSync([WATCHER, "--root", root, ...args], { stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+async function waitFor<T>(what: string, check: () => T | null | undefined | false | Promise<T | null | false>, ms = 10000): Promise<T> {
+  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) {
+    const v = await check();
+    if (v) return v;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const master = (root: string) => readJson<MasterStatus>(statusFile(join(root, "var", "run"), "master"));
+const banned = async (root: string) => {
+  const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
+  const list = (await fw.list("watcher_LG")).map((e) => e.address);
+  await fw.close();
+  return list;
+};
+
+afterEach(() => {
+  for (const root of roots.splice(0)) watcher(root, "stop");
+});
+
+describe("the master", () => {
+  test("restarts a module that died", async () => {
+    const root = newRoot();
+    expect(watcher(root, "start").code).toBe(0);
+    const first = master(root)!.modules.LG!.pid!;
+    process.kill(first, "SIGKILL");
+    const status = await waitFor("a new module", () => {
+      const m = master(root)?.modules.LG;
+      return m?.pid && m.pid !== first && m.restarts === 1 ? m : null;
+    });
+    expect(status.lastExit).not.toBe(0);
+    expect(watcher(root, "stop").code).toBe(0);
+  }, 20000);
+
+  test("SIGHUP: a newly whitelisted address loses its ban; modules reload their rules", async () => {
+    const root = newRoot();
+    expect(watcher(root, "start").code).toBe(0);
+    expect(watcher(root, "ban", "LG", "203.0.113.44", "--time", "1h").code).toBe(0);
+    expect(await banned(root)).toEqual(["203.0.113.44"]);
+    writeFileSync(join(root, "etc", "whitelist"), "203.0.113.32/28\n");
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("the ban to be lifted", async () => (await banned(root)).length === 0);
+    await waitFor("the lifted ban", () => (master(root)?.restore.lifted.includes("203.0.113.44") ? true : null));
+    await waitFor("the module's reload", () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8").includes("watcher module LG: SIGHUP: reloaded config, "));
+    expect(watcher(root, "stop").code).toBe(0);
+  }, 20000);
+
+  test("the FIFO is made with the configured mode; a bad rule file stops start before anything runs", () => {
+    const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\nfifoMode = "0600"\n' });
+    expect(watcher(root, "start").code).toBe(0);
+    expect(statSync(join(root, "var", "fifo", "WatchLG")).mode & 0o777).toBe(0o600);
+    expect(watcher(root, "stop").code).toBe(0);
+
+    const bad = newRoot({ "rules/LG/sshd.rule": 'programs = ["sshd"]\n[[rule]]\nname = "x"\n' });
+    const r = watcher(bad, "start");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('sshd.rule: rule "x", field pattern');
+    expect(watcher(bad, "status").code).toBe(3);
+  }, 20000);
+});
