@@ -80,10 +80,14 @@ export class ModuleRuntime {
   /** One block of lines (from LineSplitter): one database transaction, then one firewall batch. */
   async processBlock(block: string): Promise<void> {
     const bans: SetElement[] = [];
+    let banning: Promise<void> | null = null;
     this.o.store.transaction(() => {
       this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => this.processLine(block, start, end, bans));
+      /* the kernel first, the commit after: a backend starts its work synchronously, so the
+         drop does not wait for SQLite (a ban without its record would still lapse by itself) */
+      if (bans.length > 0) banning = this.o.firewall.ban(this.set, bans);
     });
-    if (bans.length > 0) await this.o.firewall.ban(this.set, bans);
+    if (banning) await banning;
   }
 
   private processLine(text: string, start: number, end: number, bans: SetElement[]): void {
