@@ -108,7 +108,7 @@ function membershipProbe(backend: string): (address: string) => boolean {
 async function insideLatency(backend: string, bans: number): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "watcher-latency-"));
   mkdirSync(join(root, "etc"));
-  writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 1\nbanTime = "1h"\n`);
+  writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 1\nbanTime = "1h"\ndns = false\n`);
   const module = Bun.spawn([WATCHER, "--root", root, "module", "LG"], { stdout: "ignore", stderr: "ignore" });
   const fifo = join(root, "var", "fifo", "WatchLG");
   while (!existsSync(fifo)) await Bun.sleep(10);

@@ -44,6 +44,8 @@ const ModuleSchema = z
     mode: z.enum(["normal", "aggressive"]).default("normal"),
     /** a successful login in a session withdraws the affairs that session counted */
     forgiveOnSuccess: z.boolean().default(false),
+    /** classify new addresses by forward-confirmed reverse DNS; NXDOMAIN and FAKEHOST are preset */
+    dns: z.boolean().default(true),
     /** `expire` removes hosts whose last affair is older (their statistics stay in events) */
     expireAfter: Duration.default(30 * 86400),
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),
@@ -70,6 +72,23 @@ const ConfigSchema = z
     firewallForward: z.boolean().default(false),
     /** on stop, leave the sets in the kernel (their timeouts still lapse) or remove them */
     keepFirewallOnStop: z.boolean().default(true),
+    /** the resolver behind host classes (modules with dns = true) */
+    dns: z
+      .object({
+        /** `address` or `address:port` ([v6]:port); empty: the system's (/etc/resolv.conf) */
+        servers: z.array(z.string().min(1)).default([]),
+        /** seconds per try */
+        timeout: z.number().positive().max(30).default(2),
+        retries: z.number().int().min(0).max(5).default(1),
+        concurrency: z.number().int().min(1).max(1000).default(32),
+        /** lookups waiting beyond this are dropped: those hosts stay unclassified for now */
+        queueSize: z.number().int().min(1).default(10000),
+        cacheSize: z.number().int().min(1).default(100000),
+        positiveTtl: Duration.default(86400),
+        negativeTtl: Duration.default(6 * 3600),
+      })
+      .strict()
+      .prefault({}),
     /** cron expressions (node-cron, with optional seconds) of the jobs start runs */
     schedule: z
       .object({

@@ -4,6 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ClassifierStats } from "./dns";
 
 export function pidFile(runDir: string): string {
   return join(runDir, "watcher.pid");
@@ -59,4 +60,6 @@ export interface ModuleStatus {
   matched: number;
   affairs: number;
   bans: number;
+  /** DNS lookups, cache hits and dropped requests; null when the module does not classify */
+  dns: ClassifierStats | null;
 }

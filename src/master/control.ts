@@ -83,6 +83,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       matched: own?.matched ?? 0,
       affairs: own?.affairs ?? 0,
       bans: own?.bans ?? 0,
+      dns: own?.dns ?? null,
       restarts: m.restarts,
     });
   }

@@ -2,6 +2,7 @@
  * Counting and the ban decision: pure functions of a host's record, one affair and the
  * module's policy. The caller owns the clock and the storage.
  */
+import { PRESET_CLASSES } from "../core/dns";
 import type { HostRecord } from "../core/store";
 
 export interface BanPolicy {
@@ -57,4 +58,14 @@ export function countAffair(host: HostRecord, time: number, weight: number, rule
 export function forgiveAffairs(host: HostRecord, affairs: number, time: number): HostRecord {
   if (host.bannedUntil > time) return host;
   return { ...host, affairs: Math.max(0, host.affairs - affairs) };
+}
+
+/**
+ * A host's DNS class has arrived. NXDOMAIN and FAKEHOST preset its counter to maxAffairs - 1
+ * (unless it is banned), so its next affair bans: an address without an honest name is
+ * dropped on its second affair.
+ */
+export function classifyHost(host: HostRecord, cls: string, policy: BanPolicy, time: number): HostRecord {
+  const preset = PRESET_CLASSES.has(cls) && host.bannedUntil <= time;
+  return { ...host, class: cls, affairs: preset ? Math.max(host.affairs, policy.maxAffairs - 1) : host.affairs };
 }

@@ -4,6 +4,7 @@
  * chunk in hand, close the database and exit cleanly. SIGHUP reloads rules and lists without
  * losing counts. A status file in the run folder tells `watcher status` how it is doing.
  */
+import { DnsClient, systemNameServers } from "../core/dns";
 import { moduleSet } from "../core/firewall/types";
 import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
 import { type ModuleContext, readReloadable } from "./context";
@@ -19,6 +20,10 @@ export interface LoopOptions {
 }
 
 export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source[], o: LoopOptions): Promise<RuntimeStats> {
+  const resolver = ctx.config.dns;
+  const dnsClient = ctx.moduleConfig.dns
+    ? new DnsClient({ servers: resolver.servers.length > 0 ? resolver.servers : systemNameServers(), timeout: resolver.timeout, retries: resolver.retries })
+    : null;
   const runtime = new ModuleRuntime({
     module: ctx.module,
     config: ctx.moduleConfig,
@@ -29,6 +34,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     clock: o.clock ?? (() => Math.floor(Date.now() / 1000)),
     useLineTime: false,
     onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),
+    dns: dnsClient ? { client: dnsClient, options: resolver } : undefined,
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   let busy: Promise<void> = Promise.resolve();
@@ -38,7 +44,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   const status = statusFile(ctx.paths.runDir, ctx.module);
   const writeStatus = () => {
     const { lines, matched, affairs, bans } = runtime.stats;
-    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans };
+    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null };
     writeJson(status, s);
   };
   writeStatus();
@@ -85,6 +91,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   await Promise.race([stop, Promise.all(readers)]);
   await busy;
   clearInterval(statusTimer);
+  dnsClient?.close();
   removeFile(status);
   return runtime.stats;
 }

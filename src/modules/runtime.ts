@@ -4,6 +4,7 @@
  * (one firewall batch per chunk). Clock, store and firewall are injected.
  */
 import type { ModuleConfig, ModuleName } from "../core/config";
+import { type ClassifierOptions, type DnsClient, DnsClassifier, type HostClass } from "../core/dns";
 import { formatDuration } from "../core/duration";
 import { type Firewall, moduleSetName, type SetElement } from "../core/firewall/types";
 import type { Ip } from "../core/ip";
@@ -12,7 +13,7 @@ import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../core/store";
 import { HeaderScan, parseSyslogTime, scanSyslog, sessionKey } from "../core/syslog";
 import type { Reloadable } from "./context";
-import { countAffair, forgiveAffairs, newHost } from "./decide";
+import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
 import { forEachLine, type SkipCounts } from "./lines";
 import { SessionTable } from "./sessions";
 
@@ -51,6 +52,8 @@ export interface RuntimeOptions {
   readonly clock: () => number;
   /** replay: windows and ban times follow each line's own timestamp */
   readonly useLineTime: boolean;
+  /** classify new hosts by DNS (the resident loop; a replay does not) */
+  readonly dns?: { readonly client: Pick<DnsClient, "classify">; readonly options: ClassifierOptions };
   readonly onBan?: (ban: BanReport) => void;
 }
 
@@ -62,12 +65,20 @@ export class ModuleRuntime {
   private config: ModuleConfig;
   private rules: RuleSet;
   private lists: Lists;
+  readonly dns: DnsClassifier | null;
 
   constructor(private readonly o: RuntimeOptions) {
     this.set = moduleSetName(o.module);
     this.config = o.config;
     this.rules = o.rules;
     this.lists = o.lists;
+    this.dns = o.dns ? new DnsClassifier(o.dns.client, o.dns.options, (address, cls) => this.applyClass(address, cls), o.clock) : null;
+  }
+
+  /** A DNS class arrived (between chunks): store it on the host, preset the counter if guilty. */
+  private applyClass(address: string, cls: HostClass): void {
+    const host = this.o.store.getHost(address);
+    if (host) this.o.store.putHost(classifyHost(host, cls, this.config, this.o.clock()));
   }
 
   /** New settings, rules and lists (SIGHUP); counts and sessions carry on. */
@@ -129,7 +140,14 @@ export class ModuleRuntime {
       return;
     }
     const before = this.o.store.getHost(ip.text) ?? newHost(ip.text, time, rule);
-    const { host, banSeconds, reached } = countAffair(before, time, weight, rule, this.config, ruleBans || blacklisted);
+    const counted = countAffair(before, time, weight, rule, this.config, ruleBans || blacklisted);
+    const { banSeconds, reached } = counted;
+    let host = counted.host;
+    if (this.dns && this.config.dns && (host.class === null || host.class === "UNKNOWN")) {
+      const cls = this.dns.cached(ip.text);
+      if (cls) host = classifyHost(host, cls, this.config, time);
+      else this.dns.request(ip);
+    }
     this.o.store.putHost(host);
     this.o.store.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight }, host.class);
     this.stats.affairs += weight;

@@ -47,7 +47,7 @@ for (const backend of ["nftables", "ipset"] as const) {
       await net.serve();
       root = mkdtempSync(join(tmpdir(), `watcher-${backend}-`));
       mkdirSync(join(root, "etc"));
-      writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 3\nbanTime = "3s"\n`);
+      writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 3\nbanTime = "3s"\ndns = false\n`);
       writeFileSync(join(root, "etc", "whitelist"), `${FRIEND_V4}\n`);
       /* the neighbour is blacklisted too: the whitelist must win */
       writeFileSync(join(root, "etc", "blacklist"), `${FRIEND_V4}\n203.0.113.0/24\n`);

@@ -20,7 +20,7 @@ afterAll(() => {
 /** A fresh root with the dry-run firewall (CI runs as root: never touch the host's firewall). */
 function newRoot(files: Record<string, string> = {}): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-cli-"));
-  files = { "etc/watcher.toml": 'firewall = "dryrun"\n', ...files };
+  files = { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\n', ...files };
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(root, name, ".."), { recursive: true });
     writeFileSync(join(root, name), text);

@@ -17,7 +17,7 @@ const roots: string[] = [];
 function newRoot(files: Record<string, string> = {}): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-master-"));
   roots.push(root);
-  files = { "etc/watcher.toml": 'firewall = "dryrun"\n', ...files };
+  files = { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\n', ...files };
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(root, name, ".."), { recursive: true });
     writeFileSync(join(root, name), text);
@@ -78,7 +78,7 @@ describe("the master", () => {
   }, 20000);
 
   test("the FIFO is made with the configured mode; a bad rule file stops start before anything runs", () => {
-    const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\nfifoMode = "0600"\n' });
+    const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\nfifoMode = "0600"\n[modules.LG]\ndns = false\n' });
     expect(watcher(root, "start").code).toBe(0);
     expect(statSync(join(root, "var", "fifo", "WatchLG")).mode & 0o777).toBe(0o600);
     expect(watcher(root, "stop").code).toBe(0);
