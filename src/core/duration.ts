@@ -20,5 +20,5 @@ export function formatDuration(seconds: number): string {
     }
     if (parts.length === 2) break;
   }
-  return parts.join(" ");
+  return parts.length > 0 ? parts.join(" ") : "0s";
 }

@@ -216,7 +216,7 @@ export class CidrSet {
 
   add(net: Cidr): void {
     if (net.prefix === (net.family === 4 ? 32 : 128)) this.exact.add(net.text);
-    else this.nets.push(net);
+    else if (!this.nets.some((n) => n.text === net.text)) this.nets.push(net);
   }
 
   get size(): number {

@@ -30,6 +30,14 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
+function isUpper(c: number): boolean {
+  return c >= 65 && c <= 90;
+}
+
+function isLower(c: number): boolean {
+  return c >= 97 && c <= 122;
+}
+
 /** `prog[pid]: message`, `prog: message` or `prog[pid]:` at the end, starting at `at`. */
 function scanTag(text: string, at: number, end: number, h: HeaderScan): boolean {
   const limit = Math.min(end, at + MAX_TAG);
@@ -125,9 +133,10 @@ export function scanSyslog(text: string, start: number, end: number, h: HeaderSc
     timeEnd = text.indexOf(" ", at + 19);
     if (timeEnd < 0 || timeEnd - at > 40 || timeEnd >= end) return false;
   } else {
-    /* RFC 3164: "Nov 24 10:00:01" (day space-padded) */
+    /* RFC 3164: "Nov 24 10:00:01" (day space-padded), the month a capitalised word */
     timeEnd = at + 15;
     if (timeEnd >= end || text.charCodeAt(at + 3) !== SPACE || text.charCodeAt(at + 9) !== COLON || text.charCodeAt(timeEnd) !== SPACE) return false;
+    if (!isUpper(text.charCodeAt(at)) || !isLower(text.charCodeAt(at + 1)) || !isLower(text.charCodeAt(at + 2))) return false;
   }
   const hostEnd = text.indexOf(" ", timeEnd + 1);
   if (hostEnd <= timeEnd + 1 || hostEnd >= end) return false;
@@ -190,11 +199,11 @@ export function parseSyslogTime(time: string, now: number): number | null {
   const day = Number(time.slice(4, 6).trim());
   const [hh, mm, ss] = time.slice(7).split(":").map(Number) as [number, number, number];
   if (month === undefined || !(day >= 1 && day <= 31) || !(hh <= 23 && mm <= 59 && ss <= 60)) return null;
-  let year = new Date(now * 1000).getFullYear();
-  let t = new Date(year, month, day, hh, mm, ss).getTime() / 1000;
-  if (t > now + 86400) {
-    year -= 1;
-    t = new Date(year, month, day, hh, mm, ss).getTime() / 1000;
+  /* next year first: a January line read on New Year's Eve, seconds after midnight elsewhere */
+  const year = new Date(now * 1000).getFullYear();
+  for (const y of [year + 1, year, year - 1]) {
+    const t = new Date(y, month, day, hh, mm, ss).getTime() / 1000;
+    if (!Number.isNaN(t) && t <= now + 86400) return t;
   }
-  return Number.isNaN(t) ? null : t;
+  return null;
 }
