@@ -17,7 +17,8 @@ export interface SkipCounts {
 
 /** Turns a stream of chunks into blocks of complete lines (each block ends with "\n"). */
 export class LineSplitter {
-  private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+  /* a byte-order mark at the start of a stream is dropped, as the decoder does by default */
+  private readonly decoder = new TextDecoder("utf-8", { fatal: false });
   private partial = "";
   /** inside an over-long line: drop everything up to its newline */
   private discarding = false;

@@ -24,6 +24,10 @@ function run(chunks: (string | Uint8Array)[]): { lines: string[]; skipped: SkipC
 }
 
 describe("LineSplitter", () => {
+  test("a byte-order mark at the start of the stream is dropped", () => {
+    const splitter = new LineSplitter();
+    expect(splitter.push(new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode("Nov 24 10:00:01 srv sshd[1]: x\n")]))).toBe("Nov 24 10:00:01 srv sshd[1]: x\n");
+  });
   test("a chunk of whole lines comes out as one block", () => {
     const splitter = new LineSplitter();
     expect(splitter.push(utf8("one\ntwo\n"))).toBe("one\ntwo\n");
