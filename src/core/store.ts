@@ -12,9 +12,10 @@ export interface HostRecord {
   address: string;
   /** DNS class (NXDOMAIN, FAKEHOST, TRUEHOST, UNKNOWN); null until classified */
   class: string | null;
-  /** affairs in the current window */
+  /** affairs within findTime of the last one (as of the last update) */
   affairs: number;
-  windowStart: number;
+  /** times of those affairs, oldest first: the sliding window (at most maxAffairs) */
+  recent: number[];
   firstSeen: number;
   lastSeen: number;
   banCount: number;
@@ -40,7 +41,7 @@ const MIGRATIONS: readonly string[] = [
      address      TEXT PRIMARY KEY,
      class        TEXT,
      affairs      INTEGER NOT NULL,
-     window_start INTEGER NOT NULL,
+     recent       TEXT NOT NULL,
      first_seen   INTEGER NOT NULL,
      last_seen    INTEGER NOT NULL,
      ban_count    INTEGER NOT NULL DEFAULT 0,
@@ -63,7 +64,7 @@ interface HostRow {
   address: string;
   class: string | null;
   affairs: number;
-  window_start: number;
+  recent: string;
   first_seen: number;
   last_seen: number;
   ban_count: number;
@@ -76,7 +77,7 @@ function fromRow(r: HostRow): HostRecord {
     address: r.address,
     class: r.class,
     affairs: r.affairs,
-    windowStart: r.window_start,
+    recent: r.recent === "" ? [] : r.recent.split(",").map(Number),
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     banCount: r.ban_count,
@@ -88,7 +89,7 @@ function fromRow(r: HostRow): HostRecord {
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
-  private readonly upsertHost: Statement<unknown, [string, string | null, number, number, number, number, number, number, string]>;
+  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string]>;
   private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null]>;
 
   constructor(readonly path: string) {
@@ -102,9 +103,9 @@ export class ModuleStore {
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
-      `INSERT INTO hosts (address, class, affairs, window_start, first_seen, last_seen, ban_count, banned_until, last_rule)
+      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-       ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, window_start = ?4, first_seen = ?5,
+       ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, recent = ?4, first_seen = ?5,
          last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9`,
     );
     this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class) VALUES (?, ?, ?, ?, ?, ?)");
@@ -138,7 +139,7 @@ export class ModuleStore {
   }
 
   putHost(h: HostRecord): void {
-    this.upsertHost.run(h.address, h.class, h.affairs, h.windowStart, h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule);
+    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule);
   }
 
   addEvent(e: EventRecord, hostClass: string | null): void {

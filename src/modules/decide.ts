@@ -20,7 +20,7 @@ export function banDuration(policy: BanPolicy, earlierBans: number): number {
 }
 
 export function newHost(address: string, time: number, rule: string): HostRecord {
-  return { address, class: null, affairs: 0, windowStart: time, firstSeen: time, lastSeen: time, banCount: 0, bannedUntil: 0, lastRule: rule };
+  return { address, class: null, affairs: 0, recent: [], firstSeen: time, lastSeen: time, banCount: 0, bannedUntil: 0, lastRule: rule };
 }
 
 export interface Decision {
@@ -32,32 +32,31 @@ export interface Decision {
 }
 
 /**
- * Count `weight` affairs for `host` at `time`. Affairs count within a window of findTime
- * from the first affair of the window; reaching maxAffairs bans, and the count starts
- * over. `banNow` (a rule with action ban, a blacklisted address) bans at once. A host that
- * is banned already is not banned again: its affairs are still recorded.
+ * Count `weight` affairs for `host` at `time`. The window slides: maxAffairs affairs within
+ * any findTime ban, however an attacker paces them around a boundary; then the count starts
+ * over. `banNow` (a rule with action ban, a blacklisted address) bans at once. A host that is
+ * banned already is not banned again: its affairs are still recorded.
  */
 export function countAffair(host: HostRecord, time: number, weight: number, rule: string, policy: BanPolicy, banNow = false): Decision {
-  const h: HostRecord = { ...host, lastSeen: Math.max(host.lastSeen, time), lastRule: rule };
-  if (time - h.windowStart > policy.findTime) {
-    h.affairs = 0;
-    h.windowStart = time;
-  }
-  h.affairs += weight;
-  const reached = h.affairs;
+  const recent = host.recent.filter((t) => t > time - policy.findTime);
+  for (let i = 0; i < Math.min(weight, policy.maxAffairs); i++) recent.push(time);
+  recent.sort((a, b) => a - b); /* a replayed log may be slightly out of order */
+  const reached = recent.length;
+  const h: HostRecord = { ...host, lastSeen: Math.max(host.lastSeen, time), lastRule: rule, recent: recent.slice(-policy.maxAffairs), affairs: reached };
   if (h.bannedUntil > time || !(banNow || reached >= policy.maxAffairs)) return { host: h, banSeconds: 0, reached };
   const banSeconds = banDuration(policy, h.banCount);
   h.banCount += 1;
   h.bannedUntil = time + banSeconds;
   h.affairs = 0;
-  h.windowStart = time;
+  h.recent = [];
   return { host: h, banSeconds, reached };
 }
 
-/** A successful login withdraws what its session counted, unless the host is banned already. */
+/** A successful login withdraws what its session counted (the latest affairs), unless the host is banned already. */
 export function forgiveAffairs(host: HostRecord, affairs: number, time: number): HostRecord {
   if (host.bannedUntil > time) return host;
-  return { ...host, affairs: Math.max(0, host.affairs - affairs) };
+  const recent = host.recent.slice(0, Math.max(0, host.recent.length - affairs));
+  return { ...host, recent, affairs: recent.length };
 }
 
 /**
@@ -66,6 +65,8 @@ export function forgiveAffairs(host: HostRecord, affairs: number, time: number):
  * dropped on its second affair.
  */
 export function classifyHost(host: HostRecord, cls: string, policy: BanPolicy, time: number): HostRecord {
-  const preset = PRESET_CLASSES.has(cls) && host.bannedUntil <= time;
-  return { ...host, class: cls, affairs: preset ? Math.max(host.affairs, policy.maxAffairs - 1) : host.affairs };
+  if (!PRESET_CLASSES.has(cls) || host.bannedUntil > time) return { ...host, class: cls };
+  const recent = [...host.recent];
+  while (recent.length < policy.maxAffairs - 1) recent.unshift(time);
+  return { ...host, class: cls, recent, affairs: recent.length };
 }

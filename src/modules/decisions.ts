@@ -28,7 +28,7 @@ export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | un
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   await ctx.firewall.ban(moduleSetName(ctx.module), [{ address: ip.text, timeout: duration }]);
   ctx.store.transaction(() => {
-    ctx.store.putHost({ ...host, lastSeen: now, lastRule: MANUAL_RULE, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, windowStart: now });
+    ctx.store.putHost({ ...host, lastSeen: now, lastRule: MANUAL_RULE, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [] });
     ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "ban", value: duration }, host.class);
   });
   return { address: ip.text, seconds: duration, until };
@@ -37,7 +37,7 @@ export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | un
 /** In the database only: the host's ban is over and its count starts afresh, recorded with `rule`. */
 export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now: number): void {
   store.transaction(() => {
-    store.putHost({ ...host, bannedUntil: 0, affairs: 0, windowStart: now });
+    store.putHost({ ...host, bannedUntil: 0, affairs: 0, recent: [] });
     store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0 }, host.class);
   });
 }

@@ -84,6 +84,19 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(watcher("unban", "LG", ATTACKER_V4).code).toBe(0); /* not banned: still fine */
     }, 15000);
 
+    /* regression: nft refused a batch naming an address twice ("delete element { A, A }") */
+    test("a replay that bans the same address twice in one batch", () => {
+      const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+      let log = "";
+      for (const [i, ms] of [60000, 61000, 62000, 120000, 121000, 122000].entries()) {
+        log += `${at(ms)} srv sshd[${900 + i}]: Failed password for root from 203.0.113.99 port 4000 ssh2\n`;
+      }
+      const r = net.exec(net.server, [WATCHER, "--root", root, "inject", "LG", "--direct", "--json"], log);
+      expect(r.err).toBe("");
+      expect(JSON.parse(r.out).bans.map((b: { address: string }) => b.address)).toEqual(["203.0.113.99", "203.0.113.99"]);
+      expect(watcher("unban", "LG", "203.0.113.99").code).toBe(0);
+    }, 15000);
+
     test("start restores every ban with its remaining time after a reboot, once; stop keeps them", async () => {
       expect(watcher("unban", "LG", ATTACKER_V6).code).toBe(0); /* from the first test, if still banned */
       expect(watcher("ban", "LG", ATTACKER_V4, "--time", "1h").code).toBe(0);

@@ -8,7 +8,7 @@
  */
 import { CString, dlopen, FFIType, type Pointer } from "bun:ffi";
 import { WatcherError } from "../errors";
-import { byFamily, checkSetName, type Firewall, type ListedElement, type SetElement, type SetKind, type SetSpec, verdictOf } from "./types";
+import { byFamily, checkSetName, lastPerAddress, type Firewall, type ListedElement, type SetElement, type SetKind, type SetSpec, verdictOf } from "./types";
 
 const TABLE = "inet watcher";
 const OUTPUT_JSON = 1 << 4;
@@ -126,7 +126,7 @@ export class NftablesFirewall implements Firewall {
 
   async ban(set: string, elements: readonly SetElement[]): Promise<void> {
     checkSetName(set);
-    const { v4, v6 } = byFamily(elements);
+    const { v4, v6 } = byFamily(lastPerAddress(elements));
     const cmds: string[] = [];
     /* delete first: re-adding an element does not change its timeout */
     for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
@@ -140,7 +140,7 @@ export class NftablesFirewall implements Firewall {
 
   async unban(set: string, addresses: readonly string[]): Promise<void> {
     checkSetName(set);
-    const { v4, v6 } = byFamily(addresses);
+    const { v4, v6 } = byFamily([...new Set(addresses)]);
     const cmds: string[] = [];
     /* add before delete: deleting an absent element would fail the whole batch */
     for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
@@ -152,7 +152,7 @@ export class NftablesFirewall implements Firewall {
 
   async restore(set: string, elements: readonly SetElement[]): Promise<void> {
     checkSetName(set);
-    const { v4, v6 } = byFamily(elements);
+    const { v4, v6 } = byFamily(lastPerAddress(elements));
     const cmds = [`flush set ${TABLE} ${set}_v4`, `flush set ${TABLE} ${set}_v6`];
     if (v4.length) cmds.push(`add element ${TABLE} ${set}_v4 { ${this.elements(v4)} }`);
     if (v6.length) cmds.push(`add element ${TABLE} ${set}_v6 { ${this.elements(v6)} }`);

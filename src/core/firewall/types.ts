@@ -67,6 +67,11 @@ export function verdictOf(set: string): "accept" | "drop" {
   return set === WHITELIST_SET ? "accept" : "drop";
 }
 
+/** One element per address, the last one given winning: a kernel batch must not name an address twice. */
+export function lastPerAddress(elements: readonly SetElement[]): SetElement[] {
+  return [...new Map(elements.map((e) => [e.address, e])).values()];
+}
+
 /** Elements by address family; the kernel keeps IPv4 and IPv6 in separate sets. */
 export function byFamily<T extends { address: string } | string>(elements: readonly T[]): { v4: T[]; v6: T[] } {
   const v4: T[] = [];
