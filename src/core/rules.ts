@@ -63,34 +63,43 @@ export interface CompiledRule {
   readonly templates: readonly CompiledTemplate[];
 }
 
+/** Tokens whose text a match hands on */
+type Captured = "HOST" | "USER" | "COUNT" | "VHOST" | "SESSION";
+
 interface CompiledTemplate {
   readonly source: string;
   readonly regex: RegExp;
-  readonly hostGroup: number;
-  readonly userGroup: number;
-  readonly countGroup: number;
+  /** capture group of each captured token, 0 when the template has none */
+  readonly groups: Readonly<Record<Captured, number>>;
 }
 
 export interface RuleMatch {
   readonly rule: CompiledRule;
   /** null when the rule has no host template: the session supplies the address */
   readonly host: Ip | null;
+  /** the account the line names (never a password: templates capture only the user field) */
   readonly user: string | null;
+  /** the web server instance the line names */
+  readonly vhost: string | null;
+  /** the service's own session id (Dovecot's session=<...>), to merge its lines by */
+  readonly session: string | null;
   /** attempts this line stands for (<COUNT>), 1 otherwise */
   readonly count: number;
 }
 
 const HOST_CHARS = "[0-9A-Fa-f:.]";
-const TOKENS: Record<string, { regex: string; unbounded: boolean; capture: boolean }> = {
+const TOKENS: Record<string, { regex: string; unbounded: boolean; captured?: Captured }> = {
   /* an address, never cut in the middle of a word; parseIp decides whether it is one */
-  HOST: { regex: `(?<![0-9A-Za-z:.])(${HOST_CHARS}{2,45})(?![0-9A-Za-z])`, unbounded: false, capture: true },
-  PORT: { regex: "[0-9]{1,5}", unbounded: false, capture: false },
-  COUNT: { regex: "([0-9]{1,6})", unbounded: false, capture: true },
-  WORD: { regex: "[^ ]*", unbounded: false, capture: false },
-  USER: { regex: "(.*?)", unbounded: true, capture: true },
-  ANY: { regex: ".*?", unbounded: true, capture: false },
+  HOST: { regex: `(?<![0-9A-Za-z:.])(${HOST_CHARS}{2,45})(?![0-9A-Za-z])`, unbounded: false, captured: "HOST" },
+  PORT: { regex: "[0-9]{1,5}", unbounded: false },
+  COUNT: { regex: "([0-9]{1,6})", unbounded: false, captured: "COUNT" },
+  WORD: { regex: "[^ ]*", unbounded: false },
+  VHOST: { regex: "([A-Za-z0-9_.-]{1,253})", unbounded: false, captured: "VHOST" },
+  SESSION: { regex: "([A-Za-z0-9+/=_.-]{1,64})", unbounded: false, captured: "SESSION" },
+  USER: { regex: "(.*?)", unbounded: true, captured: "USER" },
+  ANY: { regex: ".*?", unbounded: true },
 };
-const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|USER|ANY)>/g;
+const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|VHOST|SESSION|USER|ANY)>/g;
 
 function escapeRegex(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
@@ -106,9 +115,7 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   if (!anchoredStart && !anchoredEnd) return "must be anchored with ^ at the start or $ at the end, so the address comes from where the service writes it";
   let regex = anchoredStart ? "^" : "";
   let group = 0;
-  let hostGroup = 0;
-  let userGroup = 0;
-  let countGroup = 0;
+  const groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0 };
   let unboundedBeforeHost = 0;
   let unboundedAfterHost = 0;
   let last = 0;
@@ -118,29 +125,23 @@ export function compileTemplate(source: string): CompiledTemplate | string {
     regex += escapeRegex(body.slice(last, m.index));
     regex += token.regex;
     last = m.index + m[0].length;
-    if (token.capture) group++;
-    if (name === "HOST") {
-      if (hostGroup) return "has <HOST> more than once";
-      hostGroup = group;
-    } else if (name === "USER") {
-      if (userGroup) return "has <USER> more than once";
-      userGroup = group;
-    } else if (name === "COUNT") {
-      if (countGroup) return "has <COUNT> more than once";
-      countGroup = group;
+    if (token.captured) {
+      group++;
+      if (groups[token.captured]) return `has <${name}> more than once`;
+      groups[token.captured] = group;
     }
     if (token.unbounded) {
-      if (hostGroup) unboundedAfterHost++;
+      if (groups.HOST) unboundedAfterHost++;
       else unboundedBeforeHost++;
     }
   }
   regex += escapeRegex(body.slice(last));
   if (anchoredEnd) regex += "$";
-  if (!hostGroup) return "must contain <HOST> exactly once";
+  if (!groups.HOST) return "must contain <HOST> exactly once";
   if (unboundedBeforeHost + unboundedAfterHost > 1) return "may contain at most one <ANY> or <USER>";
   if (unboundedBeforeHost && !anchoredEnd) return "has <ANY>/<USER> before <HOST>, so it must end with $ (otherwise a user name could supply the address)";
   if (unboundedAfterHost && !anchoredStart) return "has <ANY>/<USER> after <HOST>, so it must start with ^ (otherwise a user name could supply the address)";
-  return { source, regex: new RegExp(regex), hostGroup, userGroup, countGroup };
+  return { source, regex: new RegExp(regex), groups };
 }
 
 /** The literal text a template's message must start with, or "" when it has none. */
@@ -292,17 +293,20 @@ export class RuleSet {
         message ??= text.slice(at, end);
         if (!message.includes(rule.pattern)) continue;
       }
-      if (rule.templates.length === 0) return { rule, host: null, user: null, count: 1 };
+      if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1 };
       for (const t of rule.templates) {
         const m = t.regex.exec(message);
         if (!m) continue;
-        const host = parseIp(m[t.hostGroup]!);
+        const host = parseIp(m[t.groups.HOST]!);
         if (!host) continue;
+        const g = t.groups;
         return {
           rule,
           host,
-          user: t.userGroup ? m[t.userGroup]! : null,
-          count: t.countGroup ? Math.max(1, Number(m[t.countGroup])) : 1,
+          user: g.USER ? m[g.USER]! : null,
+          vhost: g.VHOST ? m[g.VHOST]!.toLowerCase() : null,
+          session: g.SESSION ? m[g.SESSION]! : null,
+          count: g.COUNT ? Math.max(1, Number(m[g.COUNT])) : 1,
         };
       }
     }

@@ -22,6 +22,8 @@ export interface HostRecord {
   /** epoch seconds; 0 when never banned */
   bannedUntil: number;
   lastRule: string;
+  /** the web server instance of the last affair (WB), else null */
+  vhost: string | null;
 }
 
 export type EventKind = "affair" | "ban" | "unban";
@@ -33,6 +35,9 @@ export interface EventRecord {
   kind: EventKind;
   /** affairs for "affair", ban seconds for "ban" */
   value: number;
+  /** the account the line named (MB, LG), at most 64 characters */
+  user: string | null;
+  vhost: string | null;
 }
 
 /** Migrations in order; user_version is the number applied. Never edit a released one. */
@@ -58,6 +63,11 @@ const MIGRATIONS: readonly string[] = [
      class   TEXT
    );
    CREATE INDEX events_time ON events (time);`,
+  /* 2: which account was attacked (mail, logins) and which web server instance (WB) */
+  `ALTER TABLE events ADD COLUMN user TEXT;
+   ALTER TABLE events ADD COLUMN vhost TEXT;
+   ALTER TABLE hosts ADD COLUMN vhost TEXT;
+   CREATE INDEX events_vhost ON events (vhost, time) WHERE vhost IS NOT NULL;`,
 ];
 
 interface HostRow {
@@ -70,6 +80,7 @@ interface HostRow {
   ban_count: number;
   banned_until: number;
   last_rule: string;
+  vhost: string | null;
 }
 
 function fromRow(r: HostRow): HostRecord {
@@ -83,14 +94,15 @@ function fromRow(r: HostRow): HostRecord {
     banCount: r.ban_count,
     bannedUntil: r.banned_until,
     lastRule: r.last_rule,
+    vhost: r.vhost,
   };
 }
 
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
-  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string]>;
-  private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null]>;
+  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null]>;
+  private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null]>;
 
   constructor(readonly path: string) {
     try {
@@ -103,12 +115,12 @@ export class ModuleStore {
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
-      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
        ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, recent = ?4, first_seen = ?5,
-         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9`,
+         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10`,
     );
-    this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class) VALUES (?, ?, ?, ?, ?, ?)");
+    this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   }
 
   private migrate(): void {
@@ -139,11 +151,11 @@ export class ModuleStore {
   }
 
   putHost(h: HostRecord): void {
-    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule);
+    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost);
   }
 
   addEvent(e: EventRecord, hostClass: string | null): void {
-    this.insertEvent.run(e.time, e.address, e.rule, e.kind, e.value, hostClass);
+    this.insertEvent.run(e.time, e.address, e.rule, e.kind, e.value, hostClass, e.user === null ? null : e.user.slice(0, 64), e.vhost);
   }
 
   /** Hosts whose ban lasts beyond `now`, soonest expiry first. */
@@ -168,7 +180,7 @@ export class ModuleStore {
 
   events(since = 0): EventRecord[] {
     return this.db
-      .query<EventRecord, [number]>("SELECT time, address, rule, kind, value FROM events WHERE time >= ? ORDER BY rowid")
+      .query<EventRecord, [number]>("SELECT time, address, rule, kind, value, user, vhost FROM events WHERE time >= ? ORDER BY rowid")
       .all(since);
   }
 

@@ -20,7 +20,7 @@ export function banDuration(policy: BanPolicy, earlierBans: number): number {
 }
 
 export function newHost(address: string, time: number, rule: string): HostRecord {
-  return { address, class: null, affairs: 0, recent: [], firstSeen: time, lastSeen: time, banCount: 0, bannedUntil: 0, lastRule: rule };
+  return { address, class: null, affairs: 0, recent: [], firstSeen: time, lastSeen: time, banCount: 0, bannedUntil: 0, lastRule: rule, vhost: null };
 }
 
 export interface Decision {

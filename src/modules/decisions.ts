@@ -29,7 +29,7 @@ export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | un
   await ctx.firewall.ban(moduleSetName(ctx.module), [{ address: ip.text, timeout: duration }]);
   ctx.store.transaction(() => {
     ctx.store.putHost({ ...host, lastSeen: now, lastRule: MANUAL_RULE, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [] });
-    ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "ban", value: duration }, host.class);
+    ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "ban", value: duration, user: null, vhost: null }, host.class);
   });
   return { address: ip.text, seconds: duration, until };
 }
@@ -38,7 +38,7 @@ export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | un
 export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now: number): void {
   store.transaction(() => {
     store.putHost({ ...host, bannedUntil: 0, affairs: 0, recent: [] });
-    store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0 }, host.class);
+    store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0, user: null, vhost: null }, host.class);
   });
 }
 

@@ -3,8 +3,9 @@
  * root and touches no database: hits per rule, extracted hosts, and the engine's speed.
  */
 import type { Action, RuleSet } from "../core/rules";
-import { HeaderScan, scanSyslog, sessionKey } from "../core/syslog";
+import { HeaderScan, scanSyslog } from "../core/syslog";
 import { forEachLine, type SkipCounts } from "./lines";
+import { sessionOf } from "./sessions";
 
 export interface RuleTestMatch {
   /** 1-based line number in the input */
@@ -47,7 +48,7 @@ export function testRules(rules: RuleSet, text: string): RuleTestResult {
     if (!m) return;
     hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
     let host = m.host?.text ?? null;
-    const session = sessionKey(block, h);
+    const session = sessionOf(block, h, m.session);
     if (session) {
       if (host) {
         if (sessionHosts.size >= MAX_SESSIONS) sessionHosts.delete(sessionHosts.keys().next().value!);

@@ -11,11 +11,17 @@ import type { Ip } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../core/store";
-import { HeaderScan, parseSyslogTime, scanSyslog, sessionKey } from "../core/syslog";
+import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import type { Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
 import { forEachLine, type SkipCounts } from "./lines";
-import { SessionTable } from "./sessions";
+import { SessionTable, sessionOf } from "./sessions";
+
+interface EventDetail {
+  readonly user: string | null;
+  readonly vhost: string | null;
+}
+const NO_DETAIL: EventDetail = { user: null, vhost: null };
 
 export interface BanReport {
   readonly address: string;
@@ -112,14 +118,16 @@ export class ModuleRuntime {
     this.stats.matched++;
     const now = this.o.clock();
     const time = this.o.useLineTime ? (parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now) ?? now) : now;
-    const session = sessionKey(text, h);
+    const session = sessionOf(text, h, m.session);
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time);
     if (m.rule.action === "success" && m.host && this.config.forgiveOnSuccess) {
       this.forgive(m.host, this.sessions.forgive(session), time);
     }
     /* an ignored line may still bring the address that earlier lines of its session waited for */
     for (const a of attributed) {
-      if (a.rule.action === "count" || a.rule.action === "ban") this.countAffair(a.host, a.rule.name, a.weight, a.rule.action === "ban", time, bans);
+      if (a.rule.action !== "count" && a.rule.action !== "ban") continue;
+      const detail = a.current ? { user: m.user, vhost: m.vhost } : NO_DETAIL;
+      this.countAffair(a.host, a.rule.name, a.weight, a.rule.action === "ban", time, detail, bans);
     }
   }
 
@@ -129,7 +137,7 @@ export class ModuleRuntime {
     if (host) this.o.store.putHost(forgiveAffairs(host, affairs, time));
   }
 
-  private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, bans: SetElement[]): void {
+  private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, detail: EventDetail, bans: SetElement[]): void {
     if (this.lists.protection(ip)) {
       this.stats.protected++;
       return;
@@ -142,17 +150,17 @@ export class ModuleRuntime {
     const before = this.o.store.getHost(ip.text) ?? newHost(ip.text, time, rule);
     const counted = countAffair(before, time, weight, rule, this.config, ruleBans || blacklisted);
     const { banSeconds, reached } = counted;
-    let host = counted.host;
+    let host = detail.vhost ? { ...counted.host, vhost: detail.vhost } : counted.host;
     if (this.dns && this.config.dns && (host.class === null || host.class === "UNKNOWN")) {
       const cls = this.dns.cached(ip.text);
       if (cls) host = classifyHost(host, cls, this.config, time);
       else this.dns.request(ip);
     }
     this.o.store.putHost(host);
-    this.o.store.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight }, host.class);
+    this.o.store.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight, user: detail.user, vhost: detail.vhost }, host.class);
     this.stats.affairs += weight;
     if (banSeconds === 0) return;
-    this.o.store.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds }, host.class);
+    this.o.store.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds, user: null, vhost: detail.vhost }, host.class);
     this.stats.bans++;
     const remaining = host.bannedUntil - this.o.clock();
     if (remaining > 0) bans.push({ address: ip.text, timeout: remaining });

@@ -12,6 +12,7 @@
  */
 import type { Ip } from "../core/ip";
 import type { CompiledRule } from "../core/rules";
+import { type HeaderScan, sessionKey } from "../core/syslog";
 
 interface Tally {
   readonly group: string;
@@ -34,6 +35,8 @@ interface Session {
 export interface Attributed {
   readonly host: Ip;
   readonly rule: CompiledRule;
+  /** the line being attributed (true) or an earlier one that waited for the address */
+  readonly current: boolean;
   /** affairs to count: 0 when merged into attempts already counted */
   readonly weight: number;
 }
@@ -91,7 +94,7 @@ export class SessionTable {
    * may include earlier lines that were waiting for this session's address.
    */
   attribute(key: string, host: Ip | null, rule: CompiledRule, weight: number, now: number): Attributed[] {
-    if (key === "") return host ? [{ host, rule, weight }] : [];
+    if (key === "") return host ? [{ host, rule, current: true, weight }] : [];
     let s = this.touch(key, now);
     if (host && s.host && s.host.text !== host.text) {
       /* a new connection under a reused pid */
@@ -101,7 +104,7 @@ export class SessionTable {
     const out: Attributed[] = [];
     if (host && !s.host) {
       s.host = host;
-      for (const w of s.waiting ?? []) out.push({ host, rule: w.rule, weight: this.merge(s, w.rule, w.weight) });
+      for (const w of s.waiting ?? []) out.push({ host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight) });
       s.waiting = null;
     }
     if (!s.host) {
@@ -109,7 +112,7 @@ export class SessionTable {
       if (rule.action === "count" && s.waiting.length < MAX_WAITING) s.waiting.push({ rule, weight });
       return out;
     }
-    out.push({ host: s.host, rule, weight: rule.action === "count" ? this.merge(s, rule, weight) : weight });
+    out.push({ host: s.host, rule, current: true, weight: rule.action === "count" ? this.merge(s, rule, weight) : weight });
     for (const a of out) if (a.rule.action === "count") s.counted += a.weight;
     return out;
   }
@@ -123,4 +126,12 @@ export class SessionTable {
     s.tallies = null;
     return counted;
   }
+}
+
+/**
+ * The session a line belongs to: the service's own session id where the rule found one
+ * (Dovecot's `session=<...>`), else `program[pid]`, else none.
+ */
+export function sessionOf(text: string, h: HeaderScan, serviceSession: string | null): string {
+  return serviceSession ? `${text.slice(h.programStart, h.programEnd)}:${serviceSession}` : sessionKey(text, h);
 }

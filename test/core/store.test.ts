@@ -1,8 +1,8 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { WatcherError } from "../../src/core/errors";
 import { ModuleStore } from "../../src/core/store";
 import { newHost } from "../../src/modules/decide";
@@ -13,20 +13,20 @@ describe("module store", () => {
   test("creates the schema in WAL mode and records its version", () => {
     const path = tmp();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(1);
+    expect(store.schemaVersion).toBe(2);
     store.close();
     const db = new Database(path);
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
     db.close();
-    expect(new ModuleStore(path).schemaVersion).toBe(1); /* reopening migrates nothing */
+    expect(new ModuleStore(path).schemaVersion).toBe(2); /* reopening migrates nothing */
   });
   test("hosts round-trip; active bans; events in order", () => {
     const store = new ModuleStore(tmp());
     store.transaction(() => {
       store.putHost({ ...newHost("203.0.113.5", 100, "failed-auth"), affairs: 2 });
       store.putHost({ ...newHost("2001:db8::5", 100, "manual"), banCount: 1, bannedUntil: 5000 });
-      store.addEvent({ time: 100, address: "203.0.113.5", rule: "failed-auth", kind: "affair", value: 2 }, null);
-      store.addEvent({ time: 101, address: "2001:db8::5", rule: "manual", kind: "ban", value: 4900 }, null);
+      store.addEvent({ time: 100, address: "203.0.113.5", rule: "failed-auth", kind: "affair", value: 2, user: "root", vhost: null }, null);
+      store.addEvent({ time: 101, address: "2001:db8::5", rule: "manual", kind: "ban", value: 4900, user: null, vhost: null }, null);
     });
     expect(store.getHost("203.0.113.5")?.affairs).toBe(2);
     expect(store.getHost("192.0.2.1")).toBeNull();
@@ -44,6 +44,22 @@ describe("module store", () => {
     ).toThrow("boom");
     expect(store.getHost("203.0.113.5")).toBeNull();
   });
+  test("a version 1 database is migrated in place, its rows kept", () => {
+    const path = tmp();
+    mkdirSync(dirname(path), { recursive: true });
+    const v1 = new Database(path);
+    v1.exec(`CREATE TABLE hosts (address TEXT PRIMARY KEY, class TEXT, affairs INTEGER NOT NULL, recent TEXT NOT NULL,
+      first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, ban_count INTEGER NOT NULL DEFAULT 0,
+      banned_until INTEGER NOT NULL DEFAULT 0, last_rule TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE events (time INTEGER NOT NULL, address TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL, value INTEGER NOT NULL, class TEXT);
+      INSERT INTO hosts VALUES ('203.0.113.5', NULL, 1, '100', 100, 100, 0, 0, 'failed-auth');
+      PRAGMA user_version = 1;`);
+    v1.close();
+    const store = new ModuleStore(path);
+    expect(store.schemaVersion).toBe(2);
+    expect(store.getHost("203.0.113.5")).toMatchObject({ affairs: 1, recent: [100], vhost: null });
+  });
+
   test("a database from a newer watcher is refused", () => {
     const path = tmp();
     new ModuleStore(path).close();
