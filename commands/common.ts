@@ -9,7 +9,7 @@ export interface GlobalArgs {
 
 export function moduleArg<T>(y: Argv<T>) {
   return y.positional("module", {
-    describe: "module: LG (login/sshd)",
+    describe: "module: LG (logins: sshd), MX (mail transport: Postfix), MB (mailboxes: Dovecot, DBmail, Postfix SASL)",
     choices: MODULE_NAMES,
     demandOption: true,
     coerce: (m: string) => m.toUpperCase() as ModuleName,

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { parseDuration } from "./duration";
 import { ConfigError } from "./errors";
 
-export const MODULE_NAMES = ["LG"] as const;
+export const MODULE_NAMES = ["LG", "MX", "MB"] as const;
 export type ModuleName = (typeof MODULE_NAMES)[number];
 
 const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -30,9 +30,11 @@ const SourceSchema = z.discriminatedUnion("type", [
 ]);
 export type SourceConfig = z.infer<typeof SourceSchema>;
 
-const ModuleSchema = z
+/** One module's settings; LG runs by default, the mail modules when the server has mail. */
+const moduleSchema = (enabledByDefault: boolean) =>
+  z
   .object({
-    enabled: z.boolean().default(true),
+    enabled: z.boolean().default(enabledByDefault),
     /** affairs within findTime that trigger a ban */
     maxAffairs: z.number().int().min(1).max(1000).default(5),
     findTime: Duration.default(3600),
@@ -51,7 +53,7 @@ const ModuleSchema = z
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),
   })
   .strict();
-export type ModuleConfig = z.infer<typeof ModuleSchema>;
+export type ModuleConfig = z.infer<ReturnType<typeof moduleSchema>>;
 
 const ConfigSchema = z
   .object({
@@ -100,7 +102,11 @@ const ConfigSchema = z
       .strict()
       .prefault({}),
     modules: z
-      .object(Object.fromEntries(MODULE_NAMES.map((m) => [m, ModuleSchema.prefault({})])) as Record<ModuleName, z.ZodPrefault<typeof ModuleSchema>>)
+      .object({
+        LG: moduleSchema(true).prefault({}),
+        MX: moduleSchema(false).prefault({}),
+        MB: moduleSchema(false).prefault({}),
+      } satisfies Record<ModuleName, unknown>)
       .strict()
       .prefault({}),
   })

@@ -5,9 +5,11 @@
  * lines cheaply, and a `host` template that extracts the address from where the service
  * writes it. Templates are anchored (`^` and/or `$`) and linted so that text an attacker
  * controls (a user name, a client banner) can never choose the address:
- *  - at most one unbounded token (<ANY>, <USER>) per template;
- *  - an unbounded token before <HOST> needs `$` (the address is then the one followed by
- *    the server-written tail), one after <HOST> needs `^` (the one after the server-written head).
+ *  - at most one <USER> (attacker text, matched greedily) and one <ANY> (server text, lazily),
+ *    at most one of them on each side of <HOST>;
+ *  - a wildcard before <HOST> needs `$` (the address is then the one followed by the
+ *    server-written tail), one after <HOST> needs `^` (the one after the server-written head);
+ *    with one on each side, both anchors.
  * Tokens expand to patterns without nested quantifiers, so no line makes them backtrack
  * catastrophically. A rule without `host` takes the address of its session (program[pid]).
  */
@@ -96,7 +98,8 @@ const TOKENS: Record<string, { regex: string; unbounded: boolean; captured?: Cap
   WORD: { regex: "[^ ]*", unbounded: false },
   VHOST: { regex: "([A-Za-z0-9_.-]{1,253})", unbounded: false, captured: "VHOST" },
   SESSION: { regex: "([A-Za-z0-9+/=_.-]{1,64})", unbounded: false, captured: "SESSION" },
-  USER: { regex: "(.*?)", unbounded: true, captured: "USER" },
+  /* attacker text: greedy, so the server-written delimiters nearest the address win */
+  USER: { regex: "(.*)", unbounded: true, captured: "USER" },
   ANY: { regex: ".*?", unbounded: true },
 };
 const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|VHOST|SESSION|USER|ANY)>/g;
@@ -118,6 +121,7 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   const groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0 };
   let unboundedBeforeHost = 0;
   let unboundedAfterHost = 0;
+  let anys = 0;
   let last = 0;
   for (const m of body.matchAll(TOKEN_RE)) {
     const name = m[1]!;
@@ -133,12 +137,13 @@ export function compileTemplate(source: string): CompiledTemplate | string {
     if (token.unbounded) {
       if (groups.HOST) unboundedAfterHost++;
       else unboundedBeforeHost++;
+      if (name === "ANY" && ++anys > 1) return "has <ANY> more than once";
     }
   }
   regex += escapeRegex(body.slice(last));
   if (anchoredEnd) regex += "$";
   if (!groups.HOST) return "must contain <HOST> exactly once";
-  if (unboundedBeforeHost + unboundedAfterHost > 1) return "may contain at most one <ANY> or <USER>";
+  if (unboundedBeforeHost > 1 || unboundedAfterHost > 1) return "may hold at most one <ANY> or <USER> on each side of <HOST>";
   if (unboundedBeforeHost && !anchoredEnd) return "has <ANY>/<USER> before <HOST>, so it must end with $ (otherwise a user name could supply the address)";
   if (unboundedAfterHost && !anchoredStart) return "has <ANY>/<USER> after <HOST>, so it must start with ^ (otherwise a user name could supply the address)";
   return { source, regex: new RegExp(regex), groups };

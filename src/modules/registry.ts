@@ -7,6 +7,10 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
+import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
+import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
+import postfixSaslRule from "../../rules/MB/postfix-sasl.rule" with { type: "text" };
+import postfixRule from "../../rules/MX/postfix.rule" with { type: "text" };
 import type { ModuleName } from "../core/config";
 import { type Mode, type RuleSource, RuleSet } from "../core/rules";
 
@@ -18,7 +22,9 @@ export interface ModuleInfo {
 }
 
 export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
-  LG: { name: "LG", title: "login (sshd)", rules: { "sshd.rule": sshdRule } },
+  LG: { name: "LG", title: "logins (OpenSSH)", rules: { "sshd.rule": sshdRule } },
+  MX: { name: "MX", title: "mail transport (Postfix)", rules: { "postfix.rule": postfixRule } },
+  MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule } },
 };
 
 /** The module's rule sources: shipped files, overridden or extended by `<rulesDir>/<MODULE>/*.rule`. */

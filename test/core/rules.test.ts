@@ -37,8 +37,19 @@ describe("template lint", () => {
     expect(typeof compileTemplate("^Invalid user <USER> from <HOST> port <PORT>$")).toBe("object");
     expect(typeof compileTemplate("from <HOST> port <PORT>$")).toBe("object");
   });
-  test("at most one wildcard, so no line can make it backtrack on both sides", () => {
-    expect(compileTemplate("^<ANY> from <HOST> says <ANY>$")).toContain("at most one");
+  test("at most one wildcard on each side, one <ANY> and one <USER>, both anchors when both", () => {
+    expect(compileTemplate("^<ANY> from <HOST> says <ANY>$")).toContain("<ANY> more than once");
+    expect(compileTemplate("^<USER> <ANY> from <HOST>$")).toContain("at most one <ANY> or <USER> on each side");
+    expect(compileTemplate("auth(<USER>,<HOST>): mismatch<ANY>$")).toContain("must start with ^");
+    expect(typeof compileTemplate("^auth(<USER>,<HOST>): mismatch<ANY>$")).toBe("object");
+  });
+  test("<USER> before the address and <ANY> after it: the server's address wins whatever the user wrote", () => {
+    const t = compileTemplate("^auth(<USER>,<HOST>)<<SESSION>>: Password mismatch<ANY>$");
+    if (typeof t === "string") throw new Error(t);
+    const m = t.regex.exec("auth(x,192.0.2.9)<a>: Password mismatch (hint),203.0.113.5)<s1>: Password mismatch (SHA1 of given password: 5baa)")!;
+    expect(m[t.groups.HOST]).toBe("203.0.113.5");
+    expect(m[t.groups.USER]).toBe("x,192.0.2.9)<a>: Password mismatch (hint)");
+    expect(m[t.groups.SESSION]).toBe("s1");
   });
   test("regex syntax in a template is literal text", () => {
     const t = compileTemplate("^a.b (x)? [y] <HOST>$");
