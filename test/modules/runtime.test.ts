@@ -70,13 +70,13 @@ describe("module runtime", () => {
 
   test("whitelisted, loopback and own addresses are never counted or banned", async () => {
     const own = Object.values(networkInterfaces()).flat().find((a) => a && !a.internal)?.address ?? "127.0.0.2";
-    const ctx = openModule(makeRoot({ "etc/whitelist": "# office\n198.51.100.0/24\n2001:db8:1::/48\n" }), "LG");
+    const ctx = openModule(makeRoot({ "etc/whitelist": "# office\n203.0.113.128/25\n2001:db8:ffff::/48\n" }), "LG");
     const { rt, bans } = runtime(ctx);
-    for (const address of ["198.51.100.77", "2001:db8:1::5", "127.0.0.1", "::1", own]) await rt.processBlock(failures(address, 10));
+    for (const address of ["203.0.113.177", "2001:db8:ffff::5", "127.0.0.1", "::1", own]) await rt.processBlock(failures(address, 10));
     expect(bans).toEqual([]);
     expect(ctx.store.activeBans(0)).toEqual([]);
     expect(rt.stats.protected).toBe(50);
-    await expect(manualBan(ctx, parseIp("198.51.100.1")!, 60)).rejects.toThrow("refusing to ban 198.51.100.1: it is whitelisted");
+    await expect(manualBan(ctx, parseIp("203.0.113.130")!, 60)).rejects.toThrow("refusing to ban 203.0.113.130: it is whitelisted");
     await expect(manualBan(ctx, parseIp("::1")!, 60)).rejects.toThrow("loopback");
     await ctx.close();
   });
