@@ -11,6 +11,7 @@ interface Args extends GlobalArgs {
   line?: string[];
   direct?: boolean;
   json?: boolean;
+  program?: string;
 }
 
 async function* argumentLines(lines: string[]): AsyncGenerator<string> {
@@ -25,6 +26,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       .positional("line", { type: "string", array: true, describe: "log lines; without them stdin is read" })
       .option("direct", { type: "boolean", describe: "process here against the module's database, with each line's own time (replay old logs)" })
       .option("json", { type: "boolean", describe: "with --direct: print the result as JSON" })
+      .option("program", { type: "string", describe: "with --direct: the lines have no syslog header and are this program's (nginx-access, ...); their time is now" })
       .example("$0 inject LG --direct < /var/log/auth.log", "replay an old log")
       .example("journalctl -u ssh -o short-iso -f | $0 inject LG", "live: lines go to the running module"),
   handler: async (argv) => {
@@ -36,7 +38,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
     }
     const ctx = openModule(argv.root, argv.module);
     try {
-      const { stats, bans, seconds } = await injectDirect(ctx, batches);
+      const { stats, bans, seconds } = await injectDirect(ctx, batches, argv.program ?? null);
       if (argv.json) {
         printJson({ ...stats, seconds, bans });
         return;

@@ -9,6 +9,7 @@ interface Args extends GlobalArgs {
   module: ModuleName;
   stdin?: boolean;
   file?: string[];
+  program?: string;
 }
 
 export const moduleCommand: CommandModule<GlobalArgs, Args> = {
@@ -18,14 +19,16 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
     moduleArg(y)
       .option("stdin", { type: "boolean", describe: "read lines from stdin instead of the configured sources" })
       .option("file", { type: "string", array: true, describe: "follow a log file (survives rotation) instead of the configured sources" })
+      .option("program", { type: "string", describe: "with --stdin/--file: the lines have no syslog header and are this program's (nginx-access, ...)" })
       .example("$0 module LG", "read <root>/var/fifo/WatchLG")
       .example("journalctl -u ssh -o short-iso -f | $0 module LG --stdin", "read journald through a pipe"),
   handler: async (argv) => {
     const ctx = openModule(argv.root, argv.module);
+    const program = argv.program;
     const configured: SourceConfig[] = argv.stdin
-      ? [{ type: "stdin" }]
+      ? [{ type: "stdin", program }]
       : argv.file?.length
-        ? argv.file.map((path) => ({ type: "file", path }))
+        ? argv.file.map((path) => ({ type: "file", path, program }))
         : ctx.moduleConfig.sources;
     const sources = configured.map((s) => openSource(s, ctx.paths.fifoBase, ctx.module));
     const log = stderrLog(`watcher module ${ctx.module}`);

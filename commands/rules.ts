@@ -12,6 +12,7 @@ interface TestArgs extends GlobalArgs {
   file: string;
   json?: boolean;
   mode?: Mode;
+  program?: string;
 }
 
 const testCommand: CommandModule<GlobalArgs, TestArgs> = {
@@ -21,7 +22,9 @@ const testCommand: CommandModule<GlobalArgs, TestArgs> = {
     moduleArg(y)
       .positional("file", { type: "string", demandOption: true, describe: "log file, - for stdin" })
       .option("json", { type: "boolean", describe: "print one JSON document" })
-      .option("mode", { choices: ["normal", "aggressive"] as const, describe: "rule mode (default: the module's configured mode)" }),
+      .option("mode", { choices: ["normal", "aggressive"] as const, describe: "rule mode (default: the module's configured mode)" })
+      .option("program", { type: "string", describe: "the lines have no syslog header and are this program's (nginx-access, apache-error, ...)" })
+      .example("$0 rules test WB /var/log/nginx/access.log --program nginx-access", "a web server's own log file"),
   handler: async (argv) => {
     const { config, paths } = loadConfig(argv.root);
     const rules = loadRules(argv.module, paths.rulesDir, argv.mode ?? config.modules[argv.module].mode);
@@ -32,7 +35,7 @@ const testCommand: CommandModule<GlobalArgs, TestArgs> = {
     } catch (e) {
       throw new WatcherError(`cannot read ${argv.file}: ${(e as Error).message}`);
     }
-    const r = testRules(rules, text);
+    const r = testRules(rules, text, argv.program ?? null);
     if (argv.json) {
       /* compact: a day of a busy server's log is hundreds of thousands of matches */
       process.stdout.write(`${JSON.stringify({ lines: r.lines, matched: r.matched, seconds: r.seconds, rules: r.rules, matches: r.matches, unparsed: r.unparsed, skipped: r.skipped })}\n`);

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { parseDuration } from "./duration";
 import { ConfigError } from "./errors";
 
-export const MODULE_NAMES = ["LG", "MX", "MB"] as const;
+export const MODULE_NAMES = ["LG", "MX", "MB", "WB"] as const;
 export type ModuleName = (typeof MODULE_NAMES)[number];
 
 const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -23,15 +23,18 @@ const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return seconds;
 });
 
+/** lines without a syslog header (a web server's own log file) are taken as this program's */
+const RawProgram = z.string().regex(/^[A-Za-z0-9_./-]{1,64}$/, "expected a program name such as \"nginx-access\"").optional();
+
 const SourceSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("fifo") }).strict(),
-  z.object({ type: z.literal("file"), path: z.string().min(1) }).strict(),
-  z.object({ type: z.literal("stdin") }).strict(),
+  z.object({ type: z.literal("file"), path: z.string().min(1), program: RawProgram }).strict(),
+  z.object({ type: z.literal("stdin"), program: RawProgram }).strict(),
 ]);
 export type SourceConfig = z.infer<typeof SourceSchema>;
 
-/** One module's settings; LG runs by default, the mail modules when the server has mail. */
-const moduleSchema = (enabledByDefault: boolean) =>
+/** One module's settings; LG runs by default, the others where the server has their services. */
+const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
   z
   .object({
     enabled: z.boolean().default(enabledByDefault),
@@ -47,7 +50,7 @@ const moduleSchema = (enabledByDefault: boolean) =>
     /** a successful login in a session withdraws the affairs that session counted */
     forgiveOnSuccess: z.boolean().default(false),
     /** classify new addresses by forward-confirmed reverse DNS; NXDOMAIN and FAKEHOST are preset */
-    dns: z.boolean().default(true),
+    dns: z.boolean().default(dnsByDefault),
     /** `expire` removes hosts whose last affair is older (their statistics stay in events) */
     expireAfter: Duration.default(30 * 86400),
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),
@@ -106,6 +109,8 @@ const ConfigSchema = z
         LG: moduleSchema(true).prefault({}),
         MX: moduleSchema(false).prefault({}),
         MB: moduleSchema(false).prefault({}),
+        /* crawlers and CDNs are legion on the web: no presumption from DNS unless asked */
+        WB: moduleSchema(false, false).prefault({}),
       } satisfies Record<ModuleName, unknown>)
       .strict()
       .prefault({}),

@@ -25,13 +25,16 @@ export type Mode = "normal" | "aggressive";
 const RuleSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes"),
-    pattern: z.string().min(1, "must not be empty"),
+    /** plain text the line must contain ("^text": start with); a list: any one of them */
+    pattern: z.union([z.string().min(1, "must not be empty"), z.array(z.string().min(1, "must not be empty")).min(1)]),
     host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
     action: z.enum(ACTIONS).default("count"),
     mode: z.enum(["normal", "aggressive"]).default("normal"),
     group: z.string().min(1).optional(),
     stream: z.string().min(1).optional(),
     once: z.boolean().default(false),
+    /** a rate rule: its lines count per address and vhost, and more than `hits` within `seconds` is one affair */
+    rate: z.object({ hits: z.number().int().min(1), seconds: z.number().int().min(1) }).strict().optional(),
     description: z.string().optional(),
   })
   .strict();
@@ -57,9 +60,11 @@ export interface CompiledRule {
   readonly stream: string;
   /** counts at most one affair per session, however often it repeats */
   readonly once: boolean;
-  readonly pattern: string;
-  /** true when the pattern is where every matching message starts: a startsWith, not an includes */
+  /** the line must contain one of these */
+  readonly patterns: readonly string[];
+  /** true when the (single) pattern is where every matching message starts: a startsWith, not an includes */
   readonly patternIsPrefix: boolean;
+  readonly rate: { readonly hits: number; readonly seconds: number } | null;
   /** literal starts of the messages this rule can match, for the prefix index; empty: unindexed */
   readonly heads: readonly string[];
   readonly templates: readonly CompiledTemplate[];
@@ -96,13 +101,15 @@ const TOKENS: Record<string, { regex: string; unbounded: boolean; captured?: Cap
   PORT: { regex: "[0-9]{1,5}", unbounded: false },
   COUNT: { regex: "([0-9]{1,6})", unbounded: false, captured: "COUNT" },
   WORD: { regex: "[^ ]*", unbounded: false },
+  /* the inside of a quoted field: it cannot cross a double quote */
+  FIELD: { regex: '[^"]*', unbounded: false },
   VHOST: { regex: "([A-Za-z0-9_.-]{1,253})", unbounded: false, captured: "VHOST" },
   SESSION: { regex: "([A-Za-z0-9+/=_.-]{1,64})", unbounded: false, captured: "SESSION" },
   /* attacker text: greedy, so the server-written delimiters nearest the address win */
   USER: { regex: "(.*)", unbounded: true, captured: "USER" },
   ANY: { regex: ".*?", unbounded: true },
 };
-const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|VHOST|SESSION|USER|ANY)>/g;
+const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|FIELD|VHOST|SESSION|USER|ANY)>/g;
 
 function escapeRegex(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
@@ -234,14 +241,15 @@ export class RuleSet {
         if (r.action === "ban" && templates.length === 0) {
           throw new ConfigError(`${file}: rule "${r.name}", field host: a rule with action "ban" needs a host template`);
         }
-        /* a pattern written "^text" must start the message; a plain one may stand anywhere */
-        const anchored = r.pattern.startsWith("^");
-        const pattern = anchored ? r.pattern.slice(1) : r.pattern;
-        if (pattern === "") throw new ConfigError(`${file}: rule "${r.name}", field pattern: must not be empty`);
+        /* a single pattern written "^text" must start the message; a plain one may stand anywhere */
+        const listed = typeof r.pattern === "string" ? [r.pattern] : r.pattern;
+        const anchored = listed.length === 1 && listed[0]!.startsWith("^");
+        const patterns = anchored ? [listed[0]!.slice(1)] : listed;
+        if (patterns[0] === "") throw new ConfigError(`${file}: rule "${r.name}", field pattern: must not be empty`);
         const templateHeads = templates.map((t) => literalHead(t.source));
         /* the prefilter may act as a startsWith if every template's message starts with it */
-        const patternIsPrefix = anchored || (templates.length > 0 && templateHeads.every((h) => h.startsWith(pattern)));
-        const heads = anchored ? [pattern] : templates.length > 0 && templateHeads.every((h) => h !== "") ? [...new Set(templateHeads)] : [];
+        const patternIsPrefix = anchored || (patterns.length === 1 && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
+        const heads = anchored ? patterns : templates.length > 0 && templateHeads.every((h) => h !== "") ? [...new Set(templateHeads)] : [];
         const rule: CompiledRule = {
           name: r.name,
           file,
@@ -251,8 +259,9 @@ export class RuleSet {
           group: r.group ?? null,
           stream: r.stream ?? r.name,
           once: r.once,
-          pattern,
+          patterns,
           patternIsPrefix,
+          rate: r.rate ?? null,
           heads,
           templates,
         };
@@ -279,44 +288,49 @@ export class RuleSet {
    */
   match(text: string, h: HeaderScan, end: number): RuleMatch | null {
     const programLength = h.programEnd - h.programStart;
-    let index: ProgramRules | undefined;
     for (const p of this.byProgram) {
-      if (p.program.length === programLength && text.startsWith(p.program, h.programStart)) {
-        index = p;
-        break;
-      }
-    }
-    if (!index) return null;
-    const at = h.messageStart;
-    const candidates = (end - at >= index.keyLength && index.byKey.get(prefixKey(text, at, index.keyLength))) || index.unindexed;
-    let message: string | null = null;
-    for (const rule of candidates) {
-      if (rule.patternIsPrefix) {
-        if (!text.startsWith(rule.pattern, at)) continue;
-        message ??= text.slice(at, end);
-      } else {
-        message ??= text.slice(at, end);
-        if (!message.includes(rule.pattern)) continue;
-      }
-      if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1 };
-      for (const t of rule.templates) {
-        const m = t.regex.exec(message);
-        if (!m) continue;
-        const host = parseIp(m[t.groups.HOST]!);
-        if (!host) continue;
-        const g = t.groups;
-        return {
-          rule,
-          host,
-          user: g.USER ? m[g.USER]! : null,
-          vhost: g.VHOST ? m[g.VHOST]!.toLowerCase() : null,
-          session: g.SESSION ? m[g.SESSION]! : null,
-          count: g.COUNT ? Math.max(1, Number(m[g.COUNT])) : 1,
-        };
-      }
+      if (p.program.length === programLength && text.startsWith(p.program, h.programStart)) return matchIn(p, text, h.messageStart, end);
     }
     return null;
   }
+
+  /** The same for a line without a syslog header (a web server's own log file), of `program`. */
+  matchRaw(program: string, text: string, start: number, end: number): RuleMatch | null {
+    const index = this.byProgram.find((p) => p.program === program);
+    return index ? matchIn(index, text, start, end) : null;
+  }
+}
+
+function matchIn(index: ProgramRules, text: string, at: number, end: number): RuleMatch | null {
+  const candidates = (end - at >= index.keyLength && index.byKey.get(prefixKey(text, at, index.keyLength))) || index.unindexed;
+  let message: string | null = null;
+  for (const rule of candidates) {
+    if (rule.patternIsPrefix) {
+      if (!text.startsWith(rule.patterns[0]!, at)) continue;
+      message ??= text.slice(at, end);
+    } else {
+      message ??= text.slice(at, end);
+      const m = message;
+      if (!rule.patterns.some((p) => m.includes(p))) continue;
+    }
+    if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1 };
+    for (const t of rule.templates) {
+      const m = t.regex.exec(message);
+      if (!m) continue;
+      const host = parseIp(m[t.groups.HOST]!);
+      if (!host) continue;
+      const g = t.groups;
+      return {
+        rule,
+        host,
+        user: g.USER ? m[g.USER]! : null,
+        vhost: g.VHOST ? m[g.VHOST]!.toLowerCase() : null,
+        session: g.SESSION ? m[g.SESSION]! : null,
+        count: g.COUNT ? Math.max(1, Number(m[g.COUNT])) : 1,
+      };
+    }
+  }
+  return null;
 }
 
 function indexRules(program: string, rules: CompiledRule[]): ProgramRules {

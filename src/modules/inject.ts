@@ -68,7 +68,12 @@ export interface DirectResult {
 }
 
 /** Process lines in-process against the module's database and firewall, times from the lines. */
-export async function injectDirect(ctx: ModuleContext, blocks: AsyncIterable<string>, clock = () => Math.floor(Date.now() / 1000)): Promise<DirectResult> {
+export async function injectDirect(
+  ctx: ModuleContext,
+  blocks: AsyncIterable<string>,
+  rawProgram: string | null = null,
+  clock = () => Math.floor(Date.now() / 1000),
+): Promise<DirectResult> {
   const bans: BanReport[] = [];
   const runtime = new ModuleRuntime({
     module: ctx.module,
@@ -83,6 +88,6 @@ export async function injectDirect(ctx: ModuleContext, blocks: AsyncIterable<str
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   const started = performance.now();
-  for await (const block of blocks) await runtime.processBlock(block);
+  for await (const block of blocks) await runtime.processBlock(block, rawProgram);
   return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000 };
 }

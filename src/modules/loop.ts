@@ -78,12 +78,12 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
       if (stopping) break;
       const block = splitter.push(chunk);
       if (block === "") continue;
-      busy = busy.then(() => runtime.processBlock(block));
+      busy = busy.then(() => runtime.processBlock(block, source.rawProgram));
       await busy;
     }
     if (!stopping) {
       const rest = splitter.end();
-      if (rest !== "") await (busy = busy.then(() => runtime.processBlock(rest)));
+      if (rest !== "") await (busy = busy.then(() => runtime.processBlock(rest, source.rawProgram)));
     }
   });
 

@@ -11,6 +11,9 @@ import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
 import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
 import postfixSaslRule from "../../rules/MB/postfix-sasl.rule" with { type: "text" };
 import postfixRule from "../../rules/MX/postfix.rule" with { type: "text" };
+import accessRule from "../../rules/WB/access.rule" with { type: "text" };
+import apacheErrorRule from "../../rules/WB/apache-error.rule" with { type: "text" };
+import nginxErrorRule from "../../rules/WB/nginx-error.rule" with { type: "text" };
 import type { ModuleName } from "../core/config";
 import { type Mode, type RuleSource, RuleSet } from "../core/rules";
 
@@ -25,6 +28,7 @@ export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH)", rules: { "sshd.rule": sshdRule } },
   MX: { name: "MX", title: "mail transport (Postfix)", rules: { "postfix.rule": postfixRule } },
   MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule } },
+  WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
 };
 
 /** The module's rule sources: shipped files, overridden or extended by `<rulesDir>/<MODULE>/*.rule`. */

@@ -28,7 +28,8 @@ export interface RuleTestResult {
 
 const MAX_SESSIONS = 8192;
 
-export function testRules(rules: RuleSet, text: string): RuleTestResult {
+/** `rawProgram`: the lines carry no syslog header (a web server's own log file) and are this program's. */
+export function testRules(rules: RuleSet, text: string, rawProgram: string | null = null): RuleTestResult {
   const started = performance.now();
   const hits: Record<string, number> = {};
   for (const r of rules.rules) hits[r.name] = 0;
@@ -40,6 +41,13 @@ export function testRules(rules: RuleSet, text: string): RuleTestResult {
   let unparsed = 0;
   const block = text.endsWith("\n") || text === "" ? text : `${text}\n`;
   const lines = forEachLine(block, skipped, (start, end, index) => {
+    if (rawProgram) {
+      const m = rules.matchRaw(rawProgram, block, start, end);
+      if (!m) return;
+      hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
+      matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action });
+      return;
+    }
     if (!scanSyslog(block, start, end, h)) {
       unparsed++;
       return;

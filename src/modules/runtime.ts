@@ -15,6 +15,7 @@ import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import type { Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
 import { forEachLine, type SkipCounts } from "./lines";
+import { RateCounter } from "./rates";
 import { SessionTable, sessionOf } from "./sessions";
 
 interface EventDetail {
@@ -67,6 +68,7 @@ export class ModuleRuntime {
   readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0, skipped: { tooLong: 0, invalid: 0 } };
   private readonly header = new HeaderScan();
   private readonly sessions = new SessionTable();
+  private readonly rates = new RateCounter();
   private readonly set: string;
   private config: ModuleConfig;
   private rules: RuleSet;
@@ -95,16 +97,28 @@ export class ModuleRuntime {
   }
 
   /** One block of lines (from LineSplitter): one database transaction, then one firewall batch. */
-  async processBlock(block: string): Promise<void> {
+  async processBlock(block: string, rawProgram: string | null = null): Promise<void> {
     const bans: SetElement[] = [];
     let banning: Promise<void> | null = null;
     this.o.store.transaction(() => {
-      this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => this.processLine(block, start, end, bans));
+      this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) =>
+        rawProgram ? this.processRawLine(rawProgram, block, start, end, bans) : this.processLine(block, start, end, bans),
+      );
       /* the kernel first, the commit after: a backend starts its work synchronously, so the
          drop does not wait for SQLite (a ban without its record would still lapse by itself) */
       if (bans.length > 0) banning = this.o.firewall.ban(this.set, bans);
     });
     if (banning) await banning;
+  }
+
+  /** A line of a web server's own log: no header, no session, the time is now. */
+  private processRawLine(program: string, text: string, start: number, end: number, bans: SetElement[]): void {
+    const m = this.rules.matchRaw(program, text, start, end);
+    if (!m?.host || (m.rule.action !== "count" && m.rule.action !== "ban")) return;
+    this.stats.matched++;
+    const time = this.o.clock();
+    if (m.rule.rate && !this.rates.hit(m.host.text, m.vhost, m.rule.rate, time)) return;
+    this.countAffair(m.host, m.rule.name, 1, m.rule.action === "ban", time, { user: m.user, vhost: m.vhost }, bans);
   }
 
   private processLine(text: string, start: number, end: number, bans: SetElement[]): void {
@@ -117,6 +131,7 @@ export class ModuleRuntime {
     if (!m) return;
     this.stats.matched++;
     const now = this.o.clock();
+    if (m.rule.rate && m.host && !this.rates.hit(m.host.text, m.vhost, m.rule.rate, now)) return;
     const time = this.o.useLineTime ? (parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now) ?? now) : now;
     const session = sessionOf(text, h, m.session);
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time);

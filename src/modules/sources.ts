@@ -48,6 +48,8 @@ export function ensureFifo(path: string, access?: FifoAccess): void {
 
 export interface Source {
   readonly label: string;
+  /** lines carry no syslog header: they are this program's (a web server's log file), else null */
+  readonly rawProgram: string | null;
   /** each chunk is valid until the next is asked for (see readChunks) */
   chunks(): AsyncIterable<Uint8Array>;
 }
@@ -70,6 +72,7 @@ export async function* readChunks(fh: fsp.FileHandle): AsyncGenerator<Uint8Array
 export function fifoSource(path: string): Source {
   return {
     label: `fifo ${path}`,
+    rawProgram: null,
     async *chunks() {
       ensureFifo(path);
       yield* readChunks(await fsp.open(path, constants.O_RDWR));
@@ -77,9 +80,10 @@ export function fifoSource(path: string): Source {
   };
 }
 
-export function stdinSource(): Source {
+export function stdinSource(rawProgram: string | null = null): Source {
   return {
     label: "stdin",
+    rawProgram,
     async *chunks() {
       yield* readChunks(await fsp.open("/dev/stdin", constants.O_RDONLY));
     },
@@ -90,9 +94,10 @@ export function stdinSource(): Source {
  * Follow a file like `tail -F`: start at its end, read what is appended, reopen when it is
  * renamed or replaced, start over when it is truncated (copytruncate).
  */
-export function fileSource(path: string, pollMs = 250): Source {
+export function fileSource(path: string, rawProgram: string | null = null, pollMs = 250): Source {
   return {
     label: `file ${path}`,
+    rawProgram,
     async *chunks() {
       const buf = new Uint8Array(CHUNK);
       let fh: fsp.FileHandle | null = null;
@@ -141,8 +146,8 @@ export function openSource(config: SourceConfig, fifoBase: string, module: Modul
     case "fifo":
       return fifoSource(fifoPath(fifoBase, module));
     case "file":
-      return fileSource(config.path);
+      return fileSource(config.path, config.program ?? null);
     case "stdin":
-      return stdinSource();
+      return stdinSource(config.program ?? null);
   }
 }

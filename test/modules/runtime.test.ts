@@ -24,7 +24,7 @@ function makeRoot(files: Record<string, string> = {}): string {
 
 function runtime(ctx: ModuleContext, useLineTime = false, clock = () => NOW) {
   const bans: BanReport[] = [];
-  const rt = new ModuleRuntime({ module: "LG", config: ctx.moduleConfig, rules: ctx.rules, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists, clock, useLineTime, onBan: (b) => bans.push(b) });
+  const rt = new ModuleRuntime({ module: ctx.module, config: ctx.moduleConfig, rules: ctx.rules, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists, clock, useLineTime, onBan: (b) => bans.push(b) });
   return { rt, bans };
 }
 
@@ -147,6 +147,38 @@ describe("module runtime", () => {
     expect(ctx.store.activeBans(NOW + 1)).toEqual([]);
     expect(await ctx.firewall.list(moduleSetName("LG"))).toEqual([]);
     expect(ctx.store.events().map((e) => `${e.kind}:${e.rule}`)).toEqual(["ban:manual", "unban:manual"]);
+    await ctx.close();
+  });
+});
+
+describe("the web module", () => {
+  const post = (i: number, address = "203.0.113.190") =>
+    `blog.example.com:443 ${address} - - [25/Nov/2026:10:00:${String(i).padStart(2, "0")} +0000] "POST /wp-login.php HTTP/1.1" 200 4521 "-" "Mozilla/5.0"\n`;
+
+  test("a rate rule counts one affair when one address goes over the limit on one vhost; records keep the vhost", async () => {
+    const ctx = openModule(makeRoot({ "etc/watcher.toml": 'firewall = "dryrun"\n[modules.WB]\nmaxAffairs = 1\n' }), "WB");
+    const { rt, bans } = runtime(ctx);
+    let ten = "";
+    for (let i = 0; i < 10; i++) ten += post(i);
+    await rt.processBlock(ten, "apache-access");
+    expect(bans).toEqual([]);
+    await rt.processBlock(post(10), "apache-access");
+    expect(bans.map((b) => [b.address, b.rule])).toEqual([["203.0.113.190", "login-flood"]]);
+    expect(ctx.store.getHost("203.0.113.190")?.vhost).toBe("blog.example.com");
+    expect(ctx.store.events().map((e) => [e.kind, e.vhost])).toEqual([
+      ["affair", "blog.example.com"],
+      ["ban", "blog.example.com"],
+    ]);
+    await ctx.close();
+  });
+
+  test("header-less lines of a web server are matched as its program's, and nothing else is", async () => {
+    const ctx = openModule(makeRoot(), "WB");
+    const { rt } = runtime(ctx);
+    await rt.processBlock('203.0.113.191 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n', "nginx-access");
+    await rt.processBlock('203.0.113.192 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n');
+    expect(ctx.store.getHost("203.0.113.191")?.affairs).toBe(1);
+    expect(ctx.store.getHost("203.0.113.192")).toBeNull(); /* no syslog header, no program: not a line we know */
     await ctx.close();
   });
 });

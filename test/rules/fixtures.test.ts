@@ -1,7 +1,8 @@
 /**
  * Runs every annotated fixture under test/fixtures/<MODULE>/ through `rules test` in both
  * modes and checks each line against the expectation written above it (format: see the
- * head of test/fixtures/LG/sshd.log). Every rule a module ships must have a sample.
+ * head of test/fixtures/LG/sshd.log; `#! program NAME` marks a file of header-less lines, a
+ * web server's own log). Every rule a module ships must have a sample.
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
@@ -20,6 +21,11 @@ interface Expectation {
   rule: string | null;
   host: string | null;
   aggressiveOnly: boolean;
+}
+
+/** `#! program NAME` at the head: the lines have no syslog header and are NAME's */
+function rawProgramOf(file: string): string | null {
+  return /^#! program (\S+)/m.exec(readFileSync(file, "utf8"))?.[1] ?? null;
 }
 
 function readExpectations(file: string): Expectation[] {
@@ -52,7 +58,7 @@ for (const module of readdirSync(FIXTURES)) {
       for (const mode of ["normal", "aggressive"] as Mode[]) {
         test(`${file} in ${mode} mode: every line as annotated`, () => {
           const rules = loadRules(module as ModuleName, RULES, mode);
-          const result = testRules(rules, readFileSync(path, "utf8"));
+          const result = testRules(rules, readFileSync(path, "utf8"), rawProgramOf(path));
           const byLine = new Map(result.matches.map((m) => [m.line, m]));
           const wrong: string[] = [];
           for (const e of expectations) {
