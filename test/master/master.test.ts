@@ -4,7 +4,7 @@
  * and refusing a bad rule file before anything starts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
@@ -74,6 +74,27 @@ describe("the master", () => {
     await waitFor("the ban to be lifted", async () => (await banned(root)).length === 0);
     await waitFor("the lifted ban", () => (master(root)?.restore.lifted.includes("203.0.113.44") ? true : null));
     await waitFor("the module's reload", () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8").includes("watcher module LG: SIGHUP: reloaded config, "));
+    expect(watcher(root, "stop").code).toBe(0);
+  }, 20000);
+
+  test("all four modules run, each with its own FIFO, database and firewall set; a web log file is followed", async () => {
+    const root = newRoot();
+    writeFileSync(join(root, "access.log"), "");
+    writeFileSync(
+      join(root, "etc", "watcher.toml"),
+      `firewall = "dryrun"\n[modules.LG]\ndns = false\n[modules.MX]\nenabled = true\ndns = false\n[modules.MB]\nenabled = true\ndns = false\n` +
+        `[modules.WB]\nenabled = true\nmaxAffairs = 1\nsources = [{ type = "file", path = "${join(root, "access.log")}", program = "nginx-access" }]\n`,
+    );
+    expect(watcher(root, "start").code).toBe(0);
+    const status = JSON.parse(watcher(root, "status", "--json").out);
+    expect(status.modules.map((m: { module: string }) => m.module)).toEqual(["LG", "MX", "MB", "WB"]);
+    expect(status.firewall.map((f: { set: string }) => f.set)).toEqual(["watcher_white", "watcher_black", "watcher_LG", "watcher_MX", "watcher_MB", "watcher_WB"]);
+    for (const m of ["LG", "MX", "MB", "WB"]) expect(statSync(join(root, "var", "fifo", `Watch${m}`)).isFIFO()).toBe(true);
+    await Bun.sleep(500); /* the file source starts at the end of the file */
+    appendFileSync(join(root, "access.log"), '203.0.113.199 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n');
+    const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
+    await waitFor("the web ban", async () => (await fw.list("watcher_WB")).length === 1);
+    await fw.close();
     expect(watcher(root, "stop").code).toBe(0);
   }, 20000);
 
