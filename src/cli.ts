@@ -14,6 +14,7 @@ import { rulesCommand } from "../commands/rules";
 import { startCommand } from "../commands/start";
 import { statusCommand } from "../commands/status";
 import { stopCommand } from "../commands/stop";
+import { syslogConfigCommand } from "../commands/syslog-config";
 import pkg from "../package.json";
 import { EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
 
@@ -35,6 +36,7 @@ const cli = yargs(hideBin(process.argv))
   .command(rulesCommand)
   .command(banCommand)
   .command(unbanCommand)
+  .command(syslogConfigCommand)
   .demandCommand(1, "name a command")
   .strict()
   .version(pkg.version)

@@ -103,13 +103,17 @@ const TOKENS: Record<string, { regex: string; unbounded: boolean; captured?: Cap
   WORD: { regex: "[^ ]*", unbounded: false },
   /* the inside of a quoted field: it cannot cross a double quote */
   FIELD: { regex: '[^"]*', unbounded: false },
+  /* server text that cannot cross an angle bracket (Dovecot writes the user as user=<...>) */
+  TEXT: { regex: "[^<>]*", unbounded: false },
+  /* text without a colon: a basic-auth user name can hold anything but one */
+  NOCOLON: { regex: "[^:]*", unbounded: false },
   VHOST: { regex: "([A-Za-z0-9_.-]{1,253})", unbounded: false, captured: "VHOST" },
   SESSION: { regex: "([A-Za-z0-9+/=_.-]{1,64})", unbounded: false, captured: "SESSION" },
   /* attacker text: greedy, so the server-written delimiters nearest the address win */
   USER: { regex: "(.*)", unbounded: true, captured: "USER" },
   ANY: { regex: ".*?", unbounded: true },
 };
-const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|FIELD|VHOST|SESSION|USER|ANY)>/g;
+const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|FIELD|TEXT|NOCOLON|VHOST|SESSION|USER|ANY)>/g;
 
 function escapeRegex(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");

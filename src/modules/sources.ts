@@ -4,8 +4,9 @@
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
 import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import type { ModuleName, SourceConfig } from "../core/config";
+import { basename, dirname, join } from "node:path";
+import type { ModuleName, Paths, SourceConfig } from "../core/config";
+import { readJson, writeJson } from "../core/runfiles";
 import { ConfigError, WatcherError } from "../core/errors";
 
 const CHUNK = 64 * 1024;
@@ -90,11 +91,19 @@ export function stdinSource(rawProgram: string | null = null): Source {
   };
 }
 
+interface FilePosition {
+  ino: number;
+  position: number;
+}
+
 /**
- * Follow a file like `tail -F`: start at its end, read what is appended, reopen when it is
- * renamed or replaced, start over when it is truncated (copytruncate).
+ * Follow a file like `tail -F`: read what is appended, reopen when it is renamed or replaced
+ * (draining the old file first), start over when it is truncated (copytruncate). With a
+ * `positionFile` the place reached is remembered after each chunk is processed, so a restart
+ * carries on where it stopped (a file replaced meanwhile is read from its start); without one,
+ * or the first time, reading starts at the end: history is for `inject --direct`.
  */
-export function fileSource(path: string, rawProgram: string | null = null, pollMs = 250): Source {
+export function fileSource(path: string, rawProgram: string | null = null, positionFile: string | null = null, pollMs = 250): Source {
   return {
     label: `file ${path}`,
     rawProgram,
@@ -103,7 +112,11 @@ export function fileSource(path: string, rawProgram: string | null = null, pollM
       let fh: fsp.FileHandle | null = null;
       let ino = -1;
       let position = 0;
+      const saved = positionFile ? readJson<FilePosition>(positionFile) : null;
       let first = true;
+      const remember = () => {
+        if (positionFile) writeJson(positionFile, { ino, position } satisfies FilePosition);
+      };
       for (;;) {
         let st: ReturnType<typeof statSync> | null = null;
         try {
@@ -122,8 +135,11 @@ export function fileSource(path: string, rawProgram: string | null = null, pollM
           }
           fh = await fsp.open(path, constants.O_RDONLY);
           ino = st.ino;
-          position = first ? st.size : 0;
+          if (!first) position = 0;
+          else if (!saved) position = st.size;
+          else position = saved.ino === st.ino && saved.position <= st.size ? saved.position : 0;
           first = false;
+          remember();
         } else if (st && fh && st.size < position) {
           position = 0; /* copytruncate */
         }
@@ -132,6 +148,7 @@ export function fileSource(path: string, rawProgram: string | null = null, pollM
           if (r.bytesRead > 0) {
             position += r.bytesRead;
             yield buf.subarray(0, r.bytesRead);
+            remember(); /* the chunk has been processed when we are asked for the next */
             continue;
           }
         }
@@ -141,12 +158,18 @@ export function fileSource(path: string, rawProgram: string | null = null, pollM
   };
 }
 
-export function openSource(config: SourceConfig, fifoBase: string, module: ModuleName): Source {
+/** Where a module remembers how far it read a file: one small JSON per file in the run folder. */
+export function positionFileFor(runDir: string, module: ModuleName, path: string): string {
+  const hash = new Bun.CryptoHasher("sha256").update(path).digest("hex").slice(0, 12);
+  return join(runDir, `${module}.${basename(path).replace(/[^A-Za-z0-9._-]/g, "_")}.${hash}.pos`);
+}
+
+export function openSource(config: SourceConfig, paths: Pick<Paths, "fifoBase" | "runDir">, module: ModuleName): Source {
   switch (config.type) {
     case "fifo":
-      return fifoSource(fifoPath(fifoBase, module));
+      return fifoSource(fifoPath(paths.fifoBase, module));
     case "file":
-      return fileSource(config.path, config.program ?? null);
+      return fileSource(config.path, config.program ?? null, positionFileFor(paths.runDir, module, config.path));
     case "stdin":
       return stdinSource(config.program ?? null);
   }

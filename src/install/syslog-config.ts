@@ -1,0 +1,57 @@
+/**
+ * The system logger's side of the FIFOs: a snippet for rsyslog or syslog-ng that sends each
+ * enabled module the lines of the programs its rules listen to, in the module's FIFO.
+ * `watcher syslog-config rsyslog > /etc/rsyslog.d/30-watcher.conf`
+ */
+import type { LoadedConfig, ModuleName } from "../core/config";
+import { MODULE_NAMES } from "../core/config";
+import { fifoPath } from "../modules/sources";
+import { loadRules } from "../modules/registry";
+
+export const LOGGERS = ["rsyslog", "syslog-ng"] as const;
+export type Logger = (typeof LOGGERS)[number];
+
+/** Programs named in rule files that only ever come from a web server's own files */
+const FILE_ONLY = new Set(["apache-access", "nginx-access", "apache-error", "nginx-error"]);
+
+function moduleFeeds(loaded: LoadedConfig): { module: ModuleName; fifo: string; programs: string[] }[] {
+  return MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled && loaded.config.modules[m].sources.some((s) => s.type === "fifo")).map((m) => ({
+    module: m,
+    fifo: fifoPath(loaded.paths.fifoBase, m),
+    programs: loadRules(m, loaded.paths.rulesDir, "aggressive").programs.filter((p) => !FILE_ONLY.has(p)),
+  }));
+}
+
+/** POSIX ERE for an exact program name (rule programs hold letters, digits, / - _ .) */
+function ere(program: string): string {
+  return program.replace(/[.]/g, "\\\\.");
+}
+
+export function syslogConfig(logger: Logger, loaded: LoadedConfig): string {
+  const feeds = moduleFeeds(loaded);
+  const head = `# watcher: each module's lines into its FIFO (made by \`watcher syslog-config ${logger}\`; root ${loaded.paths.root})\n`;
+  if (logger === "rsyslog") {
+    return (
+      head +
+      feeds
+        .map(
+          (f) =>
+            `if re_match($syslogtag, '^(${f.programs.map(ere).join("|")})(\\\\[[0-9]+\\\\])?:$') then {\n` +
+            `  action(type="ompipe" pipe="${f.fifo}" template="RSYSLOG_FileFormat")\n}\n`,
+        )
+        .join("")
+    );
+  }
+  return (
+    head +
+    "# `s_src` is Debian's default source; use yours elsewhere\n" +
+    feeds
+      .map(
+        (f) =>
+          `filter f_watcher_${f.module} { program("^(${f.programs.map(ere).join("|")})$"); };\n` +
+          `destination d_watcher_${f.module} { pipe("${f.fifo}" flush_lines(0)); };\n` +
+          `log { source(s_src); filter(f_watcher_${f.module}); destination(d_watcher_${f.module}); };\n`,
+      )
+      .join("")
+  );
+}

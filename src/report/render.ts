@@ -1,0 +1,119 @@
+/**
+ * The report as text: plain tables (no colours: the same in a terminal, a pipe and a mail),
+ * placed side by side where the width allows, optional columns dropped where it does not.
+ */
+import Table from "cli-table3";
+import { formatDuration } from "../core/duration";
+import type { ModuleReport, Report } from "./report";
+
+const BLOCKS = "▁▂▃▄▅▆▇█";
+const GAP = 3;
+
+/** One character per hour: `·` for none, then eight heights relative to the busiest hour. */
+export function sparkline(counts: readonly number[]): string {
+  const max = Math.max(0, ...counts);
+  return counts.map((n) => (n === 0 ? "·" : BLOCKS[Math.max(0, Math.ceil((n / max) * BLOCKS.length) - 1)])).join("");
+}
+
+function widthOf(block: string): number {
+  return Math.max(0, ...block.split("\n").map((l) => l.length));
+}
+
+/** Blocks left to right while they fit in `columns`, then on below. */
+export function layout(blocks: readonly string[], columns: number): string {
+  const rows: string[][] = [];
+  let used = 0;
+  for (const b of blocks) {
+    const row = rows.at(-1);
+    if (row && used + GAP + widthOf(b) <= columns) {
+      row.push(b);
+      used += GAP + widthOf(b);
+    } else {
+      rows.push([b]);
+      used = widthOf(b);
+    }
+  }
+  return rows
+    .map((row) => {
+      const cells = row.map((b) => b.split("\n"));
+      const widths = row.map(widthOf);
+      const height = Math.max(...cells.map((c) => c.length));
+      const lines: string[] = [];
+      for (let i = 0; i < height; i++) lines.push(cells.map((c, j) => (c[i] ?? "").padEnd(widths[j]!)).join(" ".repeat(GAP)).trimEnd());
+      return lines.join("\n");
+    })
+    .join("\n\n");
+}
+
+interface Column {
+  readonly head: string;
+  readonly align?: "left" | "right";
+  /** dropped, last first, when the table is wider than the terminal */
+  readonly optional?: boolean;
+}
+
+/** A titled table; optional columns go (last first) until it fits in `columns`. */
+function titledTable(title: string, columns: readonly Column[], rows: readonly (string | number)[][], width: number): string {
+  if (rows.length === 0) return `${title}\n(none)`;
+  let keep = columns.map((_, i) => i);
+  for (;;) {
+    const t = new Table({ head: keep.map((i) => columns[i]!.head), colAligns: keep.map((i) => columns[i]!.align ?? "left"), style: { head: [], border: [] } });
+    for (const r of rows) t.push(keep.map((i) => r[i]!));
+    const text = `${title}\n${t.toString()}`;
+    const drop = keep.findLast((i) => columns[i]!.optional);
+    if (widthOf(text) <= width || drop === undefined) return text;
+    keep = keep.filter((i) => i !== drop);
+  }
+}
+
+function hhmm(isoTime: string): string {
+  return `${isoTime.slice(11, 16)}Z`;
+}
+
+function moduleSection(m: ModuleReport, report: Report, width: number): string {
+  const heading = m.vhost === null ? `${m.module}: ${m.title}` : `${m.module}: ${m.title}, vhost ${m.vhost}`;
+  const summary = `tracked ${m.tracked}   banned now ${m.banned}   affairs today ${m.affairsToday}   since ${report.since}: ${m.affairs} affairs, ${m.bans} bans`;
+  const max = Math.max(0, ...m.hourly.affairs);
+  const spark = `affairs per hour from ${hhmm(m.hourly.start)}: ${sparkline(m.hourly.affairs)}  (busiest hour: ${max})`;
+  const right = { align: "right" } as const;
+  const blocks = [
+    titledTable("by class", [{ head: "class" }, { head: "addresses", ...right }, { head: "affairs", ...right }], m.byClass.map((c) => [c.class, c.addresses, c.affairs]), width),
+    titledTable("by rule", [{ head: "rule" }, { head: "affairs", ...right }, { head: "addresses", ...right }, { head: "bans", ...right }], m.byRule.map((r) => [r.rule, r.affairs, r.addresses, r.bans]), width),
+    titledTable(
+      "top attackers",
+      [{ head: "address" }, { head: "affairs", ...right }, { head: "bans", ...right }, { head: "class", optional: true }, { head: "last seen", optional: true }],
+      m.topAttackers.map((a) => [a.address, a.affairs, a.bans, a.class, a.lastSeen]),
+      width,
+    ),
+  ];
+  /* the vhost column only where there are several vhosts to tell apart */
+  const vhostColumn = m.vhost === null && m.latestBans.some((b) => b.vhost !== null);
+  const banColumns: Column[] = [{ head: "time" }, { head: "address" }, { head: "reason (last rule)" }, { head: "for", ...right }, { head: "until", optional: true }];
+  if (vhostColumn) banColumns.push({ head: "vhost", optional: true });
+  blocks.push(
+    titledTable(
+      "latest bans",
+      banColumns,
+      m.latestBans.map((b) => [b.time, b.address, b.rule, formatDuration(b.seconds), b.until, ...(vhostColumn ? [b.vhost ?? "-"] : [])]),
+      width,
+    ),
+  );
+  return [`== ${heading}`, summary, spark, "", layout(blocks, width)].join("\n");
+}
+
+/** The whole report at a terminal width (columns). */
+export function renderReport(report: Report, width: number): string {
+  const parts = [report.vhost === null ? `watcher report ${report.generatedAt}` : `watcher report for ${report.vhost}, ${report.generatedAt}`];
+  if (report.firewall) {
+    parts.push(
+      titledTable(
+        `firewall (${report.firewall.backend})`,
+        [{ head: "set" }, { head: "entries", align: "right" }],
+        report.firewall.sets.map((s) => [s.set, s.entries]),
+        width,
+      ),
+    );
+  }
+  for (const m of report.modules) parts.push(moduleSection(m, report, width));
+  return `${parts.join("\n\n")}\n`;
+}
