@@ -8,6 +8,8 @@ import type { ModuleReport, Report } from "./report";
 
 const BLOCKS = "▁▂▃▄▅▆▇█";
 const GAP = 3;
+/* no rule between rows: a report is read down its columns */
+const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
 
 /** One character per hour: `·` for none, then eight heights relative to the busiest hour. */
 export function sparkline(counts: readonly number[]): string {
@@ -57,7 +59,7 @@ function titledTable(title: string, columns: readonly Column[], rows: readonly (
   if (rows.length === 0) return `${title}\n(none)`;
   let keep = columns.map((_, i) => i);
   for (;;) {
-    const t = new Table({ head: keep.map((i) => columns[i]!.head), colAligns: keep.map((i) => columns[i]!.align ?? "left"), style: { head: [], border: [] } });
+    const t = new Table({ head: keep.map((i) => columns[i]!.head), colAligns: keep.map((i) => columns[i]!.align ?? "left"), style: { head: [], border: [] }, chars: COMPACT });
     for (const r of rows) t.push(keep.map((i) => r[i]!));
     const text = `${title}\n${t.toString()}`;
     const drop = keep.findLast((i) => columns[i]!.optional);
@@ -72,9 +74,9 @@ function hhmm(isoTime: string): string {
 
 function moduleSection(m: ModuleReport, report: Report, width: number): string {
   const heading = m.vhost === null ? `${m.module}: ${m.title}` : `${m.module}: ${m.title}, vhost ${m.vhost}`;
-  const summary = `tracked ${m.tracked}   banned now ${m.banned}   affairs today ${m.affairsToday}   since ${report.since}: ${m.affairs} affairs, ${m.bans} bans`;
+  const summary = `tracked ${m.tracked} · banned now ${m.banned} · affairs today ${m.affairsToday} · since ${report.since}: affairs ${m.affairs}, bans ${m.bans}`;
   const max = Math.max(0, ...m.hourly.affairs);
-  const spark = `affairs per hour from ${hhmm(m.hourly.start)}: ${sparkline(m.hourly.affairs)}  (busiest hour: ${max})`;
+  const spark = `affairs per hour, ${hhmm(m.hourly.start)} → now: ${sparkline(m.hourly.affairs)}  (busiest hour: ${max})`;
   const right = { align: "right" } as const;
   const blocks = [
     titledTable("by class", [{ head: "class" }, { head: "addresses", ...right }, { head: "affairs", ...right }], m.byClass.map((c) => [c.class, c.addresses, c.affairs]), width),
@@ -88,13 +90,19 @@ function moduleSection(m: ModuleReport, report: Report, width: number): string {
   ];
   /* the vhost column only where there are several vhosts to tell apart */
   const vhostColumn = m.vhost === null && m.latestBans.some((b) => b.vhost !== null);
-  const banColumns: Column[] = [{ head: "time" }, { head: "address" }, { head: "reason (last rule)" }, { head: "for", ...right }, { head: "until", optional: true }];
-  if (vhostColumn) banColumns.push({ head: "vhost", optional: true });
+  const banColumns: Column[] = [
+    { head: "time" },
+    { head: "address" },
+    ...(vhostColumn ? [{ head: "vhost", optional: true }] : []),
+    { head: "reason (last rule)" },
+    { head: "for", ...right },
+    { head: "until", optional: true },
+  ];
   blocks.push(
     titledTable(
       "latest bans",
       banColumns,
-      m.latestBans.map((b) => [b.time, b.address, b.rule, formatDuration(b.seconds), b.until, ...(vhostColumn ? [b.vhost ?? "-"] : [])]),
+      m.latestBans.map((b) => [b.time, b.address, ...(vhostColumn ? [b.vhost ?? "-"] : []), b.rule, formatDuration(b.seconds), b.until]),
       width,
     ),
   );
