@@ -117,19 +117,22 @@ async function insideLatency(backend: string, bans: number): Promise<void> {
   const fd = openSync(fifo, "w");
   const list = addresses(bans, 11);
   const ms: number[] = [];
-  for (const [i, a] of list.entries()) {
-    const line = `Nov 25 10:00:00 srv sshd-session[${1000 + i}]: Failed password for root from ${a} port 4000 ssh2\n`;
-    const t = performance.now();
-    writeSync(fd, line);
-    while (!probe(a)) {
-      if (performance.now() - t > 2000) throw new Error(`${a} never reached the kernel`);
+  try {
+    for (const [i, a] of list.entries()) {
+      const line = `Nov 25 10:00:00 srv sshd-session[${1000 + i}]: Failed password for root from ${a} port 4000 ssh2\n`;
+      const t = performance.now();
+      writeSync(fd, line);
+      while (!probe(a)) {
+        if (performance.now() - t > 2000) throw new Error(`${a} never reached the kernel`);
+      }
+      ms.push(performance.now() - t);
     }
-    ms.push(performance.now() - t);
+  } finally {
+    closeSync(fd);
+    module.kill("SIGTERM");
+    await module.exited;
+    rmSync(root, { recursive: true, force: true });
   }
-  closeSync(fd);
-  module.kill("SIGTERM");
-  await module.exited;
-  rmSync(root, { recursive: true, force: true });
   console.log(JSON.stringify({ backend, bans, p50: percentile(ms, 50), p99: percentile(ms, 99), max: Math.max(...ms) }));
 }
 

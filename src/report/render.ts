@@ -68,15 +68,26 @@ function titledTable(title: string, columns: readonly Column[], rows: readonly (
   }
 }
 
+/** Parts joined by " · ", on as few lines as the width allows. */
+function wrap(parts: readonly string[], width: number): string {
+  const lines: string[] = [];
+  for (const p of parts) {
+    const last = lines.at(-1);
+    if (last !== undefined && last.length + 3 + p.length <= width) lines[lines.length - 1] = `${last} · ${p}`;
+    else lines.push(p);
+  }
+  return lines.join("\n");
+}
+
 function hhmm(isoTime: string): string {
   return `${isoTime.slice(11, 16)}Z`;
 }
 
 function moduleSection(m: ModuleReport, report: Report, width: number): string {
   const heading = m.vhost === null ? `${m.module}: ${m.title}` : `${m.module}: ${m.title}, vhost ${m.vhost}`;
-  const summary = `tracked ${m.tracked} · banned now ${m.banned} · affairs today ${m.affairsToday} · since ${report.since}: affairs ${m.affairs}, bans ${m.bans}`;
+  const summary = wrap([`tracked ${m.tracked}`, `banned now ${m.banned}`, `affairs today ${m.affairsToday}`, `since ${report.since}: affairs ${m.affairs}, bans ${m.bans}`], width);
   const max = Math.max(0, ...m.hourly.affairs);
-  const spark = `affairs per hour, ${hhmm(m.hourly.start)} → now: ${sparkline(m.hourly.affairs)}  (busiest hour: ${max})`;
+  const spark = `affairs per hour since ${hhmm(m.hourly.start)}: ${sparkline(m.hourly.affairs)} (max ${max})`;
   const right = { align: "right" } as const;
   const blocks = [
     titledTable("by class", [{ head: "class" }, { head: "addresses", ...right }, { head: "affairs", ...right }], m.byClass.map((c) => [c.class, c.addresses, c.affairs]), width),

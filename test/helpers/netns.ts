@@ -66,16 +66,26 @@ export class TestNet {
     if (!new TextDecoder().decode(value).includes("listening")) throw new Error("the test service did not start");
   }
 
-  /** Can `from` (an address of the attacker namespace) open a connection to the server? */
-  reachable(from: string, timeoutMs = 700): boolean {
+  /** Can `from` (an address of the attacker namespace) open a connection to the server's `port`? */
+  reachable(from: string, timeoutMs = 700, port = PORT): boolean {
     const to = from.includes(":") ? SERVER_V6 : SERVER_V4;
-    const r = this.exec(this.attacker, [BUN, TCP, "probe", to, String(PORT), from, String(timeoutMs)]);
+    const r = this.exec(this.attacker, [BUN, TCP, "probe", to, String(port), from, String(timeoutMs)]);
     if (r.out.trim() !== "open" && r.out.trim() !== "blocked") throw new Error(`probe failed: ${r.out} ${r.err}`);
     return r.out.trim() === "open";
   }
 
   cleanup(): void {
     for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
+    /* and whatever those started inside (an sshd's per-connection children, a forked master) */
+    for (const ns of [this.server, this.attacker]) {
+      for (const pid of sh(["ip", "netns", "pids", ns]).split("\n").filter(Boolean)) {
+        try {
+          process.kill(Number(pid), "SIGKILL");
+        } catch {
+          /* gone already */
+        }
+      }
+    }
     Bun.spawnSync(["ip", "netns", "del", this.server]);
     Bun.spawnSync(["ip", "netns", "del", this.attacker]);
   }

@@ -1,7 +1,8 @@
 /**
  * `tcp.ts serve PORT`: answer every connection (IPv4 and IPv6) with "hello".
  * `tcp.ts probe HOST PORT LOCAL_ADDRESS TIMEOUT_MS`: print "open" when the service answers
- * from that source address in time, "blocked" otherwise (dropped packets simply time out).
+ * (or accepts: an SSH server speaks first, but a connect is enough) from that source address
+ * in time, "blocked" otherwise (dropped packets simply time out).
  */
 import net from "node:net";
 
@@ -15,7 +16,7 @@ if (mode === "serve") {
     socket.destroy();
     process.exit(0);
   };
-  socket.on("data", () => done("open"));
+  socket.on("connect", () => done("open"));
   socket.on("error", () => done("blocked"));
   setTimeout(() => done("blocked"), Number(d));
 }

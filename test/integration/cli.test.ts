@@ -165,6 +165,38 @@ describe("the resident module", () => {
     expect(log).toContain("stopped: 5 lines, 5 matched, 5 affairs, 1 bans");
   });
 
+  test("a file source carries on where it stopped: nothing skipped, nothing read twice", async () => {
+    const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\nmaxAffairs = 100\n' });
+    const file = join(root, "auth.log");
+    writeFileSync(file, attack("203.0.113.40", 3)); /* the first time: history is not read */
+    const affairs = () => {
+      const { Database } = require("bun:sqlite") as typeof import("bun:sqlite");
+      const db = new Database(join(root, "var", "db", "LG.db"), { readonly: true });
+      const row = db.query("SELECT COUNT(*) AS n FROM events WHERE kind = 'affair'").get() as { n: number };
+      db.close();
+      return row.n;
+    };
+    const runModule = () => {
+      const p = Bun.spawn([WATCHER, "--root", root, "module", "LG", "--file", file], { stderr: "pipe", stdout: "ignore" });
+      started.push(p);
+      return p;
+    };
+    let module = runModule();
+    await waitFor("the module", () => existsSync(join(root, "var", "run", "LG.json")));
+    await Bun.sleep(300);
+    appendFileSync(file, attack("203.0.113.40", 2, 5000));
+    await waitFor("two affairs", () => existsSync(join(root, "var", "db", "LG.db")) && affairs() === 2);
+    module.kill("SIGTERM");
+    expect(await module.exited).toBe(0);
+    appendFileSync(file, attack("203.0.113.40", 2, 6000)); /* written while watcher is down */
+    module = runModule();
+    await waitFor("four affairs", () => affairs() === 4);
+    await Bun.sleep(600);
+    expect(affairs()).toBe(4);
+    module.kill("SIGTERM");
+    expect(await module.exited).toBe(0);
+  });
+
   test("follows a file across rotation (--file)", async () => {
     const root = newRoot();
     const file = join(root, "auth.log");

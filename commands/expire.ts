@@ -1,0 +1,41 @@
+import type { CommandModule } from "yargs";
+import { MODULE_NAMES, type ModuleName } from "../src/core/config";
+import { formatDuration } from "../src/core/duration";
+import { expire } from "../src/report/expire";
+import { type GlobalArgs, printJson, table } from "./common";
+
+interface Args extends GlobalArgs {
+  module?: ModuleName;
+  dryRun?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+export const expireCommand: CommandModule<GlobalArgs, Args> = {
+  command: "expire",
+  describe: "forget hosts whose last affair is older than the module's expireAfter and lift their bans (statistics stay)",
+  builder: (y) =>
+    y
+      .option("module", { choices: MODULE_NAMES, coerce: (m: string) => m.toUpperCase() as ModuleName, describe: "this module only (default: the enabled modules)" })
+      .option("dry-run", { type: "boolean", describe: "list what would be forgotten and lifted; change nothing" })
+      .option("json", { type: "boolean", describe: "one JSON document, stable for scripts" })
+      .option("quiet", { type: "boolean", describe: "print nothing unless something fails (cron)" })
+      .example("$0 expire --dry-run", "what the next run would remove"),
+  handler: async (argv) => {
+    const results = await expire(argv.root, argv.module, Math.floor(Date.now() / 1000), !!argv.dryRun);
+    if (argv.quiet) return;
+    if (argv.json) return printJson(results);
+    for (const r of results) {
+      const [forget, lift] = r.dryRun ? ["would forget", "would lift"] : ["forgot", "lifted"];
+      console.log(`${r.module}: ${forget} ${count(r.expired.length, "host")} not seen for ${formatDuration(r.expireAfter)}, ${lift} ${count(r.lifted, "ban")}`);
+      if (r.expired.length === 0) continue;
+      const t = table(["address", "last seen", "last rule", "ban lifted"]);
+      for (const h of r.expired) t.push([h.address, h.lastSeen, h.lastRule, h.banLifted ? "yes" : ""]);
+      console.log(t.toString());
+    }
+  },
+};

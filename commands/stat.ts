@@ -1,0 +1,35 @@
+import { writeFileSync } from "node:fs";
+import type { CommandModule } from "yargs";
+import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
+import { ConfigError } from "../src/core/errors";
+import { parseDate, type Period, statRows, toCsv } from "../src/report/stat";
+import type { GlobalArgs } from "./common";
+
+interface Args extends GlobalArgs {
+  by: Period;
+  from?: string;
+  to?: string;
+  module?: ModuleName;
+  out?: string;
+}
+
+export const statCommand: CommandModule<GlobalArgs, Args> = {
+  command: "stat",
+  describe: "CSV statistics per day (or hour), module, rule, host class and vhost: events, affairs, addresses, bans",
+  builder: (y) =>
+    y
+      .option("by", { choices: ["day", "hour"] as const, default: "day" as Period, describe: "period of a row (UTC)" })
+      .option("from", { type: "string", describe: "first day or time, e.g. 2026-11-01 or 2026-11-01T06:00Z (UTC unless an offset is given)" })
+      .option("to", { type: "string", describe: "last day (included) or end time (excluded)" })
+      .option("module", { choices: MODULE_NAMES, coerce: (m: string) => m.toUpperCase() as ModuleName, describe: "this module only" })
+      .option("out", { type: "string", describe: "write the CSV into this file instead of stdout" })
+      .example("$0 stat --from 2026-11-01 --to 2026-11-30 --out november.csv", "one month, one row per day, module, rule, class and vhost"),
+  handler: (argv) => {
+    const from = argv.from === undefined ? null : parseDate(argv.from, "--from");
+    const to = argv.to === undefined ? null : parseDate(argv.to, "--to", true);
+    if (from !== null && to !== null && to <= from) throw new ConfigError(`--to (${argv.to}) must come after --from (${argv.from})`);
+    const csv = toCsv(statRows(loadConfig(argv.root), { by: argv.by, from, to, modules: argv.module ? [argv.module] : undefined }));
+    if (argv.out) writeFileSync(argv.out, csv);
+    else process.stdout.write(csv);
+  },
+};

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install watcher under a prefix (default /opt/watcher): the binary, its folders, a link in
+# /usr/local/bin, the systemd unit where systemd runs. Run from a checkout as root:
+#   sudo scripts/install.sh [--prefix /opt/watcher]
+# Existing configuration, lists and databases under the prefix are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=/opt/watcher
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) prefix=$2; shift 2 ;;
+    *) echo "usage: $0 [--prefix DIR]" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+[ -x dist/watcher ] || npm run build
+
+install -d -m 0755 "$prefix/bin" "$prefix/etc" "$prefix/rules" "$prefix/var"
+install -m 0755 dist/watcher "$prefix/bin/watcher"
+install -m 0644 README.md LICENSE "$prefix/"
+[ -e "$prefix/etc/watcher.toml" ] || cat > "$prefix/etc/watcher.toml" <<'TOML'
+# watcher settings: every key has a default (see README.md, "Configuration")
+firewall = "auto"            # nftables where it exists, else ipset + iptables
+
+[modules.LG]                 # logins (OpenSSH)
+enabled = true
+
+[modules.MX]                 # mail transport (Postfix)
+enabled = false
+
+[modules.MB]                 # mailboxes (Dovecot, DBmail, Postfix SASL)
+enabled = false
+TOML
+[ -e "$prefix/etc/whitelist" ] || printf '# addresses and networks never banned, one a line (IPv4/IPv6, CIDR)\n# 192.0.2.0/24\n' > "$prefix/etc/whitelist"
+[ -e "$prefix/etc/blacklist" ] || printf '# addresses and networks banned at sight, one a line\n' > "$prefix/etc/blacklist"
+ln -sf "$prefix/bin/watcher" /usr/local/bin/watcher
+
+if [ -d /run/systemd/system ]; then
+  sed "s#@PREFIX@#$prefix#g" scripts/watcher.service > /etc/systemd/system/watcher.service
+  systemctl daemon-reload
+  echo "systemd unit installed: systemctl enable --now watcher"
+fi
+cat <<MSG
+watcher installed in $prefix (root of its configuration, rules and databases).
+Next:
+  1. whitelist your own networks in $prefix/etc/whitelist
+  2. feed it: watcher syslog-config rsyslog > /etc/rsyslog.d/30-watcher.conf && systemctl restart rsyslog
+     (or syslog-ng; or a journal/file source in $prefix/etc/watcher.toml)
+  3. start it: systemctl enable --now watcher   (or: watcher start)
+  4. check: watcher status
+MSG

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Remove watcher: stop it, remove its firewall table/sets and chains, the unit, the link and
+# the prefix (default /opt/watcher), databases included.
+#   sudo scripts/uninstall.sh [--prefix /opt/watcher]
+set -euo pipefail
+prefix=/opt/watcher
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) prefix=$2; shift 2 ;;
+    *) echo "usage: $0 [--prefix DIR]" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run as root" >&2; exit 1; }
+if [ -e /etc/systemd/system/watcher.service ]; then
+  systemctl disable --now watcher 2>/dev/null || true
+  rm -f /etc/systemd/system/watcher.service
+  systemctl daemon-reload 2>/dev/null || true
+fi
+if [ -x "$prefix/bin/watcher" ]; then
+  "$prefix/bin/watcher" --root "$prefix" stop --remove-firewall
+fi
+rm -f /etc/rsyslog.d/30-watcher.conf
+[ "$(readlink /usr/local/bin/watcher 2>/dev/null)" = "$prefix/bin/watcher" ] && rm -f /usr/local/bin/watcher
+rm -rf "$prefix"
+echo "watcher removed (restart your logger if it had a watcher snippet)"
