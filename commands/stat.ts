@@ -1,8 +1,7 @@
-import { writeFileSync } from "node:fs";
 import type { CommandModule } from "yargs";
 import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
 import { ConfigError } from "../src/core/errors";
-import { parseDate, type Period, statRows, toCsv } from "../src/report/stat";
+import { csvChunks, parseDate, type Period, statRows } from "../src/report/stat";
 import type { GlobalArgs } from "./common";
 
 interface Args extends GlobalArgs {
@@ -24,12 +23,17 @@ export const statCommand: CommandModule<GlobalArgs, Args> = {
       .option("module", { choices: MODULE_NAMES, coerce: (m: string) => m.toUpperCase() as ModuleName, describe: "this module only" })
       .option("out", { type: "string", describe: "write the CSV into this file instead of stdout" })
       .example("$0 stat --from 2026-11-01 --to 2026-11-30 --out november.csv", "one month, one row per day, module, rule, class and vhost"),
-  handler: (argv) => {
+  handler: async (argv) => {
     const from = argv.from === undefined ? null : parseDate(argv.from, "--from");
     const to = argv.to === undefined ? null : parseDate(argv.to, "--to", true);
     if (from !== null && to !== null && to <= from) throw new ConfigError(`--to (${argv.to}) must come after --from (${argv.from})`);
-    const csv = toCsv(statRows(loadConfig(argv.root), { by: argv.by, from, to, modules: argv.module ? [argv.module] : undefined }));
-    if (argv.out) writeFileSync(argv.out, csv);
-    else process.stdout.write(csv);
+    const rows = statRows(loadConfig(argv.root), { by: argv.by, from, to, modules: argv.module ? [argv.module] : undefined });
+    /* written as it is read, flushed chunk by chunk: a long period by hour is large */
+    const sink = argv.out ? Bun.file(argv.out).writer() : Bun.stdout.writer();
+    for (const chunk of csvChunks(rows)) {
+      sink.write(chunk);
+      await sink.flush();
+    }
+    if (argv.out) await sink.end();
   },
 };

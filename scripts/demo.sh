@@ -26,4 +26,7 @@ echo
 echo "== what a real firewall would have been told ($root/var/log/firewall-dryrun.log)"
 cat "$root/var/log/firewall-dryrun.log"
 echo
+echo "== report: what watcher did"
+dist/watcher --root "$root" report --since 1h
+echo
 echo "Next: dist/watcher rules test LG /var/log/auth.log, dist/watcher --help"

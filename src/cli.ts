@@ -7,11 +7,14 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { banCommand, unbanCommand } from "../commands/ban";
+import { expireCommand } from "../commands/expire";
 import { injectCommand } from "../commands/inject";
 import { moduleCommand } from "../commands/module";
+import { reportCommand } from "../commands/report";
 import { restartCommand } from "../commands/restart";
 import { rulesCommand } from "../commands/rules";
 import { startCommand } from "../commands/start";
+import { statCommand } from "../commands/stat";
 import { statusCommand } from "../commands/status";
 import { stopCommand } from "../commands/stop";
 import { syslogConfigCommand } from "../commands/syslog-config";
@@ -36,6 +39,9 @@ const cli = yargs(hideBin(process.argv))
   .command(rulesCommand)
   .command(banCommand)
   .command(unbanCommand)
+  .command(reportCommand)
+  .command(statCommand)
+  .command(expireCommand)
   .command(syslogConfigCommand)
   .demandCommand(1, "name a command")
   .strict()

@@ -171,10 +171,11 @@ export class ModuleStore {
     return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE last_seen < ?").all(time).map(fromRow);
   }
 
-  deleteHosts(addresses: readonly string[]): void {
-    const del = this.db.query("DELETE FROM hosts WHERE address = ?");
+  /** Forget these hosts, unless an affair came meanwhile (last seen at or after `lastSeenBefore`). */
+  deleteHosts(addresses: readonly string[], lastSeenBefore = Number.MAX_SAFE_INTEGER): void {
+    const del = this.db.query("DELETE FROM hosts WHERE address = ? AND last_seen < ?");
     this.transaction(() => {
-      for (const a of addresses) del.run(a);
+      for (const a of addresses) del.run(a, lastSeenBefore);
     });
   }
 

@@ -19,7 +19,7 @@ export async function expireModule(ctx: ModuleContext, now: number, dryRun = fal
   const expired = stale.map((h) => h.address);
   const lifted = stale.filter((h) => h.bannedUntil > now).map((h) => h.address);
   if (!dryRun && expired.length > 0) {
-    ctx.store.deleteHosts(expired);
+    ctx.store.deleteHosts(expired, now - ctx.moduleConfig.expireAfter);
     if (lifted.length > 0) await ctx.firewall.unban(moduleSetName(ctx.module), lifted);
   }
   return { module: ctx.module, expired, lifted };

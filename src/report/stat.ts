@@ -3,6 +3,7 @@
  * period, module, rule, host class and vhost. Computed from events, which expiry keeps, so
  * the figures of a month ago stay the same after its hosts are forgotten. Periods are UTC.
  */
+import type { Database } from "bun:sqlite";
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
 import { dbPath } from "../modules/context";
@@ -57,33 +58,58 @@ function periodLabel(start: number, by: Period): string {
   return by === "day" ? iso.slice(0, 10) : `${iso.slice(0, 13)}:00:00Z`;
 }
 
-export function statRows(loaded: LoadedConfig, o: StatOptions): StatRow[] {
+type Key = [string, string, string, string, string];
+const keyOf = (r: StatRow): Key => [r.period, r.module, r.rule, r.class, r.vhost];
+
+function compare(a: StatRow, b: StatRow): number {
+  const [x, y] = [keyOf(a), keyOf(b)];
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
+  return 0;
+}
+
+/** One module's rows in period, rule, class, vhost order, straight from SQLite. */
+function* moduleRows(db: Database, module: ModuleName, o: StatOptions): Generator<StatRow> {
   const size = SECONDS[o.by];
-  const rows: StatRow[] = [];
-  for (const module of reportedModules(loaded, o.modules)) {
-    const db = openReadOnly(dbPath(loaded.paths, module));
-    if (!db) continue;
-    try {
-      const found = db
-        .query<Omit<StatRow, "module" | "period"> & { start: number }, [number, number]>(
-          `SELECT (time / ${size}) * ${size} start, rule, COALESCE(class, '') class, COALESCE(vhost, '') vhost,
-             SUM(kind = 'affair') events, SUM(CASE kind WHEN 'affair' THEN value ELSE 0 END) affairs,
-             COUNT(DISTINCT address) addresses, SUM(kind = 'ban') bans
-           FROM events WHERE kind IN ('affair', 'ban') AND time >= ? AND time < ?
-           GROUP BY start, rule, class, vhost`,
-        )
-        .all(o.from ?? Number.MIN_SAFE_INTEGER, o.to ?? Number.MAX_SAFE_INTEGER);
-      for (const { start, ...r } of found) rows.push({ period: periodLabel(start, o.by), module, ...r });
-    } finally {
-      db.close();
+  const rows = db
+    .query<Omit<StatRow, "module" | "period"> & { start: number }, [number, number]>(
+      `SELECT (time / ${size}) * ${size} start, rule, COALESCE(class, '') class, COALESCE(vhost, '') vhost,
+         SUM(kind = 'affair') events, SUM(CASE kind WHEN 'affair' THEN value ELSE 0 END) affairs,
+         COUNT(DISTINCT address) addresses, SUM(kind = 'ban') bans
+       FROM events WHERE kind IN ('affair', 'ban') AND time >= ? AND time < ?
+       GROUP BY start, rule, class, vhost ORDER BY start, rule, class, vhost`,
+    )
+    .iterate(o.from ?? Number.MIN_SAFE_INTEGER, o.to ?? Number.MAX_SAFE_INTEGER);
+  for (const { start, ...r } of rows) yield { period: periodLabel(start, o.by), module, ...r };
+}
+
+/**
+ * The rows of every module, merged into period order as they come: a year by hour is
+ * hundreds of thousands of rows, and none of them needs to be held in memory.
+ */
+export function* statRows(loaded: LoadedConfig, o: StatOptions): Generator<StatRow> {
+  const dbs: Database[] = [];
+  try {
+    const streams: Generator<StatRow>[] = [];
+    for (const module of reportedModules(loaded, o.modules)) {
+      const db = openReadOnly(dbPath(loaded.paths, module));
+      if (!db) continue;
+      dbs.push(db);
+      streams.push(moduleRows(db, module, o));
     }
+    const heads = streams.map((s) => s.next());
+    for (;;) {
+      let min = -1;
+      for (let i = 0; i < heads.length; i++) {
+        const h = heads[i]!;
+        if (!h.done && (min < 0 || compare(h.value, (heads[min] as IteratorYieldResult<StatRow>).value) < 0)) min = i;
+      }
+      if (min < 0) return;
+      yield (heads[min] as IteratorYieldResult<StatRow>).value;
+      heads[min] = streams[min]!.next();
+    }
+  } finally {
+    for (const db of dbs) db.close();
   }
-  const order = (r: StatRow) => [r.period, r.module, r.rule, r.class, r.vhost];
-  return rows.sort((a, b) => {
-    const [x, y] = [order(a), order(b)];
-    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
-    return 0;
-  });
 }
 
 /** One RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
@@ -92,8 +118,19 @@ export function csvField(value: string | number): string {
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
-export function toCsv(rows: readonly StatRow[]): string {
-  const lines = [STAT_COLUMNS.join(",")];
-  for (const r of rows) lines.push(STAT_COLUMNS.map((c) => csvField(r[c])).join(","));
-  return `${lines.join("\r\n")}\r\n`;
+/** The CSV text in pieces of about 64 KiB, header first. */
+export function* csvChunks(rows: Iterable<StatRow>): Generator<string> {
+  let chunk = `${STAT_COLUMNS.join(",")}\r\n`;
+  for (const r of rows) {
+    chunk += `${STAT_COLUMNS.map((c) => csvField(r[c])).join(",")}\r\n`;
+    if (chunk.length >= 65536) {
+      yield chunk;
+      chunk = "";
+    }
+  }
+  yield chunk;
+}
+
+export function toCsv(rows: Iterable<StatRow>): string {
+  return [...csvChunks(rows)].join("");
 }

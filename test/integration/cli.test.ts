@@ -54,7 +54,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
 describe("usage and exit codes", () => {
   test("--version, --help on every command", () => {
     expect(run(["--version"]).out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    for (const cmd of [[], ["module"], ["inject"], ["rules"], ["rules", "test"], ["ban"], ["unban"]]) {
+    for (const cmd of [[], ["start"], ["stop"], ["status"], ["restart"], ["module"], ["inject"], ["rules"], ["rules", "test"], ["ban"], ["unban"], ["report"], ["stat"], ["expire"], ["syslog-config"]]) {
       const r = run([...cmd, "--help"]);
       expect(r.code).toBe(0);
       expect(r.out).toContain("watcher");
