@@ -30,7 +30,7 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
       : argv.file?.length
         ? argv.file.map((path) => ({ type: "file", path, program }))
         : ctx.moduleConfig.sources;
-    const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module));
+    const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module, ctx.rules.programs));
     const log = stderrLog(`watcher module ${ctx.module}`);
     const stats = await runModuleLoop(ctx, sources, { log });
     log(`stopped: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans`);

@@ -30,6 +30,13 @@ const SourceSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("fifo") }).strict(),
   z.object({ type: z.literal("file"), path: z.string().min(1), program: RawProgram }).strict(),
   z.object({ type: z.literal("stdin"), program: RawProgram }).strict(),
+  z
+    .object({
+      type: z.literal("journal"),
+      /** journalctl matches (FIELD=value); default: SYSLOG_IDENTIFIER= each program of the module's rules */
+      matches: z.array(z.string().regex(/^[A-Z0-9_]+=.+$/, 'expected a journal match such as "_SYSTEMD_UNIT=ssh.service"')).optional(),
+    })
+    .strict(),
 ]);
 export type SourceConfig = z.infer<typeof SourceSchema>;
 

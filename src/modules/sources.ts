@@ -3,7 +3,7 @@
  * them (lines.ts). A FIFO is opened read-write so that loggers can come and go without an
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
-import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { ModuleName, Paths, SourceConfig } from "../core/config";
 import { readJson, writeJson } from "../core/runfiles";
@@ -164,7 +164,74 @@ export function positionFileFor(runDir: string, module: ModuleName, path: string
   return join(runDir, `${module}.${basename(path).replace(/[^A-Za-z0-9._-]/g, "_")}.${hash}.pos`);
 }
 
-export function openSource(config: SourceConfig, paths: Pick<Paths, "fifoBase" | "runDir">, module: ModuleName): Source {
+interface JournalEntry {
+  __CURSOR?: string;
+  __REALTIME_TIMESTAMP?: string;
+  _HOSTNAME?: string;
+  SYSLOG_IDENTIFIER?: string;
+  _PID?: string;
+  SYSLOG_PID?: string;
+  MESSAGE?: unknown;
+}
+
+/** A journal entry as a syslog line (ISO time, host, identifier[pid]: message); null for binary messages. */
+export function journalLine(e: JournalEntry): string | null {
+  if (typeof e.MESSAGE !== "string" || !e.SYSLOG_IDENTIFIER || !e.__REALTIME_TIMESTAMP) return null;
+  const time = new Date(Number(BigInt(e.__REALTIME_TIMESTAMP) / 1000n)).toISOString();
+  const pid = e.SYSLOG_PID ?? e._PID;
+  /* one entry, one line: a newline inside a message must not start a line of its own */
+  const message = e.MESSAGE.replace(/[\r\n]/g, " ");
+  return `${time} ${e._HOSTNAME ?? "-"} ${e.SYSLOG_IDENTIFIER}${pid ? `[${pid}]` : ""}: ${message}`;
+}
+
+/**
+ * Follow journald with `journalctl -f -o json`: each entry becomes a syslog line. The cursor of
+ * the last entry processed is kept in `cursorFile`, so a restart resumes right after it, with
+ * neither gap nor duplicate; the first time, reading starts at the end.
+ */
+export function journalSource(matches: readonly string[], cursorFile: string): Source {
+  return {
+    label: `journal ${matches.join(" ")}`,
+    rawProgram: null,
+    async *chunks() {
+      const cursor = existsSync(cursorFile) ? readFileSync(cursorFile, "utf8").trim() : "";
+      const args = ["journalctl", "-f", "-o", "json", "--no-pager", ...(cursor ? [`--after-cursor=${cursor}`] : ["-n", "0"]), ...matches];
+      const proc = Bun.spawn(args, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const decoder = new TextDecoder();
+      const encoder = new TextEncoder();
+      let partial = "";
+      try {
+        for await (const bytes of proc.stdout) {
+          const text = partial + decoder.decode(bytes, { stream: true });
+          const lines = text.split("\n");
+          partial = lines.pop()!;
+          let block = "";
+          let last = "";
+          for (const json of lines) {
+            let entry: JournalEntry;
+            try {
+              entry = JSON.parse(json);
+            } catch {
+              continue;
+            }
+            const line = journalLine(entry);
+            if (line) block += `${line}\n`;
+            if (entry.__CURSOR) last = entry.__CURSOR;
+          }
+          if (block) yield encoder.encode(block);
+          /* processed: the next is asked for */
+          if (last) writeFileSync(cursorFile, `${last}\n`);
+        }
+        const err = await new Response(proc.stderr).text();
+        throw new WatcherError(`journalctl ended: ${err.trim() || `status ${await proc.exited}`}`);
+      } finally {
+        proc.kill();
+      }
+    },
+  };
+}
+
+export function openSource(config: SourceConfig, paths: Pick<Paths, "fifoBase" | "runDir">, module: ModuleName, programs: readonly string[] = []): Source {
   switch (config.type) {
     case "fifo":
       return fifoSource(fifoPath(paths.fifoBase, module));
@@ -172,5 +239,7 @@ export function openSource(config: SourceConfig, paths: Pick<Paths, "fifoBase" |
       return fileSource(config.path, config.program ?? null, positionFileFor(paths.runDir, module, config.path));
     case "stdin":
       return stdinSource(config.program ?? null);
+    case "journal":
+      return journalSource(config.matches ?? programs.map((p) => `SYSLOG_IDENTIFIER=${p}`), join(paths.runDir, `${module}.journal-cursor`));
   }
 }

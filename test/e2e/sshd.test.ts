@@ -15,19 +15,31 @@ import { ATTACKER_V4, FRIEND_V4, SERVER_V4, TestNet } from "../helpers/netns";
 const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
 const SSH_PORT = 22;
 
-/** Starts rsyslogd (when given a config) and sshd in a private mount namespace with its own /dev. */
+/**
+ * Starts the logger (rsyslogd, or journald with watcher beside it, which must read the same
+ * journal) and sshd in a private mount namespace with its own /dev and, for journald, /run.
+ */
 const LAUNCH = `#!/bin/bash
 set -e
-R=$1; shift
+R=$1; MODE=$2; shift 2
 mkdir -p "$R/hostdev"
 mount --bind /dev "$R/hostdev"
 mount -t tmpfs -o mode=755 tmpfs /dev
 for n in null zero random urandom tty full; do touch /dev/$n; mount --bind "$R/hostdev/$n" /dev/$n; done
 mkdir -p /dev/pts /dev/shm; mount --bind "$R/hostdev/pts" /dev/pts; ln -s /proc/self/fd /dev/fd
-if [ -f "$R/rsyslog.conf" ]; then
-  rsyslogd -n -f "$R/rsyslog.conf" -i "$R/rsyslog.pid" &
-  for i in $(seq 100); do [ -S /dev/log ] && break; sleep 0.05; done
-fi
+case "$MODE" in
+  rsyslog)
+    rsyslogd -n -f "$R/rsyslog.conf" -i "$R/rsyslog.pid" &
+    for i in $(seq 100); do [ -S /dev/log ] && break; sleep 0.05; done ;;
+  journal)
+    mkdir -p /run/systemd /run/log; mount -t tmpfs tmpfs /run/systemd; mount -t tmpfs tmpfs /run/log
+    # ip netns exec mounts a fresh /sys without cgroups, which journald needs
+    mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+    /lib/systemd/systemd-journald 2>"$R/journald.err" & echo $! > "$R/journald.pid"
+    for i in $(seq 100); do [ -S /run/systemd/journal/dev-log ] && break; sleep 0.05; done
+    touch /dev/log; mount --bind /run/systemd/journal/dev-log /dev/log
+    "$WATCHER" --root "$R" start ;;
+esac
 exec /usr/sbin/sshd -D -f "$R/sshd_config" "$@"
 `;
 
@@ -66,8 +78,14 @@ async function waitFor(what: string, check: () => boolean, ms = 10000): Promise<
   throw new Error(`timed out waiting for ${what}`);
 }
 
-for (const variant of ["rsyslog", "file"] as const) {
-  describe(`sshd through ${variant === "rsyslog" ? "rsyslog into the FIFO" : "its own log file, rotated"}`, () => {
+const VARIANTS = {
+  rsyslog: "rsyslog into the FIFO",
+  file: "its own log file, rotated",
+  journal: "journald, followed from a saved cursor",
+} as const;
+
+for (const variant of ["rsyslog", "file", "journal"] as const) {
+  describe(`sshd through ${VARIANTS[variant]}`, () => {
     let net: TestNet;
     let root: string;
     const pid = (name: string) => Number(readFileSync(join(root, name), "utf8").trim());
@@ -79,20 +97,23 @@ for (const variant of ["rsyslog", "file"] as const) {
         root = setupRoot("");
         const snippet = Bun.spawnSync([WATCHER, "--root", root, "syslog-config", "rsyslog"]).stdout.toString();
         writeFileSync(join(root, "rsyslog.conf"), `global(workDirectory="${root}")\nmodule(load="imuxsock")\n${snippet}`);
-      } else {
+      } else if (variant === "file") {
         root = setupRoot(`sources = [{ type = "file", path = "${join(tmpdir(), "placeholder")}", program = "sshd" }]\n`);
         writeFileSync(join(root, "etc", "watcher.toml"), readFileSync(join(root, "etc", "watcher.toml"), "utf8").replace(join(tmpdir(), "placeholder"), sshdLog()));
         writeFileSync(sshdLog(), "");
+      } else {
+        root = setupRoot('sources = [{ type = "journal" }]\n');
       }
-      const started = net.exec(net.server, [WATCHER, "--root", root, "start"]);
-      expect(started.code).toBe(0);
-      net.spawn(net.server, ["unshare", "--mount", "--propagation", "private", join(root, "launch.sh"), root, ...(variant === "file" ? ["-E", sshdLog()] : [])]);
+      if (variant !== "journal") expect(net.exec(net.server, [WATCHER, "--root", root, "start"]).code).toBe(0);
+      const launch = ["unshare", "--mount", "--propagation", "private", "env", `WATCHER=${WATCHER}`, join(root, "launch.sh"), root, variant];
+      net.spawn(net.server, [...launch, ...(variant === "file" ? ["-E", sshdLog()] : [])]);
       await waitFor("sshd", () => net.reachable(ATTACKER_V4, 500, SSH_PORT));
+      if (variant === "journal") await waitFor("watcher", () => existsSync(join(root, "var", "run", "LG.json")));
     }, 30000);
 
     afterAll(() => {
       net.exec(net.server, [WATCHER, "--root", root, "stop"]);
-      for (const f of ["sshd.pid", "rsyslog.pid"]) if (existsSync(join(root, f))) Bun.spawnSync(["kill", String(pid(f))]);
+      for (const f of ["sshd.pid", "rsyslog.pid", "journald.pid"]) if (existsSync(join(root, f))) Bun.spawnSync(["kill", String(pid(f))]);
       net.cleanup();
     });
 
@@ -107,12 +128,13 @@ for (const variant of ["rsyslog", "file"] as const) {
       }
       expect(inKernelSet(net, ATTACKER_V4)).toBe(false);
       failLogin(net, ATTACKER_V4);
-      if (variant === "rsyslog") failLogin(net, ATTACKER_V4); /* one affair per connection; from a file without pids, two */
+      if (variant !== "file") failLogin(net, ATTACKER_V4); /* one affair per connection; from a file without pids, two */
       const ms = await waitFor("the ban", () => inKernelSet(net, ATTACKER_V4));
       console.log(`e2e ${variant}: the failed login that crossed the limit to the element in the kernel set: ${ms.toFixed(1)} ms (client exit to nft seeing it)`);
       expect(net.reachable(ATTACKER_V4, 500, SSH_PORT)).toBe(false);
       expect(net.reachable(FRIEND_V4, 1000, SSH_PORT)).toBe(true);
       expect(inKernelSet(net, FRIEND_V4)).toBe(false);
+      if (variant === "journal") expect(readFileSync(join(root, "var", "run", "LG.journal-cursor"), "utf8")).toMatch(/^s=[0-9a-f]+;i=/);
     }, 60000);
   });
 }
