@@ -30,6 +30,9 @@ enabled = false
 
 [modules.MB]                 # mailboxes (Dovecot, DBmail, Postfix SASL)
 enabled = false
+
+[dynload.lists.spamhaus]     # Spamhaus DROP: hijacked networks, refreshed hourly by start
+enabled = true
 TOML
 [ -e "$prefix/etc/whitelist" ] || printf '# addresses and networks never banned, one a line (IPv4/IPv6, CIDR)\n# 192.0.2.0/24\n' > "$prefix/etc/whitelist"
 [ -e "$prefix/etc/blacklist" ] || printf '# addresses and networks banned at sight, one a line\n' > "$prefix/etc/blacklist"

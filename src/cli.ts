@@ -7,6 +7,7 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { banCommand, unbanCommand } from "../commands/ban";
+import { dynloadCommand } from "../commands/dynload";
 import { expireCommand } from "../commands/expire";
 import { injectCommand } from "../commands/inject";
 import { moduleCommand } from "../commands/module";
@@ -39,6 +40,7 @@ const cli = yargs(hideBin(process.argv))
   .command(rulesCommand)
   .command(banCommand)
   .command(unbanCommand)
+  .command(dynloadCommand)
   .command(reportCommand)
   .command(statCommand)
   .command(expireCommand)

@@ -101,6 +101,34 @@ const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** blocklists: built-in sources (spamhaus, nixspam) and your own, each into watcher_dl_<name> */
+    dynload: z
+      .object({
+        /** a list that lost more than this share of its entries since the last one is suspicious: the old stays */
+        maxShrink: z.number().min(0).max(1).default(0.5),
+        /** seconds to wait for one download */
+        timeout: z.number().positive().max(600).default(30),
+        lists: z
+          .record(
+            z.string().regex(/^[a-z0-9]{1,12}$/, "a list name is 1 to 12 lower-case letters and digits"),
+            z
+              .object({
+                /** built-in lists (spamhaus, nixspam) are off until enabled; your own are on */
+                enabled: z.boolean().optional(),
+                /** http(s) URLs or local paths; the entries of all of them make the list (built-ins have theirs) */
+                urls: z.array(z.string().min(1)).min(1).optional(),
+                /** spamhaus-json, spamhaus-txt, nixspam, ip-lines, cidr-lines, or a line template with <HOST> */
+                format: z.string().min(1).optional(),
+                /** at most one download per interval */
+                interval: Duration.optional(),
+                maxEntries: z.number().int().min(1).optional(),
+              })
+              .strict(),
+          )
+          .default({}),
+      })
+      .strict()
+      .prefault({}),
     /** cron expressions (node-cron, with optional seconds) of the jobs start runs */
     schedule: z
       .object({
@@ -108,6 +136,10 @@ const ConfigSchema = z
           .string()
           .refine((e) => cron.validate(e), "expected a cron expression such as \"30 3 * * *\"")
           .default("17 * * * *"),
+        dynload: z
+          .string()
+          .refine((e) => cron.validate(e), "expected a cron expression such as \"23 * * * *\"")
+          .default("23 * * * *"),
       })
       .strict()
       .prefault({}),

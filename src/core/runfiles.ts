@@ -14,11 +14,16 @@ export function statusFile(runDir: string, name: string): string {
   return join(runDir, `${name}.json`);
 }
 
-export function writeJson(path: string, value: unknown): void {
+/** Write a whole file or nothing: a reader (or a crash) never sees it half written. */
+export function writeFileAtomic(path: string, text: string): void {
   mkdirSync(join(path, ".."), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  writeFileSync(tmp, text);
   renameSync(tmp, path);
+}
+
+export function writeJson(path: string, value: unknown): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export function readJson<T>(path: string): T | null {

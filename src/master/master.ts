@@ -13,6 +13,8 @@ import { createFirewall } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
 import { Lists } from "../core/lists";
 import { pidFile, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
+import { refreshLists } from "../dynload/load";
+import { dynLists } from "../dynload/lists";
 import { openModule } from "../modules/context";
 import { expireModule } from "../modules/expire";
 import { loadRules } from "../modules/registry";
@@ -158,6 +160,16 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
     }
     const expire = cron.schedule(config.schedule.expire, () => expireJob(paths.root, modules, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
     tasks.push({ name: "expire", schedule: config.schedule.expire, task: expire });
+    if (dynLists(config).some((l) => l.enabled)) {
+      const dynload = cron.schedule(config.schedule.dynload, () =>
+        refreshLists(loaded, firewall!, lists, { force: false, now: Math.floor(Date.now() / 1000) })
+          .then((outcomes) => {
+            for (const o of outcomes) if (o.result === "loaded" || o.result === "failed") log(`dynload ${o.list}: ${o.result === "loaded" ? `${o.entries} networks` : o.error}`);
+          })
+          .catch((e) => log(`dynload failed: ${(e as Error).message}`)),
+      );
+      tasks.push({ name: "dynload", schedule: config.schedule.dynload, task: dynload });
+    }
     status.ready = true;
     writeStatus();
     log(`running: ${modules.join(", ") || "no modules enabled"} (pid ${process.pid})`);

@@ -1,12 +1,15 @@
 /**
  * Restore at start (and `restart`): every set watcher owns goes into the kernel in one bulk
  * operation per set, replacing what was there, so starting twice duplicates nothing: the
- * whitelist, the blacklist, and each module's active bans with their remaining time. A ban of
- * an address that is now whitelisted (or own, or reserved) is lifted instead.
+ * whitelist, the blacklist, each module's active bans with their remaining time, and each
+ * enabled blocklist from its cached copy. A ban of an address that is now whitelisted (or own,
+ * or reserved) is lifted instead.
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { BLACKLIST_SET, type Firewall, moduleSet, type SetElement, WHITELIST_SET } from "../core/firewall/types";
-import { parseIp } from "../core/ip";
+import { parseCidr, parseIp } from "../core/ip";
+import { cachedEntries, protectedFilter } from "../dynload/load";
+import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
 import { ModuleStore } from "../core/store";
 import { dbPath } from "../modules/context";
@@ -22,7 +25,13 @@ export interface RestoreReport {
 
 export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, modules: readonly ModuleName[], lists: Lists, now: number): Promise<RestoreReport> {
   const started = performance.now();
-  await firewall.ensure([{ name: WHITELIST_SET, kind: "networks" }, { name: BLACKLIST_SET, kind: "networks" }, ...modules.map(moduleSet)]);
+  const blocklists = dynLists(loaded.config).filter((l) => l.enabled);
+  await firewall.ensure([
+    { name: WHITELIST_SET, kind: "networks" },
+    { name: BLACKLIST_SET, kind: "networks" },
+    ...modules.map(moduleSet),
+    ...blocklists.map((l) => ({ name: dynloadSetName(l.name), kind: "networks" as const })),
+  ]);
   const sets: RestoreReport["sets"] = [];
   const lifted: string[] = [];
   const load = async (name: string, elements: SetElement[]) => {
@@ -31,6 +40,12 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
   };
   await load(WHITELIST_SET, lists.whitelist.entries().map((address) => ({ address, timeout: 0 })));
   await load(BLACKLIST_SET, lists.blacklist.entries().map((address) => ({ address, timeout: 0 })));
+  /* blocklists from their last good copies: no network at boot */
+  const coversProtected = protectedFilter(lists);
+  for (const list of blocklists) {
+    const nets = cachedEntries(loaded.paths, list).map((t) => parseCidr(t)!);
+    await load(dynloadSetName(list.name), nets.filter((n) => !coversProtected(n)).map((n) => ({ address: n.text, timeout: 0 })));
+  }
   for (const module of modules) {
     const store = new ModuleStore(dbPath(loaded.paths, module));
     try {

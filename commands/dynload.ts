@@ -1,0 +1,61 @@
+import type { CommandModule } from "yargs";
+import { loadConfig } from "../src/core/config";
+import { createFirewall } from "../src/core/firewall";
+import { Lists } from "../src/core/lists";
+import { type Outcome, refreshLists } from "../src/dynload/load";
+import { type GlobalArgs, isoTime, printJson } from "./common";
+
+interface Args extends GlobalArgs {
+  list?: string;
+  force?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function describe(o: Outcome): string {
+  switch (o.result) {
+    case "loaded":
+      return `${o.list}: loaded ${o.entries} networks in ${o.seconds.toFixed(2)} s${o.leftOut.length ? `; left out ${o.leftOut.length} that cover protected addresses: ${o.leftOut.slice(0, 5).join(", ")}${o.leftOut.length > 5 ? ", ..." : ""}` : ""}`;
+    case "not-modified":
+      return `${o.list}: not modified (${o.entries} networks in force)`;
+    case "not-due":
+      return `${o.list}: not due before ${isoTime(o.next)} (${o.why})`;
+    case "failed":
+      return `${o.list}: kept the list in force (${o.entries} networks): ${o.error}`;
+  }
+}
+
+export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
+  command: "dynload [list]",
+  describe: "download and load the blocklists that are due (Spamhaus DROP, NixSpam, your own), each into watcher_dl_<name>",
+  builder: (y) =>
+    y
+      .positional("list", { type: "string", describe: "only this list (also when it is not enabled)" })
+      .option("force", { type: "boolean", describe: "download even if not due, and accept a list that shrank a lot (never more often than its publisher allows)" })
+      .option("json", { type: "boolean", describe: "print the outcomes as JSON" })
+      .option("quiet", { type: "boolean", describe: "print only failures (for cron)" })
+      .example("$0 dynload", "every enabled list that is due")
+      .example("$0 dynload spamhaus --force", "one list now"),
+  handler: async (argv) => {
+    const loaded = loadConfig(argv.root);
+    const lists = Lists.load(loaded.paths.whitelist, loaded.paths.blacklist);
+    const firewall = createFirewall(loaded.config, loaded.paths);
+    const show = !argv.json && !argv.quiet;
+    try {
+      const outcomes = await refreshLists(loaded, firewall, lists, {
+        only: argv.list,
+        force: !!argv.force,
+        now: Math.floor(Date.now() / 1000),
+        /* on a terminal, each list as it is done: downloads can take a while */
+        progress: (o) => {
+          if (show || (argv.quiet && o.result === "failed")) console.log(describe(o));
+        },
+      });
+      if (argv.json) printJson(outcomes);
+      else if (show && outcomes.length === 0) console.log('no blocklist is enabled (see README, "Blocklists")');
+      if (outcomes.some((o) => o.result === "failed")) process.exitCode = 1;
+    } finally {
+      await firewall.close();
+    }
+  },
+};

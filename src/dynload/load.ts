@@ -1,0 +1,227 @@
+/**
+ * Download, check and load one blocklist into its own set, atomically: the old contents stay in
+ * force until the new list is complete and valid. The last good copy is cached under
+ * var/dynload/ (one file per URL), which is what `start` restores at boot, without network.
+ * Conditional requests (ETag, Last-Modified → 304), Expires, and the publisher's minimum
+ * interval are honoured; the time of each attempt is kept, so a failure counts too.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Config, Paths } from "../core/config";
+import { ConfigError } from "../core/errors";
+import { formatDuration } from "../core/duration";
+import type { Firewall, SetElement } from "../core/firewall/types";
+import { type Cidr, cidrContains, isNeverBannable, parseCidr } from "../core/ip";
+import type { Lists } from "../core/lists";
+import { readJson, writeFileAtomic, writeJson } from "../core/runfiles";
+import { FormatError, parseList } from "./formats";
+import { type DynList, dynLists, dynloadSetName } from "./lists";
+
+export interface ListState {
+  lastAttempt: number;
+  lastSuccess: number;
+  entries: number;
+  /** per URL: the validators of the cached copy */
+  etag: Record<string, string>;
+  lastModified: Record<string, string>;
+  /** the publisher's Expires, epoch seconds; 0 when none */
+  expires: number;
+  lastError: string | null;
+  /** entries left out because they cover protected addresses */
+  leftOut: string[];
+}
+
+const EMPTY: ListState = { lastAttempt: 0, lastSuccess: 0, entries: 0, etag: {}, lastModified: {}, expires: 0, lastError: null, leftOut: [] };
+
+export type Outcome =
+  | { readonly list: string; readonly result: "loaded"; readonly entries: number; readonly leftOut: string[]; readonly seconds: number }
+  | { readonly list: string; readonly result: "not-modified"; readonly entries: number }
+  | { readonly list: string; readonly result: "not-due"; readonly next: number; readonly why: string }
+  | { readonly list: string; readonly result: "failed"; readonly error: string; readonly entries: number };
+
+export function dynloadDir(paths: Paths): string {
+  return join(paths.root, "var", "dynload");
+}
+
+function stateFile(paths: Paths, list: string): string {
+  return join(dynloadDir(paths), `${list}.json`);
+}
+
+function cacheFile(paths: Paths, list: string, url: number): string {
+  return join(dynloadDir(paths), `${list}.${url}.list`);
+}
+
+export function readState(paths: Paths, list: string): ListState {
+  return { ...EMPTY, ...readJson<ListState>(stateFile(paths, list)) };
+}
+
+/** Networks that reserved, own or whitelisted addresses fall into, or that fall into them. */
+const RESERVED = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "::/128", "::1/128", "ff00::/8"].map((c) => parseCidr(c)!);
+
+function overlaps(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const first = (n: Cidr) => ({ family: n.family, bytes: n.bytes, text: n.text });
+  return cidrContains(a, first(b)) || cidrContains(b, first(a));
+}
+
+/** A test for blocklist entries: does a network cover (or fall into) a protected one? */
+export function protectedFilter(lists: Lists): (net: Cidr) => boolean {
+  const nets = [...RESERVED, ...[...lists.whitelist.entries(), ...lists.own.entries()].map((t) => parseCidr(t)!)];
+  return (net) => {
+    if (net.prefix === (net.family === 4 ? 32 : 128)) {
+      const ip = { family: net.family, bytes: net.bytes, text: net.text };
+      return isNeverBannable(ip) || lists.protection(ip) !== null;
+    }
+    return nets.some((p) => overlaps(net, p));
+  };
+}
+
+/** The cached entries of a list (all its URLs), as loaded last time. */
+export function cachedEntries(paths: Paths, list: DynList): string[] {
+  const out: string[] = [];
+  list.urls.forEach((_, i) => {
+    const file = cacheFile(paths, list.name, i);
+    if (existsSync(file)) out.push(...readFileSync(file, "utf8").split("\n").filter(Boolean));
+  });
+  return out;
+}
+
+function isRemote(url: string): boolean {
+  return /^https?:\/\//.test(url);
+}
+
+interface Fetched {
+  body: Uint8Array<ArrayBuffer> | null; /* null: not modified */
+  etag?: string;
+  lastModified?: string;
+  expires?: number;
+}
+
+async function download(url: string, state: ListState, timeout: number): Promise<Fetched> {
+  if (!isRemote(url)) {
+    const path = url.replace(/^file:\/\//, "");
+    try {
+      return { body: new Uint8Array(readFileSync(path)) };
+    } catch (e) {
+      throw new FormatError(`cannot read ${path}: ${(e as Error).message}`);
+    }
+  }
+  const headers: Record<string, string> = { "user-agent": "watcher (blocklist loader)" };
+  if (state.etag[url]) headers["if-none-match"] = state.etag[url]!;
+  if (state.lastModified[url]) headers["if-modified-since"] = state.lastModified[url]!;
+  let res: Response;
+  try {
+    res = await fetch(url, { headers, signal: AbortSignal.timeout(timeout * 1000) });
+  } catch (e) {
+    throw new FormatError(`${url}: ${(e as Error).message}`);
+  }
+  if (res.status === 304) return { body: null };
+  if (!res.ok) throw new FormatError(`${url}: HTTP ${res.status} ${res.statusText}`);
+  let body: Uint8Array<ArrayBuffer>;
+  try {
+    body = new Uint8Array(await res.arrayBuffer());
+  } catch (e) {
+    throw new FormatError(`${url}: the download broke off: ${(e as Error).message}`);
+  }
+  const expires = Date.parse(res.headers.get("expires") ?? "");
+  return {
+    body,
+    etag: res.headers.get("etag") ?? undefined,
+    lastModified: res.headers.get("last-modified") ?? undefined,
+    expires: Number.isNaN(expires) ? 0 : Math.floor(expires / 1000),
+  };
+}
+
+export interface LoadOptions {
+  readonly paths: Paths;
+  readonly lists: Lists;
+  readonly firewall: Firewall;
+  readonly now: number;
+  readonly force: boolean;
+  readonly timeout: number;
+  readonly maxShrink: number;
+}
+
+/** Refresh one list if due (or forced): download, check, load atomically, cache. */
+export async function refreshList(list: DynList, o: LoadOptions): Promise<Outcome> {
+  const state = readState(o.paths, list.name);
+  const since = o.now - state.lastAttempt;
+  if (since < list.hardInterval) {
+    return { list: list.name, result: "not-due", next: state.lastAttempt + list.hardInterval, why: `its publisher allows one download every ${formatDuration(list.hardInterval)}` };
+  }
+  if (!o.force && since < list.interval) return { list: list.name, result: "not-due", next: state.lastAttempt + list.interval, why: `interval ${formatDuration(list.interval)}` };
+  if (!o.force && state.expires > o.now) return { list: list.name, result: "not-due", next: state.expires, why: "the last copy is fresh until its Expires" };
+  mkdirSync(dynloadDir(o.paths), { recursive: true });
+  state.lastAttempt = o.now;
+  writeJson(stateFile(o.paths, list.name), state);
+  const started = performance.now();
+  try {
+    const fetched = await Promise.all(list.urls.map((url) => download(url, state, o.timeout)));
+    if (fetched.every((f) => f.body === null)) {
+      state.lastSuccess = o.now;
+      state.lastError = null;
+      writeJson(stateFile(o.paths, list.name), state);
+      return { list: list.name, result: "not-modified", entries: state.entries };
+    }
+    /* a URL that did not change keeps its cached entries */
+    const perUrl = fetched.map((f, i) => (f.body === null ? cachedEntries(o.paths, { ...list, urls: [list.urls[i]!] }).map((t) => parseCidr(t)!) : parseList(list.format, f.body)));
+    const all = perUrl.flat();
+    if (all.length > list.maxEntries) throw new FormatError(`${all.length} entries, more than maxEntries (${list.maxEntries})`);
+    if (!o.force && state.entries > 0 && all.length < state.entries * (1 - o.maxShrink)) {
+      throw new FormatError(`shrank from ${state.entries} to ${all.length} entries, more than maxShrink allows (--force to take it)`);
+    }
+    const leftOut: string[] = [];
+    const elements: SetElement[] = [];
+    const coversProtected = protectedFilter(o.lists);
+    for (const net of all) {
+      if (coversProtected(net)) leftOut.push(net.text);
+      else elements.push({ address: net.text, timeout: 0 });
+    }
+    const set = dynloadSetName(list.name);
+    await o.firewall.ensure([{ name: set, kind: "networks" }]);
+    await o.firewall.restore(set, elements);
+    perUrl.forEach((nets, i) => writeFileAtomic(cacheFile(o.paths, list.name, i), nets.map((n) => `${n.text}\n`).join("")));
+    fetched.forEach((f, i) => {
+      const url = list.urls[i]!;
+      if (f.etag) state.etag[url] = f.etag;
+      if (f.lastModified) state.lastModified[url] = f.lastModified;
+    });
+    Object.assign(state, { lastSuccess: o.now, entries: all.length, expires: Math.max(0, ...fetched.map((f) => f.expires ?? 0)), lastError: null, leftOut });
+    writeJson(stateFile(o.paths, list.name), state);
+    return { list: list.name, result: "loaded", entries: elements.length, leftOut, seconds: (performance.now() - started) / 1000 };
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+    state.lastError = e.message;
+    writeJson(stateFile(o.paths, list.name), state);
+    return { list: list.name, result: "failed", error: e.message, entries: state.entries };
+  }
+}
+
+/** Refresh the enabled lists (or the one named), each if due; one outcome per list. */
+export async function refreshLists(
+  loaded: { config: Config; paths: Paths },
+  firewall: Firewall,
+  lists: Lists,
+  o: { only?: string; force: boolean; now: number; progress?: (outcome: Outcome) => void },
+): Promise<Outcome[]> {
+  const all = dynLists(loaded.config);
+  if (o.only && !all.some((l) => l.name === o.only)) {
+    throw new ConfigError(`no blocklist named ${JSON.stringify(o.only)}: expected one of ${all.map((l) => l.name).join(", ")}`);
+  }
+  const chosen = all.filter((l) => (o.only ? l.name === o.only : l.enabled));
+  const outcomes: Outcome[] = [];
+  for (const list of chosen) {
+    const outcome = await refreshList(list, {
+      paths: loaded.paths,
+      lists,
+      firewall,
+      now: o.now,
+      force: o.force,
+      timeout: loaded.config.dynload.timeout,
+      maxShrink: loaded.config.dynload.maxShrink,
+    });
+    o.progress?.(outcome);
+    outcomes.push(outcome);
+  }
+  return outcomes;
+}
