@@ -133,6 +133,16 @@ export function renderReport(report: Report, width: number): string {
       ),
     );
   }
+  if (report.blocklists.length > 0) {
+    parts.push(
+      titledTable(
+        "blocklists",
+        [{ head: "list" }, { head: "entries", align: "right" }, { head: "last fetch" }, { head: "next due" }, { head: "last error" }],
+        report.blocklists.map((b) => [b.enabled ? b.list : `${b.list} (off)`, b.entries, b.lastFetch ?? "never", b.nextDue ?? "-", b.lastError ?? "-"]),
+        width,
+      ),
+    );
+  }
   for (const m of report.modules) parts.push(moduleSection(m, report, width));
   return `${parts.join("\n\n")}\n`;
 }

@@ -13,6 +13,8 @@ import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config
 import { ConfigError } from "../core/errors";
 import { createFirewall } from "../core/firewall";
 import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
+import { readState } from "../dynload/load";
+import { dynLists, dynloadSetName } from "../dynload/lists";
 import { dbPath } from "../modules/context";
 import { MODULES } from "../modules/registry";
 import { openReadOnly, vhostFilter } from "./db";
@@ -52,6 +54,20 @@ export const ReportSchema = z
     since: Iso,
     vhost: z.string().nullable(),
     firewall: z.object({ backend: z.string(), sets: z.array(z.object({ set: z.string(), entries: Count }).strict()) }).strict().nullable(),
+    /** the enabled blocklists and those with a cached copy; empty for a vhost's report */
+    blocklists: z.array(
+      z
+        .object({
+          list: z.string(),
+          enabled: z.boolean(),
+          lastFetch: Iso.nullable(),
+          lastSuccess: Iso.nullable(),
+          entries: Count,
+          nextDue: Iso.nullable(),
+          lastError: z.string().nullable(),
+        })
+        .strict(),
+    ),
     modules: z.array(ModuleReportSchema),
   })
   .strict();
@@ -196,11 +212,27 @@ async function firewallFacts(loaded: LoadedConfig, modules: readonly ModuleName[
   const fw = given ?? createFirewall(loaded.config, loaded.paths);
   try {
     const sets = [];
-    for (const set of [WHITELIST_SET, BLACKLIST_SET, ...modules.map(moduleSetName)]) sets.push({ set, entries: (await fw.list(set)).length });
+    const blocklists = dynLists(loaded.config).filter((l) => l.enabled).map((l) => dynloadSetName(l.name));
+    for (const set of [WHITELIST_SET, BLACKLIST_SET, ...modules.map(moduleSetName), ...blocklists]) sets.push({ set, entries: (await fw.list(set)).length });
     return { backend: fw.backend, sets };
   } finally {
     if (!given) await fw.close();
   }
+}
+
+function blocklistFacts(loaded: LoadedConfig): Report["blocklists"] {
+  return dynLists(loaded.config)
+    .map((l) => ({ l, state: readState(loaded.paths, l.name) }))
+    .filter(({ l, state }) => l.enabled || state.lastAttempt > 0)
+    .map(({ l, state }) => ({
+      list: l.name,
+      enabled: l.enabled,
+      lastFetch: state.lastAttempt ? iso(state.lastAttempt) : null,
+      lastSuccess: state.lastSuccess ? iso(state.lastSuccess) : null,
+      entries: state.entries,
+      nextDue: l.enabled ? iso(Math.max(state.lastAttempt + l.interval, state.expires)) : null,
+      lastError: state.lastError,
+    }));
 }
 
 export async function gatherReport(loaded: LoadedConfig, options: ReportOptions, firewall?: Firewall): Promise<Report> {
@@ -213,6 +245,7 @@ export async function gatherReport(loaded: LoadedConfig, options: ReportOptions,
     since: iso(o.since),
     vhost,
     firewall: vhost === null ? await firewallFacts(loaded, modules, firewall) : null,
+    blocklists: vhost === null ? blocklistFacts(loaded) : [],
     modules: [],
   };
   for (const module of modules) {
