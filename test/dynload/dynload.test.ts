@@ -4,10 +4,11 @@
  * network namespace, nftables and ipset sets show what the kernel was given.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { makeRoot, SAFE_CONFIG } from "../helpers/root";
 
 const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
 
@@ -57,13 +58,7 @@ const base = `http://127.0.0.1:${server.port}`;
 
 afterAll(() => server.stop(true));
 
-function newRoot(lists: string): string {
-  const root = mkdtempSync(join(tmpdir(), "watcher-dynload-"));
-  mkdirSync(join(root, "etc"));
-  writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n[modules.LG]\ndns = false\n${lists}`);
-  writeFileSync(join(root, "etc", "whitelist"), "203.0.113.7\n");
-  return root;
-}
+const newRoot = (lists: string) => makeRoot("dynload", { "etc/watcher.toml": SAFE_CONFIG + lists, "etc/whitelist": "203.0.113.7\n" });
 
 /** Asynchronous: the HTTP server lives in this very process and must be free to answer. */
 async function watcher(root: string, ...args: string[]) {

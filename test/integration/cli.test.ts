@@ -3,10 +3,10 @@
  * dry-run firewall: what a user types, what they see, the exit codes, and the FIFO path.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { makeRoot } from "../helpers/root";
 
 const REPO = join(import.meta.dir, "..", "..");
 const WATCHER = join(REPO, "dist", "watcher");
@@ -17,16 +17,7 @@ afterAll(() => {
   for (const p of started) if (p.exitCode === null) p.kill("SIGKILL");
 });
 
-/** A fresh root with the dry-run firewall (CI runs as root: never touch the host's firewall). */
-function newRoot(files: Record<string, string> = {}): string {
-  const root = mkdtempSync(join(tmpdir(), "watcher-cli-"));
-  files = { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\n', ...files };
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(root, name, ".."), { recursive: true });
-    writeFileSync(join(root, name), text);
-  }
-  return root;
-}
+const newRoot = (files: Record<string, string> = {}) => makeRoot("cli", files);
 
 function run(args: string[], stdin?: string) {
   const p = Bun.spawnSync([WATCHER, ...args], { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), env: { ...process.env, WATCHER_ROOT: "" } });

@@ -4,10 +4,10 @@
  * and refusing a bad rule file before anything starts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { makeRoot } from "../helpers/root";
 import { readJson, statusFile } from "../../src/core/runfiles";
 import type { MasterStatus } from "../../src/master/master";
 
@@ -15,13 +15,8 @@ const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
 const roots: string[] = [];
 
 function newRoot(files: Record<string, string> = {}): string {
-  const root = mkdtempSync(join(tmpdir(), "watcher-master-"));
+  const root = makeRoot("master", files);
   roots.push(root);
-  files = { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\n', ...files };
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(root, name, ".."), { recursive: true });
-    writeFileSync(join(root, name), text);
-  }
   return root;
 }
 

@@ -1,8 +1,7 @@
 /** The module pipeline end to end in-process: real rules, real SQLite, the dry-run firewall. */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { networkInterfaces, tmpdir } from "node:os";
-import { join } from "node:path";
+import { networkInterfaces } from "node:os";
+import { makeRoot as makeRootIn } from "../helpers/root";
 import { moduleSetName } from "../../src/core/firewall/types";
 import { parseIp } from "../../src/core/ip";
 import { type ModuleContext, openModule } from "../../src/modules/context";
@@ -11,16 +10,7 @@ import { type BanReport, ModuleRuntime } from "../../src/modules/runtime";
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
 
-/** A fresh root; the dry-run firewall unless a test's own watcher.toml says otherwise (CI runs as root). */
-function makeRoot(files: Record<string, string> = {}): string {
-  const root = mkdtempSync(join(tmpdir(), "watcher-runtime-"));
-  files = { "etc/watcher.toml": 'firewall = "dryrun"\n', ...files };
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(root, name, ".."), { recursive: true });
-    writeFileSync(join(root, name), text);
-  }
-  return root;
-}
+const makeRoot = (files: Record<string, string> = {}) => makeRootIn("runtime", files);
 
 function runtime(ctx: ModuleContext, useLineTime = false, clock = () => NOW) {
   const bans: BanReport[] = [];

@@ -1,0 +1,17 @@
+/** Fresh install roots for tests. */
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** The dry-run firewall and no DNS: tests run as root in CI and must touch neither the host's firewall nor the network. */
+export const SAFE_CONFIG = 'firewall = "dryrun"\n[modules.LG]\ndns = false\n';
+
+/** A root under the temp folder with these files (paths relative to it); SAFE_CONFIG unless etc/watcher.toml is given. */
+export function makeRoot(name: string, files: Record<string, string> = {}): string {
+  const root = mkdtempSync(join(tmpdir(), `watcher-${name}-`));
+  for (const [path, text] of Object.entries({ "etc/watcher.toml": SAFE_CONFIG, ...files })) {
+    mkdirSync(join(root, path, ".."), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  return root;
+}
