@@ -58,6 +58,8 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
     forgiveOnSuccess: z.boolean().default(false),
     /** classify new addresses by forward-confirmed reverse DNS; NXDOMAIN and FAKEHOST are preset */
     dns: z.boolean().default(dnsByDefault),
+    /** domains whose forward-confirmed hosts are never counted (e.g. "googlebot.com", "search.msn.com" for WB) */
+    dnsAllow: z.array(z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, "expected a domain such as \"googlebot.com\"")).default([]),
     /** `expire` removes hosts whose last affair is older (their statistics stay in events) */
     expireAfter: Duration.default(30 * 86400),
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),

@@ -14,7 +14,8 @@ import type { udp } from "bun";
 import { readFileSync } from "node:fs";
 import { type Ip, parseIp } from "./ip";
 
-export type HostClass = "NXDOMAIN" | "FAKEHOST" | "TRUEHOST" | "UNKNOWN";
+/** ALLOWED: a TRUEHOST whose name is under one of the module's `dnsAllow` domains (a search engine's crawlers) */
+export type HostClass = "NXDOMAIN" | "FAKEHOST" | "TRUEHOST" | "ALLOWED" | "UNKNOWN";
 /** classes whose affair counter is preset to maxAffairs - 1 */
 export const PRESET_CLASSES: ReadonlySet<string> = new Set(["NXDOMAIN", "FAKEHOST"]);
 
@@ -125,6 +126,8 @@ export interface DnsClientOptions {
   readonly timeout: number;
   /** tries after the first, each on the next server */
   readonly retries: number;
+  /** domains whose forward-confirmed hosts are ALLOWED: never counted */
+  readonly allow?: readonly string[];
 }
 
 function splitServer(s: string): { host: string; port: number } {
@@ -196,7 +199,11 @@ export class DnsClient {
         trouble = true;
         continue;
       }
-      if (forward.values.some((v) => parseIp(v)?.text === ip.text)) return "TRUEHOST";
+      if (forward.values.some((v) => parseIp(v)?.text === ip.text)) {
+        /* compared only: the confirmed name is the domain's word, no longer the attacker's */
+        const allowed = (this.o.allow ?? []).some((d) => name === d || name.endsWith(`.${d}`));
+        return allowed ? "ALLOWED" : "TRUEHOST";
+      }
     }
     return trouble ? "UNKNOWN" : "FAKEHOST";
   }
@@ -293,7 +300,7 @@ export class DnsClassifier {
   }
 
   private remember(address: string, cls: HostClass): void {
-    const ttl = cls === "TRUEHOST" ? this.o.positiveTtl : cls === "UNKNOWN" ? UNKNOWN_TTL : this.o.negativeTtl;
+    const ttl = cls === "TRUEHOST" || cls === "ALLOWED" ? this.o.positiveTtl : cls === "UNKNOWN" ? UNKNOWN_TTL : this.o.negativeTtl;
     if (this.cache.size >= this.o.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(address, { cls, expires: this.clock() + ttl });
   }

@@ -22,7 +22,12 @@ export interface LoopOptions {
 export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source[], o: LoopOptions): Promise<RuntimeStats> {
   const resolver = ctx.config.dns;
   const dnsClient = ctx.moduleConfig.dns
-    ? new DnsClient({ servers: resolver.servers.length > 0 ? resolver.servers : systemNameServers(), timeout: resolver.timeout, retries: resolver.retries })
+    ? new DnsClient({
+        servers: resolver.servers.length > 0 ? resolver.servers : systemNameServers(),
+        timeout: resolver.timeout,
+        retries: resolver.retries,
+        allow: ctx.moduleConfig.dnsAllow,
+      })
     : null;
   const runtime = new ModuleRuntime({
     module: ctx.module,

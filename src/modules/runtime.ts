@@ -163,6 +163,10 @@ export class ModuleRuntime {
       return;
     }
     const before = this.o.store.getHost(ip.text) ?? newHost(ip.text, time, rule);
+    if (before.class === "ALLOWED" || this.dns?.cached(ip.text) === "ALLOWED") {
+      this.stats.protected++; /* a crawler of a domain the module allows, confirmed by DNS */
+      return;
+    }
     const counted = countAffair(before, time, weight, rule, this.config, ruleBans || blacklisted);
     const { banSeconds, reached } = counted;
     let host = detail.vhost ? { ...counted.host, vhost: detail.vhost } : counted.host;

@@ -19,7 +19,7 @@ import { dbPath } from "../modules/context";
 import { MODULES } from "../modules/registry";
 import { openReadOnly, vhostFilter } from "./db";
 
-export const HOST_CLASSES = ["NXDOMAIN", "FAKEHOST", "TRUEHOST", "UNKNOWN", "unclassified"] as const;
+export const HOST_CLASSES = ["NXDOMAIN", "FAKEHOST", "TRUEHOST", "ALLOWED", "UNKNOWN", "unclassified"] as const;
 export type HostClassLabel = (typeof HOST_CLASSES)[number];
 
 const Iso = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, "expected an ISO time in UTC");

@@ -65,6 +65,13 @@ describe("forward-confirmed reverse DNS", () => {
     expect(await client.classify(ip("192.0.2.13"))).toBe("UNKNOWN");
     expect(server.queries.get("13.2.0.192.in-addr.arpa")).toBe(2); /* one retry */
   });
+  test("a confirmed name under an allowed domain is ALLOWED; a claimed one is still FAKEHOST", async () => {
+    const allowing = new DnsClient({ servers: [server.address], timeout: 0.5, retries: 0, allow: ["good.example", "search.example"] });
+    expect(await allowing.classify(ip("192.0.2.7"))).toBe("ALLOWED");
+    expect(await allowing.classify(ip("192.0.2.8"))).toBe("FAKEHOST"); /* crawler.search.example does not resolve back */
+    allowing.close();
+  });
+
   test("no server answering at all is UNKNOWN too", async () => {
     const dead = new DnsClient({ servers: ["127.0.0.1:9"], timeout: 0.2, retries: 0 });
     expect(await dead.classify(ip("192.0.2.7"))).toBe("UNKNOWN");
@@ -104,12 +111,12 @@ describe("the classifier", () => {
 });
 
 describe("in the module pipeline", () => {
-  function runtime(servers: string[]) {
+  function runtime(servers: string[], allow: string[] = []) {
     const root = mkdtempSync(join(tmpdir(), "watcher-dns-"));
     mkdirSync(join(root, "etc"));
     writeFileSync(join(root, "etc", "watcher.toml"), 'firewall = "dryrun"\n');
     const ctx = openModule(root, "LG");
-    const dnsClient = new DnsClient({ servers, timeout: 0.2, retries: 0 });
+    const dnsClient = new DnsClient({ servers, timeout: 0.2, retries: 0, allow });
     const rt = new ModuleRuntime({
       module: "LG", config: ctx.moduleConfig, rules: ctx.rules, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists,
       clock: () => Math.floor(Date.now() / 1000), useLineTime: false,
@@ -118,6 +125,17 @@ describe("in the module pipeline", () => {
     return { ctx, rt, dnsClient };
   }
   const failure = (address: string, pid: number) => `Nov 25 10:00:00 srv sshd[${pid}]: Failed password for root from ${address} port 1 ssh2\n`;
+
+  test("an ALLOWED host is never counted", async () => {
+    const { ctx, rt, dnsClient } = runtime([server.address], ["good.example"]);
+    await rt.processBlock(failure("192.0.2.7", 1));
+    while (rt.dns!.pending > 0) await Bun.sleep(5);
+    for (let i = 0; i < 10; i++) await rt.processBlock(failure("192.0.2.7", 10 + i));
+    expect(ctx.store.getHost("192.0.2.7")).toMatchObject({ class: "ALLOWED", affairs: 1, bannedUntil: 0 });
+    expect(rt.stats.protected).toBe(10);
+    dnsClient.close();
+    await ctx.close();
+  });
 
   test("NXDOMAIN and FAKEHOST are dropped on their second affair; a TRUEHOST is not", async () => {
     const { ctx, rt, dnsClient } = runtime([server.address]);

@@ -216,6 +216,7 @@ describe("report", () => {
       { class: "NXDOMAIN", addresses: 1, affairs: 1 },
       { class: "FAKEHOST", addresses: 0, affairs: 0 },
       { class: "TRUEHOST", addresses: 1, affairs: 2 },
+      { class: "ALLOWED", addresses: 0, affairs: 0 },
       { class: "UNKNOWN", addresses: 1, affairs: 1 },
       { class: "unclassified", addresses: 3, affairs: 3 },
     ]);
