@@ -94,10 +94,16 @@ export interface RuleMatch {
   readonly count: number;
 }
 
-const HOST_CHARS = "[0-9A-Fa-f:.]";
+/*
+ * The address position takes the whole word the server wrote there, up to a delimiter, and
+ * parseIp then decides: a host name such as "192.0.2.7.example.net" or a scoped "fe80::1%eth0"
+ * is no address, and never yields a prefix of itself, nor sends the match looking for another
+ * (attacker-written) position where something address-like stands.
+ */
+const HOST_WORD = "[^\\s,;()<>\\[\\]\"'=]";
 const TOKENS: Record<string, { regex: string; unbounded: boolean; captured?: Captured }> = {
   /* an address, never cut in the middle of a word; parseIp decides whether it is one */
-  HOST: { regex: `(?<![0-9A-Za-z:.])(${HOST_CHARS}{2,45})(?![0-9A-Za-z])`, unbounded: false, captured: "HOST" },
+  HOST: { regex: `(?<=^|[\\s,;()<>\\[\\]"'=])(${HOST_WORD}{2,253})`, unbounded: false, captured: "HOST" },
   PORT: { regex: "[0-9]{1,5}", unbounded: false },
   COUNT: { regex: "([0-9]{1,6})", unbounded: false, captured: "COUNT" },
   WORD: { regex: "[^ ]*", unbounded: false },
