@@ -2,7 +2,6 @@
  * Errors are values written for the operator: what failed, where, what was expected.
  * One place (src/cli.ts) turns them into exit codes.
  */
-export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
 export const EXIT_USAGE = 2;
 

@@ -15,7 +15,7 @@ import type { MasterStatus } from "./master";
 const START_TIMEOUT_MS = 30000;
 const STOP_TIMEOUT_MS = 30000;
 
-export function masterLogFile(logDir: string): string {
+function masterLogFile(logDir: string): string {
   return join(logDir, "watcher.log");
 }
 
