@@ -14,9 +14,6 @@ interface Args extends GlobalArgs {
   program?: string;
 }
 
-async function* argumentLines(lines: string[]): AsyncGenerator<string> {
-  yield `${lines.join("\n")}\n`;
-}
 
 export const injectCommand: CommandModule<GlobalArgs, Args> = {
   command: "inject <module> [line..]",
@@ -30,15 +27,15 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       .example("$0 inject LG --direct < /var/log/auth.log", "replay an old log")
       .example("journalctl -u ssh -o short-iso -f | $0 inject LG", "live: lines go to the running module"),
   handler: async (argv) => {
-    const batches = argv.line?.length ? argumentLines(argv.line) : blocksOf(stdinSource().chunks());
+    const argumentLines = argv.line?.length ? [`${argv.line.join("\n")}\n`] : null;
     if (!argv.direct) {
       const { paths } = loadConfig(argv.root);
-      await injectToFifo(fifoPath(paths.fifoBase, argv.module), batches);
+      await injectToFifo(fifoPath(paths.fifoBase, argv.module), argumentLines ?? blocksOf(stdinSource().chunks()));
       return;
     }
     const ctx = openModule(argv.root, argv.module);
     try {
-      const { stats, bans, seconds } = await injectDirect(ctx, batches, argv.program ?? null);
+      const { stats, bans, seconds } = await injectDirect(ctx, argumentLines ?? stdinSource().chunks(), argv.program ?? null);
       if (argv.json) {
         printJson({ ...stats, seconds, bans });
         return;

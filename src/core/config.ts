@@ -8,8 +8,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import cron from "node-cron";
 import { z } from "zod";
+import { isNameServer } from "./dns";
 import { parseDuration } from "./duration";
 import { ConfigError } from "./errors";
+import { parseToml } from "./toml";
 
 export const MODULE_NAMES = ["LG", "MX", "MB", "WB"] as const;
 export type ModuleName = (typeof MODULE_NAMES)[number];
@@ -90,7 +92,7 @@ const ConfigSchema = z
     dns: z
       .object({
         /** `address` or `address:port` ([v6]:port); empty: the system's (/etc/resolv.conf) */
-        servers: z.array(z.string().min(1)).default([]),
+        servers: z.array(z.string().refine(isNameServer, 'expected an address such as "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:5353"')).default([]),
         /** seconds per try */
         timeout: z.number().positive().max(30).default(2),
         retries: z.number().int().min(0).max(5).default(1),
@@ -197,12 +199,7 @@ export function describeConfigIssues(file: string, error: z.ZodError): string {
 }
 
 export function parseConfig(file: string, text: string): Config {
-  let data: unknown;
-  try {
-    data = Bun.TOML.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message}`);
-  }
+  const data = parseToml(file, text);
   const parsed = ConfigSchema.safeParse(data);
   if (!parsed.success) throw new ConfigError(describeConfigIssues(file, parsed.error));
   return parsed.data;

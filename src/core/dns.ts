@@ -135,6 +135,12 @@ function splitServer(s: string): { host: string; port: number } {
   return m ? { host: m[1]!, port: Number(m[2]) } : { host: s, port: 53 };
 }
 
+/** `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353` */
+export function isNameServer(s: string): boolean {
+  const { host, port } = splitServer(s);
+  return parseIp(host) !== null && Number.isInteger(port) && port >= 1 && port <= 65535;
+}
+
 /** A minimal stub resolver over UDP: one socket, queries matched by id. */
 export class DnsClient {
   private socket: udp.Socket<"buffer"> | null = null;

@@ -10,7 +10,7 @@ import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import { BLACKLIST_SET, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { isAlive, type ModuleStatus, readJson, runningMaster, statusFile } from "../core/runfiles";
-import type { MasterStatus } from "./master";
+import { checkBeforeStart, type MasterStatus } from "./master";
 
 const START_TIMEOUT_MS = 30000;
 const STOP_TIMEOUT_MS = 30000;
@@ -21,7 +21,9 @@ function masterLogFile(logDir: string): string {
 
 /** Fork `watcher start --foreground` into the background and wait until it is ready. */
 export async function startDetached(rootOption: string | undefined): Promise<MasterStatus> {
-  const { paths } = loadConfig(rootOption); /* a bad config stops us here, exit 2 */
+  const loaded = loadConfig(rootOption);
+  const { paths } = loaded;
+  checkBeforeStart(loaded); /* a bad config, rule file or list stops us here (exit 2), before anything is made */
   const running = runningMaster(paths.runDir);
   if (running) throw new WatcherError(`watcher is already running (pid ${running})`);
   const logFile = masterLogFile(paths.logDir);

@@ -107,13 +107,20 @@ async function expireJob(root: string, modules: readonly ModuleName[], log: (m: 
   }
 }
 
+/** Everything that can be wrong in files is found before anything is touched (exit 2). */
+export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[]; lists: Lists } {
+  const modules = enabledModules(loaded);
+  for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
+  dynLists(loaded.config);
+  return { modules, lists: Lists.load(loaded.paths.whitelist, loaded.paths.blacklist) };
+}
+
 export async function runMaster(rootOption: string | undefined, log: (message: string) => void): Promise<void> {
   const loaded = loadConfig(rootOption);
   const { config, paths } = loaded;
-  const modules = enabledModules(loaded);
-  /* everything that can be wrong in files is found before anything is touched */
-  for (const m of modules) loadRules(m, paths.rulesDir, config.modules[m].mode);
-  let lists = Lists.load(paths.whitelist, paths.blacklist);
+  const checked = checkBeforeStart(loaded);
+  const modules = checked.modules;
+  let lists = checked.lists;
 
   mkdirSync(paths.runDir, { recursive: true });
   const running = runningMaster(paths.runDir);

@@ -23,7 +23,7 @@ export async function* blocksOf(chunks: AsyncIterable<Uint8Array>, splitter = ne
 }
 
 /** Write blocks of lines into a module's FIFO; fails at once when no module reads it. */
-export async function injectToFifo(path: string, blocks: AsyncIterable<string>): Promise<void> {
+export async function injectToFifo(path: string, blocks: AsyncIterable<string> | Iterable<string>): Promise<void> {
   let fd: number;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
@@ -68,9 +68,10 @@ export interface DirectResult {
 }
 
 /** Process lines in-process against the module's database and firewall, times from the lines. */
+/** `input`: raw bytes (stdin), or text blocks of complete lines (arguments) */
 export async function injectDirect(
   ctx: ModuleContext,
-  blocks: AsyncIterable<string>,
+  input: AsyncIterable<Uint8Array> | readonly string[],
   rawProgram: string | null = null,
   clock = () => Math.floor(Date.now() / 1000),
 ): Promise<DirectResult> {
@@ -88,6 +89,7 @@ export async function injectDirect(
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   const started = performance.now();
+  const blocks = Array.isArray(input) ? input : blocksOf(input as AsyncIterable<Uint8Array>, new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++));
   for await (const block of blocks) await runtime.processBlock(block, rawProgram);
   return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000 };
 }

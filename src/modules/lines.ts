@@ -23,7 +23,11 @@ export class LineSplitter {
   /** inside an over-long line: drop everything up to its newline */
   private discarding = false;
 
-  constructor(readonly skipped: SkipCounts = { tooLong: 0, invalid: 0 }) {}
+  /** `onDiscard`: an over-long line was dropped whole, before it was a line anyone could count */
+  constructor(
+    readonly skipped: SkipCounts = { tooLong: 0, invalid: 0 },
+    private readonly onDiscard: () => void = () => {},
+  ) {}
 
   push(chunk: Uint8Array): string {
     return this.pushText(this.decoder.decode(chunk, { stream: true }));
@@ -44,6 +48,7 @@ export class LineSplitter {
       /* the tail of an over-long line ends at the first newline */
       this.discarding = false;
       this.skipped.tooLong++;
+      this.onDiscard();
       block = text.slice(text.indexOf("\n") + 1, last + 1);
     } else {
       block = this.partial + text.slice(0, last + 1);
@@ -63,6 +68,7 @@ export class LineSplitter {
     if (this.discarding) {
       this.discarding = false;
       this.skipped.tooLong++;
+      this.onDiscard();
       return "";
     }
     return rest === "" ? "" : `${rest}\n`;

@@ -77,7 +77,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   });
 
   const readers = sources.map(async (source) => {
-    const splitter = new LineSplitter(runtime.stats.skipped);
+    const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
     o.log(`reading ${source.label}`);
     for await (const chunk of source.chunks()) {
       if (stopping) break;

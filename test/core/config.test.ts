@@ -34,7 +34,8 @@ describe("watcher.toml", () => {
     expect(configError("[modules.XX]\n").message).toBe('etc/watcher.toml: modules: unknown key(s) "XX"');
     expect(configError("fifobase = 1\n").message).toBe('etc/watcher.toml: (top level): unknown key(s) "fifobase"');
     expect(configError('[modules.LG]\nsources = [{ type = "file" }]\n').message).toStartWith("etc/watcher.toml: modules.LG.sources.0.path: ");
-    expect(configError("a = ").message).toStartWith("etc/watcher.toml: not valid TOML");
+    expect(configError("a = 1\nb = ").message).toStartWith("etc/watcher.toml:2:");
+    expect(configError("a = 1\nb = ").message).toContain(": not valid TOML: ");
   });
 });
 
