@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { ConfigError } from "./errors";
 import { type Ip, parseIp } from "./ip";
+import { parseToml } from "./toml";
 import type { HeaderScan } from "./syslog";
 
 export const ACTIONS = ["count", "ban", "ignore", "success"] as const;
@@ -26,8 +27,10 @@ const RuleSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes"),
     /** plain text the line must contain ("^text": start with); a list: any one of them */
-    pattern: z.union([z.string().min(1, "must not be empty"), z.array(z.string().min(1, "must not be empty")).min(1)]),
-    host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    pattern: z.union([z.string().min(1, "must not be empty"), z.array(z.string().min(1, "must not be empty")).min(1)], {
+      error: "expected string: the text a line must contain, or a list of such texts",
+    }),
+    host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: "expected string: a template, or a list of templates" }).optional(),
     action: z.enum(ACTIONS).default("count"),
     mode: z.enum(["normal", "aggressive"]).default("normal"),
     group: z.string().min(1).optional(),
@@ -106,14 +109,17 @@ const TOKENS: Record<string, { regex: string; unbounded: boolean; captured?: Cap
   HOST: { regex: `(?<=^|[\\s,;()<>\\[\\]"'=])(${HOST_WORD}{2,253})`, unbounded: false, captured: "HOST" },
   PORT: { regex: "[0-9]{1,5}", unbounded: false },
   COUNT: { regex: "([0-9]{1,6})", unbounded: false, captured: "COUNT" },
-  WORD: { regex: "[^ ]*", unbounded: false },
+  /* a run of text without spaces or brackets: it stops at the delimiter that follows it, so
+     no long line can make it backtrack over its brackets */
+  WORD: { regex: "[^ ()<>\\[\\]]*", unbounded: false },
   /* the inside of a quoted field: it cannot cross a double quote */
   FIELD: { regex: '[^"]*', unbounded: false },
   /* server text that cannot cross an angle bracket (Dovecot writes the user as user=<...>) */
   TEXT: { regex: "[^<>]*", unbounded: false },
   /* text without a colon: a basic-auth user name can hold anything but one */
   NOCOLON: { regex: "[^:]*", unbounded: false },
-  VHOST: { regex: "([A-Za-z0-9_.-]{1,253})", unbounded: false, captured: "VHOST" },
+  /* a server name, or an address literal (IPv6 too) where a server has no name */
+  VHOST: { regex: "([A-Za-z0-9_.:-]{1,253})", unbounded: false, captured: "VHOST" },
   SESSION: { regex: "([A-Za-z0-9+/=_.-]{1,64})", unbounded: false, captured: "SESSION" },
   /* attacker text: greedy, so the server-written delimiters nearest the address win */
   USER: { regex: "(.*)", unbounded: true, captured: "USER" },
@@ -163,7 +169,8 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   if (unboundedBeforeHost > 1 || unboundedAfterHost > 1) return "may hold at most one <ANY> or <USER> on each side of <HOST>";
   if (unboundedBeforeHost && !anchoredEnd) return "has <ANY>/<USER> before <HOST>, so it must end with $ (otherwise a user name could supply the address)";
   if (unboundedAfterHost && !anchoredStart) return "has <ANY>/<USER> after <HOST>, so it must start with ^ (otherwise a user name could supply the address)";
-  return { source, regex: new RegExp(regex), groups };
+  /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
+  return { source, regex: new RegExp(regex, "s"), groups };
 }
 
 /** The literal text a template's message must start with, or "" when it has none. */
@@ -188,12 +195,7 @@ function describeZodIssue(file: string, data: unknown, issue: z.core.$ZodIssue):
 
 /** Parse one rule file's text; `file` names it in every error. */
 export function parseRuleFile(file: string, text: string): { programs: string[]; rules: RuleSpec[] } {
-  let data: unknown;
-  try {
-    data = Bun.TOML.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message}`);
-  }
+  const data = parseToml(file, text);
   const parsed = RuleFileSchema.safeParse(data);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => describeZodIssue(file, data, i)).join("\n"));

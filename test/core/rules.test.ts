@@ -61,7 +61,7 @@ describe("template lint", () => {
 
 describe("rule file errors name the file, the rule and the field", () => {
   test("bad TOML", () => {
-    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = \n')).toStartWith("test.rule: not valid TOML");
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = \n')).toMatch(/^test.rule:3:\d+: not valid TOML: /);
   });
   test("missing, unknown and invalid fields", () => {
     expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\nhost = "^<HOST>$"\n')).toStartWith('test.rule: rule "x", field pattern: ');

@@ -1,0 +1,292 @@
+/**
+ * Faults around a resident module (`dist/watcher --root R module LG`, dry-run firewall): kill -9
+ * in the middle of a 100k-line flood and a restart; loggers that close the FIFO and open it
+ * again; a DNS server that is not there, or goes away. Every process started here is ended by
+ * its PID; DNS goes only to loopback.
+ *
+ * Left out (see the issue): a full disk under the database, and a 1M lines/s flood against a
+ * slow firewall (backpressure).
+ */
+import { Database } from "bun:sqlite";
+import { afterAll, describe, expect, test } from "bun:test";
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { TestDnsServer } from "../helpers/dns-server";
+
+const REPO = join(import.meta.dir, "..", "..");
+const WATCHER = join(REPO, "dist", "watcher");
+const started: Bun.Subprocess[] = [];
+
+afterAll(() => {
+  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
+
+function newRoot(toml: string): string {
+  const root = mkdtempSync(join(tmpdir(), "watcher-faults-"));
+  mkdirSync(join(root, "etc"));
+  writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n${toml}`);
+  return root;
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10000): Promise<void> {
+  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) if (await check()) return;
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Is someone reading the FIFO? A non-blocking open for writing succeeds only then (ENXIO otherwise). */
+function fifoHasReader(path: string): boolean {
+  try {
+    closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `watcher module LG`, reading its FIFO; ready when it has the FIFO open (a killed one's status file may linger). */
+async function startModule(root: string): Promise<Bun.Subprocess<"ignore", "ignore", "pipe">> {
+  const p = Bun.spawn([WATCHER, "--root", root, "module", "LG"], { stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...process.env, WATCHER_ROOT: "" } });
+  started.push(p);
+  const fifo = join(root, "var", "fifo", "WatchLG");
+  await waitFor("the module reading its FIFO", () => p.exitCode === null && existsSync(fifo) && fifoHasReader(fifo));
+  return p;
+}
+
+async function stopModule(p: Bun.Subprocess<"ignore", "ignore", "pipe">): Promise<string> {
+  p.kill("SIGTERM");
+  expect(await p.exited).toBe(0);
+  return new Response(p.stderr).text();
+}
+
+/** `watcher inject LG` (into the FIFO) with this text on stdin. */
+async function injectFifo(root: string, text: string): Promise<{ code: number; err: string }> {
+  const file = join(root, `chunk-${Math.random().toString(36).slice(2)}.log`);
+  writeFileSync(file, text);
+  const p = Bun.spawn([WATCHER, "--root", root, "inject", "LG"], { stdin: Bun.file(file), stdout: "ignore", stderr: "pipe", env: { ...process.env, WATCHER_ROOT: "" } });
+  started.push(p);
+  const code = await p.exited;
+  rmSync(file);
+  return { code, err: await new Response(p.stderr).text() };
+}
+
+function openDb(root: string): Database {
+  return new Database(join(root, "var", "db", "LG.db"), { readonly: true });
+}
+
+function query<T>(root: string, sql: string): T[] {
+  if (!existsSync(join(root, "var", "db", "LG.db"))) return [];
+  const db = openDb(root);
+  try {
+    return db.query(sql).all() as T[];
+  } finally {
+    db.close();
+  }
+}
+
+const bannedInDb = (root: string) => new Set(query<{ address: string }>(root, "SELECT address FROM hosts WHERE banned_until > unixepoch()").map((r) => r.address));
+const affairEvents = (root: string) => query<{ n: number }>(root, "SELECT COUNT(*) AS n FROM events WHERE kind = 'affair'")[0]?.n ?? 0;
+
+function integrity(path: string): string {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.query("PRAGMA integrity_check").get() as { integrity_check: string }).integrity_check;
+  } finally {
+    db.close();
+  }
+}
+
+async function firewallSet(root: string): Promise<Set<string>> {
+  const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
+  try {
+    return new Set((await fw.list("watcher_LG")).map((e) => e.address));
+  } finally {
+    await fw.close();
+  }
+}
+
+function stamp(): string {
+  const d = new Date();
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.toLocaleString("en-US", { month: "short" })} ${String(d.getDate()).padStart(2, " ")} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function failedPassword(address: string, pid: number): string {
+  return `${stamp()} srv sshd-session[${pid}]: Failed password for invalid user admin from ${address} port ${40000 + (pid % 20000)} ssh2\n`;
+}
+
+/** attacker n of the flood: IPv4 from two documentation nets, IPv6 from 2001:db8:f::/48 */
+function attacker(n: number): string {
+  if (n < 254) return `203.0.113.${n + 1}`;
+  if (n < 508) return `198.51.100.${n - 253}`;
+  return `2001:db8:f::${(n - 507).toString(16)}`;
+}
+
+/**
+ * The flood: `attackers` addresses with `each` failed passwords apiece, each attacker's lines
+ * spread over a window of about 20k lines that slides through the flood, so that bans fall due
+ * all along it (and losing a few thousand lines in a crash cannot save anyone).
+ */
+function flood(attackers: number, each: number): string[] {
+  const lines: { at: number; text: string }[] = [];
+  let x = 12345;
+  const rand = (n: number) => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return x % n;
+  };
+  const total = attackers * each;
+  const step = Math.floor(20000 / each);
+  for (let a = 0; a < attackers; a++) {
+    const start = (a * (total - 20000)) / attackers;
+    for (let k = 0; k < each; k++) lines.push({ at: start + k * step + rand(step), text: failedPassword(attacker(a), 10000 + ((a * each + k) % 60000)) });
+  }
+  return lines.sort((p, q) => p.at - q.at).map((l) => l.text);
+}
+
+describe("faults", () => {
+  test("kill -9 of the module in the middle of a 100k-line flood, then a restart: no committed ban lost, database sound, firewall holds every ban", async () => {
+    const root = newRoot("[modules.LG]\ndns = false\nmaxAffairs = 5\nfindTime = \"1h\"\nbanTime = \"1h\"\n");
+    const ATTACKERS = 2000;
+    const lines = flood(ATTACKERS, 50);
+    expect(lines.length).toBe(100000);
+    const CHUNK = 5000;
+    const chunks: string[] = [];
+    for (let i = 0; i < lines.length; i += CHUNK) chunks.push(lines.slice(i, i + CHUNK).join(""));
+
+    let module = await startModule(root);
+    const KILL_AT = 9; /* the tenth chunk is on its way when the module dies */
+    for (let c = 0; c < KILL_AT; c++) expect((await injectFifo(root, chunks[c]!)).code).toBe(0);
+    const before = KILL_AT * CHUNK;
+    await waitFor("the first chunks read", () => affairEvents(root) === before);
+    expect(bannedInDb(root).size).toBeGreaterThan(100);
+    const writing = injectFifo(root, chunks[KILL_AT]!);
+    /* kill while the tenth chunk is being read: some of it committed, not all */
+    await waitFor("the tenth chunk under way", () => affairEvents(root) > before, 5000);
+    module.kill("SIGKILL");
+    expect(await module.exited).not.toBe(0);
+    const atKill = affairEvents(root);
+    expect(atKill).toBeGreaterThan(before);
+    expect(atKill).toBeLessThan(before + CHUNK);
+    await writing; /* its writes fail once no one reads the FIFO: lines then in flight are lost, as with any logger */
+
+    /* right after the crash: the database is sound and every ban it committed is in the firewall */
+    const dbFile = join(root, "var", "db", "LG.db");
+    expect(integrity(dbFile)).toBe("ok");
+    const committed = bannedInDb(root);
+    expect(committed.size).toBeGreaterThan(100);
+    const fwAfterKill = await firewallSet(root);
+    expect([...committed].filter((a) => !fwAfterKill.has(a))).toEqual([]);
+
+    /* restart and finish the flood; a sentinel attacker at the end says everything was read */
+    module = await startModule(root);
+    for (let c = KILL_AT + 1; c < chunks.length; c++) expect((await injectFifo(root, chunks[c]!)).code).toBe(0);
+    const SENTINEL = "2001:db8:5e::1";
+    expect((await injectFifo(root, Array.from({ length: 5 }, (_, i) => failedPassword(SENTINEL, 3000 + i)).join(""))).code).toBe(0);
+    await waitFor("the sentinel's ban", () => bannedInDb(root).has(SENTINEL), 15000);
+    const log = await stopModule(module);
+    expect(log).toContain("stopped:");
+
+    expect(integrity(dbFile)).toBe("ok");
+    expect(integrity(join(root, "var", "db", "firewall-dryrun.db"))).toBe("ok");
+    const banned = bannedInDb(root);
+    /* no committed ban lost */
+    expect([...committed].filter((a) => !banned.has(a))).toEqual([]);
+    /* the firewall set matches the database (a ban the crash kept from its commit was made again) */
+    const fw = await firewallSet(root);
+    expect([...banned].filter((a) => !fw.has(a))).toEqual([]);
+    expect([...fw].filter((a) => !banned.has(a))).toEqual([]);
+    /* each attacker made 50 tries: the few lines lost in the crash cannot save any of them */
+    expect(banned.size).toBe(ATTACKERS + 1);
+    /* and each was banned once: one ban event per banned host, none twice */
+    const events = query<{ address: string; n: number }>(root, "SELECT address, COUNT(*) AS n FROM events WHERE kind = 'ban' GROUP BY address HAVING n > 1");
+    expect(events).toEqual([]);
+  }, 30000);
+
+  test("loggers closing the FIFO and opening it again, one after the other with pauses: no line written after a reopen is lost", async () => {
+    const root = newRoot("[modules.LG]\ndns = false\nmaxAffairs = 1000\n");
+    const module = await startModule(root);
+    const fifo = join(root, "var", "fifo", "WatchLG");
+    let written = 0;
+    let pid = 20000;
+    const batch = (n: number) => {
+      let text = "";
+      for (let i = 0; i < n; i++, written++) text += failedPassword(attacker(written % 1500), pid++);
+      return text;
+    };
+    for (let writer = 0; writer < 6; writer++) {
+      /* as rsyslog's ompipe does: open for writing, write whole lines, close */
+      const fd = openSync(fifo, constants.O_WRONLY);
+      const text = batch(300);
+      const bytes = new TextEncoder().encode(text);
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+      closeSync(fd);
+      /* no one holds the write end now; the module must not take that for the end */
+      await Bun.sleep(writer % 2 === 0 ? 250 : 50);
+    }
+    /* two writers through `watcher inject`, and a last single line after a long pause */
+    expect((await injectFifo(root, batch(500))).code).toBe(0);
+    expect((await injectFifo(root, batch(500))).code).toBe(0);
+    await Bun.sleep(600);
+    expect((await injectFifo(root, batch(1))).code).toBe(0);
+    await waitFor(`${written} affairs`, () => affairEvents(root) >= written, 10000);
+    await Bun.sleep(200);
+    expect(affairEvents(root)).toBe(written);
+    const log = await stopModule(module);
+    expect(log).toContain(`stopped: ${written} lines, ${written} matched, ${written} affairs`);
+  }, 20000);
+
+  test("the DNS server is not there (a dead loopback port): the module keeps reading and banning, and presumes no guilt", async () => {
+    const root = newRoot('[dns]\nservers = ["127.0.0.1:9"]\ntimeout = 0.3\nretries = 1\n[modules.LG]\ndns = true\nmaxAffairs = 3\n');
+    const module = await startModule(root);
+    const attackers = Array.from({ length: 20 }, (_, i) => `203.0.113.${200 + i}`);
+    const started = Date.now();
+    let pid = 30000;
+    for (let round = 0; round < 3; round++) {
+      expect((await injectFifo(root, attackers.map((a) => failedPassword(a, pid++)).join(""))).code).toBe(0);
+      await Bun.sleep(150);
+    }
+    await waitFor("all bans", () => attackers.every((a) => bannedInDb(root).has(a)), 10000);
+    /* a line never waits for DNS: banning took about as long as writing */
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(module.exitCode).toBeNull();
+    /* our resolver's trouble is not the attacker's guilt: no class that presets the counter */
+    const classes = query<{ class: string | null }>(root, "SELECT DISTINCT class FROM hosts").map((r) => r.class);
+    expect(classes.filter((c) => c === "NXDOMAIN" || c === "FAKEHOST")).toEqual([]);
+    /* and it goes on: a new attacker after the lookups have failed */
+    for (let i = 0; i < 3; i++) expect((await injectFifo(root, failedPassword("198.51.100.200", pid++))).code).toBe(0);
+    await waitFor("the late attacker's ban", () => bannedInDb(root).has("198.51.100.200"), 5000);
+    const fw = await firewallSet(root);
+    expect([...bannedInDb(root)].filter((a) => !fw.has(a))).toEqual([]);
+    await stopModule(module);
+  }, 20000);
+
+  test("the DNS server goes away while the module runs: lookups before answer, lookups after fail, banning goes on", async () => {
+    const dns = await new TestDnsServer({ ptr: {} }).start(); /* every name NXDOMAIN while it runs */
+    try {
+      const root = newRoot(`[dns]\nservers = ["${dns.address}"]\ntimeout = 0.3\nretries = 0\n[modules.LG]\ndns = true\nmaxAffairs = 3\n`);
+      const module = await startModule(root);
+      let pid = 40000;
+      /* one affair of a first attacker: its lookup answers NXDOMAIN, which presets its counter */
+      expect((await injectFifo(root, failedPassword("203.0.113.230", pid++))).code).toBe(0);
+      await waitFor("the first classification", () => query<{ class: string | null }>(root, "SELECT class FROM hosts WHERE address = '203.0.113.230'")[0]?.class === "NXDOMAIN", 5000);
+      dns.stop();
+      /* the server is gone: new attackers are counted and banned as unclassified hosts */
+      const later = Array.from({ length: 10 }, (_, i) => `2001:db8:d::${i + 1}`);
+      for (let round = 0; round < 3; round++) {
+        expect((await injectFifo(root, later.map((a) => failedPassword(a, pid++)).join(""))).code).toBe(0);
+        await Bun.sleep(100);
+      }
+      await waitFor("the later bans", () => later.every((a) => bannedInDb(root).has(a)), 8000);
+      const classes = query<{ class: string | null }>(root, `SELECT DISTINCT class FROM hosts WHERE address LIKE '2001:db8:d::%'`).map((r) => r.class);
+      expect(classes.filter((c) => c === "NXDOMAIN" || c === "FAKEHOST")).toEqual([]);
+      /* the first attacker's preset counter still works: its second affair bans */
+      expect((await injectFifo(root, failedPassword("203.0.113.230", pid++))).code).toBe(0);
+      await waitFor("the preset ban", () => bannedInDb(root).has("203.0.113.230"), 5000);
+      expect(module.exitCode).toBeNull();
+      await stopModule(module);
+    } finally {
+      dns.stop();
+    }
+  }, 20000);
+});
