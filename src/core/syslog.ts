@@ -199,11 +199,27 @@ export function parseSyslogTime(time: string, now: number): number | null {
   const day = Number(time.slice(4, 6).trim());
   const [hh, mm, ss] = time.slice(7).split(":").map(Number) as [number, number, number];
   if (month === undefined || !(day >= 1 && day <= 31) || !(hh <= 23 && mm <= 59 && ss <= 60)) return null;
-  /* next year first: a January line read on New Year's Eve, seconds after midnight elsewhere */
   const year = new Date(now * 1000).getFullYear();
-  for (const y of [year + 1, year, year - 1]) {
-    const t = new Date(y, month, day, hh, mm, ss).getTime() / 1000;
-    if (!Number.isNaN(t) && t <= now + 86400) return t;
+  const at = (y: number) => hourStart(time, y, month, day, hh) + mm * 60 + ss;
+  const t = at(year);
+  if (Number.isNaN(t)) return null;
+  if (t > now + 86400) return at(year - 1);
+  /* a date far behind now may be next year's: a January line read on New Year's Eve */
+  if (now - t > 300 * 86400) {
+    const next = at(year + 1);
+    if (next <= now + 86400) return next;
   }
-  return null;
+  return t;
+}
+
+/**
+ * Local time is worked out once per hour of log and year (zones change their offset on the
+ * hour); the lines of a log come in order, so remembering the last hour is enough.
+ */
+let lastHour = { text: "", year: 0, start: 0 };
+
+function hourStart(time: string, year: number, month: number, day: number, hour: number): number {
+  if (lastHour.year === year && time.startsWith(lastHour.text)) return lastHour.start;
+  lastHour = { text: time.slice(0, 9), year, start: new Date(year, month, day, hour, 0, 0).getTime() / 1000 };
+  return lastHour.start;
 }

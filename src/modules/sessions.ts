@@ -43,29 +43,61 @@ export interface Attributed {
 
 const MAX_WAITING = 16;
 
+/**
+ * Two generations of sessions: new ones go into `current`; when it holds half the bound it
+ * becomes `previous` and the old `previous` is dropped whole. A session used again moves back
+ * into `current`. Bounded, O(1), and no per-session eviction: deleting the oldest entry of a
+ * Map one at a time costs more and more as its deleted slots pile up.
+ */
 export class SessionTable {
-  private readonly sessions = new Map<string, Session>();
+  private current = new Map<string, Session>();
+  private previous = new Map<string, Session>();
+  private readonly generation: number;
 
   constructor(
-    private readonly maxSessions = 8192,
+    maxSessions = 8192,
     private readonly ttlSeconds = 600,
-  ) {}
+  ) {
+    this.generation = Math.max(1, Math.floor(maxSessions / 2));
+  }
 
   get size(): number {
-    return this.sessions.size;
+    return this.current.size + this.previous.size;
+  }
+
+  private get(key: string): Session | undefined {
+    const s = this.current.get(key);
+    if (s) return s;
+    const old = this.previous.get(key);
+    if (old) {
+      this.previous.delete(key);
+      this.put(old);
+    }
+    return old;
+  }
+
+  private put(s: Session): void {
+    if (this.current.size >= this.generation) {
+      this.previous = this.current;
+      this.current = new Map();
+    }
+    this.current.set(s.key, s);
+  }
+
+  private drop(key: string): void {
+    this.current.delete(key);
+    this.previous.delete(key);
   }
 
   private touch(key: string, now: number): Session {
-    let s = this.sessions.get(key);
+    let s = this.get(key);
     if (s && now - s.lastSeen > this.ttlSeconds) {
-      this.sessions.delete(key); /* pid reused long after */
+      this.drop(key); /* pid reused long after */
       s = undefined;
     }
     if (!s) {
-      /* full: the oldest session goes (Map keeps insertion order) */
-      if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
       s = { key, host: null, lastSeen: now, tallies: null, counted: 0, waiting: null };
-      this.sessions.set(key, s);
+      this.put(s);
     }
     s.lastSeen = now;
     return s;
@@ -98,7 +130,7 @@ export class SessionTable {
     let s = this.touch(key, now);
     if (host && s.host && s.host.text !== host.text) {
       /* a new connection under a reused pid */
-      this.sessions.delete(key);
+      this.drop(key);
       s = this.touch(key, now);
     }
     const out: Attributed[] = [];
@@ -119,7 +151,7 @@ export class SessionTable {
 
   /** A successful login: returns the affairs this session had counted, and forgets them. */
   forgive(key: string): number {
-    const s = this.sessions.get(key);
+    const s = this.get(key);
     if (!s) return 0;
     const counted = s.counted;
     s.counted = 0;
