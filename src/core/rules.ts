@@ -313,6 +313,12 @@ export class RuleSet {
   }
 }
 
+/* a plain loop: this runs for every candidate rule of every line of a listened-to program */
+function containsAny(message: string, patterns: readonly string[]): boolean {
+  for (let i = 0; i < patterns.length; i++) if (message.includes(patterns[i]!)) return true;
+  return false;
+}
+
 function matchIn(index: ProgramRules, text: string, at: number, end: number): RuleMatch | null {
   const candidates = (end - at >= index.keyLength && index.byKey.get(prefixKey(text, at, index.keyLength))) || index.unindexed;
   let message: string | null = null;
@@ -322,8 +328,7 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
       message ??= text.slice(at, end);
     } else {
       message ??= text.slice(at, end);
-      const m = message;
-      if (!rule.patterns.some((p) => m.includes(p))) continue;
+      if (!containsAny(message, rule.patterns)) continue;
     }
     if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1 };
     for (const t of rule.templates) {
