@@ -78,7 +78,8 @@ export class TestNet {
     for (const p of this.procs) if (p.exitCode === null) p.kill("SIGKILL");
     /* and whatever those started inside (an sshd's per-connection children, a forked master) */
     for (const ns of [this.server, this.attacker]) {
-      for (const pid of sh(["ip", "netns", "pids", ns]).split("\n").filter(Boolean)) {
+      const pids = Bun.spawnSync(["ip", "netns", "pids", ns], { stdout: "pipe", stderr: "ignore" }).stdout.toString();
+      for (const pid of pids.split("\n").filter(Boolean)) {
         try {
           process.kill(Number(pid), "SIGKILL");
         } catch {
