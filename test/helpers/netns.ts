@@ -29,6 +29,16 @@ export class TestNet {
   private readonly procs: Bun.Subprocess[] = [];
 
   setup(): this {
+    try {
+      this.create();
+    } catch (e) {
+      this.cleanup(); /* a half-made pair must not outlive the test */
+      throw e;
+    }
+    return this;
+  }
+
+  private create(): void {
     const [vs, va] = [`wts${this.id}`, `wta${this.id}`];
     sh(["ip", "netns", "add", this.server]);
     sh(["ip", "netns", "add", this.attacker]);
@@ -41,7 +51,6 @@ export class TestNet {
       sh(["ip", "-n", ns, "link", "set", dev, "up"]);
       sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
     }
-    return this;
   }
 
   /** Run to completion inside a namespace. */
