@@ -1,10 +1,10 @@
 import type { CommandModule } from "yargs";
-import type { ModuleName } from "../src/core/config";
+import { loadConfig, type ModuleName } from "../src/core/config";
 import { formatDuration, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
-import { parseOperatorAddress } from "../src/core/lists";
+import { Lists, parseOperatorAddress } from "../src/core/lists";
 import { openModule } from "../src/modules/context";
-import { manualBan, manualUnban } from "../src/modules/decisions";
+import { manualBan, manualUnban, refuseProtected } from "../src/modules/decisions";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 
 interface Args extends GlobalArgs {
@@ -30,6 +30,9 @@ export const banCommand: CommandModule<GlobalArgs, Args> = {
       if (!parsed) throw new ConfigError(`--time: expected a duration such as "90s", "10m", "1h", "7d", got ${JSON.stringify(argv.time)}`);
       seconds = parsed;
     }
+    /* before the module is opened, so a refused ban leaves no database or firewall set behind */
+    const { paths } = loadConfig(argv.root);
+    refuseProtected(Lists.load(paths.whitelist, paths.blacklist), ip);
     const ctx = openModule(argv.root, argv.module);
     try {
       const ban = await manualBan(ctx, ip, seconds);

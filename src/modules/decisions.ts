@@ -6,6 +6,7 @@
 import { ConfigError } from "../core/errors";
 import { moduleSet, moduleSetName } from "../core/firewall/types";
 import type { Ip } from "../core/ip";
+import type { Lists } from "../core/lists";
 import type { HostRecord, ModuleStore } from "../core/store";
 import type { ModuleContext } from "./context";
 import { banDuration, newHost } from "./decide";
@@ -18,9 +19,14 @@ export interface ManualBan {
   readonly until: number;
 }
 
-export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = Math.floor(Date.now() / 1000)): Promise<ManualBan> {
-  const protection = ctx.lists.protection(ip);
+/** Throws when `ip` must never be banned: whitelisted, our own, or loopback/reserved. */
+export function refuseProtected(lists: Lists, ip: Ip): void {
+  const protection = lists.protection(ip);
   if (protection) throw new ConfigError(`refusing to ban ${ip.text}: it is ${protection === "reserved" ? "a loopback or reserved address" : protection === "own" ? "an address of this machine" : "whitelisted"}`);
+}
+
+export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = Math.floor(Date.now() / 1000)): Promise<ManualBan> {
+  refuseProtected(ctx.lists, ip);
   const host = ctx.store.getHost(ip.text) ?? newHost(ip.text, now, MANUAL_RULE);
   const duration = seconds ?? banDuration(ctx.moduleConfig, host.banCount);
   const until = now + duration;

@@ -354,6 +354,7 @@ describe("manual bans of addresses in odd forms", () => {
       const r = run(["--root", root, "ban", "LG", text], "");
       expect({ text, code: r.code, refused: r.err.includes("is not an IPv4 or IPv6 address") }).toEqual({ text, code: 2, refused: true });
     }
+    expect(existsSync(join(root, "var", "db", "LG.db"))).toBe(false);
     if (existsSync(join(root, "var", "db", "firewall-dryrun.db"))) {
       const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
       expect(await fw.list("watcher_LG")).toEqual([]);
