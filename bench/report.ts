@@ -5,13 +5,14 @@
 // The database is filled with direct SQL inserts (the pipeline's own speed is bench/run's
 // business): WB events over the last 30 days, 20 vhosts, 10,000 addresses, a few rules and
 // host classes, 3% of them bans. Each command runs --runs times as its own process; the median
-// wall time and the peak RSS (the child's rusage) are printed as a markdown table. The
+// wall time and the peak RSS (bench/measure.ts) are printed as a markdown table. The
 // dry-run firewall is used: nothing touches the kernel.
 import { Database } from "bun:sqlite";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ModuleStore } from "../src/core/store";
+import { type ProcessRun, runTimed } from "./measure";
 
 const ROOT = dirname(import.meta.dir);
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -83,19 +84,10 @@ await yargs(process.argv.slice(2)).option("root", { type: "string", global: true
   return [BUN, runner];
 }
 
-interface Run {
-  wall: number;
-  rssMiB: number;
-}
-
-async function timed(cmd: string[]): Promise<Run> {
-  const t0 = performance.now();
-  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
-  const [, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  const wall = (performance.now() - t0) / 1000;
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited ${code}: ${stderr.trim()}`);
-  const ru = p.resourceUsage();
-  return { wall, rssMiB: ru ? ru.maxRSS / 1048576 : Number.NaN };
+async function timed(cmd: string[]): Promise<ProcessRun> {
+  const run = await runTimed(cmd);
+  if (run.code !== 0) throw new Error(`${cmd.join(" ")} exited ${run.code}: ${run.stderr.trim()}`);
+  return run;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -121,7 +113,7 @@ try {
   console.log(`\n${EVENTS.toLocaleString("en")} events, ${watcher[0] === BUN ? "bun + command modules (not yet in dist/watcher)" : "dist/watcher"}, median of ${RUNS} runs\n`);
   console.log("| command | wall s (median) | peak RSS MiB |\n|---|---:|---:|");
   for (const [label, args] of cases) {
-    const runs: Run[] = [];
+    const runs: ProcessRun[] = [];
     for (let i = 0; i < RUNS; i++) runs.push(await timed([...watcher, ...args]));
     console.log(`| ${label} | ${median(runs.map((r) => r.wall)).toFixed(2)} | ${Math.max(...runs.map((r) => r.rssMiB)).toFixed(0)} |`);
   }

@@ -3,16 +3,16 @@
 //   bench/run [--lines 1000000] [--runs 5] [--seed 1] [--keep]
 //
 // Generates one corpus (bench/gen-corpus.ts), then times whole processes, each --runs times,
-// and prints a markdown table of medians. Wall time is measured here around the child; CPU
-// (user+sys) and peak RSS come from the child's own rusage (wait4), which Bun hands back as
-// Subprocess.resourceUsage(). Watcher commands run inside `unshare --net` (a network namespace
-// with nothing in it) when that works, so that no benchmark run can send a packet or touch the
+// and prints a markdown table of medians, measured by bench/measure.ts (wall, CPU, and peak RSS
+// through GNU time). Watcher commands run inside `unshare --net` (a network namespace with
+// nothing in it) when that works, so that no benchmark run can send a packet or touch the
 // host's firewall; there, inject is measured with the nftables backend too.
 
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { generate, type TruthFile } from "./gen-corpus";
+import { type ProcessRun, runTimed } from "./measure";
 
 const ROOT = dirname(import.meta.dir);
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -48,36 +48,9 @@ function parseArgs(argv: string[]): Opts {
 }
 
 // ---------------------------------------------------------------------------------------------
-// One whole process, timed
+// One whole process, timed (bench/measure.ts)
 
-interface Run {
-  wall: number; // s
-  cpu: number; // s, user+sys
-  rssMB: number; // peak resident set, MiB
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function timed(cmd: string[], stdinFile?: string): Promise<Run> {
-  const t0 = performance.now();
-  const p = Bun.spawn(cmd, {
-    cwd: ROOT,
-    stdin: stdinFile === undefined ? "ignore" : Bun.file(stdinFile),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  const wall = (performance.now() - t0) / 1000;
-  const ru = p.resourceUsage();
-  const cpu = ru === undefined ? Number.NaN : Number(ru.cpuTime.user + ru.cpuTime.system) / 1e6;
-  const rssMB = ru === undefined ? Number.NaN : ru.maxRSS / 1048576;
-  return { wall, cpu, rssMB, code, stdout, stderr };
-}
+const timed = (cmd: string[], stdinFile?: string): Promise<ProcessRun> => runTimed(cmd, { cwd: ROOT, stdinFile });
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -187,9 +160,9 @@ async function series(
   label: string,
   runs: number,
   make: (i: number) => { cmd: string[]; stdin?: string },
-  check: (r: Run) => string | undefined,
-): Promise<{ runs: Run[]; error?: string }> {
-  const done: Run[] = [];
+  check: (r: ProcessRun) => string | undefined,
+): Promise<{ runs: ProcessRun[]; error?: string }> {
+  const done: ProcessRun[] = [];
   for (let i = 0; i < runs; i++) {
     const { cmd, stdin } = make(i);
     const r = await timed(cmd, stdin);
@@ -234,7 +207,7 @@ async function main(): Promise<number> {
     const watcher = await findWatcher();
 
     const rows: Row[] = [];
-    const rowsOf = (prefix: string, rs: Run[], perLine: boolean, base?: { wall: number; rate: number }): void => {
+    const rowsOf = (prefix: string, rs: ProcessRun[], perLine: boolean, base?: { wall: number; rate: number }): void => {
       if (perLine) {
         rows.push({
           metric: `${prefix}: lines/s (wall)`, unit: "lines/s", values: rs.map((r) => o.lines / r.wall),
@@ -246,7 +219,7 @@ async function main(): Promise<number> {
         ratio: base ? (m) => `${(m / base.wall).toFixed(1)}× grep's time` : undefined,
       });
       rows.push({ metric: `${prefix}: CPU user+sys`, unit: "s", values: rs.map((r) => r.cpu) });
-      rows.push({ metric: `${prefix}: peak RSS`, unit: "MiB", values: rs.map((r) => r.rssMB) });
+      rows.push({ metric: `${prefix}: peak RSS`, unit: "MiB", values: rs.map((r) => r.rssMiB) });
     };
 
     // --- baselines ---------------------------------------------------------------------------
