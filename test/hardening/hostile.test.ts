@@ -17,6 +17,7 @@ import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import type { Mode } from "../../src/core/rules";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
+import { type Expectation, rawProgramOf, readExpectations } from "../helpers/annotated";
 
 const REPO = join(import.meta.dir, "..", "..");
 const WATCHER = join(REPO, "dist", "watcher");
@@ -24,14 +25,6 @@ const RULES = join(REPO, "rules");
 const HOSTILE = join(REPO, "test", "fixtures", "hostile");
 
 /* ---------------------------------------------------------------- the corpus */
-
-interface Expectation {
-  line: number;
-  text: string;
-  rule: string | null;
-  host: string | null;
-  aggressiveOnly: boolean;
-}
 
 interface Corpus {
   file: string;
@@ -45,22 +38,7 @@ function readCorpus(file: string): Corpus {
   const text = readFileSync(join(HOSTILE, file), "utf8");
   const module = /^#! module (\S+)/m.exec(text)?.[1];
   if (!module || !(MODULE_NAMES as readonly string[]).includes(module)) throw new Error(`${file}: no "#! module" line`);
-  const lines = text.split("\n");
-  const expectations: Expectation[] = [];
-  lines.forEach((line, i) => {
-    if (line === "" || line.startsWith("#")) return;
-    const note = lines[i - 1] ?? "";
-    if (!note.startsWith("#> ")) throw new Error(`${file}:${i + 1}: log line without an expectation above it`);
-    const [what, host] = note.slice(3).trim().split(/\s+/);
-    if (what === "-") {
-      expectations.push({ line: i + 1, text: line, rule: null, host: null, aggressiveOnly: false });
-      return;
-    }
-    if (host === undefined) throw new Error(`${file}:${i}: expectation needs RULE HOST`);
-    const aggressiveOnly = what!.startsWith("aggressive:");
-    expectations.push({ line: i + 1, text: line, rule: aggressiveOnly ? what!.slice(11) : what!, host: host === "-" ? null : host, aggressiveOnly });
-  });
-  return { file, module: module as ModuleName, program: /^#! program (\S+)/m.exec(text)?.[1] ?? null, text, expectations };
+  return { file, module: module as ModuleName, program: rawProgramOf(text), text, expectations: readExpectations(file, text) };
 }
 
 const CORPORA = readdirSync(HOSTILE)
