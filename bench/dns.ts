@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { DnsClient } from "../src/core/dns";
 import { openModule } from "../src/modules/context";
 import { LineSplitter } from "../src/modules/lines";
-import { ModuleRuntime } from "../src/modules/runtime";
+import { ModuleRuntime, partsOf } from "../src/modules/runtime";
 import { TestDnsServer } from "../test/helpers/dns-server";
 
 const args = process.argv.slice(2);
@@ -45,7 +45,7 @@ async function run(text: string, servers: string[] | null): Promise<{ seconds: n
   const ctx = openModule(root, "LG");
   const client = servers ? new DnsClient({ servers, timeout: 2, retries: 1 }) : null;
   const rt = new ModuleRuntime({
-    module: "LG", config: ctx.moduleConfig, rules: ctx.rules, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists,
+    ...partsOf(ctx),
     clock: () => Math.floor(Date.now() / 1000), useLineTime: false,
     dns: client ? { client, options: ctx.config.dns } : undefined,
   });

@@ -7,7 +7,7 @@ import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { WatcherError } from "../core/errors";
 import type { ModuleContext } from "./context";
 import { LineSplitter } from "./lines";
-import { type BanReport, ModuleRuntime, type RuntimeStats } from "./runtime";
+import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./runtime";
 
 /* writes up to PIPE_BUF bytes are atomic: our lines never interleave with the logger's */
 const PIPE_BUF = 4096;
@@ -77,12 +77,7 @@ export async function injectDirect(
 ): Promise<DirectResult> {
   const bans: BanReport[] = [];
   const runtime = new ModuleRuntime({
-    module: ctx.module,
-    config: ctx.moduleConfig,
-    rules: ctx.rules,
-    store: ctx.store,
-    firewall: ctx.firewall,
-    lists: ctx.lists,
+    ...partsOf(ctx),
     clock,
     useLineTime: true,
     onBan: (b) => bans.push(b),

@@ -9,7 +9,7 @@ import { moduleSet } from "../core/firewall/types";
 import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
 import { type ModuleContext, readReloadable } from "./context";
 import { LineSplitter } from "./lines";
-import { type BanReport, ModuleRuntime, type RuntimeStats } from "./runtime";
+import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./runtime";
 import type { Source } from "./sources";
 
 const STATUS_EVERY_MS = 2000;
@@ -30,12 +30,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
       })
     : null;
   const runtime = new ModuleRuntime({
-    module: ctx.module,
-    config: ctx.moduleConfig,
-    rules: ctx.rules,
-    store: ctx.store,
-    firewall: ctx.firewall,
-    lists: ctx.lists,
+    ...partsOf(ctx),
     clock: o.clock ?? (() => Math.floor(Date.now() / 1000)),
     useLineTime: false,
     onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),

@@ -12,7 +12,7 @@ import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../core/store";
 import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
-import type { Reloadable } from "./context";
+import type { ModuleContext, Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
 import { forEachLine, type SkipCounts } from "./lines";
 import { RateCounter } from "./rates";
@@ -62,6 +62,13 @@ export interface RuntimeOptions {
   /** classify new hosts by DNS (the resident loop; a replay does not) */
   readonly dns?: { readonly client: Pick<DnsClient, "classify">; readonly options: ClassifierOptions };
   readonly onBan?: (ban: BanReport) => void;
+}
+
+type ModuleParts = Pick<RuntimeOptions, "module" | "config" | "rules" | "store" | "firewall" | "lists">;
+
+/** What a runtime takes from an open module. */
+export function partsOf(ctx: ModuleContext): ModuleParts {
+  return { module: ctx.module, config: ctx.moduleConfig, rules: ctx.rules, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists };
 }
 
 export class ModuleRuntime {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DnsClassifier, DnsClient, type HostClass, reverseName } from "../../src/core/dns";
 import { type Ip, parseIp } from "../../src/core/ip";
 import { openModule } from "../../src/modules/context";
-import { ModuleRuntime } from "../../src/modules/runtime";
+import { ModuleRuntime, partsOf } from "../../src/modules/runtime";
 import { TestDnsServer } from "../helpers/dns-server";
 
 const ip = (s: string): Ip => parseIp(s)!;
@@ -118,7 +118,7 @@ describe("in the module pipeline", () => {
     const ctx = openModule(root, "LG");
     const dnsClient = new DnsClient({ servers, timeout: 0.2, retries: 0, allow });
     const rt = new ModuleRuntime({
-      module: "LG", config: ctx.moduleConfig, rules: ctx.rules, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists,
+      ...partsOf(ctx),
       clock: () => Math.floor(Date.now() / 1000), useLineTime: false,
       dns: { client: dnsClient, options: { concurrency: 8, queueSize: 100, cacheSize: 1000, positiveTtl: 60, negativeTtl: 60 } },
     });

@@ -6,7 +6,7 @@ import { moduleSetName } from "../../src/core/firewall/types";
 import { parseIp } from "../../src/core/ip";
 import { type ModuleContext, openModule } from "../../src/modules/context";
 import { manualBan, manualUnban } from "../../src/modules/decisions";
-import { type BanReport, ModuleRuntime } from "../../src/modules/runtime";
+import { type BanReport, ModuleRuntime, partsOf } from "../../src/modules/runtime";
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
 
@@ -14,7 +14,7 @@ const makeRoot = (files: Record<string, string> = {}) => makeRootIn("runtime", f
 
 function runtime(ctx: ModuleContext, useLineTime = false, clock = () => NOW) {
   const bans: BanReport[] = [];
-  const rt = new ModuleRuntime({ module: ctx.module, config: ctx.moduleConfig, rules: ctx.rules, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists, clock, useLineTime, onBan: (b) => bans.push(b) });
+  const rt = new ModuleRuntime({ ...partsOf(ctx), clock, useLineTime, onBan: (b) => bans.push(b) });
   return { rt, bans };
 }
 

@@ -12,7 +12,7 @@ import type { HostClass } from "../../src/core/dns";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { moduleSet } from "../../src/core/firewall/types";
 import { openModule } from "../../src/modules/context";
-import { ModuleRuntime } from "../../src/modules/runtime";
+import { ModuleRuntime, partsOf } from "../../src/modules/runtime";
 import { expire } from "../../src/report/expire";
 import { layout, renderReport, sparkline } from "../../src/report/render";
 import { gatherReport, type Report, ReportSchema } from "../../src/report/report";
@@ -68,12 +68,9 @@ async function fill(root: string): Promise<void> {
     let now = NOW;
     const firewall = firewallOf(root, () => now);
     const runtime = new ModuleRuntime({
-      module,
+      ...partsOf(ctx),
       config: { ...ctx.moduleConfig, dns: module === "LG" },
-      rules: ctx.rules,
-      store: ctx.store,
       firewall,
-      lists: ctx.lists,
       clock: () => now,
       useLineTime: true,
       dns: {
