@@ -5,6 +5,7 @@ import { ConfigError } from "../src/core/errors";
 import { Lists, parseOperatorAddress } from "../src/core/lists";
 import { openModule } from "../src/modules/context";
 import { manualBan, manualUnban, refuseProtected } from "../src/modules/decisions";
+import { publishNow } from "../src/modules/fleet";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 
 interface Args extends GlobalArgs {
@@ -12,6 +13,12 @@ interface Args extends GlobalArgs {
   address: string;
   time?: string;
   json?: boolean;
+}
+
+function fleetNote(fleet: Awaited<ReturnType<typeof publishNow>>): string {
+  if (!fleet) return "";
+  if (fleet.waiting === 0) return "; published to the fleet";
+  return `; ${fleet.waiting} decision(s) wait in the outbox for Redis (${fleet.error ?? "not reachable"})`;
 }
 
 export const banCommand: CommandModule<GlobalArgs, Args> = {
@@ -36,8 +43,9 @@ export const banCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = openModule(argv.root, argv.module);
     try {
       const ban = await manualBan(ctx, ip, seconds);
-      if (argv.json) printJson(ban);
-      else console.log(`banned ${ban.address} in ${ctx.module} for ${formatDuration(ban.seconds)} (until ${isoTime(ban.until)})`);
+      const fleet = await publishNow(ctx);
+      if (argv.json) printJson({ ...ban, fleet });
+      else console.log(`banned ${ban.address} in ${ctx.module} for ${formatDuration(ban.seconds)} (until ${isoTime(ban.until)})${fleetNote(fleet)}`);
     } finally {
       await ctx.close();
     }
@@ -56,8 +64,9 @@ export const unbanCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = openModule(argv.root, argv.module);
     try {
       const wasBanned = await manualUnban(ctx, ip);
-      if (argv.json) printJson({ address: ip.text, wasBanned });
-      else console.log(wasBanned ? `unbanned ${ip.text} in ${ctx.module}` : `${ip.text} was not banned in ${ctx.module}; removed from the firewall set if it was there`);
+      const fleet = await publishNow(ctx);
+      if (argv.json) printJson({ address: ip.text, wasBanned, fleet });
+      else console.log((wasBanned ? `unbanned ${ip.text} in ${ctx.module}` : `${ip.text} was not banned in ${ctx.module}; removed from the firewall set if it was there`) + fleetNote(fleet));
     } finally {
       await ctx.close();
     }

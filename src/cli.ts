@@ -9,6 +9,7 @@ import { hideBin } from "yargs/helpers";
 import { banCommand, unbanCommand } from "../commands/ban";
 import { dynloadCommand } from "../commands/dynload";
 import { expireCommand } from "../commands/expire";
+import { fleetCommand } from "../commands/fleet";
 import { injectCommand } from "../commands/inject";
 import { moduleCommand } from "../commands/module";
 import { reportCommand } from "../commands/report";
@@ -45,6 +46,7 @@ const cli = yargs(hideBin(process.argv))
   .command(statCommand)
   .command(expireCommand)
   .command(syslogConfigCommand)
+  .command(fleetCommand)
   .demandCommand(1, "name a command")
   .strict()
   .version(pkg.version)

@@ -5,6 +5,7 @@
  * the source (src/); every path below is relative to it unless absolute.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import cron from "node-cron";
 import { z } from "zod";
@@ -65,6 +66,48 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
     /** `expire` removes hosts whose last affair is older (their statistics stay in events) */
     expireAfter: Duration.default(30 * 86400),
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),
+    /** with [fleet]: this module's bans go to the other nodes */
+    fleetPublish: z.boolean().default(true),
+    /** with [fleet]: bans that this module made on other nodes are dropped here too */
+    fleetAccept: z.boolean().default(true),
+  })
+  .strict();
+
+/** node names and rule names travel in fleet decisions: one line, no separators */
+export const FLEET_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+function isFleetUrl(url: string): boolean {
+  if (url.startsWith("/")) return true;
+  try {
+    return ["redis:", "rediss:", "valkey:", "valkeys:", "redis+unix:", "redis+tls:", "redis+tls+unix:"].includes(new URL(url).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** The host name as a node name: the first label, in the alphabet decisions allow. */
+function defaultNodeName(): string {
+  return hostname().split(".")[0]!.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "node";
+}
+
+const FleetSchema = z
+  .object({
+    /** redis://user:password@host:port, rediss:// (TLS), or the path of a Unix socket */
+    url: z.string().refine(isFleetUrl, 'expected a Redis URL such as "redis://watcher:secret@redis.internal:6379", "rediss://..." or a socket path "/run/redis/redis.sock"'),
+    node: z.string().regex(FLEET_NAME, "expected a node name of letters, digits, '.', '_' or '-'").default(defaultNodeName),
+    /** the shared secret every decision is signed with */
+    keyFile: z.string().default("etc/fleet.key"),
+    /** keys start with this; the braces make it a Redis Cluster hash tag (one slot) */
+    prefix: z.string().regex(/^[A-Za-z0-9{}:_-]{1,40}$/, 'expected a key prefix such as "{watcher}"').default("{watcher}"),
+    /** count each address's affairs across the fleet too (within each module's findTime) */
+    shareAffairs: z.boolean().default(false),
+    /** the fleet-wide affairs that ban an address on every node */
+    fleetMaxAffairs: z.number().int().min(1).max(100000).default(8),
+    /** decisions kept in the stream (approximately); a node away longer catches up by a full sync */
+    streamLength: z.number().int().min(100).default(100000),
+    /** decisions waiting for Redis, per module; beyond this the oldest are dropped */
+    outboxSize: z.number().int().min(100).default(100000),
+    connectTimeout: Duration.default(5),
   })
   .strict();
 export type ModuleConfig = z.infer<ReturnType<typeof moduleSchema>>;
@@ -157,8 +200,11 @@ const ConfigSchema = z
       } satisfies Record<ModuleName, unknown>)
       .strict()
       .prefault({}),
+    /** fleet mode: share bans and affair counts with other nodes through Redis; off unless set */
+    fleet: FleetSchema.optional(),
   })
   .strict();
+export type FleetConfig = z.infer<typeof FleetSchema>;
 export type Config = z.infer<typeof ConfigSchema>;
 
 export interface Paths {
@@ -171,6 +217,7 @@ export interface Paths {
   readonly whitelist: string;
   readonly blacklist: string;
   readonly rulesDir: string;
+  readonly fleetKey: string;
 }
 
 /** `--root`, else WATCHER_ROOT, else the folder above the executable's (or src/'s) folder. */
@@ -227,6 +274,7 @@ export function loadConfig(rootOption?: string): LoadedConfig {
       whitelist: at(config.whitelist),
       blacklist: at(config.blacklist),
       rulesDir: join(root, "rules"),
+      fleetKey: at(config.fleet?.keyFile ?? "etc/fleet.key"),
     },
   };
 }

@@ -4,6 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ModuleFleetStats } from "../modules/fleet";
 import type { ClassifierStats } from "./dns";
 
 export function pidFile(runDir: string): string {
@@ -67,4 +68,6 @@ export interface ModuleStatus {
   bans: number;
   /** DNS lookups, cache hits and dropped requests; null when the module does not classify */
   dns: ClassifierStats | null;
+  /** decisions published and waiting, affairs shared; null without [fleet] */
+  fleet: ModuleFleetStats | null;
 }

@@ -68,6 +68,8 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE events ADD COLUMN vhost TEXT;
    ALTER TABLE hosts ADD COLUMN vhost TEXT;
    CREATE INDEX events_vhost ON events (vhost, time) WHERE vhost IS NOT NULL;`,
+  /* 3: fleet decisions waiting for Redis, written in the transaction of the ban they publish */
+  `CREATE TABLE outbox (seq INTEGER PRIMARY KEY, decision TEXT NOT NULL);`,
 ];
 
 interface HostRow {
@@ -102,6 +104,7 @@ export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
   private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null]>;
+  private readonly insertOutbox: Statement<unknown, [string]>;
   private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null]>;
 
   constructor(readonly path: string) {
@@ -120,6 +123,7 @@ export class ModuleStore {
        ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, recent = ?4, first_seen = ?5,
          last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10`,
     );
+    this.insertOutbox = this.db.query("INSERT INTO outbox (decision) VALUES (?)");
     this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   }
 
@@ -177,6 +181,30 @@ export class ModuleStore {
     this.transaction(() => {
       for (const a of addresses) del.run(a, lastSeenBefore);
     });
+  }
+
+  /** A fleet decision to publish (JSON), in the caller's transaction. */
+  addOutbox(decision: string): void {
+    this.insertOutbox.run(decision);
+  }
+
+  /** The oldest waiting decisions. */
+  outbox(limit: number): { seq: number; decision: string }[] {
+    return this.db.query<{ seq: number; decision: string }, [number]>("SELECT seq, decision FROM outbox ORDER BY seq LIMIT ?").all(limit);
+  }
+
+  /** Published: gone from the outbox. */
+  deleteOutbox(throughSeq: number): void {
+    this.db.query("DELETE FROM outbox WHERE seq <= ?").run(throughSeq);
+  }
+
+  outboxLength(): number {
+    return (this.db.query("SELECT count(*) AS n FROM outbox").get() as { n: number }).n;
+  }
+
+  /** Keep at most `max` waiting decisions, dropping the oldest; returns how many were dropped. */
+  trimOutbox(max: number): number {
+    return this.db.query("DELETE FROM outbox WHERE seq <= (SELECT max(seq) FROM outbox) - ?").run(max).changes;
   }
 
   events(since = 0): EventRecord[] {

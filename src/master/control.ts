@@ -7,6 +7,7 @@ import { openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, MODULE_NAMES, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
+import { FLEET_SET } from "../core/fleet";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import { BLACKLIST_SET, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { isAlive, type ModuleStatus, readJson, runningMaster, statusFile } from "../core/runfiles";
@@ -86,6 +87,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       affairs: own?.affairs ?? 0,
       bans: own?.bans ?? 0,
       dns: own?.dns ?? null,
+      fleet: own?.fleet ?? null,
       restarts: m.restarts,
     });
   }
@@ -94,7 +96,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
   if (!master || master.backend === backend) {
     const fw = createFirewall(config, paths);
     try {
-      const sets = [WHITELIST_SET, BLACKLIST_SET, ...MODULE_NAMES.filter((m) => config.modules[m].enabled).map(moduleSetName)];
+      const sets = [WHITELIST_SET, BLACKLIST_SET, ...MODULE_NAMES.filter((m) => config.modules[m].enabled).map(moduleSetName), ...(config.fleet ? [FLEET_SET] : [])];
       firewall = [];
       for (const set of sets) firewall.push({ set, entries: (await fw.list(set)).length });
     } finally {

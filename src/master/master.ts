@@ -11,18 +11,22 @@ import { type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, selfComma
 import { WatcherError } from "../core/errors";
 import { createFirewall } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
+import { FleetStore, loadFleetKey, redactUrl } from "../core/fleet";
 import { Lists } from "../core/lists";
 import { pidFile, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
 import { refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
-import { openModule } from "../modules/context";
+import { fleetDbPath, openModule } from "../modules/context";
 import { expireModule } from "../modules/expire";
 import { loadRules } from "../modules/registry";
 import { ensureFifo, fifoPath } from "../modules/sources";
+import { FleetNode } from "./fleet";
 import { type RestoreReport, restoreFirewall } from "./restore";
 
 const MAX_BACKOFF_S = 60;
 const STOP_GRACE_MS = 10000;
+/** decisions received from the fleet are kept this long for reports */
+const FLEET_HISTORY_S = 30 * 86400;
 
 export interface MasterStatus {
   pid: number;
@@ -95,7 +99,17 @@ function enabledModules(loaded: LoadedConfig): ModuleName[] {
 }
 
 /** Expire every enabled module's old hosts, lifting their bans. */
-async function expireJob(root: string, modules: readonly ModuleName[], log: (m: string) => void): Promise<void> {
+async function expireJob(loaded: LoadedConfig, modules: readonly ModuleName[], log: (m: string) => void): Promise<void> {
+  const root = loaded.paths.root;
+  if (loaded.config.fleet) {
+    const fleet = new FleetStore(fleetDbPath(loaded.paths));
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      fleet.prune(now - FLEET_HISTORY_S, now);
+    } finally {
+      fleet.close();
+    }
+  }
   for (const module of modules) {
     const ctx = openModule(root, module);
     try {
@@ -112,6 +126,7 @@ export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[];
   const modules = enabledModules(loaded);
   for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
   dynLists(loaded.config);
+  if (loaded.config.fleet) loadFleetKey(loaded.paths.fleetKey);
   return { modules, lists: Lists.load(loaded.paths.whitelist, loaded.paths.blacklist) };
 }
 
@@ -131,6 +146,7 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
   closeSync(fd);
 
   let firewall: Firewall | null = null;
+  let fleet: FleetNode | null = null;
   const children = new Map<ModuleName, ModuleChild>();
   const tasks: { name: string; schedule: string; task: ScheduledTask }[] = [];
   const status: MasterStatus = {
@@ -159,13 +175,18 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
     const entries = status.restore.sets.reduce((n, s) => n + s.entries, 0);
     log(`restored ${entries} entries into ${status.restore.sets.length} sets (${firewall.backend}) in ${status.restore.seconds.toFixed(3)} s`);
     for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
+    if (config.fleet) {
+      fleet = new FleetNode(loaded, firewall, modules, () => lists, log);
+      await fleet.start();
+      log(`fleet: node ${config.fleet.node} joining through ${redactUrl(config.fleet.url)}`);
+    }
     for (const m of modules) ensureFifo(fifoPath(paths.fifoBase, m), { mode: config.fifoMode, group: config.fifoGroup });
     for (const m of modules) {
       const child = new ModuleChild(m, paths.root, log, writeStatus);
       children.set(m, child);
       child.start();
     }
-    const expire = cron.schedule(config.schedule.expire, () => expireJob(paths.root, modules, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
+    const expire = cron.schedule(config.schedule.expire, () => expireJob(loaded, modules, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
     tasks.push({ name: "expire", schedule: config.schedule.expire, task: expire });
     if (dynLists(config).some((l) => l.enabled)) {
       const dynload = cron.schedule(config.schedule.dynload, () =>
@@ -203,6 +224,7 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
   } finally {
     for (const t of tasks) t.task.stop();
     await Promise.all([...children.values()].map((c) => c.stop()));
+    await fleet?.close();
     if (firewall) {
       if (!config.keepFirewallOnStop) await firewall.teardown();
       await firewall.close();

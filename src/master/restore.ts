@@ -2,17 +2,18 @@
  * Restore at start (and `restart`): every set watcher owns goes into the kernel in one bulk
  * operation per set, replacing what was there, so starting twice duplicates nothing: the
  * whitelist, the blacklist, each module's active bans with their remaining time, and each
- * enabled blocklist from its cached copy. A ban of an address that is now whitelisted (or own,
+ * enabled blocklist from its cached copy, and in a fleet the other nodes' bans (fleet.db). A ban of an address that is now whitelisted (or own,
  * or reserved) is lifted instead.
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
+import { FLEET_SET, FleetStore } from "../core/fleet";
 import { BLACKLIST_SET, type Firewall, moduleSet, type SetElement, WHITELIST_SET } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
 import { cachedEntries, protectedFilter } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
 import { ModuleStore } from "../core/store";
-import { dbPath } from "../modules/context";
+import { dbPath, fleetDbPath } from "../modules/context";
 import { liftBan } from "../modules/decisions";
 
 export interface RestoreReport {
@@ -30,6 +31,7 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
     { name: WHITELIST_SET, kind: "networks" },
     { name: BLACKLIST_SET, kind: "networks" },
     ...modules.map(moduleSet),
+    ...(loaded.config.fleet ? [{ name: FLEET_SET, kind: "addresses" as const }] : []),
     ...blocklists.map((l) => ({ name: dynloadSetName(l.name), kind: "networks" as const })),
   ]);
   const sets: RestoreReport["sets"] = [];
@@ -45,6 +47,22 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
   for (const list of blocklists) {
     const nets = cachedEntries(loaded.paths, list).map((t) => parseCidr(t)!);
     await load(dynloadSetName(list.name), nets.filter((n) => !coversProtected(n)).map((n) => ({ address: n.text, timeout: 0 })));
+  }
+  if (loaded.config.fleet) {
+    const fleet = new FleetStore(fleetDbPath(loaded.paths));
+    try {
+      const elements: SetElement[] = [];
+      for (const ban of fleet.activeBans(now)) {
+        const ip = parseIp(ban.address);
+        if (!ip || lists.protection(ip)) {
+          fleet.deleteBan(ban.address);
+          lifted.push(ban.address);
+        } else elements.push({ address: ip.text, timeout: ban.until - now });
+      }
+      await load(FLEET_SET, elements);
+    } finally {
+      fleet.close();
+    }
   }
   for (const module of modules) {
     const store = new ModuleStore(dbPath(loaded.paths, module));

@@ -41,6 +41,11 @@ export function dbPath(paths: Paths, module: ModuleName): string {
   return join(paths.dbDir, `${module}.db`);
 }
 
+/** The node's record of fleet decisions (see core/fleet FleetStore). */
+export function fleetDbPath(paths: Paths): string {
+  return join(paths.dbDir, "fleet.db");
+}
+
 /**
  * Open in the order that lets a bad rule file or list stop us before anything is touched:
  * config, rules and lists are validated first, the database and firewall come last.

@@ -3,13 +3,16 @@
  * any other ban, and applied to the firewall in the same step. Protected addresses
  * (whitelisted, own, loopback/reserved) are refused.
  */
+import type { ModuleConfig, ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
-import { moduleSet, moduleSetName } from "../core/firewall/types";
+import { FLEET_SET, FleetStore } from "../core/fleet";
+import { type Firewall, moduleSet, moduleSetName } from "../core/firewall/types";
 import type { Ip } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { HostRecord, ModuleStore } from "../core/store";
-import type { ModuleContext } from "./context";
+import { type ModuleContext, fleetDbPath } from "./context";
 import { banDuration, newHost } from "./decide";
+import { publisherOf, queueDecision } from "./fleet";
 
 export const MANUAL_RULE = "manual";
 
@@ -25,19 +28,40 @@ export function refuseProtected(lists: Lists, ip: Ip): void {
   if (protection) throw new ConfigError(`refusing to ban ${ip.text}: it is ${protection === "reserved" ? "a loopback or reserved address" : protection === "own" ? "an address of this machine" : "whitelisted"}`);
 }
 
-export async function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = Math.floor(Date.now() / 1000)): Promise<ManualBan> {
-  refuseProtected(ctx.lists, ip);
-  const host = ctx.store.getHost(ip.text) ?? newHost(ip.text, now, MANUAL_RULE);
-  const duration = seconds ?? banDuration(ctx.moduleConfig, host.banCount);
+/** What a ban made outside the line pipeline needs: the module's store, firewall and lists, and who publishes it. */
+export interface BanParts {
+  readonly module: ModuleName;
+  readonly config: ModuleConfig;
+  readonly store: ModuleStore;
+  readonly firewall: Firewall;
+  readonly lists: Lists;
+  /** the fleet node name the ban is published under, or null */
+  readonly publisher: string | null;
+}
+
+export function banPartsOf(ctx: ModuleContext): BanParts {
+  return { module: ctx.module, config: ctx.moduleConfig, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists, publisher: publisherOf(ctx.config, ctx.module) };
+}
+
+/** Ban now, recorded with `rule` (and queued for the fleet); `seconds` defaults to the module's grown ban time. */
+export async function banNow(p: BanParts, ip: Ip, rule: string, seconds: number | undefined, now: number): Promise<ManualBan> {
+  refuseProtected(p.lists, ip);
+  const host = p.store.getHost(ip.text) ?? newHost(ip.text, now, rule);
+  const duration = seconds ?? banDuration(p.config, host.banCount);
   const until = now + duration;
   /* the kernel first: if it refuses, nothing is recorded */
-  await ctx.firewall.ensure([moduleSet(ctx.module)]);
-  await ctx.firewall.ban(moduleSetName(ctx.module), [{ address: ip.text, timeout: duration }]);
-  ctx.store.transaction(() => {
-    ctx.store.putHost({ ...host, lastSeen: now, lastRule: MANUAL_RULE, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [] });
-    ctx.store.addEvent({ time: now, address: ip.text, rule: MANUAL_RULE, kind: "ban", value: duration, user: null, vhost: null }, host.class);
+  await p.firewall.ensure([moduleSet(p.module)]);
+  await p.firewall.ban(moduleSetName(p.module), [{ address: ip.text, timeout: duration }]);
+  p.store.transaction(() => {
+    p.store.putHost({ ...host, lastSeen: now, lastRule: rule, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [] });
+    p.store.addEvent({ time: now, address: ip.text, rule, kind: "ban", value: duration, user: null, vhost: null }, host.class);
+    if (p.publisher) queueDecision(p.store, p.publisher, p.module, "ban", ip.text, until, rule, now);
   });
   return { address: ip.text, seconds: duration, until };
+}
+
+export function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = Math.floor(Date.now() / 1000)): Promise<ManualBan> {
+  return banNow(banPartsOf(ctx), ip, MANUAL_RULE, seconds, now);
 }
 
 /** In the database only: the host's ban is over and its count starts afresh, recorded with `rule`. */
@@ -48,13 +72,28 @@ export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now:
   });
 }
 
-/** Lift a ban and start the address's count afresh; false when it was not banned. */
+/**
+ * Lift a ban and start the address's count afresh; false when it was not banned. In a fleet,
+ * the unban goes to every node, and a fleet ban of the address here is lifted too.
+ */
 export async function manualUnban(ctx: ModuleContext, ip: Ip, now = Math.floor(Date.now() / 1000)): Promise<boolean> {
   const host = ctx.store.getHost(ip.text);
-  const wasBanned = !!host && host.bannedUntil > now;
+  let wasBanned = !!host && host.bannedUntil > now;
   /* from the kernel even when the database had no ban: it may have been added by hand */
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   await ctx.firewall.unban(moduleSetName(ctx.module), [ip.text]);
   if (host) liftBan(ctx.store, host, MANUAL_RULE, now);
+  if (ctx.config.fleet) {
+    await ctx.firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
+    await ctx.firewall.unban(FLEET_SET, [ip.text]);
+    const fleet = new FleetStore(fleetDbPath(ctx.paths));
+    try {
+      wasBanned = fleet.deleteBan(ip.text) || wasBanned;
+    } finally {
+      fleet.close();
+    }
+    const publisher = publisherOf(ctx.config, ctx.module);
+    if (publisher) ctx.store.transaction(() => queueDecision(ctx.store, publisher, ctx.module, "unban", ip.text, 0, MANUAL_RULE, now));
+  }
   return wasBanned;
 }

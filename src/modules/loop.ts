@@ -5,9 +5,11 @@
  * losing counts. A status file in the run folder tells `watcher status` how it is doing.
  */
 import { DnsClient, systemNameServers } from "../core/dns";
+import { loadFleetKey } from "../core/fleet";
 import { moduleSet } from "../core/firewall/types";
 import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
 import { type ModuleContext, readReloadable } from "./context";
+import { ModuleFleet, publisherOf } from "./fleet";
 import { LineSplitter } from "./lines";
 import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./runtime";
 import type { Source } from "./sources";
@@ -29,22 +31,30 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
         allow: ctx.moduleConfig.dnsAllow,
       })
     : null;
-  const runtime = new ModuleRuntime({
+  let busy: Promise<void> = Promise.resolve();
+  /* the fleet's bans take their turn between chunks, like every other change to the store */
+  const fleet = ctx.config.fleet
+    ? new ModuleFleet(ctx.config.fleet, loadFleetKey(ctx.paths.fleetKey), ctx.module, ctx.store, ctx.moduleConfig.findTime, (address, total) => {
+        busy = busy.then(() => runtime.fleetBan(address, total)).catch((e) => o.log(`fleet ban of ${address} failed: ${(e as Error).message}`));
+      })
+    : null;
+  const runtime: ModuleRuntime = new ModuleRuntime({
     ...partsOf(ctx),
     clock: o.clock ?? (() => Math.floor(Date.now() / 1000)),
     useLineTime: false,
     onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),
     dns: dnsClient ? { client: dnsClient, options: resolver } : undefined,
+    fleet: fleet ? { publisher: publisherOf(ctx.config, ctx.module), sink: fleet } : undefined,
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
-  let busy: Promise<void> = Promise.resolve();
+  fleet?.start();
   let stopping = false;
 
   const startedAt = Math.floor(Date.now() / 1000);
   const status = statusFile(ctx.paths.runDir, ctx.module);
   const writeStatus = () => {
     const { lines, matched, affairs, bans } = runtime.stats;
-    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null };
+    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null };
     writeJson(status, s);
   };
   writeStatus();
@@ -54,6 +64,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     try {
       const next = readReloadable(ctx.paths.root, ctx.module);
       runtime.reload(next);
+      fleet?.reload(next.moduleConfig.findTime);
       o.log(`SIGHUP: reloaded config, ${next.rules.rules.length} rules, ${next.lists.whitelist.size} whitelist and ${next.lists.blacklist.size} blacklist entries`);
     } catch (e) {
       o.log(`SIGHUP: kept the rules and lists in force: ${(e as Error).message}`);
@@ -91,6 +102,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   await Promise.race([stop, Promise.all(readers)]);
   await busy;
   clearInterval(statusTimer);
+  await fleet?.close();
   dnsClient?.close();
   removeFile(status);
   return runtime.stats;

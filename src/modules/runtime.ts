@@ -7,13 +7,15 @@ import type { ModuleConfig, ModuleName } from "../core/config";
 import { type ClassifierOptions, type DnsClient, DnsClassifier, type HostClass } from "../core/dns";
 import { formatDuration } from "../core/duration";
 import { type Firewall, moduleSetName, type SetElement } from "../core/firewall/types";
-import type { Ip } from "../core/ip";
+import { type Ip, parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../core/store";
 import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import type { ModuleContext, Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
+import { banNow } from "./decisions";
+import { FLEET_AFFAIRS_RULE, type ModuleFleet, queueDecision } from "./fleet";
 import { forEachLine, type SkipCounts } from "./lines";
 import { RateCounter } from "./rates";
 import { SessionTable, sessionOf } from "./sessions";
@@ -62,6 +64,8 @@ export interface RuntimeOptions {
   /** classify new hosts by DNS (the resident loop; a replay does not) */
   readonly dns?: { readonly client: Pick<DnsClient, "classify">; readonly options: ClassifierOptions };
   readonly onBan?: (ban: BanReport) => void;
+  /** fleet mode (the resident loop): bans are queued for the other nodes, affairs shared */
+  readonly fleet?: { readonly publisher: string | null; readonly sink: Pick<ModuleFleet, "affair" | "afterBlock"> };
 }
 
 type ModuleParts = Pick<RuntimeOptions, "module" | "config" | "rules" | "store" | "firewall" | "lists">;
@@ -115,7 +119,20 @@ export class ModuleRuntime {
          drop does not wait for SQLite (a ban without its record would still lapse by itself) */
       if (bans.length > 0) banning = this.o.firewall.ban(this.set, bans);
     });
+    this.o.fleet?.sink.afterBlock();
     if (banning) await banning;
+  }
+
+  /** The fleet-wide count of an address reached fleetMaxAffairs on one of our affairs: ban it everywhere. */
+  async fleetBan(address: string, total: number): Promise<void> {
+    const ip = parseIp(address);
+    const now = this.o.clock();
+    if (!ip || this.lists.protection(ip) || (this.o.store.getHost(address)?.bannedUntil ?? 0) > now) return;
+    const { module, store, firewall, lists } = this.o;
+    const ban = await banNow({ module, config: this.config, store, firewall, lists, publisher: this.o.fleet?.publisher ?? null }, ip, FLEET_AFFAIRS_RULE, undefined, now);
+    this.stats.bans++;
+    this.o.fleet?.sink.afterBlock();
+    this.o.onBan?.({ ...ban, time: now, rule: FLEET_AFFAIRS_RULE, reason: `${total} affairs across the fleet within ${formatDuration(this.config.findTime)}` });
   }
 
   /** A line of a web server's own log: no header, no session, the time is now. */
@@ -185,8 +202,11 @@ export class ModuleRuntime {
     this.o.store.putHost(host);
     this.o.store.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight, user: detail.user, vhost: detail.vhost }, host.class);
     this.stats.affairs += weight;
+    this.o.fleet?.sink.affair(ip.text, weight);
     if (banSeconds === 0) return;
     this.o.store.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds, user: null, vhost: detail.vhost }, host.class);
+    const publisher = this.o.fleet?.publisher;
+    if (publisher) queueDecision(this.o.store, publisher, this.o.module, "ban", ip.text, host.bannedUntil, rule, time);
     this.stats.bans++;
     const remaining = host.bannedUntil - this.o.clock();
     if (remaining > 0) bans.push({ address: ip.text, timeout: remaining });

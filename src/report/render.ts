@@ -143,6 +143,22 @@ export function renderReport(report: Report, width: number): string {
       ),
     );
   }
+  if (report.fleet && report.fleet.byOrigin.length > 0) {
+    parts.push(
+      titledTable(
+        `fleet: decisions received by ${report.fleet.node}`,
+        [{ head: "from node" }, { head: "bans", align: "right" }, { head: "unbans", align: "right" }, { head: "refused here", align: "right" }],
+        report.fleet.byOrigin.map((o) => [o.origin, o.bans, o.unbans, o.refused]),
+        width,
+      ),
+      titledTable(
+        "fleet: latest decisions received",
+        [{ head: "received" }, { head: "action" }, { head: "address" }, { head: "module" }, { head: "rule" }, { head: "from node" }, { head: "outcome" }],
+        report.fleet.latest.map((d) => [d.time, d.action, d.address, d.module, d.rule, d.origin, d.outcome]),
+        width,
+      ),
+    );
+  }
   for (const m of report.modules) parts.push(moduleSection(m, report, width));
   return `${parts.join("\n\n")}\n`;
 }

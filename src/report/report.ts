@@ -6,16 +6,17 @@
  * With a vhost, only the WB module's events of that vhost are read (db.ts vhostFilter), and
  * neither the firewall nor the hosts table is reported: both mix all vhosts.
  */
-import type { Database } from "bun:sqlite";
+import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { z } from "zod";
 import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
+import { FLEET_SET } from "../core/fleet";
 import { createFirewall } from "../core/firewall";
 import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { readState } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
-import { dbPath } from "../modules/context";
+import { dbPath, fleetDbPath } from "../modules/context";
 import { MODULES } from "../modules/registry";
 import { openReadOnly, vhostFilter } from "./db";
 
@@ -68,6 +69,17 @@ export const ReportSchema = z
         })
         .strict(),
     ),
+    /** fleet mode: bans received from other nodes since `since`, by origin node; null without [fleet] */
+    fleet: z
+      .object({
+        node: z.string(),
+        byOrigin: z.array(z.object({ origin: z.string(), bans: Count, unbans: Count, refused: Count }).strict()),
+        latest: z.array(
+          z.object({ time: Iso, action: z.enum(["ban", "unban"]), address: z.string(), module: z.enum(MODULE_NAMES), rule: z.string(), origin: z.string(), outcome: z.string() }).strict(),
+        ),
+      })
+      .strict()
+      .nullable(),
     modules: z.array(ModuleReportSchema),
   })
   .strict();
@@ -213,7 +225,8 @@ async function firewallFacts(loaded: LoadedConfig, modules: readonly ModuleName[
   try {
     const sets = [];
     const blocklists = dynLists(loaded.config).filter((l) => l.enabled).map((l) => dynloadSetName(l.name));
-    for (const set of [WHITELIST_SET, BLACKLIST_SET, ...modules.map(moduleSetName), ...blocklists]) sets.push({ set, entries: (await fw.list(set)).length });
+    const fleet = loaded.config.fleet ? [FLEET_SET] : [];
+    for (const set of [WHITELIST_SET, BLACKLIST_SET, ...modules.map(moduleSetName), ...fleet, ...blocklists]) sets.push({ set, entries: (await fw.list(set)).length });
     return { backend: fw.backend, sets };
   } finally {
     if (!given) await fw.close();
@@ -235,6 +248,37 @@ function blocklistFacts(loaded: LoadedConfig): Report["blocklists"] {
     }));
 }
 
+/** Decisions received from the other nodes (fleet.db), by origin; what each became here. */
+function fleetFacts(loaded: LoadedConfig, o: Required<ReportOptions>): Report["fleet"] {
+  const settings = loaded.config.fleet;
+  if (!settings) return null;
+  const facts: NonNullable<Report["fleet"]> = { node: settings.node, byOrigin: [], latest: [] };
+  const path = fleetDbPath(loaded.paths);
+  if (!existsSync(path)) return facts;
+  const db = new Database(path, { readonly: true, strict: true });
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    const modules = o.modules.length ? o.modules : MODULE_NAMES;
+    const inModules = `module IN (${modules.map(() => "?").join(", ")})`;
+    facts.byOrigin = db
+      .query<{ origin: string; bans: number; unbans: number; refused: number }, (string | number)[]>(
+        `SELECT origin, sum(action = 'ban' AND outcome = 'applied') AS bans, sum(action = 'unban') AS unbans,
+                sum(outcome IN ('protected', 'not-accepted')) AS refused
+         FROM received WHERE received >= ? AND ${inModules} GROUP BY origin ORDER BY bans DESC, origin`,
+      )
+      .all(o.since, ...modules);
+    facts.latest = db
+      .query<{ received: number; action: "ban" | "unban"; address: string; module: ModuleName; rule: string; origin: string; outcome: string }, (string | number)[]>(
+        `SELECT received, action, address, module, rule, origin, outcome FROM received WHERE received >= ? AND ${inModules} ORDER BY received DESC, id LIMIT ?`,
+      )
+      .all(o.since, ...modules, o.top)
+      .map(({ received, ...d }) => ({ time: iso(received), ...d }));
+  } finally {
+    db.close();
+  }
+  return facts;
+}
+
 export async function gatherReport(loaded: LoadedConfig, options: ReportOptions, firewall?: Firewall): Promise<Report> {
   const vhost = options.vhost ? options.vhost.toLowerCase() : null;
   if (vhost !== null && options.modules?.some((m) => m !== "WB")) throw new ConfigError("--vhost reports the web module (WB) only; leave out --module or give --module WB");
@@ -246,6 +290,7 @@ export async function gatherReport(loaded: LoadedConfig, options: ReportOptions,
     vhost,
     firewall: vhost === null ? await firewallFacts(loaded, modules, firewall) : null,
     blocklists: vhost === null ? blocklistFacts(loaded) : [],
+    fleet: vhost === null ? fleetFacts(loaded, o) : null,
     modules: [],
   };
   for (const module of modules) {

@@ -1,0 +1,71 @@
+import type { Argv, CommandModule } from "yargs";
+import { loadConfig } from "../src/core/config";
+import { formatDuration } from "../src/core/duration";
+import { WatcherError } from "../src/core/errors";
+import { createFirewall } from "../src/core/firewall";
+import { Lists } from "../src/core/lists";
+import { FleetNode, fleetStatus } from "../src/master/fleet";
+import { MODULE_NAMES } from "../src/core/config";
+import { type GlobalArgs, isoTime, printJson, stderrLog, table } from "./common";
+
+interface Args extends GlobalArgs {
+  json?: boolean;
+}
+
+const statusCommand: CommandModule<GlobalArgs, Args> = {
+  command: "status",
+  describe: "this node's fleet counters (decisions in and out, outbox, refusals) and every node's heartbeat",
+  builder: (y) => y.option("json", { type: "boolean", describe: "one JSON document, stable for scripts" }),
+  handler: async (argv) => {
+    const s = await fleetStatus(loadConfig(argv.root));
+    if (argv.json) return printJson(s);
+    const now = Math.floor(Date.now() / 1000);
+    const m = s.master;
+    console.log(`fleet node ${s.node} on ${s.url}: ${m ? (m.connected ? "connected" : `not connected (${m.lastError ?? "connecting"})`) : "watcher is not running"}`);
+    if (m) {
+      console.log(`in: ${m.received} decisions from other nodes, ${m.applied} applied, ${m.protected} refused by local policy, ${m.notAccepted} not accepted, ${m.expired} expired, ${m.duplicates} duplicates; ${m.badSignature} with a bad signature ignored; ${m.syncs} full syncs; lag ${m.lagMs ?? "-"} ms`);
+      for (const r of m.refusals) console.log(`refused: ${r}`);
+    }
+    if (s.modules.length) {
+      const t = table(["module", "published", "outbox", "dropped", "affairs shared", "local only", "fleet bans"]);
+      for (const x of s.modules) t.push([x.module, x.published, x.outbox, x.dropped, x.shared, x.unshared, x.fleetBans]);
+      console.log(t.toString());
+    }
+    if (s.nodes) {
+      const t = table(["node", "state", "version", "up", "lines", "bans", "last beat"]);
+      for (const n of s.nodes) t.push([n.node, n.live ? "live" : "silent", n.version || "-", n.live ? formatDuration(now - n.startedAt) : "-", n.lines, n.bans, n.updatedAt ? isoTime(n.updatedAt) : "-"]);
+      console.log(t.toString());
+    } else console.log(`Redis not reachable: ${s.redisError ?? "unknown error"}`);
+    if (m && !m.connected) process.exitCode = 1;
+  },
+};
+
+const syncCommand: CommandModule<GlobalArgs, Args> = {
+  command: "sync",
+  describe: "pull every active decision from the fleet now and replace this node's fleet set (after a long outage)",
+  builder: (y) => y.option("json", { type: "boolean" }),
+  handler: async (argv) => {
+    const loaded = loadConfig(argv.root);
+    if (!loaded.config.fleet) throw new WatcherError(`${loaded.paths.configFile}: fleet mode is off; add a [fleet] section with url = "redis://..."`, 2);
+    const firewall = createFirewall(loaded.config, loaded.paths);
+    const lists = Lists.load(loaded.paths.whitelist, loaded.paths.blacklist);
+    const modules = MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled);
+    const node = new FleetNode(loaded, firewall, modules, () => lists, argv.json ? () => {} : stderrLog("watcher fleet sync"));
+    try {
+      await node.connect();
+      const bans = await node.fullSync();
+      if (argv.json) printJson({ bans, ...node.stats });
+      else console.log(`${bans} fleet bans in force on ${loaded.config.fleet.node} (${node.stats.protected} refused by local policy, ${node.stats.badSignature} with a bad signature ignored)`);
+    } finally {
+      await node.close();
+      await firewall.close();
+    }
+  },
+};
+
+export const fleetCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: "fleet <command>",
+  describe: "fleet mode on Redis: status of this node and the others, full sync",
+  builder: (y: Argv<GlobalArgs>) => y.command(statusCommand).command(syncCommand).demandCommand(1, "name a fleet command: status or sync"),
+  handler: () => {},
+};

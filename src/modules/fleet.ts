@@ -1,0 +1,178 @@
+/**
+ * A module's side of the fleet: its bans wait in the outbox of its own database (written in
+ * the ban's transaction, so a crash loses none) and go to Redis right after the chunk that
+ * made them; with `shareAffairs`, each chunk's affairs go to fleet-wide counters, and the
+ * node whose affair reaches `fleetMaxAffairs` bans the address for the whole fleet.
+ * Nothing here is awaited by the line pipeline: with Redis away, lines are processed at
+ * full speed, decisions wait in the outbox, and affairs are counted locally only.
+ */
+import type { Config, FleetConfig, ModuleName } from "../core/config";
+import { type Decision, type DecisionAction, FleetLink, fleetKeys, loadFleetKey, newDecision, publishDecisions } from "../core/fleet";
+import type { ModuleStore } from "../core/store";
+import type { ModuleContext } from "./context";
+
+/** The rule name of a ban made because the fleet's count reached fleetMaxAffairs. */
+export const FLEET_AFFAIRS_RULE = "fleet-affairs";
+
+const DRAIN_BATCH = 500;
+const OUTBOX_EVERY_MS = 1000;
+
+/** The node name this module's decisions are published under, or null when it publishes none. */
+export function publisherOf(config: Config, module: ModuleName): string | null {
+  return config.fleet && config.modules[module].fleetPublish ? config.fleet.node : null;
+}
+
+/** Queue a decision for the fleet, in the caller's transaction. */
+export function queueDecision(store: ModuleStore, origin: string, module: ModuleName, action: DecisionAction, address: string, until: number, rule: string, time: number): void {
+  store.addOutbox(JSON.stringify(newDecision(origin, module, action, address, until, rule, time)));
+}
+
+/** Publish what waits in a module's outbox; returns how many went. Stops quietly without a connection. */
+export async function drainOutbox(store: ModuleStore, link: FleetLink, settings: FleetConfig, key: Buffer): Promise<number> {
+  let published = 0;
+  for (;;) {
+    const rows = store.outbox(DRAIN_BATCH);
+    if (rows.length === 0) return published;
+    const sent = await link.run((c) => publishDecisions(c, settings, key, rows.map((r) => JSON.parse(r.decision) as Decision)));
+    if (sent === null) return published;
+    store.deleteOutbox(rows[rows.length - 1]!.seq);
+    published += sent;
+  }
+}
+
+export interface ModuleFleetStats {
+  published: number;
+  outbox: number;
+  /** decisions dropped from a full outbox */
+  dropped: number;
+  /** affairs sent to the fleet counters */
+  shared: number;
+  /** affairs counted locally only, Redis being away */
+  unshared: number;
+  /** bans because the fleet-wide count reached fleetMaxAffairs */
+  fleetBans: number;
+  connected: boolean;
+  lastError: string | null;
+}
+
+export class ModuleFleet {
+  readonly stats: ModuleFleetStats = { published: 0, outbox: 0, dropped: 0, shared: 0, unshared: 0, fleetBans: 0, connected: false, lastError: null };
+  private readonly link: FleetLink;
+  private affairs = new Map<string, number>();
+  private draining: Promise<void> | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    private readonly settings: FleetConfig,
+    private readonly key: Buffer,
+    private readonly module: ModuleName,
+    private readonly store: ModuleStore,
+    private findTime: number,
+    /** the fleet-wide count of `address` reached the limit on this node's affair */
+    private readonly onFleetLimit: (address: string, total: number) => void,
+  ) {
+    this.link = new FleetLink(settings, () => this.publish());
+  }
+
+  start(): void {
+    void this.link.start();
+    this.timer = setInterval(() => {
+      this.stats.dropped += this.store.trimOutbox(this.settings.outboxSize);
+      this.publish(); /* what `watcher ban` queued, and what waited for a reconnect */
+    }, OUTBOX_EVERY_MS);
+  }
+
+  reload(findTime: number): void {
+    this.findTime = findTime;
+  }
+
+  /** An affair counted locally (in the chunk's transaction). */
+  affair(address: string, weight: number): void {
+    if (this.settings.shareAffairs) this.affairs.set(address, (this.affairs.get(address) ?? 0) + weight);
+  }
+
+  /** The chunk is committed: publish its bans and share its affairs, without waiting. */
+  afterBlock(): void {
+    this.publish();
+    if (this.affairs.size > 0) this.share();
+  }
+
+  private publish(): void {
+    if (this.draining || !this.link.connected) return;
+    this.draining = drainOutbox(this.store, this.link, this.settings, this.key)
+      .then((n) => {
+        this.stats.published += n;
+      })
+      .catch((e) => {
+        this.stats.lastError = (e as Error).message;
+      })
+      .finally(() => {
+        this.draining = null;
+      });
+  }
+
+  /** INCRBY with the window's expiry, pipelined; exactly one node sees the count cross the limit. */
+  private share(): void {
+    const batch = this.affairs;
+    this.affairs = new Map();
+    if (!this.link.connected) {
+      this.stats.unshared += batch.size;
+      return;
+    }
+    const k = fleetKeys(this.settings.prefix);
+    const limit = this.settings.fleetMaxAffairs;
+    const window = String(this.findTime);
+    void this.link
+      .run((c) =>
+        Promise.all(
+          [...batch].map(async ([address, weight]) => {
+            const key = k.affairs(this.module, address);
+            const [total] = await Promise.all([c.send("INCRBY", [key, String(weight)]) as Promise<number>, c.send("EXPIRE", [key, window, "NX"])]);
+            this.stats.shared += weight;
+            if (total >= limit && total - weight < limit) {
+              this.stats.fleetBans++;
+              await c.send("DEL", [key]); /* the next round counts afresh */
+              this.onFleetLimit(address, total);
+            }
+          }),
+        ),
+      )
+      .catch((e) => {
+        this.stats.lastError = (e as Error).message;
+      });
+  }
+
+  snapshot(): ModuleFleetStats {
+    this.stats.outbox = this.store.outboxLength();
+    this.stats.connected = this.link.connected;
+    this.stats.lastError = this.link.lastError ?? this.stats.lastError;
+    return { ...this.stats };
+  }
+
+  /** Stop; what was not published stays in the outbox for the next start. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.draining;
+    this.link.close();
+  }
+}
+
+/**
+ * After `watcher ban` or `unban`: publish what the module queued, now, when Redis answers in
+ * time; what it could not stays queued for the running module (or the master). Null when
+ * the fleet is off.
+ */
+export async function publishNow(ctx: ModuleContext): Promise<{ published: number; waiting: number; error: string | null } | null> {
+  const settings = ctx.config.fleet;
+  if (!settings) return null;
+  const link = new FleetLink({ ...settings, connectTimeout: Math.min(settings.connectTimeout, 3) });
+  let published = 0;
+  try {
+    if (await link.start()) published = await drainOutbox(ctx.store, link, settings, loadFleetKey(ctx.paths.fleetKey));
+  } catch {
+    /* left in the outbox */
+  } finally {
+    link.close();
+  }
+  return { published, waiting: ctx.store.outboxLength(), error: link.lastError };
+}

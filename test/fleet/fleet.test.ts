@@ -1,0 +1,275 @@
+/**
+ * Fleet mode end to end: a real redis-server (loopback, AOF), several watcher nodes, each a
+ * real `watcher start` with its own root (dry-run firewall), and one node inside a network
+ * namespace with real nftables whose kernel set is read and whose packets must stop.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { FleetStore } from "../../src/core/fleet";
+import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { ModuleStore } from "../../src/core/store";
+import type { FleetStatusReport } from "../../src/master/fleet";
+import { ATTACKER_V4, TestNet } from "../helpers/netns";
+import { TestRedis } from "../helpers/redis";
+import { makeRoot } from "../helpers/root";
+
+const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
+const KEY = "fleet-test-key-0123456789abcdef";
+const roots: string[] = [];
+let redis: TestRedis;
+
+beforeAll(async () => {
+  redis = await new TestRedis().start();
+});
+afterAll(async () => {
+  await redis.cleanup();
+});
+afterEach(async () => {
+  await Promise.all(roots.splice(0).map((root) => Bun.spawn([WATCHER, "--root", root, "stop"], { stdout: "ignore", stderr: "ignore" }).exited));
+  if (!redis.running) await redis.start();
+  redis.cli("FLUSHALL");
+}, 60000);
+
+function watcher(root: string, ...args: string[]) {
+  const p = Bun.spawnSync([WATCHER, "--root", root, ...args], { stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+/** A node's root: dry-run firewall, LG without DNS, [fleet] on our Redis; `fleet` adds keys to [fleet]. */
+function node(name: string, o: { fleet?: string; url?: string; files?: Record<string, string>; top?: string } = {}): string {
+  const root = makeRoot(`fleet-${name}`, {
+    "etc/watcher.toml": `${o.top ?? 'firewall = "dryrun"'}\n[modules.LG]\ndns = false\n[fleet]\nurl = "${o.url ?? redis.url}"\nnode = "${name}"\n${o.fleet ?? ""}\n`,
+    "etc/fleet.key": `${KEY}\n`,
+    ...o.files,
+  });
+  chmodSync(join(root, "etc", "fleet.key"), 0o600);
+  roots.push(root);
+  return root;
+}
+
+function start(root: string): void {
+  const r = watcher(root, "start");
+  if (r.code !== 0) throw new Error(`start failed: ${r.err}`);
+}
+
+async function waitFor<T>(what: string, check: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 15000): Promise<T> {
+  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) {
+    const v = await check();
+    if (v) return v;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function setOf(root: string, set: string): Promise<string[]> {
+  const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
+  const list = (await fw.list(set)).map((e) => e.address).sort();
+  await fw.close();
+  return list;
+}
+
+const fleetSet = (root: string) => setOf(root, "watcher_fleet");
+const lgSet = (root: string) => setOf(root, "watcher_LG");
+
+function status(root: string): FleetStatusReport {
+  const r = watcher(root, "fleet", "status", "--json");
+  return JSON.parse(r.out) as FleetStatusReport;
+}
+
+/** Wait until the node's fleet reader has synced once (it is reading the stream). */
+async function joined(root: string): Promise<void> {
+  await waitFor("the node to join the fleet", () => status(root).master?.connected && (status(root).master?.syncs ?? 0) >= 1);
+}
+
+/** The i-th of up to 1,000 documentation addresses: 200 IPv4, then IPv6 (192.0.2.0/24 is left out: test machines use it). */
+const docAddress = (i: number) => (i < 200 ? `203.0.113.${i + 1}` : `2001:db8:f1ee::${(i + 1).toString(16)}`);
+
+let sshdPid = 4000;
+/** n failed logins from `address`, each in its own sshd-session process */
+const failed = (address: string, n: number) =>
+  Array.from({ length: n }, (_, i) => `Nov 25 09:49:39 srv sshd-session[${sshdPid++}]: Failed password for root from ${address} port ${30000 + i} ssh2\n`).join("");
+
+function feed(root: string, lines: string): void {
+  writeFileSync(join(root, "var", "fifo", "WatchLG"), lines);
+}
+
+describe("fleet mode", () => {
+  test("a ban on A reaches B and C; an unban on B lifts it everywhere, A's own ban included", async () => {
+    const [a, b, c] = [node("a"), node("b"), node("c")];
+    for (const r of [a, b, c]) start(r);
+    for (const r of [a, b, c]) await joined(r);
+    expect(watcher(a, "ban", "LG", "203.0.113.10").out).toContain("published to the fleet");
+    for (const r of [b, c]) await waitFor("the ban on the other nodes", async () => (await fleetSet(r)).includes("203.0.113.10"));
+    expect(await lgSet(a)).toEqual(["203.0.113.10"]);
+    expect(await fleetSet(a)).toEqual([]); /* its own decision is not applied twice */
+
+    expect(watcher(b, "unban", "LG", "203.0.113.10").code).toBe(0);
+    await waitFor("the unban on A", async () => (await lgSet(a)).length === 0);
+    await waitFor("the unban on C", async () => (await fleetSet(c)).length === 0);
+    expect(await fleetSet(b)).toEqual([]);
+    const host = new ModuleStore(join(a, "var", "db", "LG.db"));
+    expect(host.getHost("203.0.113.10")?.bannedUntil).toBe(0);
+    host.close();
+    /* the report says which node a ban came from */
+    const report = JSON.parse(watcher(c, "report", "--json").out) as { fleet: { byOrigin: unknown[]; latest: { address: string; origin: string; action: string }[] } };
+    expect(report.fleet.byOrigin).toEqual([
+      { origin: "a", bans: 1, unbans: 0, refused: 0 },
+      { origin: "b", bans: 0, unbans: 1, refused: 0 },
+    ]);
+    expect(report.fleet.latest.map((d) => [d.action, d.address, d.origin]).sort()).toEqual([["ban", "203.0.113.10", "a"], ["unban", "203.0.113.10", "b"]]);
+    expect(watcher(c, "report").out).toContain("fleet: decisions received by c");
+    const nodes = status(a).nodes!;
+    expect(nodes.map((n) => [n.node, n.live])).toEqual([["a", true], ["b", true], ["c", true]]);
+  }, 60000);
+
+  test("affairs count across the fleet: 2 failed logins on each of 3 nodes with fleetMaxAffairs = 5 ban on all three", async () => {
+    const fleet = "shareAffairs = true\nfleetMaxAffairs = 5";
+    const nodes = ["a", "b", "c"].map((n) => node(n, { fleet }));
+    for (const r of nodes) start(r);
+    for (const r of nodes) await joined(r);
+    for (const r of nodes) {
+      feed(r, failed("198.51.100.23", 2));
+      await waitFor("the affairs to be counted", () => status(r).modules.find((m) => m.module === "LG")!.shared >= 2);
+    }
+    for (const r of nodes) await waitFor("the fleet ban everywhere", async () => [...(await lgSet(r)), ...(await fleetSet(r))].includes("198.51.100.23"));
+    /* no node reached its own limit of 5: the one whose affair crossed the fleet's banned, the others followed */
+    const local = await Promise.all(nodes.map(lgSet));
+    expect(local.filter((s) => s.includes("198.51.100.23")).length).toBe(1);
+  }, 60000);
+
+  test("local policy wins: an address whitelisted on C is banned on A and B, not on C, and C says so", async () => {
+    const a = node("a");
+    const b = node("b");
+    const c = node("c", { files: { "etc/whitelist": "203.0.113.0/28\n" } });
+    for (const r of [a, b, c]) start(r);
+    for (const r of [a, b, c]) await joined(r);
+    expect(watcher(a, "ban", "LG", "203.0.113.5").code).toBe(0);
+    expect(watcher(a, "ban", "LG", "203.0.113.77").code).toBe(0);
+    await waitFor("the bans on B", async () => (await fleetSet(b)).length === 2);
+    await waitFor("the second ban on C", async () => (await fleetSet(c)).includes("203.0.113.77"));
+    expect(await fleetSet(c)).toEqual(["203.0.113.77"]);
+    const m = (await waitFor("C's status", () => status(c).master?.protected === 1 && status(c)))!.master!;
+    expect(m.refusals).toEqual(["203.0.113.5 (whitelist, from a)"]);
+  }, 60000);
+
+  test("a decision written straight into the stream without a valid signature is ignored and counted", async () => {
+    const a = node("a");
+    const b = node("b");
+    for (const r of [a, b]) start(r);
+    for (const r of [a, b]) await joined(r);
+    const until = String(Math.floor(Date.now() / 1000) + 3600);
+    const fields = ["v", "1", "id", "x-1", "action", "ban", "address", "198.51.100.66", "module", "LG", "until", until, "rule", "manual", "origin", "a", "time", "1"];
+    redis.cli("XADD", "{watcher}:decisions", "*", ...fields); /* no signature */
+    redis.cli("XADD", "{watcher}:decisions", "*", ...fields.map((f) => (f === "x-1" ? "x-2" : f)), "sig", "0".repeat(64));
+    expect(watcher(a, "ban", "LG", "198.51.100.67").code).toBe(0);
+    await waitFor("the signed ban", async () => (await fleetSet(b)).includes("198.51.100.67"));
+    expect(await fleetSet(b)).toEqual(["198.51.100.67"]);
+    await waitFor("the count of bad signatures", () => status(b).master?.badSignature === 2);
+  }, 60000);
+
+  test("a node away while 1,000 decisions are made catches up from the stream on return, without a duplicate", async () => {
+    const a = node("a");
+    const c = node("c");
+    for (const r of [a, c]) start(r);
+    for (const r of [a, c]) await joined(r);
+    expect(watcher(c, "stop").code).toBe(0);
+    feed(a, Array.from({ length: 1000 }, (_, i) => failed(docAddress(i), 5)).join(""));
+    await waitFor("A's 1,000 bans published", () => {
+      const m = status(a).modules.find((x) => x.module === "LG")!;
+      return m.published >= 1000 && m.outbox === 0;
+    });
+    start(c);
+    await waitFor("C to catch up", async () => (await fleetSet(c)).length === 1000, 30000);
+    const s = (await waitFor("C's counters", () => status(c).master?.applied === 1000 && status(c)))!.master!;
+    expect(s.duplicates).toBe(0);
+    expect(s.received).toBe(1000);
+    const fleetDb = new FleetStore(join(c, "var", "db", "fleet.db"));
+    expect(fleetDb.receivedSince(0).length).toBe(1000);
+    fleetDb.close();
+  }, 90000);
+
+  test("a node whose cursor the stream's trimming passed falls back to a full sync", async () => {
+    const fleet = "streamLength = 100";
+    const a = node("a", { fleet });
+    const c = node("c", { fleet });
+    for (const r of [a, c]) start(r);
+    for (const r of [a, c]) await joined(r);
+    expect(watcher(c, "stop").code).toBe(0);
+    feed(a, Array.from({ length: 600 }, (_, i) => failed(docAddress(i), 5)).join(""));
+    await waitFor("A's bans published", () => status(a).modules.find((x) => x.module === "LG")!.published >= 600);
+    expect(Number(redis.cli("XLEN", "{watcher}:decisions").trim())).toBeLessThan(600);
+    start(c);
+    await waitFor("C's full sync", async () => (await fleetSet(c)).length === 600, 30000);
+    await waitFor("C's count of full syncs", () => (status(c).master?.syncs ?? 0) >= 1);
+  }, 90000);
+
+  test("Redis stopped and restarted mid-flood: no published decision is lost, and the nodes catch up", async () => {
+    const a = node("a");
+    const b = node("b");
+    for (const r of [a, b]) start(r);
+    for (const r of [a, b]) await joined(r);
+    const addresses = Array.from({ length: 400 }, (_, i) => docAddress(i));
+    feed(a, addresses.slice(0, 200).map((ip) => failed(ip, 5)).join(""));
+    await redis.stop();
+    feed(a, addresses.slice(200).map((ip) => failed(ip, 5)).join(""));
+    await waitFor("A to ban locally without Redis", async () => (await lgSet(a)).length === 400);
+    await waitFor("A's outbox to hold the rest", () => status(a).modules.find((x) => x.module === "LG")!.outbox > 0);
+    await redis.start();
+    await waitFor("B to have every ban", async () => (await fleetSet(b)).length === 400, 40000);
+    expect(await fleetSet(b)).toEqual([...addresses].sort());
+    await waitFor("A's outbox to be empty", () => status(a).modules.find((x) => x.module === "LG")!.outbox === 0);
+  }, 90000);
+
+  test("with Redis away at start, a node bans locally and publishes once Redis is there", async () => {
+    await redis.stop();
+    const a = node("a");
+    start(a);
+    feed(a, failed("203.0.113.99", 5));
+    await waitFor("the local ban", async () => (await lgSet(a)).includes("203.0.113.99"));
+    const s = await waitFor("the ban in A's outbox", () => {
+      const st = status(a);
+      return st.modules.find((m) => m.module === "LG")?.outbox === 1 && st;
+    });
+    expect(s.master?.connected).toBe(false);
+    expect(s.nodes).toBeNull();
+    await redis.start();
+    const b = node("b");
+    start(b);
+    await waitFor("the ban to reach B", async () => (await fleetSet(b)).includes("203.0.113.99"), 30000);
+  }, 60000);
+
+  test("watcher fleet sync pulls every active decision now", async () => {
+    const a = node("a");
+    start(a);
+    await joined(a);
+    for (const ip of ["198.51.100.1", "198.51.100.2"]) expect(watcher(a, "ban", "LG", ip).code).toBe(0);
+    const b = node("b");
+    const r = watcher(b, "fleet", "sync");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("2 fleet bans in force on b");
+    expect(await fleetSet(b)).toEqual(["198.51.100.1", "198.51.100.2"]);
+  }, 30000);
+});
+
+describe("fleet mode with real nftables", () => {
+  let net: TestNet;
+  beforeAll(() => {
+    net = new TestNet().setup();
+  });
+  afterAll(() => net.cleanup());
+
+  test("a ban made on A drops the attacker's packets in the kernel of a node in its own namespace", async () => {
+    await net.serve();
+    expect(net.reachable(ATTACKER_V4)).toBe(true);
+    const a = node("a");
+    /* the namespace has its own loopback: it reaches Redis through the Unix socket */
+    const n = node("n", { url: redis.socket, top: 'firewall = "nftables"' });
+    start(a);
+    expect(net.exec(net.server, [WATCHER, "--root", n, "start"]).code).toBe(0);
+    await joined(a);
+    expect(watcher(a, "ban", "LG", ATTACKER_V4).code).toBe(0);
+    await waitFor("the element in the kernel set", () => net.exec(net.server, ["nft", "list", "set", "inet", "watcher", "watcher_fleet_v4"]).out.includes(ATTACKER_V4));
+    expect(net.reachable(ATTACKER_V4)).toBe(false);
+    expect(net.exec(net.server, [WATCHER, "--root", n, "stop"]).code).toBe(0);
+  }, 60000);
+});
