@@ -286,11 +286,12 @@ export class FleetStore {
     return this.db.query("SELECT 1 FROM received WHERE id = ?").get(id) !== null;
   }
 
+  /** Record a fleet ban; of two bans of one address, the longer stays. */
   putBan(b: FleetBan): void {
     this.db
       .query(
         `INSERT INTO bans (address, until, module, rule, origin) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (address) DO UPDATE SET until = max(until, ?2), module = ?3, rule = ?4, origin = ?5`,
+         ON CONFLICT (address) DO UPDATE SET until = ?2, module = ?3, rule = ?4, origin = ?5 WHERE ?2 >= until`,
       )
       .run(b.address, b.until, b.module, b.rule, b.origin);
   }

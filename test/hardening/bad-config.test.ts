@@ -67,6 +67,13 @@ const CASES: Case[] = [
   { name: "config: dns timeout 0", files: { "etc/watcher.toml": `${BASE}[dns]\ntimeout = 0\n` }, command: "ban", file: "etc/watcher.toml", where: ["dns.timeout"], expected: [">0"] },
   { name: "config: fifoMode not octal", files: { "etc/watcher.toml": `fifoMode = "0999"\n${BASE}` }, command: "start", file: "etc/watcher.toml", where: ["fifoMode"], expected: ['"0620"'] },
 
+  { name: "config: [fleet] without its url", files: { "etc/watcher.toml": `${BASE}[fleet]\nnode = "mail1"\n` }, command: "start", file: "etc/watcher.toml", where: ["fleet.url"], expected: ["expected string"] },
+  { name: "config: a fleet url that is not Redis", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "http://redis.internal:6379"\n` }, command: "ban", file: "etc/watcher.toml", where: ["fleet.url"], expected: ["redis://watcher:secret@"] },
+  { name: "config: a fleet node name with a space", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "redis://127.0.0.1:6379"\nnode = "mail 1"\n` }, command: "inject", file: "etc/watcher.toml", where: ["fleet.node"], expected: ["node name of letters, digits"] },
+  { name: "config: fleetMaxAffairs 0", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "redis://127.0.0.1:6379"\nfleetMaxAffairs = 0\n` }, command: "start", file: "etc/watcher.toml", where: ["fleet.fleetMaxAffairs"], expected: [">=1"] },
+  { name: "fleet key: missing", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "redis://127.0.0.1:6379"\n` }, command: "start", file: "etc/fleet.key", where: ["cannot read the fleet key"], expected: ["head -c 32 /dev/urandom"] },
+  { name: "fleet key: readable by everyone", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "redis://127.0.0.1:6379"\n`, "etc/fleet.key": "0123456789abcdef0123\n" }, command: "start", file: "etc/fleet.key", where: ["readable by everyone"], expected: ["chmod 0600"] },
+
   /* ---- whitelist and blacklist */
   { name: "whitelist: an octet out of range", files: { "etc/whitelist": "198.51.100.0/24\n192.0.2.300\n" }, command: "ban", file: "etc/whitelist", where: [":2:", '"192.0.2.300"'], expected: ["IPv4/IPv6 address or CIDR"] },
   { name: "whitelist: a prefix too long", files: { "etc/whitelist": "# our nets\n\n192.0.2.0/33 # office\n" }, command: "start", file: "etc/whitelist", where: [":3:", '"192.0.2.0/33"'], expected: ["IPv4/IPv6 address or CIDR"] },
