@@ -25,6 +25,9 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
         for (const m of s.modules) t.push([m.module, m.pid || "-", m.startedAt ? formatDuration(now - m.startedAt) : "-", m.lines, m.matched, m.affairs, m.bans, m.restarts]);
         console.log(t.toString());
       }
+      for (const m of s.modules) {
+        if (m.pending.error) console.log(`module ${m.module}: its database cannot be written (${m.pending.error}); ${m.pending.hosts} hosts and ${m.pending.events} events wait in memory, bans go on`);
+      }
       if (s.firewall) {
         const t = table(["set", "entries"]);
         for (const f of s.firewall) t.push([f.set, f.entries]);

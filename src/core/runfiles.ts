@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ModuleFleetStats } from "../modules/fleet";
+import type { PendingStats } from "../modules/writes";
 import type { ClassifierStats } from "./dns";
 
 export function pidFile(runDir: string): string {
@@ -70,4 +71,6 @@ export interface ModuleStatus {
   dns: ClassifierStats | null;
   /** decisions published and waiting, affairs shared; null without [fleet] */
   fleet: ModuleFleetStats | null;
+  /** writes waiting in memory (the disk was full); `error` is null while the database is written */
+  pending: PendingStats;
 }

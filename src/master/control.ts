@@ -88,6 +88,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       bans: own?.bans ?? 0,
       dns: own?.dns ?? null,
       fleet: own?.fleet ?? null,
+      pending: own?.pending ?? { hosts: 0, events: 0, droppedEvents: 0, error: null },
       restarts: m.restarts,
     });
   }

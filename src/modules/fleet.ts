@@ -23,7 +23,7 @@ export function publisherOf(config: Config, module: ModuleName): string | null {
 }
 
 /** Queue a decision for the fleet, in the caller's transaction. */
-export function queueDecision(store: ModuleStore, origin: string, module: ModuleName, action: DecisionAction, address: string, until: number, rule: string, time: number): void {
+export function queueDecision(store: Pick<ModuleStore, "addOutbox">, origin: string, module: ModuleName, action: DecisionAction, address: string, until: number, rule: string, time: number): void {
   store.addOutbox(JSON.stringify(newDecision(origin, module, action, address, until, rule, time)));
 }
 

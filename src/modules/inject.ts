@@ -86,5 +86,9 @@ export async function injectDirect(
   const started = performance.now();
   const blocks = Array.isArray(input) ? input : blocksOf(input as AsyncIterable<Uint8Array>, new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++));
   for await (const block of blocks) await runtime.processBlock(block, rawProgram);
+  if (!runtime.flushPending()) {
+    const p = runtime.pending;
+    throw new WatcherError(`database ${ctx.store.path}: ${p.error}; ${p.hosts} hosts and ${p.events} events of this replay are not written (the bans are in the firewall)`);
+  }
   return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000 };
 }

@@ -43,6 +43,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     clock: o.clock ?? (() => Math.floor(Date.now() / 1000)),
     useLineTime: false,
     onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),
+    log: o.log,
     dns: dnsClient ? { client: dnsClient, options: resolver } : undefined,
     fleet: fleet ? { publisher: publisherOf(ctx.config, ctx.module), sink: fleet } : undefined,
   });
@@ -54,8 +55,10 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   const status = statusFile(ctx.paths.runDir, ctx.module);
   const writeStatus = () => {
     const { lines, matched, affairs, bans } = runtime.stats;
-    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null };
+    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null, pending: runtime.pending };
     writeJson(status, s);
+    /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory */
+    busy = busy.then(() => void runtime.flushPending());
   };
   writeStatus();
   const statusTimer = setInterval(writeStatus, STATUS_EVERY_MS);
@@ -102,6 +105,10 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   await Promise.race([stop, Promise.all(readers)]);
   await busy;
   clearInterval(statusTimer);
+  if (!runtime.flushPending()) {
+    const p = runtime.pending;
+    o.log(`exiting with ${p.hosts} hosts and ${p.events} events not written: ${p.error}`);
+  }
   await fleet?.close();
   dnsClient?.close();
   removeFile(status);

@@ -19,6 +19,7 @@ import { FLEET_AFFAIRS_RULE, type ModuleFleet, queueDecision } from "./fleet";
 import { forEachLine, type SkipCounts } from "./lines";
 import { RateCounter } from "./rates";
 import { SessionTable, sessionOf } from "./sessions";
+import { type PendingStats, PendingWrites } from "./writes";
 
 interface EventDetail {
   readonly user: string | null;
@@ -64,6 +65,8 @@ export interface RuntimeOptions {
   /** classify new hosts by DNS (the resident loop; a replay does not) */
   readonly dns?: { readonly client: Pick<DnsClient, "classify">; readonly options: ClassifierOptions };
   readonly onBan?: (ban: BanReport) => void;
+  /** storage trouble and recovery (the resident loop's log) */
+  readonly log?: (message: string) => void;
   /** fleet mode (the resident loop): bans are queued for the other nodes, affairs shared */
   readonly fleet?: { readonly publisher: string | null; readonly sink: Pick<ModuleFleet, "affair" | "afterBlock"> };
 }
@@ -84,10 +87,14 @@ export class ModuleRuntime {
   private config: ModuleConfig;
   private rules: RuleSet;
   private lists: Lists;
+  private readonly writes: PendingWrites;
+  private readonly log: (message: string) => void;
   readonly dns: DnsClassifier | null;
 
   constructor(private readonly o: RuntimeOptions) {
     this.set = moduleSetName(o.module);
+    this.writes = new PendingWrites(o.store);
+    this.log = o.log ?? (() => {});
     this.config = o.config;
     this.rules = o.rules;
     this.lists = o.lists;
@@ -96,8 +103,10 @@ export class ModuleRuntime {
 
   /** A DNS class arrived (between chunks): store it on the host, preset the counter if guilty. */
   private applyClass(address: string, cls: HostClass): void {
-    const host = this.o.store.getHost(address);
-    if (host) this.o.store.putHost(classifyHost(host, cls, this.config, this.o.clock()));
+    const host = this.writes.getHost(address);
+    if (!host) return;
+    this.writes.putHost(classifyHost(host, cls, this.config, this.o.clock()));
+    this.flushPending();
   }
 
   /** New settings, rules and lists (SIGHUP); counts and sessions carry on. */
@@ -107,27 +116,41 @@ export class ModuleRuntime {
     this.lists = next.lists;
   }
 
-  /** One block of lines (from LineSplitter): one database transaction, then one firewall batch. */
+  /**
+   * One block of lines (from LineSplitter): one database transaction, then one firewall batch.
+   * With the disk full, the block's writes wait in memory (PendingWrites) and bans go on.
+   */
   async processBlock(block: string, rawProgram: string | null = null): Promise<void> {
     const bans: SetElement[] = [];
     let banning: Promise<void> | null = null;
-    this.o.store.transaction(() => {
+    this.writes.commit(() => {
       this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) =>
         rawProgram ? this.processRawLine(rawProgram, block, start, end, bans) : this.processLine(block, start, end, bans),
       );
       /* the kernel first, the commit after: a backend starts its work synchronously, so the
          drop does not wait for SQLite (a ban without its record would still lapse by itself) */
       if (bans.length > 0) banning = this.o.firewall.ban(this.set, bans);
-    });
+    }, this.log);
     this.o.fleet?.sink.afterBlock();
     if (banning) await banning;
+  }
+
+  /** Write what waits in memory (DNS classes between chunks, or everything after a full disk); false while it cannot. */
+  flushPending(): boolean {
+    if (!this.writes.empty) this.writes.commit(() => {}, this.log);
+    return this.writes.empty;
+  }
+
+  get pending(): PendingStats {
+    return this.writes.stats();
   }
 
   /** The fleet-wide count of an address reached fleetMaxAffairs on one of our affairs: ban it everywhere. */
   async fleetBan(address: string, total: number): Promise<void> {
     const ip = parseIp(address);
     const now = this.o.clock();
-    if (!ip || this.lists.protection(ip) || (this.o.store.getHost(address)?.bannedUntil ?? 0) > now) return;
+    if (!ip || this.lists.protection(ip) || (this.writes.getHost(address)?.bannedUntil ?? 0) > now) return;
+    if (!this.flushPending()) return; /* banNow writes the store itself; with the disk full, the local count decides */
     const { module, store, firewall, lists } = this.o;
     const ban = await banNow({ module, config: this.config, store, firewall, lists, publisher: this.o.fleet?.publisher ?? null }, ip, FLEET_AFFAIRS_RULE, undefined, now);
     this.stats.bans++;
@@ -172,8 +195,8 @@ export class ModuleRuntime {
 
   private forgive(ip: Ip, affairs: number, time: number): void {
     if (affairs === 0) return;
-    const host = this.o.store.getHost(ip.text);
-    if (host) this.o.store.putHost(forgiveAffairs(host, affairs, time));
+    const host = this.writes.getHost(ip.text);
+    if (host) this.writes.putHost(forgiveAffairs(host, affairs, time));
   }
 
   private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, detail: EventDetail, bans: SetElement[]): void {
@@ -186,7 +209,7 @@ export class ModuleRuntime {
       this.stats.merged++;
       return;
     }
-    const before = this.o.store.getHost(ip.text) ?? newHost(ip.text, time, rule);
+    const before = this.writes.getHost(ip.text) ?? newHost(ip.text, time, rule);
     if (before.class === "ALLOWED" || this.dns?.cached(ip.text) === "ALLOWED") {
       this.stats.protected++; /* a crawler of a domain the module allows, confirmed by DNS */
       return;
@@ -199,14 +222,14 @@ export class ModuleRuntime {
       if (cls) host = classifyHost(host, cls, this.config, time);
       else this.dns.request(ip);
     }
-    this.o.store.putHost(host);
-    this.o.store.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight, user: detail.user, vhost: detail.vhost }, host.class);
+    this.writes.putHost(host);
+    this.writes.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight, user: detail.user, vhost: detail.vhost }, host.class);
     this.stats.affairs += weight;
     this.o.fleet?.sink.affair(ip.text, weight);
     if (banSeconds === 0) return;
-    this.o.store.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds, user: null, vhost: detail.vhost }, host.class);
+    this.writes.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds, user: null, vhost: detail.vhost }, host.class);
     const publisher = this.o.fleet?.publisher;
-    if (publisher) queueDecision(this.o.store, publisher, this.o.module, "ban", ip.text, host.bannedUntil, rule, time);
+    if (publisher) queueDecision(this.writes, publisher, this.o.module, "ban", ip.text, host.bannedUntil, rule, time);
     this.stats.bans++;
     const remaining = host.bannedUntil - this.o.clock();
     if (remaining > 0) bans.push({ address: ip.text, timeout: remaining });

@@ -86,7 +86,16 @@ export function stdinSource(rawProgram: string | null = null): Source {
     label: "stdin",
     rawProgram,
     async *chunks() {
-      yield* readChunks(await fsp.open("/dev/stdin", constants.O_RDONLY));
+      let stdin: fsp.FileHandle;
+      try {
+        stdin = await fsp.open("/dev/stdin", constants.O_RDONLY);
+      } catch (e) {
+        /* a socket (what some supervisors and Bun.spawn hand over) cannot be opened by name */
+        if ((e as NodeJS.ErrnoException).code !== "ENXIO") throw e;
+        yield* Bun.stdin.stream();
+        return;
+      }
+      yield* readChunks(stdin);
     },
   };
 }

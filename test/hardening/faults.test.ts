@@ -2,10 +2,8 @@
  * Faults around a resident module (`dist/watcher --root R module LG`, dry-run firewall): kill -9
  * in the middle of a 100k-line flood and a restart; loggers that close the FIFO and open it
  * again; a DNS server that is not there, or goes away. Every process started here is ended by
- * its PID; DNS goes only to loopback.
- *
- * Left out (see the issue): a full disk under the database, and a 1M lines/s flood against a
- * slow firewall (backpressure).
+ * its PID; DNS goes only to loopback. A full disk and a flood against a busy firewall are in
+ * storage.test.ts.
  */
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";

@@ -1,0 +1,102 @@
+/**
+ * The line pipeline's writes, held in memory for one chunk and written out in the chunk's
+ * transaction. When that transaction fails because the disk is full (or the database cannot
+ * be written), the writes stay here: the module goes on counting and banning from memory,
+ * reading its hosts from here first, and every next chunk tries again. Hosts are kept whole
+ * (they carry the counts); events beyond `maxEvents` are dropped and counted.
+ */
+import type { EventRecord, HostRecord, ModuleStore } from "../core/store";
+
+/** SQLite's "database or disk is full", I/O errors and a read-only database: storage trouble, not a bug. */
+export function isStorageFailure(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN)/.test(code);
+}
+
+export interface PendingStats {
+  hosts: number;
+  events: number;
+  /** events dropped while the database could not be written */
+  droppedEvents: number;
+  /** the storage error while writes are held; null when the database is written */
+  error: string | null;
+}
+
+export class PendingWrites {
+  private hosts = new Map<string, HostRecord>();
+  private events: { event: EventRecord; hostClass: string | null }[] = [];
+  private outbox: string[] = [];
+  private droppedEvents = 0;
+  private error: string | null = null;
+
+  constructor(
+    private readonly store: ModuleStore,
+    private readonly maxEvents = 100_000,
+  ) {}
+
+  getHost(address: string): HostRecord | null {
+    return this.hosts.get(address) ?? this.store.getHost(address);
+  }
+
+  putHost(h: HostRecord): void {
+    this.hosts.set(h.address, h);
+  }
+
+  addEvent(event: EventRecord, hostClass: string | null): void {
+    if (this.events.length < this.maxEvents) this.events.push({ event, hostClass });
+    else this.droppedEvents++;
+  }
+
+  addOutbox(decision: string): void {
+    this.outbox.push(decision);
+  }
+
+  get empty(): boolean {
+    return this.hosts.size === 0 && this.events.length === 0 && this.outbox.length === 0;
+  }
+
+  /** Into the store, inside the caller's transaction. */
+  writeOut(): void {
+    for (const h of this.hosts.values()) this.store.putHost(h);
+    for (const { event, hostClass } of this.events) this.store.addEvent(event, hostClass);
+    for (const d of this.outbox) this.store.addOutbox(d);
+  }
+
+  /** The transaction committed: nothing is pending any more. Returns the error that ended, if any. */
+  committed(): string | null {
+    this.hosts = new Map();
+    this.events = [];
+    this.outbox = [];
+    const ended = this.error;
+    this.error = null;
+    return ended;
+  }
+
+  /** The transaction failed for lack of storage: keep everything; true when this starts a failure. */
+  failed(e: unknown): boolean {
+    const starts = this.error === null;
+    this.error = (e as Error).message;
+    return starts;
+  }
+
+  /** Run `fn` and write out in one transaction; on a storage failure, keep the writes and say so. */
+  commit(fn: () => void, log: (message: string) => void): void {
+    try {
+      this.store.transaction(() => {
+        fn();
+        this.writeOut();
+      });
+    } catch (e) {
+      if (!isStorageFailure(e)) throw e;
+      if (this.failed(e)) log(`database ${this.store.path}: ${this.error}; counting and banning from memory, retrying with every chunk`);
+      return;
+    }
+    const pending = this.stats();
+    if (this.committed() !== null) log(`database ${this.store.path}: written again; ${pending.hosts} hosts and ${pending.events} events caught up, ${pending.droppedEvents} events lost`);
+    this.droppedEvents = 0;
+  }
+
+  stats(): PendingStats {
+    return { hosts: this.hosts.size, events: this.events.length, droppedEvents: this.droppedEvents, error: this.error };
+  }
+}
