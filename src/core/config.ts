@@ -108,6 +108,8 @@ const FleetSchema = z
     /** decisions waiting for Redis, per module; beyond this the oldest are dropped */
     outboxSize: z.number().int().min(100).default(100000),
     connectTimeout: Duration.default(5),
+    /** PEM file of the CA that signed Redis's certificate (rediss://); default: the system's CAs */
+    tlsCa: z.string().min(1).optional(),
   })
   .strict();
 export type ModuleConfig = z.infer<ReturnType<typeof moduleSchema>>;
@@ -260,8 +262,11 @@ export interface LoadedConfig {
 export function loadConfig(rootOption?: string): LoadedConfig {
   const root = discoverRoot(rootOption);
   const configFile = join(root, "etc", "watcher.toml");
-  const config = existsSync(configFile) ? parseConfig(configFile, readFileSync(configFile, "utf8")) : parseConfig(configFile, "");
+  const parsed = existsSync(configFile) ? parseConfig(configFile, readFileSync(configFile, "utf8")) : parseConfig(configFile, "");
   const at = (p: string) => (isAbsolute(p) ? p : join(root, p));
+  /* the fleet's CA file travels with its settings, so it is resolved here, like every path */
+  const fleet = parsed.fleet?.tlsCa ? { ...parsed.fleet, tlsCa: at(parsed.fleet.tlsCa) } : parsed.fleet;
+  const config = { ...parsed, fleet };
   return {
     config,
     paths: {

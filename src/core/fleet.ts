@@ -103,6 +103,18 @@ export function verifiedDecision(key: Buffer, fields: readonly string[]): Decisi
   return given.length === expected.length && timingSafeEqual(given, expected) ? d : null;
 }
 
+/** The CA certificate(s) that Redis's TLS certificate must chain to. */
+export function readFleetCa(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read the fleet's CA file (tlsCa): ${(e as Error).message}`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(`${file}: expected PEM certificates (-----BEGIN CERTIFICATE-----) for tlsCa`);
+  return pem;
+}
+
 /** `redis://`, `rediss://`, `redis+unix://` URLs, or the absolute path of a Unix socket. */
 export function redisUrl(url: string): string {
   return url.startsWith("/") ? `redis+unix://${url}` : url;
@@ -142,6 +154,7 @@ export function compareStreamIds(a: string, b: string): number {
  */
 export class FleetLink {
   private client: RedisClient | null = null;
+  private readonly tls: { ca: string } | undefined;
   private retryDelay = 0.2;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
@@ -150,7 +163,9 @@ export class FleetLink {
   constructor(
     private readonly settings: FleetSettings,
     private readonly onConnect: () => void = () => {},
-  ) {}
+  ) {
+    this.tls = settings.tlsCa ? { ca: readFleetCa(settings.tlsCa) } : undefined;
+  }
 
   get connected(): boolean {
     return this.client?.connected ?? false;
@@ -164,6 +179,7 @@ export class FleetLink {
       connectionTimeout: this.settings.connectTimeout * 1000,
       autoReconnect: false,
       enableOfflineQueue: false,
+      ...(this.tls ? { tls: this.tls } : {}),
     });
     client.onclose = (e) => {
       if (this.client !== client) return;

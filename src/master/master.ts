@@ -11,7 +11,7 @@ import { type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, selfComma
 import { WatcherError } from "../core/errors";
 import { createFirewall } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
-import { FleetStore, loadFleetKey, redactUrl } from "../core/fleet";
+import { FleetStore, loadFleetKey, readFleetCa, redactUrl } from "../core/fleet";
 import { Lists } from "../core/lists";
 import { pidFile, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
 import { refreshLists } from "../dynload/load";
@@ -126,7 +126,10 @@ export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[];
   const modules = enabledModules(loaded);
   for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
   dynLists(loaded.config);
-  if (loaded.config.fleet) loadFleetKey(loaded.paths.fleetKey);
+  if (loaded.config.fleet) {
+    loadFleetKey(loaded.paths.fleetKey);
+    if (loaded.config.fleet.tlsCa) readFleetCa(loaded.config.fleet.tlsCa);
+  }
   return { modules, lists: Lists.load(loaded.paths.whitelist, loaded.paths.blacklist) };
 }
 

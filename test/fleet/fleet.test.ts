@@ -251,6 +251,36 @@ describe("fleet mode", () => {
   }, 30000);
 });
 
+describe("fleet mode over TLS", () => {
+  test("rediss:// with the fleet's own CA: a ban reaches the other node; without the CA a node does not connect", async () => {
+    const secure = await new TestRedis(true).start();
+    try {
+      const tlsCa = `tlsCa = "${secure.ca}"`;
+      const a = node("a", { url: secure.tlsUrl, fleet: tlsCa });
+      const b = node("b", { url: secure.tlsUrl, fleet: tlsCa });
+      const stranger = node("s", { url: secure.tlsUrl, fleet: "connectTimeout = 2" });
+      for (const r of [a, b, stranger]) start(r);
+      for (const r of [a, b]) await joined(r);
+      expect(watcher(a, "ban", "LG", "203.0.113.44").out).toContain("published to the fleet");
+      await waitFor("the ban over TLS", async () => (await fleetSet(b)).includes("203.0.113.44"));
+      const s = status(stranger);
+      expect(s.master?.connected).toBe(false);
+      expect(s.nodes).toBeNull();
+      expect(await fleetSet(stranger)).toEqual([]);
+    } finally {
+      await Promise.all(roots.splice(0).map((root) => Bun.spawn([WATCHER, "--root", root, "stop"], { stdout: "ignore", stderr: "ignore" }).exited));
+      await secure.cleanup();
+    }
+  }, 60000);
+
+  test("a tlsCa that is not there stops start with a clear error", () => {
+    const a = node("a", { fleet: 'tlsCa = "etc/missing-ca.pem"' });
+    const r = watcher(a, "start");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${a}/etc/missing-ca.pem: cannot read the fleet's CA file (tlsCa)`);
+  });
+});
+
 describe("fleet mode with real nftables", () => {
   let net: TestNet;
   beforeAll(() => {
