@@ -65,7 +65,7 @@ export interface CompiledRule {
   readonly once: boolean;
   /** the line must contain one of these */
   readonly patterns: readonly string[];
-  /** true when the (single) pattern is where every matching message starts: a startsWith, not an includes */
+  /** true when every matching message starts with one of the patterns: a startsWith, not an includes */
   readonly patternIsPrefix: boolean;
   readonly rate: { readonly hits: number; readonly seconds: number } | null;
   /** literal starts of the messages this rule can match, for the prefix index; empty: unindexed */
@@ -253,11 +253,14 @@ export class RuleSet {
         if (r.action === "ban" && templates.length === 0) {
           throw new ConfigError(`${file}: rule "${r.name}", field host: a rule with action "ban" needs a host template`);
         }
-        /* a single pattern written "^text" must start the message; a plain one may stand anywhere */
+        /* patterns written "^text" must start the message (and index the rule); plain ones may stand anywhere */
         const listed = typeof r.pattern === "string" ? [r.pattern] : r.pattern;
-        const anchored = listed.length === 1 && listed[0]!.startsWith("^");
-        const patterns = anchored ? [listed[0]!.slice(1)] : listed;
-        if (patterns[0] === "") throw new ConfigError(`${file}: rule "${r.name}", field pattern: must not be empty`);
+        const anchored = listed.some((p) => p.startsWith("^"));
+        if (anchored && !listed.every((p) => p.startsWith("^"))) {
+          throw new ConfigError(`${file}: rule "${r.name}", field pattern: either every pattern starts with ^ or none does`);
+        }
+        const patterns = anchored ? listed.map((p) => p.slice(1)) : listed;
+        if (patterns.some((p) => p === "")) throw new ConfigError(`${file}: rule "${r.name}", field pattern: must not be empty`);
         const templateHeads = templates.map((t) => literalHead(t.source));
         /* the prefilter may act as a startsWith if every template's message starts with it */
         const patternIsPrefix = anchored || (patterns.length === 1 && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
@@ -319,12 +322,17 @@ function containsAny(message: string, patterns: readonly string[]): boolean {
   return false;
 }
 
+function startsWithAny(text: string, at: number, patterns: readonly string[]): boolean {
+  for (let i = 0; i < patterns.length; i++) if (text.startsWith(patterns[i]!, at)) return true;
+  return false;
+}
+
 function matchIn(index: ProgramRules, text: string, at: number, end: number): RuleMatch | null {
   const candidates = (end - at >= index.keyLength && index.byKey.get(prefixKey(text, at, index.keyLength))) || index.unindexed;
   let message: string | null = null;
   for (const rule of candidates) {
     if (rule.patternIsPrefix) {
-      if (!text.startsWith(rule.patterns[0]!, at)) continue;
+      if (!startsWithAny(text, at, rule.patterns)) continue;
       message ??= text.slice(at, end);
     } else {
       message ??= text.slice(at, end);
