@@ -160,11 +160,11 @@ export class ModuleFleet {
 /**
  * After `watcher ban` or `unban`: publish what the module queued, now, when Redis answers in
  * time; what it could not stays queued for the running module (or the master). Null when
- * the fleet is off.
+ * the fleet is off or the module does not publish.
  */
 export async function publishNow(ctx: ModuleContext): Promise<{ published: number; waiting: number; error: string | null } | null> {
   const settings = ctx.config.fleet;
-  if (!settings) return null;
+  if (!settings || !publisherOf(ctx.config, ctx.module)) return null;
   const link = new FleetLink({ ...settings, connectTimeout: Math.min(settings.connectTimeout, 3) });
   let published = 0;
   try {

@@ -37,9 +37,9 @@ function watcher(root: string, ...args: string[]) {
 }
 
 /** A node's root: dry-run firewall, LG without DNS, [fleet] on our Redis; `fleet` adds keys to [fleet]. */
-function node(name: string, o: { fleet?: string; url?: string; files?: Record<string, string>; top?: string } = {}): string {
+function node(name: string, o: { fleet?: string; url?: string; files?: Record<string, string>; top?: string; lg?: string } = {}): string {
   const root = makeRoot(`fleet-${name}`, {
-    "etc/watcher.toml": `${o.top ?? 'firewall = "dryrun"'}\n[modules.LG]\ndns = false\n[fleet]\nurl = "${o.url ?? redis.url}"\nnode = "${name}"\n${o.fleet ?? ""}\n`,
+    "etc/watcher.toml": `${o.top ?? 'firewall = "dryrun"'}\n[modules.LG]\ndns = false\n${o.lg ?? ""}\n[fleet]\nurl = "${o.url ?? redis.url}"\nnode = "${name}"\n${o.fleet ?? ""}\n`,
     "etc/fleet.key": `${KEY}\n`,
     ...o.files,
   });
@@ -150,6 +150,22 @@ describe("fleet mode", () => {
     expect(await fleetSet(c)).toEqual(["203.0.113.77"]);
     const m = (await waitFor("C's status", () => status(c).master?.protected === 1 && status(c)))!.master!;
     expect(m.refusals).toEqual(["203.0.113.5 (whitelist, from a)"]);
+  }, 60000);
+
+  test("per module, fleetPublish = false keeps a node's bans at home and fleetAccept = false ignores the others'", async () => {
+    const a = node("a", { lg: "fleetPublish = false" });
+    const b = node("b", { lg: "fleetAccept = false" });
+    const c = node("c");
+    for (const r of [a, b, c]) start(r);
+    for (const r of [a, b, c]) await joined(r);
+    expect(watcher(a, "ban", "LG", "203.0.113.31").out).not.toContain("fleet");
+    expect(watcher(b, "ban", "LG", "203.0.113.32").code).toBe(0);
+    await waitFor("b's ban on c", async () => (await fleetSet(c)).includes("203.0.113.32"));
+    expect(await fleetSet(c)).toEqual(["203.0.113.32"]); /* a's ban stayed on a */
+    expect(watcher(c, "ban", "LG", "203.0.113.33").code).toBe(0);
+    await waitFor("a to have c's ban", async () => (await fleetSet(a)).includes("203.0.113.33"));
+    await waitFor("b to have declined it", () => status(b).master?.notAccepted === 1);
+    expect(await fleetSet(b)).toEqual([]);
   }, 60000);
 
   test("a decision written straight into the stream without a valid signature is ignored and counted", async () => {
