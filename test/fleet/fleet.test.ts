@@ -76,6 +76,12 @@ function status(root: string): FleetStatusReport {
   return JSON.parse(r.out) as FleetStatusReport;
 }
 
+/** Start these nodes and wait until each has joined the fleet. */
+async function up(...roots: string[]): Promise<void> {
+  for (const r of roots) start(r);
+  for (const r of roots) await joined(r);
+}
+
 /** Wait until the node's fleet reader has synced once (it is reading the stream). */
 async function joined(root: string): Promise<void> {
   await waitFor("the node to join the fleet", () => status(root).master?.connected && (status(root).master?.syncs ?? 0) >= 1);
@@ -96,8 +102,7 @@ function feed(root: string, lines: string): void {
 describe("fleet mode", () => {
   test("a ban on A reaches B and C; an unban on B lifts it everywhere, A's own ban included", async () => {
     const [a, b, c] = [node("a"), node("b"), node("c")];
-    for (const r of [a, b, c]) start(r);
-    for (const r of [a, b, c]) await joined(r);
+    await up(a, b, c);
     expect(watcher(a, "ban", "LG", "203.0.113.10").out).toContain("published to the fleet");
     for (const r of [b, c]) await waitFor("the ban on the other nodes", async () => (await fleetSet(r)).includes("203.0.113.10"));
     expect(await lgSet(a)).toEqual(["203.0.113.10"]);
@@ -125,8 +130,7 @@ describe("fleet mode", () => {
   test("affairs count across the fleet: 2 failed logins on each of 3 nodes with fleetMaxAffairs = 5 ban on all three", async () => {
     const fleet = "shareAffairs = true\nfleetMaxAffairs = 5";
     const nodes = ["a", "b", "c"].map((n) => node(n, { fleet }));
-    for (const r of nodes) start(r);
-    for (const r of nodes) await joined(r);
+    await up(...nodes);
     for (const r of nodes) {
       feed(r, failed("198.51.100.23", 2));
       await waitFor("the affairs to be counted", () => status(r).modules.find((m) => m.module === "LG")!.shared >= 2);
@@ -141,8 +145,7 @@ describe("fleet mode", () => {
     const a = node("a");
     const b = node("b");
     const c = node("c", { files: { "etc/whitelist": "203.0.113.0/28\n" } });
-    for (const r of [a, b, c]) start(r);
-    for (const r of [a, b, c]) await joined(r);
+    await up(a, b, c);
     expect(watcher(a, "ban", "LG", "203.0.113.5").code).toBe(0);
     expect(watcher(a, "ban", "LG", "203.0.113.77").code).toBe(0);
     await waitFor("the bans on B", async () => (await fleetSet(b)).length === 2);
@@ -156,8 +159,7 @@ describe("fleet mode", () => {
     const a = node("a", { lg: "fleetPublish = false" });
     const b = node("b", { lg: "fleetAccept = false" });
     const c = node("c");
-    for (const r of [a, b, c]) start(r);
-    for (const r of [a, b, c]) await joined(r);
+    await up(a, b, c);
     expect(watcher(a, "ban", "LG", "203.0.113.31").out).not.toContain("fleet");
     expect(watcher(b, "ban", "LG", "203.0.113.32").code).toBe(0);
     await waitFor("b's ban on c", async () => (await fleetSet(c)).includes("203.0.113.32"));
@@ -171,8 +173,7 @@ describe("fleet mode", () => {
   test("a decision written straight into the stream without a valid signature is ignored and counted", async () => {
     const a = node("a");
     const b = node("b");
-    for (const r of [a, b]) start(r);
-    for (const r of [a, b]) await joined(r);
+    await up(a, b);
     const until = String(Math.floor(Date.now() / 1000) + 3600);
     const fields = ["v", "1", "id", "x-1", "action", "ban", "address", "198.51.100.66", "module", "LG", "until", until, "rule", "manual", "origin", "a", "time", "1"];
     redis.cli("XADD", "{watcher}:decisions", "*", ...fields); /* no signature */
@@ -186,8 +187,7 @@ describe("fleet mode", () => {
   test("a node away while 1,000 decisions are made catches up from the stream on return, without a duplicate", async () => {
     const a = node("a");
     const c = node("c");
-    for (const r of [a, c]) start(r);
-    for (const r of [a, c]) await joined(r);
+    await up(a, c);
     expect(watcher(c, "stop").code).toBe(0);
     feed(a, Array.from({ length: 1000 }, (_, i) => failed(docAddress(i), 5)).join(""));
     await waitFor("A's 1,000 bans published", () => {
@@ -208,8 +208,7 @@ describe("fleet mode", () => {
     const fleet = "streamLength = 100";
     const a = node("a", { fleet });
     const c = node("c", { fleet });
-    for (const r of [a, c]) start(r);
-    for (const r of [a, c]) await joined(r);
+    await up(a, c);
     expect(watcher(c, "stop").code).toBe(0);
     feed(a, Array.from({ length: 600 }, (_, i) => failed(docAddress(i), 5)).join(""));
     await waitFor("A's bans published", () => status(a).modules.find((x) => x.module === "LG")!.published >= 600);
@@ -222,8 +221,7 @@ describe("fleet mode", () => {
   test("Redis stopped and restarted mid-flood: no published decision is lost, and the nodes catch up", async () => {
     const a = node("a");
     const b = node("b");
-    for (const r of [a, b]) start(r);
-    for (const r of [a, b]) await joined(r);
+    await up(a, b);
     const addresses = Array.from({ length: 400 }, (_, i) => docAddress(i));
     feed(a, addresses.slice(0, 200).map((ip) => failed(ip, 5)).join(""));
     await redis.stop();
