@@ -27,14 +27,13 @@
  */
 import { RedisClient } from "bun";
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type FleetConfig } from "../src/core/config";
 import { type Decision, FleetLink, fleetKeys, newDecision, publishDecisions } from "../src/core/fleet";
 import { parseIp } from "../src/core/ip";
 import { isAlive, readJson } from "../src/core/runfiles";
-import { TestRedis } from "../test/helpers/redis";
+import { freePort, TestRedis } from "../test/helpers/redis";
 import { generate } from "./gen-corpus";
 import { type ProcessRun, runTimed } from "./measure";
 
@@ -125,17 +124,6 @@ function sh(argv: string[]): string {
   const p = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
   if (p.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${p.stderr.toString().trim()}`);
   return p.stdout.toString();
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitFor<T>(what: string, check: () => T | null | undefined | false, timeoutMs = 20000): Promise<T> {

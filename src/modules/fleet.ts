@@ -60,6 +60,10 @@ export class ModuleFleet {
   private readonly link: FleetLink;
   private affairs = new Map<string, number>();
   private draining: Promise<void> | null = null;
+  /** a decision was queued since the last drain started: after the chunk, publish */
+  private queued = false;
+  /** queued while a drain was under way: drain once more when it ends */
+  private again = false;
   private timer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -91,14 +95,24 @@ export class ModuleFleet {
     if (this.settings.shareAffairs) this.affairs.set(address, (this.affairs.get(address) ?? 0) + weight);
   }
 
+  /** A decision went into the outbox (in the chunk's transaction). */
+  decided(): void {
+    this.queued = true;
+  }
+
   /** The chunk is committed: publish its bans and share its affairs, without waiting. */
   afterBlock(): void {
-    this.publish();
+    if (this.queued) this.publish(); /* most chunks ban nobody: no outbox query for them */
     if (this.affairs.size > 0) this.share();
   }
 
   private publish(): void {
-    if (this.draining || !this.link.connected) return;
+    if (!this.link.connected) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.queued = false;
     this.draining = drainOutbox(this.store, this.link, this.settings, this.key)
       .then((n) => {
         this.stats.published += n;
@@ -108,6 +122,10 @@ export class ModuleFleet {
       })
       .finally(() => {
         this.draining = null;
+        if (this.again) {
+          this.again = false;
+          this.publish();
+        }
       });
   }
 

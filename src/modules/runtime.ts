@@ -68,7 +68,7 @@ export interface RuntimeOptions {
   /** storage trouble and recovery (the resident loop's log) */
   readonly log?: (message: string) => void;
   /** fleet mode (the resident loop): bans are queued for the other nodes, affairs shared */
-  readonly fleet?: { readonly publisher: string | null; readonly sink: Pick<ModuleFleet, "affair" | "afterBlock"> };
+  readonly fleet?: { readonly publisher: string | null; readonly sink: Pick<ModuleFleet, "affair" | "decided" | "afterBlock"> };
 }
 
 type ModuleParts = Pick<RuntimeOptions, "module" | "config" | "rules" | "store" | "firewall" | "lists">;
@@ -154,6 +154,7 @@ export class ModuleRuntime {
     const { module, store, firewall, lists } = this.o;
     const ban = await banNow({ module, config: this.config, store, firewall, lists, publisher: this.o.fleet?.publisher ?? null }, ip, FLEET_AFFAIRS_RULE, undefined, now);
     this.stats.bans++;
+    this.o.fleet?.sink.decided();
     this.o.fleet?.sink.afterBlock();
     this.o.onBan?.({ ...ban, time: now, rule: FLEET_AFFAIRS_RULE, reason: `${total} affairs across the fleet within ${formatDuration(this.config.findTime)}` });
   }
@@ -228,8 +229,11 @@ export class ModuleRuntime {
     this.o.fleet?.sink.affair(ip.text, weight);
     if (banSeconds === 0) return;
     this.writes.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds, user: null, vhost: detail.vhost }, host.class);
-    const publisher = this.o.fleet?.publisher;
-    if (publisher) queueDecision(this.writes, publisher, this.o.module, "ban", ip.text, host.bannedUntil, rule, time);
+    const fleet = this.o.fleet;
+    if (fleet?.publisher) {
+      queueDecision(this.writes, fleet.publisher, this.o.module, "ban", ip.text, host.bannedUntil, rule, time);
+      fleet.sink.decided();
+    }
     this.stats.bans++;
     const remaining = host.bannedUntil - this.o.clock();
     if (remaining > 0) bans.push({ address: ip.text, timeout: remaining });

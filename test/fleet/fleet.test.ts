@@ -4,7 +4,7 @@
  * namespace with real nftables whose kernel set is read and whose packets must stop.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FleetStore } from "../../src/core/fleet";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
@@ -26,7 +26,12 @@ afterAll(async () => {
   await redis.cleanup();
 });
 afterEach(async () => {
-  await Promise.all(roots.splice(0).map((root) => Bun.spawn([WATCHER, "--root", root, "stop"], { stdout: "ignore", stderr: "ignore" }).exited));
+  await Promise.all(
+    roots.splice(0).map(async (root) => {
+      await Bun.spawn([WATCHER, "--root", root, "stop"], { stdout: "ignore", stderr: "ignore" }).exited;
+      rmSync(root, { recursive: true, force: true });
+    }),
+  );
   if (!redis.running) await redis.start();
   redis.cli("FLUSHALL");
 }, 60000);
@@ -282,7 +287,6 @@ describe("fleet mode over TLS", () => {
       expect(s.nodes).toBeNull();
       expect(await fleetSet(stranger)).toEqual([]);
     } finally {
-      await Promise.all(roots.splice(0).map((root) => Bun.spawn([WATCHER, "--root", root, "stop"], { stdout: "ignore", stderr: "ignore" }).exited));
       await secure.cleanup();
     }
   }, 60000);
