@@ -33,6 +33,10 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
         for (const f of s.firewall) t.push([f.set, f.entries]);
         console.log(t.toString());
       }
+      if (s.fleet) {
+        const f = s.fleet;
+        console.log(`fleet node ${f.node}: ${f.connected ? `connected, lag ${f.lagMs ?? "-"} ms` : `not connected (${f.lastError ?? "connecting"}), banning locally`}; ${f.applied} bans of other nodes applied, ${f.protected} refused by local policy`);
+      }
       for (const j of s.jobs) console.log(`job ${j.name} (${j.schedule}): next ${j.next ? isoTime(Date.parse(j.next) / 1000) : "-"}`);
     }
     if (!s.running) process.exitCode = EXIT_NOT_RUNNING;

@@ -11,6 +11,7 @@ import { FLEET_SET } from "../core/fleet";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import { BLACKLIST_SET, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { isAlive, type ModuleStatus, readJson, runningMaster, statusFile } from "../core/runfiles";
+import type { FleetNodeStats } from "./fleet";
 import { checkBeforeStart, type MasterStatus } from "./master";
 
 const START_TIMEOUT_MS = 30000;
@@ -68,6 +69,8 @@ export interface StatusReport {
   firewall: { set: string; entries: number }[] | null;
   jobs: MasterStatus["jobs"];
   restore: MasterStatus["restore"] | null;
+  /** the master's fleet reader (see `watcher fleet status`); null without [fleet] or when stopped */
+  fleet: FleetNodeStats | null;
 }
 
 export async function gatherStatus(rootOption: string | undefined): Promise<StatusReport> {
@@ -114,5 +117,6 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
     firewall,
     jobs: master?.jobs ?? [],
     restore: master?.restore ?? null,
+    fleet: master && config.fleet ? readJson<FleetNodeStats>(statusFile(paths.runDir, "fleet")) : null,
   };
 }

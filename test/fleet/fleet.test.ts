@@ -130,6 +130,7 @@ describe("fleet mode", () => {
     expect(watcher(c, "report").out).toContain("fleet: decisions received by c");
     const nodes = status(a).nodes!;
     expect(nodes.map((n) => [n.node, n.live])).toEqual([["a", true], ["b", true], ["c", true]]);
+    expect(watcher(a, "status").out).toContain("fleet node a: connected");
   }, 60000);
 
   test("affairs count across the fleet: 2 failed logins on each of 3 nodes with fleetMaxAffairs = 5 ban on all three", async () => {
