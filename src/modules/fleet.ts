@@ -15,6 +15,21 @@ import type { ModuleContext } from "./context";
 export const FLEET_AFFAIRS_RULE = "fleet-affairs";
 
 const DRAIN_BATCH = 500;
+
+/** KEYS: counters; ARGV: window seconds, limit, then each counter's weight. Returns, per counter, its total where it crossed the limit, else 0. */
+const SHARE_SCRIPT = `local window, limit = ARGV[1], tonumber(ARGV[2])
+local crossed = {}
+for i, key in ipairs(KEYS) do
+  local weight = tonumber(ARGV[i + 2])
+  local total = redis.call('INCRBY', key, weight)
+  redis.call('EXPIRE', key, window, 'NX')
+  crossed[i] = 0
+  if total >= limit and total - weight < limit then
+    redis.call('DEL', key)
+    crossed[i] = total
+  end
+end
+return crossed`;
 const OUTBOX_EVERY_MS = 1000;
 
 /** The node name this module's decisions are published under, or null when it publishes none. */
@@ -129,32 +144,33 @@ export class ModuleFleet {
       });
   }
 
-  /** INCRBY with the window's expiry, pipelined; exactly one node sees the count cross the limit. */
+  /**
+   * One script per chunk adds its affairs to the fleet's counters (each expiring findTime after
+   * its first affair), atomically, so exactly one node sees a count cross the limit; that node
+   * bans, and the counter starts afresh.
+   */
   private share(): void {
-    const batch = this.affairs;
+    const batch = [...this.affairs];
     this.affairs = new Map();
+    const weights = batch.reduce((n, [, w]) => n + w, 0);
     if (!this.link.connected) {
-      this.stats.unshared += batch.size;
+      this.stats.unshared += weights;
       return;
     }
     const k = fleetKeys(this.settings.prefix);
-    const limit = this.settings.fleetMaxAffairs;
-    const window = String(this.findTime);
+    const args = [SHARE_SCRIPT, String(batch.length), ...batch.map(([address]) => k.affairs(this.module, address)), String(this.findTime), String(this.settings.fleetMaxAffairs), ...batch.map(([, w]) => String(w))];
     void this.link
-      .run((c) =>
-        Promise.all(
-          [...batch].map(async ([address, weight]) => {
-            const key = k.affairs(this.module, address);
-            const [total] = await Promise.all([c.send("INCRBY", [key, String(weight)]) as Promise<number>, c.send("EXPIRE", [key, window, "NX"])]);
-            this.stats.shared += weight;
-            if (total >= limit && total - weight < limit) {
-              this.stats.fleetBans++;
-              await c.send("DEL", [key]); /* the next round counts afresh */
-              this.onFleetLimit(address, total);
-            }
-          }),
-        ),
-      )
+      .run((c) => c.send("EVAL", args) as Promise<number[]>)
+      .then((crossed) => {
+        if (!crossed) return void (this.stats.unshared += weights);
+        this.stats.shared += weights;
+        batch.forEach(([address], i) => {
+          if (crossed[i]! > 0) {
+            this.stats.fleetBans++;
+            this.onFleetLimit(address, crossed[i]!);
+          }
+        });
+      })
       .catch((e) => {
         this.stats.lastError = (e as Error).message;
       });
