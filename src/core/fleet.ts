@@ -20,8 +20,6 @@ import { FLEET_NAME, type FleetConfig, MODULE_NAMES, type ModuleName } from "./c
 import { ConfigError } from "./errors";
 import { parseIp } from "./ip";
 
-export type FleetSettings = FleetConfig;
-
 export type DecisionAction = "ban" | "unban";
 
 export interface Decision {
@@ -116,7 +114,7 @@ export function readFleetCa(file: string): string {
 }
 
 /** `redis://`, `rediss://`, `redis+unix://` URLs, or the absolute path of a Unix socket. */
-export function redisUrl(url: string): string {
+function redisUrl(url: string): string {
   return url.startsWith("/") ? `redis+unix://${url}` : url;
 }
 
@@ -126,7 +124,7 @@ export function redactUrl(url: string): string {
 }
 
 /** Publish decisions: the stream, then the active set. Auto-pipelined: one round trip for the lot. */
-export async function publishDecisions(client: RedisClient, s: FleetSettings, key: Buffer, decisions: readonly Decision[]): Promise<number> {
+export async function publishDecisions(client: RedisClient, s: FleetConfig, key: Buffer, decisions: readonly Decision[]): Promise<number> {
   const k = fleetKeys(s.prefix);
   await Promise.all(
     decisions.flatMap((d) => {
@@ -161,7 +159,7 @@ export class FleetLink {
   lastError: string | null = null;
 
   constructor(
-    private readonly settings: FleetSettings,
+    private readonly settings: FleetConfig,
     private readonly onConnect: () => void = () => {},
   ) {
     this.tls = settings.tlsCa ? { ca: readFleetCa(settings.tlsCa) } : undefined;

@@ -39,7 +39,7 @@ const STATUS_MS = 1000;
 const HEARTBEAT_MS = 5000;
 const HEARTBEAT_TTL_S = 20;
 const RECENT_REFUSALS = 20;
-export const FLEET_UNBAN_RULE = "fleet-unban";
+const FLEET_UNBAN_RULE = "fleet-unban";
 
 export interface FleetNodeStats {
   node: string;

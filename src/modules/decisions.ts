@@ -39,7 +39,7 @@ export interface BanParts {
   readonly publisher: string | null;
 }
 
-export function banPartsOf(ctx: ModuleContext): BanParts {
+function banPartsOf(ctx: ModuleContext): BanParts {
   return { module: ctx.module, config: ctx.moduleConfig, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists, publisher: publisherOf(ctx.config, ctx.module) };
 }
 

@@ -8,7 +8,7 @@
 import type { EventRecord, HostRecord, ModuleStore } from "../core/store";
 
 /** SQLite's "database or disk is full", I/O errors and a read-only database: storage trouble, not a bug. */
-export function isStorageFailure(e: unknown): boolean {
+function isStorageFailure(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
   return typeof code === "string" && /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN)/.test(code);
 }
