@@ -85,6 +85,8 @@ function isFleetUrl(url: string): boolean {
   }
 }
 
+const FleetUrl = z.string().refine(isFleetUrl, 'expected a Redis URL such as "redis://watcher:secret@redis.internal:6379", "rediss://..." or a socket path "/run/redis/redis.sock"');
+
 /** The host name as a node name: the first label, in the alphabet decisions allow. */
 function defaultNodeName(): string {
   return hostname().split(".")[0]!.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "node";
@@ -92,8 +94,13 @@ function defaultNodeName(): string {
 
 const FleetSchema = z
   .object({
-    /** redis://user:password@host:port, rediss:// (TLS), or the path of a Unix socket */
-    url: z.string().refine(isFleetUrl, 'expected a Redis URL such as "redis://watcher:secret@redis.internal:6379", "rediss://..." or a socket path "/run/redis/redis.sock"'),
+    /** redis://user:password@host:port, rediss:// (TLS), or the path of a Unix socket; several:
+        the primary and its replicas, of which the one that answers as the primary is used */
+    url: z
+      .union([FleetUrl, z.array(FleetUrl).min(1)], {
+        error: (issue) => (typeof issue.input === "string" ? undefined : 'expected a Redis URL such as "redis://watcher:secret@redis.internal:6379", or a list of them'),
+      })
+      .transform((u) => (typeof u === "string" ? [u] : u)),
     node: z.string().regex(FLEET_NAME, "expected a node name of letters, digits, '.', '_' or '-'").default(defaultNodeName),
     /** the shared secret every decision is signed with */
     keyFile: z.string().default("etc/fleet.key"),

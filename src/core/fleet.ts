@@ -118,8 +118,9 @@ function redisUrl(url: string): string {
   return url.startsWith("/") ? `redis+unix://${url}` : url;
 }
 
-/** The URL without its password, for logs and status. */
-export function redactUrl(url: string): string {
+/** The URL(s) without their passwords, for logs and status. */
+export function redactUrl(url: string | readonly string[]): string {
+  if (typeof url !== "string") return url.map(redactUrl).join(", ");
   return url.replace(/\/\/([^@/]*)@/, (_, auth: string) => `//${auth.includes(":") ? `${auth.split(":")[0]}:***` : "***"}@`);
 }
 
@@ -154,6 +155,8 @@ export class FleetLink {
   private client: RedisClient | null = null;
   private readonly tls: { ca: string } | undefined;
   private retryDelay = 0.2;
+  /** the URL to try first: the one that answered last */
+  private next = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
   lastError: string | null = null;
@@ -169,36 +172,52 @@ export class FleetLink {
     return this.client?.connected ?? false;
   }
 
-  /** Connect now; resolves once connected or failed (then retries in the background). */
+  /**
+   * Connect now; resolves once connected or failed (then retries in the background). With
+   * several URLs, the first that answers as the primary is taken, starting from the last good.
+   */
   async start(): Promise<boolean> {
     this.timer = null;
-    if (this.closed) return false;
-    const client = new RedisClient(redisUrl(this.settings.url), {
+    const urls = this.settings.url;
+    for (let tried = 0; tried < urls.length && !this.closed; tried++) {
+      const client = await this.open(urls[this.next]!, urls.length > 1);
+      if (client) {
+        this.client = client;
+        client.onclose = (e) => {
+          if (this.client !== client) return;
+          this.client = null;
+          this.failed(e?.message ?? "connection closed");
+        };
+        this.retryDelay = 0.2;
+        this.lastError = null;
+        this.onConnect();
+        return true;
+      }
+      this.next = (this.next + 1) % urls.length;
+    }
+    this.failed(this.lastError ?? "closed");
+    return false;
+  }
+
+  /** A connection to `url`, or null (lastError says why); `primaryOnly`: a replica is not taken. */
+  private async open(url: string, primaryOnly: boolean): Promise<RedisClient | null> {
+    const client = new RedisClient(redisUrl(url), {
       connectionTimeout: this.settings.connectTimeout * 1000,
       autoReconnect: false,
       enableOfflineQueue: false,
       ...(this.tls ? { tls: this.tls } : {}),
     });
-    client.onclose = (e) => {
-      if (this.client !== client) return;
-      this.client = null;
-      this.failed(e?.message ?? "connection closed");
-    };
-    this.client = client;
     try {
       await client.connect();
+      const role = primaryOnly ? ((await client.send("ROLE", [])) as unknown[])[0] : "master";
+      if (role !== "master") throw new Error(`a ${String(role)}, not the primary`);
+      if (this.closed) throw new Error("closed");
+      return client;
     } catch (e) {
-      if (this.client === client) {
-        this.client = null;
-        this.failed((e as Error).message);
-      }
+      this.lastError = `${redactUrl(url)}: ${(e as Error).message}`;
       client.close();
-      return false;
+      return null;
     }
-    this.retryDelay = 0.2;
-    this.lastError = null;
-    this.onConnect();
-    return true;
   }
 
   private failed(message: string): void {
@@ -215,8 +234,11 @@ export class FleetLink {
     try {
       return await fn(client);
     } catch (e) {
-      /* a command's own error (a missing key, say) is the caller's; a lost connection is ours */
-      if (!client.connected && this.client === client) {
+      /* a command's own error (a missing key, say) is the caller's; a lost connection is ours,
+         and so is a primary demoted to a replica by a failover (READONLY): find the new one */
+      const demoted = (e as Error).message.startsWith("READONLY");
+      if ((demoted || !client.connected) && this.client === client) {
+        if (demoted) this.next = (this.next + 1) % this.settings.url.length;
         this.client = null;
         client.close();
         this.failed((e as Error).message);

@@ -42,9 +42,9 @@ function watcher(root: string, ...args: string[]) {
 }
 
 /** A node's root: dry-run firewall, LG without DNS, [fleet] on our Redis; `fleet` adds keys to [fleet]. */
-function node(name: string, o: { fleet?: string; url?: string; files?: Record<string, string>; top?: string; lg?: string } = {}): string {
+function node(name: string, o: { fleet?: string; url?: string | string[]; files?: Record<string, string>; top?: string; lg?: string } = {}): string {
   const root = makeRoot(`fleet-${name}`, {
-    "etc/watcher.toml": `${o.top ?? 'firewall = "dryrun"'}\n[modules.LG]\ndns = false\n${o.lg ?? ""}\n[fleet]\nurl = "${o.url ?? redis.url}"\nnode = "${name}"\n${o.fleet ?? ""}\n`,
+    "etc/watcher.toml": `${o.top ?? 'firewall = "dryrun"'}\n[modules.LG]\ndns = false\n${o.lg ?? ""}\n[fleet]\nurl = ${JSON.stringify(o.url ?? redis.url)}\nnode = "${name}"\n${o.fleet ?? ""}\n`,
     "etc/fleet.key": `${KEY}\n`,
     ...o.files,
   });
@@ -256,6 +256,27 @@ describe("fleet mode", () => {
     const b = node("b");
     start(b);
     await waitFor("the ban to reach B", async () => (await fleetSet(b)).includes("203.0.113.99"), 30000);
+  }, 60000);
+
+  test("given the primary and its replica, the nodes follow a failover: a ban after it still reaches every node", async () => {
+    const replica = await new TestRedis().start();
+    try {
+      replica.cli("REPLICAOF", "127.0.0.1", String(redis.port));
+      await waitFor("the replica in sync", () => /connected/.test(replica.cli("ROLE")));
+      const url = [redis.url, replica.url];
+      const a = node("a", { url });
+      const b = node("b", { url });
+      await up(a, b);
+      expect(watcher(a, "ban", "LG", "203.0.113.51").out).toContain("published to the fleet");
+      await waitFor("the ban before the failover", async () => (await fleetSet(b)).includes("203.0.113.51"));
+      await redis.stop();
+      replica.cli("REPLICAOF", "NO", "ONE");
+      expect(watcher(a, "ban", "LG", "203.0.113.52").out).toContain("published to the fleet");
+      await waitFor("the ban after the failover", async () => (await fleetSet(b)).includes("203.0.113.52"), 30000);
+      expect(status(b).nodes?.map((n) => n.node)).toEqual(["a", "b"]);
+    } finally {
+      await replica.cleanup();
+    }
   }, 60000);
 
   test("watcher fleet sync pulls every active decision now", async () => {

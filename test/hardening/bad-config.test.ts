@@ -67,7 +67,7 @@ const CASES: Case[] = [
   { name: "config: dns timeout 0", files: { "etc/watcher.toml": `${BASE}[dns]\ntimeout = 0\n` }, command: "ban", file: "etc/watcher.toml", where: ["dns.timeout"], expected: [">0"] },
   { name: "config: fifoMode not octal", files: { "etc/watcher.toml": `fifoMode = "0999"\n${BASE}` }, command: "start", file: "etc/watcher.toml", where: ["fifoMode"], expected: ['"0620"'] },
 
-  { name: "config: [fleet] without its url", files: { "etc/watcher.toml": `${BASE}[fleet]\nnode = "mail1"\n` }, command: "start", file: "etc/watcher.toml", where: ["fleet.url"], expected: ["expected string"] },
+  { name: "config: [fleet] without its url", files: { "etc/watcher.toml": `${BASE}[fleet]\nnode = "mail1"\n` }, command: "start", file: "etc/watcher.toml", where: ["fleet.url"], expected: ["expected a Redis URL"] },
   { name: "config: a fleet url that is not Redis", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "http://redis.internal:6379"\n` }, command: "ban", file: "etc/watcher.toml", where: ["fleet.url"], expected: ["redis://watcher:secret@"] },
   { name: "config: a fleet node name with a space", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "redis://127.0.0.1:6379"\nnode = "mail 1"\n` }, command: "inject", file: "etc/watcher.toml", where: ["fleet.node"], expected: ["node name of letters, digits"] },
   { name: "config: fleetMaxAffairs 0", files: { "etc/watcher.toml": `${BASE}[fleet]\nurl = "redis://127.0.0.1:6379"\nfleetMaxAffairs = 0\n` }, command: "start", file: "etc/watcher.toml", where: ["fleet.fleetMaxAffairs"], expected: [">=1"] },
