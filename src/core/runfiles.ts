@@ -40,12 +40,18 @@ export function removeFile(path: string): void {
   rmSync(path, { force: true });
 }
 
+/** A process that exited but was not reaped yet (a zombie: state Z in /proc) is not alive. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; /* no /proc: signal 0 is all we know */
   }
 }
 
