@@ -64,7 +64,7 @@ const syncCommand: CommandModule<GlobalArgs, Args> = {
 };
 
 export const fleetCommand: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: "fleet <command>",
+  command: "fleet",
   describe: "fleet mode on Redis: status of this node and the others, full sync",
   builder: (y: Argv<GlobalArgs>) => y.command(statusCommand).command(syncCommand).demandCommand(1, "name a fleet command: status or sync"),
   handler: () => {},
