@@ -22,6 +22,22 @@ export async function* blocksOf(chunks: AsyncIterable<Uint8Array>, splitter = ne
   if (rest !== "") yield rest;
 }
 
+/* a replay commits once per MiB of lines: a commit per 64 KiB read took a fifth of its time */
+const REPLAY_BATCH = 1 << 18;
+
+/** Blocks of complete lines joined into batches of about REPLAY_BATCH characters. */
+async function* replayBatches(blocks: AsyncIterable<string>): AsyncGenerator<string> {
+  let batch = "";
+  for await (const block of blocks) {
+    batch += block;
+    if (batch.length >= REPLAY_BATCH) {
+      yield batch;
+      batch = "";
+    }
+  }
+  if (batch !== "") yield batch;
+}
+
 /** Write blocks of lines into a module's FIFO; fails at once when no module reads it. */
 export async function injectToFifo(path: string, blocks: AsyncIterable<string> | Iterable<string>): Promise<void> {
   let fd: number;
@@ -84,7 +100,7 @@ export async function injectDirect(
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   const started = performance.now();
-  const blocks = Array.isArray(input) ? input : blocksOf(input as AsyncIterable<Uint8Array>, new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++));
+  const blocks = Array.isArray(input) ? input : replayBatches(blocksOf(input as AsyncIterable<Uint8Array>, new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++)));
   for await (const block of blocks) await runtime.processBlock(block, rawProgram);
   if (!runtime.flushPending()) {
     const p = runtime.pending;
