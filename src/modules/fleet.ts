@@ -16,13 +16,21 @@ export const FLEET_AFFAIRS_RULE = "fleet-affairs";
 
 const DRAIN_BATCH = 500;
 
-/** KEYS: counters; ARGV: window seconds, limit, then each counter's weight. Returns, per counter, its total where it crossed the limit, else 0. */
-const SHARE_SCRIPT = `local window, limit = ARGV[1], tonumber(ARGV[2])
+/**
+ * KEYS: one sorted set of affair times per address. ARGV: window seconds, limit, now, a prefix
+ * that makes this call's members unique, then each key's weight. Each affair is a member
+ * scored by its time, and those older than the window are dropped, so the count slides as the
+ * local one does. Returns, per key, the count where this call made it cross the limit (that
+ * set is then emptied: the next round counts afresh), else 0.
+ */
+const SHARE_SCRIPT = `local window, limit, now, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local crossed = {}
 for i, key in ipairs(KEYS) do
-  local weight = tonumber(ARGV[i + 2])
-  local total = redis.call('INCRBY', key, weight)
-  redis.call('EXPIRE', key, window, 'NX')
+  local weight = tonumber(ARGV[i + 4])
+  for n = 1, weight do redis.call('ZADD', key, now, prefix .. i .. ':' .. n) end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  redis.call('EXPIRE', key, window)
+  local total = redis.call('ZCARD', key)
   crossed[i] = 0
   if total >= limit and total - weight < limit then
     redis.call('DEL', key)
@@ -77,6 +85,8 @@ export class ModuleFleet {
   private draining: Promise<void> | null = null;
   /** a decision was queued since the last drain started: after the chunk, publish */
   private queued = false;
+  /** calls of the share script so far: part of what makes each affair's member unique */
+  private shares = 0;
   /** queued while a drain was under way: drain once more when it ends */
   private again = false;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -145,12 +155,14 @@ export class ModuleFleet {
   }
 
   /**
-   * One script per chunk adds its affairs to the fleet's counters (each expiring findTime after
-   * its first affair), atomically, so exactly one node sees a count cross the limit; that node
-   * bans, and the counter starts afresh.
+   * One script per chunk adds its affairs to the fleet's counts (sliding over findTime),
+   * atomically, so exactly one node sees a count cross the limit; that node bans, and the
+   * count starts afresh.
    */
   private share(): void {
-    const batch = [...this.affairs];
+    /* beyond the limit one more affair changes nothing; a <COUNT> of thousands stays one member per affair up to it */
+    const limit = this.settings.fleetMaxAffairs;
+    const batch = [...this.affairs].map(([address, weight]): [string, number] => [address, Math.min(weight, limit)]);
     this.affairs = new Map();
     const weights = batch.reduce((n, [, w]) => n + w, 0);
     if (!this.link.connected) {
@@ -158,7 +170,10 @@ export class ModuleFleet {
       return;
     }
     const k = fleetKeys(this.settings.prefix);
-    const args = [SHARE_SCRIPT, String(batch.length), ...batch.map(([address]) => k.affairs(this.module, address)), String(this.findTime), String(this.settings.fleetMaxAffairs), ...batch.map(([, w]) => String(w))];
+    const now = String(Math.floor(Date.now() / 1000));
+    const prefix = `${this.settings.node}:${process.pid}:${this.shares++}:`;
+    const keys = batch.map(([address]) => k.affairs(this.module, address));
+    const args = [SHARE_SCRIPT, String(batch.length), ...keys, String(this.findTime), String(limit), now, prefix, ...batch.map(([, w]) => String(w))];
     void this.link
       .run((c) => c.send("EVAL", args) as Promise<number[]>)
       .then((crossed) => {

@@ -147,6 +147,21 @@ describe("fleet mode", () => {
     expect(local.filter((s) => s.includes("198.51.100.23")).length).toBe(1);
   }, 60000);
 
+  test("the fleet's count slides over findTime: affairs older than it no longer count", async () => {
+    const o = { fleet: "shareAffairs = true\nfleetMaxAffairs = 3", lg: "findTime = 4\nmaxAffairs = 100" };
+    const [a, b] = [node("a", o), node("b", o)];
+    await up(a, b);
+    const shared = (r: string) => status(r).modules.find((m) => m.module === "LG")!.shared;
+    feed(a, failed("198.51.100.41", 2));
+    await waitFor("a's affairs shared", () => shared(a) >= 2);
+    await Bun.sleep(5000); /* the window has passed them */
+    feed(b, failed("198.51.100.41", 2));
+    await waitFor("b's affairs shared", () => shared(b) >= 2);
+    expect([...(await lgSet(a)), ...(await lgSet(b))]).toEqual([]);
+    feed(a, failed("198.51.100.41", 1));
+    await waitFor("the third affair within the window to ban", async () => [...(await lgSet(a)), ...(await lgSet(b))].includes("198.51.100.41"));
+  }, 60000);
+
   test("local policy wins: an address whitelisted on C is banned on A and B, not on C, and C says so", async () => {
     const a = node("a");
     const b = node("b");
