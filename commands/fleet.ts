@@ -4,7 +4,7 @@ import { formatDuration } from "../src/core/duration";
 import { WatcherError } from "../src/core/errors";
 import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
-import { FleetNode, fleetStatus } from "../src/master/fleet";
+import { FleetNode, fleetStatus, forgetNode } from "../src/master/fleet";
 import { MODULE_NAMES } from "../src/core/config";
 import { type GlobalArgs, isoTime, printJson, stderrLog, table } from "./common";
 
@@ -63,9 +63,19 @@ const syncCommand: CommandModule<GlobalArgs, Args> = {
   },
 };
 
+const forgetCommand: CommandModule<GlobalArgs, Args & { node: string }> = {
+  command: "forget <node>",
+  describe: "take a node that left the fleet for good off the list of nodes",
+  builder: (y) => y.positional("node", { type: "string", demandOption: true, describe: "the node's name, as fleet status lists it" }),
+  handler: async (argv) => {
+    await forgetNode(loadConfig(argv.root), argv.node);
+    console.log(`forgot node ${argv.node}`);
+  },
+};
+
 export const fleetCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: "fleet",
-  describe: "fleet mode on Redis: status of this node and the others, full sync",
-  builder: (y: Argv<GlobalArgs>) => y.command(statusCommand).command(syncCommand).demandCommand(1, "name a fleet command: status or sync"),
+  describe: "fleet mode on Redis: status of this node and the others, full sync, forgetting a node",
+  builder: (y: Argv<GlobalArgs>) => y.command(statusCommand).command(syncCommand).command(forgetCommand).demandCommand(1, "name a fleet command: status, sync or forget"),
   handler: () => {},
 };

@@ -362,6 +362,8 @@ export class FleetNode {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    /* a node that stops says so: it is silent at once, not when its heartbeat lapses */
+    if (this.loop) await this.writer.run((c) => c.send("DEL", [this.keys.node(this.settings.node)])).catch(() => {});
     this.reader.close();
     this.writer.close();
     await this.loop;
@@ -419,4 +421,21 @@ export async function fleetStatus(loaded: LoadedConfig): Promise<FleetStatusRepo
     link.close();
   }
   return { node: settings.node, url: redactUrl(settings.url), master, modules, nodes, redisError: nodes ? null : link.lastError };
+}
+
+/** `watcher fleet forget NODE`: a node taken out of service leaves the list; a live one is refused. */
+export async function forgetNode(loaded: LoadedConfig, node: string): Promise<void> {
+  const settings = loaded.config.fleet;
+  if (!settings) throw new WatcherError(`${loaded.paths.configFile}: fleet mode is off; add a [fleet] section with url = "redis://..."`, 2);
+  const link = new FleetLink(settings);
+  try {
+    if (!(await link.start())) throw new WatcherError(`cannot reach Redis at ${redactUrl(settings.url)}: ${link.lastError}`);
+    const k = fleetKeys(settings.prefix);
+    await link.run(async (c) => {
+      if ((await c.send("EXISTS", [k.node(node)])) === 1) throw new WatcherError(`node ${node} is live (its heartbeat is fresh): stop watcher there first`);
+      if ((await c.send("SREM", [k.nodes, node])) === 0) throw new WatcherError(`no node ${node} in the fleet`);
+    });
+  } finally {
+    link.close();
+  }
 }

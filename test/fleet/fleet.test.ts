@@ -131,6 +131,13 @@ describe("fleet mode", () => {
     const nodes = status(a).nodes!;
     expect(nodes.map((n) => [n.node, n.live])).toEqual([["a", true], ["b", true], ["c", true]]);
     expect(watcher(a, "status").out).toContain("fleet node a: connected");
+    /* a node that stops is silent at once; forgotten, it leaves the list; a live one stays */
+    expect(watcher(c, "stop").code).toBe(0);
+    expect(status(a).nodes!.map((n) => [n.node, n.live])).toEqual([["a", true], ["b", true], ["c", false]]);
+    expect(watcher(a, "fleet", "forget", "c").out).toBe("forgot node c\n");
+    const live = watcher(a, "fleet", "forget", "b");
+    expect([live.code, live.err]).toEqual([1, "watcher: node b is live (its heartbeat is fresh): stop watcher there first\n"]);
+    expect(status(a).nodes!.map((n) => n.node)).toEqual(["a", "b"]);
   }, 60000);
 
   test("affairs count across the fleet: 2 failed logins on each of 3 nodes with fleetMaxAffairs = 5 ban on all three", async () => {
