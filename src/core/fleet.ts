@@ -309,13 +309,14 @@ export class FleetStore {
     this.db.query("INSERT INTO state (key, value) VALUES ('cursor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(id);
   }
 
-  /** Record a received decision; false when it was recorded before (the same decision again). */
-  receive(d: Decision, outcome: Outcome, now: number): boolean {
-    return (
-      this.db
-        .query("INSERT OR IGNORE INTO received (id, action, address, module, until, rule, origin, time, outcome, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(d.id, d.action, d.address, d.module, d.until, d.rule, d.origin, d.time, outcome, now).changes === 1
-    );
+  /** Record a received decision, or what became of it when it is judged again (a full sync); its first arrival time stays. */
+  receive(d: Decision, outcome: Outcome, now: number): void {
+    this.db
+      .query(
+        `INSERT INTO received (id, action, address, module, until, rule, origin, time, outcome, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome`,
+      )
+      .run(d.id, d.action, d.address, d.module, d.until, d.rule, d.origin, d.time, outcome, now);
   }
 
   seen(id: string): boolean {

@@ -88,6 +88,8 @@ export class FleetNode {
   private readonly moduleStores = new Map<ModuleName, ModuleStore>();
   private readonly startedAt = nowS();
   private checkCursor = true;
+  /** a full sync was asked for (new lists: decisions refused before may be applied now) */
+  private syncWanted = false;
   private closed = false;
   private loop: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -140,6 +142,11 @@ export class FleetNode {
     this.timer = setInterval(() => (++ticks % (HEARTBEAT_MS / STATUS_MS) === 0 ? this.heartbeat() : this.writeStatus()), STATUS_MS);
   }
 
+  /** Sync in full before the next read (SIGHUP: the lists changed, so every decision is judged again). */
+  resync(): void {
+    this.syncWanted = true;
+  }
+
   /** Connect once, for a command (`fleet sync`); throws when Redis cannot be reached. */
   async connect(): Promise<void> {
     await this.firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
@@ -153,9 +160,10 @@ export class FleetNode {
         continue;
       }
       try {
-        if (this.checkCursor) {
-          this.checkCursor = false;
-          if (await this.needsFullSync()) await this.fullSync();
+        if (this.checkCursor || this.syncWanted) {
+          const wanted = this.syncWanted;
+          this.checkCursor = this.syncWanted = false;
+          if (wanted || (await this.needsFullSync())) await this.fullSync();
         }
         const cursor = this.store.cursor ?? "0-0";
         const reply = await this.reader.run((c) => c.send("XREAD", ["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", this.keys.stream, cursor]));

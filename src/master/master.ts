@@ -215,6 +215,7 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
             status.restore = await restoreFirewall(loaded, firewall!, modules, lists, Math.floor(Date.now() / 1000));
             for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
             for (const c of children.values()) c.signal("SIGHUP");
+            fleet?.resync();
             writeStatus();
             log("SIGHUP: lists reloaded and restored; modules reload config and rules");
           } catch (e) {

@@ -94,13 +94,15 @@ describe("small parts", () => {
 });
 
 describe("fleet.db", () => {
-  test("a decision is recorded once; bans keep the longest; the cursor survives a reopen", () => {
+  test("a decision is recorded once, with its latest outcome; bans keep the longest; the cursor survives a reopen", () => {
     const path = join(mkdtempSync(join(tmpdir(), "watcher-fleetdb-")), "fleet.db");
     const store = new FleetStore(path);
     expect(store.cursor).toBeNull();
-    expect(store.receive(decision, "applied", 100)).toBe(true);
-    expect(store.receive(decision, "applied", 101)).toBe(false);
+    expect(store.seen(decision.id)).toBe(false);
+    store.receive(decision, "protected", 100);
+    store.receive(decision, "applied", 101); /* judged again: the outcome changes, the arrival stays */
     expect(store.seen(decision.id)).toBe(true);
+    expect(store.receivedSince(0).map((r) => [r.outcome, r.received])).toEqual([["applied", 100]]);
     store.putBan({ ...decision, until: 500 });
     store.putBan({ ...decision, until: 400, origin: "web2" });
     expect(store.activeBans(0)).toEqual([{ address: "203.0.113.7", until: 500, module: "LG", rule: "failed-auth", origin: "mail1" }]);

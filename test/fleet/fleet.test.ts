@@ -4,7 +4,7 @@
  * namespace with real nftables whose kernel set is read and whose packets must stop.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FleetStore } from "../../src/core/fleet";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
@@ -181,6 +181,12 @@ describe("fleet mode", () => {
     expect(await fleetSet(c)).toEqual(["203.0.113.77"]);
     const m = (await waitFor("C's status", () => status(c).master?.protected === 1 && status(c)))!.master!;
     expect(m.refusals).toEqual(["203.0.113.5 (whitelist, from a)"]);
+    /* the whitelist shrinks: on SIGHUP the node judges the fleet's decisions again */
+    writeFileSync(join(c, "etc", "whitelist"), "");
+    process.kill(Number(readFileSync(join(c, "var", "run", "watcher.pid"), "utf8")), "SIGHUP");
+    await waitFor("the refused ban applied now", async () => (await fleetSet(c)).includes("203.0.113.5"));
+    const report = JSON.parse(watcher(c, "report", "--json").out) as { fleet: { byOrigin: unknown[] } };
+    expect(report.fleet.byOrigin).toEqual([{ origin: "a", bans: 2, unbans: 0, refused: 0 }]);
   }, 60000);
 
   test("per module, fleetPublish = false keeps a node's bans at home and fleetAccept = false ignores the others'", async () => {
