@@ -197,9 +197,12 @@ export function parseSyslogTime(time: string, now: number): number | null {
   }
   const month = MONTHS[time.slice(0, 3)];
   const day = Number(time.slice(4, 6).trim());
-  const [hh, mm, ss] = time.slice(7).split(":").map(Number) as [number, number, number];
-  if (month === undefined || !(day >= 1 && day <= 31) || !(hh <= 23 && mm <= 59 && ss <= 60)) return null;
-  const year = new Date(now * 1000).getFullYear();
+  /* "Nov 24 10:00:02": two digits each at 7, 10 and 13 */
+  const hh = twoDigits(time, 7);
+  const mm = twoDigits(time, 10);
+  const ss = twoDigits(time, 13);
+  if (month === undefined || !(day >= 1 && day <= 31) || !(hh <= 23 && mm <= 59 && ss <= 60) || time.length !== 15) return null;
+  const year = yearAt(now);
   const at = (y: number) => hourStart(time, y, month, day, hh) + mm * 60 + ss;
   const t = at(year);
   if (Number.isNaN(t)) return null;
@@ -210,6 +213,21 @@ export function parseSyslogTime(time: string, now: number): number | null {
     if (next <= now + 86400) return next;
   }
   return t;
+}
+
+/** The two-digit number at `at`, or NaN. */
+function twoDigits(text: string, at: number): number {
+  const a = text.charCodeAt(at) - 48;
+  const b = text.charCodeAt(at + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : Number.NaN;
+}
+
+/** The local year at `now`, remembered for the second: a Date per line is what a replay would pay. */
+let lastYear = { now: Number.NaN, year: 0 };
+
+function yearAt(now: number): number {
+  if (lastYear.now !== now) lastYear = { now, year: new Date(now * 1000).getFullYear() };
+  return lastYear.year;
 }
 
 /**
