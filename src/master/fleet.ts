@@ -73,6 +73,26 @@ export interface NodeInfo {
 }
 
 const nowS = () => Math.floor(Date.now() / 1000);
+
+/** A node's heartbeat, or null when the key holds something else. */
+function heartbeatOf(text: string): NodeInfo | null {
+  try {
+    const beat = JSON.parse(text) as Partial<NodeInfo> | null;
+    return beat && typeof beat.node === "string" && typeof beat.updatedAt === "number" ? (beat as NodeInfo) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The fields of a payload in the active set; whoever can write to Redis can write anything there. */
+function payloadFields(payload: string): string[] {
+  try {
+    const fields: unknown = JSON.parse(payload);
+    return Array.isArray(fields) && fields.every((f) => typeof f === "string") ? fields : [];
+  } catch {
+    return [];
+  }
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type StreamEntry = [id: string, fields: string[]];
@@ -213,7 +233,7 @@ export class FleetNode {
       const chunk = addresses.slice(i, i + READ_BATCH);
       const payloads = ((await this.reader.run((c) => c.send("HMGET", [this.keys.payload, ...chunk]))) ?? []) as (string | null)[];
       for (const p of payloads) {
-        const d = p ? this.verify(JSON.parse(p) as string[]) : null;
+        const d = p ? this.verify(payloadFields(p)) : null;
         if (d && d.origin !== this.settings.node) decisions.push(d);
       }
     }
@@ -418,7 +438,7 @@ export async function fleetStatus(loaded: LoadedConfig): Promise<FleetStatusRepo
         const names = ((await c.send("SMEMBERS", [k.nodes])) as string[]).sort();
         const beats = names.length ? ((await c.send("MGET", names.map(k.node))) as (string | null)[]) : [];
         return names.map((node, i) => {
-          const beat = beats[i] ? (JSON.parse(beats[i]!) as NodeInfo) : null;
+          const beat = beats[i] ? heartbeatOf(beats[i]!) : null;
           return { node, version: beat?.version ?? "", startedAt: beat?.startedAt ?? 0, updatedAt: beat?.updatedAt ?? 0, lines: beat?.lines ?? 0, bans: beat?.bans ?? 0, live: beat !== null };
         });
       });

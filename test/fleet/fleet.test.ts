@@ -313,9 +313,13 @@ describe("fleet mode", () => {
     await joined(a);
     for (const ip of ["198.51.100.1", "198.51.100.2"]) expect(watcher(a, "ban", "LG", ip).code).toBe(0);
     const b = node("b");
+    /* what anyone with write access to Redis can put beside them: junk, and a ban without a valid signature */
+    const until = String(Math.floor(Date.now() / 1000) + 3600);
+    redis.cli("ZADD", "{watcher}:active", until, "198.51.100.3", until, "198.51.100.4");
+    redis.cli("HSET", "{watcher}:payload", "198.51.100.3", "{not json", "198.51.100.4", JSON.stringify(["v", "1", "id", "x", "action", "ban", "address", "198.51.100.4", "module", "LG", "until", until, "rule", "manual", "origin", "a", "time", "1", "sig", "0".repeat(64)]));
     const r = watcher(b, "fleet", "sync");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("2 fleet bans in force on b");
+    expect(r.out).toContain("2 fleet bans in force on b (0 refused by local policy, 2 with a bad signature ignored)");
     expect(await fleetSet(b)).toEqual(["198.51.100.1", "198.51.100.2"]);
   }, 30000);
 });
