@@ -12,6 +12,7 @@
  */
 import type { udp } from "bun";
 import { readFileSync } from "node:fs";
+import { BoundedMap } from "./bounded-map";
 import { type Ip, parseIp } from "./ip";
 
 /** ALLOWED: a TRUEHOST whose name is under one of the module's `dnsAllow` domains (a search engine's crawlers) */
@@ -247,7 +248,7 @@ export interface ClassifierStats {
  */
 export class DnsClassifier {
   readonly stats: ClassifierStats = { lookups: 0, cacheHits: 0, dropped: 0 };
-  private readonly cache = new Map<string, { cls: HostClass; expires: number }>();
+  private readonly cache: BoundedMap<string, { cls: HostClass; expires: number }>;
   private readonly queue: Ip[] = [];
   private readonly waiting = new Set<string>();
   private active = 0;
@@ -257,7 +258,9 @@ export class DnsClassifier {
     private readonly o: ClassifierOptions,
     private readonly onResult: (address: string, cls: HostClass) => void,
     private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
-  ) {}
+  ) {
+    this.cache = new BoundedMap(o.cacheSize);
+  }
 
   /** The cached class, if fresh. */
   cached(address: string): HostClass | null {
@@ -307,7 +310,6 @@ export class DnsClassifier {
 
   private remember(address: string, cls: HostClass): void {
     const ttl = cls === "TRUEHOST" || cls === "ALLOWED" ? this.o.positiveTtl : cls === "UNKNOWN" ? UNKNOWN_TTL : this.o.negativeTtl;
-    if (this.cache.size >= this.o.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(address, { cls, expires: this.clock() + ttl });
   }
 }

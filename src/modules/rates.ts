@@ -1,17 +1,21 @@
 /**
  * Rate rules (floods, crawlers): each matching line is a hit for its address and vhost; more
  * than `hits` hits within `seconds` of the first is one affair, and the count starts over, so
- * a sustained flood is one affair per window. Kept in memory, bounded: the oldest entries go.
+ * a sustained flood is one affair per window. Kept in memory, bounded (see BoundedMap).
  */
+import { BoundedMap } from "../core/bounded-map";
+
 interface Window {
   start: number;
   hits: number;
 }
 
 export class RateCounter {
-  private readonly windows = new Map<string, Window>();
+  private readonly windows: BoundedMap<string, Window>;
 
-  constructor(private readonly maxEntries = 100000) {}
+  constructor(maxEntries = 100000) {
+    this.windows = new BoundedMap(maxEntries);
+  }
 
   get size(): number {
     return this.windows.size;
@@ -22,7 +26,6 @@ export class RateCounter {
     const key = vhost ? `${address} ${vhost}` : address;
     let w = this.windows.get(key);
     if (!w || time - w.start >= rate.seconds) {
-      if (!w && this.windows.size >= this.maxEntries) this.windows.delete(this.windows.keys().next().value!);
       w = { start: time, hits: 0 };
       this.windows.set(key, w);
     }

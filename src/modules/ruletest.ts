@@ -2,6 +2,7 @@
  * `watcher rules test`: run a log through a module's rules, like fail2ban-regex. Needs no
  * root and touches no database: hits per rule, extracted hosts, and the engine's speed.
  */
+import { BoundedMap } from "../core/bounded-map";
 import type { Action, RuleSet } from "../core/rules";
 import { HeaderScan, scanSyslog } from "../core/syslog";
 import { forEachLine, type SkipCounts } from "./lines";
@@ -35,7 +36,7 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
   for (const r of rules.rules) hits[r.name] = 0;
   const matches: RuleTestMatch[] = [];
   /* program[pid] → address, so that lines without one can show their session's */
-  const sessionHosts = new Map<string, string>();
+  const sessionHosts = new BoundedMap<string, string>(MAX_SESSIONS);
   const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
   const h = new HeaderScan();
   let unparsed = 0;
@@ -58,12 +59,8 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
     let host = m.host?.text ?? null;
     const session = sessionOf(block, h, m.session);
     if (session) {
-      if (host) {
-        if (sessionHosts.size >= MAX_SESSIONS) sessionHosts.delete(sessionHosts.keys().next().value!);
-        sessionHosts.set(session, host);
-      } else {
-        host = sessionHosts.get(session) ?? null;
-      }
+      if (host) sessionHosts.set(session, host);
+      else host = sessionHosts.get(session) ?? null;
     }
     matches.push({ line: index + 1, rule: m.rule.name, host, action: m.rule.action });
   });

@@ -10,6 +10,7 @@
  * The map is bounded (oldest sessions go first) and sessions expire, so a flood of new pids
  * cannot grow memory.
  */
+import { BoundedMap } from "../core/bounded-map";
 import type { Ip } from "../core/ip";
 import type { CompiledRule } from "../core/rules";
 import { type HeaderScan, sessionKey } from "../core/syslog";
@@ -21,7 +22,6 @@ interface Tally {
 }
 
 interface Session {
-  key: string;
   host: Ip | null;
   lastSeen: number;
   /** attempts per group and stream: a few entries, so a list (Maps churn memory) */
@@ -43,61 +43,27 @@ export interface Attributed {
 
 const MAX_WAITING = 16;
 
-/**
- * Two generations of sessions: new ones go into `current`; when it holds half the bound it
- * becomes `previous` and the old `previous` is dropped whole. A session used again moves back
- * into `current`. Bounded, O(1), and no per-session eviction: deleting the oldest entry of a
- * Map one at a time costs more and more as its deleted slots pile up.
- */
+/** Sessions by key, bounded (see BoundedMap): a flood of new pids cannot grow memory. */
 export class SessionTable {
-  private current = new Map<string, Session>();
-  private previous = new Map<string, Session>();
-  private readonly generation: number;
+  private readonly sessions: BoundedMap<string, Session>;
 
   constructor(
     maxSessions = 8192,
     private readonly ttlSeconds = 600,
   ) {
-    this.generation = Math.max(1, Math.floor(maxSessions / 2));
+    this.sessions = new BoundedMap(maxSessions);
   }
 
   get size(): number {
-    return this.current.size + this.previous.size;
-  }
-
-  private get(key: string): Session | undefined {
-    const s = this.current.get(key);
-    if (s) return s;
-    const old = this.previous.get(key);
-    if (old) {
-      this.previous.delete(key);
-      this.put(old);
-    }
-    return old;
-  }
-
-  private put(s: Session): void {
-    if (this.current.size >= this.generation) {
-      this.previous = this.current;
-      this.current = new Map();
-    }
-    this.current.set(s.key, s);
-  }
-
-  private drop(key: string): void {
-    this.current.delete(key);
-    this.previous.delete(key);
+    return this.sessions.size;
   }
 
   private touch(key: string, now: number): Session {
-    let s = this.get(key);
-    if (s && now - s.lastSeen > this.ttlSeconds) {
-      this.drop(key); /* pid reused long after */
-      s = undefined;
-    }
+    let s = this.sessions.get(key);
+    if (s && now - s.lastSeen > this.ttlSeconds) s = undefined; /* pid reused long after */
     if (!s) {
-      s = { key, host: null, lastSeen: now, tallies: null, counted: 0, waiting: null };
-      this.put(s);
+      s = { host: null, lastSeen: now, tallies: null, counted: 0, waiting: null };
+      this.sessions.set(key, s);
     }
     s.lastSeen = now;
     return s;
@@ -130,7 +96,7 @@ export class SessionTable {
     let s = this.touch(key, now);
     if (host && s.host && s.host.text !== host.text) {
       /* a new connection under a reused pid */
-      this.drop(key);
+      this.sessions.delete(key);
       s = this.touch(key, now);
     }
     const out: Attributed[] = [];
@@ -151,7 +117,7 @@ export class SessionTable {
 
   /** A successful login: returns the affairs this session had counted, and forgets them. */
   forgive(key: string): number {
-    const s = this.get(key);
+    const s = this.sessions.get(key);
     if (!s) return 0;
     const counted = s.counted;
     s.counted = 0;
