@@ -249,7 +249,6 @@ export class FleetNode {
       for (const [d, outcome] of outcomes) this.store.receive(d, outcome, now);
       this.store.cursor = info.last;
     });
-    this.stats.cursor = info.last;
     this.stats.syncs++;
     this.log(`fleet: full sync, ${bans.length} active fleet bans from ${decisions.length} decisions`);
     return bans.length;
@@ -316,7 +315,6 @@ export class FleetNode {
       for (const a of unbans) this.store.deleteBan(a);
       this.store.cursor = last;
     });
-    this.stats.cursor = last;
     for (const b of bans) this.log(`fleet: ban ${b.address} until ${new Date(b.until * 1000).toISOString()} (${b.module} rule ${b.rule} on ${b.origin})`);
     for (const a of unbans) this.log(`fleet: unban ${a}`);
   }
@@ -381,7 +379,9 @@ export class FleetNode {
   }
 
   private writeStatus(): void {
+    if (this.closed) return; /* a heartbeat that ends after close() writes nothing */
     this.stats.connected = this.reader.connected && this.writer.connected;
+    this.stats.cursor = this.store.cursor;
     this.stats.lastError = this.reader.lastError ?? this.writer.lastError ?? this.stats.lastError;
     this.stats.updatedAt = nowS();
     writeJson(statusFile(this.loaded.paths.runDir, "fleet"), this.stats);

@@ -79,7 +79,8 @@ export interface ModuleFleetStats {
 }
 
 export class ModuleFleet {
-  readonly stats: ModuleFleetStats = { published: 0, outbox: 0, dropped: 0, shared: 0, unshared: 0, fleetBans: 0, connected: false, lastError: null };
+  private readonly stats = { published: 0, dropped: 0, shared: 0, unshared: 0, fleetBans: 0 };
+  private lastError: string | null = null;
   private readonly link: FleetLink;
   private affairs = new Map<string, number>();
   private draining: Promise<void> | null = null;
@@ -106,8 +107,9 @@ export class ModuleFleet {
   start(): void {
     void this.link.start();
     this.timer = setInterval(() => {
-      this.stats.dropped += this.store.trimOutbox(this.settings.outboxSize);
-      this.publish(); /* what `watcher ban` queued, and what waited for a reconnect */
+      /* what `watcher ban` queued, and what waited for a reconnect; the outbox grows only while Redis is away */
+      if (this.link.connected) this.publish();
+      else this.stats.dropped += this.store.trimOutbox(this.settings.outboxSize);
     }, OUTBOX_EVERY_MS);
   }
 
@@ -143,7 +145,7 @@ export class ModuleFleet {
         this.stats.published += n;
       })
       .catch((e) => {
-        this.stats.lastError = (e as Error).message;
+        this.lastError = (e as Error).message;
       })
       .finally(() => {
         this.draining = null;
@@ -187,15 +189,12 @@ export class ModuleFleet {
         });
       })
       .catch((e) => {
-        this.stats.lastError = (e as Error).message;
+        this.lastError = (e as Error).message;
       });
   }
 
   snapshot(): ModuleFleetStats {
-    this.stats.outbox = this.store.outboxLength();
-    this.stats.connected = this.link.connected;
-    this.stats.lastError = this.link.lastError ?? this.stats.lastError;
-    return { ...this.stats };
+    return { ...this.stats, outbox: this.store.outboxLength(), connected: this.link.connected, lastError: this.link.lastError ?? this.lastError };
   }
 
   /** Stop; what was not published stays in the outbox for the next start. */
