@@ -1,11 +1,9 @@
 import type { Argv, CommandModule } from "yargs";
-import { loadConfig } from "../src/core/config";
+import { loadConfig, MODULE_NAMES } from "../src/core/config";
 import { formatDuration } from "../src/core/duration";
-import { WatcherError } from "../src/core/errors";
 import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
-import { FleetNode, fleetStatus, forgetNode } from "../src/master/fleet";
-import { MODULE_NAMES } from "../src/core/config";
+import { FleetNode, fleetConfigOf, fleetStatus, forgetNode } from "../src/master/fleet";
 import { type GlobalArgs, isoTime, printJson, stderrLog, table } from "./common";
 
 interface Args extends GlobalArgs {
@@ -46,7 +44,7 @@ const syncCommand: CommandModule<GlobalArgs, Args> = {
   builder: (y) => y.option("json", { type: "boolean" }),
   handler: async (argv) => {
     const loaded = loadConfig(argv.root);
-    if (!loaded.config.fleet) throw new WatcherError(`${loaded.paths.configFile}: fleet mode is off; add a [fleet] section with url = "redis://..."`, 2);
+    const settings = fleetConfigOf(loaded);
     const firewall = createFirewall(loaded.config, loaded.paths);
     const lists = Lists.load(loaded.paths.whitelist, loaded.paths.blacklist);
     const modules = MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled);
@@ -55,7 +53,7 @@ const syncCommand: CommandModule<GlobalArgs, Args> = {
       await node.connect();
       const bans = await node.fullSync();
       if (argv.json) printJson({ bans, ...node.stats });
-      else console.log(`${bans} fleet bans in force on ${loaded.config.fleet.node} (${node.stats.protected} refused by local policy, ${node.stats.badSignature} with a bad signature ignored)`);
+      else console.log(`${bans} fleet bans in force on ${settings.node} (${node.stats.protected} refused by local policy, ${node.stats.badSignature} with a bad signature ignored)`);
     } finally {
       await node.close();
       await firewall.close();

@@ -9,7 +9,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { basename } from "node:path";
 import pkg from "../../package.json";
-import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
+import { type FleetConfig, type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import {
   compareStreamIds,
   type Decision,
@@ -23,7 +23,7 @@ import {
   redactUrl,
   verifiedDecision,
 } from "../core/fleet";
-import { WatcherError } from "../core/errors";
+import { ConfigError, WatcherError } from "../core/errors";
 import { type Firewall, moduleSetName, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
@@ -74,6 +74,12 @@ export interface NodeInfo {
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
+/** The [fleet] settings, or a configuration error for a command that needs them. */
+export function fleetConfigOf(loaded: LoadedConfig): FleetConfig {
+  if (!loaded.config.fleet) throw new ConfigError(`${loaded.paths.configFile}: fleet mode is off; add a [fleet] section with url = "redis://..."`);
+  return loaded.config.fleet;
+}
+
 /** A node's heartbeat, or null when the key holds something else. */
 function heartbeatOf(text: string): NodeInfo | null {
   try {
@@ -121,8 +127,7 @@ export class FleetNode {
     private readonly lists: () => Lists,
     private readonly log: (message: string) => void,
   ) {
-    const settings = loaded.config.fleet;
-    if (!settings) throw new Error("fleet mode is not configured");
+    const settings = fleetConfigOf(loaded);
     this.settings = settings;
     this.key = loadFleetKey(loaded.paths.fleetKey);
     this.keys = fleetKeys(settings.prefix);
@@ -414,8 +419,7 @@ export interface FleetStatusReport {
 
 /** `watcher fleet status`: this node's counters from its run files and databases, the fleet's nodes from Redis. */
 export async function fleetStatus(loaded: LoadedConfig): Promise<FleetStatusReport> {
-  const settings = loaded.config.fleet;
-  if (!settings) throw new WatcherError(`${loaded.paths.configFile}: fleet mode is off; add a [fleet] section with url = "redis://..."`, 2);
+  const settings = fleetConfigOf(loaded);
   const { runDir } = loaded.paths;
   const master = runningMaster(runDir) ? readJson<FleetNodeStats>(statusFile(runDir, "fleet")) : null;
   const modules: FleetStatusReport["modules"] = [];
@@ -453,8 +457,7 @@ export async function fleetStatus(loaded: LoadedConfig): Promise<FleetStatusRepo
 
 /** `watcher fleet forget NODE`: a node taken out of service leaves the list; a live one is refused. */
 export async function forgetNode(loaded: LoadedConfig, node: string): Promise<void> {
-  const settings = loaded.config.fleet;
-  if (!settings) throw new WatcherError(`${loaded.paths.configFile}: fleet mode is off; add a [fleet] section with url = "redis://..."`, 2);
+  const settings = fleetConfigOf(loaded);
   const link = new FleetLink(settings);
   try {
     if (!(await link.start())) throw new WatcherError(`cannot reach Redis at ${redactUrl(settings.url)}: ${link.lastError}`);
