@@ -34,6 +34,7 @@ import { type Decision, FleetLink, fleetKeys, newDecision, publishDecisions } fr
 import { parseIp } from "../src/core/ip";
 import { isAlive, readJson } from "../src/core/runfiles";
 import { freePort, TestRedis } from "../test/helpers/redis";
+import { waitFor } from "../test/helpers/wait";
 import { generate } from "./gen-corpus";
 import { type ProcessRun, runTimed } from "./measure";
 
@@ -124,14 +125,6 @@ function sh(argv: string[]): string {
   const p = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
   if (p.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${p.stderr.toString().trim()}`);
   return p.stdout.toString();
-}
-
-async function waitFor<T>(what: string, check: () => T | null | undefined | false, timeoutMs = 20000): Promise<T> {
-  for (const until = Date.now() + timeoutMs; Date.now() < until; await Bun.sleep(20)) {
-    const v = check();
-    if (v) return v;
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Documentation addresses only; 192.0.2.0/24 is left out (machines like this one use it). */
@@ -260,7 +253,7 @@ async function startNode(name: string, root: string, ns: string | null): Promise
       const fleet = readJson<{ connected: boolean; syncs: number }>(join(run, "fleet.json"));
       const lg = readJson<{ fleet: { connected: boolean } | null }>(join(run, "LG.json"));
       return master?.ready && fleet?.connected && fleet.syncs >= 1 && lg?.fleet?.connected;
-    });
+    }, 20000, 20);
   } finally {
     pids = modulePids();
   }
@@ -413,7 +406,7 @@ async function throughputAndMemory(o: Opts, redis: TestRedis, rows: Row[]): Prom
     for (let r = 0; r < o.runs; r++) {
       redis.cli("FLUSHALL", "SYNC");
       redis.cli("BGREWRITEAOF"); /* the AOF starts small again: each run writes into the same kind of file */
-      await waitFor("the AOF rewrite", () => /aof_rewrite_in_progress:0/.test(redis.cli("INFO", "persistence")) && /aof_rewrite_scheduled:0/.test(redis.cli("INFO", "persistence")));
+      await waitFor("the AOF rewrite", () => /aof_rewrite_in_progress:0/.test(redis.cli("INFO", "persistence")) && /aof_rewrite_scheduled:0/.test(redis.cli("INFO", "persistence")), 20000, 20);
       const decisions = banDecisions(o.decisions, 0xb, "web-01");
       const before = usedMemory(redis);
       const run = await publishAll(settings, decisions);
@@ -541,6 +534,7 @@ async function latencyAndApply(o: Opts, redis: TestRedis, rows: Row[]): Promise<
       return latest;
     },
     120000,
+    20,
   );
   kernel.close();
   const seconds = (last - t0) / 1000;

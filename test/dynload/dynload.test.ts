@@ -8,9 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { makeRoot, SAFE_CONFIG } from "../helpers/root";
-
-const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
+import { makeRoot, SAFE_CONFIG, WATCHER } from "../helpers/root";
 
 function dropJson(cidrs: string[], records = cidrs.length): string {
   const lines = cidrs.map((cidr, i) => JSON.stringify({ cidr, sblid: `SBL${1000 + i}`, rir: "ripencc" }));

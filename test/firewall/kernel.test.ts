@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ATTACKER_V4, ATTACKER_V6, FRIEND_V4, TestNet } from "../helpers/netns";
-
-const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
+import { waitFor } from "../helpers/wait";
+import { WATCHER } from "../helpers/root";
 
 /** Address → seconds left, straight from the kernel. */
 function kernelTimeouts(net: TestNet, backend: "nftables" | "ipset"): Map<string, number> {
@@ -28,12 +28,6 @@ function failures(address: string, n: number, pid: number): string {
   let out = "";
   for (let i = 0; i < n; i++) out += `Nov 25 10:00:0${i} srv sshd-session[${pid + i}]: Failed password for root from ${address} port ${40000 + i} ssh2\n`;
   return out;
-}
-
-async function waitFor(what: string, check: () => boolean, ms = 8000): Promise<number> {
-  const started = performance.now();
-  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(20)) if (check()) return performance.now() - started;
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 for (const backend of ["nftables", "ipset"] as const) {
@@ -60,18 +54,18 @@ for (const backend of ["nftables", "ipset"] as const) {
     test("the attacker is dropped after the third affair, the whitelisted neighbour is not, and the ban lapses", async () => {
       expect(net.reachable(ATTACKER_V4)).toBe(true);
       const module = net.spawn(net.server, [WATCHER, "--root", root, "module", "LG"]);
-      await waitFor("the FIFO", () => existsSync(join(root, "var", "fifo", "WatchLG")));
+      await waitFor("the FIFO", () => existsSync(join(root, "var", "fifo", "WatchLG")), 8000, 20);
       const inject = (text: string) => expect(Bun.spawnSync([WATCHER, "--root", root, "inject", "LG"], { stdin: new TextEncoder().encode(text) }).exitCode).toBe(0);
       inject(failures(FRIEND_V4, 5, 100));
       inject(failures(ATTACKER_V4, 2, 200));
       expect(net.reachable(ATTACKER_V4)).toBe(true);
       inject(failures(ATTACKER_V4, 1, 300));
-      await waitFor("the attacker to be dropped", () => !net.reachable(ATTACKER_V4, 300));
+      await waitFor("the attacker to be dropped", () => !net.reachable(ATTACKER_V4, 300), 8000, 20);
       expect(net.reachable(FRIEND_V4)).toBe(true);
-      await waitFor("the ban to lapse", () => net.reachable(ATTACKER_V4, 300));
+      await waitFor("the ban to lapse", () => net.reachable(ATTACKER_V4, 300), 8000, 20);
       /* IPv6 the same way */
       inject(failures(ATTACKER_V6, 3, 400));
-      await waitFor("the IPv6 attacker to be dropped", () => !net.reachable(ATTACKER_V6, 300));
+      await waitFor("the IPv6 attacker to be dropped", () => !net.reachable(ATTACKER_V6, 300), 8000, 20);
       module.kill("SIGTERM");
       expect(await module.exited).toBe(0);
     }, 30000);

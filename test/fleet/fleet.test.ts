@@ -12,9 +12,9 @@ import { ModuleStore } from "../../src/core/store";
 import type { FleetStatusReport } from "../../src/master/fleet";
 import { ATTACKER_V4, TestNet } from "../helpers/netns";
 import { TestRedis } from "../helpers/redis";
-import { makeRoot } from "../helpers/root";
+import { makeRoot, WATCHER, watcher } from "../helpers/root";
+import { waitFor } from "../helpers/wait";
 
-const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
 const KEY = "fleet-test-key-0123456789abcdef";
 const roots: string[] = [];
 let redis: TestRedis;
@@ -36,11 +36,6 @@ afterEach(async () => {
   redis.cli("FLUSHALL");
 }, 60000);
 
-function watcher(root: string, ...args: string[]) {
-  const p = Bun.spawnSync([WATCHER, "--root", root, ...args], { stdout: "pipe", stderr: "pipe" });
-  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
-}
-
 /** A node's root: dry-run firewall, LG without DNS, [fleet] on our Redis; `fleet` adds keys to [fleet]. */
 function node(name: string, o: { fleet?: string; url?: string | string[]; files?: Record<string, string>; top?: string; lg?: string } = {}): string {
   const root = makeRoot(`fleet-${name}`, {
@@ -56,14 +51,6 @@ function node(name: string, o: { fleet?: string; url?: string | string[]; files?
 function start(root: string): void {
   const r = watcher(root, "start");
   if (r.code !== 0) throw new Error(`start failed: ${r.err}`);
-}
-
-async function waitFor<T>(what: string, check: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 15000): Promise<T> {
-  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) {
-    const v = await check();
-    if (v) return v;
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function setOf(root: string, set: string): Promise<string[]> {
@@ -89,7 +76,7 @@ async function up(...roots: string[]): Promise<void> {
 
 /** Wait until the node's fleet reader has synced once (it is reading the stream). */
 async function joined(root: string): Promise<void> {
-  await waitFor("the node to join the fleet", () => status(root).master?.connected && (status(root).master?.syncs ?? 0) >= 1);
+  await waitFor("the node to join the fleet", () => status(root).master?.connected && (status(root).master?.syncs ?? 0) >= 1, 15000);
 }
 
 /** The i-th of up to 1,000 documentation addresses: 200 IPv4, then IPv6 (192.0.2.0/24 is left out: test machines use it). */
@@ -109,13 +96,13 @@ describe("fleet mode", () => {
     const [a, b, c] = [node("a"), node("b"), node("c")];
     await up(a, b, c);
     expect(watcher(a, "ban", "LG", "203.0.113.10").out).toContain("published to the fleet");
-    for (const r of [b, c]) await waitFor("the ban on the other nodes", async () => (await fleetSet(r)).includes("203.0.113.10"));
+    for (const r of [b, c]) await waitFor("the ban on the other nodes", async () => (await fleetSet(r)).includes("203.0.113.10"), 15000);
     expect(await lgSet(a)).toEqual(["203.0.113.10"]);
     expect(await fleetSet(a)).toEqual([]); /* its own decision is not applied twice */
 
     expect(watcher(b, "unban", "LG", "203.0.113.10").code).toBe(0);
-    await waitFor("the unban on A", async () => (await lgSet(a)).length === 0);
-    await waitFor("the unban on C", async () => (await fleetSet(c)).length === 0);
+    await waitFor("the unban on A", async () => (await lgSet(a)).length === 0, 15000);
+    await waitFor("the unban on C", async () => (await fleetSet(c)).length === 0, 15000);
     expect(await fleetSet(b)).toEqual([]);
     const host = new ModuleStore(join(a, "var", "db", "LG.db"));
     expect(host.getHost("203.0.113.10")?.bannedUntil).toBe(0);
@@ -146,9 +133,9 @@ describe("fleet mode", () => {
     await up(...nodes);
     for (const r of nodes) {
       feed(r, failed("198.51.100.23", 2));
-      await waitFor("the affairs to be counted", () => status(r).modules.find((m) => m.module === "LG")!.shared >= 2);
+      await waitFor("the affairs to be counted", () => status(r).modules.find((m) => m.module === "LG")!.shared >= 2, 15000);
     }
-    for (const r of nodes) await waitFor("the fleet ban everywhere", async () => [...(await lgSet(r)), ...(await fleetSet(r))].includes("198.51.100.23"));
+    for (const r of nodes) await waitFor("the fleet ban everywhere", async () => [...(await lgSet(r)), ...(await fleetSet(r))].includes("198.51.100.23"), 15000);
     /* no node reached its own limit of 5: the one whose affair crossed the fleet's banned, the others followed */
     const local = await Promise.all(nodes.map(lgSet));
     expect(local.filter((s) => s.includes("198.51.100.23")).length).toBe(1);
@@ -160,13 +147,13 @@ describe("fleet mode", () => {
     await up(a, b);
     const shared = (r: string) => status(r).modules.find((m) => m.module === "LG")!.shared;
     feed(a, failed("198.51.100.41", 2));
-    await waitFor("a's affairs shared", () => shared(a) >= 2);
+    await waitFor("a's affairs shared", () => shared(a) >= 2, 15000);
     await Bun.sleep(5000); /* the window has passed them */
     feed(b, failed("198.51.100.41", 2));
-    await waitFor("b's affairs shared", () => shared(b) >= 2);
+    await waitFor("b's affairs shared", () => shared(b) >= 2, 15000);
     expect([...(await lgSet(a)), ...(await lgSet(b))]).toEqual([]);
     feed(a, failed("198.51.100.41", 1));
-    await waitFor("the third affair within the window to ban", async () => [...(await lgSet(a)), ...(await lgSet(b))].includes("198.51.100.41"));
+    await waitFor("the third affair within the window to ban", async () => [...(await lgSet(a)), ...(await lgSet(b))].includes("198.51.100.41"), 15000);
   }, 60000);
 
   test("local policy wins: an address whitelisted on C is banned on A and B, not on C, and C says so", async () => {
@@ -176,15 +163,15 @@ describe("fleet mode", () => {
     await up(a, b, c);
     expect(watcher(a, "ban", "LG", "203.0.113.5").code).toBe(0);
     expect(watcher(a, "ban", "LG", "203.0.113.77").code).toBe(0);
-    await waitFor("the bans on B", async () => (await fleetSet(b)).length === 2);
-    await waitFor("the second ban on C", async () => (await fleetSet(c)).includes("203.0.113.77"));
+    await waitFor("the bans on B", async () => (await fleetSet(b)).length === 2, 15000);
+    await waitFor("the second ban on C", async () => (await fleetSet(c)).includes("203.0.113.77"), 15000);
     expect(await fleetSet(c)).toEqual(["203.0.113.77"]);
-    const m = (await waitFor("C's status", () => status(c).master?.protected === 1 && status(c)))!.master!;
+    const m = (await waitFor("C's status", () => status(c).master?.protected === 1 && status(c), 15000))!.master!;
     expect(m.refusals).toEqual(["203.0.113.5 (whitelist, from a)"]);
     /* the whitelist shrinks: on SIGHUP the node judges the fleet's decisions again */
     writeFileSync(join(c, "etc", "whitelist"), "");
     process.kill(Number(readFileSync(join(c, "var", "run", "watcher.pid"), "utf8")), "SIGHUP");
-    await waitFor("the refused ban applied now", async () => (await fleetSet(c)).includes("203.0.113.5"));
+    await waitFor("the refused ban applied now", async () => (await fleetSet(c)).includes("203.0.113.5"), 15000);
     const report = JSON.parse(watcher(c, "report", "--json").out) as { fleet: { byOrigin: unknown[] } };
     expect(report.fleet.byOrigin).toEqual([{ origin: "a", bans: 2, unbans: 0, refused: 0 }]);
   }, 60000);
@@ -196,11 +183,11 @@ describe("fleet mode", () => {
     await up(a, b, c);
     expect(watcher(a, "ban", "LG", "203.0.113.31").out).not.toContain("fleet");
     expect(watcher(b, "ban", "LG", "203.0.113.32").code).toBe(0);
-    await waitFor("b's ban on c", async () => (await fleetSet(c)).includes("203.0.113.32"));
+    await waitFor("b's ban on c", async () => (await fleetSet(c)).includes("203.0.113.32"), 15000);
     expect(await fleetSet(c)).toEqual(["203.0.113.32"]); /* a's ban stayed on a */
     expect(watcher(c, "ban", "LG", "203.0.113.33").code).toBe(0);
-    await waitFor("a to have c's ban", async () => (await fleetSet(a)).includes("203.0.113.33"));
-    await waitFor("b to have declined it", () => status(b).master?.notAccepted === 1);
+    await waitFor("a to have c's ban", async () => (await fleetSet(a)).includes("203.0.113.33"), 15000);
+    await waitFor("b to have declined it", () => status(b).master?.notAccepted === 1, 15000);
     expect(await fleetSet(b)).toEqual([]);
   }, 60000);
 
@@ -213,9 +200,9 @@ describe("fleet mode", () => {
     redis.cli("XADD", "{watcher}:decisions", "*", ...fields); /* no signature */
     redis.cli("XADD", "{watcher}:decisions", "*", ...fields.map((f) => (f === "x-1" ? "x-2" : f)), "sig", "0".repeat(64));
     expect(watcher(a, "ban", "LG", "198.51.100.67").code).toBe(0);
-    await waitFor("the signed ban", async () => (await fleetSet(b)).includes("198.51.100.67"));
+    await waitFor("the signed ban", async () => (await fleetSet(b)).includes("198.51.100.67"), 15000);
     expect(await fleetSet(b)).toEqual(["198.51.100.67"]);
-    await waitFor("the count of bad signatures", () => status(b).master?.badSignature === 2);
+    await waitFor("the count of bad signatures", () => status(b).master?.badSignature === 2, 15000);
   }, 60000);
 
   test("a node away while 1,000 decisions are made catches up from the stream on return, without a duplicate", async () => {
@@ -227,10 +214,10 @@ describe("fleet mode", () => {
     await waitFor("A's 1,000 bans published", () => {
       const m = status(a).modules.find((x) => x.module === "LG")!;
       return m.published >= 1000 && m.outbox === 0;
-    });
+    }, 15000);
     start(c);
     await waitFor("C to catch up", async () => (await fleetSet(c)).length === 1000, 30000);
-    const s = (await waitFor("C's counters", () => status(c).master?.applied === 1000 && status(c)))!.master!;
+    const s = (await waitFor("C's counters", () => status(c).master?.applied === 1000 && status(c), 15000))!.master!;
     expect(s.duplicates).toBe(0);
     expect(s.received).toBe(1000);
     const fleetDb = new FleetStore(join(c, "var", "db", "fleet.db"));
@@ -245,11 +232,11 @@ describe("fleet mode", () => {
     await up(a, c);
     expect(watcher(c, "stop").code).toBe(0);
     feed(a, Array.from({ length: 600 }, (_, i) => failed(docAddress(i), 5)).join(""));
-    await waitFor("A's bans published", () => status(a).modules.find((x) => x.module === "LG")!.published >= 600);
+    await waitFor("A's bans published", () => status(a).modules.find((x) => x.module === "LG")!.published >= 600, 15000);
     expect(Number(redis.cli("XLEN", "{watcher}:decisions").trim())).toBeLessThan(600);
     start(c);
     await waitFor("C's full sync", async () => (await fleetSet(c)).length === 600, 30000);
-    await waitFor("C's count of full syncs", () => (status(c).master?.syncs ?? 0) >= 1);
+    await waitFor("C's count of full syncs", () => (status(c).master?.syncs ?? 0) >= 1, 15000);
   }, 90000);
 
   test("Redis stopped and restarted mid-flood: no published decision is lost, and the nodes catch up", async () => {
@@ -260,12 +247,12 @@ describe("fleet mode", () => {
     feed(a, addresses.slice(0, 200).map((ip) => failed(ip, 5)).join(""));
     await redis.stop();
     feed(a, addresses.slice(200).map((ip) => failed(ip, 5)).join(""));
-    await waitFor("A to ban locally without Redis", async () => (await lgSet(a)).length === 400);
-    await waitFor("A's outbox to hold the rest", () => status(a).modules.find((x) => x.module === "LG")!.outbox > 0);
+    await waitFor("A to ban locally without Redis", async () => (await lgSet(a)).length === 400, 15000);
+    await waitFor("A's outbox to hold the rest", () => status(a).modules.find((x) => x.module === "LG")!.outbox > 0, 15000);
     await redis.start();
     await waitFor("B to have every ban", async () => (await fleetSet(b)).length === 400, 40000);
     expect(await fleetSet(b)).toEqual([...addresses].sort());
-    await waitFor("A's outbox to be empty", () => status(a).modules.find((x) => x.module === "LG")!.outbox === 0);
+    await waitFor("A's outbox to be empty", () => status(a).modules.find((x) => x.module === "LG")!.outbox === 0, 15000);
   }, 90000);
 
   test("with Redis away at start, a node bans locally and publishes once Redis is there", async () => {
@@ -273,11 +260,11 @@ describe("fleet mode", () => {
     const a = node("a");
     start(a);
     feed(a, failed("203.0.113.99", 5));
-    await waitFor("the local ban", async () => (await lgSet(a)).includes("203.0.113.99"));
+    await waitFor("the local ban", async () => (await lgSet(a)).includes("203.0.113.99"), 15000);
     const s = await waitFor("the ban in A's outbox", () => {
       const st = status(a);
       return st.modules.find((m) => m.module === "LG")?.outbox === 1 && st;
-    });
+    }, 15000);
     expect(s.master?.connected).toBe(false);
     expect(s.nodes).toBeNull();
     await redis.start();
@@ -290,13 +277,13 @@ describe("fleet mode", () => {
     const replica = await new TestRedis().start();
     try {
       replica.cli("REPLICAOF", "127.0.0.1", String(redis.port));
-      await waitFor("the replica in sync", () => /connected/.test(replica.cli("ROLE")));
+      await waitFor("the replica in sync", () => /connected/.test(replica.cli("ROLE")), 15000);
       const url = [redis.url, replica.url];
       const a = node("a", { url });
       const b = node("b", { url });
       await up(a, b);
       expect(watcher(a, "ban", "LG", "203.0.113.51").out).toContain("published to the fleet");
-      await waitFor("the ban before the failover", async () => (await fleetSet(b)).includes("203.0.113.51"));
+      await waitFor("the ban before the failover", async () => (await fleetSet(b)).includes("203.0.113.51"), 15000);
       await redis.stop();
       replica.cli("REPLICAOF", "NO", "ONE");
       expect(watcher(a, "ban", "LG", "203.0.113.52").out).toContain("published to the fleet");
@@ -335,7 +322,7 @@ describe("fleet mode over TLS", () => {
       for (const r of [a, b, stranger]) start(r);
       for (const r of [a, b]) await joined(r);
       expect(watcher(a, "ban", "LG", "203.0.113.44").out).toContain("published to the fleet");
-      await waitFor("the ban over TLS", async () => (await fleetSet(b)).includes("203.0.113.44"));
+      await waitFor("the ban over TLS", async () => (await fleetSet(b)).includes("203.0.113.44"), 15000);
       const s = status(stranger);
       expect(s.master?.connected).toBe(false);
       expect(s.nodes).toBeNull();
@@ -370,7 +357,7 @@ describe("fleet mode with real nftables", () => {
     expect(net.exec(net.server, [WATCHER, "--root", n, "start"]).code).toBe(0);
     await joined(a);
     expect(watcher(a, "ban", "LG", ATTACKER_V4).code).toBe(0);
-    await waitFor("the element in the kernel set", () => net.exec(net.server, ["nft", "list", "set", "inet", "watcher", "watcher_fleet_v4"]).out.includes(ATTACKER_V4));
+    await waitFor("the element in the kernel set", () => net.exec(net.server, ["nft", "list", "set", "inet", "watcher", "watcher_fleet_v4"]).out.includes(ATTACKER_V4), 15000);
     expect(net.reachable(ATTACKER_V4)).toBe(false);
     expect(net.exec(net.server, [WATCHER, "--root", n, "stop"]).code).toBe(0);
   }, 60000);

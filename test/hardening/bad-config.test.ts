@@ -10,9 +10,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { WATCHER } from "../helpers/root";
 
-const REPO = join(import.meta.dir, "..", "..");
-const WATCHER = join(REPO, "dist", "watcher");
 const BASE = 'firewall = "dryrun"\n[modules.LG]\ndns = false\n';
 const ATTACK = `${"Nov 25 10:00:00"} srv sshd-session[4242]: Failed password for root from 203.0.113.5 port 40000 ssh2`;
 

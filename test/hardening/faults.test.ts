@@ -12,9 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { TestDnsServer } from "../helpers/dns-server";
+import { waitFor } from "../helpers/wait";
+import { WATCHER } from "../helpers/root";
 
-const REPO = join(import.meta.dir, "..", "..");
-const WATCHER = join(REPO, "dist", "watcher");
 const started: Bun.Subprocess[] = [];
 
 afterAll(() => {
@@ -26,11 +26,6 @@ function newRoot(toml: string): string {
   mkdirSync(join(root, "etc"));
   writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n${toml}`);
   return root;
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10000): Promise<void> {
-  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) if (await check()) return;
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Is someone reading the FIFO? A non-blocking open for writing succeeds only then (ENXIO otherwise). */

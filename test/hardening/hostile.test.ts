@@ -18,9 +18,9 @@ import type { Mode } from "../../src/core/rules";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
 import { type Expectation, rawProgramOf, readExpectations } from "../helpers/annotated";
+import { WATCHER } from "../helpers/root";
 
 const REPO = join(import.meta.dir, "..", "..");
-const WATCHER = join(REPO, "dist", "watcher");
 const RULES = join(REPO, "rules");
 const HOSTILE = join(REPO, "test", "fixtures", "hostile");
 

@@ -10,19 +10,14 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUN, TestNet } from "../helpers/netns";
-
-const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
+import { waitFor } from "../helpers/wait";
+import { WATCHER } from "../helpers/root";
 
 let net: TestNet;
 beforeAll(() => {
   net = new TestNet().setup();
 });
 afterAll(() => net.cleanup());
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 15000): Promise<void> {
-  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) if (await check()) return;
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function newRoot(): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-storage-"));
@@ -66,7 +61,7 @@ describe("storage and memory under pressure", () => {
     const seen = `/proc/${p.pid}/root${db}`;
 
     await send(failed("203.0.113.11"));
-    await waitFor("the first ban", () => inKernel("203.0.113.11"));
+    await waitFor("the first ban", () => inKernel("203.0.113.11"), 15000);
 
     const filler = openSync(join(seen, "filler"), "w");
     const block = Buffer.alloc(16384, 1);
@@ -79,18 +74,18 @@ describe("storage and memory under pressure", () => {
     }
 
     await send(failed("203.0.113.12"));
-    await waitFor("a ban with the disk full", () => inKernel("203.0.113.12"));
-    await waitFor("the error in the log", () => /database .*LG\.db: .*full.*; counting and banning from memory/.test(log()));
+    await waitFor("a ban with the disk full", () => inKernel("203.0.113.12"), 15000);
+    await waitFor("the error in the log", () => /database .*LG\.db: .*full.*; counting and banning from memory/.test(log()), 15000);
     expect(p.exitCode).toBeNull();
     await waitFor("the status file to show the pending writes", () => {
       const s = JSON.parse(readFileSync(join(root, "var", "run", "LG.json"), "utf8"));
       return s.pending.error !== null && s.pending.hosts >= 1;
-    });
+    }, 15000);
 
     rmSync(join(seen, "filler"));
     await send(failed("203.0.113.13"));
-    await waitFor("the database written again", () => log().includes("written again"));
-    await waitFor("the third ban", () => inKernel("203.0.113.13"));
+    await waitFor("the database written again", () => log().includes("written again"), 15000);
+    await waitFor("the third ban", () => inKernel("203.0.113.13"), 15000);
 
     /* read it where it lives: in the module's mount namespace */
     const read = `const { Database } = require("bun:sqlite"); const d = new Database(${JSON.stringify(join(db, "LG.db"))});

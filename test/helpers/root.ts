@@ -1,4 +1,4 @@
-/** Fresh install roots for tests. */
+/** Fresh install roots for tests, and the binary they run. */
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,4 +14,13 @@ export function makeRoot(name: string, files: Record<string, string> = {}): stri
     writeFileSync(join(root, path), text);
   }
   return root;
+}
+
+/** The compiled binary the integration tests run (the test script builds it first). */
+export const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
+
+/** `watcher --root ROOT ARGS...`, run to completion. */
+export function watcher(root: string, ...args: string[]) {
+  const p = Bun.spawnSync([WATCHER, "--root", root, ...args], { stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
 }

@@ -8,9 +8,9 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { WATCHER } from "../helpers/root";
 
 const REPO = join(import.meta.dir, "..", "..");
-const WATCHER = join(REPO, "dist", "watcher");
 
 function rootWithMailModules(): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-install-"));

@@ -6,10 +6,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { makeRoot } from "../helpers/root";
+import { makeRoot, WATCHER } from "../helpers/root";
+import { waitFor } from "../helpers/wait";
 
 const REPO = join(import.meta.dir, "..", "..");
-const WATCHER = join(REPO, "dist", "watcher");
 const SAMPLE = join(REPO, "test", "fixtures", "LG", "sshd.log");
 const started: Bun.Subprocess[] = [];
 
@@ -35,11 +35,6 @@ function attack(address: string, n: number, pid = 4000): string {
 
 function firewallOf(root: string): DryRunFirewall {
   return new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10000): Promise<void> {
-  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) if (await check()) return;
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("usage and exit codes", () => {

@@ -7,30 +7,17 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { makeRoot } from "../helpers/root";
+import { makeRoot, watcher } from "../helpers/root";
 import { readJson, statusFile } from "../../src/core/runfiles";
 import type { MasterStatus } from "../../src/master/master";
+import { waitFor } from "../helpers/wait";
 
-const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
 const roots: string[] = [];
 
 function newRoot(files: Record<string, string> = {}): string {
   const root = makeRoot("master", files);
   roots.push(root);
   return root;
-}
-
-function watcher(root: string, ...args: string[]) {
-  const p = Bun.spawnSync([WATCHER, "--root", root, ...args], { stdout: "pipe", stderr: "pipe" });
-  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
-}
-
-async function waitFor<T>(what: string, check: () => T | null | undefined | false | Promise<T | null | false>, ms = 10000): Promise<T> {
-  for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(25)) {
-    const v = await check();
-    if (v) return v;
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const master = (root: string) => readJson<MasterStatus>(statusFile(join(root, "var", "run"), "master"));
