@@ -200,22 +200,62 @@ export function cidrContains(net: Cidr, ip: Ip): boolean {
   return (ip.bytes[full]! & mask) === net.bytes[full];
 }
 
-/** Addresses that are never a remote attacker: loopback, unspecified, multicast, broadcast. */
+/** Whether two networks share an address: one holds the other, or they are the same. */
+export function cidrOverlaps(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  return a.prefix <= b.prefix ? cidrContains(a, b) : cidrContains(b, a);
+}
+
+export interface ReservedNetwork {
+  readonly net: Cidr;
+  /** what it is, for an operator: "loopback", "link-local" ... */
+  readonly what: string;
+}
+
+/**
+ * Networks no remote attacker sends from, and which no ban, list or blocklist may drop: the
+ * one table behind isNeverBannable (single addresses, the live pipeline) and
+ * reservedOverlap (networks: the static lists and downloaded blocklists). IPv4-mapped
+ * addresses (::ffff:127.0.0.1) are IPv4 once parsed, so 127.0.0.0/8 covers them; the
+ * deprecated IPv4-compatible forms of loopback (::127.0.0.1) are listed on their own.
+ */
+export const RESERVED_NETWORKS: readonly ReservedNetwork[] = (
+  [
+    ["0.0.0.0/8", "unspecified (\"this network\")"],
+    ["127.0.0.0/8", "loopback"],
+    ["169.254.0.0/16", "link-local"],
+    ["224.0.0.0/4", "multicast"],
+    ["240.0.0.0/4", "reserved and broadcast"],
+    ["::/128", "unspecified"],
+    ["::1/128", "loopback"],
+    ["::127.0.0.0/104", "IPv4-compatible loopback"],
+    ["fe80::/10", "link-local"],
+    ["ff00::/8", "multicast"],
+  ] as const
+).map(([text, what]) => ({ net: parseCidr(text)!, what }));
+
+/**
+ * Addresses that are never a remote attacker: loopback (also ::127.0.0.1, ::ffff:127.0.0.1),
+ * unspecified, link-local, multicast, broadcast (RESERVED_NETWORKS).
+ */
 export function isNeverBannable(ip: Ip): boolean {
-  const b = ip.bytes;
-  if (ip.family === 4) return b[0] === 127 || b[0] === 0 || b[0]! >= 224;
-  if (b[0] === 0xff) return true; /* multicast */
-  for (let i = 0; i < 15; i++) if (b[i] !== 0) return false;
-  return b[15] === 0 || b[15] === 1; /* :: and ::1 */
+  for (const r of RESERVED_NETWORKS) if (cidrContains(r.net, ip)) return true;
+  return false;
+}
+
+/** The reserved network `net` is, holds or falls into, or null. */
+export function reservedOverlap(net: Cidr): ReservedNetwork | null {
+  return RESERVED_NETWORKS.find((r) => cidrOverlaps(r.net, net)) ?? null;
 }
 
 /** A set of networks with a containment test; small lists, checked in order. */
 export class CidrSet {
   private readonly nets: Cidr[] = [];
-  private readonly exact = new Set<string>();
+  /** full-length entries by their canonical text */
+  private readonly exact = new Map<string, Cidr>();
 
   add(net: Cidr): void {
-    if (net.prefix === (net.family === 4 ? 32 : 128)) this.exact.add(net.text);
+    if (net.prefix === (net.family === 4 ? 32 : 128)) this.exact.set(net.text, net);
     else if (!this.nets.some((n) => n.text === net.text)) this.nets.push(net);
   }
 
@@ -229,8 +269,19 @@ export class CidrSet {
     return false;
   }
 
+  /** An entry that `net` holds, is, or falls into; null when they share no address. */
+  overlapping(net: Cidr): Cidr | null {
+    if (net.prefix === (net.family === 4 ? 32 : 128)) {
+      const same = this.exact.get(net.text);
+      if (same) return same;
+    } else {
+      for (const e of this.exact.values()) if (cidrContains(net, e)) return e;
+    }
+    return this.nets.find((n) => cidrOverlaps(n, net)) ?? null;
+  }
+
   /** canonical text of every entry */
   entries(): string[] {
-    return [...this.exact, ...this.nets.map((n) => n.text)];
+    return [...this.exact.keys(), ...this.nets.map((n) => n.text)];
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { CidrSet, cidrContains, isNeverBannable, normalizeIp, parseCidr, parseIp, type Cidr, type Ip } from "../../src/core/ip";
+import { CidrSet, cidrContains, cidrOverlaps, isNeverBannable, normalizeIp, parseCidr, parseIp, RESERVED_NETWORKS, reservedOverlap, type Cidr, type Ip } from "../../src/core/ip";
 
 /** parseIp that must succeed */
 function ip(text: string): Ip {
@@ -388,6 +388,20 @@ describe("isNeverBannable", () => {
     "ff05::1:3",
     "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     "::ffff:127.0.0.1",
+    "::ffff:7f00:1",
+    "0:0:0:0:0:ffff:127.1.2.3",
+    /* IPv4-compatible loopback (deprecated, but it parses) */
+    "::127.0.0.1",
+    "::7f00:1",
+    "::127.255.255.255",
+    /* link-local */
+    "169.254.0.1",
+    "169.254.169.254",
+    "169.254.255.255",
+    "::ffff:169.254.1.1",
+    "fe80::1",
+    "fe80::fc:ff:fe00:1",
+    "febf:ffff::1",
   ])("%p is never bannable", (text) => {
     expect(isNeverBannable(ip(text))).toBe(true);
   });
@@ -406,12 +420,72 @@ describe("isNeverBannable", () => {
     "::192.0.2.1",
     "feff::1",
     "::ffff:203.0.113.5",
+    "169.253.255.255",
+    "169.255.0.0",
+    "fec0::1",
+    "fe7f::1",
+    "::128.0.0.1",
   ])("%p may be banned", (text) => {
     expect(isNeverBannable(ip(text))).toBe(false);
   });
 });
 
+describe("reserved networks: one table for addresses and networks", () => {
+  test("every reserved network says what it is, and its first address is never bannable", () => {
+    for (const r of RESERVED_NETWORKS) {
+      expect(r.what).not.toBe("");
+      expect(isNeverBannable(r.net)).toBe(true);
+    }
+  });
+
+  test.each([
+    ["127.0.0.1", "127.0.0.0/8"],
+    ["0.0.0.0/0", "0.0.0.0/8"],
+    ["126.0.0.0/7", "127.0.0.0/8"],
+    ["169.254.7.0/24", "169.254.0.0/16"],
+    ["::/0", "::"],
+    ["::/96", "::"],
+    ["::127.0.0.1", "::7f00:0/104"],
+    ["::ffff:127.0.0.0/104", "127.0.0.0/8"],
+    ["fe80::/64", "fe80::/10"],
+    ["fe00::/7", "fe80::/10"],
+    ["::1", "::1"],
+  ])("%p overlaps %p", (net, reserved) => {
+    expect(reservedOverlap(cidr(net))?.net.text).toBe(reserved);
+  });
+
+  test.each(["192.0.2.0/24", "1.0.0.0/8", "2001:db8::/32", "2000::/4", "::ffff:203.0.113.0/120", "128.0.0.0/3"])("%p overlaps none", (net) => {
+    expect(reservedOverlap(cidr(net))).toBeNull();
+  });
+});
+
+describe("cidrOverlaps", () => {
+  test("holding, falling into, being the same; not across families", () => {
+    expect(cidrOverlaps(cidr("192.0.2.0/24"), cidr("192.0.2.7"))).toBe(true);
+    expect(cidrOverlaps(cidr("192.0.2.7"), cidr("192.0.2.0/24"))).toBe(true);
+    expect(cidrOverlaps(cidr("192.0.2.0/24"), cidr("192.0.2.0/24"))).toBe(true);
+    expect(cidrOverlaps(cidr("192.0.2.0/25"), cidr("192.0.2.128/25"))).toBe(false);
+    expect(cidrOverlaps(cidr("0.0.0.0/0"), cidr("::/0"))).toBe(false);
+    expect(cidrOverlaps(cidr("::/0"), cidr("2001:db8::1"))).toBe(true);
+  });
+});
+
 describe("CidrSet", () => {
+  test("overlapping: the entry a network holds, is or falls into", () => {
+    const set = new CidrSet();
+    set.add(cidr("203.0.113.7"));
+    set.add(cidr("198.51.100.0/24"));
+    set.add(cidr("2001:db8::1"));
+    expect(set.overlapping(cidr("203.0.113.7"))?.text).toBe("203.0.113.7");
+    expect(set.overlapping(cidr("203.0.113.0/24"))?.text).toBe("203.0.113.7");
+    expect(set.overlapping(cidr("203.0.113.8"))).toBeNull();
+    expect(set.overlapping(cidr("198.51.100.9"))?.text).toBe("198.51.100.0/24");
+    expect(set.overlapping(cidr("198.51.0.0/16"))?.text).toBe("198.51.100.0/24");
+    expect(set.overlapping(cidr("198.51.101.0/24"))).toBeNull();
+    expect(set.overlapping(cidr("2001:db8::/32"))?.text).toBe("2001:db8::1");
+    expect(set.overlapping(cidr("0.0.0.0/0"))).not.toBeNull();
+  });
+
   test("an empty set contains nothing", () => {
     const set = new CidrSet();
     expect(set.size).toBe(0);
