@@ -10,7 +10,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import cron from "node-cron";
 import { z } from "zod";
 import { isNameServer } from "./dns";
-import { parseDuration } from "./duration";
+import { formatDuration, parseDuration } from "./duration";
 import { ConfigError } from "./errors";
 import { parseToml } from "./toml";
 
@@ -25,6 +25,13 @@ const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   }
   return seconds;
 });
+
+/**
+ * A duration of at least one second: 0 would quietly switch off what the key controls
+ * (banTime = 0 bans nobody, findTime = 0 counts nothing).
+ */
+const PositiveDuration = (zero: string) =>
+  Duration.refine((seconds) => seconds >= 1, `expected a duration of at least 1 second, such as "10m": ${zero}`);
 
 /** lines without a syslog header (a web server's own log file) are taken as this program's */
 const RawProgram = z.string().regex(/^[A-Za-z0-9_./-]{1,64}$/, "expected a program name such as \"nginx-access\"").optional();
@@ -50,8 +57,8 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
     enabled: z.boolean().default(enabledByDefault),
     /** affairs within findTime that trigger a ban */
     maxAffairs: z.number().int().min(1).max(1000).default(5),
-    findTime: Duration.default(3600),
-    banTime: Duration.default(3600),
+    findTime: PositiveDuration("with 0 no two affairs would ever count together").default(3600),
+    banTime: PositiveDuration("a ban of 0 seconds never reaches the firewall").default(3600),
     /** each new ban of the same address lasts this many times longer than the one before */
     banTimeFactor: z.number().min(1).max(100).default(2),
     maxBanTime: Duration.default(7 * 86400),
@@ -71,7 +78,16 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
     /** with [fleet]: bans that this module made on other nodes are dropped here too */
     fleetAccept: z.boolean().default(true),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.maxBanTime < m.banTime) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxBanTime"],
+        message: `${formatDuration(m.maxBanTime)} is shorter than banTime (${formatDuration(m.banTime)}): every ban would be cut to maxBanTime; raise maxBanTime (default 7d) or lower banTime`,
+      });
+    }
+  });
 
 /** node names and rule names travel in fleet decisions: one line, no separators */
 export const FLEET_NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -130,7 +146,18 @@ const ConfigSchema = z
     /** pid file and status files of the master and its modules */
     runDir: z.string().default("var/run"),
     /** FIFO permissions: writing to a FIFO is a way to ban addresses, so only root and this group may */
-    fifoMode: z.string().regex(/^0?[0-7]{3}$/, "expected an octal mode such as \"0620\"").default("0620"),
+    fifoMode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/, "expected an octal mode such as \"0620\"")
+      .superRefine((mode, ctx) => {
+        if ((Number.parseInt(mode, 8) & 0o007) !== 0 && /^0?[0-7]{3}$/.test(mode)) {
+          ctx.addIssue({
+            code: "custom",
+            message: `${JSON.stringify(mode)} gives other users access to the FIFOs: whoever writes to one can ban any address, whoever reads one takes lines away from watcher; expected a mode that gives others nothing, such as "0620" (root and fifoGroup write)`,
+          });
+        }
+      })
+      .default("0620"),
     fifoGroup: z.string().min(1).default("root"),
     whitelist: z.string().default("etc/whitelist"),
     blacklist: z.string().default("etc/blacklist"),
@@ -242,6 +269,37 @@ export function discoverRoot(explicit?: string): string {
 export function selfCommand(): string[] {
   if (import.meta.dir.startsWith("/$bunfs")) return [process.execPath];
   return [process.execPath, resolve(import.meta.dir, "..", "cli.ts")];
+}
+
+/**
+ * The gid of fifoGroup, a group name or a numeric gid, as /etc/group has it; a ConfigError when
+ * this machine has no such group. `groupFile` is a parameter for tests.
+ */
+export function fifoGroupId(group: string, groupFile = "/etc/group"): number {
+  let text: string;
+  try {
+    text = readFileSync(groupFile, "utf8");
+  } catch (e) {
+    throw new ConfigError(`fifoGroup: cannot read ${groupFile} to find group ${JSON.stringify(group)}: ${(e as Error).message}`);
+  }
+  const numeric = /^[0-9]+$/.test(group);
+  for (const line of text.split("\n")) {
+    const [name, , gid] = line.split(":");
+    if (gid === undefined || !/^[0-9]+$/.test(gid)) continue;
+    if (numeric ? Number(gid) === Number(group) : name === group) return Number(gid);
+  }
+  throw new ConfigError(
+    `fifoGroup: there is no group ${numeric ? `with gid ${group}` : JSON.stringify(group)} in ${groupFile}: set fifoGroup in etc/watcher.toml to the group your logger writes as (e.g. "adm" or "syslog"), or create it (groupadd)`,
+  );
+}
+
+/**
+ * Throws a ConfigError when fifoGroup names no group on this machine. The master calls it with
+ * its other checks, before anything is touched; loadConfig does not, so that read-only commands
+ * work whatever the group.
+ */
+export function checkFifoGroup(group: string, groupFile = "/etc/group"): void {
+  fifoGroupId(group, groupFile);
 }
 
 export function describeConfigIssues(file: string, error: z.ZodError): string {

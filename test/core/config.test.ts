@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { discoverRoot, loadConfig, parseConfig } from "../../src/core/config";
+import { checkFifoGroup, discoverRoot, fifoGroupId, loadConfig, parseConfig } from "../../src/core/config";
 import { ConfigError, EXIT_USAGE } from "../../src/core/errors";
 
 function configError(text: string): ConfigError {
@@ -36,6 +36,77 @@ describe("watcher.toml", () => {
     expect(configError('[modules.LG]\nsources = [{ type = "file" }]\n').message).toStartWith("etc/watcher.toml: modules.LG.sources.0.path: ");
     expect(configError("a = 1\nb = ").message).toStartWith("etc/watcher.toml:2:");
     expect(configError("a = 1\nb = ").message).toContain(": not valid TOML: ");
+  });
+});
+
+describe("settings that would quietly disable protection are refused, naming the key", () => {
+  test("banTime and findTime of 0 (or under a second)", () => {
+    expect(configError("[modules.LG]\nbanTime = 0\n").message).toStartWith("etc/watcher.toml: modules.LG.banTime: expected a duration of at least 1 second");
+    expect(configError('[modules.MB]\nbanTime = "0s"\n').message).toContain("modules.MB.banTime: ");
+    expect(configError("[modules.LG]\nfindTime = 0\n").message).toStartWith("etc/watcher.toml: modules.LG.findTime: expected a duration of at least 1 second");
+    expect(configError('[modules.WB]\nfindTime = "0m"\n').message).toContain("modules.WB.findTime: ");
+    const c = parseConfig("x", '[modules.LG]\nbanTime = 1\nfindTime = "1s"\n');
+    expect([c.modules.LG.banTime, c.modules.LG.findTime]).toEqual([1, 1]);
+  });
+
+  test("maxBanTime shorter than banTime, also against the default maxBanTime (7d)", () => {
+    expect(configError('[modules.LG]\nbanTime = "2h"\nmaxBanTime = "1h"\n').message).toBe(
+      "etc/watcher.toml: modules.LG.maxBanTime: 1h is shorter than banTime (2h): every ban would be cut to maxBanTime; raise maxBanTime (default 7d) or lower banTime",
+    );
+    expect(configError('[modules.MX]\nbanTime = "30d"\n').message).toStartWith("etc/watcher.toml: modules.MX.maxBanTime: 7d is shorter than banTime (30d)");
+    expect(parseConfig("x", '[modules.LG]\nbanTime = "1h"\nmaxBanTime = "1h"\n').modules.LG.maxBanTime).toBe(3600);
+    expect(parseConfig("x", '[modules.MX]\nbanTime = "30d"\nmaxBanTime = "60d"\n').modules.MX.banTime).toBe(30 * 86400);
+  });
+
+  test("a fifoMode that gives other users any access; modes that are not octal", () => {
+    for (const mode of ["0666", "0622", "0602", "0604", "0601", "0777", "662"]) {
+      const message = configError(`fifoMode = "${mode}"\n`).message;
+      expect(message).toStartWith(`etc/watcher.toml: fifoMode: "${mode}" gives other users access to the FIFOs: whoever writes to one can ban any address`);
+      expect(message).toContain('such as "0620"');
+    }
+    for (const mode of ["0999", "0779", "rw-rw----", "06200", "", "0o620"]) {
+      expect(configError(`fifoMode = "${mode}"\n`).message).toBe('etc/watcher.toml: fifoMode: expected an octal mode such as "0620"');
+    }
+    expect(configError("fifoMode = 432\n").message).toStartWith("etc/watcher.toml: fifoMode: ");
+    for (const mode of ["0620", "0660", "0600", "640"]) expect(parseConfig("x", `fifoMode = "${mode}"\n`).fifoMode).toBe(mode);
+  });
+});
+
+describe("checkFifoGroup", () => {
+  const dir = mkdtempSync(join(tmpdir(), "watcher-group-"));
+  const groupFile = join(dir, "group");
+  writeFileSync(groupFile, "root:x:0:\nadm:x:4:syslog\nwatcher-log:x:1234:\nbroken line\n\n");
+
+  test("a group name or numeric gid of this machine passes, with its gid", () => {
+    expect(fifoGroupId("root", groupFile)).toBe(0);
+    expect(fifoGroupId("adm", groupFile)).toBe(4);
+    expect(fifoGroupId("1234", groupFile)).toBe(1234);
+    expect(fifoGroupId("0", groupFile)).toBe(0);
+    expect(() => checkFifoGroup("watcher-log", groupFile)).not.toThrow();
+    /* the real /etc/group has root */
+    expect(() => checkFifoGroup("root")).not.toThrow();
+  });
+
+  test("a group this machine does not have is a ConfigError naming fifoGroup", () => {
+    for (const [group, named] of [["syslog", '"syslog"'], ["4321", "with gid 4321"], ["x", '"x"'], ["broken line", '"broken line"']] as const) {
+      let error: unknown;
+      try {
+        checkFifoGroup(group, groupFile);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).exitCode).toBe(EXIT_USAGE);
+      expect((error as ConfigError).message).toStartWith(`fifoGroup: there is no group ${named} in ${groupFile}: `);
+    }
+    expect(() => checkFifoGroup("root", join(dir, "missing"))).toThrow(ConfigError);
+  });
+
+  test("loadConfig does not check it: read-only commands work whatever the group", () => {
+    const root = mkdtempSync(join(tmpdir(), "watcher-config-"));
+    mkdirSync(join(root, "etc"));
+    writeFileSync(join(root, "etc", "watcher.toml"), 'fifoGroup = "no-such-group-here"\n');
+    expect(loadConfig(root).config.fifoGroup).toBe("no-such-group-here");
   });
 });
 
