@@ -297,7 +297,7 @@ export class FleetStore {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.db.transaction(fn).immediate();
   }
 
   /** The last stream id applied, or null before the first sync. */

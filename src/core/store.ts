@@ -136,7 +136,7 @@ export class ModuleStore {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v]!);
         this.db.exec(`PRAGMA user_version = ${v + 1}`);
-      })();
+      }).immediate();
     }
   }
 
@@ -144,9 +144,13 @@ export class ModuleStore {
     return (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   }
 
-  /** Run fn in one transaction (one per read chunk on the hot path). */
+  /**
+   * Run fn in one write transaction (one per read chunk on the hot path). It begins IMMEDIATE:
+   * in WAL mode a transaction that begins as a reader and then writes, after another connection
+   * (expire, `watcher ban`) committed, gets SQLITE_BUSY at once whatever busy_timeout says.
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.db.transaction(fn).immediate();
   }
 
   getHost(address: string): HostRecord | null {
@@ -167,6 +171,14 @@ export class ModuleStore {
     return this.db
       .query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? ORDER BY banned_until")
       .all(now)
+      .map(fromRow);
+  }
+
+  /** Hosts banned at or after `since` (a ban is the host's last sight) whose ban lasts beyond `now`. */
+  bansSince(since: number, now: number): HostRecord[] {
+    return this.db
+      .query<HostRow, [number, number]>("SELECT * FROM hosts WHERE banned_until > ? AND last_seen >= ?")
+      .all(now, since)
       .map(fromRow);
   }
 

@@ -6,7 +6,8 @@
  */
 import { DnsClient, systemNameServers } from "../core/dns";
 import { loadFleetKey } from "../core/fleet";
-import { moduleSet } from "../core/firewall/types";
+import { moduleSet, moduleSetName, type SetElement } from "../core/firewall/types";
+import { parseIp } from "../core/ip";
 import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
 import { type ModuleContext, readReloadable } from "./context";
 import { ModuleFleet, publisherOf } from "./fleet";
@@ -15,6 +16,12 @@ import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./run
 import type { Source } from "./sources";
 
 const STATUS_EVERY_MS = 2000;
+/**
+ * A module that starts puts the bans of the last hour back into its set: a crash between a
+ * chunk's commit and the kernel's answer leaves a recorded ban out of the kernel, and the
+ * master restarts a module within seconds (a whole restart restores every ban anyway).
+ */
+const REAPPLY_BANS_S = 3600;
 
 export interface LoopOptions {
   readonly log: (message: string) => void;
@@ -48,6 +55,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     fleet: fleet ? { publisher: publisherOf(ctx.config, ctx.module), sink: fleet } : undefined,
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
+  await reapplyRecentBans(ctx, o.log);
   fleet?.start();
   let stopping = false;
 
@@ -113,4 +121,17 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   dnsClient?.close();
   removeFile(status);
   return runtime.stats;
+}
+
+/** What was decided before a crash is decided again: recent recorded bans go back into the kernel. */
+async function reapplyRecentBans(ctx: ModuleContext, log: (message: string) => void): Promise<void> {
+  const now = Math.floor(Date.now() / 1000);
+  const elements: SetElement[] = [];
+  for (const host of ctx.store.bansSince(now - REAPPLY_BANS_S, now)) {
+    const ip = parseIp(host.address);
+    if (ip && !ctx.lists.protection(ip)) elements.push({ address: ip.text, timeout: host.bannedUntil - now });
+  }
+  if (elements.length === 0) return;
+  await ctx.firewall.ban(moduleSetName(ctx.module), elements);
+  log(`put ${elements.length} recent bans back into ${moduleSetName(ctx.module)}`);
 }

@@ -27,6 +27,14 @@ interface EventDetail {
 }
 const NO_DETAIL: EventDetail = { user: null, vhost: null };
 
+/** seconds a line's own time may lie ahead of our clock (hosts' clocks drift) */
+export const MAX_CLOCK_SKEW = 300;
+
+/** A replayed line's time; one dated beyond the clock skew (a bad clock, a forged year) counts as now. */
+function lineTime(time: number | null, now: number): number {
+  return time === null || time > now + MAX_CLOCK_SKEW ? now : time;
+}
+
 export interface BanReport {
   readonly address: string;
   readonly time: number;
@@ -118,14 +126,17 @@ export class ModuleRuntime {
 
   /**
    * One block of lines (from LineSplitter): one database transaction, then one firewall batch.
-   * With the disk full, the block's writes wait in memory (PendingWrites) and bans go on.
+   * A ban is announced (onBan) only once its transaction committed, so an announced ban
+   * survives a crash. With the disk full, the block's writes wait in memory (PendingWrites),
+   * bans still reach the firewall, and their announcement says they are not written yet.
    */
   async processBlock(block: string, rawProgram: string | null = null): Promise<void> {
     const bans: SetElement[] = [];
+    const decided: BanReport[] = [];
     let banning: Promise<void> | null = null;
-    this.writes.commit(() => {
+    const written = this.writes.commit(() => {
       this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) =>
-        rawProgram ? this.processRawLine(rawProgram, block, start, end, bans) : this.processLine(block, start, end, bans),
+        rawProgram ? this.processRawLine(rawProgram, block, start, end, bans, decided) : this.processLine(block, start, end, bans, decided),
       );
       /* the kernel first, the commit after: a backend starts its work synchronously, so the
          drop does not wait for SQLite (a ban without its record would still lapse by itself) */
@@ -133,6 +144,8 @@ export class ModuleRuntime {
     }, this.log);
     this.o.fleet?.sink.afterBlock();
     if (banning) await banning;
+    const unwritten = written ? "" : `; not written yet: ${this.writes.stats().error}`;
+    for (const ban of decided) this.o.onBan?.(unwritten ? { ...ban, reason: ban.reason + unwritten } : ban);
   }
 
   /** Write what waits in memory (DNS classes between chunks, or everything after a full disk); false while it cannot. */
@@ -160,16 +173,16 @@ export class ModuleRuntime {
   }
 
   /** A line of a web server's own log: no header, no session, the time is now. */
-  private processRawLine(program: string, text: string, start: number, end: number, bans: SetElement[]): void {
+  private processRawLine(program: string, text: string, start: number, end: number, bans: SetElement[], decided: BanReport[]): void {
     const m = this.rules.matchRaw(program, text, start, end);
     if (!m?.host || (m.rule.action !== "count" && m.rule.action !== "ban")) return;
     this.stats.matched++;
     const time = this.o.clock();
     if (m.rule.rate && !this.rates.hit(m.host.text, m.vhost, m.rule.rate, time)) return;
-    this.countAffair(m.host, m.rule.name, 1, m.rule.action === "ban", time, { user: m.user, vhost: m.vhost }, bans);
+    this.countAffair(m.host, m.rule.name, 1, m.rule.action === "ban", time, { user: m.user, vhost: m.vhost }, bans, decided);
   }
 
-  private processLine(text: string, start: number, end: number, bans: SetElement[]): void {
+  private processLine(text: string, start: number, end: number, bans: SetElement[], decided: BanReport[]): void {
     const h = this.header;
     if (!scanSyslog(text, start, end, h)) {
       this.stats.unparsed++;
@@ -180,7 +193,7 @@ export class ModuleRuntime {
     this.stats.matched++;
     const now = this.o.clock();
     if (m.rule.rate && m.host && !this.rates.hit(m.host.text, m.vhost, m.rule.rate, now)) return;
-    const time = this.o.useLineTime ? (parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now) ?? now) : now;
+    const time = this.o.useLineTime ? lineTime(parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now), now) : now;
     const session = sessionOf(text, h, m.session);
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time);
     if (m.rule.action === "success" && m.host && this.config.forgiveOnSuccess) {
@@ -190,7 +203,7 @@ export class ModuleRuntime {
     for (const a of attributed) {
       if (a.rule.action !== "count" && a.rule.action !== "ban") continue;
       const detail = a.current ? { user: m.user, vhost: m.vhost } : NO_DETAIL;
-      this.countAffair(a.host, a.rule.name, a.weight, a.rule.action === "ban", time, detail, bans);
+      this.countAffair(a.host, a.rule.name, a.weight, a.rule.action === "ban", time, detail, bans, decided);
     }
   }
 
@@ -200,7 +213,7 @@ export class ModuleRuntime {
     if (host) this.writes.putHost(forgiveAffairs(host, affairs, time));
   }
 
-  private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, detail: EventDetail, bans: SetElement[]): void {
+  private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, detail: EventDetail, bans: SetElement[], decided: BanReport[]): void {
     if (this.lists.protection(ip)) {
       this.stats.protected++;
       return;
@@ -242,7 +255,7 @@ export class ModuleRuntime {
       : ruleBans
         ? `rule ${rule} bans at once`
         : `${reached} affairs within ${formatDuration(this.config.findTime)}, last by rule ${rule}`;
-    this.o.onBan?.({
+    decided.push({
       address: ip.text,
       time,
       seconds: banSeconds,

@@ -7,10 +7,13 @@
  */
 import type { EventRecord, HostRecord, ModuleStore } from "../core/store";
 
-/** SQLite's "database or disk is full", I/O errors and a read-only database: storage trouble, not a bug. */
+/**
+ * SQLite's "database or disk is full", I/O errors, a read-only database, and a database another
+ * connection held locked beyond busy_timeout: storage trouble to wait out, never a reason to die.
+ */
 function isStorageFailure(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
-  return typeof code === "string" && /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN)/.test(code);
+  return typeof code === "string" && /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(code);
 }
 
 export interface PendingStats {
@@ -79,8 +82,8 @@ export class PendingWrites {
     return starts;
   }
 
-  /** Run `fn` and write out in one transaction; on a storage failure, keep the writes and say so. */
-  commit(fn: () => void, log: (message: string) => void): void {
+  /** Run `fn` and write out in one transaction; on a storage failure, keep the writes, say so and return false. */
+  commit(fn: () => void, log: (message: string) => void): boolean {
     try {
       this.store.transaction(() => {
         fn();
@@ -89,11 +92,12 @@ export class PendingWrites {
     } catch (e) {
       if (!isStorageFailure(e)) throw e;
       if (this.failed(e)) log(`database ${this.store.path}: ${this.error}; counting and banning from memory, retrying with every chunk`);
-      return;
+      return false;
     }
     const pending = this.stats();
     if (this.committed() !== null) log(`database ${this.store.path}: written again; ${pending.hosts} hosts and ${pending.events} events caught up, ${pending.droppedEvents} events lost`);
     this.droppedEvents = 0;
+    return true;
   }
 
   stats(): PendingStats {
