@@ -2,26 +2,66 @@
  * Static lists: `etc/whitelist` and `etc/blacklist`, one IP or CIDR a line, `#` comments.
  * Together with loopback and this machine's own addresses they decide who is protected
  * (never counted, never banned) and who is banned at sight.
+ *
+ * A list that could cut the server off is refused whole, with its file and line: a blacklist
+ * entry that is or covers a reserved (loopback, link-local, unspecified, multicast), own or
+ * whitelisted address, and an entry of either list wider than WIDEST allows. Downloaded
+ * blocklists go through the same test (Lists.dropConflict) and leave such entries out.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { ConfigError } from "./errors";
-import { CidrSet, type Ip, isNeverBannable, parseCidr, parseIp } from "./ip";
+import { type Cidr, CidrSet, type Family, type Ip, isNeverBannable, parseCidr, parseIp, reservedOverlap } from "./ip";
 
-export function parseListFile(file: string, text: string): CidrSet {
-  const set = new CidrSet();
+/**
+ * The widest network (shortest prefix) each kind of list may hold. Drops (the blacklist and
+ * downloaded blocklists): IPv4 /8, the largest block ever given to one network; IPv6 /16,
+ * wider than any one network's allocation (the largest are /19, and Spamhaus DROPv6 lists
+ * /29s) and narrower than a registry's pool (/12). The whitelist: IPv4 /8 (10.0.0.0/8) and IPv6
+ * /7 (fc00::/7, unique local addresses), the widest private ranges; anything wider, 0.0.0.0/0
+ * or 2000::/3, would exempt much of the Internet from every ban.
+ */
+export const WIDEST: { readonly drop: Record<Family, number>; readonly whitelist: Record<Family, number> } = {
+  drop: { 4: 8, 6: 16 },
+  whitelist: { 4: 8, 6: 7 },
+};
+
+interface Entry {
+  readonly net: Cidr;
+  /** 1-based */
+  readonly line: number;
+  readonly text: string;
+}
+
+/** Entries, and a message `file:line: ...` for each line that is not an address or network. */
+function parseEntries(file: string, text: string): { entries: Entry[]; problems: string[] } {
+  const entries: Entry[] = [];
+  const problems: string[] = [];
   text.split("\n").forEach((raw, i) => {
     const line = raw.replace(/#.*/, "").trim();
     if (line === "") return;
     const net = parseCidr(line);
-    if (!net) throw new ConfigError(`${file}:${i + 1}: ${JSON.stringify(line)} is not an IPv4/IPv6 address or CIDR`);
-    set.add(net);
+    if (net) entries.push({ net, line: i + 1, text: line });
+    else problems.push(`${file}:${i + 1}: ${JSON.stringify(line)} is not an IPv4/IPv6 address or CIDR`);
   });
+  return { entries, problems };
+}
+
+function setOf(entries: readonly Entry[]): CidrSet {
+  const set = new CidrSet();
+  for (const e of entries) set.add(e.net);
   return set;
 }
 
-function readList(file: string): CidrSet {
-  return existsSync(file) ? parseListFile(file, readFileSync(file, "utf8")) : new CidrSet();
+/** A list file's networks; a ConfigError naming every bad line. Protection is Lists.load's business. */
+export function parseListFile(file: string, text: string): CidrSet {
+  const { entries, problems } = parseEntries(file, text);
+  if (problems.length) throw new ConfigError(problems.join("\n"));
+  return setOf(entries);
+}
+
+function readEntries(file: string): { entries: Entry[]; problems: string[] } {
+  return existsSync(file) ? parseEntries(file, readFileSync(file, "utf8")) : { entries: [], problems: [] };
 }
 
 /** Addresses configured on this machine's interfaces. */
@@ -38,6 +78,16 @@ export function ownAddresses(): CidrSet {
 
 export type Protection = "whitelist" | "own" | "reserved" | null;
 
+/** "is", "covers" or "is within": how `net` relates to `other`, which it overlaps. */
+function relation(net: Cidr, other: Cidr): string {
+  return net.prefix === other.prefix ? "is" : net.prefix < other.prefix ? "covers" : "is within";
+}
+
+function tooWide(net: Cidr, widest: Record<Family, number>, list: string): string | null {
+  const limit = widest[net.family];
+  return net.prefix < limit ? `is wider than /${limit}, the widest network ${list} may hold` : null;
+}
+
 export class Lists {
   constructor(
     readonly whitelist: CidrSet,
@@ -45,15 +95,51 @@ export class Lists {
     readonly own: CidrSet,
   ) {}
 
-  static load(whitelistFile: string, blacklistFile: string): Lists {
-    return new Lists(readList(whitelistFile), readList(blacklistFile), ownAddresses());
+  /**
+   * Read and check both lists; a ConfigError names every refused line (file:line). `own` is
+   * this machine's addresses (a parameter for tests).
+   */
+  static load(whitelistFile: string, blacklistFile: string, own: CidrSet = ownAddresses()): Lists {
+    const white = readEntries(whitelistFile);
+    const black = readEntries(blacklistFile);
+    const problems = [...white.problems];
+    for (const e of white.entries) {
+      const wide = tooWide(e.net, WIDEST.whitelist, "a whitelist");
+      if (wide) problems.push(`${whitelistFile}:${e.line}: ${JSON.stringify(e.text)} ${wide}: narrow it`);
+    }
+    problems.push(...black.problems);
+    const lists = new Lists(setOf(white.entries), new CidrSet(), own);
+    for (const e of black.entries) {
+      const conflict = lists.dropConflict(e.net);
+      if (conflict) problems.push(`${blacklistFile}:${e.line}: ${JSON.stringify(e.text)} ${conflict}: the blacklist must never drop it; remove or narrow the line`);
+      else lists.blacklist.add(e.net);
+    }
+    if (problems.length) throw new ConfigError(problems.join("\n"));
+    return lists;
   }
 
   /** Why an address must never be counted or banned, or null when it may be. */
   protection(ip: Ip): Protection {
-    if (isNeverBannable(ip)) return "reserved"; /* loopback, unspecified, multicast */
+    if (isNeverBannable(ip)) return "reserved"; /* loopback, unspecified, link-local, multicast */
     if (this.own.contains(ip)) return "own";
     if (this.whitelist.contains(ip)) return "whitelist";
+    return null;
+  }
+
+  /**
+   * Why `net` must not go into a set that drops (the blacklist, a blocklist), or null when it
+   * may: it is wider than WIDEST.drop, or it is, covers or falls into a reserved, own or
+   * whitelisted address. For a single address this is protection(), in words.
+   */
+  dropConflict(net: Cidr): string | null {
+    const wide = tooWide(net, WIDEST.drop, "a drop list");
+    if (wide) return wide;
+    const reserved = reservedOverlap(net);
+    if (reserved) return `${relation(net, reserved.net)} ${reserved.net.text} (${reserved.what})`;
+    const own = this.own.overlapping(net);
+    if (own) return `${relation(net, own)} ${own.text}, an address of this machine`;
+    const white = this.whitelist.overlapping(net);
+    if (white) return `${relation(net, white)} whitelisted ${white.text}`;
     return null;
   }
 

@@ -11,7 +11,7 @@ import type { Config, Paths } from "../core/config";
 import { ConfigError } from "../core/errors";
 import { formatDuration } from "../core/duration";
 import type { Firewall, SetElement } from "../core/firewall/types";
-import { type Cidr, cidrContains, isNeverBannable, parseCidr } from "../core/ip";
+import { type Cidr, parseCidr } from "../core/ip";
 import type { Lists } from "../core/lists";
 import { readJson, writeFileAtomic, writeJson } from "../core/runfiles";
 import { FormatError, parseList } from "./formats";
@@ -27,7 +27,7 @@ export interface ListState {
   /** the publisher's Expires, epoch seconds; 0 when none */
   expires: number;
   lastError: string | null;
-  /** entries left out because they cover protected addresses */
+  /** entries left out because they cover protected addresses or are too wide (Lists.dropConflict) */
   leftOut: string[];
 }
 
@@ -55,25 +55,13 @@ export function readState(paths: Paths, list: string): ListState {
   return { ...EMPTY, ...readJson<ListState>(stateFile(paths, list)) };
 }
 
-/** Networks that reserved, own or whitelisted addresses fall into, or that fall into them. */
-const RESERVED = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "::/128", "::1/128", "ff00::/8"].map((c) => parseCidr(c)!);
-
-function overlaps(a: Cidr, b: Cidr): boolean {
-  if (a.family !== b.family) return false;
-  const first = (n: Cidr) => ({ family: n.family, bytes: n.bytes, text: n.text });
-  return cidrContains(a, first(b)) || cidrContains(b, first(a));
-}
-
-/** A test for blocklist entries: does a network cover (or fall into) a protected one? */
+/**
+ * A test for blocklist entries: true for one that must be left out, because it is wider than a
+ * drop list may hold or covers (or falls into) a reserved, own or whitelisted address. The
+ * same test (Lists.dropConflict) refuses such lines in etc/blacklist.
+ */
 export function protectedFilter(lists: Lists): (net: Cidr) => boolean {
-  const nets = [...RESERVED, ...[...lists.whitelist.entries(), ...lists.own.entries()].map((t) => parseCidr(t)!)];
-  return (net) => {
-    if (net.prefix === (net.family === 4 ? 32 : 128)) {
-      const ip = { family: net.family, bytes: net.bytes, text: net.text };
-      return isNeverBannable(ip) || lists.protection(ip) !== null;
-    }
-    return nets.some((p) => overlaps(net, p));
-  };
+  return (net) => lists.dropConflict(net) !== null;
 }
 
 /** The cached entries of a list (all its URLs), as loaded last time. */
