@@ -41,6 +41,9 @@ const server = Bun.serve({
         return new Response("; Spamhaus DROP List\n198.51.100.0/25 ; SBL1\n203.0.113.128/25 ; SBL2\n");
       case "/nixspam.gz":
         return new Response(Bun.gzipSync(new TextEncoder().encode("1764000000 198.51.100.77\n1764000001 2001:db8::77\n")));
+      case "/hostile.txt":
+        /* a publisher's mistake, or a poisoned list: everything, loopback, link-local, our whitelist */
+        return new Response("0.0.0.0/0\n::/0\n203.0.113.0/24\n127.0.0.0/8\n::ffff:127.0.0.1\n169.254.0.0/16\nfe80::/64\n203.0.113.7\n2000::/3\n198.51.100.0/25\n2a06:e480::/29\n");
       case "/ten.txt": {
         if (req.headers.get("if-none-match") === '"v1"' && mode === "ok") {
           conditional.push(path);
@@ -104,6 +107,26 @@ describe("Spamhaus DROP", () => {
     ]);
     expect(await setOf(root, "watcher_dl_drop")).toEqual(["198.51.100.0/25", "203.0.113.128/25"]);
   });
+});
+
+describe("entries that would drop the server's own traffic are left out and named, never failing the list", () => {
+  test("too wide, loopback, link-local, whitelisted: left out; the rest loaded; start still succeeds", async () => {
+    mode = "ok";
+    const root = newRoot(`[dynload.lists.hostile]\nurls = ["${base}/hostile.txt"]\nformat = "cidr-lines"\n`);
+    const r = await dynload(root, "--json");
+    expect(r.code).toBe(0);
+    const [outcome] = JSON.parse(r.out);
+    expect(outcome).toMatchObject({ list: "hostile", result: "loaded", entries: 2 });
+    expect(outcome.leftOut).toEqual(["0.0.0.0/0", "::/0", "203.0.113.0/24", "127.0.0.0/8", "127.0.0.1", "169.254.0.0/16", "fe80::/64", "203.0.113.7", "2000::/3"]);
+    expect(await setOf(root, "watcher_dl_hostile")).toEqual(["198.51.100.0/25", "2a06:e480::/29"]);
+    const text = await dynload(root, "hostile", "--force");
+    expect(text.out).toStartWith("hostile: loaded 2 networks in ");
+    expect(text.out).toContain("; left out 9 that cover protected addresses: 0.0.0.0/0, ::/0, 203.0.113.0/24, 127.0.0.0/8, 127.0.0.1, ...");
+    const start = await watcher(root, "start");
+    expect({ code: start.code, err: start.err }).toEqual({ code: 0, err: "" });
+    expect(await setOf(root, "watcher_dl_hostile")).toEqual(["198.51.100.0/25", "2a06:e480::/29"]);
+    expect((await watcher(root, "stop")).code).toBe(0);
+  }, 20000);
 });
 
 describe("a list that goes wrong keeps the old one in force", () => {

@@ -64,6 +64,11 @@ const CASES: Case[] = [
   { name: "config: a dns server that is no address", files: { "etc/watcher.toml": `${BASE}[dns]\nservers = ["192.0.2.300"]\n` }, command: "inject", file: "etc/watcher.toml", where: ["dns.servers.0"], expected: ["192.0.2.53"] },
   { name: "config: a dns server with a bad port", files: { "etc/watcher.toml": `${BASE}[dns]\nservers = ["127.0.0.1:99999"]\n` }, command: "inject", file: "etc/watcher.toml", where: ["dns.servers.0"], expected: ["192.0.2.53:5353"] },
   { name: "config: dns timeout 0", files: { "etc/watcher.toml": `${BASE}[dns]\ntimeout = 0\n` }, command: "ban", file: "etc/watcher.toml", where: ["dns.timeout"], expected: [">0"] },
+  { name: "config: banTime 0 (nothing would reach the firewall)", files: { "etc/watcher.toml": `${BASE}banTime = 0\n` }, command: "start", file: "etc/watcher.toml", where: ["modules.LG.banTime"], expected: ["at least 1 second"] },
+  { name: "config: findTime 0 (nothing would count)", files: { "etc/watcher.toml": `${BASE}findTime = "0s"\n` }, command: "inject", file: "etc/watcher.toml", where: ["modules.LG.findTime"], expected: ["at least 1 second"] },
+  { name: "config: maxBanTime shorter than banTime", files: { "etc/watcher.toml": `${BASE}banTime = "1d"\nmaxBanTime = "1h"\n` }, command: "ban", file: "etc/watcher.toml", where: ["modules.LG.maxBanTime"], expected: ["shorter than banTime (1d)"] },
+  { name: "config: fifoMode writable by everyone", files: { "etc/watcher.toml": `fifoMode = "0666"\n${BASE}` }, command: "start", file: "etc/watcher.toml", where: ["fifoMode", '"0666"'], expected: ['"0620"', "other users"] },
+  { name: "config: fifoMode writable by others", files: { "etc/watcher.toml": `fifoMode = "0622"\n${BASE}` }, command: "inject", file: "etc/watcher.toml", where: ["fifoMode", '"0622"'], expected: ['"0620"', "other users"] },
   { name: "config: fifoMode not octal", files: { "etc/watcher.toml": `fifoMode = "0999"\n${BASE}` }, command: "start", file: "etc/watcher.toml", where: ["fifoMode"], expected: ['"0620"'] },
 
   { name: "config: [fleet] without its url", files: { "etc/watcher.toml": `${BASE}[fleet]\nnode = "mail1"\n` }, command: "start", file: "etc/watcher.toml", where: ["fleet.url"], expected: ["expected a Redis URL"] },
@@ -78,6 +83,13 @@ const CASES: Case[] = [
   { name: "whitelist: a prefix too long", files: { "etc/whitelist": "# our nets\n\n192.0.2.0/33 # office\n" }, command: "start", file: "etc/whitelist", where: [":3:", '"192.0.2.0/33"'], expected: ["IPv4/IPv6 address or CIDR"] },
   { name: "whitelist: a host name", files: { "etc/whitelist": "monitoring.example.com\n" }, command: "inject", file: "etc/whitelist", where: [":1:", '"monitoring.example.com"'], expected: ["IPv4/IPv6 address or CIDR"] },
   { name: "whitelist: two addresses on one line", files: { "etc/whitelist": "198.51.100.7 198.51.100.8\n" }, command: "ban", file: "etc/whitelist", where: [":1:"], expected: ["IPv4/IPv6 address or CIDR"] },
+  { name: "whitelist: everyone", files: { "etc/whitelist": "192.0.2.0/24\n0.0.0.0/0\n" }, command: "start", file: "etc/whitelist", where: [":2:", '"0.0.0.0/0"'], expected: ["wider than /8"] },
+  { name: "blacklist: loopback", files: { "etc/blacklist": "203.0.113.0/24\n127.0.0.1\n" }, command: "start", file: "etc/blacklist", where: [":2:", '"127.0.0.1"'], expected: ["127.0.0.0/8 (loopback)", "remove or narrow"] },
+  { name: "blacklist: IPv4-mapped loopback", files: { "etc/blacklist": "::ffff:127.0.0.1\n" }, command: "ban", file: "etc/blacklist", where: [":1:", '"::ffff:127.0.0.1"'], expected: ["(loopback)"] },
+  { name: "blacklist: the whole IPv4 Internet", files: { "etc/blacklist": "# everyone\n0.0.0.0/0\n" }, command: "inject", file: "etc/blacklist", where: [":2:", '"0.0.0.0/0"'], expected: ["wider than /8"] },
+  { name: "blacklist: the whole IPv6 Internet", files: { "etc/blacklist": "::/0\n" }, command: "start", file: "etc/blacklist", where: [":1:", '"::/0"'], expected: ["wider than /16"] },
+  { name: "blacklist: link-local", files: { "etc/blacklist": "169.254.169.254\nfe80::1\n" }, command: "ban", file: "etc/blacklist", where: [":1:", '"169.254.169.254"', ":2:", '"fe80::1"'], expected: ["(link-local)"] },
+  { name: "blacklist: a network covering a whitelisted address", files: { "etc/whitelist": "198.51.100.7\n", "etc/blacklist": "198.51.100.0/24\n" }, command: "inject", file: "etc/blacklist", where: [":1:", '"198.51.100.0/24"'], expected: ["covers whitelisted 198.51.100.7"] },
   { name: "blacklist: leading zeros (octal to inet_aton)", files: { "etc/blacklist": "010.1.2.3\n" }, command: "start", file: "etc/blacklist", where: [":1:", '"010.1.2.3"'], expected: ["IPv4/IPv6 address or CIDR"] },
   { name: "blacklist: a zone id", files: { "etc/blacklist": "2001:db8::/32\nfe80::1%eth0\n" }, command: "inject", file: "etc/blacklist", where: [":2:", '"fe80::1%eth0"'], expected: ["IPv4/IPv6 address or CIDR"] },
 
@@ -185,7 +197,7 @@ describe("bad configuration and rule files: exit 2, a message naming file and pl
   }
 
   test("start with a bad rule file or list creates nothing at all under the root (README: it checks them before it touches anything)", () => {
-    const cases: Record<string, string>[] = [{ [LOCAL]: rule('name = "mine"\npattern = "x"\nhost = "x <HOST>"') }, { "etc/blacklist": "192.0.2.300\n" }];
+    const cases: Record<string, string>[] = [{ [LOCAL]: rule('name = "mine"\npattern = "x"\nhost = "x <HOST>"') }, { "etc/blacklist": "192.0.2.300\n" }, { "etc/blacklist": "::1\n" }];
     for (const files of cases) {
       const root = newRoot(files);
       const r = run(root, ["start"]);
