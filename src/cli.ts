@@ -63,5 +63,7 @@ try {
   await cli.parseAsync();
 } catch (e) {
   if (e instanceof WatcherError) fail(e.message, e.exitCode);
-  fail(e instanceof Error ? (e.stack ?? e.message) : String(e), EXIT_RUNTIME);
+  /* an error no code of ours described: its message, never a stack trace unless asked for */
+  const debug = process.env.WATCHER_DEBUG === "1" && e instanceof Error && e.stack;
+  fail(debug || (e instanceof Error ? e.message : String(e)) + "\n(WATCHER_DEBUG=1 shows where it happened)", EXIT_RUNTIME);
 }

@@ -3,7 +3,7 @@
  * PRAGMA user_version. Hosts hold the counting state of each address; events keep what
  * happened (affairs, bans, unbans) for statistics and reports.
  */
-import { Database, type Statement } from "bun:sqlite";
+import { constants, Database, type Statement } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { WatcherError } from "./errors";
@@ -100,6 +100,28 @@ function fromRow(r: HostRow): HostRecord {
   };
 }
 
+/**
+ * A database opened for reading only, e.g. by `report` on a root mounted read-only. A WAL
+ * database there cannot get its shared-memory file, so SQLite refuses it; then it is opened
+ * immutable, which is true of a read-only medium. Throws WatcherError naming the file.
+ */
+export function openReadOnlyDatabase(path: string): Database {
+  const check = (db: Database) => {
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.query("PRAGMA user_version").get();
+    return db;
+  };
+  try {
+    return check(new Database(path, { readonly: true, strict: true }));
+  } catch (first) {
+    try {
+      return check(new Database(`file:${encodeURI(path)}?immutable=1`, constants.SQLITE_OPEN_READONLY | constants.SQLITE_OPEN_URI));
+    } catch {
+      throw new WatcherError(`cannot open database ${path} for reading: ${(first as Error).message}`);
+    }
+  }
+}
+
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
@@ -107,14 +129,26 @@ export class ModuleStore {
   private readonly insertOutbox: Statement<unknown, [string]>;
   private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null]>;
 
-  constructor(readonly path: string) {
-    try {
-      mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { create: true, strict: true });
-      this.db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-      this.migrate();
-    } catch (e) {
-      throw new WatcherError(`cannot open database ${path}: ${(e as Error).message}`);
+  /** `readOnly`: for commands that only look (a dry run on a read-only root); the database must exist and be current. */
+  constructor(
+    readonly path: string,
+    { readOnly = false } = {},
+  ) {
+    if (readOnly) {
+      this.db = openReadOnlyDatabase(path);
+      if (this.schemaVersion !== MIGRATIONS.length) {
+        this.db.close();
+        throw new WatcherError(`database ${path} has schema version ${this.schemaVersion}, not ${MIGRATIONS.length}; run "watcher module" or "watcher restart" once to upgrade it`);
+      }
+    } else {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+        this.db = new Database(path, { create: true, strict: true });
+        this.db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+        this.migrate();
+      } catch (e) {
+        throw new WatcherError(`cannot open database ${path}: ${(e as Error).message}`);
+      }
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(

@@ -4,6 +4,7 @@
  * Safe while the module writes (WAL, busy timeout) and idempotent.
  */
 import { moduleSetName } from "../core/firewall/types";
+import type { ModuleStore } from "../core/store";
 import type { ModuleContext } from "./context";
 
 export interface ExpireResult {
@@ -14,11 +15,15 @@ export interface ExpireResult {
   readonly lifted: string[];
 }
 
-export async function expireModule(ctx: ModuleContext, now: number, dryRun = false): Promise<ExpireResult> {
-  const stale = ctx.store.hostsLastSeenBefore(now - ctx.moduleConfig.expireAfter);
-  const expired = stale.map((h) => h.address);
-  const lifted = stale.filter((h) => h.bannedUntil > now).map((h) => h.address);
-  if (!dryRun && expired.length > 0) {
+/** What an expiry would forget and lift, touching nothing (`expire --dry-run` reads only). */
+export function staleHosts(store: ModuleStore, module: string, expireAfter: number, now: number): ExpireResult {
+  const stale = store.hostsLastSeenBefore(now - expireAfter);
+  return { module, expired: stale.map((h) => h.address), lifted: stale.filter((h) => h.bannedUntil > now).map((h) => h.address) };
+}
+
+export async function expireModule(ctx: ModuleContext, now: number): Promise<ExpireResult> {
+  const { expired, lifted } = staleHosts(ctx.store, ctx.module, ctx.moduleConfig.expireAfter, now);
+  if (expired.length > 0) {
     ctx.store.deleteHosts(expired, now - ctx.moduleConfig.expireAfter);
     if (lifted.length > 0) await ctx.firewall.unban(moduleSetName(ctx.module), lifted);
   }

@@ -102,7 +102,7 @@ export async function injectDirect(
   const started = performance.now();
   const blocks = Array.isArray(input) ? input : replayBatches(blocksOf(input as AsyncIterable<Uint8Array>, new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++)));
   for await (const block of blocks) await runtime.processBlock(block, rawProgram);
-  if (!runtime.flushPending()) {
+  if (!runtime.flushPending(true)) {
     const p = runtime.pending;
     throw new WatcherError(`database ${ctx.store.path}: ${p.error}; ${p.hosts} hosts and ${p.events} events of this replay are not written (the bans are in the firewall)`);
   }

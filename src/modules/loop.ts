@@ -113,7 +113,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   await Promise.race([stop, Promise.all(readers)]);
   await busy;
   clearInterval(statusTimer);
-  if (!runtime.flushPending()) {
+  if (!runtime.flushPending(true)) {
     const p = runtime.pending;
     o.log(`exiting with ${p.hosts} hosts and ${p.events} events not written: ${p.error}`);
   }

@@ -15,6 +15,7 @@ import accessRule from "../../rules/WB/access.rule" with { type: "text" };
 import apacheErrorRule from "../../rules/WB/apache-error.rule" with { type: "text" };
 import nginxErrorRule from "../../rules/WB/nginx-error.rule" with { type: "text" };
 import type { ModuleName } from "../core/config";
+import { ConfigError } from "../core/errors";
 import { type Mode, type RuleSource, RuleSet } from "../core/rules";
 
 export interface ModuleInfo {
@@ -39,13 +40,29 @@ export function ruleSources(module: ModuleName, rulesDir: string): RuleSource[] 
   }
   const dir = join(rulesDir, module);
   if (existsSync(dir)) {
-    for (const name of readdirSync(dir).filter((n) => n.endsWith(".rule")).sort()) {
+    for (const name of readRuleDir(dir).filter((n) => n.endsWith(".rule")).sort()) {
       const file = join(dir, name);
-      byName.set(name, { file, text: readFileSync(file, "utf8") });
+      byName.set(name, { file, text: readRuleFile(file) });
     }
   }
   /* name order, like a conf.d: an operator's 00-local.rule comes before the shipped sshd.rule */
   return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, source]) => source);
+}
+
+function readRuleDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    throw new ConfigError(`${dir}: cannot list the rule files: ${(e as Error).message}`);
+  }
+}
+
+function readRuleFile(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read the rule file: ${(e as Error).message}`);
+  }
 }
 
 export function loadRules(module: ModuleName, rulesDir: string, mode: Mode): RuleSet {

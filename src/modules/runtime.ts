@@ -133,7 +133,7 @@ export class ModuleRuntime {
   async processBlock(block: string, rawProgram: string | null = null): Promise<void> {
     const bans: SetElement[] = [];
     const decided: BanReport[] = [];
-    let banning: Promise<void> | null = null;
+    let banning: Promise<unknown> | null = null;
     const written = this.writes.commit(() => {
       this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) =>
         rawProgram ? this.processRawLine(rawProgram, block, start, end, bans, decided) : this.processLine(block, start, end, bans, decided),
@@ -148,9 +148,9 @@ export class ModuleRuntime {
     for (const ban of decided) this.o.onBan?.(unwritten ? { ...ban, reason: ban.reason + unwritten } : ban);
   }
 
-  /** Write what waits in memory (DNS classes between chunks, or everything after a full disk); false while it cannot. */
-  flushPending(): boolean {
-    if (!this.writes.empty) this.writes.commit(() => {}, this.log);
+  /** Write what waits in memory (DNS classes between chunks, or everything after a full disk); false while it cannot. `retryNow`: the last chance (exit). */
+  flushPending(retryNow = false): boolean {
+    if (!this.writes.empty) this.writes.commit(() => {}, this.log, retryNow);
     return this.writes.empty;
   }
 

@@ -3,7 +3,8 @@
  * transaction. When that transaction fails because the disk is full (or the database cannot
  * be written), the writes stay here: the module goes on counting and banning from memory,
  * reading its hosts from here first, and every next chunk tries again. Hosts are kept whole
- * (they carry the counts); events beyond `maxEvents` are dropped and counted.
+ * (they carry the counts); events beyond `maxEvents` are dropped and counted. While the disk
+ * stays full, a write is tried every few seconds, not with every chunk: each try writes all.
  */
 import type { EventRecord, HostRecord, ModuleStore } from "../core/store";
 
@@ -25,16 +26,20 @@ export interface PendingStats {
   error: string | null;
 }
 
+/** while the disk is full, a write is tried again at most this often: each try rewrites everything held */
+const RETRY_MS = 5000;
+
 export class PendingWrites {
   private hosts = new Map<string, HostRecord>();
   private events: { event: EventRecord; hostClass: string | null }[] = [];
   private outbox: string[] = [];
   private droppedEvents = 0;
   private error: string | null = null;
+  private lastTry = 0;
 
   constructor(
     private readonly store: ModuleStore,
-    private readonly maxEvents = 100_000,
+    private readonly maxEvents = 20_000,
   ) {}
 
   getHost(address: string): HostRecord | null {
@@ -82,8 +87,17 @@ export class PendingWrites {
     return starts;
   }
 
-  /** Run `fn` and write out in one transaction; on a storage failure, keep the writes, say so and return false. */
-  commit(fn: () => void, log: (message: string) => void): boolean {
+  /**
+   * Run `fn` and write out in one transaction; on a storage failure, keep the writes, say so and
+   * return false. While the storage is failing, `fn` runs on its own and its writes join the
+   * ones held, until RETRY_MS have passed since the last try (or `retryNow`).
+   */
+  commit(fn: () => void, log: (message: string) => void, retryNow = false): boolean {
+    if (this.error !== null && !retryNow && Date.now() - this.lastTry < RETRY_MS) {
+      fn();
+      return false;
+    }
+    this.lastTry = Date.now();
     try {
       this.store.transaction(() => {
         fn();
@@ -91,7 +105,7 @@ export class PendingWrites {
       });
     } catch (e) {
       if (!isStorageFailure(e)) throw e;
-      if (this.failed(e)) log(`database ${this.store.path}: ${this.error}; counting and banning from memory, retrying with every chunk`);
+      if (this.failed(e)) log(`database ${this.store.path}: ${this.error}; counting and banning from memory, trying again every few seconds`);
       return false;
     }
     const pending = this.stats();

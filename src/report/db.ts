@@ -3,9 +3,10 @@
  * it may run from cron while the module writes (WAL lets readers and one writer coexist), and
  * it must not create a database for a module that never ran.
  */
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { WatcherError } from "../core/errors";
+import { openReadOnlyDatabase } from "../core/store";
 
 /** events.vhost and hosts.vhost arrived with schema version 2 (src/core/store.ts) */
 const NEEDED_SCHEMA = 2;
@@ -13,13 +14,7 @@ const NEEDED_SCHEMA = 2;
 /** The module's database opened read-only, or null when the module never wrote one. */
 export function openReadOnly(path: string): Database | null {
   if (!existsSync(path)) return null;
-  let db: Database;
-  try {
-    db = new Database(path, { readonly: true, strict: true });
-    db.exec("PRAGMA busy_timeout = 5000");
-  } catch (e) {
-    throw new WatcherError(`cannot open database ${path} for reading: ${(e as Error).message}`);
-  }
+  const db = openReadOnlyDatabase(path);
   const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (version < NEEDED_SCHEMA) {
     db.close();

@@ -6,7 +6,8 @@
 import { existsSync } from "node:fs";
 import { type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import { dbPath, openModule } from "../modules/context";
-import { expireModule } from "../modules/expire";
+import { ModuleStore } from "../core/store";
+import { type ExpireResult, expireModule, staleHosts } from "../modules/expire";
 import { iso } from "./report";
 
 export interface ExpiredHost {
@@ -33,18 +34,21 @@ export function expiredModules(loaded: LoadedConfig, wanted?: ModuleName): Modul
 }
 
 export async function expire(root: string | undefined, module: ModuleName | undefined, now: number, dryRun: boolean): Promise<ModuleExpiry[]> {
+  const loaded = loadConfig(root);
   const out: ModuleExpiry[] = [];
-  for (const m of expiredModules(loadConfig(root), module)) {
-    const ctx = openModule(root, m);
+  for (const m of expiredModules(loaded, module)) {
+    const expireAfter = loaded.config.modules[m].expireAfter;
+    /* a dry run only reads: it works on a read-only root and while the module writes */
+    const store = new ModuleStore(dbPath(loaded.paths, m), { readOnly: dryRun });
     try {
       /* read before expiring: afterwards the hosts are gone */
-      const before = new Map(ctx.store.hostsLastSeenBefore(now - ctx.moduleConfig.expireAfter).map((h) => [h.address, h]));
-      const r = await expireModule(ctx, now, dryRun);
+      const before = new Map(store.hostsLastSeenBefore(now - expireAfter).map((h) => [h.address, h]));
+      const r = dryRun ? staleHosts(store, m, expireAfter, now) : await expireWith(root, m, now);
       const lifted = new Set(r.lifted);
       out.push({
         module: m,
         dryRun,
-        expireAfter: ctx.moduleConfig.expireAfter,
+        expireAfter,
         expired: r.expired.map((address) => {
           const h = before.get(address);
           return { address, lastSeen: h ? iso(h.lastSeen) : "", lastRule: h?.lastRule ?? "", banLifted: lifted.has(address) };
@@ -52,8 +56,17 @@ export async function expire(root: string | undefined, module: ModuleName | unde
         lifted: r.lifted.length,
       });
     } finally {
-      await ctx.close();
+      store.close();
     }
   }
   return out;
+}
+
+async function expireWith(root: string | undefined, module: ModuleName, now: number): Promise<ExpireResult> {
+  const ctx = openModule(root, module);
+  try {
+    return await expireModule(ctx, now);
+  } finally {
+    await ctx.close();
+  }
 }
