@@ -5,9 +5,9 @@
  */
 import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import type { ModuleName, Paths, SourceConfig } from "../core/config";
+import { fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../core/config";
 import { readJson, writeJson } from "../core/runfiles";
-import { ConfigError, WatcherError } from "../core/errors";
+import { WatcherError } from "../core/errors";
 
 const CHUNK = 64 * 1024;
 
@@ -19,14 +19,6 @@ export interface FifoAccess {
   /** octal text, "0620" */
   readonly mode: string;
   readonly group: string;
-}
-
-function groupId(name: string): number {
-  for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
-    const [group, , gid] = line.split(":");
-    if (group === name) return Number(gid);
-  }
-  throw new ConfigError(`fifoGroup: there is no group ${JSON.stringify(name)} in /etc/group`);
 }
 
 /**
@@ -43,7 +35,7 @@ export function ensureFifo(path: string, access?: FifoAccess): void {
   }
   if (access) {
     chmodSync(path, Number.parseInt(access.mode, 8));
-    if (process.getuid?.() === 0) chownSync(path, 0, groupId(access.group));
+    if (process.getuid?.() === 0) chownSync(path, 0, fifoGroupId(access.group));
   }
 }
 
