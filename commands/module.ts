@@ -1,5 +1,6 @@
 import type { CommandModule } from "yargs";
 import type { ModuleName, SourceConfig } from "../src/core/config";
+import { followMaster, SUPERVISED_OPTION } from "../src/master/lifeline";
 import { openModule } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
 import { openSource } from "../src/modules/sources";
@@ -10,6 +11,7 @@ interface Args extends GlobalArgs {
   stdin?: boolean;
   file?: string[];
   program?: string;
+  supervised?: boolean;
 }
 
 export const moduleCommand: CommandModule<GlobalArgs, Args> = {
@@ -20,9 +22,12 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
       .option("stdin", { type: "boolean", describe: "read lines from stdin instead of the configured sources" })
       .option("file", { type: "string", array: true, describe: "follow a log file (survives rotation) instead of the configured sources" })
       .option("program", { type: "string", describe: "with --stdin/--file: the lines have no syslog header and are this program's (nginx-access, ...)" })
+      /* set by the master: fd 3 is its lifeline, and the module stops when it is gone */
+      .option(SUPERVISED_OPTION, { type: "boolean", hidden: true })
       .example("$0 module LG", "read <root>/var/fifo/WatchLG")
       .example("journalctl -u ssh -o short-iso -f | $0 module LG --stdin", "read journald through a pipe"),
   handler: async (argv) => {
+    if (argv.supervised) followMaster(stderrLog(`watcher module ${argv.module}`));
     const ctx = openModule(argv.root, argv.module);
     const program = argv.program;
     const configured: SourceConfig[] = argv.stdin

@@ -1,30 +1,37 @@
 /**
- * The master (`watcher start --foreground`, what systemd runs): validate everything, restore
- * the firewall, create the FIFOs, fork one `watcher module X` per enabled module and restart a
- * crashed one with backoff, run the scheduled jobs, keep a status file for `watcher status`.
- * SIGTERM stops the modules and exits; SIGHUP reloads lists (and makes the modules reload
- * config, rules and lists) without losing counts.
+ * The master (`watcher start --foreground`, what systemd runs): validate everything, take the
+ * root's lock (and, with a kernel backend, the network namespace's firewall), end module
+ * processes no master runs, restore the firewall, create the FIFOs and keep them open, fork
+ * one `watcher module X` per enabled module (each ends with the master: see lifeline.ts) and
+ * restart a crashed one (at once, then with backoff), run the scheduled jobs, keep a status
+ * file for `watcher status`. SIGTERM stops the modules and exits; SIGHUP reloads lists (and
+ * makes the modules reload config, rules and lists) without losing counts.
  */
-import { mkdirSync, openSync, writeSync, closeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import cron, { type ScheduledTask } from "node-cron";
 import { type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, selfCommand } from "../core/config";
-import { WatcherError } from "../core/errors";
-import { createFirewall } from "../core/firewall";
+import { ConfigError, WatcherError } from "../core/errors";
+import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
 import { FleetStore, loadFleetKey, readFleetCa, redactUrl } from "../core/fleet";
 import { Lists } from "../core/lists";
-import { pidFile, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
+import { holdLock, lockFile, pidFile, readJson, removeFile, runningMaster, statusFile, writeFileAtomic, writeJson } from "../core/runfiles";
 import { refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { fleetDbPath, openModule } from "../modules/context";
 import { expireModule } from "../modules/expire";
 import { loadRules } from "../modules/registry";
 import { ensureFifo, fifoPath } from "../modules/sources";
+import { checkFirewallFree, claimFirewall, type FirewallClaim } from "./claim";
+import { FifoKeeper } from "./fifos";
 import { FleetNode } from "./fleet";
+import { describeProcesses, endLeftovers } from "./leftovers";
+import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { type RestoreReport, restoreFirewall } from "./restore";
 
 const MAX_BACKOFF_S = 60;
-const STOP_GRACE_MS = 10000;
+export const STOP_GRACE_MS = 10000;
 /** decisions received from the fleet are kept this long for reports */
 const FLEET_HISTORY_S = 30 * 86400;
 
@@ -44,7 +51,8 @@ class ModuleChild {
   startedAt: number | null = null;
   restarts = 0;
   lastExit: number | null = null;
-  private backoff = 1;
+  /** seconds before the next restart: none the first time (the logger's lines wait in the FIFO), then 1, 2, 4 ... */
+  private backoff = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   stopping = false;
 
@@ -57,24 +65,29 @@ class ModuleChild {
 
   start(): void {
     this.timer = null;
-    const proc = Bun.spawn([...selfCommand(), "--root", this.root, "module", this.module], { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+    const proc = Bun.spawn([...selfCommand(), "--root", this.root, "module", this.module, `--${SUPERVISED_OPTION}`], { stdio: [...SUPERVISED_STDIO] });
+    /* our end of the module's lifeline: never written, closed by the kernel if we die */
+    const lifeline = proc.stdio[3];
     this.proc = proc;
     this.startedAt = Date.now();
     this.log(`module ${this.module} started (pid ${proc.pid})`);
     this.changed();
-    void proc.exited.then((code) => this.exited(code));
+    void proc.exited.then((code) => {
+      if (typeof lifeline === "number") closeSync(lifeline); /* Bun leaves it open */
+      this.exited(code);
+    });
   }
 
   private exited(code: number): void {
     this.lastExit = code;
     this.proc = null;
     if (this.stopping) return;
-    /* a module that ran a while starts over with a short backoff */
-    if (this.startedAt && Date.now() - this.startedAt > MAX_BACKOFF_S * 1000) this.backoff = 1;
-    this.log(`module ${this.module} exited with status ${code}; restarting in ${this.backoff}s`);
+    /* a module that ran a while starts over at once */
+    if (this.startedAt && Date.now() - this.startedAt > MAX_BACKOFF_S * 1000) this.backoff = 0;
+    this.log(`module ${this.module} exited with status ${code}; restarting ${this.backoff ? `in ${this.backoff}s` : "now"}`);
     this.restarts++;
     this.timer = setTimeout(() => this.start(), this.backoff * 1000);
-    this.backoff = Math.min(MAX_BACKOFF_S, this.backoff * 2);
+    this.backoff = this.backoff === 0 ? 1 : Math.min(MAX_BACKOFF_S, this.backoff * 2);
     this.changed();
   }
 
@@ -121,8 +134,23 @@ async function expireJob(loaded: LoadedConfig, modules: readonly ModuleName[], l
   }
 }
 
-/** Everything that can be wrong in files is found before anything is touched (exit 2). */
+/** A root is a folder with etc/ in it: a mistyped --root must not start on the real firewall. */
+function checkRoot(root: string): void {
+  const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+  if (!isDir(join(root, "etc"))) {
+    throw new ConfigError(
+      `${root} is not a watcher root: ${isDir(root) ? "it has no etc/ folder" : "no such folder"}. ` +
+        `Make one with "mkdir -p ${join(root, "etc")}" (every setting has a default; etc/watcher.toml is optional), or install with scripts/install.sh --prefix ${root}`,
+    );
+  }
+}
+
+/**
+ * Everything that can be wrong in files, and a firewall another root owns, is found before
+ * anything is touched (exit 2).
+ */
 export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[]; lists: Lists } {
+  checkRoot(loaded.paths.root);
   const modules = enabledModules(loaded);
   for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
   dynLists(loaded.config);
@@ -130,26 +158,50 @@ export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[];
     loadFleetKey(loaded.paths.fleetKey);
     if (loaded.config.fleet.tlsCa) readFleetCa(loaded.config.fleet.tlsCa);
   }
-  return { modules, lists: Lists.load(loaded.paths.whitelist, loaded.paths.blacklist) };
+  const lists = Lists.load(loaded.paths.whitelist, loaded.paths.blacklist);
+  if (resolveBackend(loaded.config.firewall) !== "dryrun") checkFirewallFree(loaded.paths.root, "watcher cannot start");
+  return { modules, lists };
 }
 
 export async function runMaster(rootOption: string | undefined, log: (message: string) => void): Promise<void> {
   const loaded = loadConfig(rootOption);
-  const { config, paths } = loaded;
+  const { paths } = loaded;
   const checked = checkBeforeStart(loaded);
-  const modules = checked.modules;
-  let lists = checked.lists;
 
   mkdirSync(paths.runDir, { recursive: true });
-  const running = runningMaster(paths.runDir);
-  if (running) throw new WatcherError(`watcher is already running (pid ${running}); use "watcher restart" to start it afresh`);
-  removeFile(pidFile(paths.runDir));
-  const fd = openSync(pidFile(paths.runDir), "wx");
-  writeSync(fd, `${process.pid}\n`);
-  closeSync(fd);
+  /* held while this process lives: the kernel lets go of it however we end */
+  const lock = holdLock(lockFile(paths.runDir));
+  if (!lock) throw new WatcherError(`watcher is already running (pid ${runningMaster(paths.runDir) ?? "?"}); use "watcher restart" to start it afresh`);
+  try {
+    try {
+      lock.write(`${process.pid}\n`);
+    } catch (e) {
+      log(`cannot write ${lock.path} (${(e as Error).message}); status and stop find this master by its pid file`);
+    }
+    /* modules of a master that was killed, or run by hand: one set of modules per root */
+    const left = await endLeftovers(paths.root, STOP_GRACE_MS);
+    if (left.found.length) log(`ended module processes no master ran: ${describeProcesses(left.found)}`);
+    if (left.stuck.length) throw new WatcherError(`module processes of this root would not end (${describeProcesses(left.stuck)}); not starting a second set`);
+    await supervise(loaded, checked, log);
+  } finally {
+    lock.release();
+  }
+}
 
+async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkBeforeStart>, log: (message: string) => void): Promise<void> {
+  const { config, paths } = loaded;
+  const modules = checked.modules;
+  let lists = checked.lists;
+  try {
+    writeFileAtomic(pidFile(paths.runDir), `${process.pid}\n`);
+  } catch (e) {
+    log(`cannot write the pid file (${(e as Error).message}); status and stop find this master by ${lockFile(paths.runDir)}`);
+  }
+
+  let claim: FirewallClaim | null = null;
   let firewall: Firewall | null = null;
   let fleet: FleetNode | null = null;
+  const fifos = new FifoKeeper();
   const children = new Map<ModuleName, ModuleChild>();
   const tasks: { name: string; schedule: string; task: ScheduledTask }[] = [];
   const status: MasterStatus = {
@@ -168,10 +220,20 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
       status.modules[m] = { pid: c.proc?.pid ?? null, startedAt: c.startedAt && Math.floor(c.startedAt / 1000), restarts: c.restarts, lastExit: c.lastExit };
     }
     status.jobs = tasks.map((t) => ({ name: t.name, schedule: t.schedule, next: t.task.getNextRun()?.toISOString() ?? null }));
-    writeJson(masterFile, status);
+    /* a full disk or a read-only run folder is said once, and once more when it is over */
+    const written = writeJson(masterFile, status, (why) => {
+      if (!statusError) log(`${why}; watcher status shows what was written last until it can be written again`);
+      statusError = why;
+    });
+    if (written && statusError) {
+      log(`${masterFile} is written again`);
+      statusError = null;
+    }
   };
+  let statusError: string | null = null;
 
   try {
+    if (resolveBackend(config.firewall) !== "dryrun") claim = claimFirewall(paths.root);
     firewall = createFirewall(config, paths);
     status.backend = firewall.backend;
     status.restore = await restoreFirewall(loaded, firewall, modules, lists, Math.floor(Date.now() / 1000));
@@ -183,7 +245,13 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
       await fleet.start();
       log(`fleet: node ${config.fleet.node} joining through ${redactUrl(config.fleet.url)}`);
     }
-    for (const m of modules) ensureFifo(fifoPath(paths.fifoBase, m), { mode: config.fifoMode, group: config.fifoGroup });
+    for (const m of modules) {
+      const fifo = fifoPath(paths.fifoBase, m);
+      ensureFifo(fifo, { mode: config.fifoMode, group: config.fifoGroup });
+      /* while a module restarts, the logger's lines wait in the pipe */
+      const size = fifos.keep(fifo);
+      if (m === modules[0]) log(`FIFOs held open with ${size}-byte pipe buffers`);
+    }
     for (const m of modules) {
       const child = new ModuleChild(m, paths.root, log, writeStatus);
       children.set(m, child);
@@ -233,6 +301,8 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
       if (!config.keepFirewallOnStop) await firewall.teardown();
       await firewall.close();
     }
+    claim?.release();
+    fifos.close();
     removeFile(masterFile);
     if (readJson<number>(pidFile(paths.runDir)) === process.pid) removeFile(pidFile(paths.runDir));
     log("stopped");
