@@ -1,8 +1,8 @@
 /**
  * ipset + iptables/ip6tables backend, for hosts without nftables. Each logical set is two ipsets
  * (`_v4` hash:ip/hash:net family inet, `_v6` family inet6) with timeouts; a chain WATCHER,
- * jumped to first from INPUT (and FORWARD if asked), returns for the whitelist and drops every
- * other set. Single bans go through one long-lived `ipset -exist -` session (its prompt is the
+ * jumped to first from INPUT (and FORWARD if asked), returns for loopback and the whitelist
+ * and drops every other set. Single bans go through one long-lived `ipset -exist -` session (its prompt is the
  * acknowledgement); bulk loads through `ipset restore` with a swap, so a set is replaced
  * atomically. Commands are argument vectors, never a shell.
  */
@@ -104,8 +104,8 @@ export class IpsetFirewall implements Firewall {
     for (const s of wanted) sets.set(s.name, s.kind);
     const names = [...sets.keys()].sort((a, b) => (verdictOf(a) === verdictOf(b) ? (a < b ? -1 : 1) : verdictOf(a) === "accept" ? -1 : 1));
     for (const [tool, family] of [["iptables", "v4"], ["ip6tables", "v6"]] as const) {
-      /* declaring the chain in a --noflush restore empties it; its new rules commit at once */
-      const rules = names.map((n) => `-A ${CHAIN} -m set --match-set ${n}_${family} src -j ${verdictOf(n) === "accept" ? "RETURN" : "DROP"}`);
+      /* declaring the chain in a --noflush restore empties it; its new rules commit at once. Loopback first. */
+      const rules = [`-A ${CHAIN} -i lo -j RETURN`, ...names.map((n) => `-A ${CHAIN} -m set --match-set ${n}_${family} src -j ${verdictOf(n) === "accept" ? "RETURN" : "DROP"}`)];
       exec([`${tool}-restore`, "--noflush"], `*filter\n:${CHAIN} - [0:0]\n${rules.join("\n")}\nCOMMIT\n`);
       for (const hook of this.hookForward ? ["INPUT", "FORWARD"] : ["INPUT"]) {
         const present = Bun.spawnSync([tool, "-w", "-C", hook, "-j", CHAIN], { stderr: "ignore" }).exitCode === 0;

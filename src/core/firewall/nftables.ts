@@ -3,7 +3,7 @@
  * the process, so a ban is one in-process call (tens of microseconds), never a process per ban
  * and never a shell. One table `inet watcher`; each logical set is two kernel sets (`_v4`,
  * `_v6`); one chain hooked into input (and forward if asked) at priority filter - 10 accepts
- * the whitelist and drops every other set. Element timeouts are the bans' remaining time, so
+ * loopback traffic, then the whitelist, and drops every other set. Element timeouts are the bans' remaining time, so
  * bans lapse in the kernel even when watcher is gone.
  */
 import { CString, dlopen, FFIType, type Pointer } from "bun:ffi";
@@ -108,11 +108,11 @@ export class NftablesFirewall implements Firewall {
       const flags = sets.get(name) === "networks" ? "flags interval; auto-merge;" : "flags timeout;";
       cmds.push(`add set ${TABLE} ${name}_v4 { type ipv4_addr; ${flags} }`, `add set ${TABLE} ${name}_v6 { type ipv6_addr; ${flags} }`);
     }
-    /* the chain's rules are rewritten whole, in the same transaction: whitelist first */
-    const rules = names.flatMap((name) => [
-      `add rule ${TABLE} CHAIN ip saddr @${name}_v4 ${verdictOf(name)}`,
-      `add rule ${TABLE} CHAIN ip6 saddr @${name}_v6 ${verdictOf(name)}`,
-    ]);
+    /* the chain's rules are rewritten whole, in the same transaction: loopback, whitelist, drops */
+    const rules = [
+      `add rule ${TABLE} CHAIN iifname "lo" accept`,
+      ...names.flatMap((name) => [`add rule ${TABLE} CHAIN ip saddr @${name}_v4 ${verdictOf(name)}`, `add rule ${TABLE} CHAIN ip6 saddr @${name}_v6 ${verdictOf(name)}`]),
+    ];
     for (const hook of this.hookForward ? ["input", "forward"] : ["input"]) {
       cmds.push(`add chain ${TABLE} ${hook} { type filter hook ${hook} priority filter - 10; policy accept; }`, `flush chain ${TABLE} ${hook}`);
       cmds.push(...rules.map((r) => r.replace("CHAIN", hook)));
