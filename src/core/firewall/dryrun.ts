@@ -1,15 +1,20 @@
 /**
  * Dry-run firewall: needs no root and touches no kernel. It keeps the sets it would have in a
  * small SQLite file and appends every operation to a log, so `report`, tests and a curious
- * operator can see exactly what a real backend would have done.
+ * operator can see exactly what a real backend would have done. It takes timeouts up to the
+ * longest a kernel backend takes (nftables'), has no size limit, and refuses what no backend
+ * would take (an element that is not an address, a negative timeout).
  */
 import { Database } from "bun:sqlite";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Firewall, ListedElement, SetElement, SetSpec } from "./types";
+import { NFT_MAX_TIMEOUT } from "./nftables";
+import { type Firewall, type FirewallOutcome, type ListedElement, prepareElements, type SetElement, type SetSpec } from "./types";
 
 export class DryRunFirewall implements Firewall {
   readonly backend = "dryrun";
+  readonly maxTimeout = NFT_MAX_TIMEOUT;
+  readonly maxElements = null;
   private readonly db: Database;
 
   constructor(
@@ -43,13 +48,15 @@ export class DryRunFirewall implements Firewall {
     })();
   }
 
-  async ban(set: string, elements: readonly SetElement[]): Promise<void> {
-    if (elements.length === 0) return;
+  async ban(set: string, given: readonly SetElement[]): Promise<FirewallOutcome> {
+    const { elements, refused, clamped } = prepareElements(given, this.maxTimeout);
+    if (elements.length === 0) return { refused, clamped };
     const put = this.db.query("INSERT OR REPLACE INTO elements (set_name, address, expires_at) VALUES (?, ?, ?)");
     this.db.transaction(() => {
       for (const e of elements) put.run(set, e.address, this.expiry(e));
     })();
     this.log("add", set, elements.map((e) => `${e.address} timeout ${e.timeout}s`).join(", "));
+    return { refused, clamped };
   }
 
   async unban(set: string, addresses: readonly string[]): Promise<void> {
@@ -61,13 +68,15 @@ export class DryRunFirewall implements Firewall {
     this.log("delete", set, addresses.join(", "));
   }
 
-  async restore(set: string, elements: readonly SetElement[]): Promise<void> {
+  async restore(set: string, given: readonly SetElement[]): Promise<FirewallOutcome> {
+    const { elements, refused, clamped } = prepareElements(given, this.maxTimeout);
     const put = this.db.query("INSERT OR REPLACE INTO elements (set_name, address, expires_at) VALUES (?, ?, ?)");
     this.db.transaction(() => {
       this.db.query("DELETE FROM elements WHERE set_name = ?").run(set);
       for (const e of elements) put.run(set, e.address, this.expiry(e));
     })();
     this.log("restore", set, `${elements.length} elements`);
+    return { refused, clamped };
   }
 
   async list(set: string): Promise<ListedElement[]> {

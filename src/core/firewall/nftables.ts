@@ -3,15 +3,38 @@
  * the process, so a ban is one in-process call (tens of microseconds), never a process per ban
  * and never a shell. One table `inet watcher`; each logical set is two kernel sets (`_v4`,
  * `_v6`); one chain hooked into input (and forward if asked) at priority filter - 10 accepts
- * loopback traffic, then the whitelist, and drops every other set. Element timeouts are the bans' remaining time, so
- * bans lapse in the kernel even when watcher is gone.
+ * loopback traffic, then the whitelist, and drops every other set. Element timeouts are the
+ * bans' remaining time, so bans lapse in the kernel even when watcher is gone.
+ *
+ * Sets are created with a size (maxElements), so a flood of addresses cannot take the kernel's
+ * memory. An element nft refuses (the set is full, ...) is found by halving the refused batch:
+ * ban() adds the rest for real; restore() finds them in dry runs (the kernel checks the batch,
+ * then drops it), so the set is still replaced in one transaction.
  */
 import { CString, dlopen, FFIType, type Pointer } from "bun:ffi";
 import { WatcherError } from "../errors";
-import { byFamily, checkSetName, lastPerAddress, type Firewall, type ListedElement, type SetElement, type SetKind, type SetSpec, verdictOf } from "./types";
+import {
+  byFamily,
+  checkSetName,
+  DEFAULT_MAX_ELEMENTS,
+  type Firewall,
+  type FirewallOutcome,
+  type KernelOptions,
+  type ListedElement,
+  prepareElements,
+  type Refusal,
+  type SetElement,
+  type SetKind,
+  type SetSpec,
+  verdictOf,
+} from "./types";
+
+/** nftables 1.0.6 refuses longer element timeouts ("value too large"); measured. */
+export const NFT_MAX_TIMEOUT = 99_999_999;
 
 const TABLE = "inet watcher";
 const OUTPUT_JSON = 1 << 4;
+const OUTPUT_TERSE = 1 << 11; /* sets without their elements */
 
 type Lib = ReturnType<typeof openLib>;
 
@@ -24,6 +47,7 @@ function openLib() {
     nft_ctx_get_output_buffer: { args: [FFIType.ptr], returns: FFIType.ptr },
     nft_ctx_get_error_buffer: { args: [FFIType.ptr], returns: FFIType.ptr },
     nft_ctx_output_set_flags: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.void },
+    nft_ctx_set_dry_run: { args: [FFIType.ptr, FFIType.bool], returns: FFIType.void },
     nft_run_cmd_from_buffer: { args: [FFIType.ptr, FFIType.cstring], returns: FFIType.i32 },
   });
 }
@@ -40,6 +64,27 @@ export function nftablesAvailable(): boolean {
   }
 }
 
+/**
+ * Is nft's complaint about the table, the set or the process rather than one element (thrown)?
+ * Only its first error counts: the later ones of a batch follow from it (a delete of what the
+ * refused add did not add).
+ */
+function notAboutAnElement(error: string): boolean {
+  return /No such file or directory|Operation not permitted|Permission denied|Cannot allocate memory|Protocol not supported/.test(error.split("\n")[0] ?? "");
+}
+
+/** nft's complaint about one element, in an operator's words. */
+function refusalReason(error: string): string {
+  const first = (error.split("\n")[0] ?? error).replace(/^Error: /, "").replace(/^Could not process rule: /, "");
+  return /Too many open files in system/.test(first) ? "the set is full" : first;
+}
+
+interface KernelSet {
+  readonly kind: SetKind;
+  /** the kernel set's size, null when it was created without one */
+  readonly size: number | null;
+}
+
 interface JsonElem {
   elem?: { val: unknown; timeout?: number; expires?: number };
   prefix?: { addr: string; len: number };
@@ -48,16 +93,22 @@ interface JsonElem {
 
 export class NftablesFirewall implements Firewall {
   readonly backend = "nftables";
+  readonly maxTimeout = NFT_MAX_TIMEOUT;
+  readonly maxElements: number;
   private readonly ctx: Pointer;
   private readonly jsonCtx: Pointer;
   private readonly encoder = new TextEncoder();
 
-  constructor(private readonly hookForward = false) {
+  constructor(
+    private readonly hookForward = false,
+    options: KernelOptions = {},
+  ) {
     try {
       lib ??= openLib();
     } catch (e) {
       throw new WatcherError(`the nftables backend needs libnftables.so.1 (Debian/Ubuntu: apt install nftables): ${(e as Error).message}`);
     }
+    this.maxElements = options.maxElements ?? DEFAULT_MAX_ELEMENTS;
     this.ctx = this.newContext(0);
     this.jsonCtx = this.newContext(OUTPUT_JSON);
   }
@@ -71,42 +122,57 @@ export class NftablesFirewall implements Firewall {
     return ctx as Pointer;
   }
 
-  /** Run one batch of nft commands atomically; its output, or an error naming nft's complaint. */
-  private run(commands: string, ctx = this.ctx): string {
-    const rc = lib!.symbols.nft_run_cmd_from_buffer(ctx, this.encoder.encode(`${commands}\0`));
-    if (rc !== 0) {
-      const err = lib!.symbols.nft_ctx_get_error_buffer(ctx);
-      throw new WatcherError(`nftables refused the change: ${err ? new CString(err).toString().trim() : `error ${rc}`}`);
+  /** Run one batch of nft commands atomically (with `dryRun`, the kernel checks it and keeps nothing): its output, or nft's complaint. */
+  private attempt(commands: string, ctx = this.ctx, dryRun = false): { out: string; error: null } | { out: null; error: string } {
+    if (dryRun) lib!.symbols.nft_ctx_set_dry_run(ctx, true);
+    try {
+      const rc = lib!.symbols.nft_run_cmd_from_buffer(ctx, this.encoder.encode(`${commands}\0`));
+      if (rc !== 0) {
+        const err = lib!.symbols.nft_ctx_get_error_buffer(ctx);
+        return { out: null, error: (err ? new CString(err).toString().trim() : "") || `error ${rc}` };
+      }
+      const out = lib!.symbols.nft_ctx_get_output_buffer(ctx);
+      return { out: out ? new CString(out).toString() : "", error: null };
+    } finally {
+      if (dryRun) lib!.symbols.nft_ctx_set_dry_run(ctx, false);
     }
-    const out = lib!.symbols.nft_ctx_get_output_buffer(ctx);
-    return out ? new CString(out).toString() : "";
   }
 
-  /** Sets of the table as name → kind, from the kernel. */
-  private existingSets(): Map<string, SetKind> {
-    const sets = new Map<string, SetKind>();
-    let doc: { nftables?: { set?: { name: string; flags?: string[] } }[] };
-    try {
-      doc = JSON.parse(this.run(`list sets table ${TABLE}`, this.jsonCtx));
-    } catch {
-      return sets; /* no table yet */
-    }
+  /** Run one batch of nft commands atomically; its output, or an error naming nft's complaint. */
+  private run(commands: string, ctx = this.ctx): string {
+    const r = this.attempt(commands, ctx);
+    if (r.error !== null) throw new WatcherError(`nftables refused the change: ${r.error}`);
+    return r.out;
+  }
+
+  /** The table's kernel sets (`watcher_LG_v4`, ...) with their kind and size, without their elements. */
+  private kernelSets(): Map<string, KernelSet> {
+    const sets = new Map<string, KernelSet>();
+    lib!.symbols.nft_ctx_output_set_flags(this.jsonCtx, OUTPUT_JSON | OUTPUT_TERSE);
+    const r = this.attempt(`list sets table ${TABLE}`, this.jsonCtx);
+    lib!.symbols.nft_ctx_output_set_flags(this.jsonCtx, OUTPUT_JSON);
+    if (r.error !== null) return sets; /* no table yet */
+    const doc = JSON.parse(r.out) as { nftables?: { set?: { name: string; flags?: string[]; size?: number } }[] };
     for (const item of doc.nftables ?? []) {
-      const name = item.set?.name;
-      const m = name ? /^(.*)_v[46]$/.exec(name) : null;
-      if (m) sets.set(m[1]!, item.set!.flags?.includes("interval") ? "networks" : "addresses");
+      const s = item.set;
+      if (s && /_v[46]$/.test(s.name)) sets.set(s.name, { kind: s.flags?.includes("interval") ? "networks" : "addresses", size: s.size ?? null });
     }
     return sets;
   }
 
   async ensure(wanted: readonly SetSpec[]): Promise<void> {
-    const sets = this.existingSets();
-    for (const s of wanted) sets.set(checkSetName(s.name), s.kind);
+    const existing = this.kernelSets();
+    const sets = new Map<string, SetKind>();
+    for (const [name, s] of existing) sets.set(name.slice(0, -3), s.kind);
+    for (const s of wanted) if (!sets.has(checkSetName(s.name))) sets.set(s.name, s.kind);
     const names = [...sets.keys()].sort((a, b) => (verdictOf(a) === verdictOf(b) ? (a < b ? -1 : 1) : verdictOf(a) === "accept" ? -1 : 1));
     const cmds = [`add table ${TABLE}`];
     for (const name of names) {
+      /* a set that exists is left as it is: declaring it again with other properties may be refused */
       const flags = sets.get(name) === "networks" ? "flags interval; auto-merge;" : "flags timeout;";
-      cmds.push(`add set ${TABLE} ${name}_v4 { type ipv4_addr; ${flags} }`, `add set ${TABLE} ${name}_v6 { type ipv6_addr; ${flags} }`);
+      for (const [family, type] of [["v4", "ipv4_addr"], ["v6", "ipv6_addr"]] as const) {
+        if (!existing.has(`${name}_${family}`)) cmds.push(`add set ${TABLE} ${name}_${family} { type ${type}; ${flags} size ${this.maxElements}; }`);
+      }
     }
     /* the chain's rules are rewritten whole, in the same transaction: loopback, whitelist, drops */
     const rules = [
@@ -121,21 +187,55 @@ export class NftablesFirewall implements Firewall {
   }
 
   private elements(elements: readonly SetElement[]): string {
-    return elements.map((e) => (e.timeout > 0 ? `${e.address} timeout ${Math.max(1, Math.round(e.timeout))}s` : e.address)).join(",\n");
+    return elements.map((e) => (e.timeout > 0 ? `${e.address} timeout ${e.timeout}s` : e.address)).join(",\n");
   }
 
-  async ban(set: string, elements: readonly SetElement[]): Promise<void> {
-    checkSetName(set);
-    const { v4, v6 } = byFamily(lastPerAddress(elements));
-    const cmds: string[] = [];
-    /* delete first: re-adding an element does not change its timeout */
-    for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
-      if (list.length === 0) continue;
-      cmds.push(`add element ${TABLE} ${set}_${family} { ${list.map((e) => e.address).join(", ")} }`);
-      cmds.push(`delete element ${TABLE} ${set}_${family} { ${list.map((e) => e.address).join(", ")} }`);
-      cmds.push(`add element ${TABLE} ${set}_${family} { ${this.elements(list)} }`);
+  /**
+   * Try `list` with `attempt`; when nft refuses it for an element, halve it until each refused
+   * element stands alone (reported in `refused`); the parts it takes go to `accepted`.
+   */
+  private isolate(list: readonly SetElement[], attempt: (part: readonly SetElement[]) => string | null, accepted: SetElement[], refused: Refusal[]): void {
+    if (list.length === 0) return;
+    const error = attempt(list);
+    if (error === null) {
+      accepted.push(...list);
+      return;
     }
-    if (cmds.length > 0) this.run(cmds.join("\n"));
+    if (notAboutAnElement(error)) throw new WatcherError(`nftables refused the change: ${error}`);
+    if (list.length === 1) {
+      refused.push({ address: list[0]!.address, reason: refusalReason(error) });
+      return;
+    }
+    const half = list.length >> 1;
+    this.isolate(list.slice(0, half), attempt, accepted, refused);
+    this.isolate(list.slice(half), attempt, accepted, refused);
+  }
+
+  private banCommands(set: string, family: string, list: readonly SetElement[]): string[] {
+    if (list.length === 0) return [];
+    const addresses = list.map((e) => e.address).join(", ");
+    /* delete first: re-adding an element does not change its timeout; add before delete: deleting an absent one fails */
+    return [
+      `add element ${TABLE} ${set}_${family} { ${addresses} }`,
+      `delete element ${TABLE} ${set}_${family} { ${addresses} }`,
+      `add element ${TABLE} ${set}_${family} { ${this.elements(list)} }`,
+    ];
+  }
+
+  async ban(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
+    checkSetName(set);
+    const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
+    const { v4, v6 } = byFamily(ready);
+    const cmds = [...this.banCommands(set, "v4", v4), ...this.banCommands(set, "v6", v6)];
+    if (cmds.length === 0) return { refused, clamped };
+    const first = this.attempt(cmds.join("\n"));
+    if (first.error === null) return { refused, clamped };
+    if (notAboutAnElement(first.error)) throw new WatcherError(`nftables refused the change: ${first.error}`);
+    /* one element spoiled the batch: add the others, by halves */
+    for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
+      this.isolate(list, (part) => this.attempt(this.banCommands(set, family, part).join("\n")).error, [], refused);
+    }
+    return { refused, clamped };
   }
 
   async unban(set: string, addresses: readonly string[]): Promise<void> {
@@ -147,16 +247,55 @@ export class NftablesFirewall implements Firewall {
       if (list.length === 0) continue;
       cmds.push(`add element ${TABLE} ${set}_${family} { ${list.join(", ")} }`, `delete element ${TABLE} ${set}_${family} { ${list.join(", ")} }`);
     }
-    if (cmds.length > 0) this.run(cmds.join("\n"));
+    if (cmds.length === 0) return;
+    const error = this.attempt(cmds.join("\n")).error;
+    if (error === null) return;
+    if (notAboutAnElement(error)) throw new WatcherError(`nftables refused the change: ${error}`);
+    /* a full set refuses the add of an address it does not hold: delete one by one, absent ones are fine */
+    for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
+      for (const address of list) {
+        const e = this.attempt(`delete element ${TABLE} ${set}_${family} { ${address} }`).error;
+        if (e !== null && !/No such file or directory/.test(e.split("\n")[0] ?? "")) throw new WatcherError(`nftables refused the change: ${e}`);
+      }
+    }
   }
 
-  async restore(set: string, elements: readonly SetElement[]): Promise<void> {
+  async restore(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
-    const { v4, v6 } = byFamily(lastPerAddress(elements));
-    const cmds = [`flush set ${TABLE} ${set}_v4`, `flush set ${TABLE} ${set}_v6`];
-    if (v4.length) cmds.push(`add element ${TABLE} ${set}_v4 { ${this.elements(v4)} }`);
-    if (v6.length) cmds.push(`add element ${TABLE} ${set}_v6 { ${this.elements(v6)} }`);
-    this.run(cmds.join("\n"));
+    const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
+    const lists = byFamily(ready);
+    const replace = (v4: readonly SetElement[], v6: readonly SetElement[]) => {
+      const cmds = [`flush set ${TABLE} ${set}_v4`, `flush set ${TABLE} ${set}_v6`];
+      if (v4.length) cmds.push(`add element ${TABLE} ${set}_v4 { ${this.elements(v4)} }`);
+      if (v6.length) cmds.push(`add element ${TABLE} ${set}_v6 { ${this.elements(v6)} }`);
+      const error = this.attempt(cmds.join("\n")).error;
+      if (error !== null && notAboutAnElement(error)) throw new WatcherError(`nftables refused the change: ${error}`);
+      return error;
+    };
+    if (replace(lists.v4, lists.v6) === null) return { refused, clamped };
+    /*
+     * Find the refused elements in dry runs (the kernel checks, keeps nothing), by halves: a part
+     * larger than the set fails too and is halved. Then the first elements that fit, in one swap.
+     */
+    const check = (family: string, part: readonly SetElement[], before: readonly SetElement[] = []) =>
+      this.attempt(`flush set ${TABLE} ${set}_${family}\nadd element ${TABLE} ${set}_${family} { ${this.elements([...before, ...part])} }`, this.ctx, true).error;
+    const kernel = this.kernelSets();
+    const taken = { v4: [] as SetElement[], v6: [] as SetElement[] };
+    for (const family of ["v4", "v6"] as const) {
+      this.isolate(lists[family], (part) => check(family, part), taken[family], refused);
+      const size = kernel.get(`${set}_${family}`)?.size ?? null;
+      if (size !== null) for (const e of taken[family].splice(size)) refused.push({ address: e.address, reason: "the set is full" });
+    }
+    if (replace(taken.v4, taken.v6) === null) return { refused, clamped };
+    /* refused only beside others: check each part together with what was taken before it */
+    for (const family of ["v4", "v6"] as const) {
+      const candidates = taken[family];
+      taken[family] = [];
+      this.isolate(candidates, (part) => check(family, part, taken[family]), taken[family], refused);
+    }
+    const error = replace(taken.v4, taken.v6);
+    if (error !== null) throw new WatcherError(`nftables refused the change: ${error}`);
+    return { refused, clamped };
   }
 
   async list(set: string): Promise<ListedElement[]> {

@@ -20,6 +20,21 @@ export interface ListedElement {
   readonly timeout: number;
 }
 
+/** An element the kernel (or its tool) would not take, and its words for why. */
+export interface Refusal {
+  address: string;
+  reason: string;
+}
+
+/**
+ * What ban() and restore() did: every element not in `refused` is in the set. `clamped`
+ * counts timeouts cut down to the backend's maxTimeout (the element is in, for less time).
+ */
+export interface FirewallOutcome {
+  refused: Refusal[];
+  clamped: number;
+}
+
 /** `addresses`: single hosts with timeouts (module sets); `networks`: CIDRs (lists, blocklists) */
 export type SetKind = "addresses" | "networks";
 
@@ -30,17 +45,33 @@ export interface SetSpec {
 
 export interface Firewall {
   readonly backend: string;
-  /** Create the table/chains and these sets if missing, and hook every set in; idempotent. */
+  /** The longest element timeout the kernel takes, in seconds; longer ones are clamped to it. */
+  readonly maxTimeout: number;
+  /** How many elements one kernel set (`_v4` or `_v6`) holds at most; null: no limit. */
+  readonly maxElements: number | null;
+  /** Create the table/chains and these sets if missing, and hook every set in (loopback accepted first); idempotent. */
   ensure(sets: readonly SetSpec[]): Promise<void>;
-  /** Add (or refresh the timeout of) elements: the hot path, batched per read chunk. */
-  ban(set: string, elements: readonly SetElement[]): Promise<void>;
+  /**
+   * Add (or refresh the timeout of) elements: the hot path, batched per read chunk. Every
+   * element the kernel takes is added; the ones it refuses are reported, never thrown. Throws
+   * only for what is not about an element (the set is gone, the backend is unusable).
+   */
+  ban(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome>;
   unban(set: string, addresses: readonly string[]): Promise<void>;
-  /** Replace a set's whole content in one atomic operation (restore at start, list reloads). */
-  restore(set: string, elements: readonly SetElement[]): Promise<void>;
+  /** Replace a set's whole content in one atomic operation (restore at start, list reloads) with what the kernel takes; refusals as in ban(). */
+  restore(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome>;
   list(set: string): Promise<ListedElement[]>;
   /** Remove everything watcher created. */
   teardown(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** How many elements a kernel backend lets one kernel set hold (ipset's default maxelem). */
+export const DEFAULT_MAX_ELEMENTS = 1 << 20;
+
+/** Options of the kernel backends; `maxElements` is for tests that need a set to fill up. */
+export interface KernelOptions {
+  readonly maxElements?: number;
 }
 
 export const WHITELIST_SET = "watcher_white";
@@ -78,4 +109,32 @@ export function byFamily<T extends { address: string } | string>(elements: reado
   const v6: T[] = [];
   for (const e of elements) ((typeof e === "string" ? e : e.address).includes(":") ? v6 : v4).push(e);
   return { v4, v6 };
+}
+
+const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+const V4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}(?:/(?:3[0-2]|[12]?\\d))?$`);
+const V6 = /^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(?:\/\d{1,3})?$/;
+
+/**
+ * The elements a backend hands the kernel: one per address (the last wins), timeouts whole
+ * seconds and at most `maxTimeout`. Refused here, without asking the kernel: what has not the
+ * shape of an address or CIDR (a name would make nft resolve it through DNS) and a timeout
+ * that is negative or not a number (0 would mean "for ever").
+ */
+export function prepareElements(elements: readonly SetElement[], maxTimeout: number): { elements: SetElement[]; refused: Refusal[]; clamped: number } {
+  const out: SetElement[] = [];
+  const refused: Refusal[] = [];
+  let clamped = 0;
+  for (const e of lastPerAddress(elements)) {
+    if (!V4.test(e.address) && !V6.test(e.address)) refused.push({ address: e.address, reason: "not an address or network" });
+    else if (Number.isNaN(e.timeout) || e.timeout < 0) refused.push({ address: e.address, reason: `invalid timeout ${e.timeout}` });
+    else if (e.timeout === 0) out.push(e);
+    else {
+      const whole = Math.max(1, Math.round(e.timeout));
+      if (whole > maxTimeout) clamped++;
+      const timeout = Math.min(whole, maxTimeout);
+      out.push(timeout === e.timeout ? e : { address: e.address, timeout });
+    }
+  }
+  return { elements: out, refused, clamped };
 }
