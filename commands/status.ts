@@ -1,6 +1,7 @@
 import type { CommandModule } from "yargs";
 import { formatDuration } from "../src/core/duration";
 import { gatherStatus } from "../src/master/control";
+import { describeProcesses } from "../src/master/leftovers";
 import { type GlobalArgs, isoTime, printJson, table } from "./common";
 
 interface Args extends GlobalArgs {
@@ -12,7 +13,7 @@ const EXIT_NOT_RUNNING = 3;
 
 export const statusCommand: CommandModule<GlobalArgs, Args> = {
   command: "status",
-  describe: "is watcher running: modules (pid, up since, lines, affairs, bans), firewall sets, next jobs; exit 3 when stopped",
+  describe: "is watcher running: modules (pid, up since, lines, affairs, bans), firewall sets, next jobs; exit 3 when stopped (read from the run files, whatever the configuration says)",
   builder: (y) => y.option("json", { type: "boolean", describe: "one JSON document, stable for scripts" }),
   handler: async (argv) => {
     const s = await gatherStatus(argv.root);
@@ -20,12 +21,15 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
     else {
       const now = Math.floor(Date.now() / 1000);
       console.log(s.running ? `watcher is running (pid ${s.pid}, up ${formatDuration(now - (s.startedAt ?? now))}, ${s.backend} firewall, root ${s.root})` : `watcher is not running (root ${s.root})`);
+      if (s.configError) console.log(`warning: the configuration does not load (${s.running ? "what runs is what loaded when it started" : "start will refuse"}):\n${s.configError}`);
+      if (s.strayModules.length) console.log(`warning: module processes of this root run without a master: ${describeProcesses(s.strayModules)}; "watcher stop" ends them`);
       if (s.modules.length) {
         const t = table(["module", "pid", "up", "lines", "matched", "affairs", "bans", "restarts"]);
         for (const m of s.modules) t.push([m.module, m.pid || "-", m.startedAt ? formatDuration(now - m.startedAt) : "-", m.lines, m.matched, m.affairs, m.bans, m.restarts]);
         console.log(t.toString());
       }
       for (const m of s.modules) {
+        if (m.configError) console.log(`warning: module ${m.module} runs on its last good configuration: ${m.configError}`);
         if (m.pending.error) console.log(`module ${m.module}: its database cannot be written (${m.pending.error}); ${m.pending.hosts} hosts and ${m.pending.events} events wait in memory, bans go on`);
       }
       if (s.firewall) {

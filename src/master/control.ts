@@ -1,24 +1,59 @@
 /**
  * What `start`, `stop`, `status` and `restart` do from the operator's shell: start the master
- * in the background and wait until it is ready, stop it by its pid file, and gather its status.
+ * in the background and wait until it is ready, stop it by its lock and pid, and gather its
+ * status. `stop` and `status` work from the run files whatever the configuration says: a
+ * half-edited watcher.toml must neither hide a running watcher nor keep it from stopping.
  */
 import { spawn } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { loadConfig, MODULE_NAMES, selfCommand } from "../core/config";
+import { mkdirSync, openSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { discoverRoot, type LoadedConfig, loadConfig, MODULE_NAMES, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
 import { FLEET_SET } from "../core/fleet";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import { BLACKLIST_SET, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { isAlive, type ModuleStatus, readJson, runningMaster, statusFile } from "../core/runfiles";
+import { parseToml } from "../core/toml";
+import { checkFirewallFree } from "./claim";
 import type { FleetNodeStats } from "./fleet";
-import { checkBeforeStart, type MasterStatus } from "./master";
+import { endProcesses, type ModuleProcess, moduleProcesses } from "./leftovers";
+import { checkBeforeStart, type MasterStatus, STOP_GRACE_MS } from "./master";
 
 const START_TIMEOUT_MS = 30000;
 const STOP_TIMEOUT_MS = 30000;
 
 function masterLogFile(logDir: string): string {
   return join(logDir, "watcher.log");
+}
+
+/** Where a root's run files are, and its configuration if it loads. */
+export interface RunFiles {
+  root: string;
+  runDir: string;
+  loaded: LoadedConfig | null;
+  /** why the configuration does not load (naming the file), else null */
+  configError: string | null;
+}
+
+/**
+ * The run folder without trusting the configuration: the configured one when watcher.toml
+ * loads, else its `runDir` key if the file is still TOML, else var/run under the root.
+ */
+export function locateRunFiles(rootOption: string | undefined): RunFiles {
+  const root = discoverRoot(rootOption);
+  try {
+    const loaded = loadConfig(rootOption);
+    return { root, runDir: loaded.paths.runDir, loaded, configError: null };
+  } catch (e) {
+    let runDir = "var/run";
+    try {
+      const raw = parseToml("", readFileSync(join(root, "etc", "watcher.toml"), "utf8")) as { runDir?: unknown };
+      if (typeof raw.runDir === "string" && raw.runDir !== "") runDir = raw.runDir;
+    } catch {
+      /* not even TOML: the default */
+    }
+    return { root, runDir: isAbsolute(runDir) ? runDir : join(root, runDir), loaded: null, configError: (e as Error).message };
+  }
 }
 
 /** Fork `watcher start --foreground` into the background and wait until it is ready. */
@@ -29,8 +64,13 @@ export async function startDetached(rootOption: string | undefined): Promise<Mas
   const running = runningMaster(paths.runDir);
   if (running) throw new WatcherError(`watcher is already running (pid ${running})`);
   const logFile = masterLogFile(paths.logDir);
-  Bun.spawnSync(["mkdir", "-p", paths.logDir]);
-  const out = openSync(logFile, "a");
+  let out: number;
+  try {
+    mkdirSync(paths.logDir, { recursive: true });
+    out = openSync(logFile, "a");
+  } catch (e) {
+    throw new WatcherError(`cannot open the log file ${logFile}: ${(e as Error).message}`);
+  }
   const [command, ...args] = selfCommand();
   const child = spawn(command!, [...args, "--root", paths.root, "start", "--foreground"], { detached: true, stdio: ["ignore", out, out] });
   child.unref();
@@ -48,19 +88,68 @@ export async function startDetached(rootOption: string | undefined): Promise<Mas
   throw new WatcherError(`watcher did not report ready within ${START_TIMEOUT_MS / 1000} s; see ${logFile}`);
 }
 
-/** SIGTERM to the master, then wait for it to be gone; false when it was not running. */
-export async function stopMaster(rootOption: string | undefined): Promise<boolean> {
-  const { paths } = loadConfig(rootOption);
-  const pid = runningMaster(paths.runDir);
-  if (!pid) return false;
-  process.kill(pid, "SIGTERM");
-  for (const until = Date.now() + STOP_TIMEOUT_MS; Date.now() < until; await Bun.sleep(50)) if (!isAlive(pid)) return true;
-  throw new WatcherError(`watcher (pid ${pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s`);
+export interface StopReport {
+  /** the master's pid, when one was running */
+  master: number | null;
+  /** module processes of this root that no master ran (ended too) */
+  leftovers: ModuleProcess[];
+  configError: string | null;
+}
+
+/**
+ * SIGTERM to the master and wait for it to be gone, then end the module processes of this
+ * root that no master runs (left by a master that was killed). Found by the run files alone.
+ */
+export async function stopMaster(rootOption: string | undefined): Promise<StopReport> {
+  const { root, runDir, configError } = locateRunFiles(rootOption);
+  const pid = runningMaster(runDir);
+  if (pid) {
+    process.kill(pid, "SIGTERM");
+    let gone = false;
+    for (const until = Date.now() + STOP_TIMEOUT_MS; !gone && Date.now() < until; await Bun.sleep(50)) gone = !isAlive(pid);
+    if (!gone) throw new WatcherError(`watcher (pid ${pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s`);
+  }
+  const leftovers = moduleProcesses(root);
+  const stuck = await endProcesses(leftovers, STOP_GRACE_MS);
+  if (stuck.length) throw new WatcherError(`module processes ${stuck.map((p) => p.pid).join(", ")} of ${root} would not end, even after SIGKILL`);
+  return { master: pid, leftovers, configError };
+}
+
+/**
+ * `stop --remove-firewall` (uninstall): everything is checked first (the configuration, which
+ * says which firewall; no other root's master on it), then the master stops and the rules and
+ * sets go. Returns the stop report and the backend removed.
+ */
+export async function stopAndRemoveFirewall(rootOption: string | undefined): Promise<StopReport & { backend: string }> {
+  const { config, paths } = loadConfig(rootOption);
+  if (resolveBackend(config.firewall) !== "dryrun") checkFirewallFree(paths.root, "the firewall stays");
+  const stopped = await stopMaster(rootOption);
+  const firewall = createFirewall(config, paths);
+  try {
+    await firewall.teardown();
+  } finally {
+    await firewall.close();
+  }
+  return { ...stopped, backend: firewall.backend };
+}
+
+/**
+ * Check everything the new master needs before the running one is stopped: a refused check
+ * (exit 2) leaves the running watcher as it is, protecting.
+ */
+export async function restartMaster(rootOption: string | undefined): Promise<MasterStatus> {
+  checkBeforeStart(loadConfig(rootOption));
+  await stopMaster(rootOption);
+  return startDetached(rootOption);
 }
 
 export interface StatusReport {
   running: boolean;
   pid: number | null;
+  /** watcher.toml does not load (what is wrong, naming the file): what runs is what loaded when it started */
+  configError: string | null;
+  /** module processes of this root that no master runs (a master was killed); `stop` ends them */
+  strayModules: ModuleProcess[];
   startedAt: number | null;
   root: string;
   backend: string | null;
@@ -74,12 +163,12 @@ export interface StatusReport {
 }
 
 export async function gatherStatus(rootOption: string | undefined): Promise<StatusReport> {
-  const { config, paths } = loadConfig(rootOption);
-  const pid = runningMaster(paths.runDir);
-  const master = pid ? readJson<MasterStatus>(statusFile(paths.runDir, "master")) : null;
+  const { root, runDir, loaded, configError } = locateRunFiles(rootOption);
+  const pid = runningMaster(runDir);
+  const master = pid ? readJson<MasterStatus>(statusFile(runDir, "master")) : null;
   const modules: StatusReport["modules"] = [];
   for (const [name, m] of Object.entries(master?.modules ?? {})) {
-    const own = readJson<ModuleStatus>(statusFile(paths.runDir, name));
+    const own = readJson<ModuleStatus>(statusFile(runDir, name));
     modules.push({
       module: name,
       pid: m.pid ?? 0,
@@ -92,12 +181,13 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       dns: own?.dns ?? null,
       fleet: own?.fleet ?? null,
       pending: own?.pending ?? { hosts: 0, events: 0, droppedEvents: 0, error: null },
+      configError: own?.configError ?? null,
       restarts: m.restarts,
     });
   }
-  const backend = resolveBackend(config.firewall);
   let firewall: StatusReport["firewall"] = null;
-  if (!master || master.backend === backend) {
+  if (loaded && (!master || master.backend === resolveBackend(loaded.config.firewall))) {
+    const { config, paths } = loaded;
     const fw = createFirewall(config, paths);
     try {
       const sets = [WHITELIST_SET, BLACKLIST_SET, ...MODULE_NAMES.filter((m) => config.modules[m].enabled).map(moduleSetName), ...(config.fleet ? [FLEET_SET] : [])];
@@ -110,13 +200,15 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
   return {
     running: !!pid,
     pid,
+    configError,
+    strayModules: pid ? [] : moduleProcesses(root),
     startedAt: master?.startedAt ?? null,
-    root: paths.root,
+    root,
     backend: master?.backend ?? null,
     modules,
     firewall,
     jobs: master?.jobs ?? [],
     restore: master?.restore ?? null,
-    fleet: master && config.fleet ? readJson<FleetNodeStats>(statusFile(paths.runDir, "fleet")) : null,
+    fleet: master && loaded?.config.fleet ? readJson<FleetNodeStats>(statusFile(runDir, "fleet")) : null,
   };
 }
