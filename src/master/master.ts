@@ -10,7 +10,7 @@
 import { closeSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import cron, { type ScheduledTask } from "node-cron";
-import { type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, selfCommand } from "../core/config";
+import { checkFifoGroup, type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, selfCommand } from "../core/config";
 import { ConfigError, WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
@@ -151,6 +151,7 @@ function checkRoot(root: string): void {
  */
 export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[]; lists: Lists } {
   checkRoot(loaded.paths.root);
+  checkFifoGroup(loaded.config.fifoGroup);
   const modules = enabledModules(loaded);
   for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
   dynLists(loaded.config);

@@ -293,6 +293,25 @@ describe("a module restart loses no line (item 11, the master's part)", () => {
   }, 40000);
 });
 
+describe("checks before anything is touched (item 9: fifoGroup)", () => {
+  test("a fifoGroup that names no group is refused before the firewall is restored, and restart leaves the running watcher alone", async () => {
+    const bad = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\nfifoGroup = "no-such-group-wt"\n[modules.LG]\ndns = false\n' });
+    const r = watcher(bad, "start");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("fifoGroup");
+    expect(r.err).toContain("no-such-group-wt");
+    expect(existsSync(join(bad, "var", "db", "firewall-dryrun.db"))).toBe(false);
+
+    const root = newRoot();
+    expect(watcher(root, "start").code).toBe(0);
+    const before = await running(root);
+    writeFileSync(join(root, "etc", "watcher.toml"), 'firewall = "dryrun"\nfifoGroup = "no-such-group-wt"\n[modules.LG]\ndns = false\n');
+    expect(watcher(root, "restart").code).toBe(2);
+    expect(isAlive(before.master)).toBe(true);
+    expect(master(root)!.modules.LG!.pid).toBe(before.module);
+  }, 40000);
+});
+
 describe("run files (item 9: status)", () => {
   test("writeJson returns false and says why when the file cannot be written; it never throws", () => {
     const root = newRoot();
