@@ -51,7 +51,7 @@ function timed(fn: () => void): number {
   return (performance.now() - t) / 1000;
 }
 
-async function timedAsync(fn: () => Promise<void>): Promise<number> {
+async function timedAsync(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return (performance.now() - t) / 1000;

@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
 import type { ModuleName, SourceConfig } from "../src/core/config";
 import { followMaster, SUPERVISED_OPTION } from "../src/master/lifeline";
-import { openModule } from "../src/modules/context";
+import { openModule, openModuleInForce } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
 import { openSource } from "../src/modules/sources";
 import { type GlobalArgs, moduleArg, stderrLog } from "./common";
@@ -28,7 +28,8 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
       .example("journalctl -u ssh -o short-iso -f | $0 module LG --stdin", "read journald through a pipe"),
   handler: async (argv) => {
     if (argv.supervised) followMaster(stderrLog(`watcher module ${argv.module}`));
-    const ctx = openModule(argv.root, argv.module);
+    /* the master's module keeps protecting on its configuration in force when a file on disk is broken */
+    const { ctx, configError } = argv.supervised ? openModuleInForce(argv.root, argv.module) : { ctx: openModule(argv.root, argv.module), configError: null };
     const program = argv.program;
     const configured: SourceConfig[] = argv.stdin
       ? [{ type: "stdin", program }]
@@ -37,7 +38,7 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
         : ctx.moduleConfig.sources;
     const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module, ctx.rules.programs));
     const log = stderrLog(`watcher module ${ctx.module}`);
-    const stats = await runModuleLoop(ctx, sources, { log });
+    const stats = await runModuleLoop(ctx, sources, { log, configError });
     log(`stopped: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans`);
     await ctx.close();
     process.exit(0); /* a FIFO read may still be pending: leave now */

@@ -1,5 +1,5 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
+import { loadConfig, MODULE_NAMES, type ModuleName, requireRoot } from "../src/core/config";
 import { ConfigError } from "../src/core/errors";
 import { csvChunks, parseDate, type Period, statRows } from "../src/report/stat";
 import type { GlobalArgs } from "./common";
@@ -27,7 +27,9 @@ export const statCommand: CommandModule<GlobalArgs, Args> = {
     const from = argv.from === undefined ? null : parseDate(argv.from, "--from");
     const to = argv.to === undefined ? null : parseDate(argv.to, "--to", true);
     if (from !== null && to !== null && to <= from) throw new ConfigError(`--to (${argv.to}) must come after --from (${argv.from})`);
-    const rows = statRows(loadConfig(argv.root), { by: argv.by, from, to, modules: argv.module ? [argv.module] : undefined });
+    const loaded = loadConfig(argv.root);
+    requireRoot(loaded.paths.root);
+    const rows = statRows(loaded, { by: argv.by, from, to, modules: argv.module ? [argv.module] : undefined });
     /* written as it is read, flushed chunk by chunk: a long period by hour is large */
     const sink = argv.out ? Bun.file(argv.out).writer() : Bun.stdout.writer();
     for (const chunk of csvChunks(rows)) {

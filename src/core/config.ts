@@ -4,11 +4,12 @@
  * WATCHER_ROOT, else the folder above the one that holds the executable (dist/watcher) or
  * the source (src/); every path below is relative to it unless absolute.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import cron from "node-cron";
 import { z } from "zod";
+import { type ConfigFiles, diskFiles } from "./config-files";
 import { isNameServer } from "./dns";
 import { formatDuration, parseDuration } from "./duration";
 import { ConfigError } from "./errors";
@@ -324,10 +325,25 @@ export interface LoadedConfig {
   readonly paths: Paths;
 }
 
-export function loadConfig(rootOption?: string): LoadedConfig {
+/**
+ * A root is a folder with etc/ in it: a mistyped --root must neither start on the real firewall
+ * nor report zeros as if all were quiet.
+ */
+export function requireRoot(root: string): void {
+  const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+  if (!isDir(join(root, "etc"))) {
+    throw new ConfigError(
+      `${root} is not a watcher root: ${isDir(root) ? "it has no etc/ folder" : "no such folder"}. ` +
+        `Make one with "mkdir -p ${join(root, "etc")}" (every setting has a default; etc/watcher.toml is optional), or install with scripts/install.sh --prefix ${root}`,
+    );
+  }
+}
+
+/** `files`: where the text comes from (the disk, or a module's configuration in force). */
+export function loadConfig(rootOption?: string, files: ConfigFiles = diskFiles): LoadedConfig {
   const root = discoverRoot(rootOption);
   const configFile = join(root, "etc", "watcher.toml");
-  const parsed = existsSync(configFile) ? parseConfig(configFile, readFileSync(configFile, "utf8")) : parseConfig(configFile, "");
+  const parsed = parseConfig(configFile, files.read(configFile) ?? "");
   const at = (p: string) => (isAbsolute(p) ? p : join(root, p));
   /* the fleet's CA file travels with its settings, so it is resolved here, like every path */
   const fleet = parsed.fleet?.tlsCa ? { ...parsed.fleet, tlsCa: at(parsed.fleet.tlsCa) } : parsed.fleet;

@@ -8,7 +8,7 @@
  * whitelisted address, and an entry of either list wider than WIDEST allows. Downloaded
  * blocklists go through the same test (Lists.dropConflict) and leave such entries out.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { type ConfigFiles, diskFiles } from "./config-files";
 import { networkInterfaces } from "node:os";
 import { ConfigError } from "./errors";
 import { type Cidr, CidrSet, type Family, type Ip, isNeverBannable, parseCidr, parseIp, reservedOverlap } from "./ip";
@@ -60,8 +60,9 @@ export function parseListFile(file: string, text: string): CidrSet {
   return setOf(entries);
 }
 
-function readEntries(file: string): { entries: Entry[]; problems: string[] } {
-  return existsSync(file) ? parseEntries(file, readFileSync(file, "utf8")) : { entries: [], problems: [] };
+function readEntries(file: string, files: ConfigFiles): { entries: Entry[]; problems: string[] } {
+  const text = files.read(file);
+  return text === null ? { entries: [], problems: [] } : parseEntries(file, text);
 }
 
 /** Addresses configured on this machine's interfaces. */
@@ -99,9 +100,9 @@ export class Lists {
    * Read and check both lists; a ConfigError names every refused line (file:line). `own` is
    * this machine's addresses (a parameter for tests).
    */
-  static load(whitelistFile: string, blacklistFile: string, own: CidrSet = ownAddresses()): Lists {
-    const white = readEntries(whitelistFile);
-    const black = readEntries(blacklistFile);
+  static load(whitelistFile: string, blacklistFile: string, own: CidrSet = ownAddresses(), files: ConfigFiles = diskFiles): Lists {
+    const white = readEntries(whitelistFile, files);
+    const black = readEntries(blacklistFile, files);
     const problems = [...white.problems];
     for (const e of white.entries) {
       const wide = tooWide(e.net, WIDEST.whitelist, "a whitelist");

@@ -167,7 +167,9 @@ export async function refreshList(list: DynList, o: LoadOptions): Promise<Outcom
     }
     const set = dynloadSetName(list.name);
     await o.firewall.ensure([{ name: set, kind: "networks" }]);
-    await o.firewall.restore(set, elements);
+    /* what the kernel refuses (a full set) is left out too, and named */
+    const outcome = await o.firewall.restore(set, elements);
+    leftOut.push(...outcome.refused.map((r) => `${r.address} (${r.reason})`));
     perUrl.forEach((nets, i) => writeFileAtomic(cacheFile(o.paths, list.name, i), nets.map((n) => `${n.text}\n`).join("")));
     fetched.forEach((f, i) => {
       const url = list.urls[i]!;
@@ -176,7 +178,7 @@ export async function refreshList(list: DynList, o: LoadOptions): Promise<Outcom
     });
     Object.assign(state, { lastSuccess: o.now, entries: all.length, expires: Math.max(0, ...fetched.map((f) => f.expires ?? 0)), lastError: null, leftOut });
     writeJson(stateFile(o.paths, list.name), state);
-    return { list: list.name, result: "loaded", entries: elements.length, leftOut, seconds: (performance.now() - started) / 1000 };
+    return { list: list.name, result: "loaded", entries: elements.length - outcome.refused.length, leftOut, seconds: (performance.now() - started) / 1000 };
   } catch (e) {
     if (!(e instanceof FormatError)) throw e;
     state.lastError = e.message;

@@ -24,7 +24,7 @@ import {
   verifiedDecision,
 } from "../core/fleet";
 import { ConfigError, WatcherError } from "../core/errors";
-import { type Firewall, moduleSetName, type SetElement } from "../core/firewall/types";
+import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
 import { type ModuleStatus, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
@@ -156,6 +156,11 @@ export class FleetNode {
   }
 
   /** Join the fleet: connect (in the background when Redis is away), read the stream, beat. */
+  /** What the kernel refused of the fleet's bans (a full set) is logged, never fatal. */
+  private logOutcome(outcome: FirewallOutcome): void {
+    for (const line of outcomeMessages(FLEET_SET, outcome, this.firewall.maxTimeout)) this.log(`fleet: ${line}`);
+  }
+
   async start(): Promise<void> {
     await this.firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
     /* not awaited: the modules start at once and ban locally while Redis is away */
@@ -248,7 +253,7 @@ export class FleetNode {
       if (outcome === "applied") bans.push(d);
       return [d, outcome] as const;
     });
-    await this.firewall.restore(FLEET_SET, bans.map((b) => ({ address: b.address, timeout: b.until - now })));
+    this.logOutcome(await this.firewall.restore(FLEET_SET, bans.map((b) => ({ address: b.address, timeout: b.until - now }))));
     this.store.transaction(() => {
       this.store.replaceBans(bans);
       for (const [d, outcome] of outcomes) this.store.receive(d, outcome, now);
@@ -308,7 +313,7 @@ export class FleetNode {
     const bans: Decision[] = [];
     const unbans: string[] = [];
     for (const d of latest.values()) (d.action === "ban" ? bans.push(d) : unbans.push(d.address));
-    if (bans.length) await this.firewall.ban(FLEET_SET, bans.map((b): SetElement => ({ address: b.address, timeout: b.until - now })));
+    if (bans.length) this.logOutcome(await this.firewall.ban(FLEET_SET, bans.map((b): SetElement => ({ address: b.address, timeout: b.until - now }))));
     if (unbans.length) {
       await this.firewall.unban(FLEET_SET, unbans);
       await this.liftLocalBans(unbans, now);

@@ -7,11 +7,10 @@
  * file for `watcher status`. SIGTERM stops the modules and exits; SIGHUP reloads lists (and
  * makes the modules reload config, rules and lists) without losing counts.
  */
-import { closeSync, existsSync, mkdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, mkdirSync } from "node:fs";
 import cron, { type ScheduledTask } from "node-cron";
-import { checkFifoGroup, type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, selfCommand } from "../core/config";
-import { ConfigError, WatcherError } from "../core/errors";
+import { checkFifoGroup, type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, requireRoot, selfCommand } from "../core/config";
+import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
 import { FleetStore, loadFleetKey, readFleetCa, redactUrl } from "../core/fleet";
@@ -134,23 +133,12 @@ async function expireJob(loaded: LoadedConfig, modules: readonly ModuleName[], l
   }
 }
 
-/** A root is a folder with etc/ in it: a mistyped --root must not start on the real firewall. */
-function checkRoot(root: string): void {
-  const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
-  if (!isDir(join(root, "etc"))) {
-    throw new ConfigError(
-      `${root} is not a watcher root: ${isDir(root) ? "it has no etc/ folder" : "no such folder"}. ` +
-        `Make one with "mkdir -p ${join(root, "etc")}" (every setting has a default; etc/watcher.toml is optional), or install with scripts/install.sh --prefix ${root}`,
-    );
-  }
-}
-
 /**
  * Everything that can be wrong in files, and a firewall another root owns, is found before
  * anything is touched (exit 2).
  */
 export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[]; lists: Lists } {
-  checkRoot(loaded.paths.root);
+  requireRoot(loaded.paths.root);
   checkFifoGroup(loaded.config.fifoGroup);
   const modules = enabledModules(loaded);
   for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
@@ -211,7 +199,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
     root: paths.root,
     backend: "",
     ready: false,
-    restore: { backend: "", sets: [], lifted: [], seconds: 0 },
+    restore: { backend: "", sets: [], lifted: [], refusals: [], seconds: 0 },
     modules: {},
     jobs: [],
   };
@@ -241,6 +229,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
     const entries = status.restore.sets.reduce((n, s) => n + s.entries, 0);
     log(`restored ${entries} entries into ${status.restore.sets.length} sets (${firewall.backend}) in ${status.restore.seconds.toFixed(3)} s`);
     for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
+    for (const r of status.restore.refusals) log(r);
     if (config.fleet) {
       fleet = new FleetNode(loaded, firewall, modules, () => lists, log);
       await fleet.start();
@@ -283,6 +272,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
             lists = Lists.load(paths.whitelist, paths.blacklist);
             status.restore = await restoreFirewall(loaded, firewall!, modules, lists, Math.floor(Date.now() / 1000));
             for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
+            for (const r of status.restore.refusals) log(r);
             for (const c of children.values()) c.signal("SIGHUP");
             fleet?.resync();
             writeStatus();

@@ -7,7 +7,7 @@
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { FLEET_SET, FleetStore } from "../core/fleet";
-import { BLACKLIST_SET, type Firewall, moduleSet, type SetElement, WHITELIST_SET } from "../core/firewall/types";
+import { BLACKLIST_SET, type Firewall, moduleSet, outcomeMessages, type SetElement, WHITELIST_SET } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
 import { cachedEntries, protectedFilter } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
@@ -21,6 +21,8 @@ export interface RestoreReport {
   readonly sets: { name: string; entries: number }[];
   /** bans lifted because the address is protected now */
   readonly lifted: string[];
+  /** what the kernel refused or cut short (a full set, a timeout beyond its limit), for the log */
+  readonly refusals: string[];
   readonly seconds: number;
 }
 
@@ -36,9 +38,12 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
   ]);
   const sets: RestoreReport["sets"] = [];
   const lifted: string[] = [];
+  const refusals: string[] = [];
+  /* what the kernel refuses is left out and said; the rest of the set still goes in */
   const load = async (name: string, elements: SetElement[]) => {
-    await firewall.restore(name, elements);
-    sets.push({ name, entries: elements.length });
+    const outcome = await firewall.restore(name, elements);
+    refusals.push(...outcomeMessages(name, outcome, firewall.maxTimeout));
+    sets.push({ name, entries: elements.length - outcome.refused.length });
   };
   await load(WHITELIST_SET, lists.whitelist.entries().map((address) => ({ address, timeout: 0 })));
   await load(BLACKLIST_SET, lists.blacklist.entries().map((address) => ({ address, timeout: 0 })));
@@ -82,5 +87,5 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
       store.close();
     }
   }
-  return { backend: firewall.backend, sets, lifted, seconds: (performance.now() - started) / 1000 };
+  return { backend: firewall.backend, sets, lifted, refusals, seconds: (performance.now() - started) / 1000 };
 }

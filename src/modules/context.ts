@@ -1,6 +1,8 @@
 /** Everything a module needs, opened from the root: config, rules, lists, store, firewall. */
 import { join } from "node:path";
-import { type Config, loadConfig, type ModuleConfig, type ModuleName, type Paths } from "../core/config";
+import { type Config, discoverRoot, loadConfig, type ModuleConfig, type ModuleName, type Paths } from "../core/config";
+import { type ConfigFiles, diskFiles, RecordingFiles, savedFiles } from "../core/config-files";
+import { ConfigError } from "../core/errors";
 import { createFirewall } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
 import { Lists } from "../core/lists";
@@ -26,15 +28,46 @@ export interface Reloadable {
   readonly lists: Lists;
 }
 
-/** Config, rules and lists read again from disk (SIGHUP); throws, the old ones still in force, when one is bad. */
-export function readReloadable(root: string, module: ModuleName): Reloadable {
-  const { config, paths } = loadConfig(root);
+/** Config, rules and lists read again (SIGHUP); throws, the old ones still in force, when one is bad. */
+export function readReloadable(root: string, module: ModuleName, files: ConfigFiles = diskFiles): Reloadable {
+  const { config, paths } = loadConfig(root, files);
   const moduleConfig = config.modules[module];
   return {
     moduleConfig,
-    rules: loadRules(module, paths.rulesDir, moduleConfig.mode),
-    lists: Lists.load(paths.whitelist, paths.blacklist),
+    rules: loadRules(module, paths.rulesDir, moduleConfig.mode, files),
+    lists: Lists.load(paths.whitelist, paths.blacklist, undefined, files),
   };
+}
+
+/** Where a resident module keeps the configuration it runs on: a fixed place, found even when watcher.toml is broken. */
+export function inForceFile(root: string, module: ModuleName): string {
+  return join(root, "var", "run", `${module}.in-force.json`);
+}
+
+/** A configuration read from disk that proved good: keep it as the one in force. */
+export function keepInForce(root: string, module: ModuleName, files: RecordingFiles): void {
+  files.save(inForceFile(root, module), Math.floor(Date.now() / 1000));
+}
+
+/**
+ * The resident module's open. From the disk, keeping what it read as the configuration in
+ * force; when a file on disk is broken (an edit not yet reloaded, found by a restart after a
+ * crash), from the configuration in force, so that protection goes on: `configError` then says
+ * which file is broken, for the log and `watcher status`.
+ */
+export function openModuleInForce(root: string | undefined, module: ModuleName): { ctx: ModuleContext; configError: string | null } {
+  const files = new RecordingFiles();
+  try {
+    const ctx = openModule(root, module, undefined, files);
+    keepInForce(ctx.paths.root, module, files);
+    return { ctx, configError: null };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const saved = savedFiles(inForceFile(discoverRoot(root), module));
+    if (!saved) throw e;
+    const since = new Date(saved.savedAt * 1000).toISOString();
+    return { ctx: openModule(root, module, undefined, saved), configError: `${e.message} (running on the configuration in force since ${since} until this is fixed)` };
+  }
 }
 
 export function dbPath(paths: Paths, module: ModuleName): string {
@@ -50,11 +83,11 @@ export function fleetDbPath(paths: Paths): string {
  * Open in the order that lets a bad rule file or list stop us before anything is touched:
  * config, rules and lists are validated first, the database and firewall come last.
  */
-export function openModule(root: string | undefined, module: ModuleName, mode?: Mode): ModuleContext {
-  const { config, paths } = loadConfig(root);
+export function openModule(root: string | undefined, module: ModuleName, mode?: Mode, files: ConfigFiles = diskFiles): ModuleContext {
+  const { config, paths } = loadConfig(root, files);
   const moduleConfig = config.modules[module];
-  const rules = loadRules(module, paths.rulesDir, mode ?? moduleConfig.mode);
-  const lists = Lists.load(paths.whitelist, paths.blacklist);
+  const rules = loadRules(module, paths.rulesDir, mode ?? moduleConfig.mode, files);
+  const lists = Lists.load(paths.whitelist, paths.blacklist, undefined, files);
   const store = new ModuleStore(dbPath(paths, module));
   const firewall = createFirewall(config, paths);
   return {

@@ -4,7 +4,7 @@
  * (whitelisted, own, loopback/reserved) are refused.
  */
 import type { ModuleConfig, ModuleName } from "../core/config";
-import { ConfigError } from "../core/errors";
+import { ConfigError, WatcherError } from "../core/errors";
 import { FLEET_SET, FleetStore } from "../core/fleet";
 import { type Firewall, moduleSet, moduleSetName } from "../core/firewall/types";
 import type { Ip } from "../core/ip";
@@ -51,7 +51,8 @@ export async function banNow(p: BanParts, ip: Ip, rule: string, seconds: number 
   const until = now + duration;
   /* the kernel first: if it refuses, nothing is recorded */
   await p.firewall.ensure([moduleSet(p.module)]);
-  await p.firewall.ban(moduleSetName(p.module), [{ address: ip.text, timeout: duration }]);
+  const outcome = await p.firewall.ban(moduleSetName(p.module), [{ address: ip.text, timeout: duration }]);
+  if (outcome.refused.length > 0) throw new WatcherError(`the kernel refused to ban ${ip.text}: ${outcome.refused[0]!.reason}`);
   p.store.transaction(() => {
     p.store.putHost({ ...host, lastSeen: now, lastRule: rule, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [] });
     p.store.addEvent({ time: now, address: ip.text, rule, kind: "ban", value: duration, user: null, vhost: null }, host.class);

@@ -6,10 +6,11 @@
  */
 import { DnsClient, systemNameServers } from "../core/dns";
 import { loadFleetKey } from "../core/fleet";
-import { moduleSet, moduleSetName, type SetElement } from "../core/firewall/types";
+import { moduleSet, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
 import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
-import { type ModuleContext, readReloadable } from "./context";
+import { RecordingFiles } from "../core/config-files";
+import { keepInForce, type ModuleContext, readReloadable } from "./context";
 import { ModuleFleet, publisherOf } from "./fleet";
 import { LineSplitter } from "./lines";
 import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./runtime";
@@ -26,6 +27,8 @@ const REAPPLY_BANS_S = 3600;
 export interface LoopOptions {
   readonly log: (message: string) => void;
   readonly clock?: () => number;
+  /** the broken file that made the module start on its configuration in force (openModuleInForce) */
+  readonly configError?: string | null;
 }
 
 export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source[], o: LoopOptions): Promise<RuntimeStats> {
@@ -61,10 +64,16 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
 
   const startedAt = Math.floor(Date.now() / 1000);
   const status = statusFile(ctx.paths.runDir, ctx.module);
+  let configError = o.configError ?? null;
+  if (configError) o.log(configError);
+  let statusWritten = true;
   const writeStatus = () => {
     const { lines, matched, affairs, bans } = runtime.stats;
-    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null, pending: runtime.pending };
-    writeJson(status, s);
+    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null, pending: runtime.pending, configError };
+    /* a full disk: said once, and once when it is written again */
+    const written = writeJson(status, s, (why) => statusWritten && o.log(`${why}; the module goes on`));
+    if (written && !statusWritten) o.log(`status ${status} written again`);
+    statusWritten = written;
     /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory */
     busy = busy.then(() => void runtime.flushPending());
   };
@@ -73,11 +82,15 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
 
   process.on("SIGHUP", () => {
     try {
-      const next = readReloadable(ctx.paths.root, ctx.module);
+      const files = new RecordingFiles();
+      const next = readReloadable(ctx.paths.root, ctx.module, files);
+      keepInForce(ctx.paths.root, ctx.module, files);
+      configError = null;
       runtime.reload(next);
       fleet?.reload(next.moduleConfig.findTime);
       o.log(`SIGHUP: reloaded config, ${next.rules.rules.length} rules, ${next.lists.whitelist.size} whitelist and ${next.lists.blacklist.size} blacklist entries`);
     } catch (e) {
+      configError = `${(e as Error).message} (the configuration in force stays until this is fixed)`;
       o.log(`SIGHUP: kept the rules and lists in force: ${(e as Error).message}`);
     }
   });
@@ -132,6 +145,7 @@ async function reapplyRecentBans(ctx: ModuleContext, log: (message: string) => v
     if (ip && !ctx.lists.protection(ip)) elements.push({ address: ip.text, timeout: host.bannedUntil - now });
   }
   if (elements.length === 0) return;
-  await ctx.firewall.ban(moduleSetName(ctx.module), elements);
-  log(`put ${elements.length} recent bans back into ${moduleSetName(ctx.module)}`);
+  const outcome = await ctx.firewall.ban(moduleSetName(ctx.module), elements);
+  for (const line of outcomeMessages(moduleSetName(ctx.module), outcome, ctx.firewall.maxTimeout)) log(line);
+  log(`put ${elements.length - outcome.refused.length} recent bans back into ${moduleSetName(ctx.module)}`);
 }

@@ -4,7 +4,6 @@
  * and any other `*.rule` file there is added. Files apply in name order, rules in file order;
  * the first rule that matches a line wins.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
 import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
@@ -15,6 +14,7 @@ import accessRule from "../../rules/WB/access.rule" with { type: "text" };
 import apacheErrorRule from "../../rules/WB/apache-error.rule" with { type: "text" };
 import nginxErrorRule from "../../rules/WB/nginx-error.rule" with { type: "text" };
 import type { ModuleName } from "../core/config";
+import { type ConfigFiles, diskFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
 import { type Mode, type RuleSource, RuleSet } from "../core/rules";
 
@@ -33,38 +33,38 @@ export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
 };
 
 /** The module's rule sources: shipped files, overridden or extended by `<rulesDir>/<MODULE>/*.rule`. */
-export function ruleSources(module: ModuleName, rulesDir: string): RuleSource[] {
+export function ruleSources(module: ModuleName, rulesDir: string, files: ConfigFiles = diskFiles): RuleSource[] {
   const byName = new Map<string, RuleSource>();
   for (const [name, text] of Object.entries(MODULES[module].rules)) {
     byName.set(name, { file: `rules/${module}/${name} (built in)`, text });
   }
   const dir = join(rulesDir, module);
-  if (existsSync(dir)) {
-    for (const name of readRuleDir(dir).filter((n) => n.endsWith(".rule")).sort()) {
-      const file = join(dir, name);
-      byName.set(name, { file, text: readRuleFile(file) });
-    }
+  for (const name of (readRuleDir(dir, files) ?? []).filter((n) => n.endsWith(".rule")).sort()) {
+    const file = join(dir, name);
+    byName.set(name, { file, text: readRuleFile(file, files) });
   }
   /* name order, like a conf.d: an operator's 00-local.rule comes before the shipped sshd.rule */
   return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, source]) => source);
 }
 
-function readRuleDir(dir: string): string[] {
+function readRuleDir(dir: string, files: ConfigFiles): string[] | null {
   try {
-    return readdirSync(dir);
+    return files.list(dir);
   } catch (e) {
     throw new ConfigError(`${dir}: cannot list the rule files: ${(e as Error).message}`);
   }
 }
 
-function readRuleFile(file: string): string {
+function readRuleFile(file: string, files: ConfigFiles): string {
   try {
-    return readFileSync(file, "utf8");
+    const text = files.read(file);
+    if (text === null) throw new Error("it is gone");
+    return text;
   } catch (e) {
     throw new ConfigError(`${file}: cannot read the rule file: ${(e as Error).message}`);
   }
 }
 
-export function loadRules(module: ModuleName, rulesDir: string, mode: Mode): RuleSet {
-  return new RuleSet(ruleSources(module, rulesDir), mode);
+export function loadRules(module: ModuleName, rulesDir: string, mode: Mode, files: ConfigFiles = diskFiles): RuleSet {
+  return new RuleSet(ruleSources(module, rulesDir, files), mode);
 }

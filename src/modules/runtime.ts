@@ -6,7 +6,7 @@
 import type { ModuleConfig, ModuleName } from "../core/config";
 import { type ClassifierOptions, type DnsClient, DnsClassifier, type HostClass } from "../core/dns";
 import { formatDuration } from "../core/duration";
-import { type Firewall, moduleSetName, type SetElement } from "../core/firewall/types";
+import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { type Ip, parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
@@ -55,6 +55,8 @@ export interface RuntimeStats {
   /** matched lines of whitelisted, own or reserved addresses */
   protected: number;
   bans: number;
+  /** bans the kernel refused (a full set): recorded, logged, not in the firewall */
+  refused: number;
   /** over-long and invalid lines, never processed */
   skipped: SkipCounts;
 }
@@ -87,7 +89,7 @@ export function partsOf(ctx: ModuleContext): ModuleParts {
 }
 
 export class ModuleRuntime {
-  readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0, skipped: { tooLong: 0, invalid: 0 } };
+  readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0, refused: 0, skipped: { tooLong: 0, invalid: 0 } };
   private readonly header = new HeaderScan();
   private readonly sessions = new SessionTable();
   private readonly rates = new RateCounter();
@@ -97,6 +99,7 @@ export class ModuleRuntime {
   private lists: Lists;
   private readonly writes: PendingWrites;
   private readonly log: (message: string) => void;
+  private clampReported = false;
   readonly dns: DnsClassifier | null;
 
   constructor(private readonly o: RuntimeOptions) {
@@ -133,7 +136,7 @@ export class ModuleRuntime {
   async processBlock(block: string, rawProgram: string | null = null): Promise<void> {
     const bans: SetElement[] = [];
     const decided: BanReport[] = [];
-    let banning: Promise<unknown> | null = null;
+    let banning: Promise<FirewallOutcome> | null = null;
     const written = this.writes.commit(() => {
       this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) =>
         rawProgram ? this.processRawLine(rawProgram, block, start, end, bans, decided) : this.processLine(block, start, end, bans, decided),
@@ -143,9 +146,21 @@ export class ModuleRuntime {
       if (bans.length > 0) banning = this.o.firewall.ban(this.set, bans);
     }, this.log);
     this.o.fleet?.sink.afterBlock();
-    if (banning) await banning;
+    const refused = banning ? this.reportOutcome(await banning) : new Map<string, string>();
     const unwritten = written ? "" : `; not written yet: ${this.writes.stats().error}`;
-    for (const ban of decided) this.o.onBan?.(unwritten ? { ...ban, reason: ban.reason + unwritten } : ban);
+    for (const ban of decided) {
+      const kernel = refused.has(ban.address) ? `; the kernel refused it: ${refused.get(ban.address)}` : "";
+      this.o.onBan?.(unwritten || kernel ? { ...ban, reason: ban.reason + unwritten + kernel } : ban);
+    }
+  }
+
+  /** Elements the kernel refused are counted and logged, never fatal; clamped timeouts are said once. */
+  private reportOutcome(outcome: FirewallOutcome): Map<string, string> {
+    this.stats.refused += outcome.refused.length;
+    const clamped = this.clampReported ? { ...outcome, clamped: 0 } : outcome;
+    if (outcome.clamped > 0) this.clampReported = true;
+    for (const line of outcomeMessages(this.set, clamped, this.o.firewall.maxTimeout)) this.log(line);
+    return new Map(outcome.refused.map((r) => [r.address, r.reason]));
   }
 
   /** Write what waits in memory (DNS classes between chunks, or everything after a full disk); false while it cannot. `retryNow`: the last chance (exit). */

@@ -6,7 +6,9 @@
  * would take (an element that is not an address, a negative timeout).
  */
 import { Database } from "bun:sqlite";
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync } from "node:fs";
+import { WatcherError } from "../errors";
+import { openReadOnlyDatabase } from "../store";
 import { dirname } from "node:path";
 import { NFT_MAX_TIMEOUT } from "./nftables";
 import { type Firewall, type FirewallOutcome, type ListedElement, prepareElements, type SetElement, type SetSpec } from "./types";
@@ -22,15 +24,21 @@ export class DryRunFirewall implements Firewall {
     private readonly logPath: string,
     private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
   ) {
-    mkdirSync(dirname(dbPath), { recursive: true });
-    mkdirSync(dirname(logPath), { recursive: true });
-    this.db = new Database(dbPath, { create: true, strict: true });
-    this.db.exec(
-      `PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;
-       CREATE TABLE IF NOT EXISTS sets (name TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
-       CREATE TABLE IF NOT EXISTS elements (set_name TEXT NOT NULL, address TEXT NOT NULL, expires_at INTEGER NOT NULL,
-         PRIMARY KEY (set_name, address)) WITHOUT ROWID;`,
-    );
+    try {
+      mkdirSync(dirname(dbPath), { recursive: true });
+      mkdirSync(dirname(logPath), { recursive: true });
+      this.db = new Database(dbPath, { create: true, strict: true });
+      this.db.exec(
+        `PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;
+         CREATE TABLE IF NOT EXISTS sets (name TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS elements (set_name TEXT NOT NULL, address TEXT NOT NULL, expires_at INTEGER NOT NULL,
+           PRIMARY KEY (set_name, address)) WITHOUT ROWID;`,
+      );
+    } catch (e) {
+      /* a read-only root: `report` and `status` may still look; changing it fails then */
+      if (!existsSync(dbPath)) throw new WatcherError(`cannot open the dry-run firewall ${dbPath}: ${(e as Error).message}`);
+      this.db = openReadOnlyDatabase(dbPath);
+    }
   }
 
   private log(op: string, set: string, detail: string): void {

@@ -138,3 +138,15 @@ export function prepareElements(elements: readonly SetElement[], maxTimeout: num
   }
   return { elements: out, refused, clamped };
 }
+
+/** At most this many refusals are named in the log per call; the rest are counted. */
+const REFUSALS_NAMED = 10;
+
+/** The log lines an outcome deserves: the refused elements (the first few by name) and the clamped timeouts. */
+export function outcomeMessages(set: string, outcome: FirewallOutcome, maxTimeout: number): string[] {
+  const lines = outcome.refused.slice(0, REFUSALS_NAMED).map((r) => `the kernel refused ${r.address} in ${set}: ${r.reason}`);
+  const unnamed = outcome.refused.length - REFUSALS_NAMED;
+  if (unnamed > 0) lines.push(`the kernel refused ${unnamed} more elements of ${set}`);
+  if (outcome.clamped > 0) lines.push(`${outcome.clamped} timeouts in ${set} cut to ${maxTimeout} s, the longest the backend takes`);
+  return lines;
+}

@@ -1,0 +1,104 @@
+/**
+ * Safety: storage trouble (issue 15, item 8). Commands that only look work on a root mounted
+ * read-only; a rule path that is a folder, or a database folder that cannot be made, is a clear
+ * error without a stack trace; a module whose disk is full holds a bounded amount in memory and
+ * does not slow to a crawl. Read-only and full filesystems are real mounts in a mount namespace
+ * of their own (unshare -m), so nothing outside the test sees them.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { makeRoot, WATCHER, watcher } from "../helpers/root";
+
+const CONFIG = 'firewall = "dryrun"\n[modules.LG]\ndns = false\n';
+
+/** Run a shell script in a mount namespace of its own; $W is the binary. */
+function inMountNamespace(script: string) {
+  const p = Bun.spawnSync(["unshare", "-m", "sh", "-ec", script], { stdout: "pipe", stderr: "pipe", env: { ...process.env, W: WATCHER, WATCHER_ROOT: "" } });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+const NO_STACK = /^\s+at /m;
+
+describe("a read-only root", () => {
+  test("report, stat, expire --dry-run and status work; nothing is written", () => {
+    const root = makeRoot("readonly", { "etc/watcher.toml": CONFIG });
+    const line = `${new Date().toISOString().replace(/\.\d+Z$/, "+00:00")} host sshd[7]: Invalid user a from 203.0.113.9 port 4000\n`;
+    expect(Bun.spawnSync([WATCHER, "--root", root, "inject", "LG", "--direct"], { stdin: new TextEncoder().encode(line.repeat(5)) }).exitCode).toBe(0);
+    const ro = `${root}-ro`;
+    mkdirSync(ro);
+    const r = inMountNamespace(`
+      mount --bind "${root}" "${ro}" && mount -o remount,bind,ro "${ro}"
+      for c in report stat "expire --dry-run" status; do
+        echo "@@@ $c"; set +e; "$W" --root "${ro}" $c 2>&1; echo "exit $?"; set -e
+      done`);
+    expect(r.err).toBe("");
+    expect(r.out).not.toMatch(NO_STACK);
+    const sections = Object.fromEntries(r.out.split("@@@ ").slice(1).map((s) => [s.slice(0, s.indexOf("\n")), s]));
+    expect(sections.report).toContain("203.0.113.9");
+    expect(sections.report).toContain("exit 0");
+    expect(sections.stat).toContain("LG,invalid-user");
+    expect(sections.stat).toContain("exit 0");
+    expect(sections["expire --dry-run"]).toContain("would forget 0 hosts");
+    expect(sections["expire --dry-run"]).toContain("exit 0");
+    expect(sections.status).toMatch(/exit 3/); /* not running: LSB */
+  });
+});
+
+describe("files that are not what they should be", () => {
+  test("report and stat of a root that does not exist: exit 2 saying how to make one, never zeros", () => {
+    for (const command of ["report", "stat"]) {
+      const r = watcher("/nonexistent/watcher-root", command);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain("is not a watcher root");
+      expect(r.out).toBe("");
+    }
+  });
+
+  test("a rule file that is a folder: exit 2 naming it, no stack trace", () => {
+    const root = makeRoot("ruledir", { "etc/watcher.toml": CONFIG });
+    mkdirSync(join(root, "rules", "LG", "local.rule"), { recursive: true });
+    const r = watcher(root, "rules", "test", "LG", "/dev/null");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(join(root, "rules", "LG", "local.rule"));
+    expect(r.err).not.toMatch(NO_STACK);
+  });
+
+  test("a dbDir that cannot be made: exit 1 naming it, no stack trace", () => {
+    const root = makeRoot("dbdir", { "etc/watcher.toml": `${CONFIG}`.replace('firewall = "dryrun"', 'firewall = "dryrun"\ndbDir = "etc/watcher.toml/db"') });
+    const p = Bun.spawnSync([WATCHER, "--root", root, "inject", "LG", "--direct"], { stdin: new TextEncoder().encode("Dec  6 10:00:00 host sshd[7]: Invalid user a from 203.0.113.9 port 4000\n"), stderr: "pipe" });
+    const err = p.stderr.toString();
+    expect(p.exitCode).toBe(1);
+    expect(err).toContain(join(root, "etc", "watcher.toml", "db"));
+    expect(err).not.toMatch(NO_STACK);
+  });
+});
+
+describe("a full disk", () => {
+  test("200,000 new attackers while the database cannot be written: every host held, events bounded, no stack trace", () => {
+    const root = makeRoot("diskfull", { "etc/watcher.toml": CONFIG.replace('firewall = "dryrun"', `firewall = "dryrun"\ndbDir = "db"`) });
+    mkdirSync(join(root, "db"));
+    let flood = "";
+    for (let i = 0; i < 200_000; i++) flood += `Nov 25 09:49:39 srv sshd-session[${1000 + i}]: Failed password for root from 2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1 port 4000 ssh2\n`;
+    writeFileSync(join(root, "flood.log"), flood);
+    /* the database is made while there is room; then the disk fills up and the flood comes */
+    const r = inMountNamespace(`
+      mount -t tmpfs -o size=1m tmpfs "${root}/db"
+      mkfifo "${root}/in"
+      /usr/bin/time -f "peak %M KiB" "$W" --root "${root}" module LG --stdin < "${root}/in" 2> "${root}/module.log" &
+      exec 3> "${root}/in"
+      echo "Nov 25 09:49:39 srv sshd-session[1]: Failed password for root from 203.0.113.1 port 4000 ssh2" >&3
+      while ! grep -q "reading stdin" "${root}/module.log"; do sleep 0.05; done
+      dd if=/dev/zero of="${root}/db/filler" bs=16k 2>/dev/null || true
+      cat "${root}/flood.log" >&3
+      exec 3>&-
+      wait
+      cat "${root}/module.log"`);
+    expect(r.out).toMatch(/database .*LG\.db: database or disk is full; counting and banning from memory/);
+    expect(r.out).not.toMatch(NO_STACK);
+    expect(r.out).toMatch(/exiting with 200000 hosts and 20000 events not written/);
+    const peakKiB = Number(/peak (\d+) KiB/.exec(r.out)![1]);
+    console.log(`disk full, 200k hosts held: peak RSS ${(peakKiB / 1024).toFixed(0)} MiB`);
+    expect(peakKiB).toBeLessThan(400 * 1024);
+  }, 300_000);
+});
