@@ -11,6 +11,9 @@ interface Args extends GlobalArgs {
 /** LSB: status of a service that is not running */
 const EXIT_NOT_RUNNING = 3;
 
+/** a kernel set this full is worth a warning before it refuses bans */
+const SET_NEARLY_FULL = 0.8;
+
 export const statusCommand: CommandModule<GlobalArgs, Args> = {
   command: "status",
   describe: "is watcher running: modules (pid, up since, lines, affairs, bans), firewall sets, next jobs; exit 3 when stopped (read from the run files, whatever the configuration says)",
@@ -36,6 +39,9 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
         const t = table(["set", "entries"]);
         for (const f of s.firewall) t.push([f.set, f.entries]);
         console.log(t.toString());
+        for (const f of s.firewall) {
+          if (f.full !== null && f.full >= SET_NEARLY_FULL) console.log(`warning: ${f.set} is ${Math.round(f.full * 100)} % full; bans beyond its limit are refused by the kernel (logged, not in force)`);
+        }
       }
       if (s.fleet) {
         const f = s.fleet;

@@ -11,7 +11,7 @@ import { discoverRoot, type LoadedConfig, loadConfig, MODULE_NAMES, selfCommand 
 import { WatcherError } from "../core/errors";
 import { FLEET_SET } from "../core/fleet";
 import { createFirewall, resolveBackend } from "../core/firewall";
-import { BLACKLIST_SET, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
+import { BLACKLIST_SET, byFamily, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { isAlive, type ModuleStatus, readJson, runningMaster, statusFile } from "../core/runfiles";
 import { parseToml } from "../core/toml";
 import { checkFirewallFree } from "./claim";
@@ -154,8 +154,11 @@ export interface StatusReport {
   root: string;
   backend: string | null;
   modules: (ModuleStatus & { restarts: number })[];
-  /** entries per set, when this process can read the firewall watcher uses */
-  firewall: { set: string; entries: number }[] | null;
+  /**
+   * entries per set, when this process can read the firewall watcher uses; `full`: the share of
+   * its fuller kernel set (`_v4` or `_v6`) against the backend's limit, null without a limit
+   */
+  firewall: { set: string; entries: number; full: number | null }[] | null;
   jobs: MasterStatus["jobs"];
   restore: MasterStatus["restore"] | null;
   /** the master's fleet reader (see `watcher fleet status`); null without [fleet] or when stopped */
@@ -192,7 +195,10 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
     try {
       const sets = [WHITELIST_SET, BLACKLIST_SET, ...MODULE_NAMES.filter((m) => config.modules[m].enabled).map(moduleSetName), ...(config.fleet ? [FLEET_SET] : [])];
       firewall = [];
-      for (const set of sets) firewall.push({ set, entries: (await fw.list(set)).length });
+      for (const set of sets) {
+        const { v4, v6 } = byFamily(await fw.list(set));
+        firewall.push({ set, entries: v4.length + v6.length, full: fw.maxElements ? Math.max(v4.length, v6.length) / fw.maxElements : null });
+      }
     } finally {
       await fw.close();
     }

@@ -55,3 +55,23 @@ describe.each([
     expect(log).not.toMatch(/^\s+at /m);
   }, 180_000);
 });
+
+describe("a set near its limit", () => {
+  test("status warns before the kernel set is full (ipset, 1,048,576 entries a set)", () => {
+    const root = makeRoot("nearly-full", { "etc/watcher.toml": 'firewall = "ipset"\n[modules.LG]\ndns = false\n' });
+    expect(net.exec(net.server, [WATCHER, "--root", root, "start"]).code).toBe(0);
+    try {
+      /* 900,000 bans, as a long flood from one IPv6 documentation range would leave them */
+      let script = "";
+      for (let i = 0; i < 900_000; i++) script += `add watcher_LG_v6 2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1 timeout 3600\n`;
+      const filled = net.exec(net.server, ["ipset", "restore", "-exist"], script);
+      expect(filled.err).toBe("");
+      const status = net.exec(net.server, [WATCHER, "--root", root, "status"]);
+      expect(status.code).toBe(0);
+      expect(status.out).toMatch(/│ watcher_LG +│ +900000 │/);
+      expect(status.out).toMatch(/warning: watcher_LG is 86 % full/);
+    } finally {
+      expect(net.exec(net.server, [WATCHER, "--root", root, "stop", "--remove-firewall"]).code).toBe(0);
+    }
+  }, 180_000);
+});
