@@ -68,7 +68,7 @@ describe("a set near its limit", () => {
       expect(filled.err).toBe("");
       const status = net.exec(net.server, [WATCHER, "--root", root, "status"]);
       expect(status.code).toBe(0);
-      expect(status.out).toMatch(/│ watcher_LG +│ +900000 │/);
+      expect(status.out).toMatch(/│ watcher_LG +│ 900000 +│/);
       expect(status.out).toMatch(/warning: watcher_LG is 86 % full/);
     } finally {
       expect(net.exec(net.server, [WATCHER, "--root", root, "stop", "--remove-firewall"]).code).toBe(0);
