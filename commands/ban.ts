@@ -7,6 +7,7 @@ import { openModule } from "../src/modules/context";
 import { manualBan, manualUnban, refuseProtected } from "../src/modules/decisions";
 import { publishNow } from "../src/modules/fleet";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
+import { checkFirewallFreeFor } from "../src/master/claim";
 
 interface Args extends GlobalArgs {
   module: ModuleName;
@@ -42,6 +43,7 @@ export const banCommand: CommandModule<GlobalArgs, Args> = {
     refuseProtected(Lists.load(paths.whitelist, paths.blacklist), ip);
     const ctx = openModule(argv.root, argv.module);
     try {
+      checkFirewallFreeFor(ctx.firewall, ctx.paths.root, `ban ${ip.text}`);
       const ban = await manualBan(ctx, ip, seconds);
       const fleet = await publishNow(ctx);
       if (argv.json) printJson({ ...ban, fleet });
@@ -63,6 +65,7 @@ export const unbanCommand: CommandModule<GlobalArgs, Args> = {
     const ip = parseOperatorAddress(argv.address);
     const ctx = openModule(argv.root, argv.module);
     try {
+      checkFirewallFreeFor(ctx.firewall, ctx.paths.root, `unban ${ip.text}`);
       const wasBanned = await manualUnban(ctx, ip);
       const fleet = await publishNow(ctx);
       if (argv.json) printJson({ address: ip.text, wasBanned, fleet });

@@ -4,6 +4,7 @@ import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
 import { type Outcome, refreshLists } from "../src/dynload/load";
 import { type GlobalArgs, isoTime, printJson } from "./common";
+import { checkFirewallFreeFor } from "../src/master/claim";
 
 interface Args extends GlobalArgs {
   list?: string;
@@ -42,6 +43,7 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
     const firewall = createFirewall(loaded.config, loaded.paths);
     const show = !argv.json && !argv.quiet;
     try {
+      checkFirewallFreeFor(firewall, loaded.paths.root, "dynload");
       const outcomes = await refreshLists(loaded, firewall, lists, {
         only: argv.list,
         force: !!argv.force,

@@ -5,6 +5,7 @@ import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
 import { fifoPath, stdinSource } from "../src/modules/sources";
 import { loadConfig, type ModuleName } from "../src/core/config";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
+import { checkFirewallFreeFor } from "../src/master/claim";
 
 interface Args extends GlobalArgs {
   module: ModuleName;
@@ -35,6 +36,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
     }
     const ctx = openModule(argv.root, argv.module);
     try {
+      checkFirewallFreeFor(ctx.firewall, ctx.paths.root, "inject --direct");
       const { stats, bans, seconds } = await injectDirect(ctx, argumentLines ?? stdinSource().chunks(), argv.program ?? null);
       if (argv.json) {
         printJson({ ...stats, seconds, bans });

@@ -101,3 +101,8 @@ export function claimFirewall(root: string): FirewallClaim {
     },
   };
 }
+
+/** A command that changes a kernel firewall (ban, unban, dynload, expire, a replay) is refused while another root's master owns it. */
+export function checkFirewallFreeFor(firewall: { readonly backend: string }, root: string, what: string): void {
+  if (firewall.backend !== "dryrun") checkFirewallFree(root, what);
+}

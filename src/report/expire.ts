@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import { dbPath, openModule } from "../modules/context";
 import { ModuleStore } from "../core/store";
+import { checkFirewallFreeFor } from "../master/claim";
 import { type ExpireResult, expireModule, staleHosts } from "../modules/expire";
 import { iso } from "./report";
 
@@ -65,6 +66,7 @@ export async function expire(root: string | undefined, module: ModuleName | unde
 async function expireWith(root: string | undefined, module: ModuleName, now: number): Promise<ExpireResult> {
   const ctx = openModule(root, module);
   try {
+    checkFirewallFreeFor(ctx.firewall, ctx.paths.root, "expire");
     return await expireModule(ctx, now);
   } finally {
     await ctx.close();

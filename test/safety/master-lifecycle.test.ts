@@ -250,6 +250,15 @@ describe("one root per firewall, and a root must exist (item 6)", () => {
       expect(listed()).toContain("203.0.113.5");
       expect(isAlive(pidA)).toBe(true);
 
+      /* nor may the second root's commands change the first one's sets */
+      const unban = w(b, "unban", "LG", "203.0.113.5");
+      expect(unban.code).toBe(2);
+      expect(unban.err).toContain(`root ${a}`);
+      expect(w(b, "ban", "LG", "203.0.113.6").code).toBe(2);
+      expect(w(b, "expire").code).toBe(2);
+      expect(listed()).toContain("203.0.113.5");
+      expect(listed()).not.toContain("203.0.113.6");
+
       /* a dry-run root touches no kernel firewall and claims none */
       expect(w(c, "start").code).toBe(0);
       expect(w(c, "stop").code).toBe(0);
