@@ -10,8 +10,8 @@
  *  - a wildcard before <HOST> needs `$` (the address is then the one followed by the
  *    server-written tail), one after <HOST> needs `^` (the one after the server-written head);
  *    with one on each side, both anchors.
- * Tokens expand to patterns without nested quantifiers, so no line makes them backtrack
- * catastrophically. A rule without `host` takes the address of its session (program[pid]).
+ * Each template compiles to a regex whose cost is linear in the line, whatever the line (see
+ * compileTemplate). A rule without `host` takes the address of its session (program[pid]).
  */
 import { z } from "zod";
 import { ConfigError } from "./errors";
@@ -103,27 +103,51 @@ export interface RuleMatch {
  * is no address, and never yields a prefix of itself, nor sends the match looking for another
  * (attacker-written) position where something address-like stands.
  */
+const HOST_DELIMITER = "[\\s,;()<>\\[\\]\"'=]";
 const HOST_WORD = "[^\\s,;()<>\\[\\]\"'=]";
-const TOKENS: Record<string, { regex: string; unbounded: boolean; captured?: Captured }> = {
+
+type TokenName = "HOST" | "PORT" | "COUNT" | "WORD" | "FIELD" | "TEXT" | "NOCOLON" | "VHOST" | "SESSION" | "USER" | "ANY";
+
+interface Token {
+  readonly name: TokenName;
+  /**
+   * bounded: at most `max` characters of `chars`; run: any number of them, read once (see
+   * compileTemplate); wildcard: any text, attacker-written (USER, greedy) or server-written (ANY, lazy)
+   */
+  readonly shape: "bounded" | "run" | "wildcard";
+  /** a regex character class */
+  readonly chars: string;
+  readonly min: number;
+  readonly max: number;
+  readonly captured?: Captured;
+  readonly lazy?: boolean;
+  /** the token starts a word: the character before it is a delimiter (or the line starts) */
+  readonly wordStart?: boolean;
+}
+
+function token(name: TokenName, shape: Token["shape"], chars: string, min: number, max: number, extra: Partial<Token> = {}): Token {
+  return { name, shape, chars, min, max, ...extra };
+}
+
+const TOKENS: Readonly<Record<TokenName, Token>> = {
   /* an address, never cut in the middle of a word; parseIp decides whether it is one */
-  HOST: { regex: `(?<=^|[\\s,;()<>\\[\\]"'=])(${HOST_WORD}{2,253})`, unbounded: false, captured: "HOST" },
-  PORT: { regex: "[0-9]{1,5}", unbounded: false },
-  COUNT: { regex: "([0-9]{1,6})", unbounded: false, captured: "COUNT" },
-  /* a run of text without spaces or brackets: it stops at the delimiter that follows it, so
-     no long line can make it backtrack over its brackets */
-  WORD: { regex: "[^ ()<>\\[\\]]*", unbounded: false },
+  HOST: token("HOST", "bounded", HOST_WORD, 2, 253, { captured: "HOST", wordStart: true }),
+  PORT: token("PORT", "bounded", "[0-9]", 1, 5),
+  COUNT: token("COUNT", "bounded", "[0-9]", 1, 6, { captured: "COUNT" }),
+  /* a run of text without spaces or brackets */
+  WORD: token("WORD", "run", "[^ ()<>\\[\\]]", 0, Infinity),
   /* the inside of a quoted field: it cannot cross a double quote */
-  FIELD: { regex: '[^"]*', unbounded: false },
+  FIELD: token("FIELD", "run", '[^"]', 0, Infinity),
   /* server text that cannot cross an angle bracket (Dovecot writes the user as user=<...>) */
-  TEXT: { regex: "[^<>]*", unbounded: false },
+  TEXT: token("TEXT", "run", "[^<>]", 0, Infinity),
   /* text without a colon: a basic-auth user name can hold anything but one */
-  NOCOLON: { regex: "[^:]*", unbounded: false },
+  NOCOLON: token("NOCOLON", "run", "[^:]", 0, Infinity),
   /* a server name, or an address literal (IPv6 too) where a server has no name */
-  VHOST: { regex: "([A-Za-z0-9_.:-]{1,253})", unbounded: false, captured: "VHOST" },
-  SESSION: { regex: "([A-Za-z0-9+/=_.-]{1,64})", unbounded: false, captured: "SESSION" },
+  VHOST: token("VHOST", "bounded", "[A-Za-z0-9_.:-]", 1, 253, { captured: "VHOST" }),
+  SESSION: token("SESSION", "bounded", "[A-Za-z0-9+/=_.-]", 1, 64, { captured: "SESSION" }),
   /* attacker text: greedy, so the server-written delimiters nearest the address win */
-  USER: { regex: "(.*)", unbounded: true, captured: "USER" },
-  ANY: { regex: ".*?", unbounded: true },
+  USER: token("USER", "wildcard", "[\\s\\S]", 0, Infinity, { captured: "USER" }),
+  ANY: token("ANY", "wildcard", "[\\s\\S]", 0, Infinity, { lazy: true }),
 };
 const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|FIELD|TEXT|NOCOLON|VHOST|SESSION|USER|ANY)>/g;
 
@@ -131,7 +155,139 @@ function escapeRegex(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
 }
 
-/** Compile and lint one template; returns an error text for the operator instead of throwing. */
+type Item = { readonly text: string; readonly token?: undefined } | { readonly text?: undefined; readonly token: Token };
+
+const classTests = new Map<string, RegExp>();
+/** Whether `c` belongs to a token's character class. */
+function inClass(t: Token, c: string): boolean {
+  let re = classTests.get(t.chars);
+  if (!re) classTests.set(t.chars, (re = new RegExp(`^${t.chars}$`, "s")));
+  return re.test(c);
+}
+
+/**
+ * A segment (the items between two wildcards) can be searched for, attempt after attempt at
+ * successive positions, in time linear in the line, when no run in it can reach over the
+ * segment's own literal text: every run must exclude some character of the literal text that
+ * comes before it in the segment (attempts that read it from its start) or after it (attempts
+ * that read it from its end). Then an attempt's runs never cross the start (or end) of another
+ * attempt, so each character of the line is read by a bounded number of attempts. Returns the
+ * first run that breaks the rule, or null.
+ */
+function unsearchableRun(segment: readonly Item[], direction: "forward" | "backward"): Token | null {
+  const items = direction === "forward" ? segment : [...segment].reverse();
+  let literal = "";
+  for (const item of items) {
+    if (item.token === undefined) literal += item.text;
+    else if (item.token.shape === "run" && ![...literal].some((c) => !inClass(item.token, c))) return item.token;
+  }
+  return null;
+}
+
+/** Builds the regex source left to right, numbering capture groups as they open. */
+class Emitter {
+  private count = 0;
+  readonly groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0 };
+
+  /** the number of the capture group whose "(" is written next */
+  open(captured?: Captured): number {
+    this.count++;
+    if (captured) this.groups[captured] = this.count;
+    return this.count;
+  }
+
+  bounded(t: Token): string {
+    const body = `${t.chars}{${t.min},${t.max}}`;
+    const core = t.captured ? (this.open(t.captured), `(${body})`) : body;
+    return (t.wordStart ? `(?<=^|${HOST_DELIMITER})` : "") + core;
+  }
+
+  /**
+   * A segment read forward from a known start. A run takes its whole run of characters and
+   * then gives back to the last place where the literal after it fits, once (an atomic group:
+   * the lookahead captures it, the back-reference consumes it); nothing ever retries it.
+   */
+  forward(segment: readonly Item[]): string {
+    let out = "";
+    segment.forEach((item, i) => {
+      if (item.token === undefined) out += escapeRegex(item.text);
+      else if (item.token.shape !== "run") out += this.bounded(item.token);
+      else {
+        const next = segment[i + 1];
+        const follow = next && next.token === undefined ? next.text : "";
+        /* a run followed by text holding a character the run cannot hold has one end only, just
+           before that character: greedy matching finds it, and no atomic group is needed */
+        if ([...follow].some((c) => !inClass(item.token, c))) out += `${item.token.chars}*`;
+        else {
+          const n = this.open();
+          out += `(?=(${item.token.chars}*)${escapeRegex(follow)})(?:\\${n})`;
+        }
+      }
+    });
+    return out;
+  }
+
+  /**
+   * A segment read backward from a known end, inside a lookbehind (which JavaScript matches
+   * right to left). A run stops, once, at the nearest place where the literal before it fits
+   * (`nearest`), or at the farthest one within its run of characters.
+   */
+  backward(segment: readonly Item[], nearest: boolean): string {
+    let out = "";
+    segment.forEach((item, i) => {
+      if (item.token === undefined) out += escapeRegex(item.text);
+      else if (item.token.shape !== "run") out += this.bounded(item.token);
+      else {
+        const prev = segment[i - 1];
+        const before = prev && prev.token === undefined ? prev.text : "";
+        if ([...before].some((c) => !inClass(item.token, c))) out += `${item.token.chars}*`;
+        else {
+          const n = this.open();
+          out += `(?:\\${n})(?<=${escapeRegex(before)}(${item.token.chars}*${before && nearest ? "?" : ""}))`;
+        }
+      }
+    });
+    return out;
+  }
+
+  /** a wildcard searching for the segment after it: greedy (USER) or lazy (ANY) */
+  wildcard(t: Token): string {
+    const body = `[\\s\\S]*${t.lazy ? "?" : ""}`;
+    return t.captured ? (this.open(t.captured), `(${body})`) : body;
+  }
+
+  /** a wildcard filling the gap up to a tail already placed: its extent is known, greedy is cheapest */
+  gap(t: Token): string {
+    return t.captured ? (this.open(t.captured), "([\\s\\S]*)") : "[\\s\\S]*";
+  }
+}
+
+function describeToken(t: Token): string {
+  return `<${t.name}>`;
+}
+
+/**
+ * Compile and lint one template; returns an error text for the operator instead of throwing.
+ *
+ * The regex costs time linear in the line, whatever the line. (A plain backtracking regex does
+ * not: a long line of repeated template text makes it try a wildcard's every place and read a
+ * long run again from each, quadratic time or worse.) How:
+ *  - A run (<WORD>, <TEXT>, <FIELD>, <NOCOLON>) is read once and never retried. Where the text
+ *    after it holds a character the run cannot hold, the run has one possible end anyway; else an
+ *    atomic group takes the last place where that text fits (read forward), or the nearest one
+ *    (read backward from the tail a <USER> precedes). Bounded tokens (<HOST>, <PORT>, <COUNT>,
+ *    <VHOST>, <SESSION>) may be retried, at most their length times.
+ *  - The text before the first wildcard is read once, forward from ^. Without ^, it is found at
+ *    its first place in the line, by a search whose attempts cannot overlap (unsearchableRun):
+ *    forward, or backward from each place where its last literal text ends.
+ *  - The text after a wildcard is found by the wildcard's own search (the last place for <USER>,
+ *    the first for <ANY>) when those attempts cannot overlap; otherwise it is read once, backward
+ *    from $, and the wildcard takes what lies between.
+ *  - Between two wildcards and after the second, bounded tokens only.
+ * A template none of this reads in linear time is refused, naming the token to change. Where a
+ * run ends at a delimiter it cannot hold, the match is the one a backtracking regex finds; where
+ * it does not, the server's own text nearest the address wins, which is the lint's rule too.
+ */
 export function compileTemplate(source: string): CompiledTemplate | string {
   let body = source;
   const anchoredStart = body.startsWith("^");
@@ -139,38 +295,103 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   if (anchoredStart) body = body.slice(1);
   if (anchoredEnd) body = body.slice(0, -1);
   if (!anchoredStart && !anchoredEnd) return "must be anchored with ^ at the start or $ at the end, so the address comes from where the service writes it";
-  let regex = anchoredStart ? "^" : "";
-  let group = 0;
-  const groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0 };
+  const items: Item[] = [];
+  const counts: Partial<Record<TokenName, number>> = {};
+  let hostSeen = false;
   let unboundedBeforeHost = 0;
   let unboundedAfterHost = 0;
-  let anys = 0;
   let last = 0;
   for (const m of body.matchAll(TOKEN_RE)) {
-    const name = m[1]!;
-    const token = TOKENS[name]!;
-    regex += escapeRegex(body.slice(last, m.index));
-    regex += token.regex;
+    const t = TOKENS[m[1] as TokenName];
+    if (m.index > last) items.push({ text: body.slice(last, m.index) });
+    items.push({ token: t });
     last = m.index + m[0].length;
-    if (token.captured) {
-      group++;
-      if (groups[token.captured]) return `has <${name}> more than once`;
-      groups[token.captured] = group;
-    }
-    if (token.unbounded) {
-      if (groups.HOST) unboundedAfterHost++;
+    counts[t.name] = (counts[t.name] ?? 0) + 1;
+    if (t.captured && counts[t.name]! > 1) return `has <${t.name}> more than once`;
+    if (t.name === "ANY" && counts.ANY! > 1) return "has <ANY> more than once";
+    if (t.name === "HOST") hostSeen = true;
+    if (t.shape === "wildcard") {
+      if (hostSeen) unboundedAfterHost++;
       else unboundedBeforeHost++;
-      if (name === "ANY" && ++anys > 1) return "has <ANY> more than once";
     }
   }
-  regex += escapeRegex(body.slice(last));
-  if (anchoredEnd) regex += "$";
-  if (!groups.HOST) return "must contain <HOST> exactly once";
+  if (last < body.length) items.push({ text: body.slice(last) });
+  if (!hostSeen) return "must contain <HOST> exactly once";
   if (unboundedBeforeHost > 1 || unboundedAfterHost > 1) return "may hold at most one <ANY> or <USER> on each side of <HOST>";
   if (unboundedBeforeHost && !anchoredEnd) return "has <ANY>/<USER> before <HOST>, so it must end with $ (otherwise a user name could supply the address)";
   if (unboundedAfterHost && !anchoredStart) return "has <ANY>/<USER> after <HOST>, so it must start with ^ (otherwise a user name could supply the address)";
+
+  /* a run needs literal text on each side (or the start or end of the template): that text is what ends it */
+  for (let i = 0; i < items.length; i++) {
+    const t = items[i]!.token;
+    if (t?.shape !== "run") continue;
+    const neighbour = items[i + 1]?.token ?? items[i - 1]?.token;
+    if (neighbour) return `has ${describeToken(t)} right next to ${describeToken(neighbour)}: write the text that separates them between the two`;
+  }
+
+  const segments: Item[][] = [[]];
+  const wildcards: Token[] = [];
+  for (const item of items) {
+    if (item.token?.shape === "wildcard") {
+      wildcards.push(item.token);
+      segments.push([]);
+    } else segments[segments.length - 1]!.push(item);
+  }
+  const slow = (t: Token, where: string) =>
+    `cannot be read in time linear in the line: ${describeToken(t)} ${where} can hold every character of the text around it, so a long line could make it be read once per place of that text; use a narrower token, or put next to it a delimiter it cannot hold`;
+
+  const e = new Emitter();
+  let regex = "^";
+  if (wildcards.length === 0) {
+    const [segment] = segments as [Item[]];
+    /* read from the anchored side: forward from ^, or backward from $ (the first place it fits there) */
+    regex = anchoredStart ? `^${e.forward(segment)}${anchoredEnd ? "$" : ""}` : `^(?=[\\s\\S]*$(?<=${e.backward(segment, false)}))`;
+  } else {
+    const head = segments[0]!;
+    if (head.length > 0) {
+      if (anchoredStart) {
+        /* read once: its bounded tokens (the only places it could be read another way) are not
+           retried for each place of a tail that can fail (an empty tail after <ANY>/<USER> cannot) */
+        const tailCanFail = segments.slice(1).some((segment) => segment.length > 0);
+        if (tailCanFail && head.some((item) => item.token?.shape === "bounded")) {
+          const n = e.open();
+          regex = `^(?=(${e.forward(head)}))(?:\\${n})`;
+        } else regex = `^${e.forward(head)}`;
+      } else if (!unsearchableRun(head, "forward")) {
+        const n = e.open();
+        regex = `^(?=([\\s\\S]*?${e.forward(head)}))(?:\\${n})`;
+      } else if (!unsearchableRun(head, "backward")) {
+        /* only where its last text ends is the head read backward from */
+        const end = head[head.length - 1]!;
+        const n = e.open();
+        regex = `^(?=([\\s\\S]*?${end.token === undefined ? escapeRegex(end.text) : ""})(?<=${e.backward(head, false)}))(?:\\${n})`;
+      } else return slow(unsearchableRun(head, "forward")!, `before ${describeToken(wildcards[0]!)}, in a template without ^,`);
+    }
+    if (wildcards.length === 1) {
+      const [w] = wildcards as [Token];
+      const tail = segments[1]!;
+      if (tail.length === 0 || !unsearchableRun(tail, "forward")) regex += `${e.wildcard(w)}${e.forward(tail)}${anchoredEnd ? "$" : ""}`;
+      else if (anchoredEnd) {
+        const n = e.open();
+        regex += `(?=[\\s\\S]*$(?<=(${e.backward(tail, !w.lazy)})))${e.gap(w)}(?:\\${n})$`;
+      } else return slow(unsearchableRun(tail, "forward")!, `after ${describeToken(w)}, in a template without $,`);
+    } else {
+      /* <USER> and <ANY> on either side of <HOST> (both anchors, by the lint above): the address's
+         segment is searched for between them, so it and the tail hold bounded tokens only */
+      const [w1, w2] = wildcards as [Token, Token];
+      const [, middle, tail] = segments as [Item[], Item[], Item[]];
+      const run = [...middle, ...tail].find((item) => item.token?.shape === "run")?.token;
+      if (run) return slow(run, `after ${describeToken(w1)}, in a template with two wildcards,`);
+      let tailGroup = 0;
+      if (tail.length > 0) {
+        tailGroup = e.open();
+        regex += `(?=[\\s\\S]*$(?<=(${e.backward(tail, !w2.lazy)})))`;
+      }
+      regex += `${e.wildcard(w1)}${e.forward(middle)}${e.gap(w2)}${tailGroup ? `(?:\\${tailGroup})` : ""}$`;
+    }
+  }
   /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
-  return { source, regex: new RegExp(regex, "s"), groups };
+  return { source, regex: new RegExp(regex, "s"), groups: e.groups };
 }
 
 /** The literal text a template's message must start with, or "" when it has none. */
