@@ -150,6 +150,8 @@ const TOKENS: Readonly<Record<TokenName, Token>> = {
   ANY: token("ANY", "wildcard", "[\\s\\S]", 0, Infinity, { lazy: true }),
 };
 const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|FIELD|TEXT|NOCOLON|VHOST|SESSION|USER|ANY)>/g;
+/** anything written like a token: a known one, or a typo that would otherwise be literal text */
+const TOKEN_LIKE_RE = /<([A-Z][A-Z0-9_]*)>/g;
 
 function escapeRegex(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
@@ -295,6 +297,13 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   if (anchoredStart) body = body.slice(1);
   if (anchoredEnd) body = body.slice(0, -1);
   if (!anchoredStart && !anchoredEnd) return "must be anchored with ^ at the start or $ at the end, so the address comes from where the service writes it";
+  for (const m of body.matchAll(TOKEN_LIKE_RE)) {
+    if (!(m[1]! in TOKENS)) {
+      return `has an unknown token <${m[1]}> (known: ${Object.keys(TOKENS)
+        .map((n) => `<${n}>`)
+        .join(", ")})`;
+    }
+  }
   const items: Item[] = [];
   const counts: Partial<Record<TokenName, number>> = {};
   let hostSeen = false;

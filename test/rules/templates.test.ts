@@ -1,0 +1,89 @@
+/**
+ * What rule loading refuses in a template beyond the anchoring lint (test/core/rules.test.ts):
+ * a token it does not know (issue 15, item 9: `<HSOT>` used to be literal text, so the rule
+ * silently never matched), and a template that no plan reads in time linear in the line (item
+ * 10). Also how the linear-time plans read the places where a plain regex would have backtracked.
+ */
+import { describe, expect, test } from "bun:test";
+import { ConfigError } from "../../src/core/errors";
+import { compileTemplate, RuleSet } from "../../src/core/rules";
+
+function loadError(host: string): string {
+  const text = `programs = ["dovecot"]\n[[rule]]\nname = "x"\npattern = "a"\nhost = ${host}\n`;
+  try {
+    new RuleSet([{ file: "test.rule", text }], "normal");
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected the rule file to be refused");
+}
+
+function extract(template: string, message: string): { host: string; user?: string } | null {
+  const t = compileTemplate(template);
+  if (typeof t === "string") throw new Error(t);
+  const m = t.regex.exec(message);
+  if (!m) return null;
+  return { host: m[t.groups.HOST]!, ...(t.groups.USER ? { user: m[t.groups.USER] } : {}) };
+}
+
+describe("unknown tokens are refused, naming the file, the rule and the field", () => {
+  test("<HSOT> in a host template", () => {
+    expect(loadError('"^from <HSOT> port <PORT>$"')).toBe(
+      'test.rule: rule "x", field host: template "^from <HSOT> port <PORT>$" has an unknown token <HSOT> (known: <HOST>, <PORT>, <COUNT>, <WORD>, <FIELD>, <TEXT>, <NOCOLON>, <VHOST>, <SESSION>, <USER>, <ANY>)',
+    );
+  });
+  test("<IP> in the second template of a list", () => {
+    expect(loadError('["^from <HOST>$", "^from <IP> port <PORT>$"]')).toStartWith('test.rule: rule "x", field host[1]: template "^from <IP> port <PORT>$" has an unknown token <IP> ');
+  });
+  test("a template without <HOST> but with a typo names the typo, not the missing <HOST>", () => {
+    expect(compileTemplate("^rip=<HOTS>$")).toStartWith("has an unknown token <HOTS>");
+  });
+  test("angle brackets around other text stay literal text", () => {
+    expect(typeof compileTemplate("^session=<<SESSION>> user=<> <x> <Host> from <HOST>$")).toBe("object");
+    expect(extract("^user=<> <x> from <HOST>$", "user=<> <x> from 192.0.2.1")?.host).toBe("192.0.2.1");
+  });
+});
+
+describe("templates no plan reads in linear time are refused", () => {
+  test("a run needs literal text between it and another token", () => {
+    expect(compileTemplate("^from <WORD><HOST>$")).toBe("has <WORD> right next to <HOST>: write the text that separates them between the two");
+    expect(compileTemplate("^from <HOST> <USER><TEXT>$")).toContain("has <TEXT> right next to <USER>");
+  });
+  test("a head without ^ whose run could span its own text, read from either side", () => {
+    expect(compileTemplate("a<TEXT>b <USER> <HOST>$")).toContain("cannot be read in time linear in the line: <TEXT> before <USER>");
+  });
+  test("a tail without $ whose run could span its own text", () => {
+    expect(compileTemplate("^<HOST> <USER> x<TEXT>y")).toContain("cannot be read in time linear in the line: <TEXT> after <USER>");
+  });
+  test("a run between or after two wildcards", () => {
+    expect(compileTemplate("^a <USER> <HOST> <WORD> <ANY>$")).toContain("<WORD> after <USER>, in a template with two wildcards");
+  });
+  test("the refusal reaches the operator as a ConfigError of the rule's field", () => {
+    expect(loadError('"a<TEXT>b <USER> <HOST>$"')).toStartWith('test.rule: rule "x", field host: template "a<TEXT>b <USER> <HOST>$" cannot be read in time linear');
+  });
+});
+
+describe("how the linear-time plans read ambiguous places", () => {
+  test("a tail read backward from $ after <USER>: the server's text nearest the end wins", () => {
+    /* <WORD> may hold commas, so the tail is read from the end, and a comma in the user name cannot move the address */
+    expect(extract("^auth(<USER>,<HOST>,<WORD>)<<SESSION>>: <WORD>: Password mismatch$", "auth(x,192.0.2.9,y,203.0.113.5,sasl:plain)<s1>: sql: Password mismatch")).toEqual({
+      host: "203.0.113.5",
+      user: "x,192.0.2.9,y",
+    });
+  });
+  test("a head without ^ is its first place in the line; the address still the last one the tail allows", () => {
+    const t = "(auth failed, <COUNT> attempts in <WORD> secs)<TEXT>: user=<<USER>>, <TEXT>rip=<HOST>, lip=<WORD> <TEXT>session=<<SESSION>>$";
+    const line =
+      "imap-login: Disconnected (auth failed, 3 attempts in 2 secs): user=<x (auth failed, 9 attempts in 1 secs): user=<y>, rip=192.0.2.9, lip=1.2.3.4, session=<a>>, method=PLAIN, rip=203.0.113.7, lip=198.51.100.1, TLS, session=<b>";
+    const c = compileTemplate(t);
+    if (typeof c === "string") throw new Error(c);
+    const m = c.regex.exec(line)!;
+    expect(m[c.groups.COUNT]).toBe("3");
+    expect(m[c.groups.HOST]).toBe("203.0.113.7");
+    expect(m[c.groups.SESSION]).toBe("b");
+  });
+  test("a run whose following text it could also hold stops at the last place that text fits", () => {
+    expect(extract("^conn (pid=<WORD>,uid=<WORD>): from <HOST>$", "conn (pid=1,uid=2,uid=3): from 192.0.2.1")).toEqual({ host: "192.0.2.1" });
+  });
+});
