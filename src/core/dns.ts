@@ -129,11 +129,51 @@ export interface DnsClientOptions {
   readonly retries: number;
   /** domains whose forward-confirmed hosts are ALLOWED: never counted */
   readonly allow?: readonly string[];
+  /** UDP sockets in the pool, each on a port the kernel chooses (default 4) */
+  readonly sockets?: number;
+  /** a socket is replaced by one on a new port after this many queries (default 100) ... */
+  readonly renewAfterQueries?: number;
+  /** ... or this many seconds (default 60), whichever comes first */
+  readonly renewAfterSeconds?: number;
+  /** where dropped answers are reported, at most once a minute (default: stderr) */
+  readonly log?: (message: string) => void;
 }
 
-function splitServer(s: string): { host: string; port: number } {
+/**
+ * What the client sent and what it let in. An answer counts only when it comes from the address
+ * and port that was asked, carries the id of a query waiting there, and repeats its question;
+ * every other datagram is dropped and counted here, by the first test it failed.
+ */
+export interface DnsClientStats {
+  /** queries sent */
+  queries: number;
+  /** answers accepted */
+  answers: number;
+  /** tries that got no acceptable answer in time */
+  timeouts: number;
+  /** dropped: from an address or port that was not asked (forged, or a stray) */
+  fromElsewhere: number;
+  /** dropped: from a server, but no query with that id waits on the socket (forged, or late) */
+  wrongId: number;
+  /** dropped: the id of a waiting query with another question (name, type, class), or no answer */
+  wrongQuestion: number;
+  /** dropped: the right question, but the records cannot be read */
+  malformed: number;
+  /** sockets opened: the pool is renewed as it is used */
+  sockets: number;
+}
+
+interface Server {
+  readonly host: string;
+  readonly port: number;
+  /** canonical text of the address, to compare with where an answer came from */
+  readonly text: string;
+}
+
+function splitServer(s: string): Server {
   const m = /^\[(.+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
-  return m ? { host: m[1]!, port: Number(m[2]) } : { host: s, port: 53 };
+  const { host, port } = m ? { host: m[1]!, port: Number(m[2]) } : { host: s, port: 53 };
+  return { host, port, text: parseIp(host)?.text ?? host };
 }
 
 /** `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353` */
@@ -142,53 +182,193 @@ export function isNameServer(s: string): boolean {
   return parseIp(host) !== null && Number.isInteger(port) && port >= 1 && port <= 65535;
 }
 
-/** A minimal stub resolver over UDP: one socket, queries matched by id. */
+/** a query waiting for its answer on one socket */
+interface Waiting {
+  readonly server: Server;
+  /** lower case, no trailing dot: as the question is compared */
+  readonly name: string;
+  readonly type: number;
+  readonly done: (answer: Answer | null) => void;
+}
+
+interface Slot {
+  readonly socket: udp.Socket<"buffer">;
+  /** by query id */
+  readonly waiting: Map<number, Waiting>;
+  uses: number;
+  readonly born: number;
+  /** out of the pool: closed when its last query ends */
+  retired: boolean;
+}
+
+/** Lower-cased, without empty labels: the name as encodeQuery sends it and an answer must repeat it. */
+function questionName(name: string): string {
+  return name
+    .split(".")
+    .filter((l) => l.length > 0)
+    .join(".")
+    .toLowerCase();
+}
+
+/** Does the answer repeat the question (one, same name in any case, same type, class IN)? */
+function sameQuestion(msg: Uint8Array, w: Waiting): boolean {
+  if (msg.length < 12 || (msg[2]! & 0x80) === 0 || msg[4] !== 0 || msg[5] !== 1) return false;
+  const q = readName(msg, 12);
+  if (!q || q.end + 4 > msg.length) return false;
+  const type = (msg[q.end]! << 8) | msg[q.end + 1]!;
+  const cls = (msg[q.end + 2]! << 8) | msg[q.end + 3]!;
+  return type === w.type && cls === 1 && q.name.toLowerCase() === w.name;
+}
+
+const LOG_EVERY_MS = 60_000;
+
+/**
+ * A minimal stub resolver over UDP. Forgery costs a blind attacker a guess of a 16-bit random id
+ * times the port of one of a few sockets on kernel-chosen ports, renewed as they are used, and
+ * even then the answer must come from the server's own address and port and repeat the question.
+ */
 export class DnsClient {
-  private socket: udp.Socket<"buffer"> | null = null;
-  private opening: Promise<void> | null = null;
-  private readonly pending = new Map<number, (msg: Uint8Array) => void>();
-  private nextId = Math.floor(Math.random() * 65536);
-  private readonly servers: { host: string; port: number }[];
+  readonly stats: DnsClientStats = { queries: 0, answers: 0, timeouts: 0, fromElsewhere: 0, wrongId: 0, wrongQuestion: 0, malformed: 0, sockets: 0 };
+  private readonly servers: readonly Server[];
+  private readonly pool: (Promise<Slot> | null)[];
+  /** every socket not yet closed, in the pool or retired */
+  private readonly open = new Set<Slot>();
+  private readonly renewQueries: number;
+  private readonly renewMs: number;
+  private readonly bindTo: string | undefined;
+  private readonly log: (message: string) => void;
+  private random = new Uint16Array(256);
+  private randomAt = this.random.length;
+  private loggedAt = -Infinity;
+  private droppedSinceLog = 0;
 
   constructor(private readonly o: DnsClientOptions) {
     this.servers = o.servers.map(splitServer);
+    this.pool = new Array<Promise<Slot> | null>(Math.max(1, o.sockets ?? 4)).fill(null);
+    this.renewQueries = Math.max(1, o.renewAfterQueries ?? 100);
+    this.renewMs = (o.renewAfterSeconds ?? 60) * 1000;
+    /* servers all on the IPv4 loopback: sockets there, out of the network's reach */
+    this.bindTo = this.servers.length > 0 && this.servers.every((s) => s.text.startsWith("127.")) ? "127.0.0.1" : undefined;
+    this.log = o.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} watcher dns: ${m}\n`));
   }
 
-  private async open(): Promise<void> {
-    this.opening ??= (async () => {
-      this.socket = await Bun.udpSocket({
-        socket: {
-          data: (_sock, data) => {
-            const msg = new Uint8Array(data);
-            const id = (msg[0]! << 8) | msg[1]!;
-            this.pending.get(id)?.(msg);
-          },
-          /* ICMP unreachable from a dead server: its queries time out, as they would anyway */
-          error: () => {},
-        },
+  /** 16 random bits, from the system's CSPRNG, drawn 256 at a time */
+  private random16(): number {
+    if (this.randomAt === this.random.length) {
+      crypto.getRandomValues(this.random);
+      this.randomAt = 0;
+    }
+    return this.random[this.randomAt++]!;
+  }
+
+  private async openSlot(): Promise<Slot> {
+    const waiting = new Map<number, Waiting>();
+    const socket = await Bun.udpSocket({
+      ...(this.bindTo ? { hostname: this.bindTo } : {}),
+      socket: {
+        data: (_sock, data, port, address) => this.receive(slot, data, port, address),
+        /* ICMP unreachable from a dead server: its queries time out, as they would anyway */
+        error: () => {},
+      },
+    });
+    const slot: Slot = { socket, waiting, uses: 0, born: performance.now(), retired: false };
+    this.open.add(slot);
+    this.stats.sockets++;
+    return slot;
+  }
+
+  /** A socket of the pool, chosen at random; one worn by use or age is retired and replaced first. */
+  private async slot(): Promise<Slot> {
+    const i = this.random16() % this.pool.length;
+    const current = this.pool[i];
+    if (current) {
+      const s = await current;
+      if (s.uses < this.renewQueries && performance.now() - s.born < this.renewMs) {
+        s.uses++;
+        return s;
+      }
+      if (this.pool[i] === current) {
+        this.pool[i] = null;
+        s.retired = true;
+        this.release(s);
+      }
+    }
+    let next = this.pool[i];
+    if (!next) {
+      const opening = this.openSlot();
+      this.pool[i] = next = opening;
+      opening.catch(() => {
+        if (this.pool[i] === opening) this.pool[i] = null; /* the next query tries again */
       });
-    })();
-    await this.opening;
+    }
+    const s = await next;
+    s.uses++;
+    return s;
+  }
+
+  /** Close a retired socket once no query waits on it. */
+  private release(s: Slot): void {
+    if (s.retired && s.waiting.size === 0 && this.open.delete(s)) s.socket.close();
+  }
+
+  /** Every datagram that reaches a socket: the answer of a waiting query, or dropped and counted. */
+  private receive(slot: Slot, msg: Uint8Array, port: number, address: string): void {
+    const w = msg.length >= 12 ? slot.waiting.get((msg[0]! << 8) | msg[1]!) : undefined;
+    if (!w || port !== w.server.port || (address !== w.server.host && parseIp(address)?.text !== w.server.text)) {
+      const fromServer = this.servers.some((s) => s.port === port && (s.host === address || s.text === parseIp(address)?.text));
+      return this.drop(fromServer ? "wrongId" : "fromElsewhere", address, port);
+    }
+    if (!sameQuestion(msg, w)) return this.drop("wrongQuestion", address, port);
+    const answer = parseAnswer(msg, w.type);
+    if (!answer) return this.drop("malformed", address, port);
+    this.stats.answers++;
+    w.done(answer);
+  }
+
+  private drop(why: "fromElsewhere" | "wrongId" | "wrongQuestion" | "malformed", address: string, port: number): void {
+    this.stats[why]++;
+    this.droppedSinceLog++;
+    const now = Date.now();
+    if (now - this.loggedAt < LOG_EVERY_MS) return;
+    const { fromElsewhere, wrongId, wrongQuestion, malformed } = this.stats;
+    this.log(
+      `dropped ${this.droppedSinceLog} DNS answer(s) since the last report, the latest from ${address}:${port} (${why}); ` +
+        `in all ${fromElsewhere} from an address or port not asked, ${wrongId} with no such query id, ${wrongQuestion} with another question, ${malformed} unreadable. ` +
+        "Answers that are not ours are ignored; many of them may be an attempt to forge host classes.",
+    );
+    this.loggedAt = now;
+    this.droppedSinceLog = 0;
   }
 
   /** Values of the answer records, or null when no server answered in time or one failed. */
   async query(name: string, type: number): Promise<Answer | null> {
     if (this.servers.length === 0) return null;
-    await this.open();
+    const asked = questionName(name);
     for (let attempt = 0; attempt <= this.o.retries; attempt++) {
       const server = this.servers[attempt % this.servers.length]!;
-      let id = this.nextId++ & 0xffff;
-      while (this.pending.has(id)) id = this.nextId++ & 0xffff;
-      const reply = await new Promise<Uint8Array | null>((resolve) => {
-        const timer = setTimeout(() => resolve(null), this.o.timeout * 1000);
-        this.pending.set(id, (msg) => {
+      let slot: Slot;
+      try {
+        slot = await this.slot();
+      } catch {
+        return null; /* no socket (out of descriptors?): our trouble, UNKNOWN */
+      }
+      let id = this.random16();
+      while (slot.waiting.has(id)) id = this.random16();
+      const answer = await new Promise<Answer | null>((resolve) => {
+        const done = (a: Answer | null) => {
           clearTimeout(timer);
-          resolve(msg);
-        });
-        this.socket!.send(encodeQuery(id, name, type), server.port, server.host);
+          slot.waiting.delete(id);
+          this.release(slot);
+          resolve(a);
+        };
+        const timer = setTimeout(() => {
+          this.stats.timeouts++;
+          done(null);
+        }, this.o.timeout * 1000);
+        slot.waiting.set(id, { server, name: asked, type, done });
+        this.stats.queries++;
+        slot.socket.send(encodeQuery(id, name, type), server.port, server.host);
       });
-      this.pending.delete(id);
-      const answer = reply && parseAnswer(reply, type);
       if (answer && (answer.rcode === 0 || answer.rcode === RCODE_NXDOMAIN)) return answer;
     }
     return null;
@@ -215,10 +395,11 @@ export class DnsClient {
     return trouble ? "UNKNOWN" : "FAKEHOST";
   }
 
+  /** Close every socket; queries still waiting end as their timeouts expire (UNKNOWN). */
   close(): void {
-    this.socket?.close();
-    this.socket = null;
-    this.opening = null;
+    for (const s of this.open) s.socket.close();
+    this.open.clear();
+    this.pool.fill(null);
   }
 }
 
@@ -240,6 +421,8 @@ export interface ClassifierStats {
   cacheHits: number;
   /** requests dropped because the queue was full: those hosts stay unclassified for now */
   dropped: number;
+  /** the client's queries and the answers it let in or dropped (forged, late, stray); null for a client without stats */
+  resolver: DnsClientStats | null;
 }
 
 /**
@@ -247,19 +430,20 @@ export interface ClassifierStats {
  * result comes through the callback, later, between read chunks.
  */
 export class DnsClassifier {
-  readonly stats: ClassifierStats = { lookups: 0, cacheHits: 0, dropped: 0 };
+  readonly stats: ClassifierStats;
   private readonly cache: BoundedMap<string, { cls: HostClass; expires: number }>;
   private readonly queue: Ip[] = [];
   private readonly waiting = new Set<string>();
   private active = 0;
 
   constructor(
-    private readonly client: Pick<DnsClient, "classify">,
+    private readonly client: Pick<DnsClient, "classify"> & { readonly stats?: DnsClientStats },
     private readonly o: ClassifierOptions,
     private readonly onResult: (address: string, cls: HostClass) => void,
     private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
   ) {
     this.cache = new BoundedMap(o.cacheSize);
+    this.stats = { lookups: 0, cacheHits: 0, dropped: 0, resolver: client.stats ?? null };
   }
 
   /** The cached class, if fresh. */
