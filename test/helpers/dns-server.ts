@@ -1,7 +1,9 @@
 /**
  * A small authoritative DNS server over UDP on loopback, for classification tests: PTR, A and
  * AAAA answers from a table, NXDOMAIN for unknown names, answers that come late or never, and
- * a count of the queries each name received.
+ * a count of the queries each name received. For forgery tests: answers held until a condition,
+ * lies sent from the server's own port before the true answer, the question echoed in upper
+ * case, a log of each query's id and source port, and `dnsAnswer` to build answers by hand.
  */
 import type { udp } from "bun";
 
@@ -16,6 +18,27 @@ export interface DnsRecords {
   silent?: string[];
   /** names answered SERVFAIL */
   servfail?: string[];
+  /** names whose answer waits for this promise (then for delayMs) */
+  hold?: Record<string, (query: SeenQuery) => Promise<unknown>>;
+  /** names for which these datagrams go out first, from the server's own address and port */
+  lies?: Record<string, (query: SeenQuery) => Uint8Array[]>;
+  /** names whose answer repeats the question in upper case (as resolvers using 0x20 do) */
+  shout?: string[];
+}
+
+/** A query as the server saw it: name (lower case), type, id, and the port it came from. */
+export interface SeenQuery {
+  readonly name: string;
+  readonly type: number;
+  readonly id: number;
+  readonly port: number;
+}
+
+/** An answer without records (NXDOMAIN by default) to the question `name`/`type`/`qclass`, built by hand. */
+export function dnsAnswer(o: { id: number; name: string; type: number; qclass?: number; rcode?: number; response?: boolean }): Uint8Array {
+  const qclass = o.qclass ?? 1;
+  const header = [o.id >> 8, o.id & 255, (o.response ?? true) ? 0x81 : 0x01, 0x80 | (o.rcode ?? 3), 0, 1, 0, 0, 0, 0, 0, 0];
+  return new Uint8Array([...header, ...encodeName(o.name), o.type >> 8, o.type & 255, qclass >> 8, qclass & 255]);
 }
 
 const TYPE = { A: 1, PTR: 12, AAAA: 28 } as const;
@@ -50,6 +73,8 @@ function ipv6Bytes(text: string): number[] {
 
 export class TestDnsServer {
   readonly queries = new Map<string, number>();
+  /** every query, in order of arrival */
+  readonly seen: SeenQuery[] = [];
   private socket: udp.Socket<"buffer"> | null = null;
 
   constructor(private readonly records: DnsRecords) {}
@@ -69,14 +94,19 @@ export class TestDnsServer {
       port: 0,
       socket: {
         data: (sock, data, port, address) => {
-          const reply = this.answer(new Uint8Array(data));
+          const reply = this.answer(new Uint8Array(data), port);
           if (!reply) return;
-          const delay = this.records.delayMs?.[this.lastName] ?? 0;
+          const name = this.lastName;
+          const query = this.seen[this.seen.length - 1]!;
+          for (const lie of this.records.lies?.[name]?.(query) ?? []) sock.send(lie, port, address);
+          const delay = this.records.delayMs?.[name] ?? 0;
           const send = () => {
             if (this.socket) sock.send(reply, port, address); /* stopped meanwhile: stay silent */
           };
-          if (delay > 0) setTimeout(send, delay);
-          else send();
+          const later = () => (delay > 0 ? setTimeout(send, delay) : send());
+          const hold = this.records.hold?.[name];
+          if (hold) void hold(query).then(later, later);
+          else later();
         },
       },
     });
@@ -85,13 +115,16 @@ export class TestDnsServer {
 
   private lastName = "";
 
-  private answer(q: Uint8Array): Uint8Array | null {
+  private answer(q: Uint8Array, port: number): Uint8Array | null {
     const { name, end } = readName(q, 12);
     const type = (q[end]! << 8) | q[end + 1]!;
     this.lastName = name;
     this.queries.set(name, (this.queries.get(name) ?? 0) + 1);
+    this.seen.push({ name, type, id: (q[0]! << 8) | q[1]!, port });
     if (this.records.silent?.includes(name)) return null;
     const question = Array.from(q.subarray(12, end + 4));
+    /* letters only: the length bytes of the labels stay as they are */
+    if (this.records.shout?.includes(name)) for (let i = 0; i < end - 12; i++) if (question[i]! >= 97 && question[i]! <= 122) question[i]! -= 32;
     const answers: number[][] = [];
     let rcode = 0;
     if (this.records.servfail?.includes(name)) rcode = 2;
