@@ -76,17 +76,10 @@ function readName(msg: Uint8Array, at: number): { name: string; end: number } | 
   return null;
 }
 
-function parseAnswer(msg: Uint8Array, type: number): Answer | null {
-  if (msg.length < 12) return null;
+/** The answer's rcode and records of `type`, read from `at`, the end of its one question (checked by sameQuestion). */
+function parseAnswer(msg: Uint8Array, type: number, at: number): Answer | null {
   const rcode = msg[3]! & 0x0f;
-  const qd = (msg[4]! << 8) | msg[5]!;
   const an = (msg[6]! << 8) | msg[7]!;
-  let at = 12;
-  for (let q = 0; q < qd; q++) {
-    const n = readName(msg, at);
-    if (!n) return null;
-    at = n.end + 4;
-  }
   const values: string[] = [];
   for (let a = 0; a < an; a++) {
     const n = readName(msg, at);
@@ -151,7 +144,7 @@ export interface DnsClientStats {
   answers: number;
   /** tries that got no acceptable answer in time */
   timeouts: number;
-  /** dropped: from an address or port that was not asked (forged, or a stray) */
+  /** dropped: from an address or port other than the server asked (forged, or a stray) */
   fromElsewhere: number;
   /** dropped: from a server, but no query with that id waits on the socket (forged, or late) */
   wrongId: number;
@@ -168,12 +161,15 @@ interface Server {
   readonly port: number;
   /** canonical text of the address, to compare with where an answer came from */
   readonly text: string;
+  /** the address as the socket reports an answer's source (IPv4 through a dual-stack socket: `::ffff:a.b.c.d`) */
+  seenAs: string;
 }
 
 function splitServer(s: string): Server {
   const m = /^\[(.+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
   const { host, port } = m ? { host: m[1]!, port: Number(m[2]) } : { host: s, port: 53 };
-  return { host, port, text: parseIp(host)?.text ?? host };
+  const text = parseIp(host)?.text ?? host;
+  return { host, port, text, seenAs: text };
 }
 
 /** `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353` */
@@ -185,8 +181,8 @@ export function isNameServer(s: string): boolean {
 /** a query waiting for its answer on one socket */
 interface Waiting {
   readonly server: Server;
-  /** lower case, no trailing dot: as the question is compared */
-  readonly name: string;
+  /** the query as sent: its question is what the answer must repeat */
+  readonly query: Uint8Array;
   readonly type: number;
   readonly done: (answer: Answer | null) => void;
 }
@@ -201,23 +197,25 @@ interface Slot {
   retired: boolean;
 }
 
-/** Lower-cased, without empty labels: the name as encodeQuery sends it and an answer must repeat it. */
-function questionName(name: string): string {
-  return name
-    .split(".")
-    .filter((l) => l.length > 0)
-    .join(".")
-    .toLowerCase();
-}
-
-/** Does the answer repeat the question (one, same name in any case, same type, class IN)? */
-function sameQuestion(msg: Uint8Array, w: Waiting): boolean {
-  if (msg.length < 12 || (msg[2]! & 0x80) === 0 || msg[4] !== 0 || msg[5] !== 1) return false;
-  const q = readName(msg, 12);
-  if (!q || q.end + 4 > msg.length) return false;
-  const type = (msg[q.end]! << 8) | msg[q.end + 1]!;
-  const cls = (msg[q.end + 2]! << 8) | msg[q.end + 3]!;
-  return type === w.type && cls === 1 && q.name.toLowerCase() === w.name;
+/**
+ * Does the answer repeat the question of `query` (as encodeQuery wrote it): one question, the
+ * same labels in any ASCII case, the same type and class? Compared in place, byte by byte, with
+ * no allocation. Returns where the question ends, or -1.
+ */
+function sameQuestion(msg: Uint8Array, query: Uint8Array): number {
+  if (msg.length < query.length || (msg[2]! & 0x80) === 0 || msg[4] !== 0 || msg[5] !== 1) return -1;
+  const typeAt = query.length - 4;
+  for (let i = 12; i < typeAt; i++) {
+    let a = msg[i]!;
+    let b = query[i]!;
+    if (a === b) continue;
+    /* letters only: length bytes (at most 63) match exactly, so the labels line up */
+    if (a >= 65 && a <= 90) a |= 0x20;
+    if (b >= 65 && b <= 90) b |= 0x20;
+    if (a !== b) return -1;
+  }
+  for (let i = typeAt; i < query.length; i++) if (msg[i] !== query[i]) return -1;
+  return query.length;
 }
 
 const LOG_EVERY_MS = 60_000;
@@ -239,6 +237,8 @@ export class DnsClient {
   private readonly log: (message: string) => void;
   private random = new Uint16Array(256);
   private randomAt = this.random.length;
+  /** counts close() calls: a socket opened across one serves its query, then closes */
+  private closes = 0;
   private loggedAt = -Infinity;
   private droppedSinceLog = 0;
 
@@ -247,8 +247,13 @@ export class DnsClient {
     this.pool = new Array<Promise<Slot> | null>(Math.max(1, o.sockets ?? 4)).fill(null);
     this.renewQueries = Math.max(1, o.renewAfterQueries ?? 100);
     this.renewMs = (o.renewAfterSeconds ?? 60) * 1000;
-    /* servers all on the IPv4 loopback: sockets there, out of the network's reach */
-    this.bindTo = this.servers.length > 0 && this.servers.every((s) => s.text.startsWith("127.")) ? "127.0.0.1" : undefined;
+    /*
+     * servers all on the IPv4 loopback: sockets there, out of the network's reach; any IPv6
+     * server: dual-stack sockets, which see IPv4 sources as IPv4-mapped; else the default, 0.0.0.0
+     */
+    const v6 = this.servers.some((s) => s.text.includes(":"));
+    this.bindTo = v6 ? "::" : this.servers.length > 0 && this.servers.every((s) => s.text.startsWith("127.")) ? "127.0.0.1" : undefined;
+    if (v6) for (const s of this.servers) if (!s.text.includes(":")) s.seenAs = `::ffff:${s.text}`;
     this.log = o.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} watcher dns: ${m}\n`));
   }
 
@@ -263,6 +268,7 @@ export class DnsClient {
 
   private async openSlot(): Promise<Slot> {
     const waiting = new Map<number, Waiting>();
+    const closes = this.closes;
     const socket = await Bun.udpSocket({
       ...(this.bindTo ? { hostname: this.bindTo } : {}),
       socket: {
@@ -271,7 +277,7 @@ export class DnsClient {
         error: () => {},
       },
     });
-    const slot: Slot = { socket, waiting, uses: 0, born: performance.now(), retired: false };
+    const slot: Slot = { socket, waiting, uses: 0, born: performance.now(), retired: closes !== this.closes };
     this.open.add(slot);
     this.stats.sockets++;
     return slot;
@@ -314,12 +320,14 @@ export class DnsClient {
   /** Every datagram that reaches a socket: the answer of a waiting query, or dropped and counted. */
   private receive(slot: Slot, msg: Uint8Array, port: number, address: string): void {
     const w = msg.length >= 12 ? slot.waiting.get((msg[0]! << 8) | msg[1]!) : undefined;
-    if (!w || port !== w.server.port || (address !== w.server.host && parseIp(address)?.text !== w.server.text)) {
-      const fromServer = this.servers.some((s) => s.port === port && (s.host === address || s.text === parseIp(address)?.text));
+    if (!w) {
+      const fromServer = this.servers.some((s) => s.port === port && (s.seenAs === address || s.text === parseIp(address)?.text));
       return this.drop(fromServer ? "wrongId" : "fromElsewhere", address, port);
     }
-    if (!sameQuestion(msg, w)) return this.drop("wrongQuestion", address, port);
-    const answer = parseAnswer(msg, w.type);
+    if (port !== w.server.port || (address !== w.server.seenAs && parseIp(address)?.text !== w.server.text)) return this.drop("fromElsewhere", address, port);
+    const end = sameQuestion(msg, w.query);
+    if (end < 0) return this.drop("wrongQuestion", address, port);
+    const answer = parseAnswer(msg, w.type, end);
     if (!answer) return this.drop("malformed", address, port);
     this.stats.answers++;
     w.done(answer);
@@ -331,10 +339,11 @@ export class DnsClient {
     const now = Date.now();
     if (now - this.loggedAt < LOG_EVERY_MS) return;
     const { fromElsewhere, wrongId, wrongQuestion, malformed } = this.stats;
+    const since = this.loggedAt === -Infinity ? "" : " since the last report";
     this.log(
-      `dropped ${this.droppedSinceLog} DNS answer(s) since the last report, the latest from ${address}:${port} (${why}); ` +
-        `in all ${fromElsewhere} from an address or port not asked, ${wrongId} with no such query id, ${wrongQuestion} with another question, ${malformed} unreadable. ` +
-        "Answers that are not ours are ignored; many of them may be an attempt to forge host classes.",
+      `dropped ${this.droppedSinceLog} DNS answer(s)${since}, the latest from ${address}:${port} (${why}); ` +
+        `in all ${fromElsewhere} from an address or port not asked, ${wrongId} with no waiting query of that id, ${wrongQuestion} with another question, ${malformed} unreadable. ` +
+        "Only answers to our own questions from the server asked count; many dropped ones may be an attempt to forge host classes (next report in a minute at the earliest)",
     );
     this.loggedAt = now;
     this.droppedSinceLog = 0;
@@ -343,7 +352,6 @@ export class DnsClient {
   /** Values of the answer records, or null when no server answered in time or one failed. */
   async query(name: string, type: number): Promise<Answer | null> {
     if (this.servers.length === 0) return null;
-    const asked = questionName(name);
     for (let attempt = 0; attempt <= this.o.retries; attempt++) {
       const server = this.servers[attempt % this.servers.length]!;
       let slot: Slot;
@@ -365,9 +373,14 @@ export class DnsClient {
           this.stats.timeouts++;
           done(null);
         }, this.o.timeout * 1000);
-        slot.waiting.set(id, { server, name: asked, type, done });
+        const query = encodeQuery(id, name, type);
+        slot.waiting.set(id, { server, query, type, done });
         this.stats.queries++;
-        slot.socket.send(encodeQuery(id, name, type), server.port, server.host);
+        try {
+          slot.socket.send(query, server.port, server.host);
+        } catch {
+          done(null); /* unreachable from here (EAFNOSUPPORT, ENETUNREACH): this try failed, the next server may do */
+        }
       });
       if (answer && (answer.rcode === 0 || answer.rcode === RCODE_NXDOMAIN)) return answer;
     }
@@ -397,6 +410,7 @@ export class DnsClient {
 
   /** Close every socket; queries still waiting end as their timeouts expire (UNKNOWN). */
   close(): void {
+    this.closes++;
     for (const s of this.open) s.socket.close();
     this.open.clear();
     this.pool.fill(null);

@@ -77,20 +77,24 @@ export class TestDnsServer {
   readonly seen: SeenQuery[] = [];
   private socket: udp.Socket<"buffer"> | null = null;
 
-  constructor(private readonly records: DnsRecords) {}
+  /** `host`: the loopback address to listen on, 127.0.0.1 or ::1 */
+  constructor(
+    private readonly records: DnsRecords,
+    private readonly host: "127.0.0.1" | "::1" = "127.0.0.1",
+  ) {}
 
   get port(): number {
     return this.socket!.port;
   }
 
-  /** `127.0.0.1:port`, for a resolver's server list */
+  /** `127.0.0.1:port` or `[::1]:port`, for a resolver's server list */
   get address(): string {
-    return `127.0.0.1:${this.port}`;
+    return this.host === "::1" ? `[::1]:${this.port}` : `127.0.0.1:${this.port}`;
   }
 
   async start(): Promise<this> {
     this.socket = await Bun.udpSocket({
-      hostname: "127.0.0.1",
+      hostname: this.host,
       port: 0,
       socket: {
         data: (sock, data, port, address) => {

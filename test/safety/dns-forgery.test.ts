@@ -115,6 +115,12 @@ class Forger {
   }
 }
 
+/** can this machine listen on the IPv6 loopback? */
+const ipv6Loopback = await Bun.udpSocket({ hostname: "::1", socket: { data: () => {} } }).then(
+  (s) => (s.close(), true),
+  () => false,
+);
+
 const cleanup: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanup.splice(0)) c();
@@ -241,5 +247,28 @@ describe("forged DNS answers", () => {
     expect(ports.size).toBeGreaterThanOrEqual(10);
     /* no more than the pool stays open */
     expect(ownUdpSockets().length - before).toBeLessThanOrEqual(4);
+  });
+
+  test.skipIf(!ipv6Loopback)("with an IPv6 and an IPv4 name server, an answer counts only from the one asked, even with the right id and question", async () => {
+    const victim = ip("2001:db8::10");
+    const ptr = reverseName(victim);
+    const name = "v6.good.example";
+    /* the second server of the list, on IPv4, not asked: it knows the id, port and question, and answers NXDOMAIN */
+    const other = await Bun.udpSocket({ hostname: "127.0.0.1", socket: { data: () => {} } });
+    cleanup.push(() => other.close());
+    let client: DnsClient | null = null;
+    let told = 0;
+    const tell = async (q: SeenQuery) => {
+      other.send(dnsAnswer({ id: q.id, name: q.name, type: q.type }), q.port, "127.0.0.1");
+      told++;
+      while (client!.stats.fromElsewhere < told) await Bun.sleep(5); /* the asked server answers after the lie has arrived */
+    };
+    const asked = await new TestDnsServer({ ptr: { [ptr]: [name] }, aaaa: { [name]: ["2001:db8::10"] }, delayMs: { [ptr]: 150, [name]: 150 }, hold: { [ptr]: tell, [name]: tell } }, "::1").start();
+    cleanup.push(() => asked.stop());
+    client = new DnsClient({ servers: [asked.address, `127.0.0.1:${other.port}`], timeout: ANSWER_WITHIN, retries: 1, log: () => {} });
+    cleanup.push(() => client!.close());
+
+    expect(await client.classify(victim)).toBe("TRUEHOST");
+    expect(client.stats).toMatchObject({ answers: 2, fromElsewhere: 2, wrongId: 0, wrongQuestion: 0 });
   });
 });
