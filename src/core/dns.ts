@@ -8,7 +8,10 @@
  * address, stored or logged.
  *
  * The client speaks DNS over UDP itself: node:dns in Bun reports timeouts and SERVFAIL as
- * ENOTFOUND, which would turn our resolver's trouble into the attacker's guilt.
+ * ENOTFOUND, which would turn our resolver's trouble into the attacker's guilt. Since a forged
+ * NXDOMAIN would preset an innocent host's counter, it believes an answer only from the server
+ * and port it asked, with the random id of a waiting query and that query's question
+ * (test/safety/dns-forgery.test.ts).
  */
 import type { udp } from "bun";
 import { readFileSync } from "node:fs";
@@ -235,7 +238,7 @@ export class DnsClient {
   private readonly renewMs: number;
   private readonly bindTo: string | undefined;
   private readonly log: (message: string) => void;
-  private random = new Uint16Array(256);
+  private readonly random = new Uint16Array(256);
   private randomAt = this.random.length;
   /** counts close() calls: a socket opened across one serves its query, then closes */
   private closes = 0;
