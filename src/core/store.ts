@@ -16,6 +16,8 @@ export interface HostRecord {
   affairs: number;
   /** times of those affairs, oldest first: the sliding window (at most maxAffairs) */
   recent: number[];
+  /** how many of the oldest `recent` a DNS class preset (NXDOMAIN, FAKEHOST) rather than the logs */
+  preset: number;
   firstSeen: number;
   lastSeen: number;
   banCount: number;
@@ -70,6 +72,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX events_vhost ON events (vhost, time) WHERE vhost IS NOT NULL;`,
   /* 3: fleet decisions waiting for Redis, written in the transaction of the ban they publish */
   `CREATE TABLE outbox (seq INTEGER PRIMARY KEY, decision TEXT NOT NULL);`,
+  /* 4: affairs a DNS class preset, so that a ban's reason tells them from the logged ones */
+  `ALTER TABLE hosts ADD COLUMN preset INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 interface HostRow {
@@ -83,6 +87,7 @@ interface HostRow {
   banned_until: number;
   last_rule: string;
   vhost: string | null;
+  preset: number;
 }
 
 function fromRow(r: HostRow): HostRecord {
@@ -91,6 +96,7 @@ function fromRow(r: HostRow): HostRecord {
     class: r.class,
     affairs: r.affairs,
     recent: r.recent === "" ? [] : r.recent.split(",").map(Number),
+    preset: r.preset,
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     banCount: r.ban_count,
@@ -125,7 +131,7 @@ export function openReadOnlyDatabase(path: string): Database {
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
-  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null]>;
+  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number]>;
   private readonly insertOutbox: Statement<unknown, [string]>;
   private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null]>;
 
@@ -152,10 +158,10 @@ export class ModuleStore {
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
-      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost, preset)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
        ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, recent = ?4, first_seen = ?5,
-         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10`,
+         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11`,
     );
     this.insertOutbox = this.db.query("INSERT INTO outbox (decision) VALUES (?)");
     this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
@@ -193,7 +199,7 @@ export class ModuleStore {
   }
 
   putHost(h: HostRecord): void {
-    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost);
+    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost, h.preset);
   }
 
   addEvent(e: EventRecord, hostClass: string | null): void {

@@ -20,7 +20,7 @@ export function banDuration(policy: BanPolicy, earlierBans: number): number {
 }
 
 export function newHost(address: string, time: number, rule: string): HostRecord {
-  return { address, class: null, affairs: 0, recent: [], firstSeen: time, lastSeen: time, banCount: 0, bannedUntil: 0, lastRule: rule, vhost: null };
+  return { address, class: null, affairs: 0, recent: [], preset: 0, firstSeen: time, lastSeen: time, banCount: 0, bannedUntil: 0, lastRule: rule, vhost: null };
 }
 
 export interface Decision {
@@ -29,6 +29,8 @@ export interface Decision {
   readonly banSeconds: number;
   /** affairs in the window, this one included */
   readonly reached: number;
+  /** of those, how many a DNS class preset */
+  readonly preset: number;
 }
 
 /**
@@ -39,24 +41,29 @@ export interface Decision {
  */
 export function countAffair(host: HostRecord, time: number, weight: number, rule: string, policy: BanPolicy, banNow = false): Decision {
   const recent = host.recent.filter((t) => t > time - policy.findTime);
+  /* the preset affairs are the oldest: the window lets them go first */
+  let preset = Math.max(0, host.preset - (host.recent.length - recent.length));
   for (let i = 0; i < Math.min(weight, policy.maxAffairs); i++) recent.push(time);
   recent.sort((a, b) => a - b); /* a replayed log may be slightly out of order */
   const reached = recent.length;
-  const h: HostRecord = { ...host, lastSeen: Math.max(host.lastSeen, time), lastRule: rule, recent: recent.slice(-policy.maxAffairs), affairs: reached };
-  if (h.bannedUntil > time || !(banNow || reached >= policy.maxAffairs)) return { host: h, banSeconds: 0, reached };
+  const kept = recent.slice(-policy.maxAffairs);
+  preset = Math.max(0, preset - (recent.length - kept.length));
+  const h: HostRecord = { ...host, lastSeen: Math.max(host.lastSeen, time), lastRule: rule, recent: kept, preset, affairs: reached };
+  if (h.bannedUntil > time || !(banNow || reached >= policy.maxAffairs)) return { host: h, banSeconds: 0, reached, preset };
   const banSeconds = banDuration(policy, h.banCount);
   h.banCount += 1;
   h.bannedUntil = time + banSeconds;
   h.affairs = 0;
   h.recent = [];
-  return { host: h, banSeconds, reached };
+  h.preset = 0;
+  return { host: h, banSeconds, reached, preset };
 }
 
 /** A successful login withdraws what its session counted (the latest affairs), unless the host is banned already. */
 export function forgiveAffairs(host: HostRecord, affairs: number, time: number): HostRecord {
   if (host.bannedUntil > time) return host;
   const recent = host.recent.slice(0, Math.max(0, host.recent.length - affairs));
-  return { ...host, recent, affairs: recent.length };
+  return { ...host, recent, preset: Math.min(host.preset, recent.length), affairs: recent.length };
 }
 
 /**
@@ -67,6 +74,7 @@ export function forgiveAffairs(host: HostRecord, affairs: number, time: number):
 export function classifyHost(host: HostRecord, cls: string, policy: BanPolicy, time: number): HostRecord {
   if (!PRESET_CLASSES.has(cls) || host.bannedUntil > time) return { ...host, class: cls };
   const recent = [...host.recent];
-  while (recent.length < policy.maxAffairs - 1) recent.unshift(time);
-  return { ...host, class: cls, recent, affairs: recent.length };
+  let preset = host.preset;
+  for (; recent.length < policy.maxAffairs - 1; preset++) recent.unshift(time);
+  return { ...host, class: cls, recent, preset, affairs: recent.length };
 }

@@ -54,7 +54,7 @@ export async function banNow(p: BanParts, ip: Ip, rule: string, seconds: number 
   const outcome = await p.firewall.ban(moduleSetName(p.module), [{ address: ip.text, timeout: duration }]);
   if (outcome.refused.length > 0) throw new WatcherError(`the kernel refused to ban ${ip.text}: ${outcome.refused[0]!.reason}`);
   p.store.transaction(() => {
-    p.store.putHost({ ...host, lastSeen: now, lastRule: rule, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [] });
+    p.store.putHost({ ...host, lastSeen: now, lastRule: rule, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [], preset: 0 });
     p.store.addEvent({ time: now, address: ip.text, rule, kind: "ban", value: duration, user: null, vhost: null }, host.class);
     if (p.publisher) queueDecision(p.store, p.publisher, p.module, "ban", ip.text, until, rule, now);
   });
@@ -68,7 +68,7 @@ export function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefine
 /** In the database only: the host's ban is over and its count starts afresh, recorded with `rule`. */
 export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now: number): void {
   store.transaction(() => {
-    store.putHost({ ...host, bannedUntil: 0, affairs: 0, recent: [] });
+    store.putHost({ ...host, bannedUntil: 0, affairs: 0, recent: [], preset: 0 });
     store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0, user: null, vhost: null }, host.class);
   });
 }

@@ -244,7 +244,7 @@ export class ModuleRuntime {
       return;
     }
     const counted = countAffair(before, time, weight, rule, this.config, ruleBans || blacklisted);
-    const { banSeconds, reached } = counted;
+    const { banSeconds, reached, preset } = counted;
     let host = detail.vhost ? { ...counted.host, vhost: detail.vhost } : counted.host;
     if (this.dns && this.config.dns && (host.class === null || host.class === "UNKNOWN")) {
       const cls = this.dns.cached(ip.text);
@@ -269,7 +269,9 @@ export class ModuleRuntime {
       ? "blacklisted: banned at sight"
       : ruleBans
         ? `rule ${rule} bans at once`
-        : `${reached} affairs within ${formatDuration(this.config.findTime)}, last by rule ${rule}`;
+        : preset > 0
+          ? `${reached - preset} affairs (${host.class}: counter preset to ${this.config.maxAffairs - 1}), last by rule ${rule}`
+          : `${reached} affairs within ${formatDuration(this.config.findTime)}, last by rule ${rule}`;
     decided.push({
       address: ip.text,
       time,

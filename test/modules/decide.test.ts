@@ -59,4 +59,13 @@ describe("counting", () => {
     expect(classifyHost(h, "TRUEHOST", policy, 9)).toMatchObject({ class: "TRUEHOST", affairs: 1, recent: [5] });
     expect(classifyHost({ ...h, bannedUntil: 100 }, "FAKEHOST", policy, 9).affairs).toBe(1);
   });
+  test("preset affairs are told from logged ones, and the window lets them go first", () => {
+    const h = classifyHost({ ...newHost("a", 0, "r"), affairs: 1, recent: [5] }, "NXDOMAIN", policy, 9);
+    expect(h).toMatchObject({ recent: [9, 5], preset: 1 });
+    const banned = countAffair(h, 20, 1, "r", policy);
+    expect(banned).toMatchObject({ banSeconds: 3600, reached: 3, preset: 1 });
+    expect(banned.host.preset).toBe(0);
+    /* 600 s after the preset it is out of the window, and out of the preset count */
+    expect(countAffair(h, 612, 1, "r", policy)).toMatchObject({ banSeconds: 0, reached: 1, preset: 0 });
+  });
 });
