@@ -19,6 +19,9 @@ import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
 import { type Expectation, rawProgramOf, readExpectations } from "../helpers/annotated";
 import { WATCHER } from "../helpers/root";
+import { timeoutForHangsOnly } from "../helpers/wait";
+
+timeoutForHangsOnly();
 
 const REPO = join(import.meta.dir, "..", "..");
 const RULES = join(REPO, "rules");

@@ -16,6 +16,9 @@ import { cidrContains, isNeverBannable, normalizeIp, parseCidr, parseIp } from "
 import { HeaderScan, scanSyslog, splitSyslog } from "../../src/core/syslog";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
+import { timeoutForHangsOnly } from "../helpers/wait";
+
+timeoutForHangsOnly();
 
 const RULES = join(import.meta.dir, "..", "..", "rules");
 /** HARDENING_SCALE=50 bun test test/hardening/properties.test.ts: a deeper search, by hand */

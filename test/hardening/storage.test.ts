@@ -10,8 +10,10 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUN, TestNet } from "../helpers/netns";
-import { waitFor } from "../helpers/wait";
+import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 import { WATCHER } from "../helpers/root";
+
+timeoutForHangsOnly();
 
 let net: TestNet;
 beforeAll(() => {
@@ -61,7 +63,7 @@ describe("storage and memory under pressure", () => {
     const seen = `/proc/${p.pid}/root${db}`;
 
     await send(failed("203.0.113.11"));
-    await waitFor("the first ban", () => inKernel("203.0.113.11"), 15000);
+    await waitFor("the first ban", () => inKernel("203.0.113.11"));
 
     const filler = openSync(join(seen, "filler"), "w");
     const block = Buffer.alloc(16384, 1);
@@ -74,18 +76,18 @@ describe("storage and memory under pressure", () => {
     }
 
     await send(failed("203.0.113.12"));
-    await waitFor("a ban with the disk full", () => inKernel("203.0.113.12"), 15000);
-    await waitFor("the error in the log", () => /database .*LG\.db: .*full.*; counting and banning from memory/.test(log()), 15000);
+    await waitFor("a ban with the disk full", () => inKernel("203.0.113.12"));
+    await waitFor("the error in the log", () => /database .*LG\.db: .*full.*; counting and banning from memory/.test(log()));
     expect(p.exitCode).toBeNull();
     await waitFor("the status file to show the pending writes", () => {
       const s = JSON.parse(readFileSync(join(root, "var", "run", "LG.json"), "utf8"));
       return s.pending.error !== null && s.pending.hosts >= 1;
-    }, 15000);
+    });
 
     rmSync(join(seen, "filler"));
     await send(failed("203.0.113.13"));
-    await waitFor("the database written again", () => log().includes("written again"), 15000);
-    await waitFor("the third ban", () => inKernel("203.0.113.13"), 15000);
+    await waitFor("the database written again", () => log().includes("written again"));
+    await waitFor("the third ban", () => inKernel("203.0.113.13"));
 
     /* read it where it lives: in the module's mount namespace */
     const read = `const { Database } = require("bun:sqlite"); const d = new Database(${JSON.stringify(join(db, "LG.db"))});
@@ -98,7 +100,7 @@ describe("storage and memory under pressure", () => {
     p.stdin.end();
     expect(await p.exited).toBe(0);
     rmSync(root, { recursive: true, force: true });
-  }, 60000);
+  });
 
   test("a flood written as fast as a pipe takes it, 50,000 bans for the firewall: the module's memory stays bounded", async () => {
     const root = newRoot();
@@ -138,5 +140,5 @@ describe("storage and memory under pressure", () => {
     console.log(`flood: peak RSS ${(peakKiB / 1024).toFixed(0)} MiB`);
     expect(peakKiB).toBeLessThan(200 * 1024);
     rmSync(root, { recursive: true, force: true });
-  }, 120000);
+  });
 });

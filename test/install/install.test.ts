@@ -9,6 +9,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WATCHER } from "../helpers/root";
+import { timeoutForHangsOnly } from "../helpers/wait";
+
+timeoutForHangsOnly();
 
 const REPO = join(import.meta.dir, "..", "..");
 
@@ -53,5 +56,5 @@ ls /usr/local/bin | wc -l`;
     const status = JSON.parse(readFileSync(`${prefix}.status`, "utf8"));
     expect(status).toMatchObject({ running: false, root: prefix });
     expect(existsSync(prefix)).toBe(false);
-  }, 30000);
+  });
 });

@@ -3,11 +3,15 @@
  * dry-run firewall: what a user types, what they see, the exit codes, and the FIFO path.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { readJson } from "../../src/core/runfiles";
+import { positionFileFor } from "../../src/modules/sources";
 import { makeRoot, WATCHER } from "../helpers/root";
-import { waitFor } from "../helpers/wait";
+import { fifoHasReader, timeoutForHangsOnly, waitFor } from "../helpers/wait";
+
+timeoutForHangsOnly();
 
 const REPO = join(import.meta.dir, "..", "..");
 const SAMPLE = join(REPO, "test", "fixtures", "LG", "sshd.log");
@@ -24,6 +28,21 @@ function run(args: string[], stdin?: string) {
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
 }
 
+/** `run`, without blocking: many of them at once take the time of the slowest, not of all. */
+async function runAsync(args: string[]) {
+  const p = Bun.spawn([WATCHER, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, WATCHER_ROOT: "" } });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, out, err };
+}
+
+/** How far `watcher module LG --file <file>` has read and processed the file (null until it has opened it). */
+function readUpTo(root: string, file: string): number | null {
+  return readJson<{ position: number }>(positionFileFor(join(root, "var", "run"), "LG", file))?.position ?? null;
+}
+
+/** The module has processed the file up to its end. */
+const readToEnd = (root: string, file: string) => readUpTo(root, file) === statSync(file).size;
+
 /** Current-time syslog lines: n failed passwords from `address`, one connection each. */
 function attack(address: string, n: number, pid = 4000): string {
   const now = new Date();
@@ -38,12 +57,14 @@ function firewallOf(root: string): DryRunFirewall {
 }
 
 describe("usage and exit codes", () => {
-  test("--version, --help on every command", () => {
-    expect(run(["--version"]).out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    for (const cmd of [[], ["start"], ["stop"], ["status"], ["restart"], ["module"], ["inject"], ["rules"], ["rules", "test"], ["ban"], ["unban"], ["report"], ["stat"], ["expire"], ["syslog-config"]]) {
-      const r = run([...cmd, "--help"]);
-      expect(r.code).toBe(0);
-      expect(r.out).toContain("watcher");
+  test("--version, --help on every command", async () => {
+    const commands = [[], ["start"], ["stop"], ["status"], ["restart"], ["module"], ["inject"], ["rules"], ["rules", "test"], ["ban"], ["unban"], ["report"], ["stat"], ["expire"], ["syslog-config"]];
+    /* all at once: the test takes one start-up of the binary, not sixteen in a row */
+    const [version, ...helps] = await Promise.all([runAsync(["--version"]), ...commands.map((cmd) => runAsync([...cmd, "--help"]))]);
+    expect(version!.out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    for (const [i, cmd] of commands.entries()) {
+      expect({ cmd, code: helps[i]!.code }).toEqual({ cmd, code: 0 });
+      expect(helps[i]!.out).toContain("watcher");
     }
   });
   test("bad usage exits 2 with a hint", () => {
@@ -137,7 +158,7 @@ describe("the resident module", () => {
     const module = Bun.spawn([WATCHER, "--root", root, "module", "LG"], { stderr: "pipe", stdout: "ignore" });
     started.push(module);
     const fifo = join(root, "var", "fifo", "WatchLG");
-    await waitFor("the FIFO", () => existsSync(fifo));
+    await waitFor("the module reading its FIFO", () => fifoHasReader(fifo));
     /* two writers, one after the other: the module keeps reading (no EOF between them) */
     expect(run(["--root", root, "inject", "LG"], attack("203.0.113.20", 3)).code).toBe(0);
     expect(run(["--root", root, "inject", "LG"], attack("203.0.113.20", 2, 5000)).code).toBe(0);
@@ -168,16 +189,16 @@ describe("the resident module", () => {
       return p;
     };
     let module = runModule();
-    await waitFor("the module", () => existsSync(join(root, "var", "run", "LG.json")));
-    await Bun.sleep(300);
+    await waitFor("the module to open the file, at its end", () => readUpTo(root, file) !== null);
+    expect(readUpTo(root, file)).toBe(statSync(file).size);
     appendFileSync(file, attack("203.0.113.40", 2, 5000));
     await waitFor("two affairs", () => existsSync(join(root, "var", "db", "LG.db")) && affairs() === 2);
     module.kill("SIGTERM");
     expect(await module.exited).toBe(0);
     appendFileSync(file, attack("203.0.113.40", 2, 6000)); /* written while watcher is down */
     module = runModule();
-    await waitFor("four affairs", () => affairs() === 4);
-    await Bun.sleep(600);
+    /* the position is saved once a chunk is processed (and its affairs committed) */
+    await waitFor("the module to process the file to its end", () => readToEnd(root, file));
     expect(affairs()).toBe(4);
     module.kill("SIGTERM");
     expect(await module.exited).toBe(0);
@@ -189,10 +210,9 @@ describe("the resident module", () => {
     writeFileSync(file, attack("203.0.113.30", 9)); /* already there at start: not re-read */
     const module = Bun.spawn([WATCHER, "--root", root, "module", "LG", "--file", file], { stderr: "pipe", stdout: "ignore" });
     started.push(module);
-    await waitFor("the module", async () => existsSync(join(root, "var", "db", "LG.db")));
-    await Bun.sleep(300);
+    await waitFor("the module to open the file, at its end", () => readToEnd(root, file));
     appendFileSync(file, attack("203.0.113.31", 3));
-    await Bun.sleep(400);
+    await waitFor("the appended lines read before the rotation", () => readToEnd(root, file));
     renameSync(file, `${file}.1`);
     writeFileSync(file, attack("203.0.113.31", 2, 6000));
     const fw = firewallOf(root);

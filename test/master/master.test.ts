@@ -8,9 +8,12 @@ import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { makeRoot, watcher } from "../helpers/root";
-import { readJson, statusFile } from "../../src/core/runfiles";
+import { type ModuleStatus, readJson, statusFile } from "../../src/core/runfiles";
 import type { MasterStatus } from "../../src/master/master";
-import { waitFor } from "../helpers/wait";
+import { positionFileFor } from "../../src/modules/sources";
+import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
+
+timeoutForHangsOnly();
 
 const roots: string[] = [];
 
@@ -21,6 +24,11 @@ function newRoot(files: Record<string, string> = {}): string {
 }
 
 const master = (root: string) => readJson<MasterStatus>(statusFile(join(root, "var", "run"), "master"));
+/** The master's LG module is up: it wrote its status, and so handles SIGHUP (a signal before that would end it). */
+const lgRunning = (root: string) => {
+  const pid = master(root)?.modules.LG?.pid;
+  return pid !== undefined && readJson<ModuleStatus>(statusFile(join(root, "var", "run"), "LG"))?.pid === pid;
+};
 const banned = async (root: string) => {
   const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
   const list = (await fw.list("watcher_LG")).map((e) => e.address);
@@ -44,7 +52,7 @@ describe("the master", () => {
     });
     expect(status.lastExit).not.toBe(0);
     expect(watcher(root, "stop").code).toBe(0);
-  }, 20000);
+  });
 
   test("SIGHUP: a newly whitelisted address loses its ban; modules reload their rules", async () => {
     const root = newRoot();
@@ -52,12 +60,13 @@ describe("the master", () => {
     expect(watcher(root, "ban", "LG", "203.0.113.44", "--time", "1h").code).toBe(0);
     expect(await banned(root)).toEqual(["203.0.113.44"]);
     writeFileSync(join(root, "etc", "whitelist"), "203.0.113.32/28\n");
+    await waitFor("the LG module to run", () => lgRunning(root));
     process.kill(master(root)!.pid, "SIGHUP");
     await waitFor("the ban to be lifted", async () => (await banned(root)).length === 0);
     await waitFor("the lifted ban", () => (master(root)?.restore.lifted.includes("203.0.113.44") ? true : null));
     await waitFor("the module's reload", () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8").includes("watcher module LG: SIGHUP: reloaded config, "));
     expect(watcher(root, "stop").code).toBe(0);
-  }, 20000);
+  });
 
   test("all four modules run, each with its own FIFO, database and firewall set; a web log file is followed", async () => {
     const root = newRoot();
@@ -72,13 +81,14 @@ describe("the master", () => {
     expect(status.modules.map((m: { module: string }) => m.module)).toEqual(["LG", "MX", "MB", "WB"]);
     expect(status.firewall.map((f: { set: string }) => f.set)).toEqual(["watcher_white", "watcher_black", "watcher_LG", "watcher_MX", "watcher_MB", "watcher_WB"]);
     for (const m of ["LG", "MX", "MB", "WB"]) expect(statSync(join(root, "var", "fifo", `Watch${m}`)).isFIFO()).toBe(true);
-    await Bun.sleep(500); /* the file source starts at the end of the file */
+    /* the file source starts at the end of the file: wait until it has opened it */
+    await waitFor("WB to open the web log", () => readJson(positionFileFor(join(root, "var", "run"), "WB", join(root, "access.log"))));
     appendFileSync(join(root, "access.log"), '203.0.113.199 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n');
     const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
     await waitFor("the web ban", async () => (await fw.list("watcher_WB")).length === 1);
     await fw.close();
     expect(watcher(root, "stop").code).toBe(0);
-  }, 20000);
+  });
 
   test("the FIFO is made with the configured mode; a bad rule file stops start before anything runs", () => {
     const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\nfifoMode = "0600"\n[modules.LG]\ndns = false\n' });
@@ -91,5 +101,5 @@ describe("the master", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain('sshd.rule: rule "x", field pattern');
     expect(watcher(bad, "status").code).toBe(3);
-  }, 20000);
+  });
 });
