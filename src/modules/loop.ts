@@ -39,6 +39,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
         timeout: resolver.timeout,
         retries: resolver.retries,
         allow: ctx.moduleConfig.dnsAllow,
+        log: o.log,
       })
     : null;
   let busy: Promise<void> = Promise.resolve();

@@ -112,12 +112,14 @@ export class ModuleRuntime {
     this.dns = o.dns ? new DnsClassifier(o.dns.client, o.dns.options, (address, cls) => this.applyClass(address, cls), o.clock) : null;
   }
 
-  /** A DNS class arrived (between chunks): store it on the host, preset the counter if guilty. */
+  /**
+   * A DNS class arrived (between chunks): store it on the host, preset the counter if guilty.
+   * It waits in memory with the chunk's writes and goes out with the next commit (the next
+   * chunk, or the loop's flush every 2 s): a transaction per answer cost as much as the lines.
+   */
   private applyClass(address: string, cls: HostClass): void {
     const host = this.writes.getHost(address);
-    if (!host) return;
-    this.writes.putHost(classifyHost(host, cls, this.config, this.o.clock()));
-    this.flushPending();
+    if (host) this.writes.putHost(classifyHost(host, cls, this.config, this.o.clock()));
   }
 
   /** New settings, rules and lists (SIGHUP); counts and sessions carry on. */

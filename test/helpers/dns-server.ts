@@ -97,6 +97,8 @@ export class TestDnsServer {
       hostname: this.host,
       port: 0,
       socket: {
+        /* a client that asked and went away (ICMP port unreachable): nothing to answer */
+        error: () => {},
         data: (sock, data, port, address) => {
           const reply = this.answer(new Uint8Array(data), port);
           if (!reply) return;
@@ -105,7 +107,11 @@ export class TestDnsServer {
           for (const lie of this.records.lies?.[name]?.(query) ?? []) sock.send(lie, port, address);
           const delay = this.records.delayMs?.[name] ?? 0;
           const send = () => {
-            if (this.socket) sock.send(reply, port, address); /* stopped meanwhile: stay silent */
+            try {
+              if (this.socket) sock.send(reply, port, address); /* stopped meanwhile: stay silent */
+            } catch {
+              /* the client went away meanwhile */
+            }
           };
           const later = () => (delay > 0 ? setTimeout(send, delay) : send());
           const hold = this.records.hold?.[name];
