@@ -230,7 +230,10 @@ export class ModuleRuntime {
     if (host) this.writes.putHost(forgiveAffairs(host, affairs, time));
   }
 
-  private countAffair(ip: Ip, rule: string, weight: number, ruleBans: boolean, time: number, detail: EventDetail, bans: SetElement[], decided: BanReport[]): void {
+  private countAffair(ip: Ip, rule: string, claimed: number, ruleBans: boolean, time: number, detail: EventDetail, bans: SetElement[], decided: BanReport[]): void {
+    /* a count the line claims (Dovecot's "auth failed, N attempts", where a user name could
+       claim N) stands for at most what one ban needs: it can neither inflate the statistics */
+    const weight = Math.min(claimed, this.config.maxAffairs);
     if (this.lists.protection(ip)) {
       this.stats.protected++;
       return;
