@@ -1,7 +1,10 @@
 import type { CommandModule } from "yargs";
-import { MODULE_NAMES, type ModuleName } from "../src/core/config";
+import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
 import { formatDuration } from "../src/core/duration";
-import { expire } from "../src/report/expire";
+import { resolveBackend } from "../src/core/firewall";
+import { checkFirewallFree } from "../src/master/claim";
+import { expire } from "../src/ops/expire";
+import { iso } from "../src/report/report";
 import { type GlobalArgs, printJson, table } from "./common";
 
 interface Args extends GlobalArgs {
@@ -26,7 +29,10 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
       .option("quiet", { type: "boolean", describe: "print nothing unless something fails (cron)" })
       .example("$0 expire --dry-run", "what the next run would remove"),
   handler: async (argv) => {
-    const results = await expire(argv.root, argv.module, Math.floor(Date.now() / 1000), !!argv.dryRun);
+    const loaded = loadConfig(argv.root);
+    if (!argv.dryRun && resolveBackend(loaded.config.firewall) !== "dryrun") checkFirewallFree(loaded.paths.root, "expire");
+    const expired = await expire(loaded, { module: argv.module, now: Math.floor(Date.now() / 1000), dryRun: !!argv.dryRun });
+    const results = expired.map((r) => ({ ...r, expired: r.expired.map((h) => ({ ...h, lastSeen: iso(h.lastSeen) })) }));
     if (argv.quiet) return;
     if (argv.json) return printJson(results);
     for (const r of results) {

@@ -13,15 +13,14 @@ import { checkFifoGroup, type LoadedConfig, loadConfig, MODULE_NAMES, type Modul
 import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
-import { FleetStore, loadFleetKey, readFleetCa, redactUrl } from "../core/fleet";
+import { loadFleetKey, readFleetCa, redactUrl } from "../core/fleet";
 import { Lists } from "../core/lists";
 import { holdLock, lockFile, pidFile, readJson, removeFile, runningMaster, statusFile, writeFileAtomic, writeJson } from "../core/runfiles";
 import { refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
-import { fleetDbPath, openModule } from "../modules/context";
-import { expireModule } from "../modules/expire";
 import { loadRules } from "../modules/registry";
 import { ensureFifo, fifoPath } from "../modules/sources";
+import { expire } from "../ops/expire";
 import { checkFirewallFree, claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";
 import { FleetNode } from "./fleet";
@@ -31,8 +30,6 @@ import { type RestoreReport, restoreFirewall } from "./restore";
 
 const MAX_BACKOFF_S = 60;
 export const STOP_GRACE_MS = 10000;
-/** decisions received from the fleet are kept this long for reports */
-const FLEET_HISTORY_S = 30 * 86400;
 
 export interface MasterStatus {
   pid: number;
@@ -110,26 +107,10 @@ function enabledModules(loaded: LoadedConfig): ModuleName[] {
   return MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled);
 }
 
-/** Expire every enabled module's old hosts, lifting their bans. */
-async function expireJob(loaded: LoadedConfig, modules: readonly ModuleName[], log: (m: string) => void): Promise<void> {
-  const root = loaded.paths.root;
-  if (loaded.config.fleet) {
-    const fleet = new FleetStore(fleetDbPath(loaded.paths));
-    try {
-      const now = Math.floor(Date.now() / 1000);
-      fleet.prune(now - FLEET_HISTORY_S, now);
-    } finally {
-      fleet.close();
-    }
-  }
-  for (const module of modules) {
-    const ctx = openModule(root, module);
-    try {
-      const r = await expireModule(ctx, Math.floor(Date.now() / 1000));
-      if (r.expired.length) log(`expire ${module}: forgot ${r.expired.length} hosts, lifted ${r.lifted.length} bans`);
-    } finally {
-      await ctx.close();
-    }
+/** The scheduled expiry (see ops/expire), said in the log where it forgot something. */
+async function expireJob(loaded: LoadedConfig, log: (m: string) => void): Promise<void> {
+  for (const r of await expire(loaded, { now: Math.floor(Date.now() / 1000), dryRun: false })) {
+    if (r.expired.length) log(`expire ${r.module}: forgot ${r.expired.length} hosts, lifted ${r.lifted} bans`);
   }
 }
 
@@ -247,7 +228,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
       children.set(m, child);
       child.start();
     }
-    const expire = cron.schedule(config.schedule.expire, () => expireJob(loaded, modules, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
+    const expire = cron.schedule(config.schedule.expire, () => expireJob(loaded, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
     tasks.push({ name: "expire", schedule: config.schedule.expire, task: expire });
     if (dynLists(config).some((l) => l.enabled)) {
       const dynload = cron.schedule(config.schedule.dynload, () =>

@@ -14,7 +14,7 @@ import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { moduleSet } from "../../src/core/firewall/types";
 import { openModule } from "../../src/modules/context";
 import { ModuleRuntime, partsOf } from "../../src/modules/runtime";
-import { expire } from "../../src/report/expire";
+import { expire as expireHosts } from "../../src/ops/expire";
 import { layout, renderReport, sparkline } from "../../src/report/render";
 import { gatherReport, type Report, ReportSchema } from "../../src/report/report";
 import { csvField, parseDate, STAT_COLUMNS, statRows, toCsv } from "../../src/report/stat";
@@ -340,14 +340,15 @@ describe("expire", () => {
   test("--dry-run lists, the real run forgets; statistics and other hosts stay; a second run does nothing", async () => {
     const stat = () => toCsv(statRows(loadConfig(root), { by: "day", from: null, to: null }));
     const before = stat();
-    const dry = await expire(root, undefined, NOW, true);
+    const expire = (module: "LG" | undefined, now: number, dryRun: boolean) => expireHosts(loadConfig(root), { module, now, dryRun });
+    const dry = await expire(undefined, NOW, true);
     expect(dry.map((r) => [r.module, r.dryRun, r.expired, r.lifted])).toEqual([
-      ["LG", true, [{ address: "192.0.2.99", lastSeen: "2026-10-01T08:00:00Z", lastRule: "failed-auth", banLifted: false }], 0],
+      ["LG", true, [{ address: "192.0.2.99", lastSeen: Date.parse("2026-10-01T08:00:00Z") / 1000, lastRule: "failed-auth", banLifted: false }], 0],
       ["WB", true, [], 0],
     ]);
-    expect((await expire(root, "LG", NOW, true))[0]!.expired).toHaveLength(1); /* the dry run changed nothing */
-    expect((await expire(root, "LG", NOW, false))[0]!.expired.map((h) => h.address)).toEqual(["192.0.2.99"]);
-    expect((await expire(root, "LG", NOW, false))[0]!.expired).toEqual([]);
+    expect((await expire("LG", NOW, true))[0]!.expired).toHaveLength(1); /* the dry run changed nothing */
+    expect((await expire("LG", NOW, false))[0]!.expired.map((h) => h.address)).toEqual(["192.0.2.99"]);
+    expect((await expire("LG", NOW, false))[0]!.expired).toEqual([]);
     expect(stat()).toBe(before);
     const lg = (await reportAt()).modules[0]!;
     expect([lg.tracked, lg.banned]).toEqual([3, 1]);

@@ -1,0 +1,86 @@
+/**
+ * Expiry, one operation for the master's schedule and `watcher expire` alike: hosts whose last
+ * affair is older than their module's expireAfter are forgotten, and a ban they still hold is
+ * lifted from the kernel in the same step (events stay, for statistics); in a fleet, fleet.db
+ * forgets the decisions it received long ago. Safe while the modules write (WAL, busy
+ * timeout) and idempotent. A dry run only reads: it works on a read-only root.
+ */
+import { existsSync } from "node:fs";
+import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
+import { createFirewall } from "../core/firewall";
+import { moduleSetName } from "../core/firewall/types";
+import { FleetStore } from "../core/fleet";
+import { ModuleStore } from "../core/store";
+import { dbPath, fleetDbPath } from "../modules/context";
+
+/** decisions received from the fleet are kept this long, for reports */
+export const FLEET_HISTORY_S = 30 * 86400;
+
+export interface ExpiredHost {
+  readonly address: string;
+  /** epoch seconds of its last affair */
+  readonly lastSeen: number;
+  readonly lastRule: string;
+  /** its ban was (or would be) lifted from the firewall */
+  readonly banLifted: boolean;
+}
+
+export interface ModuleExpiry {
+  readonly module: ModuleName;
+  readonly dryRun: boolean;
+  /** hosts whose last affair is older than this are forgotten */
+  readonly expireAfter: number;
+  readonly expired: ExpiredHost[];
+  readonly lifted: number;
+}
+
+export interface ExpireOptions {
+  /** this module only; else the enabled modules that have a database */
+  readonly module?: ModuleName;
+  readonly now: number;
+  readonly dryRun: boolean;
+}
+
+function modulesOf(loaded: LoadedConfig, wanted?: ModuleName): ModuleName[] {
+  if (wanted) return [wanted];
+  return MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled && existsSync(dbPath(loaded.paths, m)));
+}
+
+export async function expire(loaded: LoadedConfig, o: ExpireOptions): Promise<ModuleExpiry[]> {
+  if (!o.dryRun && loaded.config.fleet && existsSync(fleetDbPath(loaded.paths))) {
+    const fleet = new FleetStore(fleetDbPath(loaded.paths));
+    try {
+      fleet.prune(o.now - FLEET_HISTORY_S, o.now);
+    } finally {
+      fleet.close();
+    }
+  }
+  const out: ModuleExpiry[] = [];
+  for (const module of modulesOf(loaded, o.module)) out.push(await expireModule(loaded, module, o));
+  return out;
+}
+
+async function expireModule(loaded: LoadedConfig, module: ModuleName, o: ExpireOptions): Promise<ModuleExpiry> {
+  const expireAfter = loaded.config.modules[module].expireAfter;
+  const store = new ModuleStore(dbPath(loaded.paths, module), { readOnly: o.dryRun });
+  try {
+    const stale = store.hostsLastSeenBefore(o.now - expireAfter);
+    const expired = stale.map((h) => ({ address: h.address, lastSeen: h.lastSeen, lastRule: h.lastRule, banLifted: h.bannedUntil > o.now }));
+    const lifted = expired.filter((h) => h.banLifted).map((h) => h.address);
+    if (!o.dryRun && expired.length > 0) {
+      /* an affair that came meanwhile keeps its host */
+      store.deleteHosts(expired.map((h) => h.address), o.now - expireAfter);
+      if (lifted.length > 0) {
+        const firewall = createFirewall(loaded.config, loaded.paths);
+        try {
+          await firewall.unban(moduleSetName(module), lifted);
+        } finally {
+          await firewall.close();
+        }
+      }
+    }
+    return { module, dryRun: o.dryRun, expireAfter, expired, lifted: lifted.length };
+  } finally {
+    store.close();
+  }
+}
