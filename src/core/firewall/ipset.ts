@@ -1,6 +1,7 @@
 /**
  * ipset + iptables/ip6tables backend, for hosts without nftables. Each logical set is two ipsets
- * (`_v4` hash:ip/hash:net family inet, `_v6` family inet6) with timeouts; a chain WATCHER,
+ * (`_v4` hash:ip/hash:net family inet, `_v6` family inet6) with timeouts, and a set of addresses
+ * two hash:net more for its prefix bans (`_n4`, `_n6`); a chain WATCHER,
  * jumped to first from INPUT (and FORWARD if asked), returns for loopback and the whitelist
  * and drops every other set. Single bans go through one long-lived `ipset -exist -` session
  * (its prompt is the acknowledgement); bulk loads through `ipset restore` with a swap, so a set
@@ -15,15 +16,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WatcherError } from "../errors";
 import {
-  byFamily,
+  byPart,
   checkSetName,
   DEFAULT_MAX_ELEMENTS,
   type Firewall,
   type FirewallOutcome,
   type KernelOptions,
+  type KernelPart,
+  kernelParts,
   type ListedElement,
   prepareElements,
-  type Refusal,
   type SetElement,
   type SetKind,
   type SetSpec,
@@ -155,50 +157,50 @@ export class IpsetFirewall implements Firewall {
     this.maxElements = options.maxElements ?? DEFAULT_MAX_ELEMENTS;
   }
 
-  private existingSets(): Map<string, SetKind> {
-    const sets = new Map<string, SetKind>();
+  /** The kernel's watcher ipsets (`watcher_LG_v4`, `watcher_LG_n6`, ...); the logical sets' kinds are noted. */
+  private kernelSets(): Set<string> {
+    const names = new Set<string>();
     let current: string | null = null;
     for (const line of exec(["ipset", "list", "-t"]).split("\n")) {
-      if (line.startsWith("Name: ")) current = /^Name: (watcher_\w+)_v[46]$/.exec(line)?.[1] ?? null;
-      else if (current && line.startsWith("Type: ")) sets.set(current, line.startsWith("Type: hash:net") ? "networks" : "addresses");
+      if (line.startsWith("Name: ")) {
+        const m = /^Name: (watcher_\w+_[vn][46])$/.exec(line);
+        if (m) names.add(m[1]!);
+        current = /^Name: (watcher_\w+)_v[46]$/.exec(line)?.[1] ?? null;
+      } else if (current && line.startsWith("Type: ")) this.kinds.set(current, line.startsWith("Type: hash:net") ? "networks" : "addresses");
     }
-    for (const [name, kind] of sets) this.kinds.set(name, kind);
+    return names;
+  }
+
+  private existingSets(): Map<string, SetKind> {
+    const sets = new Map<string, SetKind>();
+    for (const name of this.kernelSets()) if (/_v[46]$/.test(name)) sets.set(name.slice(0, -3), this.kinds.get(name.slice(0, -3))!);
     return sets;
   }
 
-  /**
-   * The elements a set of this kind can take: hash:ip would add every address of a network
-   * one by one (and fill up half way), so a network in a set of single addresses is refused.
-   */
-  private fitting(set: string, elements: SetElement[], refused: Refusal[]): SetElement[] {
+  private kindOf(set: string): SetKind {
     if (!this.kinds.has(set)) this.existingSets();
-    if (this.kinds.get(set) === "networks") return elements;
-    return elements.filter((e) => {
-      if (!e.address.includes("/")) return true;
-      refused.push({ address: e.address, reason: "a network in a set of single addresses" });
-      return false;
-    });
+    return this.kinds.get(set) ?? "addresses";
   }
 
-  private createCommands(name: string, kind: SetKind, suffix = ""): string[] {
-    const type = kind === "networks" ? "hash:net" : "hash:ip";
-    const opts = `timeout 0 maxelem ${this.maxElements}`;
-    return [`create ${name}_v4${suffix} ${type} family inet ${opts}`, `create ${name}_v6${suffix} ${type} family inet6 ${opts}`];
+  /** hash:ip for single addresses; hash:net for networks (lists) and prefix bans (`_n4`, `_n6`), both with timeouts. */
+  private createCommand(name: string, kind: SetKind, part: KernelPart, suffix = ""): string {
+    const type = kind === "networks" || part.startsWith("n") ? "hash:net" : "hash:ip";
+    return `create ${name}_${part}${suffix} ${type} family ${part.endsWith("4") ? "inet" : "inet6"} timeout 0 maxelem ${this.maxElements}`;
   }
 
   async ensure(wanted: readonly SetSpec[]): Promise<void> {
+    const present = this.kernelSets();
     const sets = this.existingSets();
-    const create = wanted.filter((s) => !sets.has(checkSetName(s.name))).flatMap((s) => this.createCommands(s.name, s.kind));
+    for (const s of wanted) if (!sets.has(checkSetName(s.name))) sets.set(s.name, s.kind);
+    /* a set that exists is left as it is; the prefix sets of a set made by an older watcher are added */
+    const create = [...sets].flatMap(([name, kind]) => kernelParts(kind).filter((p) => !present.has(`${name}_${p}`)).map((p) => this.createCommand(name, kind, p)));
     if (create.length) exec(["ipset", "-exist", "restore"], `${create.join("\n")}\n`);
-    for (const s of wanted) {
-      if (sets.has(s.name)) continue;
-      sets.set(s.name, s.kind);
-      this.kinds.set(s.name, s.kind);
-    }
+    for (const [name, kind] of sets) this.kinds.set(name, kind);
     const names = [...sets.keys()].sort((a, b) => (verdictOf(a) === verdictOf(b) ? (a < b ? -1 : 1) : verdictOf(a) === "accept" ? -1 : 1));
-    for (const [tool, family] of [["iptables", "v4"], ["ip6tables", "v6"]] as const) {
+    for (const [tool, family] of [["iptables", "4"], ["ip6tables", "6"]] as const) {
       /* declaring the chain in a --noflush restore empties it; its new rules commit at once. Loopback first. */
-      const rules = [`-A ${CHAIN} -i lo -j RETURN`, ...names.map((n) => `-A ${CHAIN} -m set --match-set ${n}_${family} src -j ${verdictOf(n) === "accept" ? "RETURN" : "DROP"}`)];
+      const match = (n: string) => kernelParts(sets.get(n)!).filter((p) => p.endsWith(family)).map((p) => `${n}_${p}`);
+      const rules = [`-A ${CHAIN} -i lo -j RETURN`, ...names.flatMap((n) => match(n).map((k) => `-A ${CHAIN} -m set --match-set ${k} src -j ${verdictOf(n) === "accept" ? "RETURN" : "DROP"}`))];
       exec([`${tool}-restore`, "--noflush"], `*filter\n:${CHAIN} - [0:0]\n${rules.join("\n")}\nCOMMIT\n`);
       for (const hook of this.hookForward ? ["INPUT", "FORWARD"] : ["INPUT"]) {
         const present = Bun.spawnSync([tool, "-w", "-C", hook, "-j", CHAIN], { stderr: "ignore" }).exitCode === 0;
@@ -231,8 +233,7 @@ export class IpsetFirewall implements Firewall {
   async ban(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
     const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
-    const { v4, v6 } = byFamily(this.fitting(set, ready, refused));
-    const batch = [...v4.map((e) => ({ e, c: this.addCommand(set, "v4", e) })), ...v6.map((e) => ({ e, c: this.addCommand(set, "v6", e) }))];
+    const batch = [...byPart(this.kindOf(set), ready)].flatMap(([part, list]) => list.map((e) => ({ e, c: this.addCommand(set, part, e) })));
     /* with -exist, add refreshes the timeout of an element already there */
     const complaints = await this.runSession(batch.map((b) => b.c));
     complaints.forEach((complaint, i) => {
@@ -245,27 +246,28 @@ export class IpsetFirewall implements Firewall {
 
   async unban(set: string, addresses: readonly string[]): Promise<void> {
     checkSetName(set);
-    const { v4, v6 } = byFamily(addresses);
-    const complaints = (await this.runSession([...v4.map((a) => `del ${set}_v4 ${a}`), ...v6.map((a) => `del ${set}_v6 ${a}`)])).filter(Boolean);
+    const parts = byPart(this.kindOf(set), addresses);
+    const complaints = (await this.runSession([...parts].flatMap(([part, list]) => list.map((a) => `del ${set}_${part} ${a}`)))).filter(Boolean);
     if (complaints.length) throw new WatcherError(`ipset refused the change: ${complaints.join("; ")}`);
   }
 
   async restore(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
     const kind = this.existingSets().get(set) ?? "addresses";
+    const families = kernelParts(kind);
     const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
-    const lists = byFamily(this.fitting(set, ready, refused));
-    /* fill a temporary set, swap it in, drop the old: the live set is never half-filled */
-    for (const f of ["v4", "v6"]) Bun.spawnSync(["ipset", "destroy", `${set}_${f}_t`], { stderr: "ignore" }); /* a crash's leftover */
-    const head = this.createCommands(set, kind, "_t");
-    let adds = (["v4", "v6"] as const).flatMap((family) => lists[family].map((e) => ({ e, family, line: this.addCommand(set, `${family}_t`, e) })));
+    const lists = byPart(kind, ready);
+    /* fill temporary sets, swap them in, drop the old: the live sets are never half-filled */
+    for (const f of families) Bun.spawnSync(["ipset", "destroy", `${set}_${f}_t`], { stderr: "ignore" }); /* a crash's leftover */
+    const head = families.map((f) => this.createCommand(set, kind, f, "_t"));
+    let adds = families.flatMap((family) => (lists.get(family) ?? []).map((e) => ({ e, family, line: this.addCommand(set, `${family}_t`, e) })));
     for (;;) {
       const p = Bun.spawnSync(["ipset", "-exist", "restore"], { stdin: new TextEncoder().encode(`${[...head, ...adds.map((a) => a.line)].join("\n")}\n`), stdout: "pipe", stderr: "pipe" });
       if (p.exitCode === 0) break;
       const error = p.stderr.toString().trim();
       const line = Number(/Error in line (\d+):/.exec(error)?.[1] ?? 0) - head.length - 1;
       if (NOT_ABOUT_AN_ELEMENT.test(error) || line < 0 || line >= adds.length) {
-        for (const f of ["v4", "v6"]) Bun.spawnSync(["ipset", "destroy", `${set}_${f}_t`], { stderr: "ignore" });
+        for (const f of families) Bun.spawnSync(["ipset", "destroy", `${set}_${f}_t`], { stderr: "ignore" });
         throw new WatcherError(`ipset refused the change: ${error}`);
       }
       /* the lines before it may or may not be in: -exist makes adding them again harmless */
@@ -279,14 +281,14 @@ export class IpsetFirewall implements Firewall {
         adds = adds.filter((_, i) => i !== line);
       }
     }
-    exec(["ipset", "restore"], `swap ${set}_v4_t ${set}_v4\nswap ${set}_v6_t ${set}_v6\ndestroy ${set}_v4_t\ndestroy ${set}_v6_t\n`);
+    exec(["ipset", "restore"], `${families.map((f) => `swap ${set}_${f}_t ${set}_${f}\ndestroy ${set}_${f}_t\n`).join("")}`);
     return { refused, clamped };
   }
 
   async list(set: string): Promise<ListedElement[]> {
     checkSetName(set);
     const out: ListedElement[] = [];
-    for (const family of ["v4", "v6"]) {
+    for (const family of kernelParts(this.kindOf(set))) {
       let text: string;
       try {
         text = exec(["ipset", "save", `${set}_${family}`]);
@@ -311,9 +313,8 @@ export class IpsetFirewall implements Firewall {
     }
     this.session?.close();
     this.session = null;
-    for (const name of this.existingSets().keys()) {
-      for (const f of ["v4", "v6"]) Bun.spawnSync(["ipset", "destroy", `${name}_${f}`], { stderr: "ignore" });
-    }    this.kinds.clear();
+    for (const name of this.kernelSets()) Bun.spawnSync(["ipset", "destroy", name], { stderr: "ignore" });
+    this.kinds.clear();
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,8 @@
  * nftables backend, straight into libnftables through bun:ffi: one context for the life of
  * the process, so a ban is one in-process call (tens of microseconds), never a process per ban
  * and never a shell. One table `inet watcher`; each logical set is two kernel sets (`_v4`,
- * `_v6`); one chain hooked into input (and forward if asked) at priority filter - 10 accepts
+ * `_v6`), and a set of addresses two more for its prefix bans (`_n4`, `_n6`: interval sets
+ * with timeouts, without auto-merge, so each prefix keeps its own timeout); one chain hooked into input (and forward if asked) at priority filter - 10 accepts
  * loopback traffic, then the whitelist, and drops every other set. Element timeouts are the
  * bans' remaining time, so bans lapse in the kernel even when watcher is gone.
  *
@@ -14,12 +15,14 @@
 import { CString, dlopen, FFIType, type Pointer } from "bun:ffi";
 import { WatcherError } from "../errors";
 import {
-  byFamily,
+  byPart,
   checkSetName,
   DEFAULT_MAX_ELEMENTS,
   type Firewall,
   type FirewallOutcome,
   type KernelOptions,
+  type KernelPart,
+  kernelParts,
   type ListedElement,
   prepareElements,
   type Refusal,
@@ -98,6 +101,8 @@ export class NftablesFirewall implements Firewall {
   private readonly ctx: Pointer;
   private readonly jsonCtx: Pointer;
   private readonly encoder = new TextEncoder();
+  /** kinds of the logical sets seen in the kernel or ensured */
+  private readonly kinds = new Map<string, SetKind>();
 
   constructor(
     private readonly hookForward = false,
@@ -145,7 +150,7 @@ export class NftablesFirewall implements Firewall {
     return r.out;
   }
 
-  /** The table's kernel sets (`watcher_LG_v4`, ...) with their kind and size, without their elements. */
+  /** The table's kernel sets (`watcher_LG_v4`, `watcher_LG_n6`, ...) with their kind and size, without their elements. */
   private kernelSets(): Map<string, KernelSet> {
     const sets = new Map<string, KernelSet>();
     lib!.symbols.nft_ctx_output_set_flags(this.jsonCtx, OUTPUT_JSON | OUTPUT_TERSE);
@@ -155,35 +160,50 @@ export class NftablesFirewall implements Firewall {
     const doc = JSON.parse(r.out) as { nftables?: { set?: { name: string; flags?: string[]; size?: number } }[] };
     for (const item of doc.nftables ?? []) {
       const s = item.set;
-      if (s && /_v[46]$/.test(s.name)) sets.set(s.name, { kind: s.flags?.includes("interval") ? "networks" : "addresses", size: s.size ?? null });
+      if (s && /_[vn][46]$/.test(s.name)) sets.set(s.name, { kind: s.flags?.includes("interval") ? "networks" : "addresses", size: s.size ?? null });
     }
+    /* a logical set's kind is its `_v4`/`_v6` sets' kind: its prefix sets are intervals either way */
+    for (const [name, k] of sets) if (/_v[46]$/.test(name)) this.kinds.set(name.slice(0, -3), k.kind);
     return sets;
+  }
+
+  /** The kind of a logical set, from the kernel when not known yet (a set that does not exist: addresses). */
+  private kindOf(set: string): SetKind {
+    if (!this.kinds.has(set)) this.kernelSets();
+    return this.kinds.get(set) ?? "addresses";
+  }
+
+  private static flags(kind: SetKind, part: KernelPart): string {
+    if (part === "n4" || part === "n6") return "flags interval, timeout;";
+    return kind === "networks" ? "flags interval; auto-merge;" : "flags timeout;";
   }
 
   async ensure(wanted: readonly SetSpec[]): Promise<void> {
     const existing = this.kernelSets();
     const sets = new Map<string, SetKind>();
-    for (const [name, s] of existing) sets.set(name.slice(0, -3), s.kind);
+    for (const [name, s] of existing) if (/_v[46]$/.test(name)) sets.set(name.slice(0, -3), s.kind);
     for (const s of wanted) if (!sets.has(checkSetName(s.name))) sets.set(s.name, s.kind);
     const names = [...sets.keys()].sort((a, b) => (verdictOf(a) === verdictOf(b) ? (a < b ? -1 : 1) : verdictOf(a) === "accept" ? -1 : 1));
     const cmds = [`add table ${TABLE}`];
     for (const name of names) {
       /* a set that exists is left as it is: declaring it again with other properties may be refused */
-      const flags = sets.get(name) === "networks" ? "flags interval; auto-merge;" : "flags timeout;";
-      for (const [family, type] of [["v4", "ipv4_addr"], ["v6", "ipv6_addr"]] as const) {
-        if (!existing.has(`${name}_${family}`)) cmds.push(`add set ${TABLE} ${name}_${family} { type ${type}; ${flags} size ${this.maxElements}; }`);
+      const kind = sets.get(name)!;
+      for (const part of kernelParts(kind)) {
+        const type = part.endsWith("4") ? "ipv4_addr" : "ipv6_addr";
+        if (!existing.has(`${name}_${part}`)) cmds.push(`add set ${TABLE} ${name}_${part} { type ${type}; ${NftablesFirewall.flags(kind, part)} size ${this.maxElements}; }`);
       }
     }
     /* the chain's rules are rewritten whole, in the same transaction: loopback, whitelist, drops */
     const rules = [
       `add rule ${TABLE} CHAIN iifname "lo" accept`,
-      ...names.flatMap((name) => [`add rule ${TABLE} CHAIN ip saddr @${name}_v4 ${verdictOf(name)}`, `add rule ${TABLE} CHAIN ip6 saddr @${name}_v6 ${verdictOf(name)}`]),
+      ...names.flatMap((name) => kernelParts(sets.get(name)!).map((part) => `add rule ${TABLE} CHAIN ${part.endsWith("4") ? "ip" : "ip6"} saddr @${name}_${part} ${verdictOf(name)}`)),
     ];
     for (const hook of this.hookForward ? ["input", "forward"] : ["input"]) {
       cmds.push(`add chain ${TABLE} ${hook} { type filter hook ${hook} priority filter - 10; policy accept; }`, `flush chain ${TABLE} ${hook}`);
       cmds.push(...rules.map((r) => r.replace("CHAIN", hook)));
     }
     this.run(cmds.join("\n"));
+    for (const [name, kind] of sets) this.kinds.set(name, kind);
   }
 
   private elements(elements: readonly SetElement[]): string {
@@ -211,7 +231,7 @@ export class NftablesFirewall implements Firewall {
     this.isolate(list.slice(half), attempt, accepted, refused);
   }
 
-  private banCommands(set: string, family: string, list: readonly SetElement[]): string[] {
+  private banCommands(set: string, family: KernelPart, list: readonly SetElement[]): string[] {
     if (list.length === 0) return [];
     const addresses = list.map((e) => e.address).join(", ");
     /* delete first: re-adding an element does not change its timeout; add before delete: deleting an absent one fails */
@@ -225,14 +245,14 @@ export class NftablesFirewall implements Firewall {
   async ban(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
     const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
-    const { v4, v6 } = byFamily(ready);
-    const cmds = [...this.banCommands(set, "v4", v4), ...this.banCommands(set, "v6", v6)];
+    const parts = byPart(this.kindOf(set), ready);
+    const cmds = [...parts].flatMap(([family, list]) => this.banCommands(set, family, list));
     if (cmds.length === 0) return { refused, clamped };
     const first = this.attempt(cmds.join("\n"));
     if (first.error === null) return { refused, clamped };
     if (notAboutAnElement(first.error)) throw new WatcherError(`nftables refused the change: ${first.error}`);
     /* one element spoiled the batch: add the others, by halves */
-    for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
+    for (const [family, list] of parts) {
       this.isolate(list, (part) => this.attempt(this.banCommands(set, family, part).join("\n")).error, [], refused);
     }
     return { refused, clamped };
@@ -240,11 +260,10 @@ export class NftablesFirewall implements Firewall {
 
   async unban(set: string, addresses: readonly string[]): Promise<void> {
     checkSetName(set);
-    const { v4, v6 } = byFamily([...new Set(addresses)]);
+    const parts = byPart(this.kindOf(set), [...new Set(addresses)]);
     const cmds: string[] = [];
     /* add before delete: deleting an absent element would fail the whole batch */
-    for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
-      if (list.length === 0) continue;
+    for (const [family, list] of parts) {
       cmds.push(`add element ${TABLE} ${set}_${family} { ${list.join(", ")} }`, `delete element ${TABLE} ${set}_${family} { ${list.join(", ")} }`);
     }
     if (cmds.length === 0) return;
@@ -252,7 +271,7 @@ export class NftablesFirewall implements Firewall {
     if (error === null) return;
     if (notAboutAnElement(error)) throw new WatcherError(`nftables refused the change: ${error}`);
     /* a full set refuses the add of an address it does not hold: delete one by one, absent ones are fine */
-    for (const [family, list] of [["v4", v4], ["v6", v6]] as const) {
+    for (const [family, list] of parts) {
       for (const address of list) {
         const e = this.attempt(`delete element ${TABLE} ${set}_${family} { ${address} }`).error;
         if (e !== null && !/No such file or directory/.test(e.split("\n")[0] ?? "")) throw new WatcherError(`nftables refused the change: ${e}`);
@@ -263,37 +282,40 @@ export class NftablesFirewall implements Firewall {
   async restore(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
     const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
-    const lists = byFamily(ready);
-    const replace = (v4: readonly SetElement[], v6: readonly SetElement[]) => {
-      const cmds = [`flush set ${TABLE} ${set}_v4`, `flush set ${TABLE} ${set}_v6`];
-      if (v4.length) cmds.push(`add element ${TABLE} ${set}_v4 { ${this.elements(v4)} }`);
-      if (v6.length) cmds.push(`add element ${TABLE} ${set}_v6 { ${this.elements(v6)} }`);
+    const families = kernelParts(this.kindOf(set));
+    const given = byPart(this.kindOf(set), ready);
+    const lists = (from: Map<KernelPart, SetElement[]>) => families.map((f) => [f, from.get(f) ?? []] as const);
+    const replace = (parts: Map<KernelPart, SetElement[]>) => {
+      const cmds = families.map((f) => `flush set ${TABLE} ${set}_${f}`);
+      for (const [f, list] of lists(parts)) if (list.length) cmds.push(`add element ${TABLE} ${set}_${f} { ${this.elements(list)} }`);
       const error = this.attempt(cmds.join("\n")).error;
       if (error !== null && notAboutAnElement(error)) throw new WatcherError(`nftables refused the change: ${error}`);
       return error;
     };
-    if (replace(lists.v4, lists.v6) === null) return { refused, clamped };
+    if (replace(given) === null) return { refused, clamped };
     /*
      * Find the refused elements in dry runs (the kernel checks, keeps nothing), by halves: a part
      * larger than the set fails too and is halved. Then the first elements that fit, in one swap.
      */
-    const check = (family: string, part: readonly SetElement[], before: readonly SetElement[] = []) =>
+    const check = (family: KernelPart, part: readonly SetElement[], before: readonly SetElement[] = []) =>
       this.attempt(`flush set ${TABLE} ${set}_${family}\nadd element ${TABLE} ${set}_${family} { ${this.elements([...before, ...part])} }`, this.ctx, true).error;
     const kernel = this.kernelSets();
-    const taken = { v4: [] as SetElement[], v6: [] as SetElement[] };
-    for (const family of ["v4", "v6"] as const) {
-      this.isolate(lists[family], (part) => check(family, part), taken[family], refused);
+    const taken = new Map<KernelPart, SetElement[]>(families.map((f) => [f, []]));
+    for (const [family, list] of lists(given)) {
+      const into = taken.get(family)!;
+      this.isolate(list, (part) => check(family, part), into, refused);
       const size = kernel.get(`${set}_${family}`)?.size ?? null;
-      if (size !== null) for (const e of taken[family].splice(size)) refused.push({ address: e.address, reason: "the set is full" });
+      if (size !== null) for (const e of into.splice(size)) refused.push({ address: e.address, reason: "the set is full" });
     }
-    if (replace(taken.v4, taken.v6) === null) return { refused, clamped };
+    if (replace(taken) === null) return { refused, clamped };
     /* refused only beside others: check each part together with what was taken before it */
-    for (const family of ["v4", "v6"] as const) {
-      const candidates = taken[family];
-      taken[family] = [];
-      this.isolate(candidates, (part) => check(family, part, taken[family]), taken[family], refused);
+    for (const family of families) {
+      const candidates = taken.get(family)!;
+      const into: SetElement[] = [];
+      taken.set(family, into);
+      this.isolate(candidates, (part) => check(family, part, into), into, refused);
     }
-    const error = replace(taken.v4, taken.v6);
+    const error = replace(taken);
     if (error !== null) throw new WatcherError(`nftables refused the change: ${error}`);
     return { refused, clamped };
   }
@@ -301,7 +323,7 @@ export class NftablesFirewall implements Firewall {
   async list(set: string): Promise<ListedElement[]> {
     checkSetName(set);
     const out: ListedElement[] = [];
-    for (const family of ["v4", "v6"]) {
+    for (const family of kernelParts(this.kindOf(set))) {
       let doc: { nftables?: { set?: { elem?: (JsonElem | string)[] } }[] };
       try {
         doc = JSON.parse(this.run(`list set ${TABLE} ${set}_${family}`, this.jsonCtx));

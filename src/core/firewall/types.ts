@@ -4,8 +4,11 @@
  * it has been through core/ip (validated, canonical); timeouts are whole seconds.
  *
  * A logical set (`watcher_LG`) holds IPv4 and IPv6; a kernel backend keeps it as two sets,
- * `watcher_LG_v4` and `watcher_LG_v6`. The whitelist set's addresses are accepted before any
- * drop; every other set drops.
+ * `watcher_LG_v4` and `watcher_LG_v6`. A set of kind `addresses` (a module's bans) also takes
+ * networks with timeouts (prefix bans, e.g. a rotating IPv6 /64): a kernel backend keeps those
+ * in two more sets, `_n4` and `_n6` (an nftables interval set, an ipset hash:net), so single
+ * addresses stay in a plain hash. The whitelist set's addresses are accepted before any drop;
+ * every other set drops.
  */
 export interface SetElement {
   /** canonical address or CIDR */
@@ -35,8 +38,32 @@ export interface FirewallOutcome {
   clamped: number;
 }
 
-/** `addresses`: single hosts with timeouts (module sets); `networks`: CIDRs (lists, blocklists) */
+/** `addresses`: single hosts and prefix bans, with timeouts (module sets); `networks`: CIDRs (lists, blocklists) */
 export type SetKind = "addresses" | "networks";
+
+/** The kernel sets of one logical set: `v4`/`v6`, and for `addresses` the networks' `n4`/`n6`. */
+export type KernelPart = "v4" | "v6" | "n4" | "n6";
+
+export function kernelParts(kind: SetKind): readonly KernelPart[] {
+  return kind === "addresses" ? ["v4", "v6", "n4", "n6"] : ["v4", "v6"];
+}
+
+/**
+ * Elements by the kernel set that holds them: by family, and in a set of `addresses` a network
+ * (a prefix ban) apart from the single addresses. Parts without elements are left out.
+ */
+export function byPart<T extends { address: string } | string>(kind: SetKind, elements: readonly T[]): Map<KernelPart, T[]> {
+  const parts = new Map<KernelPart, T[]>();
+  for (const e of elements) {
+    const address = typeof e === "string" ? e : e.address;
+    const v6 = address.includes(":");
+    const part: KernelPart = kind === "addresses" && address.includes("/") ? (v6 ? "n6" : "n4") : v6 ? "v6" : "v4";
+    const list = parts.get(part);
+    if (list) list.push(e);
+    else parts.set(part, [e]);
+  }
+  return parts;
+}
 
 export interface SetSpec {
   readonly name: string;
