@@ -30,7 +30,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type FleetConfig } from "../src/core/config";
-import { type Decision, FleetLink, fleetKeys, newDecision, publishDecisions } from "../src/core/fleet";
+import { type Decision, fleetKeys, newDecision, publishDecisions } from "../src/fleet/protocol";
+import { FleetLink } from "../src/fleet/link";
 import { parseIp } from "../src/core/ip";
 import { isAlive, readJson } from "../src/core/runfiles";
 import { freePort, TestRedis } from "../test/helpers/redis";

@@ -5,7 +5,7 @@ import { ConfigError } from "../src/core/errors";
 import { Lists, parseOperatorAddress } from "../src/core/lists";
 import { openModule } from "../src/modules/context";
 import { manualBan, manualUnban, refuseProtected } from "../src/modules/decisions";
-import { publishNow } from "../src/modules/fleet";
+import { publishNow } from "../src/fleet/publisher";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 import { checkFirewallFreeFor } from "../src/master/claim";
 

@@ -3,7 +3,7 @@ import { loadConfig, MODULE_NAMES } from "../src/core/config";
 import { formatDuration } from "../src/core/duration";
 import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
-import { FleetNode, fleetConfigOf, fleetStatus, forgetNode } from "../src/master/fleet";
+import { FleetNode, fleetConfigOf, fleetStatus, forgetNode } from "../src/fleet/node";
 import { type GlobalArgs, isoTime, printJson, stderrLog, table } from "./common";
 
 interface Args extends GlobalArgs {

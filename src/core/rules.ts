@@ -12,6 +12,12 @@
  *    with one on each side, both anchors.
  * Each template compiles to a regex whose cost is linear in the line, whatever the line (see
  * compileTemplate). A rule without `host` takes the address of its session (program[pid]).
+ *
+ * A line that reads two ways yields no address of its own: when the rule's templates place <HOST>
+ * at two places of the line (a user name holding "from 10.0.0.1 port 22 ssh2:", auth info after
+ * "ssh2: " holding the same), whichever the attacker wrote could be the one taken, so the line's
+ * session decides (see sessions.ts). `session = "start"` / `"end"` mark the lines where the server
+ * starts and ends a connection, so that a reused pid never inherits an earlier client's address.
  */
 import { z } from "zod";
 import { ConfigError } from "./errors";
@@ -36,6 +42,9 @@ const RuleSchema = z
     group: z.string().min(1).optional(),
     stream: z.string().min(1).optional(),
     once: z.boolean().default(false),
+    /** what the line does to its session: "start" (a new connection: the pid's earlier lines are another
+        client's) or "end" (the server's last word on the connection: later lines without an address are not its) */
+    session: z.enum(["start", "end"], { error: 'expected "start" (the line starts a connection) or "end" (it ends one)' }).optional(),
     /** a rate rule: its lines count per address and vhost, and more than `hits` within `seconds` is one affair */
     rate: z.object({ hits: z.number().int().min(1), seconds: z.number().int().min(1) }).strict().optional(),
     description: z.string().optional(),
@@ -63,6 +72,8 @@ export interface CompiledRule {
   readonly stream: string;
   /** counts at most one affair per session, however often it repeats */
   readonly once: boolean;
+  /** the line starts its session (a new connection) or ends it (the server closed it); null: neither */
+  readonly session: "start" | "end" | null;
   /** the line must contain one of these */
   readonly patterns: readonly string[];
   /** true when every matching message starts with one of the patterns: a startsWith, not an includes */
@@ -81,6 +92,13 @@ interface CompiledTemplate {
   readonly regex: RegExp;
   /** capture group of each captured token, 0 when the template has none */
   readonly groups: Readonly<Record<Captured, number>>;
+  /**
+   * Where <HOST> is found by a wildcard's search (it follows <USER> or <ANY>): the same template
+   * with that wildcard searching from the other end, so that a match places <HOST> at the last
+   * place it fits (regex) and at the first (alt). Two places: the line reads two ways. Both carry
+   * the `d` flag, for the places. null: <HOST> has one place, fixed by ^ or $.
+   */
+  readonly alt: RegExp | null;
 }
 
 export interface RuleMatch {
@@ -95,6 +113,11 @@ export interface RuleMatch {
   readonly session: string | null;
   /** attempts this line stands for (<COUNT>), 1 otherwise */
   readonly count: number;
+  /**
+   * the rule's templates read an address at more than one place of the line (or read different
+   * addresses): host is then null, and the line's session decides (never text an attacker wrote)
+   */
+  readonly ambiguous: boolean;
 }
 
 /*
@@ -191,6 +214,9 @@ class Emitter {
   private count = 0;
   readonly groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0 };
 
+  /** `flip`: wildcards search from the other end (<USER> lazily, <ANY> greedily); see CompiledTemplate.alt */
+  constructor(private readonly flip = false) {}
+
   /** the number of the capture group whose "(" is written next */
   open(captured?: Captured): number {
     this.count++;
@@ -252,9 +278,9 @@ class Emitter {
     return out;
   }
 
-  /** a wildcard searching for the segment after it: greedy (USER) or lazy (ANY) */
+  /** a wildcard searching for the segment after it: greedy (USER) or lazy (ANY); the other way round when flipped */
   wildcard(t: Token): string {
-    const body = `[\\s\\S]*${t.lazy ? "?" : ""}`;
+    const body = `[\\s\\S]*${(t.lazy ?? false) !== this.flip ? "?" : ""}`;
     return t.captured ? (this.open(t.captured), `(${body})`) : body;
   }
 
@@ -289,6 +315,11 @@ function describeToken(t: Token): string {
  * A template none of this reads in linear time is refused, naming the token to change. Where a
  * run ends at a delimiter it cannot hold, the match is the one a backtracking regex finds; where
  * it does not, the server's own text nearest the address wins, which is the lint's rule too.
+ *
+ * Where <HOST> follows a wildcard and that wildcard's search finds it, the template may fit the
+ * line with <HOST> at several places (a user name holding the template's own text). A second
+ * regex, the same with the search from the other end (`alt`, as linear as the first), finds the
+ * other extreme: the same place, one reading; two places, the line reads two ways (matchTemplates).
  */
 export function compileTemplate(source: string): CompiledTemplate | string {
   let body = source;
@@ -349,58 +380,70 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   const slow = (t: Token, where: string) =>
     `cannot be read in time linear in the line: ${describeToken(t)} ${where} can hold every character of the text around it, so a long line could make it be read once per place of that text; use a narrower token, or put next to it a delimiter it cannot hold`;
 
-  const e = new Emitter();
-  let regex = "^";
-  if (wildcards.length === 0) {
-    const [segment] = segments as [Item[]];
-    /* read from the anchored side: forward from ^, or backward from $ (the first place it fits there) */
-    regex = anchoredStart ? `^${e.forward(segment)}${anchoredEnd ? "$" : ""}` : `^(?=[\\s\\S]*$(?<=${e.backward(segment, false)}))`;
-  } else {
-    const head = segments[0]!;
-    if (head.length > 0) {
-      if (anchoredStart) {
-        /* read once: its bounded tokens (the only places it could be read another way) are not
-           retried for each place of a tail that can fail (an empty tail after <ANY>/<USER> cannot) */
-        const tailCanFail = segments.slice(1).some((segment) => segment.length > 0);
-        if (tailCanFail && head.some((item) => item.token?.shape === "bounded")) {
-          const n = e.open();
-          regex = `^(?=(${e.forward(head)}))(?:\\${n})`;
-        } else regex = `^${e.forward(head)}`;
-      } else if (!unsearchableRun(head, "forward")) {
-        const n = e.open();
-        regex = `^(?=([\\s\\S]*?${e.forward(head)}))(?:\\${n})`;
-      } else if (!unsearchableRun(head, "backward")) {
-        /* only where its last text ends is the head read backward from */
-        const end = head[head.length - 1]!;
-        const n = e.open();
-        regex = `^(?=([\\s\\S]*?${end.token === undefined ? escapeRegex(end.text) : ""})(?<=${e.backward(head, false)}))(?:\\${n})`;
-      } else return slow(unsearchableRun(head, "forward")!, `before ${describeToken(wildcards[0]!)}, in a template without ^,`);
-    }
-    if (wildcards.length === 1) {
-      const [w] = wildcards as [Token];
-      const tail = segments[1]!;
-      if (tail.length === 0 || !unsearchableRun(tail, "forward")) regex += `${e.wildcard(w)}${e.forward(tail)}${anchoredEnd ? "$" : ""}`;
-      else if (anchoredEnd) {
-        const n = e.open();
-        regex += `(?=[\\s\\S]*$(?<=(${e.backward(tail, !w.lazy)})))${e.gap(w)}(?:\\${n})$`;
-      } else return slow(unsearchableRun(tail, "forward")!, `after ${describeToken(w)}, in a template without $,`);
+  /* the regex, with the wildcards searching from their own end, or (flip) from the other */
+  const emit = (flip: boolean): { regex: string; groups: Record<Captured, number> } | string => {
+    const e = new Emitter(flip);
+    let regex = "^";
+    if (wildcards.length === 0) {
+      const [segment] = segments as [Item[]];
+      /* read from the anchored side: forward from ^, or backward from $ (the first place it fits there) */
+      regex = anchoredStart ? `^${e.forward(segment)}${anchoredEnd ? "$" : ""}` : `^(?=[\\s\\S]*$(?<=${e.backward(segment, false)}))`;
     } else {
-      /* <USER> and <ANY> on either side of <HOST> (both anchors, by the lint above): the address's
-         segment is searched for between them, so it and the tail hold bounded tokens only */
-      const [w1, w2] = wildcards as [Token, Token];
-      const [, middle, tail] = segments as [Item[], Item[], Item[]];
-      const run = [...middle, ...tail].find((item) => item.token?.shape === "run")?.token;
-      if (run) return slow(run, `after ${describeToken(w1)}, in a template with two wildcards,`);
-      let tailGroup = 0;
-      if (tail.length > 0) {
-        tailGroup = e.open();
-        regex += `(?=[\\s\\S]*$(?<=(${e.backward(tail, !w2.lazy)})))`;
+      const head = segments[0]!;
+      if (head.length > 0) {
+        if (anchoredStart) {
+          /* read once: its bounded tokens (the only places it could be read another way) are not
+             retried for each place of a tail that can fail (an empty tail after <ANY>/<USER> cannot) */
+          const tailCanFail = segments.slice(1).some((segment) => segment.length > 0);
+          if (tailCanFail && head.some((item) => item.token?.shape === "bounded")) {
+            const n = e.open();
+            regex = `^(?=(${e.forward(head)}))(?:\\${n})`;
+          } else regex = `^${e.forward(head)}`;
+        } else if (!unsearchableRun(head, "forward")) {
+          const n = e.open();
+          regex = `^(?=([\\s\\S]*?${e.forward(head)}))(?:\\${n})`;
+        } else if (!unsearchableRun(head, "backward")) {
+          /* only where its last text ends is the head read backward from */
+          const end = head[head.length - 1]!;
+          const n = e.open();
+          regex = `^(?=([\\s\\S]*?${end.token === undefined ? escapeRegex(end.text) : ""})(?<=${e.backward(head, false)}))(?:\\${n})`;
+        } else return slow(unsearchableRun(head, "forward")!, `before ${describeToken(wildcards[0]!)}, in a template without ^,`);
       }
-      regex += `${e.wildcard(w1)}${e.forward(middle)}${e.gap(w2)}${tailGroup ? `(?:\\${tailGroup})` : ""}$`;
+      if (wildcards.length === 1) {
+        const [w] = wildcards as [Token];
+        const tail = segments[1]!;
+        if (tail.length === 0 || !unsearchableRun(tail, "forward")) regex += `${e.wildcard(w)}${e.forward(tail)}${anchoredEnd ? "$" : ""}`;
+        else if (anchoredEnd) {
+          const n = e.open();
+          regex += `(?=[\\s\\S]*$(?<=(${e.backward(tail, !w.lazy)})))${e.gap(w)}(?:\\${n})$`;
+        } else return slow(unsearchableRun(tail, "forward")!, `after ${describeToken(w)}, in a template without $,`);
+      } else {
+        /* <USER> and <ANY> on either side of <HOST> (both anchors, by the lint above): the address's
+           segment is searched for between them, so it and the tail hold bounded tokens only */
+        const [w1, w2] = wildcards as [Token, Token];
+        const [, middle, tail] = segments as [Item[], Item[], Item[]];
+        const run = [...middle, ...tail].find((item) => item.token?.shape === "run")?.token;
+        if (run) return slow(run, `after ${describeToken(w1)}, in a template with two wildcards,`);
+        let tailGroup = 0;
+        if (tail.length > 0) {
+          tailGroup = e.open();
+          regex += `(?=[\\s\\S]*$(?<=(${e.backward(tail, !w2.lazy)})))`;
+        }
+        regex += `${e.wildcard(w1)}${e.forward(middle)}${e.gap(w2)}${tailGroup ? `(?:\\${tailGroup})` : ""}$`;
+      }
     }
-  }
+    return { regex, groups: e.groups };
+  };
+  const main = emit(false);
+  if (typeof main === "string") return main;
+  /* <HOST> after a wildcard whose search finds it (the last place for <USER>, the first for <ANY>)
+     may fit at other places too: the flipped search finds the other extreme (see CompiledTemplate.alt) */
+  const hostSegment = segments.findIndex((segment) => segment.some((item) => item.token?.name === "HOST"));
+  const searched = hostSegment === 1 && (wildcards.length === 2 || !unsearchableRun(segments[1]!, "forward"));
+  const alt = searched ? emit(true) : null;
+  if (typeof alt === "string") return alt;
   /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
-  return { source, regex: new RegExp(regex, "s"), groups: e.groups };
+  return { source, regex: new RegExp(main.regex, searched ? "sd" : "s"), groups: main.groups, alt: alt ? new RegExp(alt.regex, "sd") : null };
 }
 
 /** The literal text a template's message must start with, or "" when it has none. */
@@ -495,15 +538,19 @@ export class RuleSet {
         /* the prefilter may act as a startsWith if every template's message starts with it */
         const patternIsPrefix = anchored || (patterns.length === 1 && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
         const heads = anchored ? patterns : templates.length > 0 && templateHeads.every((h) => h !== "") ? [...new Set(templateHeads)] : [];
+        /* an aggressive rule that marks its session's start or end keeps doing so in normal mode,
+           counting nothing: a probe's "Connection closed by A port N [preauth]" still ends the pid's session */
+        const inactive = r.mode === "aggressive" && mode !== "aggressive";
         const rule: CompiledRule = {
           name: r.name,
           file,
           index: all.length,
-          action: r.action,
+          action: inactive ? "ignore" : r.action,
           mode: r.mode,
           group: r.group ?? null,
           stream: r.stream ?? r.name,
           once: r.once,
+          session: r.session ?? null,
           patterns,
           patternIsPrefix,
           rate: r.rate ?? null,
@@ -511,7 +558,7 @@ export class RuleSet {
           templates,
         };
         all.push(rule);
-        if (r.mode === "aggressive" && mode !== "aggressive") continue;
+        if (inactive && !r.session) continue;
         for (const p of spec.programs) {
           const list = programRules.get(p) ?? [];
           list.push(rule);
@@ -568,24 +615,55 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
       message ??= text.slice(at, end);
       if (!containsAny(message, rule.patterns)) continue;
     }
-    if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1 };
-    for (const t of rule.templates) {
-      const m = t.regex.exec(message);
-      if (!m) continue;
-      const host = parseIp(m[t.groups.HOST]!);
-      if (!host) continue;
-      const g = t.groups;
-      return {
+    const m = matchTemplates(rule, message);
+    if (m) return m;
+  }
+  return null;
+}
+
+/** Where the capture group `group` starts in a match of a regex with the `d` flag. */
+function placeOf(m: RegExpExecArray, group: number): number {
+  return m.indices?.[group]?.[0] ?? -1;
+}
+
+/**
+ * What one rule reads in a message that passed its prefilter: null when no template yields an
+ * address. The first template that does gives the match; every other template that fits is read
+ * too, and so is each template's other extreme (CompiledTemplate.alt). If they place <HOST> at two
+ * places, or read two different addresses, the line reads two ways: it is still this rule's line,
+ * but its address (and service session id) are left to its session, `ambiguous` set. Cost: a few
+ * linear regexes, for the lines a rule matches only.
+ */
+export function matchTemplates(rule: CompiledRule, message: string): RuleMatch | null {
+  if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1, ambiguous: false };
+  let first: RuleMatch | null = null;
+  let ambiguous = false;
+  for (const t of rule.templates) {
+    const m = t.regex.exec(message);
+    if (!m) continue;
+    const g = t.groups;
+    const host = parseIp(m[g.HOST]!);
+    if (!host) continue;
+    if (t.alt) {
+      const other = t.alt.exec(message);
+      /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
+      if (!other || placeOf(other, g.HOST) !== placeOf(m, g.HOST)) ambiguous = true;
+    }
+    if (first === null) {
+      first = {
         rule,
         host,
         user: g.USER ? m[g.USER]! : null,
         vhost: g.VHOST ? m[g.VHOST]!.toLowerCase() : null,
         session: g.SESSION ? m[g.SESSION]! : null,
         count: g.COUNT ? Math.max(1, Number(m[g.COUNT])) : 1,
+        ambiguous: false,
       };
-    }
+    } else if (host.text !== first.host!.text) ambiguous = true;
+    if (ambiguous) break;
   }
-  return null;
+  if (first === null) return null;
+  return ambiguous ? { ...first, host: null, session: null, ambiguous: true } : first;
 }
 
 function indexRules(program: string, rules: CompiledRule[]): ProgramRules {

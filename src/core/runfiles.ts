@@ -11,7 +11,7 @@
 import { dlopen, FFIType, read } from "bun:ffi";
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { ModuleFleetStats } from "../modules/fleet";
+import type { ModuleFleetStats } from "../fleet/publisher";
 import type { PendingStats } from "../modules/writes";
 import type { ClassifierStats } from "./dns";
 import { WatcherError } from "./errors";

@@ -9,13 +9,13 @@ import { mkdirSync, openSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { discoverRoot, type LoadedConfig, loadConfig, MODULE_NAMES, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
-import { FLEET_SET } from "../core/fleet";
+import { FLEET_SET } from "../fleet/protocol";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import { BLACKLIST_SET, byFamily, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { isAlive, type ModuleStatus, readJson, runningMaster, statusFile } from "../core/runfiles";
 import { parseToml } from "../core/toml";
 import { checkFirewallFree } from "./claim";
-import type { FleetNodeStats } from "./fleet";
+import type { FleetNodeStats } from "../fleet/node";
 import { endProcesses, type ModuleProcess, moduleProcesses } from "./leftovers";
 import { checkBeforeStart, type MasterStatus, STOP_GRACE_MS } from "./master";
 

@@ -13,7 +13,8 @@ import { checkFifoGroup, type LoadedConfig, loadConfig, MODULE_NAMES, type Modul
 import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
-import { loadFleetKey, readFleetCa, redactUrl } from "../core/fleet";
+import { loadFleetKey } from "../fleet/protocol";
+import { readFleetCa, redactUrl } from "../fleet/link";
 import { Lists } from "../core/lists";
 import { holdLock, lockFile, pidFile, readJson, removeFile, runningMaster, statusFile, writeFileAtomic, writeJson } from "../core/runfiles";
 import { refreshLists } from "../dynload/load";
@@ -23,7 +24,7 @@ import { ensureFifo, fifoPath } from "../modules/sources";
 import { expire } from "../ops/expire";
 import { checkFirewallFree, claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";
-import { FleetNode } from "./fleet";
+import { FleetNode } from "../fleet/node";
 import { describeProcesses, endLeftovers } from "./leftovers";
 import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { type RestoreReport, restoreFirewall } from "./restore";

@@ -6,7 +6,8 @@
  * or reserved) is lifted instead.
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
-import { FLEET_SET, FleetStore } from "../core/fleet";
+import { FLEET_SET } from "../fleet/protocol";
+import { FleetStore } from "../store/fleet-db";
 import { BLACKLIST_SET, type Firewall, moduleSet, outcomeMessages, type SetElement, WHITELIST_SET } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
 import { cachedEntries, protectedFilter } from "../dynload/load";

@@ -5,14 +5,15 @@
  */
 import type { ModuleConfig, ModuleName } from "../core/config";
 import { ConfigError, WatcherError } from "../core/errors";
-import { FLEET_SET, FleetStore } from "../core/fleet";
+import { FLEET_SET } from "../fleet/protocol";
+import { FleetStore } from "../store/fleet-db";
 import { type Firewall, moduleSet, moduleSetName } from "../core/firewall/types";
 import type { Ip } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { HostRecord, ModuleStore } from "../core/store";
 import { type ModuleContext, fleetDbPath } from "./context";
 import { banDuration, newHost } from "./decide";
-import { publisherOf, queueDecision } from "./fleet";
+import { publisherOf, queueDecision } from "../fleet/publisher";
 
 export const MANUAL_RULE = "manual";
 

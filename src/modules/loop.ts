@@ -5,13 +5,13 @@
  * losing counts. A status file in the run folder tells `watcher status` how it is doing.
  */
 import { DnsClient, systemNameServers } from "../core/dns";
-import { loadFleetKey } from "../core/fleet";
+import { loadFleetKey } from "../fleet/protocol";
 import { moduleSet, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
 import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
 import { RecordingFiles } from "../core/config-files";
 import { keepInForce, type ModuleContext, readReloadable } from "./context";
-import { ModuleFleet, publisherOf } from "./fleet";
+import { ModuleFleet, publisherOf } from "../fleet/publisher";
 import { LineSplitter } from "./lines";
 import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./runtime";
 import type { Source } from "./sources";

@@ -1,20 +1,24 @@
 /**
  * `watcher rules test`: run a log through a module's rules, like fail2ban-regex. Needs no
  * root and touches no database: hits per rule, extracted hosts, and the engine's speed.
+ * Lines are attributed to sessions by the daemon's own SessionTable, in the lines' own time (as
+ * `inject --direct` replays them), so each line shows the address the daemon would count it
+ * against: its own, else its session's, including a session's address written after the line.
  */
-import { BoundedMap } from "../core/bounded-map";
 import type { Action, RuleSet } from "../core/rules";
-import { HeaderScan, scanSyslog } from "../core/syslog";
+import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import { forEachLine, type SkipCounts } from "./lines";
-import { sessionOf } from "./sessions";
+import { SessionTable, sessionOf } from "./sessions";
 
 export interface RuleTestMatch {
   /** 1-based line number in the input */
   readonly line: number;
   readonly rule: string;
-  /** the line's own address, else its session's; null when neither is known */
-  readonly host: string | null;
+  /** the address the line is attributed to: its own, else its session's (earlier or later line); null when none is certain */
+  host: string | null;
   readonly action: Action;
+  /** the rule's templates read the line two ways: its own address is not taken, its session's decides */
+  readonly ambiguous: boolean;
 }
 
 export interface RuleTestResult {
@@ -25,6 +29,8 @@ export interface RuleTestResult {
   readonly matches: RuleTestMatch[];
   readonly unparsed: number;
   readonly skipped: SkipCounts;
+  /** lines of counting rules no session could give an address the server wrote (the daemon's stat of the same name) */
+  readonly unattributed: number;
 }
 
 const MAX_SESSIONS = 8192;
@@ -35,10 +41,11 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
   const hits: Record<string, number> = {};
   for (const r of rules.rules) hits[r.name] = 0;
   const matches: RuleTestMatch[] = [];
-  /* program[pid] → address, so that lines without one can show their session's */
-  const sessionHosts = new BoundedMap<string, string>(MAX_SESSIONS);
+  const sessions = new SessionTable(MAX_SESSIONS);
   const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
   const h = new HeaderScan();
+  const now = Date.now() / 1000;
+  let time = now;
   let unparsed = 0;
   const block = text.endsWith("\n") || text === "" ? text : `${text}\n`;
   const lines = forEachLine(block, skipped, (start, end, index) => {
@@ -46,7 +53,7 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
       const m = rules.matchRaw(rawProgram, block, start, end);
       if (!m) return;
       hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-      matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action });
+      matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ambiguous: m.ambiguous });
       return;
     }
     if (!scanSyslog(block, start, end, h)) {
@@ -56,13 +63,11 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
     const m = rules.match(block, h, end);
     if (!m) return;
     hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-    let host = m.host?.text ?? null;
-    const session = sessionOf(block, h, m.session);
-    if (session) {
-      if (host) sessionHosts.set(session, host);
-      else host = sessionHosts.get(session) ?? null;
-    }
-    matches.push({ line: index + 1, rule: m.rule.name, host, action: m.rule.action });
+    time = parseSyslogTime(block.slice(h.timeStart, h.timeEnd), now) ?? time;
+    const match: RuleTestMatch = { line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ambiguous: m.ambiguous };
+    const at = matches.push(match) - 1;
+    /* what the daemon does (runtime.ts processLine): the line, and earlier lines that waited for its address */
+    for (const a of sessions.attribute(sessionOf(block, h, m.session), m.host, m.rule, m.count, time, at)) matches[a.tag]!.host = a.host.text;
   });
   return {
     lines,
@@ -72,5 +77,6 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
     matches,
     unparsed,
     skipped,
+    unattributed: sessions.stats.unattributed,
   };
 }

@@ -15,7 +15,7 @@ import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import type { ModuleContext, Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
 import { banNow } from "./decisions";
-import { FLEET_AFFAIRS_RULE, type ModuleFleet, queueDecision } from "./fleet";
+import { FLEET_AFFAIRS_RULE, type ModuleFleet, queueDecision } from "../fleet/publisher";
 import { forEachLine, type SkipCounts } from "./lines";
 import { RateCounter } from "./rates";
 import { SessionTable, sessionOf } from "./sessions";

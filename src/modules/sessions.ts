@@ -1,9 +1,19 @@
 /**
- * Session attribution and merging. A session is one `program[pid]`: sshd writes several lines
- * per connection, some without the address, some describing the same failed attempt twice
- * (PAM's `authentication failure` and sshd's `Failed password`).
- *  - Address: the session remembers the address its lines were extracted from; a line without
- *    one belongs to it, and lines that come before the address wait for it.
+ * Session attribution and merging. A session is one connection as the log shows it: the lines of
+ * one `program[pid]` (or of one service session id) from the line that starts the connection to
+ * the one that ends it. sshd writes several lines per connection, some without the address, some
+ * describing the same failed attempt twice (PAM's `authentication failure` and sshd's `Failed
+ * password`).
+ *  - Address: only an address the server itself wrote (a line's own, unambiguous, see rules.ts)
+ *    becomes the session's. A line without one, or one that reads two ways, belongs to the open
+ *    session that has an address; lines that come before the address wait for it. A pid is reused
+ *    by later connections, so a session ends where the server ends it: a rule's `session = "end"`
+ *    line (sshd's `Connection closed by`, `Disconnected from`, `session closed`), or a `session =
+ *    "start"` line (`Connection from`), or a line of the pid with another address, or ttl seconds
+ *    without a line. After its end, a session keeps only the lines that carry its own address (the
+ *    connection's last words); a line without one starts the next session. Waiting lines whose
+ *    session ends without an address, and address-less lines of no session, are counted as
+ *    unattributed: never against an address the server did not write for their connection.
  *  - Merging: within one rule group, each stream (a rule, or rules sharing `stream`) adds up the
  *    attempts it has seen; the session's attempts are the largest of those totals, and only
  *    an increase counts. So `pam`+`Failed password`+`PAM 2 more` over three tries is 3, not 6.
@@ -21,15 +31,24 @@ interface Tally {
   total: number;
 }
 
+interface Waiting {
+  readonly rule: CompiledRule;
+  readonly weight: number;
+  readonly tag: number;
+}
+
 interface Session {
+  /** the address the server wrote for this connection; null until a line brings it */
   host: Ip | null;
   lastSeen: number;
+  /** the server ended the connection: only lines carrying `host` still belong to it */
+  ended: boolean;
   /** attempts per group and stream: a few entries, so a list (Maps churn memory) */
   tallies: Tally[] | null;
   /** affairs counted against the host for this session (what a success may forgive) */
   counted: number;
   /** weight seen before the address was known, by rule */
-  waiting: { rule: CompiledRule; weight: number }[] | null;
+  waiting: Waiting[] | null;
 }
 
 export interface Attributed {
@@ -39,6 +58,13 @@ export interface Attributed {
   readonly current: boolean;
   /** affairs to count: 0 when merged into attempts already counted */
   readonly weight: number;
+  /** the tag the line was attributed with (`rules test` passes its line number) */
+  readonly tag: number;
+}
+
+export interface SessionStats {
+  /** lines of counting rules that no session could give an address the server wrote: never counted */
+  unattributed: number;
 }
 
 const MAX_WAITING = 16;
@@ -46,6 +72,7 @@ const MAX_WAITING = 16;
 /** Sessions by key, bounded (see BoundedMap): a flood of new pids cannot grow memory. */
 export class SessionTable {
   private readonly sessions: BoundedMap<string, Session>;
+  readonly stats: SessionStats = { unattributed: 0 };
 
   constructor(
     maxSessions = 8192,
@@ -58,11 +85,34 @@ export class SessionTable {
     return this.sessions.size;
   }
 
-  private touch(key: string, now: number): Session {
+  /** A session is over: its waiting lines never learn their address. */
+  private drop(key: string, s: Session): void {
+    this.stats.unattributed += s.waiting?.length ?? 0;
+    s.waiting = null;
+    this.sessions.delete(key);
+  }
+
+  /**
+   * The session a line of `key` belongs to: the open one, unless this line starts a connection,
+   * carries another address than the session's, or follows the session's end without carrying its
+   * address; then a new one.
+   */
+  private sessionFor(key: string, host: Ip | null, rule: CompiledRule, now: number): Session {
     let s = this.sessions.get(key);
-    if (s && now - s.lastSeen > this.ttlSeconds) s = undefined; /* pid reused long after */
+    if (s) {
+      const sameHost = host !== null && s.host !== null && s.host.text === host.text;
+      const over =
+        now - s.lastSeen > this.ttlSeconds /* pid reused long after */ ||
+        rule.session === "start" /* a new connection */ ||
+        (host !== null && s.host !== null && !sameHost) /* a new connection under a reused pid */ ||
+        (s.ended && !sameHost); /* the connection ended: a line without its address is another's */
+      if (over) {
+        this.drop(key, s);
+        s = undefined;
+      }
+    }
     if (!s) {
-      s = { host: null, lastSeen: now, tallies: null, counted: 0, waiting: null };
+      s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, waiting: null };
       this.sessions.set(key, s);
     }
     s.lastSeen = now;
@@ -88,30 +138,38 @@ export class SessionTable {
 
   /**
    * Attribute one matched line. `key` is program[pid] ("" when the line has no pid: then
-   * only lines with their own address count, each alone). Returns what to count now, which
-   * may include earlier lines that were waiting for this session's address.
+   * only lines with their own address count, each alone); `host` the address the server wrote in
+   * the line (null when it has none, or reads two ways). Returns what to count now, which may
+   * include earlier lines that were waiting for this session's address. `tag` is handed back with
+   * the line's attribution, now or later.
    */
-  attribute(key: string, host: Ip | null, rule: CompiledRule, weight: number, now: number): Attributed[] {
-    if (key === "") return host ? [{ host, rule, current: true, weight }] : [];
-    let s = this.touch(key, now);
-    if (host && s.host && s.host.text !== host.text) {
-      /* a new connection under a reused pid */
-      this.sessions.delete(key);
-      s = this.touch(key, now);
+  attribute(key: string, host: Ip | null, rule: CompiledRule, weight: number, now: number, tag = 0): Attributed[] {
+    const counting = rule.action === "count" || rule.action === "ban";
+    if (key === "") {
+      if (host) return [{ host, rule, current: true, weight, tag }];
+      if (counting) this.stats.unattributed++;
+      return [];
     }
+    const s = this.sessionFor(key, host, rule, now);
     const out: Attributed[] = [];
     if (host && !s.host) {
       s.host = host;
-      for (const w of s.waiting ?? []) out.push({ host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight) });
+      for (const w of s.waiting ?? []) out.push({ host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight), tag: w.tag });
       s.waiting = null;
     }
     if (!s.host) {
-      s.waiting ??= [];
-      if (rule.action === "count" && s.waiting.length < MAX_WAITING) s.waiting.push({ rule, weight });
-      return out;
+      if (rule.action === "count" && s.ended === false && rule.session !== "end" && (s.waiting?.length ?? 0) < MAX_WAITING) {
+        (s.waiting ??= []).push({ rule, weight, tag });
+      } else if (counting) this.stats.unattributed++;
+    } else {
+      out.push({ host: s.host, rule, current: true, weight: rule.action === "count" ? this.merge(s, rule, weight) : weight, tag });
+      for (const a of out) if (a.rule.action === "count") s.counted += a.weight;
     }
-    out.push({ host: s.host, rule, current: true, weight: rule.action === "count" ? this.merge(s, rule, weight) : weight });
-    for (const a of out) if (a.rule.action === "count") s.counted += a.weight;
+    if (rule.session === "end") {
+      s.ended = true;
+      /* without an address the session has nothing left to keep: its waiting lines are unattributed */
+      if (!s.host) this.drop(key, s);
+    }
     return out;
   }
 

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import { createFirewall } from "../core/firewall";
 import { moduleSetName } from "../core/firewall/types";
-import { FleetStore } from "../core/fleet";
+import { FleetStore } from "../store/fleet-db";
 import { ModuleStore } from "../core/store";
 import { dbPath, fleetDbPath } from "../modules/context";
 

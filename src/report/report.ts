@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { z } from "zod";
 import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
-import { FLEET_SET } from "../core/fleet";
+import { FLEET_SET } from "../fleet/protocol";
 import { createFirewall } from "../core/firewall";
 import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { readState } from "../dynload/load";

@@ -3,7 +3,9 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compareStreamIds, type Decision, FleetStore, loadFleetKey, newDecision, redactUrl, signedFields, verifiedDecision } from "../../src/core/fleet";
+import { compareStreamIds, type Decision, loadFleetKey, newDecision, signedFields, verifiedDecision } from "../../src/fleet/protocol";
+import { redactUrl } from "../../src/fleet/link";
+import { FleetStore } from "../../src/store/fleet-db";
 
 const KEY = Buffer.from("a-shared-fleet-key-of-32-bytes!!");
 const decision = newDecision("mail1", "LG", "ban", "203.0.113.7", 1_800_000_000, "failed-auth", 1_799_996_400);

@@ -6,10 +6,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FleetStore } from "../../src/core/fleet";
+import { FleetStore } from "../../src/store/fleet-db";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { ModuleStore } from "../../src/core/store";
-import type { FleetStatusReport } from "../../src/master/fleet";
+import type { FleetStatusReport } from "../../src/fleet/node";
 import { ATTACKER_V4, TestNet } from "../helpers/netns";
 import { TestRedis } from "../helpers/redis";
 import { makeRoot, WATCHER, watcher } from "../helpers/root";

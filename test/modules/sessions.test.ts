@@ -4,7 +4,7 @@ import type { CompiledRule } from "../../src/core/rules";
 import { SessionTable } from "../../src/modules/sessions";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");

@@ -12,8 +12,7 @@
  * the template filled in from some point on, or a delimiter), and a tail (nothing, a character
  * that ends a run, or the template's last text). Each family is the same message at any length.
  */
-import { parseIp } from "../../src/core/ip";
-import type { CompiledRule } from "../../src/core/rules";
+import { type CompiledRule, matchTemplates } from "../../src/core/rules";
 
 export interface Family {
   readonly head: string;
@@ -115,15 +114,14 @@ export function hostileFamilies(rule: CompiledRule): Family[] {
   return out;
 }
 
-/** What the daemon does with a message for this rule: the prefilter, then each template until an address parses. */
+/**
+ * What the daemon does with a message for this rule: the prefilter, then its templates (every one
+ * that fits, and each one's other reading, to tell a line that reads two ways: matchTemplates).
+ */
 export function runRule(rule: CompiledRule, message: string): boolean {
   const passes = rule.patternIsPrefix ? rule.patterns.some((p) => message.startsWith(p)) : rule.patterns.some((p) => message.includes(p));
   if (!passes) return false;
-  for (const t of rule.templates) {
-    const m = t.regex.exec(message);
-    if (m && parseIp(m[t.groups.HOST]!)) return true;
-  }
-  return rule.templates.length === 0;
+  return matchTemplates(rule, message) !== null;
 }
 
 /** Nanoseconds for `reps` runs of the rule on the message. */

@@ -7,9 +7,10 @@
  * full speed, decisions wait in the outbox, and affairs are counted locally only.
  */
 import type { Config, FleetConfig, ModuleName } from "../core/config";
-import { type Decision, type DecisionAction, FleetLink, fleetKeys, loadFleetKey, newDecision, publishDecisions } from "../core/fleet";
+import { type Decision, type DecisionAction, fleetKeys, loadFleetKey, newDecision, publishDecisions } from "./protocol";
+import { FleetLink } from "./link";
 import type { ModuleStore } from "../core/store";
-import type { ModuleContext } from "./context";
+import type { ModuleContext } from "../modules/context";
 
 /** The rule name of a ban made because the fleet's count reached fleetMaxAffairs. */
 export const FLEET_AFFAIRS_RULE = "fleet-affairs";

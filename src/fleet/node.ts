@@ -10,19 +10,9 @@ import { existsSync, readdirSync } from "node:fs";
 import { basename } from "node:path";
 import pkg from "../../package.json";
 import { type FleetConfig, type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
-import {
-  compareStreamIds,
-  type Decision,
-  FLEET_SET,
-  type FleetBan,
-  FleetLink,
-  FleetStore,
-  fleetKeys,
-  loadFleetKey,
-  type Outcome,
-  redactUrl,
-  verifiedDecision,
-} from "../core/fleet";
+import { compareStreamIds, type Decision, FLEET_SET, fleetKeys, loadFleetKey, verifiedDecision } from "./protocol";
+import { FleetLink, redactUrl } from "./link";
+import { type FleetBan, FleetStore, type Outcome } from "../store/fleet-db";
 import { ConfigError, WatcherError } from "../core/errors";
 import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
@@ -31,7 +21,7 @@ import { type ModuleStatus, readJson, removeFile, runningMaster, statusFile, wri
 import { ModuleStore } from "../core/store";
 import { dbPath, fleetDbPath } from "../modules/context";
 import { liftBan } from "../modules/decisions";
-import { drainOutbox } from "../modules/fleet";
+import { drainOutbox } from "./publisher";
 
 const READ_BATCH = 1000;
 const BLOCK_MS = 2000;
