@@ -71,6 +71,25 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
     dns: z.boolean().default(dnsByDefault),
     /** domains whose forward-confirmed hosts are never counted (e.g. "googlebot.com", "search.msn.com" for WB) */
     dnsAllow: z.array(z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, "expected a domain such as \"googlebot.com\"")).default([]),
+    /**
+     * Affairs also count for the network of this many leading bits of an IPv6 address (0: off):
+     * an attacker who rotates the addresses of one /64 is banned as that /64 (modules/prefixes.ts)
+     */
+    ipv6Prefix: z
+      .number()
+      .int()
+      .refine((p) => p === 0 || (p >= 32 && p <= 120), "expected 0 (off) or a prefix length from 32 to 120, such as 64 (one site's LAN)")
+      .default(64),
+    /** the same for IPv4 (24 for a /24); 0, the default: off, as a /24 is often shared by many customers */
+    ipv4Prefix: z
+      .number()
+      .int()
+      .refine((p) => p === 0 || (p >= 16 && p <= 31), "expected 0 (off) or a prefix length from 16 to 31, such as 24")
+      .default(0),
+    /** affairs within findTime from at least two addresses of one prefix that ban the prefix; default 4 × maxAffairs */
+    prefixMaxAffairs: z.number().int().min(2).max(100000).optional(),
+    /** addresses of one prefix banned within findTime that ban the prefix */
+    prefixMaxBans: z.number().int().min(2).max(1000).default(3),
     /** `expire` removes hosts whose last affair is older (their statistics stay in events) */
     expireAfter: Duration.default(30 * 86400),
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),

@@ -26,6 +26,11 @@ export interface HostRecord {
   lastRule: string;
   /** the web server instance of the last affair (WB), else null */
   vhost: string | null;
+  /**
+   * A prefix's record (its address is a network, `2001:db8:1:2::/64`): the affairs and bans of
+   * its addresses within findTime, as JSON of modules/prefixes.ts. Absent or null for an address.
+   */
+  prefixWindow?: string | null;
 }
 
 export type EventKind = "affair" | "ban" | "unban";
@@ -40,6 +45,8 @@ export interface EventRecord {
   /** the account the line named (MB, LG), at most 64 characters */
   user: string | null;
   vhost: string | null;
+  /** why a ban was made, where the rule does not say it (a prefix ban: its affairs and addresses) */
+  reason?: string | null;
 }
 
 /** Migrations in order; user_version is the number applied. Never edit a released one. */
@@ -74,6 +81,9 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE outbox (seq INTEGER PRIMARY KEY, decision TEXT NOT NULL);`,
   /* 4: affairs a DNS class preset, so that a ban's reason tells them from the logged ones */
   `ALTER TABLE hosts ADD COLUMN preset INTEGER NOT NULL DEFAULT 0;`,
+  /* 5: prefix bans (a rotating IPv6 /64): a prefix's window of affairs and bans, and a ban's reason */
+  `ALTER TABLE hosts ADD COLUMN prefix_window TEXT;
+   ALTER TABLE events ADD COLUMN reason TEXT;`,
 ];
 
 interface HostRow {
@@ -88,6 +98,7 @@ interface HostRow {
   last_rule: string;
   vhost: string | null;
   preset: number;
+  prefix_window: string | null;
 }
 
 function fromRow(r: HostRow): HostRecord {
@@ -103,6 +114,7 @@ function fromRow(r: HostRow): HostRecord {
     bannedUntil: r.banned_until,
     lastRule: r.last_rule,
     vhost: r.vhost,
+    ...(r.prefix_window !== null ? { prefixWindow: r.prefix_window } : {}),
   };
 }
 
@@ -131,9 +143,9 @@ export function openReadOnlyDatabase(path: string): Database {
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
-  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number]>;
+  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number, string | null]>;
   private readonly insertOutbox: Statement<unknown, [string]>;
-  private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null]>;
+  private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null, string | null]>;
 
   /** `readOnly`: for commands that only look (a dry run on a read-only root); the database must exist and be current. */
   constructor(
@@ -158,13 +170,13 @@ export class ModuleStore {
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
-      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost, preset)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost, preset, prefix_window)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
        ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, recent = ?4, first_seen = ?5,
-         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11`,
+         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11, prefix_window = ?12`,
     );
     this.insertOutbox = this.db.query("INSERT INTO outbox (decision) VALUES (?)");
-    this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   }
 
   private migrate(): void {
@@ -199,11 +211,11 @@ export class ModuleStore {
   }
 
   putHost(h: HostRecord): void {
-    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost, h.preset);
+    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost, h.preset, h.prefixWindow ?? null);
   }
 
   addEvent(e: EventRecord, hostClass: string | null): void {
-    this.insertEvent.run(e.time, e.address, e.rule, e.kind, e.value, hostClass, e.user === null ? null : e.user.slice(0, 64), e.vhost);
+    this.insertEvent.run(e.time, e.address, e.rule, e.kind, e.value, hostClass, e.user === null ? null : e.user.slice(0, 64), e.vhost, e.reason ?? null);
   }
 
   /** Hosts whose ban lasts beyond `now`, soonest expiry first. */

@@ -3,7 +3,7 @@
  * operation per set, replacing what was there, so starting twice duplicates nothing: the
  * whitelist, the blacklist, each module's active bans with their remaining time, and each
  * enabled blocklist from its cached copy, and in a fleet the other nodes' bans (fleet.db). A ban of an address that is now whitelisted (or own,
- * or reserved) is lifted instead.
+ * or reserved) is lifted instead, and so is a prefix ban whose network now holds such an address.
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { FLEET_SET } from "../fleet/protocol";
@@ -75,6 +75,15 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
     try {
       const elements: SetElement[] = [];
       for (const host of store.activeBans(now)) {
+        if (host.address.includes("/")) {
+          /* a prefix ban (modules/prefixes.ts): the network, for its remaining time */
+          const net = parseCidr(host.address);
+          if (!net || lists.dropConflict(net)) {
+            liftBan(store, host, "whitelist", now);
+            lifted.push(host.address);
+          } else elements.push({ address: net.text, timeout: host.bannedUntil - now });
+          continue;
+        }
         const ip = parseIp(host.address);
         if (!ip || lists.protection(ip)) {
           liftBan(store, host, "whitelist", now);

@@ -14,6 +14,7 @@ import type { HostRecord, ModuleStore } from "../core/store";
 import { type ModuleContext, fleetDbPath } from "./context";
 import { banDuration, newHost } from "./decide";
 import { publisherOf, queueDecision } from "../fleet/publisher";
+import { prefixOf } from "./prefixes";
 
 export const MANUAL_RULE = "manual";
 
@@ -66,17 +67,18 @@ export function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefine
   return banNow(banPartsOf(ctx), ip, MANUAL_RULE, seconds, now);
 }
 
-/** In the database only: the host's ban is over and its count starts afresh, recorded with `rule`. */
+/** In the database only: the host's (or prefix's) ban is over and its count starts afresh, recorded with `rule`. */
 export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now: number): void {
   store.transaction(() => {
-    store.putHost({ ...host, bannedUntil: 0, affairs: 0, recent: [], preset: 0 });
+    store.putHost({ ...host, bannedUntil: 0, affairs: 0, recent: [], preset: 0, ...(host.prefixWindow ? { prefixWindow: null } : {}) });
     store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0, user: null, vhost: null }, host.class);
   });
 }
 
 /**
- * Lift a ban and start the address's count afresh; false when it was not banned. In a fleet,
- * the unban goes to every node, and a fleet ban of the address here is lifted too.
+ * Lift a ban and start the address's count afresh; false when it was not banned. A prefix ban
+ * that holds the address (modules/prefixes.ts) is lifted with it. In a fleet, the unban goes to
+ * every node, and a fleet ban of the address here is lifted too.
  */
 export async function manualUnban(ctx: ModuleContext, ip: Ip, now = Math.floor(Date.now() / 1000)): Promise<boolean> {
   const host = ctx.store.getHost(ip.text);
@@ -85,6 +87,13 @@ export async function manualUnban(ctx: ModuleContext, ip: Ip, now = Math.floor(D
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   await ctx.firewall.unban(moduleSetName(ctx.module), [ip.text]);
   if (host) liftBan(ctx.store, host, MANUAL_RULE, now);
+  const net = prefixOf(ip, ctx.moduleConfig);
+  const prefix = net ? ctx.store.getHost(net.text) : null;
+  if (prefix && prefix.bannedUntil > now) {
+    await ctx.firewall.unban(moduleSetName(ctx.module), [prefix.address]);
+    liftBan(ctx.store, prefix, MANUAL_RULE, now);
+    wasBanned = true;
+  }
   if (ctx.config.fleet) {
     await ctx.firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
     await ctx.firewall.unban(FLEET_SET, [ip.text]);

@@ -15,6 +15,7 @@ import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import type { ModuleContext, Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
 import { banNow } from "./decisions";
+import { countPrefix } from "./prefixes";
 import { FLEET_AFFAIRS_RULE, type ModuleFleet, queueDecision } from "../fleet/publisher";
 import { forEachLine, type SkipCounts } from "./lines";
 import { RateCounter } from "./rates";
@@ -260,6 +261,13 @@ export class ModuleRuntime {
     this.writes.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight, user: detail.user, vhost: detail.vhost }, host.class);
     this.stats.affairs += weight;
     this.o.fleet?.sink.affair(ip.text, weight);
+    /* the address's prefix counts too: a rotating /64 is banned whole (modules/prefixes.ts) */
+    const prefix = countPrefix(this.writes, this.config, this.lists, ip, rule, weight, banSeconds > 0, time, this.o.clock(), detail.vhost);
+    if (prefix) {
+      this.stats.bans++;
+      if (prefix.element) bans.push(prefix.element);
+      decided.push(prefix.ban);
+    }
     if (banSeconds === 0) return;
     this.writes.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds, user: null, vhost: detail.vhost }, host.class);
     const fleet = this.o.fleet;

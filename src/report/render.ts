@@ -117,6 +117,16 @@ function moduleSection(m: ModuleReport, report: Report, width: number): string {
       width,
     ),
   );
+  if (m.prefixBans.length > 0) {
+    blocks.push(
+      titledTable(
+        "networks banned whole (prefix bans)",
+        [{ head: "prefix" }, { head: "until" }, { head: "bans", ...right, optional: true }, { head: "reason", optional: true }],
+        m.prefixBans.map((p) => [p.prefix, p.until, p.bans, p.reason ?? "-"]),
+        width,
+      ),
+    );
+  }
   return [`== ${heading}`, summary, spark, "", layout(blocks, width)].join("\n");
 }
 

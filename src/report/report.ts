@@ -43,6 +43,8 @@ export const ModuleReportSchema = z
     byRule: z.array(z.object({ rule: z.string(), affairs: Count, addresses: Count, bans: Count }).strict()),
     topAttackers: z.array(z.object({ address: z.string(), affairs: Count, bans: Count, class: z.enum(HOST_CLASSES), lastSeen: Iso }).strict()),
     latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count, until: Iso, vhost: z.string().nullable() }).strict()),
+    /** networks banned whole now (a rotating IPv6 /64: modules/prefixes.ts), soonest end first; empty for a vhost */
+    prefixBans: z.array(z.object({ prefix: z.string(), until: Iso, bans: Count, reason: z.string().nullable() }).strict()),
     /** affairs per hour, oldest first; the last hour is the current one */
     hourly: z.object({ start: Iso, affairs: z.array(Count).length(24) }).strict(),
   })
@@ -138,6 +140,7 @@ function emptyModule(module: ModuleName, vhost: string | null, hourStart: number
     byRule: [],
     topAttackers: [],
     latestBans: [],
+    prefixBans: [],
     hourly: { start: iso(hourStart), affairs: new Array<number>(24).fill(0) },
   };
 }
@@ -151,8 +154,9 @@ function moduleFacts(db: Database, module: ModuleName, expireAfter: number, o: R
   const all = <T>(sql: string, ...params: (string | number)[]) => db.query<T, (string | number)[]>(sql).all(...params);
 
   if (vhost === null) {
-    r.tracked = one<{ n: number }>("SELECT COUNT(*) n FROM hosts").n;
-    r.banned = one<{ n: number }>("SELECT COUNT(*) n FROM hosts WHERE banned_until > ?", now).n;
+    /* addresses; the networks of prefix counting (`2001:db8:1:2::/64`) are reported apart */
+    r.tracked = one<{ n: number }>("SELECT COUNT(*) n FROM hosts WHERE instr(address, '/') = 0").n;
+    r.banned = one<{ n: number }>("SELECT COUNT(*) n FROM hosts WHERE banned_until > ? AND instr(address, '/') = 0", now).n;
   } else {
     r.tracked = one<{ n: number }>(`SELECT COUNT(DISTINCT address) n FROM events WHERE kind = 'affair' AND time >= ? AND ${v.sql}`, now - expireAfter, ...v.params).n;
     /* a ban this vhost caused, still running, and not lifted since (the host says so) */
@@ -216,7 +220,20 @@ function moduleFacts(db: Database, module: ModuleName, expireAfter: number, o: R
     ...v.params,
   );
   for (const { h, n } of hours) r.hourly.affairs[h] = n;
+  if (vhost === null) r.prefixBans = prefixBans(db, now);
   return r;
+}
+
+/** The prefix bans in force (hosts rows whose address is a network), with the reason of each one's last ban (schema 5). */
+function prefixBans(db: Database, now: number): ModuleReport["prefixBans"] {
+  const withReason = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version >= 5;
+  const reason = withReason ? db.query<{ reason: string | null }, [string]>("SELECT reason FROM events WHERE address = ? AND kind = 'ban' ORDER BY rowid DESC LIMIT 1") : null;
+  return db
+    .query<{ address: string; banned_until: number; ban_count: number }, [number]>(
+      "SELECT address, banned_until, ban_count FROM hosts WHERE banned_until > ? AND instr(address, '/') > 0 ORDER BY banned_until, address",
+    )
+    .all(now)
+    .map((h) => ({ prefix: h.address, until: iso(h.banned_until), bans: h.ban_count, reason: reason?.get(h.address)?.reason ?? null }));
 }
 
 /** The firewall's sets and their sizes; the caller's firewall, else the configured one. */
