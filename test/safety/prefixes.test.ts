@@ -13,7 +13,11 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { moduleSetName } from "../../src/core/firewall/types";
+import { parseIp } from "../../src/core/ip";
 import { type ModuleContext, openModule } from "../../src/modules/context";
+import { manualUnban } from "../../src/modules/decisions";
+import { expire } from "../../src/ops/expire";
+import { loadConfig } from "../../src/core/config";
 import { type BanReport, ModuleRuntime, partsOf } from "../../src/modules/runtime";
 import { SERVER_V6, TestNet } from "../helpers/netns";
 import { makeRoot, WATCHER } from "../helpers/root";
@@ -84,7 +88,28 @@ describe("prefix bans in-process", () => {
     expect(bans).toEqual([]);
     await rt.processBlock(failures(["2001:db8:1:6::ab"], 5, 9000));
     expect(bans.map((b) => b.address)).toEqual(["2001:db8:1:6::ab"]);
-    expect((await ctx.firewall.list(moduleSetName("LG"))).map((e) => e.address)).toEqual(["2001:db8:1:6::ab"]);
+    /* the same traffic from a /64 without a whitelisted address bans it whole */
+    await rt.processBlock(failures(rotation("2001:db8:1:7::", 200), 4, 20000));
+    expect(bans.map((b) => b.address)).toEqual(["2001:db8:1:6::ab", "2001:db8:1:7::/64"]);
+    expect((await ctx.firewall.list(moduleSetName("LG"))).map((e) => e.address).sort()).toEqual(["2001:db8:1:6::ab", "2001:db8:1:7::/64"]);
+    await ctx.close();
+  });
+
+  test("unban of one of its addresses lifts a prefix ban; expire forgets the prefix and lifts its ban", async () => {
+    const ctx = openModule(makeRoot("prefixes", { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\nexpireAfter = "1m"\n' }), "LG");
+    const { rt, bans } = runtime(ctx);
+    await rt.processBlock(failures(rotation("2001:db8:1:8::", 20), 1));
+    expect(bans.map((b) => b.address)).toEqual(["2001:db8:1:8::/64"]);
+    expect(await manualUnban(ctx, parseIp("2001:db8:1:8::ffff")!, NOW)).toBe(true);
+    expect((await ctx.firewall.list(moduleSetName("LG"))).map((e) => e.address)).toEqual([]);
+    expect(ctx.store.getHost("2001:db8:1:8::/64")).toMatchObject({ bannedUntil: 0, affairs: 0 });
+    /* banned again, then forgotten by expire long after its last affair */
+    await rt.processBlock(failures(rotation("2001:db8:1:8::", 20, 0x200), 1, 5000));
+    expect((await ctx.firewall.list(moduleSetName("LG"))).map((e) => e.address)).toEqual(["2001:db8:1:8::/64"]);
+    const [r] = await expire(loadConfig(ctx.paths.root), { module: "LG", now: NOW + 120, dryRun: false });
+    expect(r!.expired.find((h) => h.address === "2001:db8:1:8::/64")).toMatchObject({ banLifted: true });
+    expect(ctx.store.getHost("2001:db8:1:8::/64")).toBeNull();
+    expect((await ctx.firewall.list(moduleSetName("LG"))).map((e) => e.address)).toEqual([]);
     await ctx.close();
   });
 
