@@ -545,7 +545,7 @@ export class RuleSet {
           name: r.name,
           file,
           index: all.length,
-          action: inactive ? "ignore" : r.action,
+          action: inactive && r.session ? "ignore" : r.action,
           mode: r.mode,
           group: r.group ?? null,
           stream: r.stream ?? r.name,

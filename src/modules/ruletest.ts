@@ -29,7 +29,7 @@ export interface RuleTestResult {
   readonly matches: RuleTestMatch[];
   readonly unparsed: number;
   readonly skipped: SkipCounts;
-  /** lines of counting rules no session could give an address the server wrote (the daemon's stat of the same name) */
+  /** lines of counting rules no session could give an address the server wrote: the daemon never counts them */
   readonly unattributed: number;
 }
 
@@ -77,6 +77,7 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
     matches,
     unparsed,
     skipped,
-    unattributed: sessions.stats.unattributed,
+    /* the log is over: lines of counting rules still without an address never get one */
+    unattributed: matches.filter((m) => m.host === null && (m.action === "count" || m.action === "ban")).length,
   };
 }

@@ -63,7 +63,8 @@ export interface Attributed {
 }
 
 export interface SessionStats {
-  /** lines of counting rules that no session could give an address the server wrote: never counted */
+  /** lines of counting rules that no session could give an address the server wrote: never counted
+      (lines still waiting when the table, full, forgets their session are not in it) */
   unattributed: number;
 }
 

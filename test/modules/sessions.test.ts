@@ -88,3 +88,78 @@ describe("forgiveness", () => {
     expect(s.forgive("sshd[11]")).toBe(0);
   });
 });
+
+describe("a session ends where the server ends it (issue 16, item 1)", () => {
+  const end = (name: string, extra: Partial<CompiledRule> = {}) => rule(name, { action: "ignore", session: "end", ...extra });
+  const start = rule("connection-from", { action: "ignore", session: "start" });
+
+  test("after its end, a line without an address is nobody's: counted as unattributed", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[20]", A, start, 1, 0);
+    s.attribute("sshd[20]", A, rule("accepted", { action: "success" }), 1, 0);
+    s.attribute("sshd[20]", null, end("pam-session-closed"), 1, 1);
+    expect(s.attribute("sshd[20]", null, rule("kex"), 1, 2)).toEqual([]);
+    /* the reused pid's later address is the new connection's, and takes its waiting line */
+    expect(s.attribute("sshd[20]", B, rule("banner"), 1, 3).map((a) => [a.host.text, a.rule.name, a.current])).toEqual([
+      [B.text, "kex", false],
+      [B.text, "banner", true],
+    ]);
+    expect(s.stats.unattributed).toBe(0);
+  });
+
+  test("an end without an address: the lines that waited for one are unattributed", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[21]", null, rule("kex"), 1, 0);
+    s.attribute("sshd[21]", null, end("pam-session-closed"), 1, 0);
+    expect(s.attribute("sshd[21]", A, rule("banner"), 1, 1).map((a) => [a.rule.name, a.weight])).toEqual([["banner", 1]]);
+    expect(s.stats.unattributed).toBe(1);
+  });
+
+  test("an end with the address gives it to the lines that waited, then the session is over", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[22]", null, rule("kex", { stream: "kex" }), 1, 0, 7);
+    expect(s.attribute("sshd[22]", A, end("closed", { action: "count", stream: "probe" }), 1, 0, 8).map((a) => [a.host.text, a.tag, a.weight])).toEqual([
+      [A.text, 7, 1],
+      [A.text, 8, 0],
+    ]);
+    expect(s.attribute("sshd[22]", null, rule("kex"), 1, 1)).toEqual([]);
+  });
+
+  test("the connection's last lines after its end carry its own address: still its session, merged", () => {
+    const s = new SessionTable();
+    const failed = rule("failed");
+    expect(weights(s.attribute("sshd[23]", A, failed, 1, 0))).toEqual([1]);
+    /* Received disconnect ... [preauth], then Disconnected from invalid user ... [preauth]: one try */
+    expect(weights(s.attribute("sshd[23]", A, end("received-disconnect", { action: "count", stream: "probe" }), 1, 0))).toEqual([0]);
+    expect(weights(s.attribute("sshd[23]", A, end("disconnected", { action: "count", stream: "preauth-disconnect" }), 1, 0))).toEqual([0]);
+  });
+
+  test("a start line begins a new session: the pid's waiting lines are not the new client's", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[24]", null, rule("kex"), 1, 0);
+    expect(s.attribute("sshd[24]", A, start, 1, 1).map((a) => [a.rule.name, a.current])).toEqual([["connection-from", true]]);
+    expect(s.stats.unattributed).toBe(1);
+    expect(s.attribute("sshd[24]", null, rule("invalid-preauth"), 1, 2).map((a) => a.host.text)).toEqual([A.text]);
+    /* Connection from the same address again: a new connection, its attempts counted afresh */
+    s.attribute("sshd[24]", A, start, 1, 3);
+    expect(weights(s.attribute("sshd[24]", null, rule("invalid-preauth"), 1, 4))).toEqual([1]);
+  });
+
+  test("a line that reads two ways (no address of its own) takes the open session's, or waits for it", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[25]", A, rule("pam", { stream: "pam" }), 1, 0);
+    expect(s.attribute("sshd[25]", null, rule("failed"), 1, 0).map((a) => [a.host.text, a.weight])).toEqual([[A.text, 0]]);
+    expect(s.attribute("sshd[26]", null, rule("failed"), 1, 0)).toEqual([]);
+    expect(s.attribute("sshd[26]", B, rule("closed", { stream: "closed" }), 1, 0).map((a) => [a.host.text, a.rule.name])).toEqual([
+      [B.text, "failed"],
+      [B.text, "closed"],
+    ]);
+  });
+
+  test("address-less lines without a pid are unattributed", () => {
+    const s = new SessionTable();
+    expect(s.attribute("", null, rule("kex"), 1, 0)).toEqual([]);
+    expect(s.attribute("", null, rule("note", { action: "ignore" }), 1, 0)).toEqual([]);
+    expect(s.stats.unattributed).toBe(1);
+  });
+});

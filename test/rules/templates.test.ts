@@ -6,7 +6,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../../src/core/errors";
-import { compileTemplate, RuleSet } from "../../src/core/rules";
+import { compileTemplate, matchTemplates, RuleSet } from "../../src/core/rules";
+import { HeaderScan, scanSyslog } from "../../src/core/syslog";
 
 function loadError(host: string): string {
   const text = `programs = ["dovecot"]\n[[rule]]\nname = "x"\npattern = "a"\nhost = ${host}\n`;
@@ -85,5 +86,79 @@ describe("how the linear-time plans read ambiguous places", () => {
   });
   test("a run whose following text it could also hold stops at the last place that text fits", () => {
     expect(extract("^conn (pid=<WORD>,uid=<WORD>): from <HOST>$", "conn (pid=1,uid=2,uid=3): from 192.0.2.1")).toEqual({ host: "192.0.2.1" });
+  });
+});
+
+describe("lines that read two ways (issue 16, item 2)", () => {
+  function ruleSet(host: string, extra = ""): RuleSet {
+    return new RuleSet([{ file: "test.rule", text: `programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = "Failed "\nhost = ${host}\n${extra}` }], "normal");
+  }
+  function read(rules: RuleSet, message: string) {
+    const m = matchTemplates(rules.rules[0]!, message);
+    return m && { host: m.host?.text ?? null, ambiguous: m.ambiguous };
+  }
+
+  test("one template, <HOST> between two wildcards: two places for the address text, no address", () => {
+    const rules = ruleSet('"^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2: <ANY>$"');
+    expect(read(rules, "Failed hostbased for dan from 203.0.113.9 port 1 ssh2: RSA SHA256:x, client user \"dan\"")).toEqual({ host: "203.0.113.9", ambiguous: false });
+    /* the client's user name in the auth info repeats the template's text: either place could be sshd's */
+    expect(read(rules, 'Failed hostbased for dan from 203.0.113.9 port 1 ssh2: RSA SHA256:x, client user "x from 192.0.2.9 port 2 ssh2: "')).toEqual({ host: null, ambiguous: true });
+    /* so can the user name before it */
+    expect(read(rules, "Failed password for x from 192.0.2.9 port 2 ssh2: from 203.0.113.9 port 1 ssh2: y")).toEqual({ host: null, ambiguous: true });
+  });
+
+  test("two templates of one rule reading two addresses: no address", () => {
+    const rules = ruleSet('["^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2$", "^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2: <ANY>$"]');
+    expect(read(rules, "Failed password for invalid user test from 203.0.113.9 port 58946 ssh2: from 192.0.2.9 port 55555 ssh2")).toEqual({ host: null, ambiguous: true });
+    /* the same address at both places reads one way */
+    expect(read(rules, "Failed password for x from 203.0.113.9 port 1 ssh2: from 203.0.113.9 port 1 ssh2")).toEqual({ host: "203.0.113.9", ambiguous: false });
+    expect(read(rules, "Failed password for invalid user from 192.0.2.9 from 203.0.113.9 port 58946 ssh2")).toEqual({ host: "203.0.113.9", ambiguous: false });
+  });
+
+  test("a template whose <HOST> is fixed by ^ or by a head read from ^ has no second regex; one found by a search has one", () => {
+    for (const source of ["^Connection from <HOST> port <PORT> on <ANY>$", "rip=<HOST>, lip=<WORD>$", "^<WORD>: reject: <WORD> from <WORD>[<HOST>]: <ANY>$"]) {
+      const t = compileTemplate(source);
+      if (typeof t === "string") throw new Error(t);
+      expect([source, t.alt]).toEqual([source, null]);
+    }
+    for (const source of ["^Invalid user <USER> from <HOST> port <PORT>$", "^warning: <ANY> limit exceeded: <WORD> from <WORD>[<HOST>] for service <WORD>$"]) {
+      const t = compileTemplate(source);
+      if (typeof t === "string") throw new Error(t);
+      expect([source, t.alt === null]).toEqual([source, false]);
+    }
+  });
+
+  test("where the text after the address must reach the end of the line, a copy of it earlier is no second reading", () => {
+    const rules = new RuleSet(
+      [{ file: "t.rule", text: 'programs = ["postfix/smtpd"]\n[[rule]]\nname = "limit"\npattern = "limit exceeded: "\nhost = "^warning: <ANY> limit exceeded: <WORD> from <WORD>[<HOST>] for service <WORD>$"\n' }],
+      "normal",
+    );
+    const m = (s: string) => matchTemplates(rules.rules[0]!, s);
+    expect(m("warning: Connection rate limit exceeded: 31 from unknown[203.0.113.9] for service smtp")?.host?.text).toBe("203.0.113.9");
+    expect(m("warning: x limit exceeded: 1 from x[192.0.2.9] for service smtp limit exceeded: 31 from unknown[203.0.113.9] for service smtp")).toMatchObject({ ambiguous: false });
+    expect(m("warning: x limit exceeded: 1 from x[192.0.2.9] for service smtp limit exceeded: 31 from unknown[203.0.113.9] for service smtp")?.host?.text).toBe("203.0.113.9");
+    const users = ruleSet('"^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2$"');
+    expect(read(users, "Failed password for x from 192.0.2.9 port 2 ssh2 from 203.0.113.9 port 1 ssh2")).toEqual({ host: "203.0.113.9", ambiguous: false });
+  });
+
+  test("the session field: start or end, anything else refused naming the rule and the field", () => {
+    expect(ruleSet('"^Failed <WORD> for <USER> from <HOST>$"', 'session = "end"\n').rules[0]!.session).toBe("end");
+    expect(ruleSet('"^Failed <WORD> for <USER> from <HOST>$"').rules[0]!.session).toBeNull();
+    expect(() => ruleSet('"^Failed <WORD> for <USER> from <HOST>$"', 'session = "close"\n')).toThrow('test.rule: rule "x", field session: expected "start" (the line starts a connection) or "end" (it ends one)');
+  });
+
+  test("an aggressive rule that ends a session still ends it in normal mode, counting nothing", () => {
+    const text = `programs = ["sshd"]\n[[rule]]\nname = "probe"\npattern = "Connection closed by "\nhost = "^Connection closed by <HOST> port <PORT> [preauth]$"\nmode = "aggressive"\nsession = "end"\n[[rule]]\nname = "other"\npattern = "Timeout "\nhost = "^Timeout for <HOST>$"\nmode = "aggressive"\n`;
+    const normal = new RuleSet([{ file: "t.rule", text }], "normal");
+    const aggressive = new RuleSet([{ file: "t.rule", text }], "aggressive");
+    const line = (message: string): [string, HeaderScan, number] => {
+      const text = `Nov 25 10:00:00 srv sshd[7]: ${message}`;
+      const h = new HeaderScan();
+      scanSyslog(text, 0, text.length, h);
+      return [text, h, text.length];
+    };
+    const closed = line("Connection closed by 203.0.113.9 port 4 [preauth]");
+    expect([normal.match(...closed)?.rule.action, aggressive.match(...closed)?.rule.action]).toEqual(["ignore", "count"]);
+    expect([normal.match(...line("Timeout for 203.0.113.9")), aggressive.match(...line("Timeout for 203.0.113.9"))?.rule.name]).toEqual([null, "other"]);
   });
 });
