@@ -74,6 +74,12 @@ export interface CompiledRule {
   readonly once: boolean;
   /** the line starts its session (a new connection) or ends it (the server closed it); null: neither */
   readonly session: "start" | "end" | null;
+  /**
+   * its file marks where sessions start or end, so its program's pid stands for one connection at
+   * a time; without marks (a service whose process serves many clients at once), a line without an
+   * address of its own (no host template, or one that reads two ways) is never given one
+   */
+  readonly connections: boolean;
   /** the line must contain one of these */
   readonly patterns: readonly string[];
   /** true when every matching message starts with one of the patterns: a startsWith, not an includes */
@@ -509,6 +515,7 @@ export class RuleSet {
     const seen = new Map<string, string>();
     for (const { file, text } of sources) {
       const spec = parseRuleFile(file, text);
+      const connections = spec.rules.some((r) => r.session !== undefined);
       for (const r of spec.rules) {
         const other = seen.get(r.name);
         if (other) throw new ConfigError(`${file}: rule "${r.name}": name already used in ${other}`);
@@ -551,6 +558,7 @@ export class RuleSet {
           stream: r.stream ?? r.name,
           once: r.once,
           session: r.session ?? null,
+          connections,
           patterns,
           patternIsPrefix,
           rate: r.rate ?? null,

@@ -6,7 +6,9 @@
  * password`).
  *  - Address: only an address the server itself wrote (a line's own, unambiguous, see rules.ts)
  *    becomes the session's. A line without one, or one that reads two ways, belongs to the open
- *    session that has an address; lines that come before the address wait for it. A pid is reused
+ *    session that has an address; lines that come before the address wait for it. Only in rule
+ *    files that mark where sessions start or end (CompiledRule.connections): elsewhere a pid may
+ *    serve many clients at once (Dovecot's auth process), and such a line is unattributed. A pid is reused
  *    by later connections, so a session ends where the server ends it: a rule's `session = "end"`
  *    line (sshd's `Connection closed by`, `Disconnected from`, `session closed`), or a `session =
  *    "start"` line (`Connection from`), or a line of the pid with another address, or ttl seconds
@@ -146,6 +148,8 @@ export class SessionTable {
    */
   attribute(key: string, host: Ip | null, rule: CompiledRule, weight: number, now: number, tag = 0): Attributed[] {
     const counting = rule.action === "count" || rule.action === "ban";
+    /* a program whose rules never say where a connection starts or ends: its pid is no connection */
+    if (!host && !rule.connections) key = "";
     if (key === "") {
       if (host) return [{ host, rule, current: true, weight, tag }];
       if (counting) this.stats.unattributed++;

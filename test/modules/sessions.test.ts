@@ -4,7 +4,7 @@ import type { CompiledRule } from "../../src/core/rules";
 import { SessionTable } from "../../src/modules/sessions";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");
@@ -160,6 +160,16 @@ describe("a session ends where the server ends it (issue 16, item 1)", () => {
     const s = new SessionTable();
     expect(s.attribute("", null, rule("kex"), 1, 0)).toEqual([]);
     expect(s.attribute("", null, rule("note", { action: "ignore" }), 1, 0)).toEqual([]);
+    expect(s.stats.unattributed).toBe(1);
+  });
+});
+
+describe("a pid that is no connection", () => {
+  test("in a rule file that marks no session start or end, a line without its own address is nobody's", () => {
+    /* Dovecot's auth process serves many clients at once: the address of its last line is not the next line's */
+    const s = new SessionTable();
+    s.attribute("dovecot[30]", A, rule("mismatch", { connections: false }), 1, 0);
+    expect(s.attribute("dovecot[30]", null, rule("mismatch", { connections: false }), 1, 0)).toEqual([]);
     expect(s.stats.unattributed).toBe(1);
   });
 });
