@@ -81,8 +81,11 @@ async function joined(root: string): Promise<void> {
   await waitFor("the node to join the fleet", () => status(root).master?.connected && (status(root).master?.syncs ?? 0) >= 1);
 }
 
-/** The i-th of up to 1,000 documentation addresses: 200 IPv4, then IPv6 (192.0.2.0/24 is left out: test machines use it). */
-const docAddress = (i: number) => (i < 200 ? `203.0.113.${i + 1}` : `2001:db8:f1ee::${(i + 1).toString(16)}`);
+/**
+ * The i-th of up to 1,000 documentation addresses: 200 IPv4, then IPv6, each in a /64 of its own
+ * (these tests are about addresses, not prefix bans; 192.0.2.0/24 is left out: test machines use it).
+ */
+const docAddress = (i: number) => (i < 200 ? `203.0.113.${i + 1}` : `2001:db8:f1ee:${(i + 1).toString(16)}::1`);
 
 let sshdPid = 4000;
 /** n failed logins from `address`, each in its own sshd-session process */
