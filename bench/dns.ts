@@ -1,17 +1,18 @@
 /**
- * DNS must never slow the loop: the full pipeline (rules, sessions, SQLite, dry-run firewall)
- * over a corpus with 100k distinct attacker addresses, with DNS off and with DNS on against a
- * slow resolver on loopback (every answer 200 ms late) and a dead one (no answers at all).
- * Reports lines/s, medians of the runs, and the ratio against DNS off.
- * Usage: node_modules/.bin/bun bench/dns.ts [--addresses 100000] [--runs 3]
+ * What DNS classes cost the loop, measured on whole processes: `dist/watcher module LG --stdin`
+ * (dry-run firewall) reads a corpus with DNS off, and on against a resolver on loopback that
+ * answers at once (every address a forward-confirmed TRUEHOST, so the work is the same as off
+ * but for DNS), one that answers 200 ms late, and a dead one. Reports the CPU time (user + system)
+ * and wall time of each, medians of the runs, and the ratio against DNS off.
+ *
+ * Two corpora: every line a failed login from a new address (the worst case: a lookup per
+ * line), and bench/gen-corpus.ts (a day of a busy server: 300 attackers among benign lines).
+ *
+ * Usage: node_modules/.bin/bun bench/dns.ts [--addresses 100000] [--lines 1000000] [--runs 3]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DnsClient } from "../src/core/dns";
-import { openModule } from "../src/modules/context";
-import { LineSplitter } from "../src/modules/lines";
-import { ModuleRuntime, partsOf } from "../src/modules/runtime";
 import { TestDnsServer } from "../test/helpers/dns-server";
 
 const args = process.argv.slice(2);
@@ -19,68 +20,99 @@ const opt = (name: string, fallback: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
-const ADDRESSES = opt("addresses", 100000);
+const ADDRESSES = opt("addresses", 100_000);
+const LINES = opt("lines", 1_000_000);
 const RUNS = opt("runs", 3);
+const WATCHER = process.env.WATCHER_CMD?.split(" ") ?? [join(import.meta.dir, "..", "dist", "watcher")];
+const work = mkdtempSync(join(tmpdir(), "watcher-bench-dns-"));
 
-/** Each attacker fails twice; four benign lines per attack line. */
-function corpus(): string {
-  const out: string[] = [];
-  for (let round = 0; round < 2; round++) {
-    for (let i = 1; i <= ADDRESSES; i++) {
-      const a = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-      out.push(`Nov 25 10:00:00 srv sshd-session[${i + round * ADDRESSES}]: Failed password for root from ${a} port 40000 ssh2`);
-      out.push(`Nov 25 10:00:00 srv CRON[${i}]: pam_unix(cron:session): session closed for user root`);
-      out.push(`Nov 25 10:00:00 srv sshd[${i}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)`);
-      out.push(`Nov 25 10:00:00 srv systemd-logind[412]: New session ${i} of user deploy.`);
-      out.push(`Nov 25 10:00:00 srv kernel: [UFW BLOCK] IN=eth0 OUT= SRC=192.0.2.1 DST=192.0.2.2`);
-    }
-  }
-  return `${out.join("\n")}\n`;
+function v6(i: number): string {
+  return `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::9`;
 }
 
-async function run(text: string, servers: string[] | null): Promise<{ seconds: number; lookups: number; dropped: number }> {
-  const root = mkdtempSync(join(tmpdir(), "watcher-bench-dns-"));
+/** Every line a failed login from an address never seen before. */
+function newAddressCorpus(): string {
+  let text = "";
+  for (let i = 0; i < ADDRESSES; i++) text += `Nov 25 10:00:00 srv sshd-session[${1000 + i}]: Failed password for root from ${v6(i)} port 40000 ssh2\n`;
+  return text;
+}
+
+function genCorpus(): string {
+  const out = join(work, "gen.log");
+  const p = Bun.spawnSync([process.execPath, join(import.meta.dir, "gen-corpus.ts"), "--lines", String(LINES), "--seed", "1", "--out", out]);
+  if (p.exitCode !== 0) throw new Error(`gen-corpus: ${p.stderr.toString()}`);
+  return out;
+}
+
+/** The address an ip6.arpa or in-addr.arpa name stands for, in full. */
+function fromReverse(name: string): string {
+  if (name.endsWith(".in-addr.arpa")) return name.split(".").slice(0, 4).reverse().join(".");
+  const nibbles = name.split(".").slice(0, 32).reverse().join("");
+  return nibbles.match(/.{4}/g)!.join(":");
+}
+
+/** A resolver that makes every address a TRUEHOST: PTR h6-<address>.example.net, whose AAAA is the address (h4-: A). */
+function confirmingRecords(delayMs: number) {
+  const hostName = (address: string) => (address.includes(":") ? `h6-${address.replaceAll(":", "-")}` : `h4-${address.replaceAll(".", "-")}`) + ".example.net";
+  const back = (name: string) => {
+    const m = /^h([46])-(.*)\.example\.net$/.exec(name);
+    return m ? [m[2]!.replaceAll("-", m[1] === "6" ? ":" : ".")] : undefined;
+  };
+  const table = (get: (name: string) => string[] | undefined) => new Proxy({}, { get: (_t, name: string) => get(name), has: (_t, name: string) => get(name) !== undefined });
+  return {
+    ptr: table((name) => (name.endsWith(".arpa") ? [hostName(fromReverse(name))] : undefined)) as Record<string, string[]>,
+    a: table((name) => back(name)?.filter((a) => !a.includes(":"))) as Record<string, string[]>,
+    aaaa: table((name) => back(name)?.filter((a) => a.includes(":"))) as Record<string, string[]>,
+    ...(delayMs > 0 ? { delayMs: new Proxy({}, { get: () => delayMs, has: () => true }) as Record<string, number> } : {}),
+  };
+}
+
+interface Run {
+  cpu: number;
+  wall: number;
+}
+
+async function run(corpus: string, servers: string[] | null): Promise<Run> {
+  const root = mkdtempSync(join(work, "root-"));
   mkdirSync(join(root, "etc"));
-  writeFileSync(join(root, "etc", "watcher.toml"), 'firewall = "dryrun"\n');
-  const ctx = openModule(root, "LG");
-  const client = servers ? new DnsClient({ servers, timeout: 2, retries: 1 }) : null;
-  const rt = new ModuleRuntime({
-    ...partsOf(ctx),
-    clock: () => Math.floor(Date.now() / 1000), useLineTime: false,
-    dns: client ? { client, options: ctx.config.dns } : undefined,
-  });
-  const bytes = new TextEncoder().encode(text);
-  const splitter = new LineSplitter();
+  const dns = servers ? `[dns]\nservers = ${JSON.stringify(servers)}\ntimeout = 1\nretries = 0\n` : "";
+  writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n${dns}[modules.LG]\ndns = ${servers !== null}\n`);
   const started = performance.now();
-  for (let at = 0; at < bytes.length; at += 65536) await rt.processBlock(splitter.push(bytes.subarray(at, at + 65536)));
-  await rt.processBlock(splitter.end());
-  const seconds = (performance.now() - started) / 1000;
-  const stats = { seconds, lookups: rt.dns?.stats.lookups ?? 0, dropped: rt.dns?.stats.dropped ?? 0 };
-  client?.close();
-  await ctx.close();
+  const p = Bun.spawn([...WATCHER, "--root", root, "module", "LG", "--stdin"], { stdin: Bun.file(corpus), stdout: "ignore", stderr: "ignore" });
+  const code = await p.exited;
+  const wall = (performance.now() - started) / 1000;
+  if (code !== 0) throw new Error(`watcher module exited with ${code}`);
+  const usage = p.resourceUsage()!;
   rmSync(root, { recursive: true, force: true });
-  return stats;
+  return { cpu: Number(usage.cpuTime.total) / 1e6, wall };
 }
 
-const text = corpus();
-const lines = text.split("\n").length - 1;
-const slow = await new TestDnsServer({ delayMs: new Proxy({}, { get: () => 200, has: () => true }) as Record<string, number> }).start();
-const dead = "127.0.0.1:9";
-const results: Record<string, { seconds: number; lookups: number; dropped: number }[]> = { off: [], slow: [], dead: [] };
-for (let r = 0; r < RUNS; r++) {
-  results.off!.push(await run(text, null));
-  results.slow!.push(await run(text, [slow.address]));
-  results.dead!.push(await run(text, [dead]));
-}
-slow.stop();
+const atOnce = await new TestDnsServer(confirmingRecords(0)).start();
+const slow = await new TestDnsServer(confirmingRecords(200)).start();
+const resolvers: [string, string[] | null][] = [
+  ["off", null],
+  ["answering at once", [atOnce.address]],
+  ["answering after 200 ms", [slow.address]],
+  ["dead (no answer)", ["127.0.0.1:9"]],
+];
+const newAddresses = join(work, "new.log");
+writeFileSync(newAddresses, newAddressCorpus());
+const corpora: [string, string][] = [
+  [`${ADDRESSES.toLocaleString("en")} lines, each from a new address`, newAddresses],
+  [`bench/gen-corpus.ts, ${LINES.toLocaleString("en")} lines (300 attackers)`, genCorpus()],
+];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const base = median(results.off!.map((r) => r.seconds));
-console.log(`${lines.toLocaleString("en")} lines, ${ADDRESSES.toLocaleString("en")} distinct attacker addresses, median of ${RUNS} runs\n`);
-console.log("| DNS | lines/s | seconds | vs DNS off | lookups started | requests dropped (queue full) |");
-console.log("|---|---|---|---|---|---|");
-for (const [name, label] of [["off", "off"], ["slow", "slow resolver (200 ms per answer)"], ["dead", "dead resolver (no answer)"]] as const) {
-  const s = median(results[name]!.map((r) => r.seconds));
-  const last = results[name]!.at(-1)!;
-  console.log(`| ${label} | ${Math.round(lines / s).toLocaleString("en")} | ${s.toFixed(2)} | ${(s / base).toFixed(2)}× | ${last.lookups.toLocaleString("en")} | ${last.dropped.toLocaleString("en")} |`);
+for (const [title, corpus] of corpora) {
+  const results = new Map<string, Run[]>(resolvers.map(([name]) => [name, []]));
+  for (let r = 0; r < RUNS; r++) for (const [name, servers] of resolvers) results.get(name)!.push(await run(corpus, servers));
+  const base = median(results.get("off")!.map((r) => r.cpu));
+  console.log(`\n### ${title}, median of ${RUNS} runs\n`);
+  console.log("| DNS | CPU s | vs off | wall s |\n|---|---|---|---|");
+  for (const [name, runs] of results) {
+    const cpu = median(runs.map((r) => r.cpu));
+    console.log(`| ${name} | ${cpu.toFixed(2)} | ${(cpu / base).toFixed(2)}× | ${median(runs.map((r) => r.wall)).toFixed(2)} |`);
+  }
 }
-process.exit(0);
+atOnce.stop();
+slow.stop();
+rmSync(work, { recursive: true, force: true });
