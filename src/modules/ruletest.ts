@@ -17,8 +17,8 @@ export interface RuleTestMatch {
   /** the address the line is attributed to: its own, else its session's (earlier or later line); null when none is certain */
   host: string | null;
   readonly action: Action;
-  /** the rule's templates read the line two ways: its own address is not taken, its session's decides */
-  readonly ambiguous: boolean;
+  /** present (true) when the rule's templates read the line two ways: its own address is not taken, its session's decides */
+  readonly ambiguous?: true;
 }
 
 export interface RuleTestResult {
@@ -34,6 +34,9 @@ export interface RuleTestResult {
 }
 
 const MAX_SESSIONS = 8192;
+
+/** `ambiguous` only where a line reads two ways, so that the common match stays four fields */
+const ambiguous = (yes: boolean): { ambiguous?: true } => (yes ? { ambiguous: true } : {});
 
 /** `rawProgram`: the lines carry no syslog header (a web server's own log file) and are this program's. */
 export function testRules(rules: RuleSet, text: string, rawProgram: string | null = null): RuleTestResult {
@@ -53,7 +56,7 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
       const m = rules.matchRaw(rawProgram, block, start, end);
       if (!m) return;
       hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-      matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ambiguous: m.ambiguous });
+      matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ...ambiguous(m.ambiguous) });
       return;
     }
     if (!scanSyslog(block, start, end, h)) {
@@ -64,7 +67,7 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
     if (!m) return;
     hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
     time = parseSyslogTime(block.slice(h.timeStart, h.timeEnd), now) ?? time;
-    const match: RuleTestMatch = { line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ambiguous: m.ambiguous };
+    const match: RuleTestMatch = { line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ...ambiguous(m.ambiguous) };
     const at = matches.push(match) - 1;
     /* what the daemon does (runtime.ts processLine): the line, and earlier lines that waited for its address */
     for (const a of sessions.attribute(sessionOf(block, h, m.session), m.host, m.rule, m.count, time, at)) matches[a.tag]!.host = a.host.text;
