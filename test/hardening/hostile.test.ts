@@ -77,7 +77,9 @@ function newRoot(): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-hostile-"));
   mkdirSync(join(root, "etc"));
   let toml = 'firewall = "dryrun"\n';
-  for (const m of MODULE_NAMES) toml += `[modules.${m}]\ndns = false\nmaxAffairs = 1\nmode = "aggressive"\n`;
+  /* which addresses the text makes us ban, one by one: the corpora's IPv6 attackers share a
+     /64, whose ban as a whole (test/safety/prefixes.test.ts) is not what is measured here */
+  for (const m of MODULE_NAMES) toml += `[modules.${m}]\ndns = false\nmaxAffairs = 1\nmode = "aggressive"\nipv6Prefix = 0\n`;
   writeFileSync(join(root, "etc", "watcher.toml"), toml);
   return root;
 }
