@@ -44,7 +44,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       }
       console.log(
         `${ctx.module}: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans in ${seconds.toFixed(2)} s` +
-          ` (${stats.merged} merged into attempts already counted, ${stats.protected} from protected addresses, ${stats.unparsed} without a syslog header)`,
+          ` (${stats.merged} merged into attempts already counted, ${stats.protected} from protected addresses, ${stats.unattributed} unattributed, ${stats.unparsed} without a syslog header)`,
       );
       for (const b of bans) {
         console.log(`banned ${b.address} at ${isoTime(b.time)} for ${formatDuration(b.seconds)}: ${b.reason}`);

@@ -55,6 +55,8 @@ export interface RuntimeStats {
   merged: number;
   /** matched lines of whitelisted, own or reserved addresses */
   protected: number;
+  /** matched lines without an address of their own that no open session could vouch for: counted against nobody */
+  unattributed: number;
   bans: number;
   /** bans the kernel refused (a full set): recorded, logged, not in the firewall */
   refused: number;
@@ -90,7 +92,7 @@ export function partsOf(ctx: ModuleContext): ModuleParts {
 }
 
 export class ModuleRuntime {
-  readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, bans: 0, refused: 0, skipped: { tooLong: 0, invalid: 0 } };
+  readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, unattributed: 0, bans: 0, refused: 0, skipped: { tooLong: 0, invalid: 0 } };
   private readonly header = new HeaderScan();
   private readonly sessions = new SessionTable();
   private readonly rates = new RateCounter();
@@ -148,6 +150,7 @@ export class ModuleRuntime {
          drop does not wait for SQLite (a ban without its record would still lapse by itself) */
       if (bans.length > 0) banning = this.o.firewall.ban(this.set, bans);
     }, this.log);
+    this.stats.unattributed = this.sessions.stats.unattributed;
     this.o.fleet?.sink.afterBlock();
     const refused = banning ? this.reportOutcome(await banning) : new Map<string, string>();
     const unwritten = written ? "" : `; not written yet: ${this.writes.stats().error}`;
