@@ -11,7 +11,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ModuleStore } from "../src/core/store";
+import { ModuleStore } from "../src/store/module-db";
 import { type ProcessRun, runTimed } from "./measure";
 
 const ROOT = dirname(import.meta.dir);

@@ -18,7 +18,7 @@ import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages, ty
 import { parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
 import { type ModuleStatus, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
-import { ModuleStore } from "../core/store";
+import { ModuleStore } from "../store/module-db";
 import { dbPath, fleetDbPath } from "../modules/context";
 import { liftBan } from "../modules/decisions";
 import { drainOutbox } from "./publisher";

@@ -9,7 +9,7 @@
 import type { Config, FleetConfig, ModuleName } from "../core/config";
 import { type Decision, type DecisionAction, fleetKeys, loadFleetKey, newDecision, publishDecisions } from "./protocol";
 import { FleetLink } from "./link";
-import type { ModuleStore } from "../core/store";
+import type { ModuleStore } from "../store/module-db";
 import type { ModuleContext } from "../modules/context";
 
 /** The rule name of a ban made because the fleet's count reached fleetMaxAffairs. */

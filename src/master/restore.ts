@@ -13,7 +13,7 @@ import { parseCidr, parseIp } from "../core/ip";
 import { cachedEntries, protectedFilter } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
-import { ModuleStore } from "../core/store";
+import { ModuleStore } from "../store/module-db";
 import { dbPath, fleetDbPath } from "../modules/context";
 import { liftBan } from "../modules/decisions";
 

@@ -7,7 +7,7 @@ import { createFirewall } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
 import { Lists } from "../core/lists";
 import type { Mode, RuleSet } from "../core/rules";
-import { ModuleStore } from "../core/store";
+import { ModuleStore } from "../store/module-db";
 import { loadRules } from "./registry";
 
 export interface ModuleContext {

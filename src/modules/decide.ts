@@ -3,7 +3,7 @@
  * module's policy. The caller owns the clock and the storage.
  */
 import { PRESET_CLASSES } from "../core/dns";
-import type { HostRecord } from "../core/store";
+import type { HostRecord } from "../store/module-db";
 
 export interface BanPolicy {
   readonly maxAffairs: number;

@@ -10,7 +10,7 @@ import { FleetStore } from "../store/fleet-db";
 import { type Firewall, moduleSet, moduleSetName } from "../core/firewall/types";
 import type { Ip } from "../core/ip";
 import type { Lists } from "../core/lists";
-import type { HostRecord, ModuleStore } from "../core/store";
+import type { HostRecord, ModuleStore } from "../store/module-db";
 import { type ModuleContext, fleetDbPath } from "./context";
 import { banDuration, newHost } from "./decide";
 import { publisherOf, queueDecision } from "../fleet/publisher";

@@ -18,7 +18,7 @@ import { formatDuration } from "../core/duration";
 import type { SetElement } from "../core/firewall/types";
 import { type Cidr, type Ip, parseCidr } from "../core/ip";
 import type { Lists } from "../core/lists";
-import type { EventRecord, HostRecord } from "../core/store";
+import type { EventRecord, HostRecord } from "../store/module-db";
 import { type BanPolicy, banDuration, newHost } from "./decide";
 
 /** the rule a prefix ban is recorded with */

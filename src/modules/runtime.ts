@@ -10,7 +10,7 @@ import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages, ty
 import { type Ip, parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
-import type { ModuleStore } from "../core/store";
+import type { ModuleStore } from "../store/module-db";
 import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import type { ModuleContext, Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";

@@ -6,7 +6,7 @@
  * (they carry the counts); events beyond `maxEvents` are dropped and counted. While the disk
  * stays full, a write is tried every few seconds, not with every chunk: each try writes all.
  */
-import type { EventRecord, HostRecord, ModuleStore } from "../core/store";
+import type { EventRecord, HostRecord, ModuleStore } from "../store/module-db";
 
 /**
  * SQLite's "database or disk is full", I/O errors, a read-only database, and a database another

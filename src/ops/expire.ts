@@ -10,7 +10,7 @@ import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config
 import { createFirewall } from "../core/firewall";
 import { moduleSetName } from "../core/firewall/types";
 import { FleetStore } from "../store/fleet-db";
-import { ModuleStore } from "../core/store";
+import { ModuleStore } from "../store/module-db";
 import { dbPath, fleetDbPath } from "../modules/context";
 
 /** decisions received from the fleet are kept this long, for reports */

@@ -18,7 +18,7 @@ import { readState } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import { dbPath, fleetDbPath } from "../modules/context";
 import { MODULES } from "../modules/registry";
-import { openReadOnly, vhostFilter } from "./db";
+import { openReadOnly, vhostFilter } from "../store/report-db";
 
 export const HOST_CLASSES = ["NXDOMAIN", "FAKEHOST", "TRUEHOST", "ALLOWED", "UNKNOWN", "unclassified"] as const;
 export type HostClassLabel = (typeof HOST_CLASSES)[number];

@@ -7,7 +7,7 @@ import type { Database } from "bun:sqlite";
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
 import { dbPath } from "../modules/context";
-import { openReadOnly } from "./db";
+import { openReadOnly } from "../store/report-db";
 import { reportedModules } from "./report";
 
 export type Period = "day" | "hour";

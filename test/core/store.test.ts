@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { WatcherError } from "../../src/core/errors";
-import { ModuleStore } from "../../src/core/store";
+import { ModuleStore } from "../../src/store/module-db";
 import { newHost } from "../../src/modules/decide";
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), "watcher-store-")), "var", "db", "LG.db");

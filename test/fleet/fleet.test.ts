@@ -8,7 +8,7 @@ import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FleetStore } from "../../src/store/fleet-db";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { ModuleStore } from "../../src/core/store";
+import { ModuleStore } from "../../src/store/module-db";
 import type { FleetStatusReport } from "../../src/fleet/node";
 import { ATTACKER_V4, TestNet } from "../helpers/netns";
 import { TestRedis } from "../helpers/redis";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { CidrSet, type Ip } from "../../src/core/ip";
 import { Lists } from "../../src/core/lists";
-import { ModuleStore } from "../../src/core/store";
+import { ModuleStore } from "../../src/store/module-db";
 import { loadRules } from "../../src/modules/registry";
 import { type BanReport, ModuleRuntime } from "../../src/modules/runtime";
 import { waitFor } from "../helpers/wait";

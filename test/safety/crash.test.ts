@@ -8,7 +8,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { ModuleStore } from "../../src/core/store";
+import { ModuleStore } from "../../src/store/module-db";
 import { Lists } from "../../src/core/lists";
 import { CidrSet } from "../../src/core/ip";
 import { ModuleRuntime } from "../../src/modules/runtime";

@@ -8,7 +8,7 @@
 import { Database } from "bun:sqlite";
 import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { WatcherError } from "../errors";
-import { openReadOnlyDatabase } from "../store";
+import { openReadOnlyDatabase } from "../../store/module-db";
 import { dirname } from "node:path";
 import { NFT_MAX_TIMEOUT } from "./nftables";
 import { type Firewall, type FirewallOutcome, type ListedElement, prepareElements, type SetElement, type SetSpec } from "./types";

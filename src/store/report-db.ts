@@ -6,7 +6,7 @@
 import type { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { WatcherError } from "../core/errors";
-import { openReadOnlyDatabase } from "../core/store";
+import { openReadOnlyDatabase } from "./module-db";
 
 /** events.vhost and hosts.vhost arrived with schema version 2 (src/core/store.ts) */
 const NEEDED_SCHEMA = 2;

@@ -6,7 +6,7 @@
 import { constants, Database, type Statement } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { WatcherError } from "./errors";
+import { WatcherError } from "../core/errors";
 
 export interface HostRecord {
   address: string;
