@@ -6,9 +6,8 @@
  * against: its own, else its session's, including a session's address written after the line.
  */
 import type { Action, RuleSet } from "../core/rules";
-import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
+import { type Attribution, Recogniser } from "../pipeline/recognise";
 import { forEachLine, type SkipCounts } from "./lines";
-import { SessionTable, sessionOf } from "./sessions";
 
 export interface RuleTestMatch {
   /** 1-based line number in the input */
@@ -33,8 +32,6 @@ export interface RuleTestResult {
   readonly unattributed: number;
 }
 
-const MAX_SESSIONS = 8192;
-
 /** `ambiguous` only where a line reads two ways, so that the common match stays four fields */
 const ambiguous = (yes: boolean): { ambiguous?: true } => (yes ? { ambiguous: true } : {});
 
@@ -44,33 +41,22 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
   const hits: Record<string, number> = {};
   for (const r of rules.rules) hits[r.name] = 0;
   const matches: RuleTestMatch[] = [];
-  const sessions = new SessionTable(MAX_SESSIONS);
   const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
-  const h = new HeaderScan();
-  const now = Date.now() / 1000;
-  let time = now;
-  let unparsed = 0;
+  /* the daemon's recogniser, in the lines' own time, as `inject --direct` replays them */
+  const now = Math.floor(Date.now() / 1000);
+  const recogniser = new Recogniser(rules, { clock: () => now, useLineTime: true });
+  /* each line is tagged with its place in `matches`; an attribution may also fill in an earlier
+     line's address (the one its session wrote later) */
+  const attributions: Attribution[] = [];
+  const sink = { attributed: (a: Attribution) => void attributions.push(a) };
   const block = text.endsWith("\n") || text === "" ? text : `${text}\n`;
   const lines = forEachLine(block, skipped, (start, end, index) => {
-    if (rawProgram) {
-      const m = rules.matchRaw(rawProgram, block, start, end);
-      if (!m) return;
-      hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-      matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ...ambiguous(m.ambiguous) });
-      return;
-    }
-    if (!scanSyslog(block, start, end, h)) {
-      unparsed++;
-      return;
-    }
-    const m = rules.match(block, h, end);
+    attributions.length = 0;
+    const m = recogniser.line(block, start, end, rawProgram, sink, matches.length);
     if (!m) return;
     hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-    time = parseSyslogTime(block.slice(h.timeStart, h.timeEnd), now) ?? time;
-    const match: RuleTestMatch = { line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ...ambiguous(m.ambiguous) };
-    const at = matches.push(match) - 1;
-    /* what the daemon does (runtime.ts processLine): the line, and earlier lines that waited for its address */
-    for (const a of sessions.attribute(sessionOf(block, h, m.session), m.host, m.rule, m.count, time, at)) matches[a.tag]!.host = a.host.text;
+    matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ...ambiguous(m.ambiguous) });
+    for (const a of attributions) matches[a.tag]!.host = a.host.text;
   });
   return {
     lines,
@@ -78,7 +64,7 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
     seconds: (performance.now() - started) / 1000,
     rules: hits,
     matches,
-    unparsed,
+    unparsed: recogniser.stats.unparsed,
     skipped,
     /* the log is over: lines of counting rules still without an address never get one */
     unattributed: matches.filter((m) => m.host === null && (m.action === "count" || m.action === "ban")).length,

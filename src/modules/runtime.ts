@@ -11,7 +11,6 @@ import { type Ip, parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../store/module-db";
-import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import type { ModuleContext, Reloadable } from "./context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
 import { banNow } from "./decisions";
@@ -19,22 +18,10 @@ import { countPrefix } from "./prefixes";
 import { FLEET_AFFAIRS_RULE, type ModuleFleet, queueDecision } from "../fleet/publisher";
 import { forEachLine, type SkipCounts } from "./lines";
 import { RateCounter } from "./rates";
-import { SessionTable, sessionOf } from "./sessions";
+import { type Attribution, Recogniser } from "../pipeline/recognise";
 import { type PendingStats, PendingWrites } from "./writes";
 
-interface EventDetail {
-  readonly user: string | null;
-  readonly vhost: string | null;
-}
-const NO_DETAIL: EventDetail = { user: null, vhost: null };
 
-/** seconds a line's own time may lie ahead of our clock (hosts' clocks drift) */
-export const MAX_CLOCK_SKEW = 300;
-
-/** A replayed line's time; one dated beyond the clock skew (a bad clock, a forged year) counts as now. */
-function lineTime(time: number | null, now: number): number {
-  return time === null || time > now + MAX_CLOCK_SKEW ? now : time;
-}
 
 export interface BanReport {
   readonly address: string;
@@ -93,12 +80,10 @@ export function partsOf(ctx: ModuleContext): ModuleParts {
 
 export class ModuleRuntime {
   readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, unattributed: 0, bans: 0, refused: 0, skipped: { tooLong: 0, invalid: 0 } };
-  private readonly header = new HeaderScan();
-  private readonly sessions = new SessionTable();
+  private readonly recogniser: Recogniser;
   private readonly rates = new RateCounter();
   private readonly set: string;
   private config: ModuleConfig;
-  private rules: RuleSet;
   private lists: Lists;
   private readonly writes: PendingWrites;
   private readonly log: (message: string) => void;
@@ -110,7 +95,7 @@ export class ModuleRuntime {
     this.writes = new PendingWrites(o.store);
     this.log = o.log ?? (() => {});
     this.config = o.config;
-    this.rules = o.rules;
+    this.recogniser = new Recogniser(o.rules, { clock: o.clock, useLineTime: o.useLineTime });
     this.lists = o.lists;
     this.dns = o.dns ? new DnsClassifier(o.dns.client, o.dns.options, (address, cls) => this.applyClass(address, cls), o.clock) : null;
   }
@@ -128,7 +113,7 @@ export class ModuleRuntime {
   /** New settings, rules and lists (SIGHUP); counts and sessions carry on. */
   reload(next: Reloadable): void {
     this.config = next.moduleConfig;
-    this.rules = next.rules;
+    this.recogniser.reload(next.rules);
     this.lists = next.lists;
   }
 
@@ -142,15 +127,19 @@ export class ModuleRuntime {
     const bans: SetElement[] = [];
     const decided: BanReport[] = [];
     let banning: Promise<FirewallOutcome> | null = null;
+    const sink = {
+      attributed: (a: Attribution) => this.attributed(a, bans, decided),
+      succeeded: (host: Ip, sessionAffairs: () => number, time: number) => {
+        if (this.config.forgiveOnSuccess) this.forgive(host, sessionAffairs(), time);
+      },
+    };
     const written = this.writes.commit(() => {
-      this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) =>
-        rawProgram ? this.processRawLine(rawProgram, block, start, end, bans, decided) : this.processLine(block, start, end, bans, decided),
-      );
+      this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => void this.recogniser.line(block, start, end, rawProgram, sink));
       /* the kernel first, the commit after: a backend starts its work synchronously, so the
          drop does not wait for SQLite (a ban without its record would still lapse by itself) */
       if (bans.length > 0) banning = this.o.firewall.ban(this.set, bans);
     }, this.log);
-    this.stats.unattributed = this.sessions.stats.unattributed;
+    Object.assign(this.stats, this.recogniser.stats, { unattributed: this.recogniser.unattributed });
     this.o.fleet?.sink.afterBlock();
     const refused = banning ? this.reportOutcome(await banning) : new Map<string, string>();
     const unwritten = written ? "" : `; not written yet: ${this.writes.stats().error}`;
@@ -193,39 +182,11 @@ export class ModuleRuntime {
     this.o.onBan?.({ ...ban, time: now, rule: FLEET_AFFAIRS_RULE, reason: `${total} affairs across the fleet within ${formatDuration(this.config.findTime)}` });
   }
 
-  /** A line of a web server's own log: no header, no session, the time is now. */
-  private processRawLine(program: string, text: string, start: number, end: number, bans: SetElement[], decided: BanReport[]): void {
-    const m = this.rules.matchRaw(program, text, start, end);
-    if (!m?.host || (m.rule.action !== "count" && m.rule.action !== "ban")) return;
-    this.stats.matched++;
-    const time = this.o.clock();
-    if (m.rule.rate && !this.rates.hit(m.host.text, m.vhost, m.rule.rate, time)) return;
-    this.countAffair(m.host, m.rule.name, 1, m.rule.action === "ban", time, { user: m.user, vhost: m.vhost }, bans, decided);
-  }
-
-  private processLine(text: string, start: number, end: number, bans: SetElement[], decided: BanReport[]): void {
-    const h = this.header;
-    if (!scanSyslog(text, start, end, h)) {
-      this.stats.unparsed++;
-      return;
-    }
-    const m = this.rules.match(text, h, end);
-    if (!m) return;
-    this.stats.matched++;
-    const now = this.o.clock();
-    if (m.rule.rate && m.host && !this.rates.hit(m.host.text, m.vhost, m.rule.rate, now)) return;
-    const time = this.o.useLineTime ? lineTime(parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now), now) : now;
-    const session = sessionOf(text, h, m.session);
-    const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time);
-    if (m.rule.action === "success" && m.host && this.config.forgiveOnSuccess) {
-      this.forgive(m.host, this.sessions.forgive(session), time);
-    }
-    /* an ignored line may still bring the address that earlier lines of its session waited for */
-    for (const a of attributed) {
-      if (a.rule.action !== "count" && a.rule.action !== "ban") continue;
-      const detail = a.current ? { user: m.user, vhost: m.vhost } : NO_DETAIL;
-      this.countAffair(a.host, a.rule.name, a.weight, a.rule.action === "ban", time, detail, bans, decided);
-    }
+  /** What the recogniser attributed: an affair to count, unless a rate rule's rate is not reached. */
+  private attributed(a: Attribution, bans: SetElement[], decided: BanReport[]): void {
+    if (a.rule.action !== "count" && a.rule.action !== "ban") return;
+    if (a.rule.rate && !this.rates.hit(a.host.text, a.vhost, a.rule.rate, a.time)) return;
+    this.countAffair(a.host, a.rule.name, a.weight, a.rule.action === "ban", a.time, a, bans, decided);
   }
 
   private forgive(ip: Ip, affairs: number, time: number): void {
@@ -234,7 +195,7 @@ export class ModuleRuntime {
     if (host) this.writes.putHost(forgiveAffairs(host, affairs, time));
   }
 
-  private countAffair(ip: Ip, rule: string, claimed: number, ruleBans: boolean, time: number, detail: EventDetail, bans: SetElement[], decided: BanReport[]): void {
+  private countAffair(ip: Ip, rule: string, claimed: number, ruleBans: boolean, time: number, detail: Pick<Attribution, "user" | "vhost">, bans: SetElement[], decided: BanReport[]): void {
     /* a count the line claims (Dovecot's "auth failed, N attempts", where a user name could
        claim N) stands for at most what one ban needs: it can neither inflate the statistics */
     const weight = Math.min(claimed, this.config.maxAffairs);

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { type Ip, parseIp } from "../../src/core/ip";
 import type { CompiledRule } from "../../src/core/rules";
-import { SessionTable } from "../../src/modules/sessions";
+import { SessionTable } from "../../src/pipeline/sessions";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
   return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
