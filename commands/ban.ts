@@ -4,7 +4,7 @@ import { formatDuration, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { Lists, parseOperatorAddress } from "../src/core/lists";
 import { openModule } from "../src/modules/context";
-import { manualBan, manualUnban, refuseProtected } from "../src/modules/decisions";
+import { manualBan, manualUnban, refuseProtected } from "../src/ops/ban";
 import { publishNow } from "../src/fleet/publisher";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 import { checkFirewallFreeFor } from "../src/master/claim";

@@ -2,7 +2,7 @@ import type { CommandModule } from "yargs";
 import { formatDuration } from "../src/core/duration";
 import { openModule } from "../src/modules/context";
 import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
-import { fifoPath, stdinSource } from "../src/modules/sources";
+import { fifoPath, stdinSource } from "../src/pipeline/read";
 import { loadConfig, type ModuleName } from "../src/core/config";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 import { checkFirewallFreeFor } from "../src/master/claim";

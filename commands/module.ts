@@ -3,7 +3,7 @@ import type { ModuleName, SourceConfig } from "../src/core/config";
 import { followMaster, SUPERVISED_OPTION } from "../src/master/lifeline";
 import { openModule, openModuleInForce } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
-import { openSource } from "../src/modules/sources";
+import { openSource } from "../src/pipeline/read";
 import { type GlobalArgs, moduleArg, stderrLog } from "./common";
 
 interface Args extends GlobalArgs {

@@ -73,7 +73,7 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
     dnsAllow: z.array(z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, "expected a domain such as \"googlebot.com\"")).default([]),
     /**
      * Affairs also count for the network of this many leading bits of an IPv6 address (0: off):
-     * an attacker who rotates the addresses of one /64 is banned as that /64 (modules/prefixes.ts)
+     * an attacker who rotates the addresses of one /64 is banned as that /64 (pipeline/prefixes.ts)
      */
     ipv6Prefix: z
       .number()

@@ -12,7 +12,7 @@ import { dlopen, FFIType, read } from "bun:ffi";
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { ModuleFleetStats } from "../fleet/publisher";
-import type { PendingStats } from "../modules/writes";
+import type { PendingStats } from "../pipeline/persist";
 import type { ClassifierStats } from "./dns";
 import { WatcherError } from "./errors";
 

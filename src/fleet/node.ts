@@ -20,7 +20,7 @@ import type { Lists } from "../core/lists";
 import { type ModuleStatus, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
 import { ModuleStore } from "../store/module-db";
 import { dbPath, fleetDbPath } from "../modules/context";
-import { liftBan } from "../modules/decisions";
+import { liftBan } from "../ops/ban";
 import { drainOutbox } from "./publisher";
 
 const READ_BATCH = 1000;

@@ -5,7 +5,7 @@
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { MODULE_NAMES } from "../core/config";
-import { fifoPath } from "../modules/sources";
+import { fifoPath } from "../pipeline/read";
 import { loadRules } from "../modules/registry";
 
 export const LOGGERS = ["rsyslog", "syslog-ng"] as const;

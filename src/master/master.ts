@@ -20,7 +20,7 @@ import { holdLock, lockFile, pidFile, readJson, removeFile, runningMaster, statu
 import { refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { loadRules } from "../modules/registry";
-import { ensureFifo, fifoPath } from "../modules/sources";
+import { ensureFifo, fifoPath } from "../pipeline/read";
 import { expire } from "../ops/expire";
 import { checkFirewallFree, claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";

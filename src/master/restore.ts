@@ -15,7 +15,7 @@ import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
 import { ModuleStore } from "../store/module-db";
 import { dbPath, fleetDbPath } from "../modules/context";
-import { liftBan } from "../modules/decisions";
+import { liftBan } from "../ops/ban";
 
 export interface RestoreReport {
   readonly backend: string;
@@ -76,7 +76,7 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
       const elements: SetElement[] = [];
       for (const host of store.activeBans(now)) {
         if (host.address.includes("/")) {
-          /* a prefix ban (modules/prefixes.ts): the network, for its remaining time */
+          /* a prefix ban (pipeline/prefixes.ts): the network, for its remaining time */
           const net = parseCidr(host.address);
           if (!net || lists.dropConflict(net)) {
             liftBan(store, host, "whitelist", now);

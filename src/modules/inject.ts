@@ -6,8 +6,8 @@ import { moduleSet } from "../core/firewall/types";
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { WatcherError } from "../core/errors";
 import type { ModuleContext } from "./context";
-import { LineSplitter } from "./lines";
-import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./runtime";
+import { LineSplitter } from "../pipeline/split";
+import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
 
 /* writes up to PIPE_BUF bytes are atomic: our lines never interleave with the logger's */
 const PIPE_BUF = 4096;

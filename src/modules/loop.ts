@@ -12,9 +12,9 @@ import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/ru
 import { RecordingFiles } from "../core/config-files";
 import { keepInForce, type ModuleContext, readReloadable } from "./context";
 import { ModuleFleet, publisherOf } from "../fleet/publisher";
-import { LineSplitter } from "./lines";
-import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "./runtime";
-import type { Source } from "./sources";
+import { LineSplitter } from "../pipeline/split";
+import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
+import type { Source } from "../pipeline/read";
 
 const STATUS_EVERY_MS = 2000;
 /**

@@ -7,7 +7,7 @@
  */
 import type { Action, RuleSet } from "../core/rules";
 import { type Attribution, Recogniser } from "../pipeline/recognise";
-import { forEachLine, type SkipCounts } from "./lines";
+import { forEachLine, type SkipCounts } from "../pipeline/split";
 
 export interface RuleTestMatch {
   /** 1-based line number in the input */

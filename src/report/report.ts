@@ -43,7 +43,7 @@ export const ModuleReportSchema = z
     byRule: z.array(z.object({ rule: z.string(), affairs: Count, addresses: Count, bans: Count }).strict()),
     topAttackers: z.array(z.object({ address: z.string(), affairs: Count, bans: Count, class: z.enum(HOST_CLASSES), lastSeen: Iso }).strict()),
     latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count, until: Iso, vhost: z.string().nullable() }).strict()),
-    /** networks banned whole now (a rotating IPv6 /64: modules/prefixes.ts), soonest end first; empty for a vhost */
+    /** networks banned whole now (a rotating IPv6 /64: pipeline/prefixes.ts), soonest end first; empty for a vhost */
     prefixBans: z.array(z.object({ prefix: z.string(), until: Iso, bans: Count, reason: z.string().nullable() }).strict()),
     /** affairs per hour, oldest first; the last hour is the current one */
     hourly: z.object({ start: Iso, affairs: z.array(Count).length(24) }).strict(),

@@ -28,7 +28,7 @@ export interface HostRecord {
   vhost: string | null;
   /**
    * A prefix's record (its address is a network, `2001:db8:1:2::/64`): the affairs and bans of
-   * its addresses within findTime, as JSON of modules/prefixes.ts. Absent or null for an address.
+   * its addresses within findTime, as JSON of pipeline/prefixes.ts. Absent or null for an address.
    */
   prefixWindow?: string | null;
 }

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DnsClassifier, DnsClient, type HostClass, reverseName } from "../../src/core/dns";
 import { type Ip, parseIp } from "../../src/core/ip";
 import { openModule } from "../../src/modules/context";
-import { ModuleRuntime, partsOf } from "../../src/modules/runtime";
+import { ModuleRuntime, partsOf } from "../../src/pipeline/run";
 import { TestDnsServer } from "../helpers/dns-server";
 import { timeoutForHangsOnly } from "../helpers/wait";
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { WatcherError } from "../../src/core/errors";
 import { ModuleStore } from "../../src/store/module-db";
-import { newHost } from "../../src/modules/decide";
+import { newHost } from "../../src/pipeline/decide";
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), "watcher-store-")), "var", "db", "LG.db");
 

@@ -10,7 +10,7 @@ import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { makeRoot, watcher } from "../helpers/root";
 import { type ModuleStatus, readJson, statusFile } from "../../src/core/runfiles";
 import type { MasterStatus } from "../../src/master/master";
-import { positionFileFor } from "../../src/modules/sources";
+import { positionFileFor } from "../../src/pipeline/read";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 
 timeoutForHangsOnly();

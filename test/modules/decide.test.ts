@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { type BanPolicy, banDuration, classifyHost, countAffair, forgiveAffairs, newHost } from "../../src/modules/decide";
+import { type BanPolicy, banDuration, classifyHost, countAffair, forgiveAffairs, newHost } from "../../src/pipeline/decide";
 
 const policy: BanPolicy = { maxAffairs: 3, findTime: 600, banTime: 3600, banTimeFactor: 2, maxBanTime: 86400 * 7 };
 

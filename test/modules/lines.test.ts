@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { forEachLine, LineSplitter, MAX_LINE, type SkipCounts } from "../../src/modules/lines";
+import { forEachLine, LineSplitter, MAX_LINE, type SkipCounts } from "../../src/pipeline/split";
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 

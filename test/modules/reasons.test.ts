@@ -11,7 +11,7 @@ import { CidrSet, type Ip } from "../../src/core/ip";
 import { Lists } from "../../src/core/lists";
 import { ModuleStore } from "../../src/store/module-db";
 import { loadRules } from "../../src/modules/registry";
-import { type BanReport, ModuleRuntime } from "../../src/modules/runtime";
+import { type BanReport, ModuleRuntime } from "../../src/pipeline/run";
 import { waitFor } from "../helpers/wait";
 
 const line = (pid: number) => `Dec  6 10:00:00 host sshd[${pid}]: Invalid user a${pid} from 203.0.113.70 port 4000\n`;

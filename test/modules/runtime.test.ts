@@ -5,8 +5,8 @@ import { makeRoot as makeRootIn } from "../helpers/root";
 import { moduleSetName } from "../../src/core/firewall/types";
 import { parseIp } from "../../src/core/ip";
 import { type ModuleContext, openModule } from "../../src/modules/context";
-import { manualBan, manualUnban } from "../../src/modules/decisions";
-import { type BanReport, ModuleRuntime, partsOf } from "../../src/modules/runtime";
+import { manualBan, manualUnban } from "../../src/ops/ban";
+import { type BanReport, ModuleRuntime, partsOf } from "../../src/pipeline/run";
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
 

@@ -13,7 +13,7 @@ import type { HostClass } from "../../src/core/dns";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { moduleSet } from "../../src/core/firewall/types";
 import { openModule } from "../../src/modules/context";
-import { ModuleRuntime, partsOf } from "../../src/modules/runtime";
+import { ModuleRuntime, partsOf } from "../../src/pipeline/run";
 import { expire as expireHosts } from "../../src/ops/expire";
 import { layout, renderReport, sparkline } from "../../src/report/render";
 import { gatherReport, type Report, ReportSchema } from "../../src/report/report";

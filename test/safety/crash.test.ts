@@ -11,7 +11,7 @@ import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { ModuleStore } from "../../src/store/module-db";
 import { Lists } from "../../src/core/lists";
 import { CidrSet } from "../../src/core/ip";
-import { ModuleRuntime } from "../../src/modules/runtime";
+import { ModuleRuntime } from "../../src/pipeline/run";
 import { loadConfig } from "../../src/core/config";
 import { loadRules } from "../../src/modules/registry";
 import { makeRoot, WATCHER, watcher } from "../helpers/root";

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { type ModuleContext, openModule } from "../../src/modules/context";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
-import { type BanReport, ModuleRuntime, partsOf } from "../../src/modules/runtime";
+import { type BanReport, ModuleRuntime, partsOf } from "../../src/pipeline/run";
 import { makeRoot } from "../helpers/root";
 
 const RULES = join(import.meta.dir, "..", "..", "rules");

@@ -11,15 +11,15 @@ import { type Ip, parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { RuleSet } from "../core/rules";
 import type { ModuleStore } from "../store/module-db";
-import type { ModuleContext, Reloadable } from "./context";
+import type { ModuleContext, Reloadable } from "../modules/context";
 import { classifyHost, countAffair, forgiveAffairs, newHost } from "./decide";
-import { banNow } from "./decisions";
+import { banNow } from "../ops/ban";
 import { countPrefix } from "./prefixes";
 import { FLEET_AFFAIRS_RULE, type ModuleFleet, queueDecision } from "../fleet/publisher";
-import { forEachLine, type SkipCounts } from "./lines";
+import { forEachLine, type SkipCounts } from "./split";
 import { RateCounter } from "./rates";
-import { type Attribution, Recogniser } from "../pipeline/recognise";
-import { type PendingStats, PendingWrites } from "./writes";
+import { type Attribution, Recogniser } from "./recognise";
+import { type PendingStats, PendingWrites } from "./persist";
 
 
 
@@ -225,7 +225,7 @@ export class ModuleRuntime {
     this.writes.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight, user: detail.user, vhost: detail.vhost }, host.class);
     this.stats.affairs += weight;
     this.o.fleet?.sink.affair(ip.text, weight);
-    /* the address's prefix counts too: a rotating /64 is banned whole (modules/prefixes.ts) */
+    /* the address's prefix counts too: a rotating /64 is banned whole (pipeline/prefixes.ts) */
     const prefix = countPrefix(this.writes, this.config, this.lists, ip, rule, weight, banSeconds > 0, time, this.o.clock(), detail.vhost);
     if (prefix) {
       this.stats.bans++;

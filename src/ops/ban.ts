@@ -11,10 +11,10 @@ import { type Firewall, moduleSet, moduleSetName } from "../core/firewall/types"
 import type { Ip } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { HostRecord, ModuleStore } from "../store/module-db";
-import { type ModuleContext, fleetDbPath } from "./context";
-import { banDuration, newHost } from "./decide";
+import { type ModuleContext, fleetDbPath } from "../modules/context";
+import { banDuration, newHost } from "../pipeline/decide";
 import { publisherOf, queueDecision } from "../fleet/publisher";
-import { prefixOf } from "./prefixes";
+import { prefixOf } from "../pipeline/prefixes";
 
 export const MANUAL_RULE = "manual";
 
@@ -77,7 +77,7 @@ export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now:
 
 /**
  * Lift a ban and start the address's count afresh; false when it was not banned. A prefix ban
- * that holds the address (modules/prefixes.ts) is lifted with it. In a fleet, the unban goes to
+ * that holds the address (pipeline/prefixes.ts) is lifted with it. In a fleet, the unban goes to
  * every node, and a fleet ban of the address here is lifted too.
  */
 export async function manualUnban(ctx: ModuleContext, ip: Ip, now = Math.floor(Date.now() / 1000)): Promise<boolean> {

@@ -124,7 +124,7 @@ export function prefixReason(net: string, d: PrefixDecision, policy: PrefixPolic
   return d.banned >= (policy.prefixMaxBans ?? 3) ? `prefix ${net}: ${d.banned} of its addresses banned within ${within} (${counted})` : `prefix ${net}: ${counted} within ${within}`;
 }
 
-/** The pipeline's writes, as the prefix hook uses them (modules/writes.ts PendingWrites). */
+/** The pipeline's writes, as the prefix hook uses them (pipeline/persist.ts PendingWrites). */
 export interface PrefixWrites {
   getHost(address: string): HostRecord | null;
   putHost(h: HostRecord): void;

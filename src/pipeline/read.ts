@@ -1,6 +1,6 @@
 /**
  * Where a module's lines come from. Each source yields raw byte chunks; the loop splits
- * them (lines.ts). A FIFO is opened read-write so that loggers can come and go without an
+ * them (split.ts). A FIFO is opened read-write so that loggers can come and go without an
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
 import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
