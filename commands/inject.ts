@@ -2,10 +2,11 @@ import type { CommandModule } from "yargs";
 import { formatDuration } from "../src/core/duration";
 import { openModule } from "../src/modules/context";
 import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
-import { fifoPath, stdinSource } from "../src/pipeline/read";
+import { stdinSource } from "../src/pipeline/read";
 import { loadConfig, type ModuleName } from "../src/core/config";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 import { checkFirewallFreeFor } from "../src/master/claim";
+import { fifoPath } from "../src/core/layout";
 
 interface Args extends GlobalArgs {
   module: ModuleName;

@@ -13,6 +13,8 @@ import { type ConfigFiles, diskFiles } from "./config-files";
 import { isNameServer } from "./dns";
 import { formatDuration, parseDuration } from "./duration";
 import { ConfigError } from "./errors";
+import * as layout from "./layout";
+import type { Paths } from "./layout";
 import { parseToml } from "./toml";
 
 export const MODULE_NAMES = ["LG", "MX", "MB", "WB"] as const;
@@ -263,18 +265,7 @@ const ConfigSchema = z
 export type FleetConfig = z.infer<typeof FleetSchema>;
 export type Config = z.infer<typeof ConfigSchema>;
 
-export interface Paths {
-  readonly root: string;
-  readonly configFile: string;
-  readonly fifoBase: string;
-  readonly dbDir: string;
-  readonly logDir: string;
-  readonly runDir: string;
-  readonly whitelist: string;
-  readonly blacklist: string;
-  readonly rulesDir: string;
-  readonly fleetKey: string;
-}
+export type { Paths } from "./layout";
 
 /** `--root`, else WATCHER_ROOT, else the folder above the executable's (or src/'s) folder. */
 export function discoverRoot(explicit?: string): string {
@@ -350,10 +341,10 @@ export interface LoadedConfig {
  */
 export function requireRoot(root: string): void {
   const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
-  if (!isDir(join(root, "etc"))) {
+  if (!isDir(layout.etcDir(root))) {
     throw new ConfigError(
       `${root} is not a watcher root: ${isDir(root) ? "it has no etc/ folder" : "no such folder"}. ` +
-        `Make one with "mkdir -p ${join(root, "etc")}" (every setting has a default; etc/watcher.toml is optional), or install with scripts/install.sh --prefix ${root}`,
+        `Make one with "mkdir -p ${layout.etcDir(root)}" (every setting has a default; etc/watcher.toml is optional), or install with scripts/install.sh --prefix ${root}`,
     );
   }
 }
@@ -361,7 +352,7 @@ export function requireRoot(root: string): void {
 /** `files`: where the text comes from (the disk, or a module's configuration in force). */
 export function loadConfig(rootOption?: string, files: ConfigFiles = diskFiles): LoadedConfig {
   const root = discoverRoot(rootOption);
-  const configFile = join(root, "etc", "watcher.toml");
+  const configFile = layout.configFile(root);
   const parsed = parseConfig(configFile, files.read(configFile) ?? "");
   const at = (p: string) => (isAbsolute(p) ? p : join(root, p));
   /* the fleet's CA file travels with its settings, so it is resolved here, like every path */
@@ -378,7 +369,7 @@ export function loadConfig(rootOption?: string, files: ConfigFiles = diskFiles):
       runDir: at(config.runDir),
       whitelist: at(config.whitelist),
       blacklist: at(config.blacklist),
-      rulesDir: join(root, "rules"),
+      rulesDir: layout.rulesDir(root),
       fleetKey: at(config.fleet?.keyFile ?? "etc/fleet.key"),
     },
   };

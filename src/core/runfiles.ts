@@ -11,23 +11,8 @@
 import { dlopen, FFIType, read } from "bun:ffi";
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { ModuleFleetStats } from "../fleet/publisher";
-import type { PendingStats } from "../pipeline/persist";
-import type { ClassifierStats } from "./dns";
 import { WatcherError } from "./errors";
-
-export function pidFile(runDir: string): string {
-  return join(runDir, "watcher.pid");
-}
-
-/** The file the master holds locked while it lives; it holds the master's pid. */
-export function lockFile(runDir: string): string {
-  return join(runDir, "master.lock");
-}
-
-export function statusFile(runDir: string, name: string): string {
-  return join(runDir, `${name}.json`);
-}
+import { lockFile, pidFile } from "./layout";
 
 /** Write a whole file or nothing: a reader (or a crash) never sees it half written. */
 export function writeFileAtomic(path: string, text: string): void {
@@ -230,25 +215,3 @@ export function runningMaster(runDir: string): number | null {
   return readPid(pidFile(runDir));
 }
 
-/** What a module writes about itself every few seconds. */
-export interface ModuleStatus {
-  module: string;
-  pid: number;
-  startedAt: number;
-  updatedAt: number;
-  lines: number;
-  matched: number;
-  affairs: number;
-  bans: number;
-  /** DNS lookups, cache hits and dropped requests; null when the module does not classify */
-  dns: ClassifierStats | null;
-  /** decisions published and waiting, affairs shared; null without [fleet] */
-  fleet: ModuleFleetStats | null;
-  /** writes waiting in memory (the disk was full); `error` is null while the database is written */
-  pending: PendingStats;
-  /**
-   * Set when this module runs on its last good configuration because a file on disk is broken
-   * (a restart after an edit not yet reloaded): the error, naming the file; null or absent otherwise.
-   */
-  configError?: string | null;
-}

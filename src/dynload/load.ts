@@ -16,6 +16,7 @@ import type { Lists } from "../core/lists";
 import { readJson, writeFileAtomic, writeJson } from "../core/runfiles";
 import { FormatError, parseList } from "./formats";
 import { type DynList, dynLists, dynloadSetName } from "./lists";
+import { dynloadDir } from "../core/layout";
 
 export interface ListState {
   lastAttempt: number;
@@ -38,10 +39,6 @@ export type Outcome =
   | { readonly list: string; readonly result: "not-modified"; readonly entries: number }
   | { readonly list: string; readonly result: "not-due"; readonly next: number; readonly why: string }
   | { readonly list: string; readonly result: "failed"; readonly error: string; readonly entries: number };
-
-export function dynloadDir(paths: Paths): string {
-  return join(paths.root, "var", "dynload");
-}
 
 function stateFile(paths: Paths, list: string): string {
   return join(dynloadDir(paths), `${list}.json`);

@@ -17,11 +17,12 @@ import { ConfigError, WatcherError } from "../core/errors";
 import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
-import { type ModuleStatus, readJson, removeFile, runningMaster, statusFile, writeJson } from "../core/runfiles";
+import { readJson, removeFile, runningMaster, writeJson } from "../core/runfiles";
+import type { ModuleStatus } from "../modules/loop";
 import { ModuleStore } from "../store/module-db";
-import { dbPath, fleetDbPath } from "../modules/context";
 import { liftBan } from "../ops/ban";
 import { drainOutbox } from "./publisher";
+import { dbPath, fleetDbPath, statusFile } from "../core/layout";
 
 const READ_BATCH = 1000;
 const BLOCK_MS = 2000;

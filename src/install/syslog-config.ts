@@ -5,8 +5,8 @@
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { MODULE_NAMES } from "../core/config";
-import { fifoPath } from "../pipeline/read";
 import { loadRules } from "../modules/registry";
+import { fifoPath } from "../core/layout";
 
 export const LOGGERS = ["rsyslog", "syslog-ng"] as const;
 export type Logger = (typeof LOGGERS)[number];

@@ -12,19 +12,17 @@ import { WatcherError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import { BLACKLIST_SET, byFamily, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
-import { isAlive, type ModuleStatus, readJson, runningMaster, statusFile } from "../core/runfiles";
+import { isAlive, readJson, runningMaster } from "../core/runfiles";
+import type { ModuleStatus } from "../modules/loop";
 import { parseToml } from "../core/toml";
 import { checkFirewallFree } from "./claim";
 import type { FleetNodeStats } from "../fleet/node";
 import { endProcesses, type ModuleProcess, moduleProcesses } from "./leftovers";
 import { checkBeforeStart, type MasterStatus, STOP_GRACE_MS } from "./master";
+import { configFile, defaultRunDir, masterLogFile, statusFile } from "../core/layout";
 
 const START_TIMEOUT_MS = 30000;
 const STOP_TIMEOUT_MS = 30000;
-
-function masterLogFile(logDir: string): string {
-  return join(logDir, "watcher.log");
-}
 
 /** Where a root's run files are, and its configuration if it loads. */
 export interface RunFiles {
@@ -45,14 +43,14 @@ export function locateRunFiles(rootOption: string | undefined): RunFiles {
     const loaded = loadConfig(rootOption);
     return { root, runDir: loaded.paths.runDir, loaded, configError: null };
   } catch (e) {
-    let runDir = "var/run";
+    let runDir = defaultRunDir(root);
     try {
-      const raw = parseToml("", readFileSync(join(root, "etc", "watcher.toml"), "utf8")) as { runDir?: unknown };
-      if (typeof raw.runDir === "string" && raw.runDir !== "") runDir = raw.runDir;
+      const raw = parseToml("", readFileSync(configFile(root), "utf8")) as { runDir?: unknown };
+      if (typeof raw.runDir === "string" && raw.runDir !== "") runDir = isAbsolute(raw.runDir) ? raw.runDir : join(root, raw.runDir);
     } catch {
       /* not even TOML: the default */
     }
-    return { root, runDir: isAbsolute(runDir) ? runDir : join(root, runDir), loaded: null, configError: (e as Error).message };
+    return { root, runDir, loaded: null, configError: (e as Error).message };
   }
 }
 
@@ -63,7 +61,7 @@ export async function startDetached(rootOption: string | undefined): Promise<Mas
   checkBeforeStart(loaded); /* a bad config, rule file or list stops us here (exit 2), before anything is made */
   const running = runningMaster(paths.runDir);
   if (running) throw new WatcherError(`watcher is already running (pid ${running})`);
-  const logFile = masterLogFile(paths.logDir);
+  const logFile = masterLogFile(paths);
   let out: number;
   try {
     mkdirSync(paths.logDir, { recursive: true });

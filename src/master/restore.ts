@@ -14,8 +14,8 @@ import { cachedEntries, protectedFilter } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
 import { ModuleStore } from "../store/module-db";
-import { dbPath, fleetDbPath } from "../modules/context";
 import { liftBan } from "../ops/ban";
+import { dbPath, fleetDbPath } from "../core/layout";
 
 export interface RestoreReport {
   readonly backend: string;

@@ -1,5 +1,4 @@
 /** Everything a module needs, opened from the root: config, rules, lists, store, firewall. */
-import { join } from "node:path";
 import { type Config, discoverRoot, loadConfig, type ModuleConfig, type ModuleName, type Paths } from "../core/config";
 import { type ConfigFiles, diskFiles, RecordingFiles, savedFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
@@ -9,6 +8,7 @@ import { Lists } from "../core/lists";
 import type { Mode, RuleSet } from "../core/rules";
 import { ModuleStore } from "../store/module-db";
 import { loadRules } from "./registry";
+import { dbPath, inForceFile } from "../core/layout";
 
 export interface ModuleContext {
   readonly module: ModuleName;
@@ -39,11 +39,6 @@ export function readReloadable(root: string, module: ModuleName, files: ConfigFi
   };
 }
 
-/** Where a resident module keeps the configuration it runs on: a fixed place, found even when watcher.toml is broken. */
-export function inForceFile(root: string, module: ModuleName): string {
-  return join(root, "var", "run", `${module}.in-force.json`);
-}
-
 /** A configuration read from disk that proved good: keep it as the one in force. */
 export function keepInForce(root: string, module: ModuleName, files: RecordingFiles): void {
   files.save(inForceFile(root, module), Math.floor(Date.now() / 1000));
@@ -68,15 +63,6 @@ export function openModuleInForce(root: string | undefined, module: ModuleName):
     const since = new Date(saved.savedAt * 1000).toISOString();
     return { ctx: openModule(root, module, undefined, saved), configError: `${e.message} (running on the configuration in force since ${since} until this is fixed)` };
   }
-}
-
-export function dbPath(paths: Paths, module: ModuleName): string {
-  return join(paths.dbDir, `${module}.db`);
-}
-
-/** The node's record of fleet decisions (see core/fleet FleetStore). */
-export function fleetDbPath(paths: Paths): string {
-  return join(paths.dbDir, "fleet.db");
 }
 
 /**

@@ -4,17 +4,42 @@
  * chunk in hand, close the database and exit cleanly. SIGHUP reloads rules and lists without
  * losing counts. A status file in the run folder tells `watcher status` how it is doing.
  */
-import { DnsClient, systemNameServers } from "../core/dns";
-import { loadFleetKey } from "../fleet/protocol";
+import { RecordingFiles } from "../core/config-files";
+import { type ClassifierStats, DnsClient, systemNameServers } from "../core/dns";
 import { moduleSet, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
-import { type ModuleStatus, removeFile, statusFile, writeJson } from "../core/runfiles";
-import { RecordingFiles } from "../core/config-files";
-import { keepInForce, type ModuleContext, readReloadable } from "./context";
-import { ModuleFleet, publisherOf } from "../fleet/publisher";
-import { LineSplitter } from "../pipeline/split";
-import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
+import { statusFile } from "../core/layout";
+import { removeFile, writeJson } from "../core/runfiles";
+import { loadFleetKey } from "../fleet/protocol";
+import { ModuleFleet, type ModuleFleetStats, publisherOf } from "../fleet/publisher";
+import type { PendingStats } from "../pipeline/persist";
 import type { Source } from "../pipeline/read";
+import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
+import { LineSplitter } from "../pipeline/split";
+import { keepInForce, type ModuleContext, readReloadable } from "./context";
+
+/** What a module writes about itself every few seconds. */
+export interface ModuleStatus {
+  module: string;
+  pid: number;
+  startedAt: number;
+  updatedAt: number;
+  lines: number;
+  matched: number;
+  affairs: number;
+  bans: number;
+  /** DNS lookups, cache hits and dropped requests; null when the module does not classify */
+  dns: ClassifierStats | null;
+  /** decisions published and waiting, affairs shared; null without [fleet] */
+  fleet: ModuleFleetStats | null;
+  /** writes waiting in memory (the disk was full); `error` is null while the database is written */
+  pending: PendingStats;
+  /**
+   * Set when this module runs on its last good configuration because a file on disk is broken
+   * (a restart after an edit not yet reloaded): the error, naming the file; null or absent otherwise.
+   */
+  configError?: string | null;
+}
 
 const STATUS_EVERY_MS = 2000;
 /**

@@ -11,10 +11,11 @@ import { type Firewall, moduleSet, moduleSetName } from "../core/firewall/types"
 import type { Ip } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { HostRecord, ModuleStore } from "../store/module-db";
-import { type ModuleContext, fleetDbPath } from "../modules/context";
+import { type ModuleContext } from "../modules/context";
 import { banDuration, newHost } from "../pipeline/decide";
 import { publisherOf, queueDecision } from "../fleet/publisher";
 import { prefixOf } from "../pipeline/prefixes";
+import { fleetDbPath } from "../core/layout";
 
 export const MANUAL_RULE = "manual";
 

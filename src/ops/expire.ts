@@ -11,7 +11,7 @@ import { createFirewall } from "../core/firewall";
 import { moduleSetName } from "../core/firewall/types";
 import { FleetStore } from "../store/fleet-db";
 import { ModuleStore } from "../store/module-db";
-import { dbPath, fleetDbPath } from "../modules/context";
+import { dbPath, fleetDbPath } from "../core/layout";
 
 /** decisions received from the fleet are kept this long, for reports */
 export const FLEET_HISTORY_S = 30 * 86400;

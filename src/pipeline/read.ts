@@ -4,16 +4,13 @@
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
 import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../core/config";
 import { readJson, writeJson } from "../core/runfiles";
 import { WatcherError } from "../core/errors";
+import { fifoPath, journalCursorFile, positionFileFor } from "../core/layout";
 
 const CHUNK = 64 * 1024;
-
-export function fifoPath(fifoBase: string, module: ModuleName): string {
-  return join(fifoBase, `Watch${module}`);
-}
 
 export interface FifoAccess {
   /** octal text, "0620" */
@@ -159,12 +156,6 @@ export function fileSource(path: string, rawProgram: string | null = null, posit
   };
 }
 
-/** Where a module remembers how far it read a file: one small JSON per file in the run folder. */
-export function positionFileFor(runDir: string, module: ModuleName, path: string): string {
-  const hash = new Bun.CryptoHasher("sha256").update(path).digest("hex").slice(0, 12);
-  return join(runDir, `${module}.${basename(path).replace(/[^A-Za-z0-9._-]/g, "_")}.${hash}.pos`);
-}
-
 interface JournalEntry {
   __CURSOR?: string;
   __REALTIME_TIMESTAMP?: string;
@@ -241,6 +232,6 @@ export function openSource(config: SourceConfig, paths: Pick<Paths, "fifoBase" |
     case "stdin":
       return stdinSource(config.program ?? null);
     case "journal":
-      return journalSource(config.matches ?? programs.map((p) => `SYSLOG_IDENTIFIER=${p}`), join(paths.runDir, `${module}.journal-cursor`));
+      return journalSource(config.matches ?? programs.map((p) => `SYSLOG_IDENTIFIER=${p}`), journalCursorFile(paths.runDir, module));
   }
 }

@@ -16,9 +16,9 @@ import { createFirewall } from "../core/firewall";
 import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { readState } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
-import { dbPath, fleetDbPath } from "../modules/context";
 import { MODULES } from "../modules/registry";
 import { openReadOnly, vhostFilter } from "../store/report-db";
+import { dbPath, fleetDbPath } from "../core/layout";
 
 export const HOST_CLASSES = ["NXDOMAIN", "FAKEHOST", "TRUEHOST", "ALLOWED", "UNKNOWN", "unclassified"] as const;
 export type HostClassLabel = (typeof HOST_CLASSES)[number];

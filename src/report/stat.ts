@@ -6,9 +6,9 @@
 import type { Database } from "bun:sqlite";
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
-import { dbPath } from "../modules/context";
 import { openReadOnly } from "../store/report-db";
 import { reportedModules } from "./report";
+import { dbPath } from "../core/layout";
 
 export type Period = "day" | "hour";
 

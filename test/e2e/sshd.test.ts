@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { positionFileFor } from "../../src/pipeline/read";
 import { ATTACKER_V4, FRIEND_V4, SERVER_V4, TestNet } from "../helpers/netns";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 import { WATCHER } from "../helpers/root";
+import { positionFileFor } from "../../src/core/layout";
 
 timeoutForHangsOnly();
 

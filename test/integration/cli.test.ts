@@ -7,9 +7,9 @@ import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFi
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { readJson } from "../../src/core/runfiles";
-import { positionFileFor } from "../../src/pipeline/read";
 import { makeRoot, WATCHER } from "../helpers/root";
 import { fifoHasReader, timeoutForHangsOnly, waitFor } from "../helpers/wait";
+import { positionFileFor } from "../../src/core/layout";
 
 timeoutForHangsOnly();
 

@@ -8,10 +8,11 @@ import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { makeRoot, watcher } from "../helpers/root";
-import { type ModuleStatus, readJson, statusFile } from "../../src/core/runfiles";
+import { readJson } from "../../src/core/runfiles";
+import type { ModuleStatus } from "../../src/modules/loop";
 import type { MasterStatus } from "../../src/master/master";
-import { positionFileFor } from "../../src/pipeline/read";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
+import { positionFileFor, statusFile } from "../../src/core/layout";
 
 timeoutForHangsOnly();
 

@@ -7,10 +7,11 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { readJson, statusFile } from "../../src/core/runfiles";
+import { readJson } from "../../src/core/runfiles";
 import type { MasterStatus } from "../../src/master/master";
 import { makeRoot, watcher } from "../helpers/root";
 import { waitFor } from "../helpers/wait";
+import { statusFile } from "../../src/core/layout";
 
 const CONFIG = 'firewall = "dryrun"\n[modules.LG]\ndns = false\nmaxAffairs = 2\n';
 const roots: string[] = [];

@@ -12,11 +12,12 @@ import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rea
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { isAlive, readJson, statusFile, writeJson } from "../../src/core/runfiles";
+import { isAlive, readJson, writeJson } from "../../src/core/runfiles";
 import type { MasterStatus } from "../../src/master/master";
 import { TestNet } from "../helpers/netns";
 import { makeRoot, WATCHER, watcher } from "../helpers/root";
 import { waitFor } from "../helpers/wait";
+import { statusFile } from "../../src/core/layout";
 
 const roots: string[] = [];
 const spawned: Bun.Subprocess[] = [];

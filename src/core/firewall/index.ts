@@ -1,5 +1,5 @@
 /** Firewall backends by name; the config's `firewall` key picks one. */
-import { join } from "node:path";
+import { dryRunFiles } from "../layout";
 import type { Config, Paths } from "../config";
 import { DryRunFirewall } from "./dryrun";
 import { IpsetFirewall, ipsetAvailable } from "./ipset";
@@ -25,6 +25,7 @@ export function createFirewall(config: Config, paths: Paths): Firewall {
     case "ipset":
       return new IpsetFirewall(config.firewallForward);
     case "dryrun":
-      return new DryRunFirewall(join(paths.dbDir, "firewall-dryrun.db"), join(paths.logDir, "firewall-dryrun.log"));
+      const files = dryRunFiles(paths);
+      return new DryRunFirewall(files.db, files.log);
   }
 }
