@@ -40,7 +40,7 @@ export const banCommand: CommandModule<GlobalArgs, Args> = {
     }
     /* before the module is opened, so a refused ban leaves no database or firewall set behind */
     const { paths } = loadConfig(argv.root);
-    refuseProtected(Lists.load(paths.whitelist, paths.blacklist), ip);
+    refuseProtected(Lists.of(paths), ip);
     const ctx = openModule(argv.root, argv.module);
     try {
       checkFirewallFreeFor(ctx.firewall, ctx.paths.root, `ban ${ip.text}`);

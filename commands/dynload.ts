@@ -5,6 +5,7 @@ import { Lists } from "../src/core/lists";
 import { type Outcome, refreshLists } from "../src/dynload/load";
 import { type GlobalArgs, isoTime, printJson } from "./common";
 import { checkFirewallFreeFor } from "../src/master/claim";
+import { nowSeconds } from "../src/core/duration";
 
 interface Args extends GlobalArgs {
   list?: string;
@@ -39,7 +40,7 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
       .example("$0 dynload spamhaus --force", "one list now"),
   handler: async (argv) => {
     const loaded = loadConfig(argv.root);
-    const lists = Lists.load(loaded.paths.whitelist, loaded.paths.blacklist);
+    const lists = Lists.of(loaded.paths);
     const firewall = createFirewall(loaded.config, loaded.paths);
     const show = !argv.json && !argv.quiet;
     try {
@@ -47,7 +48,7 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
       const outcomes = await refreshLists(loaded, firewall, lists, {
         only: argv.list,
         force: !!argv.force,
-        now: Math.floor(Date.now() / 1000),
+        now: nowSeconds(),
         /* on a terminal, each list as it is done: downloads can take a while */
         progress: (o) => {
           if (show || (argv.quiet && o.result === "failed")) console.log(describe(o));

@@ -1,6 +1,6 @@
 import type { CommandModule } from "yargs";
 import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
-import { formatDuration } from "../src/core/duration";
+import { formatDuration, nowSeconds } from "../src/core/duration";
 import { resolveBackend } from "../src/core/firewall";
 import { checkFirewallFree } from "../src/master/claim";
 import { expire } from "../src/ops/expire";
@@ -31,7 +31,7 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const loaded = loadConfig(argv.root);
     if (!argv.dryRun && resolveBackend(loaded.config.firewall) !== "dryrun") checkFirewallFree(loaded.paths.root, "expire");
-    const expired = await expire(loaded, { module: argv.module, now: Math.floor(Date.now() / 1000), dryRun: !!argv.dryRun });
+    const expired = await expire(loaded, { module: argv.module, now: nowSeconds(), dryRun: !!argv.dryRun });
     const results = expired.map((r) => ({ ...r, expired: r.expired.map((h) => ({ ...h, lastSeen: iso(h.lastSeen) })) }));
     if (argv.quiet) return;
     if (argv.json) return printJson(results);

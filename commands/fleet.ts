@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
-import { loadConfig, MODULE_NAMES } from "../src/core/config";
-import { formatDuration } from "../src/core/duration";
+import { loadConfig, enabledModules } from "../src/core/config";
+import { formatDuration, nowSeconds } from "../src/core/duration";
 import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
 import { FleetNode, fleetConfigOf, fleetStatus, forgetNode } from "../src/fleet/node";
@@ -17,7 +17,7 @@ const statusCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const s = await fleetStatus(loadConfig(argv.root));
     if (argv.json) return printJson(s);
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     const m = s.master;
     console.log(`fleet node ${s.node} on ${s.url}: ${m ? (m.connected ? "connected" : `not connected (${m.lastError ?? "connecting"})`) : "watcher is not running"}`);
     if (m) {
@@ -46,8 +46,8 @@ const syncCommand: CommandModule<GlobalArgs, Args> = {
     const loaded = loadConfig(argv.root);
     const settings = fleetConfigOf(loaded);
     const firewall = createFirewall(loaded.config, loaded.paths);
-    const lists = Lists.load(loaded.paths.whitelist, loaded.paths.blacklist);
-    const modules = MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled);
+    const lists = Lists.of(loaded.paths);
+    const modules = enabledModules(loaded.config);
     const node = new FleetNode(loaded, firewall, modules, () => lists, argv.json ? () => {} : stderrLog("watcher fleet sync"));
     try {
       await node.connect();

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CommandModule } from "yargs";
 import { loadConfig, MODULE_NAMES, type ModuleName, requireRoot } from "../src/core/config";
-import { parseDuration } from "../src/core/duration";
+import { nowSeconds, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { renderReport } from "../src/report/render";
 import { gatherReport, isQuiet, knownVhosts, type Report } from "../src/report/report";
@@ -53,7 +53,7 @@ export const reportCommand: CommandModule<GlobalArgs, Args> = {
     if (argv.perVhost && argv.vhost) throw new ConfigError("--per-vhost writes every vhost's report; leave out --vhost");
     const loaded = loadConfig(argv.root);
     requireRoot(loaded.paths.root);
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     const width = argv.width ?? (process.stdout.columns || 100);
     const options = { now, since: now - seconds, modules: argv.module ? [argv.module] : undefined, vhost: argv.vhost ?? null };
 

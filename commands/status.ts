@@ -1,5 +1,5 @@
 import type { CommandModule } from "yargs";
-import { formatDuration } from "../src/core/duration";
+import { formatDuration, nowSeconds } from "../src/core/duration";
 import { gatherStatus } from "../src/master/control";
 import { describeProcesses } from "../src/master/leftovers";
 import { type GlobalArgs, isoTime, printJson, table } from "./common";
@@ -22,7 +22,7 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
     const s = await gatherStatus(argv.root);
     if (argv.json) printJson(s);
     else {
-      const now = Math.floor(Date.now() / 1000);
+      const now = nowSeconds();
       console.log(s.running ? `watcher is running (pid ${s.pid}, up ${formatDuration(now - (s.startedAt ?? now))}, ${s.backend} firewall, root ${s.root})` : `watcher is not running (root ${s.root})`);
       if (s.configError) console.log(`warning: the configuration does not load (${s.running ? "what runs is what loaded when it started" : "start will refuse"}):\n${s.configError}`);
       if (s.strayModules.length) console.log(`warning: module processes of this root run without a master: ${describeProcesses(s.strayModules)}; "watcher stop" ends them`);

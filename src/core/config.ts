@@ -335,6 +335,11 @@ export interface LoadedConfig {
   readonly paths: Paths;
 }
 
+/** The modules this configuration enables, in MODULE_NAMES order. */
+export function enabledModules(config: Config): ModuleName[] {
+  return MODULE_NAMES.filter((m) => config.modules[m].enabled);
+}
+
 /**
  * A root is a folder with etc/ in it: a mistyped --root must neither start on the real firewall
  * nor report zeros as if all were quiet.

@@ -17,6 +17,7 @@ import type { udp } from "bun";
 import { readFileSync } from "node:fs";
 import { BoundedMap } from "./bounded-map";
 import { type Ip, parseIp } from "./ip";
+import { nowSeconds } from "./duration";
 
 /** ALLOWED: a TRUEHOST whose name is under one of the module's `dnsAllow` domains (a search engine's crawlers) */
 export type HostClass = "NXDOMAIN" | "FAKEHOST" | "TRUEHOST" | "ALLOWED" | "UNKNOWN";
@@ -457,7 +458,7 @@ export class DnsClassifier {
     private readonly client: Pick<DnsClient, "classify"> & { readonly stats?: DnsClientStats },
     private readonly o: ClassifierOptions,
     private readonly onResult: (address: string, cls: HostClass) => void,
-    private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
+    private readonly clock: () => number = nowSeconds,
   ) {
     this.cache = new BoundedMap(o.cacheSize);
     this.stats = { lookups: 0, cacheHits: 0, dropped: 0, resolver: client.stats ?? null };

@@ -22,3 +22,8 @@ export function formatDuration(seconds: number): string {
   }
   return parts.length > 0 ? parts.join(" ") : "0s";
 }
+
+/** The clock watcher counts in: whole epoch seconds. */
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

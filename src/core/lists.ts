@@ -9,6 +9,7 @@
  * blocklists go through the same test (Lists.dropConflict) and leave such entries out.
  */
 import { type ConfigFiles, diskFiles } from "./config-files";
+import type { Paths } from "./layout";
 import { networkInterfaces } from "node:os";
 import { ConfigError } from "./errors";
 import { type Cidr, CidrSet, type Family, type Ip, isNeverBannable, parseCidr, parseIp, reservedOverlap } from "./ip";
@@ -100,6 +101,11 @@ export class Lists {
    * Read and check both lists; a ConfigError names every refused line (file:line). `own` is
    * this machine's addresses (a parameter for tests).
    */
+  /** The root's lists (`paths.whitelist`, `paths.blacklist`) with this machine's addresses. */
+  static of(paths: Pick<Paths, "whitelist" | "blacklist">, files: ConfigFiles = diskFiles): Lists {
+    return Lists.load(paths.whitelist, paths.blacklist, ownAddresses(), files);
+  }
+
   static load(whitelistFile: string, blacklistFile: string, own: CidrSet = ownAddresses(), files: ConfigFiles = diskFiles): Lists {
     const white = readEntries(whitelistFile, files);
     const black = readEntries(blacklistFile, files);

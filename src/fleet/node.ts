@@ -23,6 +23,7 @@ import { ModuleStore } from "../store/module-db";
 import { liftBan } from "../ops/ban";
 import { drainOutbox } from "./publisher";
 import { dbPath, fleetDbPath, statusFile } from "../core/layout";
+import { nowSeconds } from "../core/duration";
 
 const READ_BATCH = 1000;
 const BLOCK_MS = 2000;
@@ -63,7 +64,6 @@ export interface NodeInfo {
   bans: number;
 }
 
-const nowS = () => Math.floor(Date.now() / 1000);
 
 /** The [fleet] settings, or a configuration error for a command that needs them. */
 export function fleetConfigOf(loaded: LoadedConfig): FleetConfig {
@@ -103,7 +103,7 @@ export class FleetNode {
   private readonly reader: FleetLink;
   private readonly writer: FleetLink;
   private readonly moduleStores = new Map<ModuleName, ModuleStore>();
-  private readonly startedAt = nowS();
+  private readonly startedAt = nowSeconds();
   private checkCursor = true;
   /** a full sync was asked for (new lists: decisions refused before may be applied now) */
   private syncWanted = false;
@@ -142,7 +142,7 @@ export class FleetNode {
       badSignature: 0,
       syncs: 0,
       refusals: [],
-      updatedAt: nowS(),
+      updatedAt: nowSeconds(),
     };
   }
 
@@ -227,7 +227,7 @@ export class FleetNode {
   async fullSync(): Promise<number> {
     const info = await this.streamInfo();
     if (!info) throw new Error("not connected to Redis");
-    const now = nowS();
+    const now = nowSeconds();
     const addresses = ((await this.reader.run((c) => c.send("ZRANGE", [this.keys.active, String(now + 1), "+inf", "BYSCORE"]))) ?? []) as string[];
     const decisions: Decision[] = [];
     for (let i = 0; i < addresses.length; i += READ_BATCH) {
@@ -284,7 +284,7 @@ export class FleetNode {
 
   /** A batch from the stream: the last decision per address wins; the kernel first, then fleet.db and the cursor. */
   private async apply(entries: StreamEntry[]): Promise<void> {
-    const now = nowS();
+    const now = nowSeconds();
     const outcomes: [Decision, Outcome][] = [];
     const latest = new Map<string, Decision>();
     const ids = new Set<string>();
@@ -345,13 +345,13 @@ export class FleetNode {
       node: this.settings.node,
       version: pkg.version,
       startedAt: this.startedAt,
-      updatedAt: nowS(),
+      updatedAt: nowSeconds(),
       lines: statuses.reduce((n, s) => n + (s?.lines ?? 0), 0),
       bans: statuses.reduce((n, s) => n + (s?.bans ?? 0), 0),
     };
     void this.writer
       .run(async (c) => {
-        const now = nowS();
+        const now = nowSeconds();
         await Promise.all([
           c.send("SET", [this.keys.node(this.settings.node), JSON.stringify(info), "EX", String(HEARTBEAT_TTL_S)]),
           c.send("SADD", [this.keys.nodes, this.settings.node]),
@@ -384,7 +384,7 @@ export class FleetNode {
     this.stats.connected = this.reader.connected && this.writer.connected;
     this.stats.cursor = this.store.cursor;
     this.stats.lastError = this.reader.lastError ?? this.writer.lastError ?? this.stats.lastError;
-    this.stats.updatedAt = nowS();
+    this.stats.updatedAt = nowSeconds();
     writeJson(statusFile(this.loaded.paths.runDir, "fleet"), this.stats);
   }
 

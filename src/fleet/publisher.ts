@@ -11,6 +11,7 @@ import { type Decision, type DecisionAction, fleetKeys, loadFleetKey, newDecisio
 import { FleetLink } from "./link";
 import type { ModuleStore } from "../store/module-db";
 import type { ModuleContext } from "../modules/context";
+import { nowSeconds } from "../core/duration";
 
 /** The rule name of a ban made because the fleet's count reached fleetMaxAffairs. */
 export const FLEET_AFFAIRS_RULE = "fleet-affairs";
@@ -173,7 +174,7 @@ export class ModuleFleet {
       return;
     }
     const k = fleetKeys(this.settings.prefix);
-    const now = String(Math.floor(Date.now() / 1000));
+    const now = String(nowSeconds());
     const prefix = `${this.settings.node}:${process.pid}:${this.shares++}:`;
     const keys = batch.map(([address]) => k.affairs(this.module, address));
     const args = [SHARE_SCRIPT, String(batch.length), ...keys, String(this.findTime), String(limit), now, prefix, ...batch.map(([, w]) => String(w))];

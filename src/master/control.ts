@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, openSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { discoverRoot, type LoadedConfig, loadConfig, MODULE_NAMES, selfCommand } from "../core/config";
+import { discoverRoot, type LoadedConfig, loadConfig, enabledModules, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
 import { createFirewall, resolveBackend } from "../core/firewall";
@@ -191,7 +191,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
     const { config, paths } = loaded;
     const fw = createFirewall(config, paths);
     try {
-      const sets = [WHITELIST_SET, BLACKLIST_SET, ...MODULE_NAMES.filter((m) => config.modules[m].enabled).map(moduleSetName), ...(config.fleet ? [FLEET_SET] : [])];
+      const sets = [WHITELIST_SET, BLACKLIST_SET, ...enabledModules(config).map(moduleSetName), ...(config.fleet ? [FLEET_SET] : [])];
       firewall = [];
       for (const set of sets) {
         const { v4, v6 } = byFamily(await fw.list(set));

@@ -9,7 +9,7 @@
  */
 import { closeSync, mkdirSync } from "node:fs";
 import cron, { type ScheduledTask } from "node-cron";
-import { checkFifoGroup, type LoadedConfig, loadConfig, MODULE_NAMES, type ModuleName, requireRoot, selfCommand } from "../core/config";
+import { checkFifoGroup, type LoadedConfig, loadConfig, enabledModules, type ModuleName, requireRoot, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
@@ -29,6 +29,7 @@ import { describeProcesses, endLeftovers } from "./leftovers";
 import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { type RestoreReport, restoreFirewall } from "./restore";
 import { fifoPath, lockFile, pidFile, statusFile } from "../core/layout";
+import { nowSeconds } from "../core/duration";
 
 const MAX_BACKOFF_S = 60;
 export const STOP_GRACE_MS = 10000;
@@ -105,13 +106,9 @@ class ModuleChild {
   }
 }
 
-function enabledModules(loaded: LoadedConfig): ModuleName[] {
-  return MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled);
-}
-
 /** The scheduled expiry (see ops/expire), said in the log where it forgot something. */
 async function expireJob(loaded: LoadedConfig, log: (m: string) => void): Promise<void> {
-  for (const r of await expire(loaded, { now: Math.floor(Date.now() / 1000), dryRun: false })) {
+  for (const r of await expire(loaded, { now: nowSeconds(), dryRun: false })) {
     if (r.expired.length) log(`expire ${r.module}: forgot ${r.expired.length} hosts, lifted ${r.lifted} bans`);
   }
 }
@@ -123,14 +120,14 @@ async function expireJob(loaded: LoadedConfig, log: (m: string) => void): Promis
 export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[]; lists: Lists } {
   requireRoot(loaded.paths.root);
   checkFifoGroup(loaded.config.fifoGroup);
-  const modules = enabledModules(loaded);
+  const modules = enabledModules(loaded.config);
   for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
   dynLists(loaded.config);
   if (loaded.config.fleet) {
     loadFleetKey(loaded.paths.fleetKey);
     if (loaded.config.fleet.tlsCa) readFleetCa(loaded.config.fleet.tlsCa);
   }
-  const lists = Lists.load(loaded.paths.whitelist, loaded.paths.blacklist);
+  const lists = Lists.of(loaded.paths);
   if (resolveBackend(loaded.config.firewall) !== "dryrun") checkFirewallFree(loaded.paths.root, "watcher cannot start");
   return { modules, lists };
 }
@@ -178,7 +175,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
   const tasks: { name: string; schedule: string; task: ScheduledTask }[] = [];
   const status: MasterStatus = {
     pid: process.pid,
-    startedAt: Math.floor(Date.now() / 1000),
+    startedAt: nowSeconds(),
     root: paths.root,
     backend: "",
     ready: false,
@@ -208,7 +205,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
     if (resolveBackend(config.firewall) !== "dryrun") claim = claimFirewall(paths.root);
     firewall = createFirewall(config, paths);
     status.backend = firewall.backend;
-    status.restore = await restoreFirewall(loaded, firewall, modules, lists, Math.floor(Date.now() / 1000));
+    status.restore = await restoreFirewall(loaded, firewall, modules, lists, nowSeconds());
     const entries = status.restore.sets.reduce((n, s) => n + s.entries, 0);
     log(`restored ${entries} entries into ${status.restore.sets.length} sets (${firewall.backend}) in ${status.restore.seconds.toFixed(3)} s`);
     for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
@@ -234,7 +231,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
     tasks.push({ name: "expire", schedule: config.schedule.expire, task: expire });
     if (dynLists(config).some((l) => l.enabled)) {
       const dynload = cron.schedule(config.schedule.dynload, () =>
-        refreshLists(loaded, firewall!, lists, { force: false, now: Math.floor(Date.now() / 1000) })
+        refreshLists(loaded, firewall!, lists, { force: false, now: nowSeconds() })
           .then((outcomes) => {
             for (const o of outcomes) if (o.result === "loaded" || o.result === "failed") log(`dynload ${o.list}: ${o.result === "loaded" ? `${o.entries} networks` : o.error}`);
           })
@@ -252,8 +249,8 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
       process.on("SIGHUP", () => {
         void (async () => {
           try {
-            lists = Lists.load(paths.whitelist, paths.blacklist);
-            status.restore = await restoreFirewall(loaded, firewall!, modules, lists, Math.floor(Date.now() / 1000));
+            lists = Lists.of(paths);
+            status.restore = await restoreFirewall(loaded, firewall!, modules, lists, nowSeconds());
             for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
             for (const r of status.restore.refusals) log(r);
             for (const c of children.values()) c.signal("SIGHUP");

@@ -9,6 +9,7 @@ import type { Mode, RuleSet } from "../core/rules";
 import { ModuleStore } from "../store/module-db";
 import { loadRules } from "./registry";
 import { dbPath, inForceFile } from "../core/layout";
+import { nowSeconds } from "../core/duration";
 
 export interface ModuleContext {
   readonly module: ModuleName;
@@ -35,13 +36,13 @@ export function readReloadable(root: string, module: ModuleName, files: ConfigFi
   return {
     moduleConfig,
     rules: loadRules(module, paths.rulesDir, moduleConfig.mode, files),
-    lists: Lists.load(paths.whitelist, paths.blacklist, undefined, files),
+    lists: Lists.of(paths, files),
   };
 }
 
 /** A configuration read from disk that proved good: keep it as the one in force. */
 export function keepInForce(root: string, module: ModuleName, files: RecordingFiles): void {
-  files.save(inForceFile(root, module), Math.floor(Date.now() / 1000));
+  files.save(inForceFile(root, module), nowSeconds());
 }
 
 /**
@@ -73,7 +74,7 @@ export function openModule(root: string | undefined, module: ModuleName, mode?: 
   const { config, paths } = loadConfig(root, files);
   const moduleConfig = config.modules[module];
   const rules = loadRules(module, paths.rulesDir, mode ?? moduleConfig.mode, files);
-  const lists = Lists.load(paths.whitelist, paths.blacklist, undefined, files);
+  const lists = Lists.of(paths, files);
   const store = new ModuleStore(dbPath(paths, module));
   const firewall = createFirewall(config, paths);
   return {

@@ -8,6 +8,7 @@ import { WatcherError } from "../core/errors";
 import type { ModuleContext } from "./context";
 import { LineSplitter } from "../pipeline/split";
 import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
+import { nowSeconds } from "../core/duration";
 
 /* writes up to PIPE_BUF bytes are atomic: our lines never interleave with the logger's */
 const PIPE_BUF = 4096;
@@ -89,7 +90,7 @@ export async function injectDirect(
   ctx: ModuleContext,
   input: AsyncIterable<Uint8Array> | readonly string[],
   rawProgram: string | null = null,
-  clock = () => Math.floor(Date.now() / 1000),
+  clock = nowSeconds,
 ): Promise<DirectResult> {
   const bans: BanReport[] = [];
   const runtime = new ModuleRuntime({

@@ -17,6 +17,7 @@ import type { Source } from "../pipeline/read";
 import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
 import { LineSplitter } from "../pipeline/split";
 import { keepInForce, type ModuleContext, readReloadable } from "./context";
+import { nowSeconds } from "../core/duration";
 
 /** What a module writes about itself every few seconds. */
 export interface ModuleStatus {
@@ -76,7 +77,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     : null;
   const runtime: ModuleRuntime = new ModuleRuntime({
     ...partsOf(ctx),
-    clock: o.clock ?? (() => Math.floor(Date.now() / 1000)),
+    clock: o.clock ?? (nowSeconds),
     useLineTime: false,
     onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),
     log: o.log,
@@ -88,14 +89,14 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   fleet?.start();
   let stopping = false;
 
-  const startedAt = Math.floor(Date.now() / 1000);
+  const startedAt = nowSeconds();
   const status = statusFile(ctx.paths.runDir, ctx.module);
   let configError = o.configError ?? null;
   if (configError) o.log(configError);
   let statusWritten = true;
   const writeStatus = () => {
     const { lines, matched, affairs, bans } = runtime.stats;
-    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: Math.floor(Date.now() / 1000), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null, pending: runtime.pending, configError };
+    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: nowSeconds(), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null, pending: runtime.pending, configError };
     /* a full disk: said once, and once when it is written again */
     const written = writeJson(status, s, (why) => statusWritten && o.log(`${why}; the module goes on`));
     if (written && !statusWritten) o.log(`status ${status} written again`);
@@ -164,7 +165,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
 
 /** What was decided before a crash is decided again: recent recorded bans go back into the kernel. */
 async function reapplyRecentBans(ctx: ModuleContext, log: (message: string) => void): Promise<void> {
-  const now = Math.floor(Date.now() / 1000);
+  const now = nowSeconds();
   const elements: SetElement[] = [];
   for (const host of ctx.store.bansSince(now - REAPPLY_BANS_S, now)) {
     const ip = parseIp(host.address);

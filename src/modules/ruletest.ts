@@ -8,6 +8,7 @@
 import type { Action, RuleSet } from "../core/rules";
 import { type Attribution, Recogniser } from "../pipeline/recognise";
 import { forEachLine, type SkipCounts } from "../pipeline/split";
+import { nowSeconds } from "../core/duration";
 
 export interface RuleTestMatch {
   /** 1-based line number in the input */
@@ -43,7 +44,7 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
   const matches: RuleTestMatch[] = [];
   const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
   /* the daemon's recogniser, in the lines' own time, as `inject --direct` replays them */
-  const now = Math.floor(Date.now() / 1000);
+  const now = nowSeconds();
   const recogniser = new Recogniser(rules, { clock: () => now, useLineTime: true });
   /* each line is tagged with its place in `matches`; an attribution may also fill in an earlier
      line's address (the one its session wrote later) */

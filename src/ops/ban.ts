@@ -16,6 +16,7 @@ import { banDuration, newHost } from "../pipeline/decide";
 import { publisherOf, queueDecision } from "../fleet/publisher";
 import { prefixOf } from "../pipeline/prefixes";
 import { fleetDbPath } from "../core/layout";
+import { nowSeconds } from "../core/duration";
 
 export const MANUAL_RULE = "manual";
 
@@ -64,7 +65,7 @@ export async function banNow(p: BanParts, ip: Ip, rule: string, seconds: number 
   return { address: ip.text, seconds: duration, until };
 }
 
-export function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = Math.floor(Date.now() / 1000)): Promise<ManualBan> {
+export function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = nowSeconds()): Promise<ManualBan> {
   return banNow(banPartsOf(ctx), ip, MANUAL_RULE, seconds, now);
 }
 
@@ -81,7 +82,7 @@ export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now:
  * that holds the address (pipeline/prefixes.ts) is lifted with it. In a fleet, the unban goes to
  * every node, and a fleet ban of the address here is lifted too.
  */
-export async function manualUnban(ctx: ModuleContext, ip: Ip, now = Math.floor(Date.now() / 1000)): Promise<boolean> {
+export async function manualUnban(ctx: ModuleContext, ip: Ip, now = nowSeconds()): Promise<boolean> {
   const host = ctx.store.getHost(ip.text);
   let wasBanned = !!host && host.bannedUntil > now;
   /* from the kernel even when the database had no ban: it may have been added by hand */

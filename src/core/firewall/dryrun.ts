@@ -12,6 +12,7 @@ import { openReadOnlyDatabase } from "../../store/module-db";
 import { dirname } from "node:path";
 import { NFT_MAX_TIMEOUT } from "./nftables";
 import { type Firewall, type FirewallOutcome, type ListedElement, prepareElements, type SetElement, type SetSpec } from "./types";
+import { nowSeconds } from "../duration";
 
 export class DryRunFirewall implements Firewall {
   readonly backend = "dryrun";
@@ -22,7 +23,7 @@ export class DryRunFirewall implements Firewall {
   constructor(
     dbPath: string,
     private readonly logPath: string,
-    private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
+    private readonly clock: () => number = nowSeconds,
   ) {
     try {
       mkdirSync(dirname(dbPath), { recursive: true });
