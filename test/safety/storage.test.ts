@@ -96,8 +96,9 @@ describe("a full disk", () => {
       cat "${root}/module.log"`);
     expect(r.out).toMatch(/database .*LG\.db: database or disk is full; counting and banning from memory/);
     expect(r.out).not.toMatch(NO_STACK);
-    /* 200,000 addresses, each in a /64 of its own: each with its prefix's counter */
-    expect(r.out).toMatch(/exiting with 400000 hosts and 20000 events not written/);
+    /* 200,000 addresses, each in a /64 of its own: each with its prefix's counter (and the first
+       line's host, when the disk filled before its chunk was written) */
+    expect(r.out).toMatch(/exiting with 40000[01] hosts and 20000 events not written/);
     const peakKiB = Number(/peak (\d+) KiB/.exec(r.out)![1]);
     console.log(`disk full, 200k hosts held: peak RSS ${(peakKiB / 1024).toFixed(0)} MiB`);
     expect(peakKiB).toBeLessThan(800 * 1024);
