@@ -27,6 +27,8 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
       .example("$0 module LG", "read <root>/var/fifo/WatchLG")
       .example("journalctl -u ssh -o short-iso -f | $0 module LG --stdin", "read journald through a pipe"),
   handler: async (argv) => {
+    /* a SIGHUP before the loop listens for it (the master's reload during our start-up) must not end us */
+    process.on("SIGHUP", () => {});
     if (argv.supervised) followMaster(stderrLog(`watcher module ${argv.module}`));
     /* the master's module keeps protecting on its configuration in force when a file on disk is broken */
     const { ctx, configError } = argv.supervised ? openModuleInForce(argv.root, argv.module) : { ctx: openModule(argv.root, argv.module), configError: null };

@@ -100,13 +100,16 @@ export class ModuleFleet {
     private readonly module: ModuleName,
     private readonly store: ModuleStore,
     private findTime: number,
-    /** the fleet-wide count of `address` reached the limit on this node's affair */
-    private readonly onFleetLimit: (address: string, total: number) => void,
   ) {
     this.link = new FleetLink(settings, () => this.publish());
   }
 
-  start(): void {
+  /** the fleet-wide count of `address` reached the limit on this node's affair (the runtime bans it) */
+  private onFleetLimit: (address: string, total: number) => void = () => {};
+
+  /** Start publishing and sharing; `onFleetLimit` bans an address the fleet's count crossed on one of our affairs. */
+  start(onFleetLimit: (address: string, total: number) => void): void {
+    this.onFleetLimit = onFleetLimit;
     void this.link.start();
     this.timer = setInterval(() => {
       /* what `watcher ban` queued, and what waited for a reconnect; the outbox grows only while Redis is away */

@@ -57,7 +57,54 @@ export interface LoopOptions {
   readonly configError?: string | null;
 }
 
+/**
+ * One change to the store at a time: chunks, DNS classes, fleet bans and flushes take turns. A
+ * turn that fails fails the loop (the master restarts the module, which sets its firewall up again).
+ */
+class Turns {
+  private last: Promise<void> = Promise.resolve();
+
+  take(fn: () => Promise<void> | void): Promise<void> {
+    this.last = this.last.then(fn);
+    return this.last;
+  }
+
+  get done(): Promise<void> {
+    return this.last;
+  }
+}
+
 export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source[], o: LoopOptions): Promise<RuntimeStats> {
+  const turns = new Turns();
+  const { runtime, fleet, dnsClient } = wire(ctx, o);
+  await ctx.firewall.ensure([moduleSet(ctx.module)]);
+  await reapplyRecentBans(ctx, o.log);
+  /* the fleet's bans take their turn between chunks, like every other change to the store */
+  fleet?.start((address, total) => void turns.take(() => runtime.fleetBan(address, total).catch((e) => o.log(`fleet ban of ${address} failed: ${(e as Error).message}`))));
+  const status = new StatusWriter(ctx, runtime, fleet, o);
+  const statusTimer = setInterval(() => {
+    status.write();
+    /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory */
+    void turns.take(() => void runtime.flushPending());
+  }, STATUS_EVERY_MS);
+  const signals = handleSignals(ctx, runtime, fleet, status, o.log);
+
+  /* a stdin or file source may end by itself; FIFOs end only on a signal */
+  await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log)))]);
+  await turns.done;
+  clearInterval(statusTimer);
+  if (!runtime.flushPending(true)) {
+    const p = runtime.pending;
+    o.log(`exiting with ${p.hosts} hosts and ${p.events} events not written: ${p.error}`);
+  }
+  await fleet?.close();
+  dnsClient?.close();
+  status.remove();
+  return runtime.stats;
+}
+
+/** The resident module's parts: the runtime, and the DNS client and fleet publisher it talks to. */
+function wire(ctx: ModuleContext, o: LoopOptions): { runtime: ModuleRuntime; fleet: ModuleFleet | null; dnsClient: DnsClient | null } {
   const resolver = ctx.config.dns;
   const dnsClient = ctx.moduleConfig.dns
     ? new DnsClient({
@@ -68,99 +115,95 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
         log: o.log,
       })
     : null;
-  let busy: Promise<void> = Promise.resolve();
-  /* the fleet's bans take their turn between chunks, like every other change to the store */
-  const fleet = ctx.config.fleet
-    ? new ModuleFleet(ctx.config.fleet, loadFleetKey(ctx.paths.fleetKey), ctx.module, ctx.store, ctx.moduleConfig.findTime, (address, total) => {
-        busy = busy.then(() => runtime.fleetBan(address, total)).catch((e) => o.log(`fleet ban of ${address} failed: ${(e as Error).message}`));
-      })
-    : null;
-  const runtime: ModuleRuntime = new ModuleRuntime({
+  const fleet = ctx.config.fleet ? new ModuleFleet(ctx.config.fleet, loadFleetKey(ctx.paths.fleetKey), ctx.module, ctx.store, ctx.moduleConfig.findTime) : null;
+  const runtime = new ModuleRuntime({
     ...partsOf(ctx),
-    clock: o.clock ?? (nowSeconds),
+    clock: o.clock ?? nowSeconds,
     useLineTime: false,
     onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),
     log: o.log,
     dns: dnsClient ? { client: dnsClient, options: resolver } : undefined,
     fleet: fleet ? { publisher: publisherOf(ctx.config, ctx.module), sink: fleet } : undefined,
   });
-  await ctx.firewall.ensure([moduleSet(ctx.module)]);
-  await reapplyRecentBans(ctx, o.log);
-  fleet?.start();
-  let stopping = false;
+  return { runtime, fleet, dnsClient };
+}
 
-  const startedAt = nowSeconds();
-  const status = statusFile(ctx.paths.runDir, ctx.module);
-  let configError = o.configError ?? null;
-  if (configError) o.log(configError);
-  let statusWritten = true;
-  const writeStatus = () => {
-    const { lines, matched, affairs, bans } = runtime.stats;
-    const s: ModuleStatus = { module: ctx.module, pid: process.pid, startedAt, updatedAt: nowSeconds(), lines, matched, affairs, bans, dns: runtime.dns?.stats ?? null, fleet: fleet?.snapshot() ?? null, pending: runtime.pending, configError };
-    /* a full disk: said once, and once when it is written again */
-    const written = writeJson(status, s, (why) => statusWritten && o.log(`${why}; the module goes on`));
-    if (written && !statusWritten) o.log(`status ${status} written again`);
-    statusWritten = written;
-    /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory */
-    busy = busy.then(() => void runtime.flushPending());
-  };
-  writeStatus();
-  const statusTimer = setInterval(writeStatus, STATUS_EVERY_MS);
+/** The read loop of one source: chunks into whole lines, each block through the runtime in its turn. */
+async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, signals: { readonly stopping: boolean }, log: (message: string) => void): Promise<void> {
+  const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
+  log(`reading ${source.label}`);
+  for await (const chunk of source.chunks()) {
+    if (signals.stopping) return;
+    const block = splitter.push(chunk);
+    if (block !== "") await turns.take(() => runtime.processBlock(block, source.rawProgram));
+  }
+  const rest = splitter.end();
+  if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.rawProgram));
+}
 
+/** SIGHUP reloads config, rules and lists (the configuration in force stays when a file is bad); SIGTERM/SIGINT stop after the chunk in hand. */
+function handleSignals(ctx: ModuleContext, runtime: ModuleRuntime, fleet: ModuleFleet | null, status: StatusWriter, log: (message: string) => void) {
   process.on("SIGHUP", () => {
     try {
       const files = new RecordingFiles();
       const next = readReloadable(ctx.paths.root, ctx.module, files);
       keepInForce(ctx.paths.root, ctx.module, files);
-      configError = null;
+      status.configError = null;
       runtime.reload(next);
       fleet?.reload(next.moduleConfig.findTime);
-      o.log(`SIGHUP: reloaded config, ${next.rules.rules.length} rules, ${next.lists.whitelist.size} whitelist and ${next.lists.blacklist.size} blacklist entries`);
+      log(`SIGHUP: reloaded config, ${next.rules.rules.length} rules, ${next.lists.whitelist.size} whitelist and ${next.lists.blacklist.size} blacklist entries`);
     } catch (e) {
-      configError = `${(e as Error).message} (the configuration in force stays until this is fixed)`;
-      o.log(`SIGHUP: kept the rules and lists in force: ${(e as Error).message}`);
+      status.configError = `${(e as Error).message} (the configuration in force stays until this is fixed)`;
+      log(`SIGHUP: kept the rules and lists in force: ${(e as Error).message}`);
     }
   });
-
-  const stop = new Promise<void>((resolve) => {
+  const signals = { stopping: false, stop: Promise.resolve() };
+  signals.stop = new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      o.log(`${signal}: stopping after the chunk in hand`);
+      if (signals.stopping) return;
+      signals.stopping = true;
+      log(`${signal}: stopping after the chunk in hand`);
       resolve();
     };
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));
   });
+  return signals;
+}
 
-  const readers = sources.map(async (source) => {
-    const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
-    o.log(`reading ${source.label}`);
-    for await (const chunk of source.chunks()) {
-      if (stopping) break;
-      const block = splitter.push(chunk);
-      if (block === "") continue;
-      busy = busy.then(() => runtime.processBlock(block, source.rawProgram));
-      await busy;
-    }
-    if (!stopping) {
-      const rest = splitter.end();
-      if (rest !== "") await (busy = busy.then(() => runtime.processBlock(rest, source.rawProgram)));
-    }
-  });
+/** The module's status file, which `watcher status` reads; a full disk is said once, and once when it is written again. */
+class StatusWriter {
+  configError: string | null;
+  private readonly path: string;
+  private readonly startedAt = nowSeconds();
+  private written = true;
 
-  /* a stdin or file source may end by itself; FIFOs end only on a signal */
-  await Promise.race([stop, Promise.all(readers)]);
-  await busy;
-  clearInterval(statusTimer);
-  if (!runtime.flushPending(true)) {
-    const p = runtime.pending;
-    o.log(`exiting with ${p.hosts} hosts and ${p.events} events not written: ${p.error}`);
+  constructor(
+    private readonly ctx: ModuleContext,
+    private readonly runtime: ModuleRuntime,
+    private readonly fleet: ModuleFleet | null,
+    private readonly o: LoopOptions,
+  ) {
+    this.path = statusFile(ctx.paths.runDir, ctx.module);
+    this.configError = o.configError ?? null;
+    if (this.configError) o.log(this.configError);
+    this.write();
   }
-  await fleet?.close();
-  dnsClient?.close();
-  removeFile(status);
-  return runtime.stats;
+
+  write(): void {
+    const { lines, matched, affairs, bans } = this.runtime.stats;
+    const s: ModuleStatus = {
+      module: this.ctx.module, pid: process.pid, startedAt: this.startedAt, updatedAt: nowSeconds(), lines, matched, affairs, bans,
+      dns: this.runtime.dns?.stats ?? null, fleet: this.fleet?.snapshot() ?? null, pending: this.runtime.pending, configError: this.configError,
+    };
+    const written = writeJson(this.path, s, (why) => this.written && this.o.log(`${why}; the module goes on`));
+    if (written && !this.written) this.o.log(`status ${this.path} written again`);
+    this.written = written;
+  }
+
+  remove(): void {
+    removeFile(this.path);
+  }
 }
 
 /** What was decided before a crash is decided again: recent recorded bans go back into the kernel. */

@@ -72,7 +72,7 @@ export class TestRedis {
        "--dir", this.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--logfile", join(this.dir, "redis.log"), ...tls],
       { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
     );
-    for (const until = Date.now() + 5000; Date.now() < until; await Bun.sleep(20)) {
+    for (const until = Date.now() + 60_000; Date.now() < until; await Bun.sleep(20)) {
       if (this.cli("PING").trim() === "PONG") return this;
     }
     throw new Error(`redis-server did not start on port ${this.port}`);
