@@ -4,15 +4,8 @@
 #   sudo scripts/install.sh [--prefix /opt/watcher]
 # Existing configuration, lists and databases under the prefix are kept.
 set -euo pipefail
+. "$(dirname "$0")/prefix-args.sh"
 cd "$(dirname "$0")/.."
-prefix=/opt/watcher
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --prefix) prefix=$2; shift 2 ;;
-    *) echo "usage: $0 [--prefix DIR]" >&2; exit 2 ;;
-  esac
-done
-[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
 [ -x dist/watcher ] || npm run build
 
 install -d -m 0755 "$prefix/bin" "$prefix/etc" "$prefix/rules" "$prefix/var"

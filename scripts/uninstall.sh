@@ -3,14 +3,7 @@
 # the prefix (default /opt/watcher), databases included.
 #   sudo scripts/uninstall.sh [--prefix /opt/watcher]
 set -euo pipefail
-prefix=/opt/watcher
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --prefix) prefix=$2; shift 2 ;;
-    *) echo "usage: $0 [--prefix DIR]" >&2; exit 2 ;;
-  esac
-done
-[ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run as root" >&2; exit 1; }
+. "$(dirname "$0")/prefix-args.sh"
 if [ -e /etc/systemd/system/watcher.service ]; then
   systemctl disable --now watcher 2>/dev/null || true
   rm -f /etc/systemd/system/watcher.service
