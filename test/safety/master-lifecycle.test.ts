@@ -102,7 +102,7 @@ describe("kill -9 of the master (item 4)", () => {
     expect(watcher(root, "start").code).toBe(0);
     const first = await running(root);
     process.kill(first.master, "SIGKILL");
-    await waitFor("the orphaned module to end", () => !isAlive(first.module), 15000);
+    await waitFor("the orphaned module to end", () => !isAlive(first.module));
     expect(watcher(root, "status").code).toBe(3);
     expect(modulePids(root)).toEqual([]);
 
@@ -112,7 +112,7 @@ describe("kill -9 of the master (item 4)", () => {
     expect(modulePids(root)).toEqual([second.module]);
     expect(watcher(root, "stop").code).toBe(0);
     await waitFor("no module left", () => modulePids(root).length === 0);
-  }, 40000);
+  });
 
   test("start ends a module process of its root that no master runs, then starts its own", async () => {
     const root = newRoot();
@@ -123,7 +123,7 @@ describe("kill -9 of the master (item 4)", () => {
     const { module } = await running(root);
     expect(modulePids(root)).toEqual([module]);
     expect(readFileSync(join(root, "var", "log", "watcher.log"), "utf8")).toContain(`ended module processes no master ran: LG (pid ${orphan.pid})`);
-  }, 40000);
+  });
 
   test("stop ends module processes no master runs, and says so", async () => {
     const root = newRoot();
@@ -135,7 +135,7 @@ describe("kill -9 of the master (item 4)", () => {
     expect(r.out).toContain(`ended module processes no master ran: LG (pid ${orphan.pid})`);
     expect(isAlive(orphan.pid)).toBe(false);
     expect(modulePids(root)).toEqual([]);
-  }, 40000);
+  });
 
   test("the master's lock decides, not a pid file: a stale pid file naming a live process does not block start", async () => {
     const root = newRoot();
@@ -149,7 +149,7 @@ describe("kill -9 of the master (item 4)", () => {
     const again = watcher(root, "start");
     expect(again.code).not.toBe(0);
     expect(again.err).toContain(`already running (pid ${pid})`);
-  }, 40000);
+  });
 });
 
 describe("restart, status and stop with a bad configuration (item 5)", () => {
@@ -164,7 +164,7 @@ describe("restart, status and stop with a bad configuration (item 5)", () => {
     expect(isAlive(before.master)).toBe(true);
     expect(isAlive(before.module)).toBe(true);
     expect(watcher(root, "status").code).toBe(0);
-  }, 40000);
+  });
 
   test("status and stop work from the run files when watcher.toml is not even TOML", async () => {
     const root = newRoot();
@@ -184,7 +184,7 @@ describe("restart, status and stop with a bad configuration (item 5)", () => {
     expect(isAlive(pid)).toBe(false);
     await waitFor("the module to end", () => !isAlive(module));
     expect(watcher(root, "status").code).toBe(3);
-  }, 40000);
+  });
 
   test("a configured runDir is still found when watcher.toml parses but is invalid", async () => {
     const root = newRoot({ "etc/watcher.toml": 'runDir = "state/run"\nfirewall = "dryrun"\n[modules.LG]\ndns = false\n' });
@@ -197,7 +197,7 @@ describe("restart, status and stop with a bad configuration (item 5)", () => {
     expect(s.out).toContain("banTme");
     expect(watcher(root, "stop").code).toBe(0);
     expect(isAlive(pid)).toBe(false);
-  }, 40000);
+  });
 });
 
 describe("one root per firewall, and a root must exist (item 6)", () => {
@@ -220,7 +220,7 @@ describe("one root per firewall, and a root must exist (item 6)", () => {
     expect(r2.code).toBe(2);
     expect(r2.err).toContain("has no etc/ folder");
     expect(existsSync(join(noEtc, "var", "run", "master.json"))).toBe(false);
-  }, 40000);
+  });
 
   test("nftables: a second root's start and stop --remove-firewall are refused while the first root's master runs", async () => {
     const net = new TestNet().setup();
@@ -272,7 +272,7 @@ describe("one root per firewall, and a root must exist (item 6)", () => {
       w(a, "stop");
       w(b, "stop");
     }
-  }, 60000);
+  });
 });
 
 describe("a module restart loses no line (item 11, the master's part)", () => {
@@ -300,7 +300,7 @@ describe("a module restart loses no line (item 11, the master's part)", () => {
       closeSync(writer);
     }
     expect(readFileSync(join(root, "var", "log", "watcher.log"), "utf8")).toContain("module LG exited with status 137; restarting now");
-  }, 40000);
+  });
 });
 
 describe("checks before anything is touched (item 9: fifoGroup)", () => {
@@ -319,7 +319,7 @@ describe("checks before anything is touched (item 9: fifoGroup)", () => {
     expect(watcher(root, "restart").code).toBe(2);
     expect(isAlive(before.master)).toBe(true);
     expect(master(root)!.modules.LG!.pid).toBe(before.module);
-  }, 40000);
+  });
 });
 
 describe("run files (item 9: status)", () => {
@@ -346,7 +346,7 @@ describe("run files (item 9: status)", () => {
     await waitFor("the bans", async () => (await bannedLG(root)).length === 3);
     expect(master(root)!.modules.LG!.pid).toBe(module);
     expect(master(root)!.modules.LG!.restarts).toBe(0);
-  }, 40000);
+  });
 
   test("status names the broken file a module's last good configuration stands in for", async () => {
     const root = newRoot();
@@ -366,5 +366,5 @@ describe("run files (item 9: status)", () => {
     } finally {
       process.kill(module, "SIGCONT");
     }
-  }, 40000);
+  });
 });

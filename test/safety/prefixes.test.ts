@@ -164,12 +164,12 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(net.reachable(`${ROTATING}9999`)).toBe(true);
       expect(net.reachable(`${FRIENDLY}5`)).toBe(true);
       const module = net.spawn(net.server, [WATCHER, "--root", root, "module", "LG"]);
-      await waitFor("the FIFO", () => existsSync(join(root, "var", "fifo", "WatchLG")), 8000, 20);
+      await waitFor("the FIFO", () => existsSync(join(root, "var", "fifo", "WatchLG")), undefined, 20);
       /* 4 tries each from addresses of the attacker's /64, and of the whitelisted one, and of the server's own */
       inject(failures(rotation(ROTATING, 30), 4, 1000));
       inject(failures(rotation(FRIENDLY, 30), 4, 2000));
       inject(failures(rotation("2001:db8:1::", 30), 4, 3000));
-      await waitFor("the rotating /64 to be dropped", () => !net.reachable(`${ROTATING}9999`, 300), 8000, 20);
+      await waitFor("the rotating /64 to be dropped", () => !net.reachable(`${ROTATING}9999`, 300), undefined, 20);
       expect(net.reachable(`${ROTATING}5`, 300)).toBe(false);
       expect(net.reachable(`${FRIENDLY}5`)).toBe(true);
       expect(net.reachable(FRIEND_V6)).toBe(true);
@@ -182,7 +182,7 @@ for (const backend of ["nftables", "ipset"] as const) {
       module.kill("SIGTERM");
       expect(await module.exited).toBe(0);
       expect(net.exec(net.server, ["ip", "-6", "addr", "show"]).out).toContain(SERVER_V6);
-    }, 30000);
+    });
 
     test("a restart restores the prefix ban with its remaining time; report shows it; unban lifts it", () => {
       /* a reboot: the kernel forgets everything */
@@ -213,6 +213,6 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(watcher("unban", "LG", `${ROTATING}9999`).code).toBe(0);
       expect(net.reachable(`${ROTATING}9999`)).toBe(true);
       expect(watcher("stop").code).toBe(0);
-    }, 40000);
+    });
   });
 }
