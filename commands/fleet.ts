@@ -3,7 +3,8 @@ import { loadConfig, enabledModules } from "../src/core/config";
 import { formatDuration, nowSeconds } from "../src/core/duration";
 import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
-import { FleetNode, fleetConfigOf, fleetStatus, forgetNode } from "../src/fleet/node";
+import { FleetNode } from "../src/fleet/node";
+import { fleetConfigOf, fleetStatus, forgetNode } from "../src/fleet/nodes";
 import { type GlobalArgs, isoTime, printJson, stderrLog, table } from "./common";
 
 interface Args extends GlobalArgs {

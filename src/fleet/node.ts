@@ -6,30 +6,30 @@
  * stream was trimmed past our cursor, and keep a heartbeat. Local policy wins: a whitelisted,
  * loopback or own address is never banned here, whatever the fleet says.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { basename } from "node:path";
 import pkg from "../../package.json";
-import { type FleetConfig, type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
-import { compareStreamIds, type Decision, FLEET_SET, fleetKeys, loadFleetKey, verifiedDecision } from "./protocol";
-import { FleetLink, redactUrl } from "./link";
-import { type FleetBan, FleetStore, type Outcome } from "../store/fleet-db";
-import { ConfigError, WatcherError } from "../core/errors";
+import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
+import { nowSeconds } from "../core/duration";
+import { WatcherError } from "../core/errors";
 import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseIp } from "../core/ip";
-import type { Lists } from "../core/lists";
-import { readJson, removeFile, runningMaster, writeJson } from "../core/runfiles";
-import type { ModuleStatus } from "../modules/loop";
-import { ModuleStore } from "../store/module-db";
-import { liftBan } from "../ops/ban";
-import { drainOutbox } from "./publisher";
 import { dbPath, fleetDbPath, statusFile } from "../core/layout";
-import { nowSeconds } from "../core/duration";
+import type { Lists } from "../core/lists";
+import { readJson, removeFile, writeJson } from "../core/runfiles";
+import type { ModuleStatus } from "../modules/loop";
+import { liftBan } from "../ops/ban";
+import { type FleetBan, FleetStore, type Outcome } from "../store/fleet-db";
+import { ModuleStore } from "../store/module-db";
+import { FleetLink, redactUrl } from "./link";
+import { fleetConfigOf, type NodeInfo, sendHeartbeat } from "./nodes";
+import { compareStreamIds, type Decision, FLEET_SET, fleetKeys, loadFleetKey, verifiedDecision } from "./protocol";
+import { drainOutbox } from "./publisher";
 
 const READ_BATCH = 1000;
 const BLOCK_MS = 2000;
 const STATUS_MS = 1000;
 const HEARTBEAT_MS = 5000;
-const HEARTBEAT_TTL_S = 20;
 const RECENT_REFUSALS = 20;
 const FLEET_UNBAN_RULE = "fleet-unban";
 
@@ -55,31 +55,9 @@ export interface FleetNodeStats {
   updatedAt: number;
 }
 
-export interface NodeInfo {
-  node: string;
-  version: string;
-  startedAt: number;
-  updatedAt: number;
-  lines: number;
-  bans: number;
-}
 
 
-/** The [fleet] settings, or a configuration error for a command that needs them. */
-export function fleetConfigOf(loaded: LoadedConfig): FleetConfig {
-  if (!loaded.config.fleet) throw new ConfigError(`${loaded.paths.configFile}: fleet mode is off; add a [fleet] section with url = "redis://..."`);
-  return loaded.config.fleet;
-}
 
-/** A node's heartbeat, or null when the key holds something else. */
-function heartbeatOf(text: string): NodeInfo | null {
-  try {
-    const beat = JSON.parse(text) as Partial<NodeInfo> | null;
-    return beat && typeof beat.node === "string" && typeof beat.updatedAt === "number" ? (beat as NodeInfo) : null;
-  } catch {
-    return null;
-  }
-}
 
 /** The fields of a payload in the active set; whoever can write to Redis can write anything there. */
 function payloadFields(payload: string): string[] {
@@ -352,15 +330,12 @@ export class FleetNode {
     void this.writer
       .run(async (c) => {
         const now = nowSeconds();
-        await Promise.all([
-          c.send("SET", [this.keys.node(this.settings.node), JSON.stringify(info), "EX", String(HEARTBEAT_TTL_S)]),
-          c.send("SADD", [this.keys.nodes, this.settings.node]),
-        ]);
+        await sendHeartbeat(c, this.keys, info);
         const over = (await c.send("ZRANGE", [this.keys.active, "-inf", String(now), "BYSCORE", "LIMIT", "0", "1000"])) as string[];
         if (over.length) await Promise.all([c.send("ZREM", [this.keys.active, ...over]), c.send("HDEL", [this.keys.payload, ...over])]);
-        const info2 = await this.streamInfo(this.writer);
+        const stream = await this.streamInfo(this.writer);
         const cursor = this.store.cursor;
-        this.stats.lagMs = info2 && cursor && cursor !== "0-0" ? Math.max(0, Number(info2.last.split("-")[0]) - Number(cursor.split("-")[0])) : info2?.last === "0-0" ? 0 : null;
+        this.stats.lagMs = stream && cursor && cursor !== "0-0" ? Math.max(0, Number(stream.last.split("-")[0]) - Number(cursor.split("-")[0])) : stream?.last === "0-0" ? 0 : null;
         await this.drainIdleOutboxes();
       })
       .catch((e) => {
@@ -399,70 +374,5 @@ export class FleetNode {
     if (this.loop) removeFile(statusFile(this.loaded.paths.runDir, "fleet"));
     this.store.close();
     for (const s of this.moduleStores.values()) s.close();
-  }
-}
-
-export interface FleetStatusReport {
-  node: string;
-  url: string;
-  /** what the running master's fleet reader reports; null when watcher is not running */
-  master: FleetNodeStats | null;
-  modules: { module: string; published: number; outbox: number; dropped: number; shared: number; unshared: number; fleetBans: number }[];
-  /** every node that ever beat; null when Redis could not be asked */
-  nodes: (NodeInfo & { live: boolean })[] | null;
-  redisError: string | null;
-}
-
-/** `watcher fleet status`: this node's counters from its run files and databases, the fleet's nodes from Redis. */
-export async function fleetStatus(loaded: LoadedConfig): Promise<FleetStatusReport> {
-  const settings = fleetConfigOf(loaded);
-  const { runDir } = loaded.paths;
-  const master = runningMaster(runDir) ? readJson<FleetNodeStats>(statusFile(runDir, "fleet")) : null;
-  const modules: FleetStatusReport["modules"] = [];
-  for (const module of MODULE_NAMES) {
-    const running = master ? readJson<ModuleStatus>(statusFile(runDir, module))?.fleet : null;
-    if (running) modules.push({ module, ...running });
-    else if (existsSync(dbPath(loaded.paths, module))) {
-      const store = new ModuleStore(dbPath(loaded.paths, module));
-      const outbox = store.outboxLength();
-      store.close();
-      if (outbox > 0 || loaded.config.modules[module].enabled) modules.push({ module, published: 0, outbox, dropped: 0, shared: 0, unshared: 0, fleetBans: 0 });
-    }
-  }
-  const link = new FleetLink(settings);
-  let nodes: FleetStatusReport["nodes"] = null;
-  try {
-    if (await link.start()) {
-      const k = fleetKeys(settings.prefix);
-      nodes = await link.run(async (c) => {
-        const names = ((await c.send("SMEMBERS", [k.nodes])) as string[]).sort();
-        const beats = names.length ? ((await c.send("MGET", names.map(k.node))) as (string | null)[]) : [];
-        return names.map((node, i) => {
-          const beat = beats[i] ? heartbeatOf(beats[i]!) : null;
-          return { node, version: beat?.version ?? "", startedAt: beat?.startedAt ?? 0, updatedAt: beat?.updatedAt ?? 0, lines: beat?.lines ?? 0, bans: beat?.bans ?? 0, live: beat !== null };
-        });
-      });
-    }
-  } catch {
-    nodes = null;
-  } finally {
-    link.close();
-  }
-  return { node: settings.node, url: redactUrl(settings.url), master, modules, nodes, redisError: nodes ? null : link.lastError };
-}
-
-/** `watcher fleet forget NODE`: a node taken out of service leaves the list; a live one is refused. */
-export async function forgetNode(loaded: LoadedConfig, node: string): Promise<void> {
-  const settings = fleetConfigOf(loaded);
-  const link = new FleetLink(settings);
-  try {
-    if (!(await link.start())) throw new WatcherError(`cannot reach Redis at ${redactUrl(settings.url)}: ${link.lastError}`);
-    const k = fleetKeys(settings.prefix);
-    await link.run(async (c) => {
-      if ((await c.send("EXISTS", [k.node(node)])) === 1) throw new WatcherError(`node ${node} is live (its heartbeat is fresh): stop watcher there first`);
-      if ((await c.send("SREM", [k.nodes, node])) === 0) throw new WatcherError(`no node ${node} in the fleet`);
-    });
-  } finally {
-    link.close();
   }
 }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { FleetStore } from "../../src/store/fleet-db";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { ModuleStore } from "../../src/store/module-db";
-import type { FleetStatusReport } from "../../src/fleet/node";
+import type { FleetStatusReport } from "../../src/fleet/nodes";
 import { ATTACKER_V4, TestNet } from "../helpers/netns";
 import { TestRedis } from "../helpers/redis";
 import { makeRoot, WATCHER, watcher } from "../helpers/root";
