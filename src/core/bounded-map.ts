@@ -3,14 +3,17 @@
  * new entries go into `current`; when it holds half the bound it becomes `previous` and the old
  * `previous` is dropped whole. An entry read again moves back into `current`, so what is in use
  * stays. O(1) and no per-entry eviction: deleting the oldest entry of a Map one at a time costs
- * more and more as its deleted slots pile up.
+ * more and more as its deleted slots pile up. `onDrop` hears of each entry a rotation drops.
  */
 export class BoundedMap<K, V> {
   private current = new Map<K, V>();
   private previous = new Map<K, V>();
   private readonly generation: number;
 
-  constructor(max: number) {
+  constructor(
+    max: number,
+    private readonly onDrop?: (key: K, value: V) => void,
+  ) {
     this.generation = Math.max(1, Math.floor(max / 2));
   }
 
@@ -31,6 +34,7 @@ export class BoundedMap<K, V> {
 
   set(key: K, value: V): void {
     if (this.current.size >= this.generation && !this.current.has(key)) {
+      if (this.onDrop) for (const [k, v] of this.previous) this.onDrop(k, v);
       this.previous = this.current;
       this.current = new Map();
     } else this.previous.delete(key);

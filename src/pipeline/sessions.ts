@@ -75,23 +75,44 @@ const MAX_WAITING = 16;
 /** Sessions by key, bounded (see BoundedMap): a flood of new pids cannot grow memory. */
 export class SessionTable {
   private readonly sessions: BoundedMap<string, Session>;
+  /**
+   * Sessions whose lines still wait for their address, when a flood of other sessions pushes them
+   * out of `sessions`: a flood of new connections must not wash an attacker's waiting affairs away.
+   */
+  private readonly waitingRefuge: BoundedMap<string, Session>;
   readonly stats: SessionStats = { unattributed: 0 };
 
   constructor(
     maxSessions = 8192,
     private readonly ttlSeconds = 600,
   ) {
-    this.sessions = new BoundedMap(maxSessions);
+    this.waitingRefuge = new BoundedMap(Math.max(2, maxSessions / 4), (_key, s) => this.lost(s));
+    this.sessions = new BoundedMap(maxSessions, (key, s) => (s.waiting?.length ? this.waitingRefuge.set(key, s) : undefined));
   }
 
   get size(): number {
-    return this.sessions.size;
+    return this.sessions.size + this.waitingRefuge.size;
+  }
+
+  /** A session the tables could not keep: its waiting lines never learn their address. */
+  private lost(s: Session): void {
+    this.stats.unattributed += s.waiting?.length ?? 0;
+    s.waiting = null;
+  }
+
+  private lookup(key: string): Session | undefined {
+    const s = this.sessions.get(key);
+    if (s) return s;
+    const refugee = this.waitingRefuge.get(key);
+    if (!refugee) return undefined;
+    this.waitingRefuge.delete(key);
+    this.sessions.set(key, refugee);
+    return refugee;
   }
 
   /** A session is over: its waiting lines never learn their address. */
   private drop(key: string, s: Session): void {
-    this.stats.unattributed += s.waiting?.length ?? 0;
-    s.waiting = null;
+    this.lost(s);
     this.sessions.delete(key);
   }
 
@@ -101,7 +122,7 @@ export class SessionTable {
    * address; then a new one.
    */
   private sessionFor(key: string, host: Ip | null, rule: CompiledRule, now: number): Session {
-    let s = this.sessions.get(key);
+    let s = this.lookup(key);
     if (s) {
       const sameHost = host !== null && s.host !== null && s.host.text === host.text;
       const over =

@@ -173,3 +173,20 @@ describe("a pid that is no connection", () => {
     expect(s.stats.unattributed).toBe(1);
   });
 });
+
+describe("a flood of sessions (issue 16, item 7)", () => {
+  test("20,000 other connections do not wash away an attacker's lines that wait for its address", () => {
+    const s = new SessionTable();
+    const banner = rule("banner", { group: null });
+    const failed = rule("failed", { group: null });
+    expect(s.attribute("sshd[1]", null, banner, 1, 0)).toEqual([]); /* no address yet: it waits */
+    for (let i = 0; i < 20_000; i++) s.attribute(`sshd[${1000 + i}]`, B, failed, 1, 1);
+    const released = s.attribute("sshd[1]", A, failed, 1, 2);
+    expect(released.map((a) => [a.host.text, a.rule.name, a.weight])).toEqual([
+      ["203.0.113.5", "banner", 1],
+      ["203.0.113.5", "failed", 1],
+    ]);
+    expect(s.stats.unattributed).toBe(0);
+    expect(s.size).toBeLessThanOrEqual(8192 + 2048);
+  });
+});
