@@ -7,7 +7,7 @@ import { openModule } from "../src/modules/context";
 import { manualBan, manualUnban, refuseProtected } from "../src/ops/ban";
 import { publishNow } from "../src/fleet/publisher";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
-import { checkFirewallFreeFor } from "../src/master/claim";
+import { checkFirewallFree } from "../src/master/claim";
 
 interface Args extends GlobalArgs {
   module: ModuleName;
@@ -43,7 +43,7 @@ export const banCommand: CommandModule<GlobalArgs, Args> = {
     refuseProtected(Lists.of(paths), ip);
     const ctx = openModule(argv.root, argv.module);
     try {
-      checkFirewallFreeFor(ctx.firewall, ctx.paths.root, `ban ${ip.text}`);
+      checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `ban ${ip.text}`);
       const ban = await manualBan(ctx, ip, seconds);
       const fleet = await publishNow(ctx);
       if (argv.json) printJson({ ...ban, fleet });
@@ -65,7 +65,7 @@ export const unbanCommand: CommandModule<GlobalArgs, Args> = {
     const ip = parseOperatorAddress(argv.address);
     const ctx = openModule(argv.root, argv.module);
     try {
-      checkFirewallFreeFor(ctx.firewall, ctx.paths.root, `unban ${ip.text}`);
+      checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `unban ${ip.text}`);
       const wasBanned = await manualUnban(ctx, ip);
       const fleet = await publishNow(ctx);
       if (argv.json) printJson({ address: ip.text, wasBanned, fleet });

@@ -4,7 +4,7 @@ import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
 import { type Outcome, refreshLists } from "../src/dynload/load";
 import { type GlobalArgs, isoTime, printJson } from "./common";
-import { checkFirewallFreeFor } from "../src/master/claim";
+import { checkFirewallFree } from "../src/master/claim";
 import { nowSeconds } from "../src/core/duration";
 
 interface Args extends GlobalArgs {
@@ -44,7 +44,7 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
     const firewall = createFirewall(loaded.config, loaded.paths);
     const show = !argv.json && !argv.quiet;
     try {
-      checkFirewallFreeFor(firewall, loaded.paths.root, "dynload");
+      checkFirewallFree(firewall.backend, loaded.paths.root, "dynload");
       const outcomes = await refreshLists(loaded, firewall, lists, {
         only: argv.list,
         force: !!argv.force,

@@ -30,7 +30,7 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
       .example("$0 expire --dry-run", "what the next run would remove"),
   handler: async (argv) => {
     const loaded = loadConfig(argv.root);
-    if (!argv.dryRun && resolveBackend(loaded.config.firewall) !== "dryrun") checkFirewallFree(loaded.paths.root, "expire");
+    if (!argv.dryRun) checkFirewallFree(resolveBackend(loaded.config.firewall), loaded.paths.root, "expire");
     const expired = await expire(loaded, { module: argv.module, now: nowSeconds(), dryRun: !!argv.dryRun });
     const results = expired.map((r) => ({ ...r, expired: r.expired.map((h) => ({ ...h, lastSeen: iso(h.lastSeen) })) }));
     if (argv.quiet) return;

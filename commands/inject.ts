@@ -5,7 +5,7 @@ import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
 import { stdinSource } from "../src/pipeline/read";
 import { loadConfig, type ModuleName } from "../src/core/config";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
-import { checkFirewallFreeFor } from "../src/master/claim";
+import { checkFirewallFree } from "../src/master/claim";
 import { fifoPath } from "../src/core/layout";
 
 interface Args extends GlobalArgs {
@@ -37,7 +37,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
     }
     const ctx = openModule(argv.root, argv.module);
     try {
-      checkFirewallFreeFor(ctx.firewall, ctx.paths.root, "inject --direct");
+      checkFirewallFree(ctx.firewall.backend, ctx.paths.root, "inject --direct");
       const { stats, bans, seconds } = await injectDirect(ctx, argumentLines ?? stdinSource().chunks(), argv.program ?? null);
       if (argv.json) {
         printJson({ ...stats, seconds, bans });

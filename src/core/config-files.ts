@@ -27,11 +27,11 @@ export class RecordingFiles implements ConfigFiles {
   private readonly dirs: Record<string, string[] | null> = {};
 
   read(path: string): string | null {
-    return (this.files[path] = existsSync(path) ? readFileSync(path, "utf8") : null);
+    return (this.files[path] = diskFiles.read(path));
   }
 
   list(dir: string): string[] | null {
-    return (this.dirs[dir] = existsSync(dir) ? readdirSync(dir) : null);
+    return (this.dirs[dir] = diskFiles.list(dir));
   }
 
   /** Keep what was read as the configuration in force; false when it cannot be written (a full disk). */

@@ -8,11 +8,12 @@
  * go of it however the master ends (kill -9 included), so a held lock means a live master of
  * this root, and a free one means none, whatever a pid file says.
  */
-import { dlopen, FFIType, read } from "bun:ffi";
+import { read } from "bun:ffi";
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { WatcherError } from "./errors";
 import { lockFile, pidFile } from "./layout";
+import { libc } from "./libc";
 
 /** Write a whole file or nothing: a reader (or a crash) never sees it half written. */
 export function writeFileAtomic(path: string, text: string): void {
@@ -78,21 +79,10 @@ const LOCK_NB = 4;
 const LOCK_UN = 8;
 const EWOULDBLOCK = 11;
 
-type Libc = ReturnType<typeof openLibc>;
-let libc: Libc | null = null;
-
-function openLibc() {
-  return dlopen("libc.so.6", {
-    flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  }).symbols;
-}
-
 /** flock(2) without waiting: 0 when taken, else the errno (EWOULDBLOCK: someone holds it). */
 function flock(fd: number, operation: number): number {
-  libc ??= openLibc();
-  if (libc.flock(fd, operation | LOCK_NB) === 0) return 0;
-  const at = libc.__errno_location();
+  if (libc().flock(fd, operation | LOCK_NB) === 0) return 0;
+  const at = libc().__errno_location();
   return at ? read.i32(at) : EWOULDBLOCK;
 }
 

@@ -63,8 +63,13 @@ function refusal(owner: FirewallOwner, what: string): ConfigError {
   );
 }
 
-/** Refuse (exit 2) when another root's live master owns this namespace's firewall. */
-export function checkFirewallFree(root: string, what: string): void {
+/**
+ * Refuse (exit 2) `what` when another root's live master owns this namespace's kernel firewall:
+ * start, stop --remove-firewall, and every command that changes the firewall. A dry-run root
+ * touches no kernel and claims none.
+ */
+export function checkFirewallFree(backend: string, root: string, what: string): void {
+  if (backend === "dryrun") return;
   const owner = otherFirewallOwner(root);
   if (owner) throw refusal(owner, what);
 }
@@ -100,9 +105,4 @@ export function claimFirewall(root: string): FirewallClaim {
       lock.release();
     },
   };
-}
-
-/** A command that changes a kernel firewall (ban, unban, dynload, expire, a replay) is refused while another root's master owns it. */
-export function checkFirewallFreeFor(firewall: { readonly backend: string }, root: string, what: string): void {
-  if (firewall.backend !== "dryrun") checkFirewallFree(root, what);
 }

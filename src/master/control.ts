@@ -120,7 +120,7 @@ export async function stopMaster(rootOption: string | undefined): Promise<StopRe
  */
 export async function stopAndRemoveFirewall(rootOption: string | undefined): Promise<StopReport & { backend: string }> {
   const { config, paths } = loadConfig(rootOption);
-  if (resolveBackend(config.firewall) !== "dryrun") checkFirewallFree(paths.root, "the firewall stays");
+  checkFirewallFree(resolveBackend(config.firewall), paths.root, "the firewall stays");
   const stopped = await stopMaster(rootOption);
   const firewall = createFirewall(config, paths);
   try {

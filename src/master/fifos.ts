@@ -5,7 +5,7 @@
  * 1 MiB by default) for the new module instead of failing with EPIPE, which makes rsyslog and
  * syslog-ng drop lines.
  */
-import { dlopen, FFIType } from "bun:ffi";
+import { libc } from "../core/libc";
 import { closeSync, constants, openSync, readFileSync } from "node:fs";
 
 const F_SETPIPE_SZ = 1031;
@@ -13,11 +13,8 @@ const F_GETPIPE_SZ = 1032;
 /** what a pipe holds by default (16 pages) */
 const DEFAULT_PIPE_SIZE = 65536;
 
-let fcntl: ((fd: number, cmd: number, arg: number) => number) | null = null;
-
 function pipeFcntl(fd: number, cmd: number, arg: number): number {
-  fcntl ??= dlopen("libc.so.6", { fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 } }).symbols.fcntl;
-  return fcntl(fd, cmd, arg);
+  return libc().fcntl(fd, cmd, arg);
 }
 
 function pipeMaxSize(): number {

@@ -128,7 +128,7 @@ export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[];
     if (loaded.config.fleet.tlsCa) readFleetCa(loaded.config.fleet.tlsCa);
   }
   const lists = Lists.of(loaded.paths);
-  if (resolveBackend(loaded.config.firewall) !== "dryrun") checkFirewallFree(loaded.paths.root, "watcher cannot start");
+  checkFirewallFree(resolveBackend(loaded.config.firewall), loaded.paths.root, "watcher cannot start");
   return { modules, lists };
 }
 

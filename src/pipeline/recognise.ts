@@ -11,7 +11,7 @@ import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 import { SessionTable, sessionOf } from "./sessions";
 
 /** seconds a line's own time may lie ahead of our clock (hosts' clocks drift) */
-export const MAX_CLOCK_SKEW = 300;
+const MAX_CLOCK_SKEW = 300;
 
 /** A line's own time; one dated beyond the clock skew (a bad clock, a forged year) counts as now. */
 function lineTime(time: number | null, now: number): number {

@@ -102,7 +102,7 @@ export class SessionTable {
 
   private lookup(key: string): Session | undefined {
     const s = this.sessions.get(key);
-    if (s) return s;
+    if (s || this.waitingRefuge.size === 0) return s;
     const refugee = this.waitingRefuge.get(key);
     if (!refugee) return undefined;
     this.waitingRefuge.delete(key);
