@@ -115,12 +115,6 @@ class Forger {
   }
 }
 
-/** can this machine listen on the IPv6 loopback? */
-const ipv6Loopback = await Bun.udpSocket({ hostname: "::1", socket: { data: () => {} } }).then(
-  (s) => (s.close(), true),
-  () => false,
-);
-
 const cleanup: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanup.splice(0)) c();
@@ -249,7 +243,8 @@ describe("forged DNS answers", () => {
     expect(ownUdpSockets().length - before).toBeLessThanOrEqual(4);
   });
 
-  test.skipIf(!ipv6Loopback)("with an IPv6 and an IPv4 name server, an answer counts only from the one asked, even with the right id and question", async () => {
+  /* needs the IPv6 loopback (::1), as every CI and server machine here has: it fails without, never skips */
+  test("with an IPv6 and an IPv4 name server, an answer counts only from the one asked, even with the right id and question", async () => {
     const victim = ip("2001:db8::10");
     const ptr = reverseName(victim);
     const name = "v6.good.example";
