@@ -113,7 +113,7 @@ function moduleSection(m: ModuleReport, report: Report, width: number): string {
     titledTable(
       "latest bans",
       banColumns,
-      m.latestBans.map((b) => [b.time, b.address, ...(vhostColumn ? [b.vhost ?? "-"] : []), b.rule, formatDuration(b.seconds), b.until]),
+      m.latestBans.map((b) => [b.time, b.address, ...(vhostColumn ? [b.vhost ?? "-"] : []), b.rule, formatDuration(b.seconds), b.lifted ? `${b.until} (lifted)` : b.until]),
       width,
     ),
   );

@@ -6,18 +6,18 @@
  * With a vhost, only the WB module's events of that vhost are read (db.ts vhostFilter), and
  * neither the firewall nor the hosts table is reported: both mix all vhosts.
  */
-import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { z } from "zod";
 import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
+import { FleetStore } from "../store/fleet-db";
 import { createFirewall } from "../core/firewall";
 import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { readState } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import { MODULES } from "../modules/registry";
-import { openReadOnly, vhostFilter } from "../store/report-db";
+import { openReadOnly, ReportReader } from "../store/report-db";
 import { dbPath, fleetDbPath } from "../core/layout";
 
 export const HOST_CLASSES = ["NXDOMAIN", "FAKEHOST", "TRUEHOST", "ALLOWED", "UNKNOWN", "unclassified"] as const;
@@ -42,7 +42,8 @@ export const ModuleReportSchema = z
     byClass: z.array(z.object({ class: z.enum(HOST_CLASSES), addresses: Count, affairs: Count }).strict()),
     byRule: z.array(z.object({ rule: z.string(), affairs: Count, addresses: Count, bans: Count }).strict()),
     topAttackers: z.array(z.object({ address: z.string(), affairs: Count, bans: Count, class: z.enum(HOST_CLASSES), lastSeen: Iso }).strict()),
-    latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count, until: Iso, vhost: z.string().nullable() }).strict()),
+    /** `until` is when the ban ended or ends; `lifted` when an unban ended it early */
+    latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count, until: Iso, lifted: z.boolean(), vhost: z.string().nullable() }).strict()),
     /** networks banned whole now (a rotating IPv6 /64: pipeline/prefixes.ts), soonest end first; empty for a vhost */
     prefixBans: z.array(z.object({ prefix: z.string(), until: Iso, bans: Count, reason: z.string().nullable() }).strict()),
     /** affairs per hour, oldest first; the last hour is the current one */
@@ -120,7 +121,7 @@ export function knownVhosts(loaded: LoadedConfig): string[] {
   const db = openReadOnly(dbPath(loaded.paths, "WB"));
   if (!db) return [];
   try {
-    return db.query<{ vhost: string }, []>("SELECT DISTINCT vhost FROM events WHERE vhost IS NOT NULL ORDER BY vhost").all().map((r) => r.vhost);
+    return new ReportReader(db, null).vhosts();
   } finally {
     db.close();
   }
@@ -145,95 +146,31 @@ function emptyModule(module: ModuleName, vhost: string | null, hourStart: number
   };
 }
 
-function moduleFacts(db: Database, module: ModuleName, expireAfter: number, o: Required<ReportOptions>, vhost: string | null): ModuleReport {
+function moduleFacts(reader: ReportReader, module: ModuleName, expireAfter: number, o: Required<ReportOptions>, vhost: string | null): ModuleReport {
   const { now, since, top } = o;
   const hourStart = Math.floor(now / HOUR) * HOUR - 23 * HOUR;
   const r = emptyModule(module, vhost, hourStart);
-  const v = vhostFilter(vhost);
-  const one = <T>(sql: string, ...params: (string | number)[]) => db.query<T, (string | number)[]>(sql).get(...params)!;
-  const all = <T>(sql: string, ...params: (string | number)[]) => db.query<T, (string | number)[]>(sql).all(...params);
-
-  if (vhost === null) {
-    /* addresses; the networks of prefix counting (`2001:db8:1:2::/64`) are reported apart */
-    r.tracked = one<{ n: number }>("SELECT COUNT(*) n FROM hosts WHERE instr(address, '/') = 0").n;
-    r.banned = one<{ n: number }>("SELECT COUNT(*) n FROM hosts WHERE banned_until > ? AND instr(address, '/') = 0", now).n;
-  } else {
-    r.tracked = one<{ n: number }>(`SELECT COUNT(DISTINCT address) n FROM events WHERE kind = 'affair' AND time >= ? AND ${v.sql}`, now - expireAfter, ...v.params).n;
-    /* a ban this vhost caused, still running, and not lifted since (the host says so) */
-    const e = vhostFilter(vhost, "e");
-    r.banned = one<{ n: number }>(
-      `SELECT COUNT(DISTINCT e.address) n FROM events e JOIN hosts h ON h.address = e.address
-       WHERE e.kind = 'ban' AND e.time + e.value > ? AND h.banned_until > ? AND ${e.sql}`,
-      now,
-      now,
-      ...e.params,
-    ).n;
-  }
-  r.affairsToday = one<{ n: number }>(`SELECT COALESCE(SUM(value), 0) n FROM events WHERE kind = 'affair' AND time >= ? AND ${v.sql}`, Math.floor(now / DAY) * DAY, ...v.params).n;
-
-  const classes = all<{ class: string | null; addresses: number; affairs: number }>(
-    `SELECT class, COUNT(DISTINCT address) addresses, SUM(value) affairs FROM events
-     WHERE kind = 'affair' AND time >= ? AND ${v.sql} GROUP BY class`,
-    since,
-    ...v.params,
-  );
-  for (const c of classes) {
+  r.tracked = reader.tracked(now - expireAfter);
+  r.banned = reader.banned(now);
+  r.affairsToday = reader.affairsSince(Math.floor(now / DAY) * DAY);
+  for (const c of reader.byClass(since)) {
     const row = r.byClass.find((b) => b.class === classLabel(c.class))!;
     row.addresses += c.addresses;
     row.affairs += c.affairs;
   }
-
-  r.byRule = all<ModuleReport["byRule"][number]>(
-    `SELECT rule, SUM(CASE kind WHEN 'affair' THEN value ELSE 0 END) affairs, COUNT(DISTINCT address) addresses, SUM(kind = 'ban') bans
-     FROM events WHERE kind IN ('affair', 'ban') AND time >= ? AND ${v.sql}
-     GROUP BY rule ORDER BY affairs DESC, bans DESC, rule`,
-    since,
-    ...v.params,
-  );
+  r.byRule = reader.byRule(since);
   for (const rule of r.byRule) {
     r.affairs += rule.affairs;
     r.bans += rule.bans;
   }
-
-  /* SQLite takes the bare column `class` from the row of MAX(time): the latest class */
-  r.topAttackers = all<{ address: string; affairs: number; bans: number; last: number; class: string | null }>(
-    `SELECT address, SUM(CASE kind WHEN 'affair' THEN value ELSE 0 END) affairs, SUM(kind = 'ban') bans, MAX(time) last, class
-     FROM events WHERE kind IN ('affair', 'ban') AND time >= ? AND ${v.sql}
-     GROUP BY address ORDER BY affairs DESC, bans DESC, address LIMIT ?`,
-    since,
-    ...v.params,
-    top,
-  ).map((a) => ({ address: a.address, affairs: a.affairs, bans: a.bans, class: classLabel(a.class), lastSeen: iso(a.last) }));
-
-  r.latestBans = all<{ time: number; address: string; rule: string; value: number; vhost: string | null }>(
-    `SELECT time, address, rule, value, vhost FROM events WHERE kind = 'ban' AND time >= ? AND ${v.sql} ORDER BY time DESC, rowid DESC LIMIT ?`,
-    since,
-    ...v.params,
-    top,
-  ).map((b) => ({ time: iso(b.time), address: b.address, rule: b.rule, seconds: b.value, until: iso(b.time + b.value), vhost: b.vhost }));
-
-  const hours = all<{ h: number; n: number }>(
-    `SELECT (time - ?) / ${HOUR} h, SUM(value) n FROM events WHERE kind = 'affair' AND time >= ? AND time < ? AND ${v.sql} GROUP BY h`,
-    hourStart,
-    hourStart,
-    hourStart + 24 * HOUR,
-    ...v.params,
-  );
-  for (const { h, n } of hours) r.hourly.affairs[h] = n;
-  if (vhost === null) r.prefixBans = prefixBans(db, now);
+  r.topAttackers = reader.topAttackers(since, top).map((a) => ({ address: a.address, affairs: a.affairs, bans: a.bans, class: classLabel(a.class), lastSeen: iso(a.last) }));
+  /* a ban an unban lifted early ends when it was lifted: it is never shown as running */
+  r.latestBans = reader
+    .latestBans(since, top)
+    .map((b) => ({ time: iso(b.time), address: b.address, rule: b.rule, seconds: b.value, until: iso(b.lifted ?? b.time + b.value), lifted: b.lifted !== null, vhost: b.vhost }));
+  for (const { h, n } of reader.hourly(hourStart)) r.hourly.affairs[h] = n;
+  if (vhost === null) r.prefixBans = reader.prefixBans(now).map((h) => ({ prefix: h.address, until: iso(h.banned_until), bans: h.ban_count, reason: h.reason }));
   return r;
-}
-
-/** The prefix bans in force (hosts rows whose address is a network), with the reason of each one's last ban (schema 5). */
-function prefixBans(db: Database, now: number): ModuleReport["prefixBans"] {
-  const withReason = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version >= 5;
-  const reason = withReason ? db.query<{ reason: string | null }, [string]>("SELECT reason FROM events WHERE address = ? AND kind = 'ban' ORDER BY rowid DESC LIMIT 1") : null;
-  return db
-    .query<{ address: string; banned_until: number; ban_count: number }, [number]>(
-      "SELECT address, banned_until, ban_count FROM hosts WHERE banned_until > ? AND instr(address, '/') > 0 ORDER BY banned_until, address",
-    )
-    .all(now)
-    .map((h) => ({ prefix: h.address, until: iso(h.banned_until), bans: h.ban_count, reason: reason?.get(h.address)?.reason ?? null }));
 }
 
 /** The firewall's sets and their sizes; the caller's firewall, else the configured one. */
@@ -272,26 +209,15 @@ function fleetFacts(loaded: LoadedConfig, o: Required<ReportOptions>): Report["f
   const facts: NonNullable<Report["fleet"]> = { node: settings.node, byOrigin: [], latest: [] };
   const path = fleetDbPath(loaded.paths);
   if (!existsSync(path)) return facts;
-  const db = new Database(path, { readonly: true, strict: true });
+  const fleet = new FleetStore(path, { readOnly: true });
   try {
-    db.exec("PRAGMA busy_timeout = 5000");
     const modules = o.modules.length ? o.modules : MODULE_NAMES;
-    const inModules = `module IN (${modules.map(() => "?").join(", ")})`;
-    facts.byOrigin = db
-      .query<{ origin: string; bans: number; unbans: number; refused: number }, (string | number)[]>(
-        `SELECT origin, sum(action = 'ban' AND outcome = 'applied') AS bans, sum(action = 'unban') AS unbans,
-                sum(outcome IN ('protected', 'not-accepted')) AS refused
-         FROM received WHERE received >= ? AND ${inModules} GROUP BY origin ORDER BY bans DESC, origin`,
-      )
-      .all(o.since, ...modules);
-    facts.latest = db
-      .query<{ received: number; action: "ban" | "unban"; address: string; module: ModuleName; rule: string; origin: string; outcome: string }, (string | number)[]>(
-        `SELECT received, action, address, module, rule, origin, outcome FROM received WHERE received >= ? AND ${inModules} ORDER BY received DESC, id LIMIT ?`,
-      )
-      .all(o.since, ...modules, o.top)
-      .map(({ received, ...d }) => ({ time: iso(received), ...d }));
+    facts.byOrigin = fleet.byOrigin(o.since, modules);
+    facts.latest = fleet
+      .latestReceived(o.since, modules, o.top)
+      .map((d) => ({ time: iso(d.received), action: d.action, address: d.address, module: d.module as ModuleName, rule: d.rule, origin: d.origin, outcome: d.outcome }));
   } finally {
-    db.close();
+    fleet.close();
   }
   return facts;
 }
@@ -317,7 +243,7 @@ export async function gatherReport(loaded: LoadedConfig, options: ReportOptions,
       continue;
     }
     try {
-      report.modules.push(moduleFacts(db, module, loaded.config.modules[module].expireAfter, o, vhost));
+      report.modules.push(moduleFacts(new ReportReader(db, vhost), module, loaded.config.modules[module].expireAfter, o, vhost));
     } finally {
       db.close();
     }

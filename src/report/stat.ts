@@ -6,7 +6,7 @@
 import type { Database } from "bun:sqlite";
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
-import { openReadOnly } from "../store/report-db";
+import { openReadOnly, ReportReader } from "../store/report-db";
 import { reportedModules } from "./report";
 import { dbPath } from "../core/layout";
 
@@ -69,16 +69,7 @@ function compare(a: StatRow, b: StatRow): number {
 
 /** One module's rows in period, rule, class, vhost order, straight from SQLite. */
 function* moduleRows(db: Database, module: ModuleName, o: StatOptions): Generator<StatRow> {
-  const size = SECONDS[o.by];
-  const rows = db
-    .query<Omit<StatRow, "module" | "period"> & { start: number }, [number, number]>(
-      `SELECT (time / ${size}) * ${size} start, rule, COALESCE(class, '') class, COALESCE(vhost, '') vhost,
-         SUM(kind = 'affair') events, SUM(CASE kind WHEN 'affair' THEN value ELSE 0 END) affairs,
-         COUNT(DISTINCT address) addresses, SUM(kind = 'ban') bans
-       FROM events WHERE kind IN ('affair', 'ban') AND time >= ? AND time < ?
-       GROUP BY start, rule, class, vhost ORDER BY start, rule, class, vhost`,
-    )
-    .iterate(o.from ?? Number.MIN_SAFE_INTEGER, o.to ?? Number.MAX_SAFE_INTEGER);
+  const rows = new ReportReader(db, null).statRows(SECONDS[o.by], o.from ?? Number.MIN_SAFE_INTEGER, o.to ?? Number.MAX_SAFE_INTEGER);
   for (const { start, ...r } of rows) yield { period: periodLabel(start, o.by), module, ...r };
 }
 

@@ -1,8 +1,7 @@
 /** The node's record of the fleet, `var/db/fleet.db` (see FleetStore). */
-import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import type { Database } from "bun:sqlite";
 import type { Decision } from "../fleet/protocol";
+import { openDatabase, openReadOnlyDatabase } from "./sqlite";
 
 /** What became of a decision received from another node. */
 export type Outcome = "applied" | "protected" | "not-accepted" | "expired";
@@ -21,6 +20,25 @@ export interface ReceivedDecision extends Decision {
   readonly received: number;
 }
 
+/** fleet.db's schema, in user_version steps (store/sqlite.ts); 1 matches the files written before versions. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS received (id TEXT PRIMARY KEY, action TEXT NOT NULL, address TEXT NOT NULL,
+     module TEXT NOT NULL, until INTEGER NOT NULL, rule TEXT NOT NULL, origin TEXT NOT NULL, time INTEGER NOT NULL,
+     outcome TEXT NOT NULL, received INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX IF NOT EXISTS received_time ON received (received);
+   CREATE TABLE IF NOT EXISTS bans (address TEXT PRIMARY KEY, until INTEGER NOT NULL, module TEXT NOT NULL,
+     rule TEXT NOT NULL, origin TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+];
+
+/** Decisions of other nodes by origin, as `report` shows them. */
+export interface OriginFigures {
+  origin: string;
+  bans: number;
+  unbans: number;
+  refused: number;
+}
+
 /**
  * `var/db/fleet.db`: the decisions this node received from the fleet (what `report` shows by
  * origin), the fleet bans in force here (what `start` restores into watcher_fleet), and the
@@ -29,19 +47,12 @@ export interface ReceivedDecision extends Decision {
 export class FleetStore {
   private readonly db: Database;
 
-  constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path, { create: true, strict: true });
-    this.db.exec(
-      `PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-       CREATE TABLE IF NOT EXISTS received (id TEXT PRIMARY KEY, action TEXT NOT NULL, address TEXT NOT NULL,
-         module TEXT NOT NULL, until INTEGER NOT NULL, rule TEXT NOT NULL, origin TEXT NOT NULL, time INTEGER NOT NULL,
-         outcome TEXT NOT NULL, received INTEGER NOT NULL) WITHOUT ROWID;
-       CREATE INDEX IF NOT EXISTS received_time ON received (received);
-       CREATE TABLE IF NOT EXISTS bans (address TEXT PRIMARY KEY, until INTEGER NOT NULL, module TEXT NOT NULL,
-         rule TEXT NOT NULL, origin TEXT NOT NULL) WITHOUT ROWID;
-       CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
-    );
+  /** `readOnly`: for `report`, which must not create or upgrade the file */
+  constructor(
+    readonly path: string,
+    { readOnly = false } = {},
+  ) {
+    this.db = readOnly ? openReadOnlyDatabase(path) : openDatabase(path, MIGRATIONS);
   }
 
   transaction<T>(fn: () => T): T {
@@ -102,6 +113,27 @@ export class FleetStore {
     return this.db
       .query<ReceivedDecision, [number]>("SELECT id, action, address, module, until, rule, origin, time, outcome, received FROM received WHERE received >= ? ORDER BY received")
       .all(since);
+  }
+
+  /** Decisions received since `since` for the given modules, counted by origin node. */
+  byOrigin(since: number, modules: readonly string[]): OriginFigures[] {
+    return this.db
+      .query<OriginFigures, (string | number)[]>(
+        `SELECT origin, sum(action = 'ban' AND outcome = 'applied') AS bans, sum(action = 'unban') AS unbans,
+                sum(outcome IN ('protected', 'not-accepted')) AS refused
+         FROM received WHERE received >= ? AND module IN (${modules.map(() => "?").join(", ")}) GROUP BY origin ORDER BY bans DESC, origin`,
+      )
+      .all(since, ...modules);
+  }
+
+  /** The latest `top` decisions received since `since` for the given modules, newest first. */
+  latestReceived(since: number, modules: readonly string[], top: number): ReceivedDecision[] {
+    return this.db
+      .query<ReceivedDecision, (string | number)[]>(
+        `SELECT id, action, address, module, until, rule, origin, time, outcome, received FROM received
+         WHERE received >= ? AND module IN (${modules.map(() => "?").join(", ")}) ORDER BY received DESC, id LIMIT ?`,
+      )
+      .all(since, ...modules, top);
   }
 
   /** Forget received decisions older than `before` and bans long over; returns how many rows went. */

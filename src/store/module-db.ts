@@ -3,10 +3,9 @@
  * PRAGMA user_version. Hosts hold the counting state of each address; events keep what
  * happened (affairs, bans, unbans) for statistics and reports.
  */
-import { constants, Database, type Statement } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import type { Database, Statement } from "bun:sqlite";
 import { WatcherError } from "../core/errors";
+import { openDatabase, openReadOnlyDatabase, schemaVersion } from "./sqlite";
 
 export interface HostRecord {
   address: string;
@@ -118,28 +117,6 @@ function fromRow(r: HostRow): HostRecord {
   };
 }
 
-/**
- * A database opened for reading only, e.g. by `report` on a root mounted read-only. A WAL
- * database there cannot get its shared-memory file, so SQLite refuses it; then it is opened
- * immutable, which is true of a read-only medium. Throws WatcherError naming the file.
- */
-export function openReadOnlyDatabase(path: string): Database {
-  const check = (db: Database) => {
-    db.exec("PRAGMA busy_timeout = 5000");
-    db.query("PRAGMA user_version").get();
-    return db;
-  };
-  try {
-    return check(new Database(path, { readonly: true, strict: true }));
-  } catch (first) {
-    try {
-      return check(new Database(`file:${encodeURI(path)}?immutable=1`, constants.SQLITE_OPEN_READONLY | constants.SQLITE_OPEN_URI));
-    } catch {
-      throw new WatcherError(`cannot open database ${path} for reading: ${(first as Error).message}`);
-    }
-  }
-}
-
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
@@ -159,14 +136,7 @@ export class ModuleStore {
         throw new WatcherError(`database ${path} has schema version ${this.schemaVersion}, not ${MIGRATIONS.length}; run "watcher module" or "watcher restart" once to upgrade it`);
       }
     } else {
-      try {
-        mkdirSync(dirname(path), { recursive: true });
-        this.db = new Database(path, { create: true, strict: true });
-        this.db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-        this.migrate();
-      } catch (e) {
-        throw new WatcherError(`cannot open database ${path}: ${(e as Error).message}`);
-      }
+      this.db = openDatabase(path, MIGRATIONS);
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
@@ -179,21 +149,8 @@ export class ModuleStore {
     this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   }
 
-  private migrate(): void {
-    const version = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
-    if (version > MIGRATIONS.length) {
-      throw new Error(`schema version ${version} is newer than this watcher knows (${MIGRATIONS.length}); upgrade watcher`);
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.exec(`PRAGMA user_version = ${v + 1}`);
-      }).immediate();
-    }
-  }
-
   get schemaVersion(): number {
-    return (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    return schemaVersion(this.db);
   }
 
   /**

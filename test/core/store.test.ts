@@ -4,6 +4,8 @@ import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { WatcherError } from "../../src/core/errors";
+import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { FleetStore } from "../../src/store/fleet-db";
 import { ModuleStore } from "../../src/store/module-db";
 import { newHost } from "../../src/pipeline/decide";
 
@@ -67,5 +69,36 @@ describe("module store", () => {
     db.exec("PRAGMA user_version = 99");
     db.close();
     expect(() => new ModuleStore(path)).toThrow(WatcherError);
+  });
+});
+
+describe("fleet.db and the dry-run firewall's database", () => {
+  test("files written before schema versions are taken over in place, their rows kept; a newer one is refused", async () => {
+    const dir = dirname(tmp());
+    mkdirSync(dir, { recursive: true });
+    const fleetPath = join(dir, "fleet.db");
+    const old = new Database(fleetPath);
+    old.exec(`CREATE TABLE bans (address TEXT PRIMARY KEY, until INTEGER NOT NULL, module TEXT NOT NULL, rule TEXT NOT NULL, origin TEXT NOT NULL) WITHOUT ROWID;
+      INSERT INTO bans VALUES ('203.0.113.7', 4000000000, 'LG', 'failed-auth', 'node-b');`);
+    old.close();
+    const fleet = new FleetStore(fleetPath);
+    expect(fleet.activeBans(100).map((b) => b.address)).toEqual(["203.0.113.7"]);
+    fleet.close();
+    expect((new Database(fleetPath).query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(1);
+
+    const dryPath = join(dir, "firewall-dryrun.db");
+    const oldDry = new Database(dryPath);
+    oldDry.exec(`CREATE TABLE sets (name TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE elements (set_name TEXT NOT NULL, address TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (set_name, address)) WITHOUT ROWID;
+      INSERT INTO sets VALUES ('watcher_LG', 'addresses'); INSERT INTO elements VALUES ('watcher_LG', '203.0.113.8', 0);`);
+    oldDry.close();
+    const dry = new DryRunFirewall(dryPath, join(dir, "dry.log"));
+    expect((await dry.list("watcher_LG")).map((e) => e.address)).toEqual(["203.0.113.8"]);
+    await dry.close();
+
+    const newer = new Database(fleetPath);
+    newer.exec("PRAGMA user_version = 99");
+    newer.close();
+    expect(() => new FleetStore(fleetPath)).toThrow(WatcherError);
   });
 });

@@ -225,7 +225,7 @@ describe("report", () => {
       { rule: "failed-auth", affairs: 4, addresses: 2, bans: 1 },
       { rule: "invalid-user", affairs: 3, addresses: 1, bans: 0 },
     ]);
-    expect(lg!.latestBans).toEqual([{ time: "2026-11-25T11:50:01Z", address: "203.0.113.5", rule: "failed-auth", seconds: 3600, until: "2026-11-25T12:50:01Z", vhost: null }]);
+    expect(lg!.latestBans).toEqual([{ time: "2026-11-25T11:50:01Z", address: "203.0.113.5", rule: "failed-auth", seconds: 3600, until: "2026-11-25T12:50:01Z", lifted: false, vhost: null }]);
     expect(lg!.hourly.start).toBe("2026-11-24T13:00:00Z");
     expect(lg!.hourly.affairs[7]).toBe(2); /* 20:00Z */
     expect(lg!.hourly.affairs[20]).toBe(3); /* 09:00Z */
@@ -288,6 +288,21 @@ describe("report from the command line", () => {
     /* the future: the fixed-date data is over a second old */
     const quiet = run("report", "--quiet", "--since", "1s");
     expect([quiet.code, quiet.out]).toEqual([0, ""]);
+  });
+
+  test("a ban lifted by unban shows as lifted, ended when it was lifted, and no longer counts as banned", () => {
+    const fresh = makeRoot();
+    const watcher = (...args: string[]) => Bun.spawnSync([join(REPO, "dist", "watcher"), "--root", fresh, ...args], { stdout: "pipe", stderr: "pipe" });
+    expect(watcher("ban", "LG", "203.0.113.61", "--time", "7d").exitCode).toBe(0);
+    const before = ReportSchema.parse(JSON.parse(watcher("report", "--json", "--module", "LG").stdout.toString())).modules[0]!;
+    expect(before.banned).toBe(1);
+    expect(before.latestBans[0]).toMatchObject({ address: "203.0.113.61", lifted: false });
+    expect(watcher("unban", "LG", "203.0.113.61").exitCode).toBe(0);
+    const after = ReportSchema.parse(JSON.parse(watcher("report", "--json", "--module", "LG").stdout.toString())).modules[0]!;
+    expect(after.banned).toBe(0);
+    expect(after.latestBans[0]).toMatchObject({ address: "203.0.113.61", lifted: true });
+    expect(Date.parse(after.latestBans[0]!.until)).toBeLessThanOrEqual(Date.now());
+    expect(watcher("report", "--module", "LG").stdout.toString()).toContain("(lifted)");
   });
 
   test("bad options exit 2 and say what was expected", () => {

@@ -5,14 +5,21 @@
  * longest a kernel backend takes (nftables'), has no size limit, and refuses what no backend
  * would take (an element that is not an address, a negative timeout).
  */
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { WatcherError } from "../errors";
-import { openReadOnlyDatabase } from "../../store/module-db";
+import { openDatabase, openReadOnlyDatabase } from "../../store/sqlite";
 import { dirname } from "node:path";
 import { NFT_MAX_TIMEOUT } from "./nftables";
 import { type Firewall, type FirewallOutcome, type ListedElement, prepareElements, type SetElement, type SetSpec } from "./types";
 import { nowSeconds } from "../duration";
+
+/** The dry-run sets' schema, in user_version steps (store/sqlite.ts); 1 matches the files written before versions. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS sets (name TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE IF NOT EXISTS elements (set_name TEXT NOT NULL, address TEXT NOT NULL, expires_at INTEGER NOT NULL,
+     PRIMARY KEY (set_name, address)) WITHOUT ROWID;`,
+];
 
 export class DryRunFirewall implements Firewall {
   readonly backend = "dryrun";
@@ -26,18 +33,11 @@ export class DryRunFirewall implements Firewall {
     private readonly clock: () => number = nowSeconds,
   ) {
     try {
-      mkdirSync(dirname(dbPath), { recursive: true });
       mkdirSync(dirname(logPath), { recursive: true });
-      this.db = new Database(dbPath, { create: true, strict: true });
-      this.db.exec(
-        `PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;
-         CREATE TABLE IF NOT EXISTS sets (name TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS elements (set_name TEXT NOT NULL, address TEXT NOT NULL, expires_at INTEGER NOT NULL,
-           PRIMARY KEY (set_name, address)) WITHOUT ROWID;`,
-      );
+      this.db = openDatabase(dbPath, MIGRATIONS);
     } catch (e) {
       /* a read-only root: `report` and `status` may still look; changing it fails then */
-      if (!existsSync(dbPath)) throw new WatcherError(`cannot open the dry-run firewall ${dbPath}: ${(e as Error).message}`);
+      if (!existsSync(dbPath)) throw new WatcherError(`cannot open the dry-run firewall: ${(e as Error).message}`);
       this.db = openReadOnlyDatabase(dbPath);
     }
   }
