@@ -25,6 +25,7 @@ import {
   type KernelPart,
   kernelParts,
   type ListedElement,
+  listParts,
   prepareElements,
   type SetElement,
   type SetKind,
@@ -286,21 +287,13 @@ export class IpsetFirewall implements Firewall {
   }
 
   async list(set: string): Promise<ListedElement[]> {
-    checkSetName(set);
-    const out: ListedElement[] = [];
-    for (const family of kernelParts(this.kindOf(set))) {
-      let text: string;
-      try {
-        text = exec(["ipset", "save", `${set}_${family}`]);
-      } catch {
-        continue;
-      }
-      for (const line of text.split("\n")) {
-        const m = /^add \S+ (\S+)(?: timeout (\d+))?/.exec(line);
-        if (m) out.push({ address: m[1]!, timeout: Number(m[2] ?? 0) });
-      }
-    }
-    return out;
+    return listParts(set, this.kindOf(set), (kernelSet) =>
+      exec(["ipset", "save", kernelSet])
+        .split("\n")
+        .map((line) => /^add \S+ (\S+)(?: timeout (\d+))?/.exec(line))
+        .filter((m) => m !== null)
+        .map((m) => ({ address: m[1]!, timeout: Number(m[2] ?? 0) })),
+    );
   }
 
   async teardown(): Promise<void> {

@@ -24,6 +24,7 @@ import {
   type KernelPart,
   kernelParts,
   type ListedElement,
+  listParts,
   prepareElements,
   type Refusal,
   type SetElement,
@@ -321,20 +322,10 @@ export class NftablesFirewall implements Firewall {
   }
 
   async list(set: string): Promise<ListedElement[]> {
-    checkSetName(set);
-    const out: ListedElement[] = [];
-    for (const family of kernelParts(this.kindOf(set))) {
-      let doc: { nftables?: { set?: { elem?: (JsonElem | string)[] } }[] };
-      try {
-        doc = JSON.parse(this.run(`list set ${TABLE} ${set}_${family}`, this.jsonCtx));
-      } catch {
-        continue; /* the set does not exist (yet) */
-      }
-      for (const item of doc.nftables ?? []) {
-        for (const e of item.set?.elem ?? []) out.push(fromJson(e));
-      }
-    }
-    return out;
+    return listParts(set, this.kindOf(set), (kernelSet) => {
+      const doc: { nftables?: { set?: { elem?: (JsonElem | string)[] } }[] } = JSON.parse(this.run(`list set ${TABLE} ${kernelSet}`, this.jsonCtx));
+      return (doc.nftables ?? []).flatMap((item) => (item.set?.elem ?? []).map(fromJson));
+    });
   }
 
   async teardown(): Promise<void> {

@@ -121,6 +121,23 @@ export function checkSetName(name: string): string {
   return name;
 }
 
+/**
+ * A watcher set's elements, read part by part (one kernel set per family and kind) with the
+ * backend's `readPart`; a part the kernel does not have (yet) lists nothing.
+ */
+export function listParts(set: string, kind: SetKind, readPart: (kernelSet: string) => ListedElement[]): ListedElement[] {
+  checkSetName(set);
+  const out: ListedElement[] = [];
+  for (const part of kernelParts(kind)) {
+    try {
+      out.push(...readPart(`${set}_${part}`));
+    } catch {
+      /* the part does not exist (yet) */
+    }
+  }
+  return out;
+}
+
 export function verdictOf(set: string): "accept" | "drop" {
   return set === WHITELIST_SET ? "accept" : "drop";
 }
