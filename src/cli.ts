@@ -11,6 +11,7 @@ import { dynloadCommand } from "../commands/dynload";
 import { expireCommand } from "../commands/expire";
 import { fleetCommand } from "../commands/fleet";
 import { injectCommand } from "../commands/inject";
+import { metricsCommand } from "../commands/metrics";
 import { moduleCommand } from "../commands/module";
 import { reportCommand } from "../commands/report";
 import { restartCommand } from "../commands/restart";
@@ -44,6 +45,7 @@ const cli = yargs(hideBin(process.argv))
   .command(dynloadCommand)
   .command(reportCommand)
   .command(statCommand)
+  .command(metricsCommand)
   .command(expireCommand)
   .command(syslogConfigCommand)
   .command(fleetCommand)

@@ -159,6 +159,47 @@ const FleetSchema = z
   .strict();
 export type ModuleConfig = z.infer<ReturnType<typeof moduleSchema>>;
 
+/** `host:port` or `[v6]:port` (where the master serves /metrics), or null when it is neither. */
+export function parseListen(s: string): { hostname: string; port: number } | null {
+  const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(s);
+  const port = Number(m?.[2]);
+  return m && port >= 1 && port <= 65535 ? { hostname: m[1]!, port } : null;
+}
+
+/** Prometheus exposition by the master (ops/metrics.ts); off unless `listen` is set. */
+const MetricsSchema = z
+  .object({
+    /** e.g. "127.0.0.1:9469"; the endpoint has no authentication: keep it on loopback or a private network */
+    listen: z.string().refine((s) => parseListen(s) !== null, 'expected an address and port such as "127.0.0.1:9469" or "[::1]:9469"'),
+  })
+  .strict();
+
+/** A program of the operator's run on bans and unbans (ops/actions.ts). */
+const ActionSchema = z
+  .object({
+    /** a name for the log */
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a name such as "mail" (letters, digits, ".", "_", "-")'),
+    /** the program and its arguments, run without a shell; the program by its absolute path */
+    command: z
+      .array(z.string())
+      .min(1, 'expected the program and its arguments, such as ["/usr/local/bin/ban-mail", "root@example.org"]')
+      .refine((c) => c[0]!.startsWith("/"), "expected the program as an absolute path, such as \"/usr/local/bin/ban-mail\" (no shell, no PATH search)"),
+    /** which decisions run it */
+    on: z.array(z.enum(["ban", "unban"])).min(1).default(["ban"]),
+    /** modules whose decisions run it; default: every module */
+    modules: z.array(z.enum(MODULE_NAMES)).min(1).optional(),
+    /** a run that takes longer is killed (and logged) */
+    timeout: PositiveDuration("a run needs time to run").default(30),
+    /** runs of this action at the same time, per module */
+    concurrency: z.number().int().min(1).max(64).default(2),
+    /** >1: decisions that wait are handed over together, as a JSON list of at most this many */
+    batch: z.number().int().min(1).max(10000).default(1),
+    /** decisions waiting for a run; beyond this the oldest are dropped (and counted) */
+    queueSize: z.number().int().min(1).max(1000000).default(10000),
+  })
+  .strict();
+export type ActionConfig = z.infer<typeof ActionSchema>;
+
 const ConfigSchema = z
   .object({
     /** where the module FIFOs live (WatchLG, ...) */
@@ -260,8 +301,19 @@ const ConfigSchema = z
       .prefault({}),
     /** fleet mode: share bans and affair counts with other nodes through Redis; off unless set */
     fleet: FleetSchema.optional(),
+    /** `[metrics] listen = "127.0.0.1:9469"`: the master serves Prometheus metrics there; off unless set */
+    metrics: MetricsSchema.optional(),
+    /** `[[actions]]`: programs run on bans and unbans */
+    actions: z.array(ActionSchema).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, a] of c.actions.entries()) {
+      if (seen.has(a.name)) ctx.addIssue({ code: "custom", path: ["actions", i, "name"], message: `a second action named ${JSON.stringify(a.name)}: each needs its own name` });
+      seen.add(a.name);
+    }
+  });
 export type FleetConfig = z.infer<typeof FleetSchema>;
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -439,6 +439,8 @@ export interface ClassifierStats {
   cacheHits: number;
   /** requests dropped because the queue was full: those hosts stay unclassified for now */
   dropped: number;
+  /** lookups done, by the class they gave */
+  classes: Record<HostClass, number>;
   /** the client's queries and the answers it let in or dropped (forged, late, stray); null for a client without stats */
   resolver: DnsClientStats | null;
 }
@@ -461,7 +463,7 @@ export class DnsClassifier {
     private readonly clock: () => number = nowSeconds,
   ) {
     this.cache = new BoundedMap(o.cacheSize);
-    this.stats = { lookups: 0, cacheHits: 0, dropped: 0, resolver: client.stats ?? null };
+    this.stats = { lookups: 0, cacheHits: 0, dropped: 0, classes: { NXDOMAIN: 0, FAKEHOST: 0, TRUEHOST: 0, ALLOWED: 0, UNKNOWN: 0 }, resolver: client.stats ?? null };
   }
 
   /** The cached class, if fresh. */
@@ -503,6 +505,7 @@ export class DnsClassifier {
         .then((cls) => {
           this.active--;
           this.waiting.delete(ip.text);
+          this.stats.classes[cls]++;
           this.remember(ip.text, cls);
           this.onResult(ip.text, cls);
           this.pump();

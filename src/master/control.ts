@@ -15,6 +15,7 @@ import { BLACKLIST_SET, byFamily, moduleSetName, WHITELIST_SET } from "../core/f
 import { isAlive, readJson, runningMaster } from "../core/runfiles";
 import type { ModuleStatus } from "../modules/loop";
 import { parseToml } from "../core/toml";
+import { Histogram, LATENCY_BOUNDS } from "../ops/metrics";
 import { checkFirewallFree } from "./claim";
 import type { FleetNodeStats } from "../fleet/node";
 import { endProcesses, type ModuleProcess, moduleProcesses } from "./leftovers";
@@ -182,6 +183,11 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       dns: own?.dns ?? null,
       fleet: own?.fleet ?? null,
       pending: own?.pending ?? { hosts: 0, events: 0, droppedEvents: 0, error: null },
+      refused: own?.refused ?? 0,
+      rules: own?.rules ?? {},
+      latency: own?.latency ?? new Histogram(LATENCY_BOUNDS).snapshot(),
+      bansEnded: own?.bansEnded ?? { expired: 0, lifted: 0 },
+      actions: own?.actions ?? {},
       configError: own?.configError ?? null,
       restarts: m.restarts,
     });

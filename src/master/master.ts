@@ -4,12 +4,13 @@
  * processes no master runs, restore the firewall, create the FIFOs and keep them open, fork
  * one `watcher module X` per enabled module (each ends with the master: see lifeline.ts) and
  * restart a crashed one (at once, then with backoff), run the scheduled jobs, keep a status
- * file for `watcher status`. SIGTERM stops the modules and exits; SIGHUP reloads lists (and
- * makes the modules reload config, rules and lists) without losing counts.
+ * file for `watcher status`, and serve the Prometheus metrics on `[metrics] listen` when set
+ * (that address only). SIGTERM stops the modules and exits; SIGHUP reloads lists (and makes
+ * the modules reload config, rules and lists) without losing counts.
  */
 import { closeSync, mkdirSync } from "node:fs";
 import cron, { type ScheduledTask } from "node-cron";
-import { checkFifoGroup, type LoadedConfig, loadConfig, enabledModules, type ModuleName, requireRoot, selfCommand } from "../core/config";
+import { checkFifoGroup, type LoadedConfig, loadConfig, enabledModules, type ModuleName, parseListen, requireRoot, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
@@ -30,6 +31,8 @@ import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { type RestoreReport, restoreFirewall } from "./restore";
 import { fifoPath, lockFile, pidFile, statusFile } from "../core/layout";
 import { nowSeconds } from "../core/duration";
+import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
+import { gatherStatus } from "./control";
 
 const MAX_BACKOFF_S = 60;
 export const STOP_GRACE_MS = 10000;
@@ -170,6 +173,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
   let claim: FirewallClaim | null = null;
   let firewall: Firewall | null = null;
   let fleet: FleetNode | null = null;
+  let metrics: Bun.Server<undefined> | null = null;
   const fifos = new FifoKeeper();
   const children = new Map<ModuleName, ModuleChild>();
   const tasks: { name: string; schedule: string; task: ScheduledTask }[] = [];
@@ -222,6 +226,10 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
       const size = fifos.keep(fifo);
       if (m === modules[0]) log(`FIFOs held open with ${size}-byte pipe buffers`);
     }
+    if (config.metrics) {
+      metrics = serveMetrics(config.metrics.listen, paths.root, log);
+      log(`metrics: http://${config.metrics.listen}/metrics`);
+    }
     for (const m of modules) {
       const child = new ModuleChild(m, paths.root, log, writeStatus);
       children.set(m, child);
@@ -266,6 +274,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
     log("stopping");
   } finally {
     for (const t of tasks) t.task.stop();
+    await metrics?.stop(true);
     await Promise.all([...children.values()].map((c) => c.stop()));
     await fleet?.close();
     if (firewall) {
@@ -277,5 +286,32 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
     removeFile(masterFile);
     if (readJson<number>(pidFile(paths.runDir)) === process.pid) removeFile(pidFile(paths.runDir));
     log("stopped");
+  }
+}
+
+/**
+ * GET /metrics on the configured address only: the text of `watcher metrics`, gathered afresh
+ * for each scrape from the status files and the kernel sets (a scrape every few seconds costs
+ * a few small reads). A port in use stops the start, before the modules run.
+ */
+function serveMetrics(listen: string, root: string, log: (message: string) => void): Bun.Server<undefined> {
+  const { hostname, port } = parseListen(listen)!;
+  try {
+    return Bun.serve({
+      hostname,
+      port,
+      fetch: async (req) => {
+        if (new URL(req.url).pathname !== "/metrics") return new Response("watcher: the metrics are at /metrics\n", { status: 404 });
+        if (req.method !== "GET" && req.method !== "HEAD") return new Response("GET only\n", { status: 405, headers: { Allow: "GET, HEAD" } });
+        try {
+          return new Response(renderMetrics(await gatherStatus(root)), { headers: { "Content-Type": METRICS_CONTENT_TYPE } });
+        } catch (e) {
+          log(`metrics: ${(e as Error).message}`);
+          return new Response(`watcher: ${(e as Error).message}\n`, { status: 500 });
+        }
+      },
+    });
+  } catch (e) {
+    throw new WatcherError(`[metrics] listen = ${JSON.stringify(listen)}: cannot serve there: ${(e as Error).message}`);
   }
 }

@@ -2,7 +2,9 @@
  * The resident module loop (`watcher module LG`, what `start` forks): read every source,
  * split lines, run each chunk through the runtime, until SIGTERM/SIGINT; then finish the
  * chunk in hand, close the database and exit cleanly. SIGHUP reloads rules and lists without
- * losing counts. A status file in the run folder tells `watcher status` how it is doing.
+ * losing counts. A status file in the run folder tells `watcher status` how it is doing, and
+ * carries the counters the metrics show (ops/metrics.ts). The operator's actions run here,
+ * on this module's bans and their ends (ops/actions.ts).
  */
 import { RecordingFiles } from "../core/config-files";
 import { type ClassifierStats, DnsClient, systemNameServers } from "../core/dns";
@@ -14,7 +16,9 @@ import { loadFleetKey } from "../fleet/protocol";
 import { ModuleFleet, type ModuleFleetStats, publisherOf } from "../fleet/publisher";
 import type { PendingStats } from "../pipeline/persist";
 import type { Source } from "../pipeline/read";
-import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
+import { type BanReport, ModuleRuntime, partsOf, type RuleCounts, type RuntimeStats } from "../pipeline/run";
+import { type ActionStats, type BanEnd, BanEnds, ModuleActions, unbanDecision } from "../ops/actions";
+import type { HistogramSnapshot } from "../ops/metrics";
 import { LineSplitter } from "../pipeline/split";
 import { keepInForce, type ModuleContext, readReloadable } from "./context";
 import { nowSeconds } from "../core/duration";
@@ -35,6 +39,16 @@ export interface ModuleStatus {
   fleet: ModuleFleetStats | null;
   /** writes waiting in memory (the disk was full); `error` is null while the database is written */
   pending: PendingStats;
+  /** bans the kernel refused (a full set) */
+  refused: number;
+  /** lines matched and affairs counted, by rule name */
+  rules: Record<string, RuleCounts>;
+  /** seconds from a chunk's arrival to the kernel's answer for its bans */
+  latency: HistogramSnapshot;
+  /** this module's bans that ended, by how */
+  bansEnded: Record<BanEnd, number>;
+  /** [[actions]] runs, by action name */
+  actions: Record<string, ActionStats>;
   /**
    * Set when this module runs on its last good configuration because a file on disk is broken
    * (a restart after an edit not yet reloaded): the error, naming the file; null or absent otherwise.
@@ -76,16 +90,20 @@ class Turns {
 
 export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source[], o: LoopOptions): Promise<RuntimeStats> {
   const turns = new Turns();
-  const { runtime, fleet, dnsClient } = wire(ctx, o);
+  const { runtime, fleet, dnsClient, actions, ends } = wire(ctx, o);
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   await reapplyRecentBans(ctx, o.log);
+  for (const host of ctx.store.activeBans(nowSeconds())) ends.banned(host.address, host.bannedUntil, host.lastRule);
   /* the fleet's bans take their turn between chunks, like every other change to the store */
   fleet?.start((address, total) => void turns.take(() => runtime.fleetBan(address, total).catch((e) => o.log(`fleet ban of ${address} failed: ${(e as Error).message}`))));
-  const status = new StatusWriter(ctx, runtime, fleet, o);
+  const status = new StatusWriter(ctx, runtime, fleet, actions, ends, o);
   const statusTimer = setInterval(() => {
     status.write();
     /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory */
-    void turns.take(() => void runtime.flushPending());
+    void turns.take(() => {
+      runtime.flushPending();
+      checkBanEnds(ctx, ends, actions);
+    });
   }, STATUS_EVERY_MS);
   const signals = handleSignals(ctx, runtime, fleet, status, o.log);
 
@@ -99,12 +117,13 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   }
   await fleet?.close();
   dnsClient?.close();
+  await actions.close();
   status.remove();
   return runtime.stats;
 }
 
-/** The resident module's parts: the runtime, and the DNS client and fleet publisher it talks to. */
-function wire(ctx: ModuleContext, o: LoopOptions): { runtime: ModuleRuntime; fleet: ModuleFleet | null; dnsClient: DnsClient | null } {
+/** The resident module's parts: the runtime, the DNS client and fleet publisher it talks to, the actions its bans run. */
+function wire(ctx: ModuleContext, o: LoopOptions): { runtime: ModuleRuntime; fleet: ModuleFleet | null; dnsClient: DnsClient | null; actions: ModuleActions; ends: BanEnds } {
   const resolver = ctx.config.dns;
   const dnsClient = ctx.moduleConfig.dns
     ? new DnsClient({
@@ -115,17 +134,35 @@ function wire(ctx: ModuleContext, o: LoopOptions): { runtime: ModuleRuntime; fle
         log: o.log,
       })
     : null;
+  const actions = new ModuleActions(ctx.module, ctx.config.actions, o.log);
+  const ends = new BanEnds();
   const fleet = ctx.config.fleet ? new ModuleFleet(ctx.config.fleet, loadFleetKey(ctx.paths.fleetKey), ctx.module, ctx.store, ctx.moduleConfig.findTime) : null;
   const runtime = new ModuleRuntime({
     ...partsOf(ctx),
     clock: o.clock ?? nowSeconds,
     useLineTime: false,
-    onBan: (b: BanReport) => o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`),
+    onBan: (b: BanReport) => {
+      o.log(`ban ${b.address} for ${b.seconds}s: ${b.reason}`);
+      ends.banned(b.address, b.until, b.rule);
+      actions.ban(b);
+    },
     log: o.log,
     dns: dnsClient ? { client: dnsClient, options: resolver } : undefined,
     fleet: fleet ? { publisher: publisherOf(ctx.config, ctx.module), sink: fleet } : undefined,
   });
-  return { runtime, fleet, dnsClient };
+  return { runtime, fleet, dnsClient, actions, ends };
+}
+
+/** Bans whose time is up: counted by how they ended, and handed to the unban actions. */
+function checkBanEnds(ctx: ModuleContext, ends: BanEnds, actions: ModuleActions): void {
+  const now = nowSeconds();
+  ends.check(
+    now,
+    (address) => ctx.store.getHost(address)?.bannedUntil ?? null,
+    (address, how, rule) => {
+      if (actions.wantUnbans) actions.decided(unbanDecision(ctx.module, address, now, rule, how === "expired" ? "ban time over" : "lifted before its time was over (watcher unban, expire or the fleet)"));
+    },
+  );
 }
 
 /** The read loop of one source: chunks into whole lines, each block through the runtime in its turn. */
@@ -134,8 +171,9 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
   log(`reading ${source.label}`);
   for await (const chunk of source.chunks()) {
     if (signals.stopping) return;
+    const arrived = performance.now();
     const block = splitter.push(chunk);
-    if (block !== "") await turns.take(() => runtime.processBlock(block, source.rawProgram));
+    if (block !== "") await turns.take(() => runtime.processBlock(block, source.rawProgram, arrived));
   }
   const rest = splitter.end();
   if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.rawProgram));
@@ -182,6 +220,8 @@ class StatusWriter {
     private readonly ctx: ModuleContext,
     private readonly runtime: ModuleRuntime,
     private readonly fleet: ModuleFleet | null,
+    private readonly actions: ModuleActions,
+    private readonly ends: BanEnds,
     private readonly o: LoopOptions,
   ) {
     this.path = statusFile(ctx.paths.runDir, ctx.module);
@@ -195,6 +235,7 @@ class StatusWriter {
     const s: ModuleStatus = {
       module: this.ctx.module, pid: process.pid, startedAt: this.startedAt, updatedAt: nowSeconds(), lines, matched, affairs, bans,
       dns: this.runtime.dns?.stats ?? null, fleet: this.fleet?.snapshot() ?? null, pending: this.runtime.pending, configError: this.configError,
+      refused: this.runtime.stats.refused, rules: Object.fromEntries(this.runtime.rules), latency: this.runtime.latency, bansEnded: { ...this.ends.ended }, actions: this.actions.stats,
     };
     const written = writeJson(this.path, s, (why) => this.written && this.o.log(`${why}; the module goes on`));
     if (written && !this.written) this.o.log(`status ${this.path} written again`);

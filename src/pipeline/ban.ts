@@ -3,14 +3,18 @@
  * announcement. The batch starts before the chunk's commit (a backend starts its work at once,
  * so the drop does not wait for SQLite; a ban without its record still lapses by itself), and
  * a ban is announced only after the commit, so an announced ban survives a crash. What the
- * kernel refuses is counted and logged, never fatal; clamped timeouts are said once.
+ * kernel refuses is counted and logged, never fatal; clamped timeouts are said once. The time
+ * from the chunk's arrival to the kernel's answer goes into a histogram (the metrics).
  */
 import { type Firewall, type FirewallOutcome, moduleSetName, outcomeMessages } from "../core/firewall/types";
+import { Histogram, LATENCY_BOUNDS } from "../ops/metrics";
 import type { BanReport, Decided } from "./count";
 
 export class Banning {
   /** bans the kernel refused (a full set): recorded, logged, not in the firewall */
   refused = 0;
+  /** seconds from a chunk's arrival to the kernel's answer, once per ban that reached it */
+  readonly latency = new Histogram(LATENCY_BOUNDS);
   private readonly set: string;
   private clampReported = false;
 
@@ -28,9 +32,16 @@ export class Banning {
     return decided.elements.length > 0 ? this.firewall.ban(this.set, decided.elements) : null;
   }
 
-  /** After the commit: announce each ban, saying so when it is not written yet or the kernel refused it. */
-  async announceAfter(decided: Decided, banning: Promise<FirewallOutcome> | null, unwritten: string | null): Promise<void> {
+  /**
+   * After the commit: announce each ban, saying so when it is not written yet or the kernel
+   * refused it. `arrived`: performance.now() when the chunk came in.
+   */
+  async announceAfter(decided: Decided, banning: Promise<FirewallOutcome> | null, unwritten: string | null, arrived: number): Promise<void> {
     const refused = banning ? this.outcome(await banning) : new Map<string, string>();
+    if (banning) {
+      const seconds = (performance.now() - arrived) / 1000;
+      for (let i = decided.elements.length - refused.size; i > 0; i--) this.latency.observe(seconds);
+    }
     const notWritten = unwritten === null ? "" : `; not written yet: ${unwritten}`;
     for (const ban of decided.reports) {
       const kernel = refused.has(ban.address) ? `; the kernel refused it: ${refused.get(ban.address)}` : "";

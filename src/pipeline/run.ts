@@ -14,6 +14,7 @@ import type { RuleSet } from "../core/rules";
 import { FLEET_AFFAIRS_RULE, type ModuleFleet } from "../fleet/publisher";
 import type { ModuleContext, Reloadable } from "../modules/context";
 import { banNow } from "../ops/ban";
+import type { HistogramSnapshot } from "../ops/metrics";
 import type { ModuleStore } from "../store/module-db";
 import { Banning } from "./ban";
 import { type BanReport, Counter, type Decided } from "./count";
@@ -40,6 +41,12 @@ export interface RuntimeStats {
   refused: number;
   /** over-long and invalid lines, never processed */
   skipped: SkipCounts;
+}
+
+/** One rule's share of the counts (the metrics). */
+export interface RuleCounts {
+  matched: number;
+  affairs: number;
 }
 
 export interface RuntimeOptions {
@@ -71,6 +78,8 @@ export function partsOf(ctx: ModuleContext): ModuleParts {
 
 export class ModuleRuntime {
   readonly stats: RuntimeStats = { lines: 0, unparsed: 0, matched: 0, affairs: 0, merged: 0, protected: 0, unattributed: 0, bans: 0, refused: 0, skipped: { tooLong: 0, invalid: 0 } };
+  /** by rule name: lines matched, affairs counted */
+  readonly rules = new Map<string, RuleCounts>();
   private readonly recogniser: Recogniser;
   private readonly counter: Counter;
   private readonly writes: PendingWrites;
@@ -89,6 +98,11 @@ export class ModuleRuntime {
     this.banning = new Banning(o.module, o.firewall, this.log, (ban) => o.onBan?.(ban));
   }
 
+  /** seconds from a chunk's arrival to the kernel's answer for its bans */
+  get latency(): HistogramSnapshot {
+    return this.banning.latency.snapshot();
+  }
+
   get dns(): DnsClassifier | null {
     return this.counter.dns;
   }
@@ -104,23 +118,37 @@ export class ModuleRuntime {
   /**
    * One block of lines (from LineSplitter): one database transaction, then one firewall batch.
    * With the disk full, the block's writes wait in memory (PendingWrites), bans still reach the
-   * firewall, and their announcement says they are not written yet.
+   * firewall, and their announcement says they are not written yet. `arrived`: performance.now()
+   * when the block's chunk came in (the line-to-ban latency).
    */
-  async processBlock(block: string, rawProgram: string | null = null): Promise<void> {
+  async processBlock(block: string, rawProgram: string | null = null, arrived = performance.now()): Promise<void> {
     const decided: Decided = { elements: [], reports: [] };
     const counter = this.counter;
     const sink = {
-      attributed: (a: Attribution) => counter.attributed(a, decided),
+      attributed: (a: Attribution) => {
+        const before = counter.stats.affairs;
+        counter.attributed(a, decided);
+        if (counter.stats.affairs !== before) this.ruleCounts(a.rule.name).affairs += counter.stats.affairs - before;
+      },
       succeeded: (host: Ip, sessionAffairs: () => number, time: number) => counter.forgive(host, sessionAffairs, time),
     };
     let kernel: ReturnType<Banning["start"]> = null;
     const written = this.writes.commit(() => {
-      this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => void this.recogniser.line(block, start, end, rawProgram, sink));
+      this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => {
+        const m = this.recogniser.line(block, start, end, rawProgram, sink);
+        if (m !== null) this.ruleCounts(m.rule.name).matched++;
+      });
       kernel = this.banning.start(decided);
     }, this.log);
     this.o.fleet?.sink.afterBlock();
-    await this.banning.announceAfter(decided, kernel, written ? null : this.writes.stats().error);
+    await this.banning.announceAfter(decided, kernel, written ? null : this.writes.stats().error, arrived);
     this.updateStats();
+  }
+
+  private ruleCounts(rule: string): RuleCounts {
+    let c = this.rules.get(rule);
+    if (!c) this.rules.set(rule, (c = { matched: 0, affairs: 0 }));
+    return c;
   }
 
   private updateStats(): void {
