@@ -6,10 +6,12 @@
  * Prometheus server would refuse or misread.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { chmodSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StatusReport } from "../../src/master/control";
 import { Histogram, LATENCY_BOUNDS, renderMetrics } from "../../src/ops/metrics";
+import { TestDnsServer } from "../helpers/dns-server";
+import { freePort, TestRedis } from "../helpers/redis";
 import { makeRoot, watcher, WATCHER } from "../helpers/root";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 
@@ -152,21 +154,14 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
-/** A port nothing listens on now (the kernel's pick, let go at once). */
-function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
 
 const roots: string[] = [];
 afterEach(() => {
   for (const root of roots.splice(0)) watcher(root, "stop");
 });
 
-function newRoot(toml: string): string {
-  const root = makeRoot("metrics", { "etc/watcher.toml": toml });
+function newRoot(toml: string, files: Record<string, string> = {}): string {
+  const root = makeRoot("metrics", { "etc/watcher.toml": toml, ...files });
   roots.push(root);
   return root;
 }
@@ -175,7 +170,7 @@ const failed = (pid: number, address: string) => `Dec  6 06:00:01 web1 sshd[${pi
 
 describe("metrics", () => {
   test("the master serves what the module counted; watcher metrics prints the same series", async () => {
-    const port = freePort();
+    const port = await freePort();
     const root = newRoot(`firewall = "dryrun"\n[metrics]\nlisten = "127.0.0.1:${port}"\n[modules.LG]\ndns = false\nmaxAffairs = 3\n`);
     expect(watcher(root, "start").code).toBe(0);
     const lines = [
@@ -226,6 +221,48 @@ describe("metrics", () => {
     await waitFor("the endpoint to close", () => fetch(url).then(() => false, () => true));
     const stopped = parseExposition(watcher(root, "metrics").out).samples;
     expect(value(stopped, "watcher_up")).toBe(0);
+  });
+
+  test("DNS classes and the fleet: a real name server on loopback, a real Redis, two nodes", async () => {
+    const dns = await new TestDnsServer({
+      ptr: { "61.100.51.198.in-addr.arpa": ["mail.good.example"] } /* 203.0.113.60 has none: NXDOMAIN */,
+      a: { "mail.good.example": ["198.51.100.61"] },
+    }).start();
+    const redis = await new TestRedis().start();
+    try {
+      const fleetNode = (name: string, lg: string, files: Record<string, string> = {}) => {
+        const fleet = `[fleet]\nurl = "${redis.url}"\nnode = "${name}"\n`;
+        const root = newRoot(`firewall = "dryrun"\n[dns]\nservers = ["${dns.address}"]\n[modules.LG]\nmaxAffairs = 1\n${lg}\n${fleet}`, { "etc/fleet.key": "metrics-test-key-0123456789abcdef\n", ...files });
+        chmodSync(join(root, "etc", "fleet.key"), 0o600);
+        return root;
+      };
+      const a = fleetNode("a", "dns = true");
+      const b = fleetNode("b", "dns = false", { "etc/whitelist": "198.51.100.61\n" });
+      expect(watcher(a, "start").code).toBe(0);
+      expect(watcher(b, "start").code).toBe(0);
+      expect(watcher(a, "inject", "LG", failed(1, "203.0.113.60"), failed(2, "198.51.100.61")).code).toBe(0);
+
+      const scrape = (root: string) => parseExposition(watcher(root, "metrics").out).samples;
+      const onA = await waitFor("A's classes and publications", () => {
+        const m = scrape(a);
+        return value(m, "watcher_dns_lookups_total", { class: "NXDOMAIN" }) === 1 && value(m, "watcher_dns_lookups_total", { class: "TRUEHOST" }) === 1 && value(m, "watcher_fleet_published_total", { module: "LG" }) === 2 ? m : null;
+      });
+      expect(value(onA, "watcher_dns_replies_total", { outcome: "accepted" })).toBeGreaterThanOrEqual(3); /* two PTR, one A */
+      expect(value(onA, "watcher_dns_replies_total", { outcome: "wrong_id" })).toBe(0);
+      expect(value(onA, "watcher_dns_timeouts_total")).toBe(0);
+      /* B applies one decision and refuses the other: its whitelist wins */
+      const onB = await waitFor("B's fleet figures", () => {
+        const m = scrape(b);
+        return value(m, "watcher_fleet_decisions_total", { outcome: "applied" }) === 1 && value(m, "watcher_fleet_decisions_total", { outcome: "protected" }) === 1 ? m : null;
+      });
+      expect(value(onB, "watcher_fleet_received_total")).toBe(2);
+      expect(value(onB, "watcher_fleet_connected")).toBe(1);
+      expect(value(onB, "watcher_fleet_lag_seconds")).toBeGreaterThanOrEqual(0);
+      expect(value(onB, "watcher_set_entries", { set: "watcher_fleet" })).toBe(1);
+    } finally {
+      await redis.cleanup();
+      dns.stop();
+    }
   });
 
   test("a bad listen address is a configuration error; a port in use stops the start", async () => {
