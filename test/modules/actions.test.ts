@@ -72,6 +72,17 @@ describe("actions on ban", () => {
     });
   });
 
+  test("a ban lifted by watcher unban ends as lifted, said when its time would have run out", async () => {
+    const root = newRoot({ "record.sh": RECORD }, (r) => `banTime = 3\nmaxBanTime = 3\n[[actions]]\nname = "record"\ncommand = ["${join(r, "record.sh")}"]\non = ["unban"]\n`);
+    expect(watcher(root, "start").code).toBe(0);
+    expect(watcher(root, "inject", "LG", failed(1, "203.0.113.22")).code).toBe(0);
+    await waitFor("the ban", async () => (await banned(root)).length === 1);
+    expect(watcher(root, "unban", "LG", "203.0.113.22").code).toBe(0);
+    const got = (await waitFor("the unban", () => (runs(root).length === 1 ? runs(root) : null))) as ActionDecision[];
+    expect(got[0]).toMatchObject({ event: "unban", address: "203.0.113.22", reason: "lifted before its time was over (watcher unban, expire or the fleet)" });
+    await waitFor("the metrics", () => watcher(root, "metrics").out.includes('watcher_unbans_total{module="LG",how="lifted"} 1'));
+  });
+
   test("a flood's decisions go to the program in few runs, as JSON lists", async () => {
     /* the first run takes a moment, so the rest of the flood waits and goes together */
     const root = newRoot({ "record.sh": `sleep 0.5\n${RECORD}` }, (r) => `[[actions]]\nname = "record"\ncommand = ["${join(r, "record.sh")}"]\nconcurrency = 1\nbatch = 100\n`);
