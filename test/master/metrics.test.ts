@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { StatusReport } from "../../src/master/control";
 import { Histogram, LATENCY_BOUNDS, renderMetrics } from "../../src/ops/metrics";
 import { TestDnsServer } from "../helpers/dns-server";
+import { ATTACKER_V4, BUN, SERVER_V4, TestNet } from "../helpers/netns";
 import { freePort, TestRedis } from "../helpers/redis";
 import { makeRoot, watcher, WATCHER } from "../helpers/root";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
@@ -262,6 +263,34 @@ describe("metrics", () => {
     } finally {
       await redis.cleanup();
       dns.stop();
+    }
+  });
+
+  test("with nftables in a network namespace: the kernel set's size, scraped over a veth from another namespace", async () => {
+    const net = new TestNet().setup();
+    try {
+      const root = newRoot(`firewall = "nftables"\n[metrics]\nlisten = "${SERVER_V4}:9469"\n[modules.LG]\ndns = false\nmaxAffairs = 1\n`);
+      const inServer = (...args: string[]) => net.exec(net.server, [WATCHER, "--root", root, ...args]);
+      expect(inServer("start").code).toBe(0);
+      expect(inServer("inject", "LG", failed(1, "203.0.113.71"), failed(2, "203.0.113.72"), failed(3, "2001:db8:77::1")).code).toBe(0);
+      /* a real client on the other side of the link: the attacker's namespace is not banned */
+      const scrape = () => {
+        const r = net.exec(net.attacker, [BUN, "-e", `process.stdout.write(await (await fetch("http://${SERVER_V4}:9469/metrics")).text())`]);
+        if (r.code !== 0) throw new Error(`the scrape from ${ATTACKER_V4} failed: ${r.err}`);
+        return parseExposition(r.out).samples;
+      };
+      /* the set answers at once; the module's counts come with its next status file (every 2 s) */
+      const m = await waitFor("the three bans in the kernel set and in the counts", () => {
+        const samples = scrape();
+        return value(samples, "watcher_set_entries", { set: "watcher_LG" }) === 3 && value(samples, "watcher_bans_total", { module: "LG" }) === 3 ? samples : null;
+      });
+      expect(value(m, "watcher_set_fill_ratio", { set: "watcher_LG" })).toBeGreaterThan(0);
+      const kernel = net.exec(net.server, ["nft", "list", "set", "inet", "watcher", "watcher_LG_v4"]).out;
+      expect(kernel).toContain("203.0.113.71");
+      expect(kernel).toContain("203.0.113.72");
+      expect(inServer("stop").code).toBe(0);
+    } finally {
+      net.cleanup();
     }
   });
 
