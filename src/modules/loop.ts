@@ -17,7 +17,7 @@ import { ModuleFleet, type ModuleFleetStats, publisherOf } from "../fleet/publis
 import type { PendingStats } from "../pipeline/persist";
 import type { Source } from "../pipeline/read";
 import { type BanReport, ModuleRuntime, partsOf, type RuleCounts, type RuntimeStats } from "../pipeline/run";
-import { type ActionStats, type BanEnd, BanEnds, ModuleActions, unbanDecision } from "../ops/actions";
+import { type ActionStats, type BanEnd, BanEnds, ModuleActions } from "../ops/actions";
 import type { HistogramSnapshot } from "../ops/metrics";
 import { LineSplitter } from "../pipeline/split";
 import { keepInForce, type ModuleContext, readReloadable } from "./context";
@@ -160,7 +160,7 @@ function checkBanEnds(ctx: ModuleContext, ends: BanEnds, actions: ModuleActions)
     now,
     (address) => ctx.store.getHost(address)?.bannedUntil ?? null,
     (address, how, rule) => {
-      if (actions.wantUnbans) actions.decided(unbanDecision(ctx.module, address, now, rule, how === "expired" ? "ban time over" : "lifted before its time was over (watcher unban, expire or the fleet)"));
+      actions.unban(address, now, rule, how === "expired" ? "ban time over" : "lifted before its time was over (watcher unban, expire or the fleet)");
     },
   );
 }

@@ -55,11 +55,11 @@ const STDERR_EXCERPT = 300;
 /** at exit, runs in hand get this long before their process groups are killed */
 const EXIT_GRACE_MS = 5000;
 
-export function banDecision(module: ModuleName, b: BanReport): ActionDecision {
+function banDecision(module: ModuleName, b: BanReport): ActionDecision {
   return { event: "ban", module, address: b.address, time: iso(b.time), until: iso(b.until), seconds: b.seconds, rule: b.rule, reason: b.reason };
 }
 
-export function unbanDecision(module: ModuleName, address: string, time: number, rule: string, reason: string): ActionDecision {
+function unbanDecision(module: ModuleName, address: string, time: number, rule: string, reason: string): ActionDecision {
   return { event: "unban", module, address, time: iso(time), until: null, seconds: null, rule, reason };
 }
 
@@ -189,6 +189,8 @@ function excerpt(stream: ReadableStream<Uint8Array>): { text(): Promise<string> 
 /** A module's actions: each decision to every action that wants its event and module. */
 export class ModuleActions {
   private readonly queues: ActionQueue[];
+  private readonly wantBans: boolean;
+  private readonly wantUnbans: boolean;
 
   constructor(
     private readonly module: ModuleName,
@@ -196,19 +198,20 @@ export class ModuleActions {
     log: (message: string) => void,
   ) {
     this.queues = actions.filter((a) => !a.modules || a.modules.includes(module)).map((a) => new ActionQueue(a, log));
-  }
-
-  /** Do any of them run on unbans (then this module keeps track of its bans' ends)? */
-  get wantUnbans(): boolean {
-    return this.queues.some((q) => q.action.on.includes("unban"));
-  }
-
-  decided(d: ActionDecision): void {
-    for (const q of this.queues) if (q.action.on.includes(d.event)) q.push(d);
+    this.wantBans = this.queues.some((q) => q.action.on.includes("ban"));
+    this.wantUnbans = this.queues.some((q) => q.action.on.includes("unban"));
   }
 
   ban(b: BanReport): void {
-    if (this.queues.length > 0) this.decided(banDecision(this.module, b));
+    if (this.wantBans) this.decided(banDecision(this.module, b));
+  }
+
+  unban(address: string, time: number, rule: string, reason: string): void {
+    if (this.wantUnbans) this.decided(unbanDecision(this.module, address, time, rule, reason));
+  }
+
+  private decided(d: ActionDecision): void {
+    for (const q of this.queues) if (q.action.on.includes(d.event)) q.push(d);
   }
 
   get stats(): Record<string, ActionStats> {
