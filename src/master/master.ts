@@ -31,6 +31,7 @@ import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { type RestoreReport, restoreFirewall } from "./restore";
 import { fifoPath, lockFile, pidFile, statusFile } from "../core/layout";
 import { nowSeconds } from "../core/duration";
+import { checkActionPrograms } from "../ops/actions";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
 import { gatherStatus } from "./control";
 
@@ -130,6 +131,7 @@ export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[];
     loadFleetKey(loaded.paths.fleetKey);
     if (loaded.config.fleet.tlsCa) readFleetCa(loaded.config.fleet.tlsCa);
   }
+  checkActionPrograms(loaded.config.actions, loaded.paths.configFile);
   const lists = Lists.of(loaded.paths);
   checkFirewallFree(resolveBackend(loaded.config.firewall), loaded.paths.root, "watcher cannot start");
   return { modules, lists };

@@ -13,7 +13,9 @@
  * few seconds per action, with the count of those not said. An unban is the end of a ban this
  * module knows of (BanEnds): its time ran out, or it was found lifted when it would have.
  */
+import { accessSync, constants, statSync } from "node:fs";
 import type { ActionConfig, ModuleName } from "../core/config";
+import { ConfigError } from "../core/errors";
 import type { BanReport } from "../pipeline/count";
 import { iso } from "../report/report";
 
@@ -61,6 +63,22 @@ function banDecision(module: ModuleName, b: BanReport): ActionDecision {
 
 function unbanDecision(module: ModuleName, address: string, time: number, rule: string, reason: string): ActionDecision {
   return { event: "unban", module, address, time: iso(time), until: null, seconds: null, rule, reason };
+}
+
+/** Before the start (exit 2): every action's program is an executable file, or the error names it. */
+export function checkActionPrograms(actions: readonly ActionConfig[], configFile: string): void {
+  const problems: string[] = [];
+  for (const [i, a] of actions.entries()) {
+    const program = a.command[0]!;
+    try {
+      if (!statSync(program).isFile()) throw new Error("not a file");
+      accessSync(program, constants.X_OK);
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as NodeJS.ErrnoException).code === "EACCES" ? "not executable" : (e as Error).message;
+      problems.push(`${configFile}: actions.${i}.command: ${program}: ${why} (action ${JSON.stringify(a.name)})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
 }
 
 /** One action's queue and runs. */

@@ -135,11 +135,17 @@ describe("actions on ban", () => {
     await waitFor("the metrics", () => watcher(root, "metrics").out.includes('watcher_action_runs_total{module="LG",action="mail",outcome="failed"} 1'));
   });
 
-  test("a command that is not an absolute path, or two actions of one name, stop the start (exit 2)", () => {
+  test("a command that is not an absolute path, not there or not executable, or two actions of one name, stop the start (exit 2)", () => {
     const relative = newRoot({}, () => '[[actions]]\nname = "mail"\ncommand = ["ban-mail"]\n');
     const r = watcher(relative, "start");
     expect(r.code).toBe(2);
     expect(r.err).toContain("actions.0.command: expected the program as an absolute path");
+    const missing = newRoot({ "mail.sh": "exit 0" }, (r) => `[[actions]]\nname = "mail"\ncommand = ["${join(r, "nowhere.sh")}"]\n[[actions]]\nname = "chat"\ncommand = ["${join(r, "mail.sh")}"]\n`);
+    chmodSync(join(missing, "mail.sh"), 0o644);
+    const m = watcher(missing, "start");
+    expect(m.code).toBe(2);
+    expect(m.err).toContain(`watcher.toml: actions.0.command: ${join(missing, "nowhere.sh")}: no such file (action "mail")`);
+    expect(m.err).toContain(`watcher.toml: actions.1.command: ${join(missing, "mail.sh")}: not executable (action "chat")`);
     const twice = newRoot({}, () => '[[actions]]\nname = "mail"\ncommand = ["/bin/true"]\n[[actions]]\nname = "mail"\ncommand = ["/bin/false"]\n');
     const t = watcher(twice, "start");
     expect(t.code).toBe(2);
