@@ -15,6 +15,7 @@ import { BLACKLIST_SET, byFamily, moduleSetName, WHITELIST_SET } from "../core/f
 import { isAlive, readJson, runningMaster } from "../core/runfiles";
 import type { ModuleStatus } from "../modules/loop";
 import { parseToml } from "../core/toml";
+import { dynLists, dynloadSetName } from "../dynload/lists";
 import { Histogram, LATENCY_BOUNDS } from "../ops/metrics";
 import { checkFirewallFree } from "./claim";
 import type { FleetNodeStats } from "../fleet/node";
@@ -197,7 +198,8 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
     const { config, paths } = loaded;
     const fw = createFirewall(config, paths);
     try {
-      const sets = [WHITELIST_SET, BLACKLIST_SET, ...enabledModules(config).map(moduleSetName), ...(config.fleet ? [FLEET_SET] : [])];
+      const blocklists = dynLists(config).filter((l) => l.enabled).map((l) => dynloadSetName(l.name));
+      const sets = [WHITELIST_SET, BLACKLIST_SET, ...enabledModules(config).map(moduleSetName), ...(config.fleet ? [FLEET_SET] : []), ...blocklists];
       firewall = [];
       for (const set of sets) {
         const { v4, v6 } = byFamily(await fw.list(set));

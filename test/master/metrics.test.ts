@@ -6,7 +6,7 @@
  * Prometheus server would refuse or misread.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, readFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StatusReport } from "../../src/master/control";
 import { Histogram, LATENCY_BOUNDS, renderMetrics } from "../../src/ops/metrics";
@@ -172,8 +172,13 @@ const failed = (pid: number, address: string) => `Dec  6 06:00:01 web1 sshd[${pi
 describe("metrics", () => {
   test("the master serves what the module counted; watcher metrics prints the same series", async () => {
     const port = await freePort();
-    const root = newRoot(`firewall = "dryrun"\n[metrics]\nlisten = "127.0.0.1:${port}"\n[modules.LG]\ndns = false\nmaxAffairs = 3\n`);
+    const root = newRoot("", { "blocklist.txt": "198.51.100.200\n198.51.100.201\n203.0.113.128/28\n" });
+    writeFileSync(
+      join(root, "etc", "watcher.toml"),
+      `firewall = "dryrun"\n[metrics]\nlisten = "127.0.0.1:${port}"\n[modules.LG]\ndns = false\nmaxAffairs = 3\n[dynload.lists.mine]\nurls = ["${join(root, "blocklist.txt")}"]\nformat = "cidr-lines"\n`,
+    );
     expect(watcher(root, "start").code).toBe(0);
+    expect(watcher(root, "dynload").code).toBe(0);
     const lines = [
       failed(101, "203.0.113.7"),
       failed(102, "203.0.113.7"),
@@ -202,6 +207,7 @@ describe("metrics", () => {
     expect(value(samples, "watcher_affairs_total", { module: "LG" })).toBe(4);
     expect(value(samples, "watcher_bans_total", { module: "LG" })).toBe(1);
     expect(value(samples, "watcher_set_entries", { set: "watcher_LG" })).toBe(1);
+    expect(value(samples, "watcher_set_entries", { set: "watcher_dl_mine" })).toBe(3);
     expect(value(samples, "watcher_line_to_ban_seconds_count", { module: "LG" })).toBe(1);
     expect(value(samples, "watcher_line_to_ban_seconds_bucket", { module: "LG", le: "+Inf" })).toBe(1);
     expect(value(samples, "watcher_pending_events", { module: "LG" })).toBe(0);
