@@ -5,6 +5,7 @@
  * the first rule that matches a line wins.
  */
 import { join } from "node:path";
+import dropbearRule from "../../rules/LG/dropbear.rule" with { type: "text" };
 import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
 import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
 import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
@@ -26,7 +27,7 @@ export interface ModuleInfo {
 }
 
 export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
-  LG: { name: "LG", title: "logins (OpenSSH)", rules: { "sshd.rule": sshdRule } },
+  LG: { name: "LG", title: "logins (OpenSSH, Dropbear)", rules: { "sshd.rule": sshdRule, "dropbear.rule": dropbearRule } },
   MX: { name: "MX", title: "mail transport (Postfix)", rules: { "postfix.rule": postfixRule } },
   MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
