@@ -15,6 +15,7 @@ import sendmailAuthRule from "../../rules/MB/sendmail-auth.rule" with { type: "t
 import eximRule from "../../rules/MX/exim.rule" with { type: "text" };
 import postfixRule from "../../rules/MX/postfix.rule" with { type: "text" };
 import sendmailRule from "../../rules/MX/sendmail.rule" with { type: "text" };
+import accessProbesRule from "../../rules/WB/access-probes.rule" with { type: "text" };
 import accessRule from "../../rules/WB/access.rule" with { type: "text" };
 import apacheErrorRule from "../../rules/WB/apache-error.rule" with { type: "text" };
 import nginxErrorRule from "../../rules/WB/nginx-error.rule" with { type: "text" };
@@ -34,7 +35,7 @@ export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH, Dropbear)", rules: { "sshd.rule": sshdRule, "dropbear.rule": dropbearRule } },
   MX: { name: "MX", title: "mail transport (Postfix)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule } },
   MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule } },
-  WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
+  WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
 };
 
 /** The module's rule sources: shipped files, overridden or extended by `<rulesDir>/<MODULE>/*.rule`. */
