@@ -12,6 +12,7 @@ import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
 import eximAuthRule from "../../rules/MB/exim-auth.rule" with { type: "text" };
 import postfixSaslRule from "../../rules/MB/postfix-sasl.rule" with { type: "text" };
 import sendmailAuthRule from "../../rules/MB/sendmail-auth.rule" with { type: "text" };
+import uwImapRule from "../../rules/MB/uw-imap.rule" with { type: "text" };
 import eximRule from "../../rules/MX/exim.rule" with { type: "text" };
 import postfixRule from "../../rules/MX/postfix.rule" with { type: "text" };
 import sendmailRule from "../../rules/MX/sendmail.rule" with { type: "text" };
@@ -34,7 +35,7 @@ export interface ModuleInfo {
 export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH, Dropbear)", rules: { "sshd.rule": sshdRule, "dropbear.rule": dropbearRule } },
   MX: { name: "MX", title: "mail transport (Postfix)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule } },
-  MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule } },
+  MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
 };
 
