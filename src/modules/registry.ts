@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import dropbearRule from "../../rules/LG/dropbear.rule" with { type: "text" };
 import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
+import courierRule from "../../rules/MB/courier.rule" with { type: "text" };
 import cyrusRule from "../../rules/MB/cyrus.rule" with { type: "text" };
 import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
 import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
@@ -36,7 +37,7 @@ export interface ModuleInfo {
 export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH, Dropbear)", rules: { "sshd.rule": sshdRule, "dropbear.rule": dropbearRule } },
   MX: { name: "MX", title: "mail transport (Postfix)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule } },
-  MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule } },
+  MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
 };
 
