@@ -63,6 +63,8 @@ interface Annotated {
   readonly text: string;
   /** "match": true with an IP address for host: the address to find; null otherwise */
   readonly host: string | null;
+  /** "match": true: a failure, whatever its host */
+  readonly failure: boolean;
   /** "match": false without a constraint: nothing may count it */
   readonly mustNotCount: boolean;
   readonly mode: Mode;
@@ -106,7 +108,7 @@ function readFailJson(name: string, text: string): Annotated[] {
     if (testedIn.length === 0) continue;
     const mode: Mode = testedIn.some((m) => !PROBE_MODES.has(m)) ? "normal" : "aggressive";
     const host = note.match === true && typeof note.host === "string" ? (parseIp(note.host)?.text ?? null) : null;
-    out.push({ line: i + 1, text, host, mustNotCount: note.match !== true && note.constraint === undefined, mode });
+    out.push({ line: i + 1, text, host, failure: note.match === true, mustNotCount: note.match !== true && note.constraint === undefined, mode });
   }
   return out;
 }
@@ -125,6 +127,7 @@ function readFixture(path: string, content: string, module: ModuleName): Annotat
       line: e.line,
       text: e.text,
       host: counts ? e.host : null,
+      failure: counts,
       mustNotCount: e.rule === null,
       mode: e.aggressiveOnly || rule?.mode === "aggressive" ? "aggressive" : "normal",
     };
@@ -179,9 +182,10 @@ function connectionOf(line: string): { key: string; parsed: boolean } {
 /**
  * fail2ban holds some lines of a connection back ("pending", marked "match": false) and reports
  * the failure on a later line of the same connection (its disconnect, a further failure); watcher
- * counts the first line. Such a pair is one attempt found, on another line: a missed line is
- * "moved" when we counted its address on a line of the same program[pid] before it, which
- * fail2ban marks "match": false, and that line is then no false match.
+ * counts the first line and merges the rest of the attempt into it. So a line fail2ban reports is
+ * also found ("moved") when we missed it but counted its address on earlier lines of the same
+ * program[pid] that fail2ban marks "match": false, and those lines are then no false matches:
+ * fail2ban reports their connection's failure on this line.
  */
 function measure(file: string, modules: readonly ModuleName[], text: string, program: string | null, annotated: readonly Annotated[]): Figures {
   const { byMode, unparsed } = counted(modules, text, program);
@@ -195,27 +199,31 @@ function measure(file: string, modules: readonly ModuleName[], text: string, pro
   const falseMatches = new Map<number, string>();
   const countedOn = (a: Annotated) => byMode[a.mode].get(a.line) ?? [];
   const describe = (a: Annotated) => `${file}:${a.line} (${a.mode}${program || connectionOf(a.text).parsed ? "" : ", header not understood"})`;
+  /* the earlier lines of a's connection that we counted against `host` and fail2ban leaves */
+  const pending = (a: Annotated, host: string) => {
+    const key = program ? "" : connectionOf(a.text).key;
+    if (key === "") return [];
+    return annotated.filter((b) => b.line < a.line && falseMatches.has(b.line) && connectionOf(b.text).key === key && countedOn(b).some((m) => parseIp(m.host!)?.text === host));
+  };
   for (const a of annotated) {
     const got = countedOn(a);
     const hosts = got.map((m) => `${m.rule} ${m.host}`).join(", ") || "nothing";
     if (a.host !== null) {
       toFind++;
-      if (got.some((m) => parseIp(m.host!)?.text === a.host)) found++;
-      else {
-        const key = program ? "" : connectionOf(a.text).key;
-        const earlier = annotated.find(
-          (b) => b.line < a.line && falseMatches.has(b.line) && key !== "" && connectionOf(b.text).key === key && countedOn(b).some((m) => parseIp(m.host!)?.text === a.host),
-        );
-        if (earlier) {
-          falseMatches.delete(earlier.line);
-          found++;
-          moved++;
-        } else misses.push(`${describe(a)}: missed ${a.host}, counted ${hosts}\n    ${a.text}`);
-      }
+      const earlier = got.some((m) => parseIp(m.host!)?.text === a.host) ? null : pending(a, a.host);
+      if (earlier === null) found++;
+      else if (earlier.length > 0) {
+        for (const b of earlier) falseMatches.delete(b.line);
+        found++;
+        moved++;
+      } else misses.push(`${describe(a)}: missed ${a.host}, counted ${hosts}\n    ${a.text}`);
       if (got.some((m) => parseIp(m.host!)?.text !== a.host)) {
         wrong++;
         misses.push(`${describe(a)}: WRONG host, want ${a.host}, counted ${hosts}\n    ${a.text}`);
       }
+    } else if (a.failure) {
+      /* a failure annotated without an address (a host name, or none): its connection's earlier lines are its */
+      for (const m of got) for (const b of pending(a, parseIp(m.host!)!.text)) falseMatches.delete(b.line);
     } else if (a.mustNotCount) {
       toLeave++;
       if (got.length > 0) falseMatches.set(a.line, `${describe(a)}: false match, counted ${hosts}\n    ${a.text}`);
