@@ -45,6 +45,9 @@ const RuleSchema = z
     /** what the line does to its session: "start" (a new connection: the pid's earlier lines are another
         client's) or "end" (the server's last word on the connection: later lines without an address are not its) */
     session: z.enum(["start", "end"], { error: 'expected "start" (the line starts a connection) or "end" (it ends one)' }).optional(),
+    /** lines of rules in different files naming the same pair, with the same address within PAIR_SECONDS,
+        are one attempt written by two programs (PAM's line and Dovecot's): the second counts nothing */
+    pair: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes").optional(),
     /** a rate rule: its lines count per address and vhost, and more than `hits` within `seconds` is one affair */
     rate: z.object({ hits: z.number().int().min(1), seconds: z.number().int().min(1) }).strict().optional(),
     description: z.string().optional(),
@@ -74,6 +77,8 @@ export interface CompiledRule {
   readonly once: boolean;
   /** the line starts its session (a new connection) or ends it (the server closed it); null: neither */
   readonly session: "start" | "end" | null;
+  /** see RuleSchema.pair; null: the rule's lines pair with none */
+  readonly pair: string | null;
   /**
    * its file marks where sessions start or end, so its program's pid stands for one connection at
    * a time; without marks (a service whose process serves many clients at once), a line without an
@@ -558,6 +563,7 @@ export class RuleSet {
           stream: r.stream ?? r.name,
           once: r.once,
           session: r.session ?? null,
+          pair: r.pair ?? null,
           connections,
           patterns,
           patternIsPrefix,

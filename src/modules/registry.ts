@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
 import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
+import dovecotPamRule from "../../rules/MB/dovecot-pam.rule" with { type: "text" };
 import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
 import postfixSaslRule from "../../rules/MB/postfix-sasl.rule" with { type: "text" };
 import postfixRule from "../../rules/MX/postfix.rule" with { type: "text" };
@@ -28,7 +29,7 @@ export interface ModuleInfo {
 export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH)", rules: { "sshd.rule": sshdRule } },
   MX: { name: "MX", title: "mail transport (Postfix)", rules: { "postfix.rule": postfixRule } },
-  MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule } },
+  MB: { name: "MB", title: "mailboxes (Dovecot, DBmail, Postfix SASL)", rules: { "dovecot.rule": dovecotRule, "dovecot-pam.rule": dovecotPamRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
 };
 

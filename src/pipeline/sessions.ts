@@ -19,6 +19,13 @@
  *  - Merging: within one rule group, each stream (a rule, or rules sharing `stream`) adds up the
  *    attempts it has seen; the session's attempts are the largest of those totals, and only
  *    an increase counts. So `pam`+`Failed password`+`PAM 2 more` over three tries is 3, not 6.
+ *  - Pairs: one attempt may be written by two programs with no session in common (Dovecot through
+ *    PAM: pam_unix's `authentication failure; ... rhost=A` from the auth process, Dovecot's own
+ *    `pam(user,A): pam_authenticate() failed`). Rules of different files that name the same `pair`
+ *    match their lines one to one: a line that finds an unpaired line of the other file with the
+ *    same address within PAIR_SECONDS is that line's attempt and counts nothing; otherwise it
+ *    counts, and waits for its partner. So one attempt stays one affair whether one or both logs
+ *    are read, and n attempts from one address stay n.
  * The map is bounded (oldest sessions go first) and sessions expire, so a flood of new pids
  * cannot grow memory.
  */
@@ -72,6 +79,17 @@ export interface SessionStats {
 
 const MAX_WAITING = 16;
 
+/** Seconds between the two lines of one attempt in a pair: PAM's line and Dovecot's come within a second or two (its failure delay) */
+export const PAIR_SECONDS = 10;
+/** unpaired lines kept per pair and address, the latest: a flood from one address cannot grow memory */
+const MAX_UNPAIRED = 16;
+
+interface Unpaired {
+  /** the rule file of the line: its partner comes from another */
+  readonly file: string;
+  readonly time: number;
+}
+
 /** Sessions by key, bounded (see BoundedMap): a flood of new pids cannot grow memory. */
 export class SessionTable {
   private readonly sessions: BoundedMap<string, Session>;
@@ -80,6 +98,8 @@ export class SessionTable {
    * out of `sessions`: a flood of new connections must not wash an attacker's waiting affairs away.
    */
   private readonly waitingRefuge: BoundedMap<string, Session>;
+  /** lines of a pair still without their partner, by pair and address */
+  private readonly unpaired: BoundedMap<string, Unpaired[]>;
   readonly stats: SessionStats = { unattributed: 0 };
 
   constructor(
@@ -88,6 +108,7 @@ export class SessionTable {
   ) {
     this.waitingRefuge = new BoundedMap(Math.max(2, maxSessions / 4), (_key, s) => this.lost(s));
     this.sessions = new BoundedMap(maxSessions, (key, s) => (s.waiting?.length ? this.waitingRefuge.set(key, s) : undefined));
+    this.unpaired = new BoundedMap(maxSessions);
   }
 
   get size(): number {
@@ -160,6 +181,21 @@ export class SessionTable {
     return Math.max(0, tally.total - before);
   }
 
+  /** Weight after pairing: nothing when the line is the other program's record of an attempt already counted. */
+  private pair(rule: CompiledRule, host: Ip, weight: number, now: number): number {
+    if (rule.pair === null || rule.action !== "count") return weight;
+    const key = `${rule.pair} ${host.text}`;
+    /* lines may come out of time order (two logs read at their own pace, a replay of one after the
+       other): a partner may be earlier or later; lines too far apart to pair go when the list is full */
+    const open = this.unpaired.get(key) ?? [];
+    const partner = open.findIndex((u) => u.file !== rule.file && Math.abs(u.time - now) <= PAIR_SECONDS);
+    if (partner >= 0) open.splice(partner, 1);
+    else open.push({ file: rule.file, time: now });
+    if (open.length > 0) this.unpaired.set(key, open.slice(-MAX_UNPAIRED));
+    else this.unpaired.delete(key);
+    return partner >= 0 ? 0 : weight;
+  }
+
   /**
    * Attribute one matched line. `key` is program[pid] ("" when the line has no pid: then
    * only lines with their own address count, each alone); `host` the address the server wrote in
@@ -172,7 +208,7 @@ export class SessionTable {
     /* a program whose rules never say where a connection starts or ends: its pid is no connection */
     if (!host && !rule.connections) key = "";
     if (key === "") {
-      if (host) return [{ host, rule, current: true, weight, tag }];
+      if (host) return [{ host, rule, current: true, weight: this.pair(rule, host, weight, now), tag }];
       if (counting) this.stats.unattributed++;
       return [];
     }
@@ -188,7 +224,8 @@ export class SessionTable {
         (s.waiting ??= []).push({ rule, weight, tag });
       } else if (counting) this.stats.unattributed++;
     } else {
-      out.push({ host: s.host, rule, current: true, weight: rule.action === "count" ? this.merge(s, rule, weight) : weight, tag });
+      const merged = rule.action === "count" ? this.merge(s, rule, weight) : weight;
+      out.push({ host: s.host, rule, current: true, weight: host ? this.pair(rule, host, merged, now) : merged, tag });
       for (const a of out) if (a.rule.action === "count") s.counted += a.weight;
     }
     if (rule.session === "end") {
