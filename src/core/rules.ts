@@ -54,9 +54,15 @@ const RuleSchema = z
   })
   .strict();
 
+/** A program name, or a family of them: one `*` stands for a name part (Postfix multi-instance: postfix-NAME/smtpd) */
+const ProgramSchema = z
+  .string()
+  .min(1)
+  .refine((p) => !/\*.*\*/.test(p) && p !== "*", 'at most one "*", beside other text: a "*" stands for one part of a name ([A-Za-z0-9_.-]+)');
+
 const RuleFileSchema = z
   .object({
-    programs: z.array(z.string().min(1)).min(1, "list at least one program"),
+    programs: z.array(ProgramSchema).min(1, "list at least one program"),
     rule: z.array(RuleSchema).min(1, "define at least one [[rule]]"),
   })
   .strict();
@@ -494,6 +500,8 @@ export interface RuleSource {
 
 interface ProgramRules {
   readonly program: string;
+  /** a program family (postfix-NAME/smtpd): the text before and after its `*`; null for one program */
+  readonly glob: { readonly head: string; readonly tail: string } | null;
   /** message prefix length (≤ 4 chars) used as the index key */
   readonly keyLength: number;
   readonly byKey: Map<number, readonly CompiledRule[]>;
@@ -513,6 +521,8 @@ export class RuleSet {
   readonly rules: readonly CompiledRule[];
   /** a short list: a linear scan with length check beats slicing the program name */
   private readonly byProgram: ProgramRules[] = [];
+  /** program families, tried when no program of byProgram is the line's */
+  private readonly byGlob: ProgramRules[] = [];
 
   constructor(sources: readonly RuleSource[], mode: Mode) {
     const all: CompiledRule[] = [];
@@ -581,11 +591,15 @@ export class RuleSet {
       }
     }
     this.rules = all;
-    for (const [program, rules] of programRules) this.byProgram.push(indexRules(program, rules));
+    for (const [program, rules] of programRules) {
+      const index = indexRules(program, rules);
+      (index.glob ? this.byGlob : this.byProgram).push(index);
+    }
   }
 
+  /** the programs listened to; a family as written (postfix-NAME/smtpd) */
   get programs(): string[] {
-    return this.byProgram.map((p) => p.program);
+    return [...this.byProgram, ...this.byGlob].map((p) => p.program);
   }
 
   /**
@@ -597,6 +611,7 @@ export class RuleSet {
     for (const p of this.byProgram) {
       if (p.program.length === programLength && text.startsWith(p.program, h.programStart)) return matchIn(p, text, h.messageStart, end);
     }
+    for (const p of this.byGlob) if (inFamily(p.glob!, text, h.programStart, h.programEnd)) return matchIn(p, text, h.messageStart, end);
     return null;
   }
 
@@ -605,6 +620,18 @@ export class RuleSet {
     const index = this.byProgram.find((p) => p.program === program);
     return index ? matchIn(index, text, start, end) : null;
   }
+}
+
+/** Whether text[start, end) is a name of the family: its head, one or more name characters, its tail. */
+function inFamily(glob: { readonly head: string; readonly tail: string }, text: string, start: number, end: number): boolean {
+  const middleEnd = end - glob.tail.length;
+  if (middleEnd - start - glob.head.length < 1 || !text.startsWith(glob.head, start) || !text.startsWith(glob.tail, middleEnd)) return false;
+  for (let i = start + glob.head.length; i < middleEnd; i++) {
+    const c = text.charCodeAt(i);
+    /* A-Z a-z 0-9 _ . - */
+    if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 46 || c === 45)) return false;
+  }
+  return true;
 }
 
 /* a plain loop: this runs for every candidate rule of every line of a listened-to program */
@@ -695,5 +722,7 @@ function indexRules(program: string, rules: CompiledRule[]): ProgramRules {
     }
   }
   for (const list of byKey.values()) list.sort((a, b) => a.index - b.index);
-  return { program, keyLength, byKey, unindexed };
+  const star = program.indexOf("*");
+  const glob = star < 0 ? null : { head: program.slice(0, star), tail: program.slice(star + 1) };
+  return { program, glob, keyLength, byKey, unindexed };
 }

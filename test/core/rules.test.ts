@@ -168,3 +168,21 @@ describe("the shipped rules against a hostile line", () => {
     }
   });
 });
+
+describe("program families (Postfix multi-instance: postfix-NAME/smtpd)", () => {
+  const rules = ruleSet(`programs = ["postfix/smtpd", "postfix-*/smtpd"]
+[[rule]]
+name = "too-many-errors"
+pattern = "too many errors after "
+host = "^too many errors after <WORD> from <WORD>[<HOST>]$"
+`);
+  const line = (program: string) => `Nov 25 13:00:10 mx ${program}[4001]: too many errors after RCPT from unknown[203.0.113.80]`;
+  test("a `*` stands for one name part of letters, digits, _ . -", () => {
+    for (const p of ["postfix/smtpd", "postfix-in/smtpd", "postfix-out_2.x/smtpd"]) expect([p, match(rules, line(p))?.host?.text]).toEqual([p, "203.0.113.80"]);
+    for (const p of ["postfix-/smtpd", "postfix-a/b/smtpd", "postfix-in/smtpd2", "xpostfix-in/smtpd", "postfix-i+n/smtpd"]) expect([p, match(rules, line(p))]).toEqual([p, null]);
+    expect(rules.programs).toEqual(["postfix/smtpd", "postfix-*/smtpd"]);
+  });
+  test("at most one `*`, beside other text", () => {
+    for (const p of ["*", "postfix-*/*"]) expect(loadError(`programs = ["${p}"]\n[[rule]]\nname = "x"\npattern = "x"\n`)).toContain('at most one "*"');
+  });
+});
