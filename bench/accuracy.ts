@@ -6,6 +6,7 @@
  *   node_modules/.bin/bun bench/accuracy.ts                 # the table (markdown) on stdout
  *   node_modules/.bin/bun bench/accuracy.ts --missed sshd   # also every line of that file we got wrong
  *   node_modules/.bin/bun bench/accuracy.ts --json
+ *   node_modules/.bin/bun bench/accuracy.ts --rules /opt/watcher/rules   # with your rule files, as <root>/rules: same names replace, others add
  *
  * Lines go through `rules test` (testRules: the daemon's recogniser, sessions included), the
  * whole file at once as a user would run it. A line is found when a rule that counts attributes
@@ -25,7 +26,7 @@ import { type RuleTestMatch, testRules } from "../src/modules/ruletest";
 import { rawProgramOf, readExpectations } from "../test/helpers/annotated";
 
 const REPO = join(import.meta.dir, "..");
-const RULES = join(REPO, "rules");
+let RULES = join(REPO, "rules");
 const FIXTURES = join(REPO, "test", "fixtures");
 const SAMPLES = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
 
@@ -203,7 +204,9 @@ function measure(file: string, modules: readonly ModuleName[], text: string, pro
   const pending = (a: Annotated, host: string) => {
     const key = program ? "" : connectionOf(a.text).key;
     if (key === "") return [];
-    return annotated.filter((b) => b.line < a.line && falseMatches.has(b.line) && connectionOf(b.text).key === key && countedOn(b).some((m) => parseIp(m.host!)?.text === host));
+    return annotated.filter(
+      (b) => b.line < a.line && b.mode === a.mode && falseMatches.has(b.line) && connectionOf(b.text).key === key && countedOn(b).some((m) => parseIp(m.host!)?.text === host),
+    );
   };
   for (const a of annotated) {
     const got = countedOn(a);
@@ -269,16 +272,20 @@ function table(title: string, rows: readonly Figures[]): string {
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: bun bench/accuracy.ts [--missed FILE]... [--json]\n`);
+  process.stderr.write(`${message}\nusage: bun bench/accuracy.ts [--missed FILE]... [--json] [--rules DIR]\n`);
   process.exit(2);
 }
 
 function main(): number {
-  let args: { missed?: string[]; json?: boolean };
+  let args: { missed?: string[]; json?: boolean; rules?: string };
   try {
-    args = parseArgs({ options: { missed: { type: "string", multiple: true }, json: { type: "boolean" } } }).values;
+    args = parseArgs({ options: { missed: { type: "string", multiple: true }, json: { type: "boolean" }, rules: { type: "string" } } }).values;
   } catch (e) {
     usage((e as Error).message);
+  }
+  if (args.rules !== undefined) {
+    if (!existsSync(args.rules)) usage(`--rules ${args.rules}: no such folder`);
+    RULES = args.rules;
   }
   if (!existsSync(SAMPLES)) {
     process.stderr.write(`bench/accuracy: ${SAMPLES} is missing: apt-get install -y fail2ban\n`);
