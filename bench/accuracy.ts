@@ -163,7 +163,8 @@ function counted(modules: readonly ModuleName[], text: string, program: string |
       const result = testRules(loadRules(module, RULES, mode), logLines, program);
       if (mode === "normal") unparsed = Math.max(unparsed, result.unparsed);
       for (const m of result.matches) {
-        if ((m.action !== "count" && m.action !== "ban") || m.host === null) continue;
+        /* a line whose affair a good login of its connection withdrew counts nothing in the end */
+        if ((m.action !== "count" && m.action !== "ban") || m.host === null || m.withdrawn) continue;
         const list = byMode[mode].get(m.line) ?? [];
         list.push(m);
         byMode[mode].set(m.line, list);

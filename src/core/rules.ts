@@ -48,6 +48,10 @@ const RuleSchema = z
     /** lines of rules in different files naming the same pair, with the same address within PAIR_SECONDS,
         are one attempt written by two programs (PAM's line and Dovecot's): the second counts nothing */
     pair: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes").optional(),
+    /** what a legitimate user writes on the way to logging in (a key its agent offered, one PAM module's
+        failure in a stack): what its lines account for is withdrawn when the connection logs in,
+        whatever forgiveOnSuccess says (which governs the other lines) */
+    forgiven: z.boolean().default(false),
     /** a rate rule: its lines count per address and vhost, and more than `hits` within `seconds` is one affair */
     rate: z.object({ hits: z.number().int().min(1), seconds: z.number().int().min(1) }).strict().optional(),
     description: z.string().optional(),
@@ -85,6 +89,8 @@ export interface CompiledRule {
   readonly session: "start" | "end" | null;
   /** see RuleSchema.pair; null: the rule's lines pair with none */
   readonly pair: string | null;
+  /** see RuleSchema.forgiven */
+  readonly forgiven: boolean;
   /**
    * its file marks where sessions start or end, so its program's pid stands for one connection at
    * a time; without marks (a service whose process serves many clients at once), a line without an
@@ -574,6 +580,7 @@ export class RuleSet {
           once: r.once,
           session: r.session ?? null,
           pair: r.pair ?? null,
+          forgiven: r.forgiven,
           connections,
           patterns,
           patternIsPrefix,

@@ -19,6 +19,11 @@
  *  - Merging: within one rule group, each stream (a rule, or rules sharing `stream`) adds up the
  *    attempts it has seen; the session's attempts are the largest of those totals, and only
  *    an increase counts. So `pam`+`Failed password`+`PAM 2 more` over three tries is 3, not 6.
+ *  - Withdrawal: a good login (a `success` line) withdraws what its session counted: all of it with
+ *    forgiveOnSuccess, else what only its `forgiven` rules' streams account for (a key the agent
+ *    offered, PAM's failure of one module): a group's attempts fall to the largest total of its
+ *    other streams. So a refused key before a good one costs nothing, while a mistyped password
+ *    (PAM's line and sshd's `Failed password`) stays counted unless forgiveOnSuccess.
  *  - Pairs: one attempt may be written by two programs with no session in common (Dovecot through
  *    PAM: pam_unix's `authentication failure; ... rhost=A` from the auth process, Dovecot's own
  *    `pam(user,A): pam_authenticate() failed`). Rules of different files that name the same `pair`
@@ -37,6 +42,8 @@ import { type HeaderScan, sessionKey } from "../core/syslog";
 interface Tally {
   readonly group: string;
   readonly stream: string;
+  /** the stream's rules are `forgiven`: a good login withdraws what only it accounts for */
+  readonly forgiven: boolean;
   total: number;
 }
 
@@ -56,6 +63,10 @@ interface Session {
   tallies: Tally[] | null;
   /** affairs counted against the host for this session (what a success may forgive) */
   counted: number;
+  /** of those, counted by forgiven rules outside any group */
+  forgivenLoose: number;
+  /** the lines that counted (their tags, for `rules test`), latest MAX_COUNTED_TAGS */
+  countedTags: { readonly tag: number; readonly forgiven: boolean }[] | null;
   /** weight seen before the address was known, by rule */
   waiting: Waiting[] | null;
 }
@@ -78,6 +89,13 @@ export interface SessionStats {
 }
 
 const MAX_WAITING = 16;
+const MAX_COUNTED_TAGS = 64;
+
+/** What a good login withdrew from its session: affairs, and the lines (tags) they were counted by */
+export interface Withdrawn {
+  readonly affairs: number;
+  readonly tags: readonly number[];
+}
 
 /** Seconds between the two lines of one attempt in a pair: PAM's line and Dovecot's come within a second or two (its failure delay) */
 export const PAIR_SECONDS = 10;
@@ -157,7 +175,7 @@ export class SessionTable {
       }
     }
     if (!s) {
-      s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, waiting: null };
+      s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, forgivenLoose: 0, countedTags: null, waiting: null };
       this.sessions.set(key, s);
     }
     s.lastSeen = now;
@@ -176,7 +194,7 @@ export class SessionTable {
       before = Math.max(before, t.total);
       if (t.stream === rule.stream) tally = t;
     }
-    if (!tally) s.tallies.push((tally = { group, stream: rule.stream, total: 0 }));
+    if (!tally) s.tallies.push((tally = { group, stream: rule.stream, forgiven: rule.forgiven, total: 0 }));
     tally.total = rule.once ? Math.min(1, tally.total + weight) : tally.total + weight;
     return Math.max(0, tally.total - before);
   }
@@ -226,7 +244,13 @@ export class SessionTable {
     } else {
       const merged = rule.action === "count" ? this.merge(s, rule, weight) : weight;
       out.push({ host: s.host, rule, current: true, weight: host ? this.pair(rule, host, merged, now) : merged, tag });
-      for (const a of out) if (a.rule.action === "count") s.counted += a.weight;
+      for (const a of out) {
+        if (a.rule.action !== "count") continue;
+        s.counted += a.weight;
+        if (a.rule.forgiven && !a.rule.group) s.forgivenLoose += a.weight;
+        (s.countedTags ??= []).push({ tag: a.tag, forgiven: a.rule.forgiven });
+        if (s.countedTags.length > MAX_COUNTED_TAGS) s.countedTags.shift();
+      }
     }
     if (rule.session === "end") {
       s.ended = true;
@@ -236,14 +260,32 @@ export class SessionTable {
     return out;
   }
 
-  /** A successful login: returns the affairs this session had counted, and forgets them. */
-  forgive(key: string): number {
+  /**
+   * A successful login: withdraws what this session counted, all of it (`everything`:
+   * forgiveOnSuccess) or what only its forgiven rules account for, and returns it.
+   */
+  forgive(key: string, everything: boolean): Withdrawn {
     const s = this.sessions.get(key);
-    if (!s) return 0;
-    const counted = s.counted;
-    s.counted = 0;
-    s.tallies = null;
-    return counted;
+    if (!s) return { affairs: 0, tags: [] };
+    let affairs = s.counted;
+    if (!everything) {
+      affairs = s.forgivenLoose;
+      /* per group: the attempts fall to what the other streams saw */
+      for (const group of new Set((s.tallies ?? []).map((t) => t.group))) {
+        const tallies = s.tallies!.filter((t) => t.group === group);
+        const before = Math.max(...tallies.map((t) => t.total));
+        const after = Math.max(0, ...tallies.filter((t) => !t.forgiven).map((t) => t.total));
+        for (const t of tallies) if (t.forgiven) t.total = Math.min(t.total, after);
+        affairs += before - after;
+      }
+    }
+    affairs = Math.min(affairs, s.counted);
+    const tags = affairs === 0 ? [] : (s.countedTags ?? []).filter((t) => everything || t.forgiven).map((t) => t.tag);
+    s.counted -= affairs;
+    s.forgivenLoose = 0;
+    s.countedTags = everything ? null : (s.countedTags?.filter((t) => !t.forgiven) ?? null);
+    if (everything) s.tallies = null;
+    return { affairs, tags };
   }
 }
 

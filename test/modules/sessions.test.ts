@@ -4,7 +4,7 @@ import type { CompiledRule } from "../../src/core/rules";
 import { PAIR_SECONDS, SessionTable } from "../../src/pipeline/sessions";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");
@@ -79,13 +79,44 @@ describe("attributing lines without an address", () => {
 });
 
 describe("forgiveness", () => {
-  test("forgive returns what the session counted, once", () => {
+  test("forgive returns what the session counted, once (forgiveOnSuccess: everything)", () => {
     const s = new SessionTable();
-    s.attribute("sshd[10]", A, rule("failed"), 1, 0);
-    s.attribute("sshd[10]", A, rule("failed"), 1, 0);
-    expect(s.forgive("sshd[10]")).toBe(2);
-    expect(s.forgive("sshd[10]")).toBe(0);
-    expect(s.forgive("sshd[11]")).toBe(0);
+    s.attribute("sshd[10]", A, rule("failed"), 1, 0, 1);
+    s.attribute("sshd[10]", A, rule("failed"), 1, 0, 2);
+    expect(s.forgive("sshd[10]", true)).toEqual({ affairs: 2, tags: [1, 2] });
+    expect(s.forgive("sshd[10]", true)).toEqual({ affairs: 0, tags: [] });
+    expect(s.forgive("sshd[11]", true)).toEqual({ affairs: 0, tags: [] });
+  });
+  /* issue 18, item 4: sshd's failed-publickey and PAM lines are `forgiven` */
+  const publickey = rule("failed-publickey", { forgiven: true, once: true });
+  const pam = rule("pam-auth-failure", { forgiven: true, stream: "pam" });
+  const failed = rule("failed-auth");
+  test("without forgiveOnSuccess: refused keys before a good one are withdrawn, the lines that counted them named", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[12]", A, publickey, 1, 0, 1);
+    s.attribute("sshd[12]", A, publickey, 1, 0, 2);
+    expect(s.forgive("sshd[12]", false)).toEqual({ affairs: 1, tags: [1, 2] });
+    expect(s.forgive("sshd[12]", false)).toEqual({ affairs: 0, tags: [] });
+  });
+  test("without forgiveOnSuccess: a mistyped password (PAM's line and Failed password) stays; PAM lines alone go", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[13]", A, pam, 1, 0, 1);
+    s.attribute("sshd[13]", A, failed, 1, 0, 2);
+    expect(s.forgive("sshd[13]", false)).toEqual({ affairs: 0, tags: [] });
+    const t = new SessionTable();
+    t.attribute("sshd[14]", A, pam, 1, 0, 1);
+    t.attribute("sshd[14]", A, pam, 1, 0, 2);
+    t.attribute("sshd[14]", A, failed, 1, 0, 3);
+    /* two PAM failures, one Failed password: the session's attempts fall from 2 to 1 */
+    expect(t.forgive("sshd[14]", false)).toEqual({ affairs: 1, tags: [1, 2] });
+    /* a later failure of the same connection counts from there */
+    expect(weights(t.attribute("sshd[14]", A, failed, 1, 1, 4))).toEqual([1]);
+  });
+  test("a forgiven rule outside any group: its own lines' affairs", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[15]", A, rule("probe", { forgiven: true, group: null }), 1, 0, 1);
+    s.attribute("sshd[15]", A, rule("other", { group: null }), 1, 0, 2);
+    expect(s.forgive("sshd[15]", false)).toEqual({ affairs: 1, tags: [1] });
   });
 });
 
