@@ -679,20 +679,29 @@ function placeOf(m: RegExpExecArray, group: number): number {
  * address. The first template that does gives the match; every other template that fits is read
  * too, and so is each template's other extreme (CompiledTemplate.alt). If they place <HOST> at two
  * places, or read two different addresses, the line reads two ways: it is still this rule's line,
- * but its address (and service session id) are left to its session, `ambiguous` set. Cost: a few
- * linear regexes, for the lines a rule matches only.
+ * but its address (and service session id) are left to its session, `ambiguous` set. So it is when
+ * a template finds, after a wildcard, a word that is no address (sshd with UseDNS writes the
+ * client's name) at another place than the address read: that address could be the client's text.
+ * Cost: a few linear regexes, for the lines a rule matches only.
  */
 export function matchTemplates(rule: CompiledRule, message: string): RuleMatch | null {
   if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1, ambiguous: false };
   let first: RuleMatch | null = null;
   let ambiguous = false;
+  /* where templates that search for <HOST> found a word that is no address, and an address */
+  let unreadableAt = -1;
+  let readAt = -1;
   for (const t of rule.templates) {
     const m = t.regex.exec(message);
     if (!m) continue;
     const g = t.groups;
     const host = parseIp(m[g.HOST]!);
-    if (!host) continue;
+    if (!host) {
+      if (t.alt) unreadableAt = placeOf(m, g.HOST);
+      continue;
+    }
     if (t.alt) {
+      readAt = placeOf(m, g.HOST);
       const other = t.alt.exec(message);
       /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
       if (!other || placeOf(other, g.HOST) !== placeOf(m, g.HOST)) ambiguous = true;
@@ -711,6 +720,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     if (ambiguous) break;
   }
   if (first === null) return null;
+  if (unreadableAt >= 0 && readAt >= 0 && unreadableAt !== readAt) ambiguous = true;
   return ambiguous ? { ...first, host: null, session: null, ambiguous: true } : first;
 }
 
