@@ -45,15 +45,28 @@ const RuleSchema = z
     /** what the line does to its session: "start" (a new connection: the pid's earlier lines are another
         client's) or "end" (the server's last word on the connection: later lines without an address are not its) */
     session: z.enum(["start", "end"], { error: 'expected "start" (the line starts a connection) or "end" (it ends one)' }).optional(),
+    /** lines of rules in different files naming the same pair, with the same address within PAIR_SECONDS,
+        are one attempt written by two programs (PAM's line and Dovecot's): the second counts nothing */
+    pair: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes").optional(),
+    /** what a legitimate user writes on the way to logging in (a key its agent offered, one PAM module's
+        failure in a stack): what its lines account for is withdrawn when the connection logs in,
+        whatever forgiveOnSuccess says (which governs the other lines) */
+    forgiven: z.boolean().default(false),
     /** a rate rule: its lines count per address and vhost, and more than `hits` within `seconds` is one affair */
     rate: z.object({ hits: z.number().int().min(1), seconds: z.number().int().min(1) }).strict().optional(),
     description: z.string().optional(),
   })
   .strict();
 
+/** A program name, or a family of them: one `*` stands for a name part (Postfix multi-instance: postfix-NAME/smtpd) */
+const ProgramSchema = z
+  .string()
+  .min(1)
+  .refine((p) => !/\*.*\*/.test(p) && p !== "*", 'at most one "*", beside other text: a "*" stands for one part of a name ([A-Za-z0-9_.-]+)');
+
 const RuleFileSchema = z
   .object({
-    programs: z.array(z.string().min(1)).min(1, "list at least one program"),
+    programs: z.array(ProgramSchema).min(1, "list at least one program"),
     rule: z.array(RuleSchema).min(1, "define at least one [[rule]]"),
   })
   .strict();
@@ -74,6 +87,10 @@ export interface CompiledRule {
   readonly once: boolean;
   /** the line starts its session (a new connection) or ends it (the server closed it); null: neither */
   readonly session: "start" | "end" | null;
+  /** see RuleSchema.pair; null: the rule's lines pair with none */
+  readonly pair: string | null;
+  /** see RuleSchema.forgiven */
+  readonly forgiven: boolean;
   /**
    * its file marks where sessions start or end, so its program's pid stands for one connection at
    * a time; without marks (a service whose process serves many clients at once), a line without an
@@ -489,6 +506,8 @@ export interface RuleSource {
 
 interface ProgramRules {
   readonly program: string;
+  /** a program family (postfix-NAME/smtpd): the text before and after its `*`; null for one program */
+  readonly glob: { readonly head: string; readonly tail: string } | null;
   /** message prefix length (≤ 4 chars) used as the index key */
   readonly keyLength: number;
   readonly byKey: Map<number, readonly CompiledRule[]>;
@@ -508,6 +527,8 @@ export class RuleSet {
   readonly rules: readonly CompiledRule[];
   /** a short list: a linear scan with length check beats slicing the program name */
   private readonly byProgram: ProgramRules[] = [];
+  /** program families, tried when no program of byProgram is the line's */
+  private readonly byGlob: ProgramRules[] = [];
 
   constructor(sources: readonly RuleSource[], mode: Mode) {
     const all: CompiledRule[] = [];
@@ -558,6 +579,8 @@ export class RuleSet {
           stream: r.stream ?? r.name,
           once: r.once,
           session: r.session ?? null,
+          pair: r.pair ?? null,
+          forgiven: r.forgiven,
           connections,
           patterns,
           patternIsPrefix,
@@ -575,11 +598,15 @@ export class RuleSet {
       }
     }
     this.rules = all;
-    for (const [program, rules] of programRules) this.byProgram.push(indexRules(program, rules));
+    for (const [program, rules] of programRules) {
+      const index = indexRules(program, rules);
+      (index.glob ? this.byGlob : this.byProgram).push(index);
+    }
   }
 
+  /** the programs listened to; a family as written (postfix-NAME/smtpd) */
   get programs(): string[] {
-    return this.byProgram.map((p) => p.program);
+    return [...this.byProgram, ...this.byGlob].map((p) => p.program);
   }
 
   /**
@@ -591,6 +618,7 @@ export class RuleSet {
     for (const p of this.byProgram) {
       if (p.program.length === programLength && text.startsWith(p.program, h.programStart)) return matchIn(p, text, h.messageStart, end);
     }
+    for (const p of this.byGlob) if (inFamily(p.glob!, text, h.programStart, h.programEnd)) return matchIn(p, text, h.messageStart, end);
     return null;
   }
 
@@ -599,6 +627,18 @@ export class RuleSet {
     const index = this.byProgram.find((p) => p.program === program);
     return index ? matchIn(index, text, start, end) : null;
   }
+}
+
+/** Whether text[start, end) is a name of the family: its head, one or more name characters, its tail. */
+function inFamily(glob: { readonly head: string; readonly tail: string }, text: string, start: number, end: number): boolean {
+  const middleEnd = end - glob.tail.length;
+  if (middleEnd - start - glob.head.length < 1 || !text.startsWith(glob.head, start) || !text.startsWith(glob.tail, middleEnd)) return false;
+  for (let i = start + glob.head.length; i < middleEnd; i++) {
+    const c = text.charCodeAt(i);
+    /* A-Z a-z 0-9 _ . - */
+    if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 46 || c === 45)) return false;
+  }
+  return true;
 }
 
 /* a plain loop: this runs for every candidate rule of every line of a listened-to program */
@@ -639,20 +679,29 @@ function placeOf(m: RegExpExecArray, group: number): number {
  * address. The first template that does gives the match; every other template that fits is read
  * too, and so is each template's other extreme (CompiledTemplate.alt). If they place <HOST> at two
  * places, or read two different addresses, the line reads two ways: it is still this rule's line,
- * but its address (and service session id) are left to its session, `ambiguous` set. Cost: a few
- * linear regexes, for the lines a rule matches only.
+ * but its address (and service session id) are left to its session, `ambiguous` set. So it is when
+ * a template finds, after a wildcard, a word that is no address (sshd with UseDNS writes the
+ * client's name) at another place than the address read: that address could be the client's text.
+ * Cost: a few linear regexes, for the lines a rule matches only.
  */
 export function matchTemplates(rule: CompiledRule, message: string): RuleMatch | null {
   if (rule.templates.length === 0) return { rule, host: null, user: null, vhost: null, session: null, count: 1, ambiguous: false };
   let first: RuleMatch | null = null;
   let ambiguous = false;
+  /* where templates that search for <HOST> found a word that is no address, and an address */
+  let unreadableAt = -1;
+  let readAt = -1;
   for (const t of rule.templates) {
     const m = t.regex.exec(message);
     if (!m) continue;
     const g = t.groups;
     const host = parseIp(m[g.HOST]!);
-    if (!host) continue;
+    if (!host) {
+      if (t.alt) unreadableAt = placeOf(m, g.HOST);
+      continue;
+    }
     if (t.alt) {
+      readAt = placeOf(m, g.HOST);
       const other = t.alt.exec(message);
       /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
       if (!other || placeOf(other, g.HOST) !== placeOf(m, g.HOST)) ambiguous = true;
@@ -671,6 +720,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     if (ambiguous) break;
   }
   if (first === null) return null;
+  if (unreadableAt >= 0 && readAt >= 0 && unreadableAt !== readAt) ambiguous = true;
   return ambiguous ? { ...first, host: null, session: null, ambiguous: true } : first;
 }
 
@@ -689,5 +739,7 @@ function indexRules(program: string, rules: CompiledRule[]): ProgramRules {
     }
   }
   for (const list of byKey.values()) list.sort((a, b) => a.index - b.index);
-  return { program, keyLength, byKey, unindexed };
+  const star = program.indexOf("*");
+  const glob = star < 0 ? null : { head: program.slice(0, star), tail: program.slice(star + 1) };
+  return { program, glob, keyLength, byKey, unindexed };
 }

@@ -22,9 +22,9 @@ function moduleFeeds(loaded: LoadedConfig): { module: ModuleName; fifo: string; 
   }));
 }
 
-/** POSIX ERE for an exact program name (rule programs hold letters, digits, / - _ .) */
+/** POSIX ERE for a program name (rule programs hold letters, digits, / - _ .), or a family's (postfix-NAME/smtpd) */
 function ere(program: string): string {
-  return program.replace(/[.]/g, "\\\\.");
+  return program.replace(/[.]/g, "\\\\.").replace("*", "[A-Za-z0-9_.-]+");
 }
 
 export function syslogConfig(logger: Logger, loaded: LoadedConfig): string {

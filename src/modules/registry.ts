@@ -10,6 +10,7 @@ import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
 import courierRule from "../../rules/MB/courier.rule" with { type: "text" };
 import cyrusRule from "../../rules/MB/cyrus.rule" with { type: "text" };
 import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
+import dovecotPamRule from "../../rules/MB/dovecot-pam.rule" with { type: "text" };
 import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
 import eximAuthRule from "../../rules/MB/exim-auth.rule" with { type: "text" };
 import postfixSaslRule from "../../rules/MB/postfix-sasl.rule" with { type: "text" };
@@ -37,7 +38,7 @@ export interface ModuleInfo {
 export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH, Dropbear)", rules: { "sshd.rule": sshdRule, "dropbear.rule": dropbearRule } },
   MX: { name: "MX", title: "mail transport (Postfix, Exim, Sendmail)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule } },
-  MB: { name: "MB", title: "mailboxes (Dovecot, Cyrus, Courier, UW IMAP, DBmail, SMTP AUTH)", rules: { "dovecot.rule": dovecotRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule } },
+  MB: { name: "MB", title: "mailboxes (Dovecot, Cyrus, Courier, UW IMAP, DBmail, SMTP AUTH)", rules: { "dovecot.rule": dovecotRule, "dovecot-pam.rule": dovecotPamRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
 };
 

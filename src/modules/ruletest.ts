@@ -4,11 +4,16 @@
  * Lines are attributed to sessions by the daemon's own SessionTable, in the lines' own time (as
  * `inject --direct` replays them), so each line shows the address the daemon would count it
  * against: its own, else its session's, including a session's address written after the line.
+ * A line whose affair a later good login of its connection withdraws (a refused key, PAM's line:
+ * rules marked `forgiven`) is marked `withdrawn`, as the daemon withdraws it without
+ * forgiveOnSuccess.
  */
 import type { Action, RuleSet } from "../core/rules";
 import { type Attribution, Recogniser } from "../pipeline/recognise";
 import { forEachLine, type SkipCounts } from "../pipeline/split";
 import { nowSeconds } from "../core/duration";
+import type { Ip } from "../core/ip";
+import type { Withdrawn } from "../pipeline/sessions";
 
 export interface RuleTestMatch {
   /** 1-based line number in the input */
@@ -19,6 +24,8 @@ export interface RuleTestMatch {
   readonly action: Action;
   /** present (true) when the rule's templates read the line two ways: its own address is not taken, its session's decides */
   readonly ambiguous?: true;
+  /** present (true) when a good login of its connection withdrew the affair this line counted */
+  withdrawn?: true;
 }
 
 export interface RuleTestResult {
@@ -49,7 +56,12 @@ export function testRules(rules: RuleSet, text: string, rawProgram: string | nul
   /* each line is tagged with its place in `matches`; an attribution may also fill in an earlier
      line's address (the one its session wrote later) */
   const attributions: Attribution[] = [];
-  const sink = { attributed: (a: Attribution) => void attributions.push(a) };
+  const sink = {
+    attributed: (a: Attribution) => void attributions.push(a),
+    succeeded: (_host: Ip, withdraw: (everything: boolean) => Withdrawn) => {
+      for (const tag of withdraw(false).tags) matches[tag]!.withdrawn = true;
+    },
+  };
   const block = text.endsWith("\n") || text === "" ? text : `${text}\n`;
   const lines = forEachLine(block, skipped, (start, end, index) => {
     attributions.length = 0;

@@ -17,6 +17,7 @@ import type { PendingWrites } from "./persist";
 import { countPrefix } from "./prefixes";
 import { RateCounter } from "./rates";
 import type { Attribution } from "./recognise";
+import type { Withdrawn } from "./sessions";
 
 export interface BanReport {
   readonly address: string;
@@ -91,10 +92,9 @@ export class Counter {
     this.count(a.host, a.rule.name, a.weight, a.rule.action === "ban", a.time, a, out);
   }
 
-  /** A good login withdraws what its session counted (forgiveOnSuccess). */
-  forgive(ip: Ip, sessionAffairs: () => number, time: number): void {
-    if (!this.config.forgiveOnSuccess) return;
-    const affairs = sessionAffairs();
+  /** A good login withdraws what its session counted: all of it with forgiveOnSuccess, else its forgiven rules' share (a ban stays). */
+  forgive(ip: Ip, withdraw: (everything: boolean) => Withdrawn, time: number): void {
+    const { affairs } = withdraw(this.config.forgiveOnSuccess);
     if (affairs === 0) return;
     const host = this.o.writes.getHost(ip.text);
     if (host) this.o.writes.putHost(forgiveAffairs(host, affairs, time));

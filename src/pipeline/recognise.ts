@@ -8,7 +8,7 @@
 import type { Ip } from "../core/ip";
 import type { CompiledRule, RuleMatch, RuleSet } from "../core/rules";
 import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
-import { SessionTable, sessionOf } from "./sessions";
+import { SessionTable, sessionOf, type Withdrawn } from "./sessions";
 
 /** seconds a line's own time may lie ahead of our clock (hosts' clocks drift) */
 const MAX_CLOCK_SKEW = 300;
@@ -35,8 +35,8 @@ export interface Attribution {
 /** Where the recogniser hands its results. */
 export interface RecognisedSink {
   attributed(a: Attribution): void;
-  /** a good login: its session's counted affairs against `host` may be withdrawn (forgiveOnSuccess) */
-  succeeded?(host: Ip, sessionAffairs: () => number, time: number): void;
+  /** a good login: `withdraw` takes back its session's affairs against `host`, all of them (forgiveOnSuccess) or its forgiven rules' */
+  succeeded?(host: Ip, withdraw: (everything: boolean) => Withdrawn, time: number): void;
 }
 
 export interface RecogniserOptions {
@@ -91,7 +91,7 @@ export class Recogniser {
     const time = this.o.useLineTime ? lineTime(parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now), now) : now;
     const session = sessionOf(text, h, m.session);
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time, tag);
-    if (m.rule.action === "success" && m.host) sink.succeeded?.(m.host, () => this.sessions.forgive(session), time);
+    if (m.rule.action === "success" && m.host) sink.succeeded?.(m.host, (everything) => this.sessions.forgive(session, everything), time);
     /* an ignored line may still bring the address that earlier lines of its session waited for */
     for (const a of attributed) {
       sink.attributed({ host: a.host, rule: a.rule, weight: a.weight, time, user: a.current ? m.user : null, vhost: a.current ? m.vhost : null, tag: a.tag });

@@ -20,6 +20,7 @@ import { Banning } from "./ban";
 import { type BanReport, Counter, type Decided } from "./count";
 import { type PendingStats, PendingWrites } from "./persist";
 import { type Attribution, Recogniser } from "./recognise";
+import type { Withdrawn } from "./sessions";
 import { forEachLine, type SkipCounts } from "./split";
 
 export type { BanReport } from "./count";
@@ -130,7 +131,7 @@ export class ModuleRuntime {
         counter.attributed(a, decided);
         if (counter.stats.affairs !== before) this.ruleCounts(a.rule.name).affairs += counter.stats.affairs - before;
       },
-      succeeded: (host: Ip, sessionAffairs: () => number, time: number) => counter.forgive(host, sessionAffairs, time),
+      succeeded: (host: Ip, withdraw: (everything: boolean) => Withdrawn, time: number) => counter.forgive(host, withdraw, time),
     };
     let kernel: ReturnType<Banning["start"]> = null;
     const written = this.writes.commit(() => {

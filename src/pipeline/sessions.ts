@@ -19,6 +19,18 @@
  *  - Merging: within one rule group, each stream (a rule, or rules sharing `stream`) adds up the
  *    attempts it has seen; the session's attempts are the largest of those totals, and only
  *    an increase counts. So `pam`+`Failed password`+`PAM 2 more` over three tries is 3, not 6.
+ *  - Withdrawal: a good login (a `success` line) withdraws what its session counted: all of it with
+ *    forgiveOnSuccess, else what only its `forgiven` rules' streams account for (a key the agent
+ *    offered, PAM's failure of one module): a group's attempts fall to the largest total of its
+ *    other streams. So a refused key before a good one costs nothing, while a mistyped password
+ *    (PAM's line and sshd's `Failed password`) stays counted unless forgiveOnSuccess.
+ *  - Pairs: one attempt may be written by two programs with no session in common (Dovecot through
+ *    PAM: pam_unix's `authentication failure; ... rhost=A` from the auth process, Dovecot's own
+ *    `pam(user,A): pam_authenticate() failed`). Rules of different files that name the same `pair`
+ *    match their lines one to one: a line that finds an unpaired line of the other file with the
+ *    same address within PAIR_SECONDS is that line's attempt and counts nothing; otherwise it
+ *    counts, and waits for its partner. So one attempt stays one affair whether one or both logs
+ *    are read, and n attempts from one address stay n.
  * The map is bounded (oldest sessions go first) and sessions expire, so a flood of new pids
  * cannot grow memory.
  */
@@ -30,6 +42,8 @@ import { type HeaderScan, sessionKey } from "../core/syslog";
 interface Tally {
   readonly group: string;
   readonly stream: string;
+  /** the stream's rules are `forgiven`: a good login withdraws what only it accounts for */
+  readonly forgiven: boolean;
   total: number;
 }
 
@@ -49,6 +63,10 @@ interface Session {
   tallies: Tally[] | null;
   /** affairs counted against the host for this session (what a success may forgive) */
   counted: number;
+  /** of those, counted by forgiven rules outside any group */
+  forgivenLoose: number;
+  /** the lines that counted (their tags, for `rules test`), latest MAX_COUNTED_TAGS */
+  countedTags: { readonly tag: number; readonly forgiven: boolean }[] | null;
   /** weight seen before the address was known, by rule */
   waiting: Waiting[] | null;
 }
@@ -71,6 +89,24 @@ export interface SessionStats {
 }
 
 const MAX_WAITING = 16;
+const MAX_COUNTED_TAGS = 64;
+
+/** What a good login withdrew from its session: affairs, and the lines (tags) they were counted by */
+export interface Withdrawn {
+  readonly affairs: number;
+  readonly tags: readonly number[];
+}
+
+/** Seconds between the two lines of one attempt in a pair: PAM's line and Dovecot's come within a second or two (its failure delay) */
+export const PAIR_SECONDS = 10;
+/** unpaired lines kept per pair and address, the latest: a flood from one address cannot grow memory */
+const MAX_UNPAIRED = 16;
+
+interface Unpaired {
+  /** the rule file of the line: its partner comes from another */
+  readonly file: string;
+  readonly time: number;
+}
 
 /** Sessions by key, bounded (see BoundedMap): a flood of new pids cannot grow memory. */
 export class SessionTable {
@@ -80,6 +116,8 @@ export class SessionTable {
    * out of `sessions`: a flood of new connections must not wash an attacker's waiting affairs away.
    */
   private readonly waitingRefuge: BoundedMap<string, Session>;
+  /** lines of a pair still without their partner, by pair and address */
+  private readonly unpaired: BoundedMap<string, Unpaired[]>;
   readonly stats: SessionStats = { unattributed: 0 };
 
   constructor(
@@ -88,6 +126,7 @@ export class SessionTable {
   ) {
     this.waitingRefuge = new BoundedMap(Math.max(2, maxSessions / 4), (_key, s) => this.lost(s));
     this.sessions = new BoundedMap(maxSessions, (key, s) => (s.waiting?.length ? this.waitingRefuge.set(key, s) : undefined));
+    this.unpaired = new BoundedMap(maxSessions);
   }
 
   get size(): number {
@@ -136,7 +175,7 @@ export class SessionTable {
       }
     }
     if (!s) {
-      s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, waiting: null };
+      s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, forgivenLoose: 0, countedTags: null, waiting: null };
       this.sessions.set(key, s);
     }
     s.lastSeen = now;
@@ -155,9 +194,24 @@ export class SessionTable {
       before = Math.max(before, t.total);
       if (t.stream === rule.stream) tally = t;
     }
-    if (!tally) s.tallies.push((tally = { group, stream: rule.stream, total: 0 }));
+    if (!tally) s.tallies.push((tally = { group, stream: rule.stream, forgiven: rule.forgiven, total: 0 }));
     tally.total = rule.once ? Math.min(1, tally.total + weight) : tally.total + weight;
     return Math.max(0, tally.total - before);
+  }
+
+  /** Weight after pairing: nothing when the line is the other program's record of an attempt already counted. */
+  private pair(rule: CompiledRule, host: Ip, weight: number, now: number): number {
+    if (rule.pair === null || rule.action !== "count") return weight;
+    const key = `${rule.pair} ${host.text}`;
+    /* lines may come out of time order (two logs read at their own pace, a replay of one after the
+       other): a partner may be earlier or later; lines too far apart to pair go when the list is full */
+    const open = this.unpaired.get(key) ?? [];
+    const partner = open.findIndex((u) => u.file !== rule.file && Math.abs(u.time - now) <= PAIR_SECONDS);
+    if (partner >= 0) open.splice(partner, 1);
+    else open.push({ file: rule.file, time: now });
+    if (open.length > 0) this.unpaired.set(key, open.slice(-MAX_UNPAIRED));
+    else this.unpaired.delete(key);
+    return partner >= 0 ? 0 : weight;
   }
 
   /**
@@ -172,7 +226,7 @@ export class SessionTable {
     /* a program whose rules never say where a connection starts or ends: its pid is no connection */
     if (!host && !rule.connections) key = "";
     if (key === "") {
-      if (host) return [{ host, rule, current: true, weight, tag }];
+      if (host) return [{ host, rule, current: true, weight: this.pair(rule, host, weight, now), tag }];
       if (counting) this.stats.unattributed++;
       return [];
     }
@@ -188,8 +242,15 @@ export class SessionTable {
         (s.waiting ??= []).push({ rule, weight, tag });
       } else if (counting) this.stats.unattributed++;
     } else {
-      out.push({ host: s.host, rule, current: true, weight: rule.action === "count" ? this.merge(s, rule, weight) : weight, tag });
-      for (const a of out) if (a.rule.action === "count") s.counted += a.weight;
+      const merged = rule.action === "count" ? this.merge(s, rule, weight) : weight;
+      out.push({ host: s.host, rule, current: true, weight: host ? this.pair(rule, host, merged, now) : merged, tag });
+      for (const a of out) {
+        if (a.rule.action !== "count") continue;
+        s.counted += a.weight;
+        if (a.rule.forgiven && !a.rule.group) s.forgivenLoose += a.weight;
+        (s.countedTags ??= []).push({ tag: a.tag, forgiven: a.rule.forgiven });
+        if (s.countedTags.length > MAX_COUNTED_TAGS) s.countedTags.shift();
+      }
     }
     if (rule.session === "end") {
       s.ended = true;
@@ -199,14 +260,32 @@ export class SessionTable {
     return out;
   }
 
-  /** A successful login: returns the affairs this session had counted, and forgets them. */
-  forgive(key: string): number {
+  /**
+   * A successful login: withdraws what this session counted, all of it (`everything`:
+   * forgiveOnSuccess) or what only its forgiven rules account for, and returns it.
+   */
+  forgive(key: string, everything: boolean): Withdrawn {
     const s = this.sessions.get(key);
-    if (!s) return 0;
-    const counted = s.counted;
-    s.counted = 0;
-    s.tallies = null;
-    return counted;
+    if (!s) return { affairs: 0, tags: [] };
+    let affairs = s.counted;
+    if (!everything) {
+      affairs = s.forgivenLoose;
+      /* per group: the attempts fall to what the other streams saw */
+      for (const group of new Set((s.tallies ?? []).map((t) => t.group))) {
+        const tallies = s.tallies!.filter((t) => t.group === group);
+        const before = Math.max(...tallies.map((t) => t.total));
+        const after = Math.max(0, ...tallies.filter((t) => !t.forgiven).map((t) => t.total));
+        for (const t of tallies) if (t.forgiven) t.total = Math.min(t.total, after);
+        affairs += before - after;
+      }
+    }
+    affairs = Math.min(affairs, s.counted);
+    const tags = affairs === 0 ? [] : (s.countedTags ?? []).filter((t) => everything || t.forgiven).map((t) => t.tag);
+    s.counted -= affairs;
+    s.forgivenLoose = 0;
+    s.countedTags = everything ? null : (s.countedTags?.filter((t) => !t.forgiven) ?? null);
+    if (everything) s.tallies = null;
+    return { affairs, tags };
   }
 }
 

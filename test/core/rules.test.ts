@@ -168,3 +168,43 @@ describe("the shipped rules against a hostile line", () => {
     }
   });
 });
+
+describe("program families (Postfix multi-instance: postfix-NAME/smtpd)", () => {
+  const rules = ruleSet(`programs = ["postfix/smtpd", "postfix-*/smtpd"]
+[[rule]]
+name = "too-many-errors"
+pattern = "too many errors after "
+host = "^too many errors after <WORD> from <WORD>[<HOST>]$"
+`);
+  const line = (program: string) => `Nov 25 13:00:10 mx ${program}[4001]: too many errors after RCPT from unknown[203.0.113.80]`;
+  test("a `*` stands for one name part of letters, digits, _ . -", () => {
+    for (const p of ["postfix/smtpd", "postfix-in/smtpd", "postfix-out_2.x/smtpd"]) expect([p, match(rules, line(p))?.host?.text]).toEqual([p, "203.0.113.80"]);
+    for (const p of ["postfix-/smtpd", "postfix-a/b/smtpd", "postfix-in/smtpd2", "xpostfix-in/smtpd", "postfix-i+n/smtpd"]) expect([p, match(rules, line(p))]).toEqual([p, null]);
+    expect(rules.programs).toEqual(["postfix/smtpd", "postfix-*/smtpd"]);
+  });
+  test("at most one `*`, beside other text", () => {
+    for (const p of ["*", "postfix-*/*"]) expect(loadError(`programs = ["${p}"]\n[[rule]]\nname = "x"\npattern = "x"\n`)).toContain('at most one "*"');
+  });
+});
+
+describe("a word that is no address where a template searched for one", () => {
+  /* sshd with UseDNS writes the client's name; a user name carrying "from A port N ssh2: " then
+     gave the auth-info template an address the client wrote (found by test/hardening/properties.test.ts) */
+  const rules = ruleSet(`programs = ["sshd"]
+[[rule]]
+name = "failed-auth"
+pattern = "Failed "
+host = ["^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2$", "^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2: <ANY>$"]
+`);
+  const line = (msg: string) => `Nov 25 10:00:00 srv sshd[4242]: ${msg}`;
+  test("elsewhere than the address read: the line reads two ways", () => {
+    for (const name of ["host.attacker.example", "2001:db8::1.attacker.example", "fe80::1%eth0"]) {
+      const m = match(rules, line(`Failed password for x from 192.0.2.7 port 22 ssh2: from ${name} port 1 ssh2`));
+      expect([name, m?.host, m?.ambiguous]).toEqual([name, null, true]);
+    }
+  });
+  test("a name alone yields nothing; an address alone is read", () => {
+    expect(match(rules, line("Failed password for root from host.example.net port 22 ssh2"))).toBeNull();
+    expect(match(rules, line("Failed hostbased for root from 203.0.113.5 port 22 ssh2: RSA SHA256:abc, client user \"r\", client host \"h.example\""))?.host?.text).toBe("203.0.113.5");
+  });
+});

@@ -443,6 +443,14 @@ const SHAPES: Record<ModuleName, Shape[]> = {
     { rule: "penalty-drop", program: "sshd", line: (H, s) => `drop connection #3 from [${H}]:${s.port} on [198.51.100.1]:22 penalty: failed authentication` },
     { rule: "preauth-timeout", program: "sshd", line: (H, s) => `Timeout before authentication for ${H} port ${s.port}` },
     { rule: "no-identification", program: "sshd-session", line: (H, s) => `Did not receive identification string from ${H} port ${s.port}` },
+    /* issue 18: older OpenSSH, OpenPAM, Solaris, libwrap */
+    { rule: "pam-error", program: "sshd", line: (H, s) => `error: PAM: authentication error for ${s.u} from ${H} via 198.51.100.1` },
+    { rule: "failed-auth", program: "sshd", line: (H, s) => `[ID 800047 auth.info] Failed keyboard-interactive for ${s.u} from ${H} port ${s.port} ssh2` },
+    { rule: "invalid-user", program: "sshd", line: (H, s) => `[ID 800047 auth.info] Invalid user ${s.u} from ${H} port ${s.port}` },
+    { rule: "change-of-user", program: "sshd", line: (H, s) => `Disconnecting invalid user ${s.u} ${H} port ${s.port}: Change of username or service not allowed: (${s.u},ssh-connection) -> (${s.u2},ssh-connection) [preauth]` },
+    { rule: "tcpwrappers-refused", program: "sshd", line: (H, s) => `refused connect from ${s.u} (${H})` },
+    { rule: "client-auth-fail", program: "sshd", line: (H, s) => `Received disconnect from ${H} port ${s.port}:3: ${s.u}: Auth fail [preauth]` },
+    { rule: "received-disconnect-preauth", program: "sshd", line: (H, s) => `error: Received disconnect from ${H}: 14: ${s.u} [preauth]` },
   ],
   MX: [
     { rule: "connect", program: "postfix/smtpd", line: (H, s) => `connect from ${s.name}[${H}]` },
@@ -465,6 +473,13 @@ const SHAPES: Record<ModuleName, Shape[]> = {
     { rule: "postscreen-hangup", program: "postfix/postscreen", line: (H, s) => `HANGUP after 0.4 from [${H}]:${s.port} in tests before SMTP handshake` },
     { rule: "lost-early", program: "postfix/smtpd", line: (H, s) => `lost connection after EHLO from ${s.name}[${H}]` },
     { rule: "tls-error", program: "postfix/smtpd", line: (H, s) => `SSL_accept error from ${s.name}[${H}]: lost connection` },
+    /* issue 18: multi-instance names, 4xx helo rejects, more 5xx rejects, bare pipelining */
+    { rule: "helo-rejected", program: "postfix-incoming/smtpd", line: (H, s) => `NOQUEUE: reject: RCPT from ${s.name}[${H}]: 450 4.7.1 <${s.u}>: Helo command rejected: Host not found; from=<${s.u2}> to=<b@example.com> proto=SMTP helo=<${s.u}>` },
+    { rule: "recipient-undeliverable", program: "postfix/smtpd", line: (H, s) => `NOQUEUE: reject: RCPT from ${s.name}[${H}]: 550 5.1.1 <${s.u2}>: Recipient address rejected: undeliverable address: ${s.u}; from=<${s.u}> to=<${s.u2}> proto=ESMTP helo=<${s.u}>` },
+    { rule: "data-rejected", program: "postfix-smo/submission/smtpd", line: (H, s) => `44JCRG5tYPzCqt2: reject: BDAT from ${s.name}[${H}]: 550 5.5.3 <DATA>: Data command rejected: Multi-recipient bounce; from=<${s.u}> to=<${s.u2}> proto=ESMTP helo=<${s.u}>` },
+    { rule: "milter-reject", program: "postfix/smtpd", line: (H, s) => `1D8CC1CA0A7F: milter-reject: DATA from ${s.name}[${H}]: 550 5.7.1 Command rejected; from=<${s.u}> to=<${s.u2}> proto=ESMTP helo=<${s.u}>` },
+    { rule: "improper-pipelining", program: "postfix/smtpd", line: (H, s) => `improper command pipelining after DATA from ${s.name}[${H}]:` },
+    { rule: "postscreen-limits", program: "postfix-out/postscreen", line: (H, s) => `COMMAND TIME LIMIT from [${H}]:${s.port} after CONNECT` },
   ],
   MB: [
     { rule: "login-auth-failed", program: "dovecot", line: (H, s) => `imap-login: Disconnected (auth failed, 3 attempts in 12 secs): user=<${s.u}>, method=PLAIN, rip=${H}, lip=198.51.100.1, TLS, session=<${s.sess}>` },
@@ -473,9 +488,21 @@ const SHAPES: Record<ModuleName, Shape[]> = {
     { rule: "auth-worker-mismatch", program: "dovecot", line: (H, s) => `auth-worker(${s.u},${H})<15317><${s.sess}>: request [3]: sql: Password mismatch (SHA1 of given password: b7a875fc)` },
     { rule: "auth23-password-mismatch", program: "dovecot", line: (H, s) => `auth: passwd-file(${s.u},${H},<${s.sess}>): Password mismatch` },
     { rule: "auth23-password-mismatch", program: "dovecot", line: (H, s) => `auth: passwd-file(${s.u},${H}): unknown user` },
-    { rule: "auth23-worker", program: "dovecot", line: (H, s) => `auth-worker(4242): pam(${s.u},${H},<${s.sess}>): pam_authenticate() failed: Authentication failure (password mismatch?)` },
-    { rule: "auth23-worker", program: "dovecot", line: (H, s) => `auth-worker(5462): conn unix:auth-worker (pid=5461,uid=103): auth-worker<4>: pam(${s.u},${H},<${s.sess}>): pam_authenticate() failed: Authentication failure (Password mismatch?)` },
+    { rule: "auth23-worker-pam", program: "dovecot", line: (H, s) => `auth-worker(4242): pam(${s.u},${H},<${s.sess}>): pam_authenticate() failed: Authentication failure (password mismatch?)` },
+    { rule: "auth23-worker-pam", program: "dovecot", line: (H, s) => `auth-worker(5462): conn unix:auth-worker (pid=5461,uid=103): auth-worker<4>: pam(${s.u},${H},<${s.sess}>): pam_authenticate() failed: Authentication failure (Password mismatch?)` },
     { rule: "auth23-worker", program: "dovecot", line: (H, s) => `auth-worker(4242): sql(${s.u},${H},<${s.sess}>): Password mismatch` },
+    /* issue 18: older and session-less shapes, PAM's own line */
+    { rule: "auth23-worker-pam", program: "dovecot", line: (H, s) => `auth-worker(304): pam(${s.u},${H}): pam_authenticate() failed: Authentication failure (password mismatch?)` },
+    { rule: "auth23-worker-pam", program: "dovecot", line: (H, s) => `auth-worker(304): pam(${s.u},${H}): unknown user` },
+    { rule: "auth23-worker", program: "dovecot", line: (H, s) => `auth-worker(304): sql(${s.u},${H}): unknown user` },
+    { rule: "auth-worker-pam", program: "dovecot", line: (H, s) => `auth-worker(${s.u},${H})<15574><${s.sess}>: request [1]: pam: pam_authenticate() failed: Authentication failure (Password mismatch?)` },
+    { rule: "auth23-password-mismatch", program: "dovecot", line: (H, s) => `auth: ldap(${s.u},${H},<${s.sess}>): Password mismatch (for LDAP bind) (SHA1 of given password: f638ff)` },
+    { rule: "login-auth-failed", program: "dovecot", line: (H, s) => `pop3-login: Aborted login (auth failed, 1 attempts): user=<${s.u}>, method=PLAIN, rip=${H}, lip=198.51.100.1, TLS` },
+    { rule: "login-auth-failed", program: "dovecot", line: (H, s) => `imap-login: Disconnected: Inactivity (auth failed, 1 attempts in 178 secs): user=<${s.u}>, method=PLAIN, rip=${H}` },
+    { rule: "login-auth-failed", program: "dovecot", line: (H, s) => `imap-login: Disconnected (proxy dest auth failed): user=<${s.u}>, method=PLAIN, rip=${H}, lip=198.51.100.1, session=<${s.sess}>` },
+    { rule: "auth-not-finished", program: "dovecot", line: (H, s) => `imap-login: Disconnected (client didn't finish SASL auth, waited 2 secs): user=<${s.u}>, method=PLAIN, rip=${H}, lip=198.51.100.1, TLS` },
+    { rule: "dovecot-pam-failure", program: "auth", line: (H, s) => `pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=${s.u} rhost=${H}  user=${s.u}` },
+    { rule: "sasl-failed", program: "postfix-in/smtpd", line: (H, s) => `warning: ${s.name}[${H}]:${s.port}: SASL LOGIN authentication failed: authentication failure, sasl_username=${s.u}` },
     { rule: "cleartext-disallowed", program: "dovecot", line: (H, s) => `submission-login: Login aborted: Logged out (tried to use disallowed cleartext auth, 1 attempts in 0 secs) (cleartext_auth_disabled): user=<${s.u}>, method=PLAIN, rip=${H}, lip=198.51.100.1, session=<${s.sess}>` },
     { rule: "plaintext-disallowed", program: "dovecot", line: (H, s) => `imap-login: Disconnected (tried to use disallowed plaintext auth): user=<${s.u}>, rip=${H}, lip=198.51.100.1, session=<${s.sess}>` },
     { rule: "no-auth-attempts", program: "dovecot", line: (H, s) => `imap-login: Login aborted: Logged out (no auth attempts in 0 secs) (no_auth_attempts): user=<${s.u}>, rip=${H}, lip=198.51.100.1, TLS, session=<${s.sess}>` },
@@ -516,6 +543,11 @@ const KNOWN_TRAPS: Record<string, [string, Slots][]> = {
   "auth23-worker": [
     ["203.0.113.5", { ...BENIGN, u: ",192.0.2.7)<1><abc>: request [1]: sql: Password mismatch" }],
     /* the same 2.3 pam line read by 2.3's own sql template "...(<USER>,<HOST>,<<SESSION>>): Password mismatch<ANY>$" */
+    ["203.0.113.5", { ...BENIGN, u: "x,192.0.2.7,<abc>): Password mismatch" }],
+  ],
+  /* the pam lines have a rule of their own since issue 18: the same traps */
+  "auth23-worker-pam": [
+    ["203.0.113.5", { ...BENIGN, u: ",192.0.2.7)<1><abc>: request [1]: sql: Password mismatch" }],
     ["203.0.113.5", { ...BENIGN, u: "x,192.0.2.7,<abc>): Password mismatch" }],
   ],
 };

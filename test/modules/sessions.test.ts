@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { type Ip, parseIp } from "../../src/core/ip";
 import type { CompiledRule } from "../../src/core/rules";
-import { SessionTable } from "../../src/pipeline/sessions";
+import { PAIR_SECONDS, SessionTable } from "../../src/pipeline/sessions";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");
@@ -79,13 +79,44 @@ describe("attributing lines without an address", () => {
 });
 
 describe("forgiveness", () => {
-  test("forgive returns what the session counted, once", () => {
+  test("forgive returns what the session counted, once (forgiveOnSuccess: everything)", () => {
     const s = new SessionTable();
-    s.attribute("sshd[10]", A, rule("failed"), 1, 0);
-    s.attribute("sshd[10]", A, rule("failed"), 1, 0);
-    expect(s.forgive("sshd[10]")).toBe(2);
-    expect(s.forgive("sshd[10]")).toBe(0);
-    expect(s.forgive("sshd[11]")).toBe(0);
+    s.attribute("sshd[10]", A, rule("failed"), 1, 0, 1);
+    s.attribute("sshd[10]", A, rule("failed"), 1, 0, 2);
+    expect(s.forgive("sshd[10]", true)).toEqual({ affairs: 2, tags: [1, 2] });
+    expect(s.forgive("sshd[10]", true)).toEqual({ affairs: 0, tags: [] });
+    expect(s.forgive("sshd[11]", true)).toEqual({ affairs: 0, tags: [] });
+  });
+  /* issue 18, item 4: sshd's failed-publickey and PAM lines are `forgiven` */
+  const publickey = rule("failed-publickey", { forgiven: true, once: true });
+  const pam = rule("pam-auth-failure", { forgiven: true, stream: "pam" });
+  const failed = rule("failed-auth");
+  test("without forgiveOnSuccess: refused keys before a good one are withdrawn, the lines that counted them named", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[12]", A, publickey, 1, 0, 1);
+    s.attribute("sshd[12]", A, publickey, 1, 0, 2);
+    expect(s.forgive("sshd[12]", false)).toEqual({ affairs: 1, tags: [1, 2] });
+    expect(s.forgive("sshd[12]", false)).toEqual({ affairs: 0, tags: [] });
+  });
+  test("without forgiveOnSuccess: a mistyped password (PAM's line and Failed password) stays; PAM lines alone go", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[13]", A, pam, 1, 0, 1);
+    s.attribute("sshd[13]", A, failed, 1, 0, 2);
+    expect(s.forgive("sshd[13]", false)).toEqual({ affairs: 0, tags: [] });
+    const t = new SessionTable();
+    t.attribute("sshd[14]", A, pam, 1, 0, 1);
+    t.attribute("sshd[14]", A, pam, 1, 0, 2);
+    t.attribute("sshd[14]", A, failed, 1, 0, 3);
+    /* two PAM failures, one Failed password: the session's attempts fall from 2 to 1 */
+    expect(t.forgive("sshd[14]", false)).toEqual({ affairs: 1, tags: [1, 2] });
+    /* a later failure of the same connection counts from there */
+    expect(weights(t.attribute("sshd[14]", A, failed, 1, 1, 4))).toEqual([1]);
+  });
+  test("a forgiven rule outside any group: its own lines' affairs", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[15]", A, rule("probe", { forgiven: true, group: null }), 1, 0, 1);
+    s.attribute("sshd[15]", A, rule("other", { group: null }), 1, 0, 2);
+    expect(s.forgive("sshd[15]", false)).toEqual({ affairs: 1, tags: [1] });
   });
 });
 
@@ -188,5 +219,38 @@ describe("a flood of sessions (issue 16, item 7)", () => {
     ]);
     expect(s.stats.unattributed).toBe(0);
     expect(s.size).toBeLessThanOrEqual(8192 + 2048);
+  });
+});
+
+describe("pairs: one attempt written by two programs (issue 18, item 2)", () => {
+  /* pam_unix's line (dovecot-pam.rule) and Dovecot's pam(...) line (dovecot.rule): no session in common */
+  const pamUnix = rule("dovecot-pam-failure", { file: "dovecot-pam.rule", group: null, connections: false, pair: "pam" });
+  const dovecotPam = rule("auth23-worker-pam", { file: "dovecot.rule", group: "login", stream: "password", connections: false, pair: "pam" });
+  test("both lines of one attempt, in either order: one affair", () => {
+    const s = new SessionTable();
+    expect([...s.attribute("", A, pamUnix, 1, 100), ...s.attribute("dovecot[7]", A, dovecotPam, 1, 101)].map((a) => a.weight)).toEqual([1, 0]);
+    expect([...s.attribute("dovecot[7]", B, dovecotPam, 1, 200), ...s.attribute("", B, pamUnix, 1, 202)].map((a) => a.weight)).toEqual([1, 0]);
+  });
+  test("n attempts from one address, both logs read: n affairs; one log only: n too", () => {
+    const s = new SessionTable();
+    const both = [0, 3, 6].flatMap((t) => [...s.attribute("", A, pamUnix, 1, t), ...s.attribute("dovecot[7]", A, dovecotPam, 1, t + 1)]);
+    expect(both.reduce((n, a) => n + a.weight, 0)).toBe(3);
+    const one = [20, 21, 22].flatMap((t) => s.attribute("", B, pamUnix, 1, t));
+    expect(one.map((a) => a.weight)).toEqual([1, 1, 1]);
+  });
+  test("lines of one file never pair with each other; nor across addresses, nor beyond PAIR_SECONDS", () => {
+    const s = new SessionTable();
+    expect([...s.attribute("", A, pamUnix, 1, 0), ...s.attribute("", A, pamUnix, 1, 1)].map((a) => a.weight)).toEqual([1, 1]);
+    const t = new SessionTable();
+    expect([...t.attribute("", A, pamUnix, 1, 0), ...t.attribute("dovecot[7]", B, dovecotPam, 1, 1)].map((a) => a.weight)).toEqual([1, 1]);
+    const u = new SessionTable();
+    expect([...u.attribute("", A, pamUnix, 1, 0), ...u.attribute("dovecot[7]", A, dovecotPam, 1, PAIR_SECONDS + 1)].map((a) => a.weight)).toEqual([1, 1]);
+  });
+  test("a line its session merged already (weight 0) still pairs: the attempt is counted once", () => {
+    const s = new SessionTable();
+    const summary = rule("login-auth-failed", { group: "login", stream: "summary", connections: false });
+    /* the login summary first (its session counted the attempt), then Dovecot's pam line of that session, then pam_unix's */
+    const got = [...s.attribute("dovecot:S1", A, summary, 1, 0), ...s.attribute("dovecot:S1", A, dovecotPam, 1, 0), ...s.attribute("", A, pamUnix, 1, 1)];
+    expect(got.map((a) => a.weight)).toEqual([1, 0, 0]);
   });
 });

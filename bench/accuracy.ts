@@ -1,0 +1,328 @@
+/**
+ * How right the shipped rules are, per file: recall, wrong hosts and false matches on fail2ban's
+ * annotated samples (Debian package fail2ban, read where it is installed and never copied: GPL)
+ * and on our own annotated fixtures (test/fixtures/, format in test/helpers/annotated.ts).
+ *
+ *   node_modules/.bin/bun bench/accuracy.ts                 # the table (markdown) on stdout
+ *   node_modules/.bin/bun bench/accuracy.ts --missed sshd   # also every line of that file we got wrong
+ *   node_modules/.bin/bun bench/accuracy.ts --json
+ *   node_modules/.bin/bun bench/accuracy.ts --rules /opt/watcher/rules   # with your rule files, as <root>/rules: same names replace, others add
+ *
+ * Lines go through `rules test` (testRules: the daemon's recogniser, sessions included), the
+ * whole file at once as a user would run it. A line is found when a rule that counts attributes
+ * it to the annotated address; wrong when one attributes it to another; a false match when a
+ * rule counts a line fail2ban marks `"match": false` (without a constraint). Exit 0 when
+ * measured, 1 when the samples are missing, 2 on bad arguments.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { ModuleName } from "../src/core/config";
+import { parseIp } from "../src/core/ip";
+import type { Mode } from "../src/core/rules";
+import { HeaderScan, scanSyslog, sessionKey } from "../src/core/syslog";
+import { loadRules } from "../src/modules/registry";
+import { type RuleTestMatch, testRules } from "../src/modules/ruletest";
+import { rawProgramOf, readExpectations } from "../test/helpers/annotated";
+
+const REPO = join(import.meta.dir, "..");
+let RULES = join(REPO, "rules");
+const FIXTURES = join(REPO, "test", "fixtures");
+const SAMPLES = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
+
+/**
+ * fail2ban's sample files of the services we ship rules for: the modules that read them, and
+ * the program their lines are when the file has no syslog header (as `rules test --program`).
+ */
+const SAMPLE_FILES: Readonly<Record<string, { modules: ModuleName[]; program?: string; filter?: string }>> = {
+  sshd: { modules: ["LG"] },
+  /* fail2ban reads it with its sshd filter (an addFILE of sshd): journal lines, "host prog[pid]: message" */
+  "sshd-journal": { modules: ["LG"], filter: "sshd" },
+  dovecot: { modules: ["MB"] },
+  /* SASL failures are MB's (postfix-sasl.rule), the SMTP session MX's */
+  postfix: { modules: ["MX", "MB"] },
+  "apache-auth": { modules: ["WB"], program: "apache-error" },
+  "nginx-http-auth": { modules: ["WB"], program: "nginx-error" },
+  "nginx-limit-req": { modules: ["WB"], program: "nginx-error" },
+  "apache-noscript": { modules: ["WB"], program: "apache-error" },
+  "apache-overflows": { modules: ["WB"], program: "apache-error" },
+  "apache-nohome": { modules: ["WB"], program: "apache-error" },
+  "apache-botsearch": { modules: ["WB"], program: "apache-error" },
+  "apache-shellshock": { modules: ["WB"], program: "apache-error" },
+  "apache-modsecurity": { modules: ["WB"], program: "apache-error" },
+  "apache-badbots": { modules: ["WB"], program: "apache-access" },
+  "nginx-botsearch": { modules: ["WB"], program: "nginx-access" },
+  "nginx-bad-request": { modules: ["WB"], program: "nginx-access" },
+};
+
+/** fail2ban modes that add probes and disconnects to the default: our aggressive mode's ground */
+const PROBE_MODES = new Set(["ddos", "extra", "aggressive"]);
+
+/** One annotated line: what must be counted, in which of our modes. */
+interface Annotated {
+  readonly line: number;
+  readonly text: string;
+  /** "match": true with an IP address for host: the address to find; null otherwise */
+  readonly host: string | null;
+  /** "match": true: a failure, whatever its host */
+  readonly failure: boolean;
+  /** "match": false without a constraint: nothing may count it */
+  readonly mustNotCount: boolean;
+  readonly mode: Mode;
+}
+
+/**
+ * fail2ban's sample format: `# filterOptions: JSON` (one options object or a list: the modes the
+ * following lines are tested in), `# failJSON: JSON` (the annotation of the next line), and
+ * `constraint` / `test.condition` expressions of a few shapes (name == 'x', opts.get('mode') ==
+ * 'y'). A line is ours to read in normal mode when one of its filter options is fail2ban's
+ * default or a mode that only narrows it to a kind of failure (auth, rbl, errors), else in
+ * aggressive mode. Lines fail2ban does not test with the filter `name` are left out.
+ */
+function readFailJson(name: string, text: string): Annotated[] {
+  const lines = text.split("\n");
+  const out: Annotated[] = [];
+  let modes: string[] = ["normal"];
+  let fileOptions: Record<string, unknown> = {};
+  let skipBlock = false;
+  const condition = (expr: unknown, mode: string): boolean => {
+    if (typeof expr !== "string") return true;
+    const m = /^\s*(name|opts\.get\('mode'\))\s*(==|!=)\s*'([^']*)'\s*$/.exec(expr);
+    if (!m) throw new Error(`${name}: constraint ${expr} has a shape this reader does not know`);
+    const value = m[1] === "name" ? name : mode;
+    return (value === m[3]) === (m[2] === "==");
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const directive = /^#+ ?(failJSON|fileOptions|filterOptions|addFILE):(.+)$/.exec(lines[i]!);
+    if (!directive) continue;
+    const data = JSON.parse(directive[2]!) as Record<string, unknown> | Record<string, unknown>[];
+    if (directive[1] === "fileOptions") fileOptions = data as Record<string, unknown>;
+    if (directive[1] === "filterOptions") {
+      const options = (Array.isArray(data) ? data : [data]).map((o) => ({ ...fileOptions, ...o }));
+      skipBlock = options.some((o) => !condition(o["test.condition"], "normal"));
+      modes = options.map((o) => (typeof o.mode === "string" ? o.mode : "normal"));
+    }
+    if (directive[1] !== "failJSON" || skipBlock) continue;
+    const note = data as { match?: boolean; host?: string; constraint?: string };
+    const text = lines[++i] ?? "";
+    const testedIn = modes.filter((mode) => condition(note.constraint, mode));
+    if (testedIn.length === 0) continue;
+    const mode: Mode = testedIn.some((m) => !PROBE_MODES.has(m)) ? "normal" : "aggressive";
+    const host = note.match === true && typeof note.host === "string" ? (parseIp(note.host)?.text ?? null) : null;
+    out.push({ line: i + 1, text, host, failure: note.match === true, mustNotCount: note.match !== true && note.constraint === undefined, mode });
+  }
+  return out;
+}
+
+/**
+ * Our own fixtures: lines a counting rule must take with an address (in aggressive mode when the
+ * rule is aggressive: one that ends a session still matches in normal mode, counting nothing),
+ * and lines no rule may take.
+ */
+function readFixture(path: string, content: string, module: ModuleName): Annotated[] {
+  const rules = new Map(loadRules(module, RULES, "aggressive").rules.map((r) => [r.name, r]));
+  return readExpectations(path, content).map((e) => {
+    const rule = e.rule === null ? undefined : rules.get(e.rule);
+    const counts = rule !== undefined && (rule.action === "count" || rule.action === "ban");
+    return {
+      line: e.line,
+      text: e.text,
+      host: counts ? e.host : null,
+      failure: counts,
+      mustNotCount: e.rule === null,
+      mode: e.aggressiveOnly || rule?.mode === "aggressive" ? "aggressive" : "normal",
+    };
+  });
+}
+
+interface Figures {
+  readonly file: string;
+  readonly modules: string;
+  /** lines to find, found, found against another address */
+  readonly toFind: number;
+  readonly found: number;
+  /** of those found, found on an earlier line of the same connection (see measure) */
+  readonly moved: number;
+  readonly wrong: number;
+  /** lines no rule may count, and those counted */
+  readonly toLeave: number;
+  readonly falseMatches: number;
+  readonly unparsed: number;
+  /** the lines got wrong, for --missed */
+  readonly misses: string[];
+}
+
+/** What the modules' counting rules make of each line, per mode. */
+function counted(modules: readonly ModuleName[], text: string, program: string | null): { byMode: Record<Mode, Map<number, RuleTestMatch[]>>; unparsed: number } {
+  const byMode = { normal: new Map<number, RuleTestMatch[]>(), aggressive: new Map<number, RuleTestMatch[]>() };
+  let unparsed = 0;
+  /* comments blanked (the line numbers stay): unparsed then counts log lines only */
+  const logLines = text.replace(/^#.*$/gm, "");
+  for (const mode of ["normal", "aggressive"] as const) {
+    for (const module of modules) {
+      const result = testRules(loadRules(module, RULES, mode), logLines, program);
+      if (mode === "normal") unparsed = Math.max(unparsed, result.unparsed);
+      for (const m of result.matches) {
+        /* a line whose affair a good login of its connection withdrew counts nothing in the end */
+        if ((m.action !== "count" && m.action !== "ban") || m.host === null || m.withdrawn) continue;
+        const list = byMode[mode].get(m.line) ?? [];
+        list.push(m);
+        byMode[mode].set(m.line, list);
+      }
+    }
+  }
+  return { byMode, unparsed };
+}
+
+/** program[pid] of a syslog line ("" without one), and whether its header is understood at all */
+function connectionOf(line: string): { key: string; parsed: boolean } {
+  const h = new HeaderScan();
+  if (!scanSyslog(line, 0, line.length, h)) return { key: "", parsed: false };
+  return { key: sessionKey(line, h), parsed: true };
+}
+
+/**
+ * fail2ban holds some lines of a connection back ("pending", marked "match": false) and reports
+ * the failure on a later line of the same connection (its disconnect, a further failure); watcher
+ * counts the first line and merges the rest of the attempt into it. So a line fail2ban reports is
+ * also found ("moved") when we missed it but counted its address on earlier lines of the same
+ * program[pid] that fail2ban marks "match": false, and those lines are then no false matches:
+ * fail2ban reports their connection's failure on this line.
+ */
+function measure(file: string, modules: readonly ModuleName[], text: string, program: string | null, annotated: readonly Annotated[]): Figures {
+  const { byMode, unparsed } = counted(modules, text, program);
+  let toFind = 0;
+  let found = 0;
+  let moved = 0;
+  let wrong = 0;
+  let toLeave = 0;
+  const misses: string[] = [];
+  /* lines fail2ban leaves that we counted, by line: paired with a later line of theirs, or false */
+  const falseMatches = new Map<number, string>();
+  const countedOn = (a: Annotated) => byMode[a.mode].get(a.line) ?? [];
+  const describe = (a: Annotated) => `${file}:${a.line} (${a.mode}${program || connectionOf(a.text).parsed ? "" : ", header not understood"})`;
+  /* the earlier lines of a's connection that we counted against `host` and fail2ban leaves */
+  const pending = (a: Annotated, host: string) => {
+    const key = program ? "" : connectionOf(a.text).key;
+    if (key === "") return [];
+    return annotated.filter(
+      (b) => b.line < a.line && b.mode === a.mode && falseMatches.has(b.line) && connectionOf(b.text).key === key && countedOn(b).some((m) => parseIp(m.host!)?.text === host),
+    );
+  };
+  for (const a of annotated) {
+    const got = countedOn(a);
+    const hosts = got.map((m) => `${m.rule} ${m.host}`).join(", ") || "nothing";
+    if (a.host !== null) {
+      toFind++;
+      const earlier = got.some((m) => parseIp(m.host!)?.text === a.host) ? null : pending(a, a.host);
+      if (earlier === null) found++;
+      else if (earlier.length > 0) {
+        for (const b of earlier) falseMatches.delete(b.line);
+        found++;
+        moved++;
+      } else misses.push(`${describe(a)}: missed ${a.host}, counted ${hosts}\n    ${a.text}`);
+      if (got.some((m) => parseIp(m.host!)?.text !== a.host)) {
+        wrong++;
+        misses.push(`${describe(a)}: WRONG host, want ${a.host}, counted ${hosts}\n    ${a.text}`);
+      }
+    } else if (a.failure) {
+      /* a failure annotated without an address (a host name, or none): its connection's earlier lines are its */
+      for (const m of got) for (const b of pending(a, parseIp(m.host!)!.text)) falseMatches.delete(b.line);
+    } else if (a.mustNotCount) {
+      toLeave++;
+      if (got.length > 0) falseMatches.set(a.line, `${describe(a)}: false match, counted ${hosts}\n    ${a.text}`);
+    }
+  }
+  misses.push(...falseMatches.values());
+  return {
+    file,
+    modules: modules.join("+") + (program ? ` (${program})` : ""),
+    toFind,
+    found,
+    moved,
+    wrong,
+    toLeave,
+    falseMatches: falseMatches.size,
+    unparsed,
+    misses,
+  };
+}
+
+function percent(n: number, of: number): string {
+  return of === 0 ? "-" : `${((100 * n) / of).toFixed(1)} %`;
+}
+
+/** recall ≥ 95 %, no wrong host, false matches ≤ 5 % of the lines to leave */
+function meetsAim(f: Figures): boolean {
+  return (f.toFind === 0 || f.found >= 0.95 * f.toFind) && f.wrong === 0 && f.falseMatches <= 0.05 * f.toLeave;
+}
+
+function table(title: string, rows: readonly Figures[]): string {
+  const out = [
+    `### ${title}`,
+    "",
+    "| file | modules | found / to find | recall | of them moved | wrong hosts | false matches / must not count | false | unparsed lines | aim |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|:-:|",
+  ];
+  for (const f of rows) {
+    out.push(
+      `| ${f.file} | ${f.modules} | ${f.found} / ${f.toFind} | ${percent(f.found, f.toFind)} | ${f.moved} | ${f.wrong} | ${f.falseMatches} / ${f.toLeave} | ${percent(f.falseMatches, f.toLeave)} | ${f.unparsed} | ${meetsAim(f) ? "yes" : "no"} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+function usage(message: string): never {
+  process.stderr.write(`${message}\nusage: bun bench/accuracy.ts [--missed FILE]... [--json] [--rules DIR]\n`);
+  process.exit(2);
+}
+
+function main(): number {
+  let args: { missed?: string[]; json?: boolean; rules?: string };
+  try {
+    args = parseArgs({ options: { missed: { type: "string", multiple: true }, json: { type: "boolean" }, rules: { type: "string" } } }).values;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  if (args.rules !== undefined) {
+    if (!existsSync(args.rules)) usage(`--rules ${args.rules}: no such folder`);
+    RULES = args.rules;
+  }
+  if (!existsSync(SAMPLES)) {
+    process.stderr.write(`bench/accuracy: ${SAMPLES} is missing: apt-get install -y fail2ban\n`);
+    return 1;
+  }
+  const samples = Object.entries(SAMPLE_FILES)
+    .filter(([name]) => existsSync(join(SAMPLES, name)))
+    .map(([name, { modules, program, filter }]) => {
+      const text = readFileSync(join(SAMPLES, name), "utf8");
+      return measure(name, modules, text, program ?? null, readFailJson(filter ?? name, text));
+    });
+  const fixtures: Figures[] = [];
+  for (const dir of readdirSync(FIXTURES).sort()) {
+    if (!["LG", "MB", "MX", "WB", "hostile"].includes(dir)) continue;
+    for (const name of readdirSync(join(FIXTURES, dir)).filter((f) => f.endsWith(".log")).sort()) {
+      const path = join(FIXTURES, dir, name);
+      const content = readFileSync(path, "utf8");
+      const module = (dir === "hostile" ? /^#! module (\S+)/m.exec(content)?.[1] : dir) as ModuleName;
+      fixtures.push(measure(`${dir}/${name}`, [module], content, rawProgramOf(content), readFixture(path, content, module)));
+    }
+  }
+  const all = [...samples, ...fixtures];
+  for (const name of args.missed ?? []) {
+    const f = all.find((x) => x.file === name);
+    if (!f) usage(`--missed ${name}: no such file measured (${all.map((x) => x.file).join(", ")})`);
+  }
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(all.map(({ misses: _misses, ...f }) => f), null, 2)}\n`);
+  } else {
+    process.stdout.write(`${table(`fail2ban's samples (${SAMPLES})`, samples)}\n\n${table("our fixtures (test/fixtures)", fixtures)}\n`);
+  }
+  for (const name of args.missed ?? []) {
+    const f = all.find((x) => x.file === name)!;
+    process.stdout.write(`\n#### ${name}: ${f.misses.length} lines got wrong\n\n${f.misses.join("\n")}\n`);
+  }
+  return 0;
+}
+
+if (import.meta.main) process.exit(main());
