@@ -114,7 +114,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX events_decisions ON events (address, time) WHERE kind <> 'affair';`,
 ];
 
-interface HostRow {
+/** A hosts row as SQLite returns it. */
+export interface HostRow {
   address: string;
   class: string | null;
   affairs: number;
@@ -127,10 +128,11 @@ interface HostRow {
   vhost: string | null;
   preset: number;
   prefix_window: string | null;
-  lines_written: number;
+  /** absent before schema 6 */
+  lines_written?: number;
 }
 
-function fromRow(r: HostRow): HostRecord {
+export function hostFromRow(r: HostRow): HostRecord {
   return {
     address: r.address,
     class: r.class,
@@ -144,7 +146,7 @@ function fromRow(r: HostRow): HostRecord {
     lastRule: r.last_rule,
     vhost: r.vhost,
     ...(r.prefix_window !== null ? { prefixWindow: r.prefix_window } : {}),
-    linesWritten: r.lines_written,
+    linesWritten: r.lines_written ?? 0,
   };
 }
 
@@ -200,7 +202,7 @@ export class ModuleStore {
 
   getHost(address: string): HostRecord | null {
     const row = this.selectHost.get(address);
-    return row ? fromRow(row) : null;
+    return row ? hostFromRow(row) : null;
   }
 
   putHost(h: HostRecord): void {
@@ -221,12 +223,12 @@ export class ModuleStore {
     return this.db
       .query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? ORDER BY banned_until")
       .all(now)
-      .map(fromRow);
+      .map(hostFromRow);
   }
 
   /** Network bans (prefixes, manual CIDRs) lasting beyond `now`. */
   bannedNetworks(now: number): HostRecord[] {
-    return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? AND address LIKE '%/%'").all(now).map(fromRow);
+    return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? AND address LIKE '%/%'").all(now).map(hostFromRow);
   }
 
   /** Hosts banned at or after `since` (a ban is the host's last sight) whose ban lasts beyond `now`. */
@@ -234,12 +236,12 @@ export class ModuleStore {
     return this.db
       .query<HostRow, [number, number]>("SELECT * FROM hosts WHERE banned_until > ? AND last_seen >= ?")
       .all(now, since)
-      .map(fromRow);
+      .map(hostFromRow);
   }
 
   /** Hosts whose last affair came before `time`; a ban until lifted (PERMANENT_UNTIL) keeps its host. */
   hostsLastSeenBefore(time: number): HostRecord[] {
-    return this.db.query<HostRow, [number, number]>("SELECT * FROM hosts WHERE last_seen < ? AND banned_until < ?").all(time, PERMANENT_UNTIL).map(fromRow);
+    return this.db.query<HostRow, [number, number]>("SELECT * FROM hosts WHERE last_seen < ? AND banned_until < ?").all(time, PERMANENT_UNTIL).map(hostFromRow);
   }
 
   /** Forget these hosts and their counted lines, unless an affair came meanwhile (last seen at or after `lastSeenBefore`). */
