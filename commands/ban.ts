@@ -67,8 +67,12 @@ interface UnbanArgs extends GlobalArgs {
   json?: boolean;
 }
 
-function liftedText(lifted: readonly Lifted[]): string {
-  return lifted.map((l) => `${l.address} in ${l.where}`).join(", ");
+/** `203.0.113.9 in LG, MB; and the network ban that held it: 203.0.113.0/24 in LG` */
+function liftedText(target: string, lifted: readonly Lifted[]): string {
+  const own = lifted.filter((l) => l.address === target).map((l) => l.where);
+  const networks = lifted.filter((l) => l.address !== target).map((l) => `${l.address} in ${l.where}`);
+  const held = networks.length ? `the network ban${networks.length > 1 ? "s" : ""} that held it: ${networks.join(", ")}` : "";
+  return own.length ? `${target} in ${own.join(", ")}${held ? `; and ${held}` : ""}` : `${target}: ${held}`;
 }
 
 export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
@@ -94,7 +98,7 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
         checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `unban ${target.text}`);
         lifted = await manualUnban(ctx, target);
         where = module;
-        logManualDecision(ctx.paths, `unban ${target.text} in ${module}: ${lifted.length ? `lifted ${liftedText(lifted)}` : "was not banned"}`);
+        logManualDecision(ctx.paths, `unban ${target.text} in ${module}: ${lifted.length ? `lifted ${liftedText(target.text, lifted)}` : "was not banned"}`);
         fleet = await publishNow(ctx);
       } finally {
         await ctx.close();
@@ -107,13 +111,13 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
         const r = await unbanEverywhere(loaded, firewall, lists, target);
         lifted = r.lifted;
         where = [...r.modules, ...(loaded.config.fleet ? ["fleet"] : [])].join(", ") || "no module (no database yet)";
-        logManualDecision(loaded.paths, `unban ${target.text} everywhere (${where}): ${lifted.length ? `lifted ${liftedText(lifted)}` : "was not banned"}`);
+        logManualDecision(loaded.paths, `unban ${target.text} everywhere (${where}): ${lifted.length ? `lifted ${liftedText(target.text, lifted)}` : "was not banned"}`);
       } finally {
         await firewall.close();
       }
     }
     if (argv.json) printJson({ address: target.text, where: module ?? "everywhere", wasBanned: lifted.length > 0, lifted, fleet });
-    else if (lifted.length) console.log(`unbanned ${target.text}: lifted ${liftedText(lifted)}${fleetNote(fleet)}`);
+    else if (lifted.length) console.log(`unbanned ${liftedText(target.text, lifted)}${fleetNote(fleet)}`);
     else console.log(`${target.text} was not banned in ${where}; removed from the firewall sets if it was there${fleetNote(fleet)}`);
   },
 };

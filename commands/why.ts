@@ -3,7 +3,7 @@ import { loadConfig } from "../src/core/config";
 import { formatDuration, nowSeconds } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { parseOperatorAddress } from "../src/core/lists";
-import { type ModuleStory, type Story, whyStory } from "../src/ops/why";
+import { type ModuleStory, NAMES_NOT_KEPT, type Story, whyStory } from "../src/ops/why";
 import type { StoredEvent } from "../src/store/ban-queries";
 import { PERMANENT_UNTIL } from "../src/store/module-db";
 import { type GlobalArgs, isoTime, printJson, table } from "./common";
@@ -71,10 +71,10 @@ function eventText(e: StoredEvent): string {
 
 function moduleText(m: ModuleStory, out: string[]): void {
   out.push(`${m.module}:`);
-  out.push(`  class: ${m.class.class ?? "none"} (${m.class.meaning})`);
+  out.push(`  class: ${m.class.class ?? "none"}: ${m.class.meaning}`);
   if (m.host) {
     out.push(`  seen: ${isoTime(m.host.firstSeen)} to ${isoTime(m.host.lastSeen)}, last rule ${m.host.lastRule}, banned ${m.host.banCount} time${m.host.banCount === 1 ? "" : "s"}`);
-    if (m.inForce) out.push(`  banned now ${m.host.bannedUntil >= PERMANENT_UNTIL ? "until unbanned" : `until ${isoTime(m.host.bannedUntil)}`}; its counter starts afresh after the ban`);
+    if (m.inForce) out.push(`  banned now ${m.host.bannedUntil >= PERMANENT_UNTIL ? "until unbanned" : `until ${isoTime(m.host.bannedUntil)}`}`);
   }
   if (m.window) {
     const preset = m.window.preset ? ` (${m.window.preset} preset by its DNS class)` : "";
@@ -111,6 +111,7 @@ export function storyText(s: Story): string {
   out.push(`lists: ${listsText(s)}`);
   if (s.modules.length === 0) out.push("no module has a record of it");
   for (const m of s.modules) moduleText(m, out);
+  if (s.modules.some((m) => m.class.class !== null)) out.push(`(${NAMES_NOT_KEPT})`);
   if (s.fleet) {
     out.push(`fleet: ${s.fleet.ban ? `banned ${s.fleet.ban.until === null ? "until unbanned" : `until ${isoTime(s.fleet.ban.until)}`} by ${s.fleet.ban.origin} (${s.fleet.ban.module} rule ${s.fleet.ban.rule})` : "no fleet ban"}`);
     for (const d of s.fleet.decisions) out.push(`  ${isoTime(d.received)} ${d.action} from ${d.origin} (${d.module} rule ${d.rule}${d.action === "ban" ? `, ${d.until >= PERMANENT_UNTIL ? "until unbanned" : `until ${isoTime(d.until)}`}` : ""}): ${d.outcome}`);

@@ -14,7 +14,7 @@ import { cachedEntries } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { dbPath, fleetDbPath } from "../core/layout";
 import { banDuration } from "../pipeline/decide";
-import { countedLines, eventsOf, fleetDecisionsAbout, fleetBans, hostOfAddress, networkHosts, openForReading, openModuleForReading, type StoredEvent } from "../store/ban-queries";
+import { countedLines, decisionsOf, eventsOf, fleetDecisionsAbout, fleetBans, hostOfAddress, networkHosts, openForReading, openModuleForReading, type StoredEvent } from "../store/ban-queries";
 import type { ReceivedDecision } from "../store/fleet-db";
 import { type CountedLine, type HostRecord, PERMANENT_UNTIL } from "../store/module-db";
 
@@ -28,7 +28,7 @@ const CLASS_MEANING: Record<string, string> = {
 };
 const NOT_CLASSIFIED = "not classified: DNS is off for this module, or no answer came yet";
 /** core/dns.ts: a reverse name is the attacker's text, never stored */
-const NAMES_NOT_KEPT = "the DNS names are not kept: a reverse name is text the address's owner writes";
+export const NAMES_NOT_KEPT = "the DNS answers are not kept: a reverse name is text the address's owner writes (core/dns.ts)";
 
 export interface BanStory {
   readonly time: number;
@@ -51,12 +51,12 @@ export interface NetworkStory {
 export interface ModuleStory {
   readonly module: ModuleName;
   readonly host: HostRecord | null;
-  readonly class: { readonly class: string | null; readonly meaning: string };
+  readonly class: { readonly class: string | null; readonly meaning: string; readonly answers: string };
   /** the sliding window now: affairs in it, what bans, how long it looks back */
   readonly window: { readonly affairs: number; readonly preset: number; readonly maxAffairs: number; readonly findTime: number; readonly oldest: number | null } | null;
   readonly inForce: boolean;
   readonly bans: BanStory[];
-  /** every event (affairs, bans, unbans), oldest first: the latest `limit` */
+  /** every event (affairs, bans, unbans), oldest first: the latest `limit` (bans above are all of them) */
   readonly events: StoredEvent[];
   readonly eventsTotal: number;
   readonly lines: CountedLine[];
@@ -104,7 +104,7 @@ function moduleStory(db: Database, module: ModuleName, policy: ModuleConfig, ip:
       network: h.address,
       bannedUntil: h.bannedUntil >= PERMANENT_UNTIL ? null : h.bannedUntil,
       inForce: h.bannedUntil > now,
-      events: eventsOf(db, h.address, 20).events,
+      events: decisionsOf(db, h.address),
     }));
   if (!host && total === 0 && networks.length === 0) return null;
   const cls = host?.class ?? null;
@@ -112,10 +112,10 @@ function moduleStory(db: Database, module: ModuleName, policy: ModuleConfig, ip:
   return {
     module,
     host,
-    class: { class: cls, meaning: `${cls ? CLASS_MEANING[cls] ?? cls : NOT_CLASSIFIED}; ${NAMES_NOT_KEPT}` },
+    class: { class: cls, meaning: cls ? (CLASS_MEANING[cls] ?? cls) : NOT_CLASSIFIED, answers: NAMES_NOT_KEPT },
     window: host ? { affairs: recent.length, preset: Math.min(host.preset, recent.length), maxAffairs: policy.maxAffairs, findTime: policy.findTime, oldest: recent[0] ?? null } : null,
     inForce: (host?.bannedUntil ?? 0) > now,
-    bans: events
+    bans: decisionsOf(db, ip.text)
       .filter((e) => e.kind === "ban")
       .map((e) => {
         const permanent = e.time + e.value >= PERMANENT_UNTIL;

@@ -97,6 +97,13 @@ export function eventsOf(db: Database, address: string, limit: number): { events
   return { events, total };
 }
 
+/** Every ban and unban of `address`, oldest first (the events_decisions index: no affair is read). */
+export function decisionsOf(db: Database, address: string): StoredEvent[] {
+  return db
+    .query<StoredEvent, [string]>("SELECT time, kind, rule, value, class, user, vhost, reason FROM events WHERE address = ? AND kind <> 'affair' ORDER BY time, rowid")
+    .all(address);
+}
+
 /** The latest counted log lines of `address` (pipeline/persist.ts), oldest first. */
 export function countedLines(db: Database, address: string): CountedLine[] {
   if (schemaOf(db) < LINES_SCHEMA) return [];

@@ -93,7 +93,7 @@ describe.each([
     /* one address, no module: its MB ban and the LG network that holds it are lifted */
     const unban = run("unban", ATTACKER_V4);
     expect(unban.err).toBe("");
-    expect(unban.out).toBe(`unbanned ${ATTACKER_V4}: lifted ${ATTACKERS} in LG, ${ATTACKER_V4} in MB\n`);
+    expect(unban.out).toBe(`unbanned ${ATTACKER_V4} in MB; and the network ban that held it: ${ATTACKERS} in LG\n`);
     expect(net.reachable(ATTACKER_V4)).toBe(true);
     expect(kernelTimeLeft(backend, "watcher_LG_n4", ATTACKERS)).toBeNull();
     expect(run("bans").out).toBe("no ban in force\n");
@@ -102,7 +102,7 @@ describe.each([
     expect(log.map((l) => l.replace(/^\S+ /, ""))).toEqual([
       `watcher: manual ban ${ATTACKERS} in LG until unbanned; by uid 0 (root)`,
       expect.stringMatching(new RegExp(`^watcher: manual ban ${ATTACKER_V4.replaceAll(".", "\\.")} in MB for 1h \\(until .+Z\\); by uid 0 \\(root\\)$`)),
-      `watcher: manual unban ${ATTACKER_V4} everywhere (LG, MB): lifted ${ATTACKERS} in LG, ${ATTACKER_V4} in MB; by uid 0 (root)`,
+      `watcher: manual unban ${ATTACKER_V4} everywhere (LG, MB): lifted ${ATTACKER_V4} in MB; and the network ban that held it: ${ATTACKERS} in LG; by uid 0 (root)`,
     ]);
   }, 180_000);
 });
