@@ -7,7 +7,8 @@ import type { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { WatcherError } from "../core/errors";
 import type { FleetBan, ReceivedDecision } from "./fleet-db";
-import { type CountedLine, type EventKind, type HostRecord, type HostRow, hostFromRow, LINES_KEPT, openReadOnlyDatabase } from "./module-db";
+import { type CountedLine, type EventKind, type HostRecord, type HostRow, hostFromRow, LINES_KEPT } from "./module-db";
+import { openReadOnlyDatabase, schemaVersion } from "./sqlite";
 
 /** events.reason arrived with schema version 5, affair_lines with 6 (module-db.ts) */
 const REASON_SCHEMA = 5;
@@ -18,16 +19,12 @@ export function openForReading(path: string): Database | null {
   return existsSync(path) ? openReadOnlyDatabase(path) : null;
 }
 
-function schemaOf(db: Database): number {
-  return (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
-}
-
 /** A module database these queries can read: schema 5 or later (a module run once upgrades it). */
 export function openModuleForReading(path: string): Database | null {
   const db = openForReading(path);
-  if (db && schemaOf(db) < REASON_SCHEMA) {
+  if (db && schemaVersion(db) < REASON_SCHEMA) {
     db.close();
-    throw new WatcherError(`database ${path} has schema version ${schemaOf(db)}, older than this command reads (${REASON_SCHEMA}); run "watcher module" or "watcher restart" once to upgrade it`);
+    throw new WatcherError(`database ${path} has schema version ${schemaVersion(db)}, older than this command reads (${REASON_SCHEMA}); run "watcher module" or "watcher restart" once to upgrade it`);
   }
   return db;
 }
@@ -106,7 +103,7 @@ export function decisionsOf(db: Database, address: string): StoredEvent[] {
 
 /** The latest counted log lines of `address` (pipeline/persist.ts), oldest first. */
 export function countedLines(db: Database, address: string): CountedLine[] {
-  if (schemaOf(db) < LINES_SCHEMA) return [];
+  if (schemaVersion(db) < LINES_SCHEMA) return [];
   /* the ring's oldest slot is the next one to be written: lines_written % LINES_KEPT */
   return db
     .query<CountedLine, [number, string]>(
