@@ -62,7 +62,7 @@ export const banCommand: CommandModule<GlobalArgs, BanArgs> = {
 };
 
 interface UnbanArgs extends GlobalArgs {
-  first: string;
+  "address-or-module": string;
   address?: string;
   json?: boolean;
 }
@@ -76,18 +76,18 @@ function liftedText(target: string, lifted: readonly Lifted[]): string {
 }
 
 export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
-  command: "unban <first> [address]",
+  command: "unban <address-or-module> [address]",
   describe: "lift a ban and reset the count: `unban ADDRESS` everywhere (every module and the fleet), `unban MODULE ADDRESS` in one module",
   builder: (y) =>
     y
       .usage("$0 unban [MODULE] <address>")
-      .positional("first", { type: "string", demandOption: true, describe: `a module (${MODULE_NAMES.join(", ")}) followed by the address, or the address alone (lifted everywhere)` })
+      .positional("address-or-module", { type: "string", demandOption: true, describe: `a module (${MODULE_NAMES.join(", ")}) followed by the address, or the address alone (lifted everywhere)` })
       .positional("address", { type: "string", describe: "IPv4 or IPv6 address, or a network (CIDR)" })
       .option("json", { type: "boolean" }),
   handler: async (argv) => {
-    const module = argv.address === undefined ? null : (argv.first.toUpperCase() as ModuleName);
-    if (module !== null && !MODULE_NAMES.includes(module)) throw new ConfigError(`unknown module ${JSON.stringify(argv.first)}: expected one of ${MODULE_NAMES.join(", ")}`);
-    const target = parseOperatorTarget(argv.address ?? argv.first);
+    const module = argv.address === undefined ? null : (argv["address-or-module"].toUpperCase() as ModuleName);
+    if (module !== null && !MODULE_NAMES.includes(module)) throw new ConfigError(`unknown module ${JSON.stringify(argv["address-or-module"])}: expected one of ${MODULE_NAMES.join(", ")}`);
+    const target = parseOperatorTarget(argv.address ?? argv["address-or-module"]);
     let lifted: Lifted[];
     let where: string;
     let fleet: Awaited<ReturnType<typeof publishNow>> = null;
@@ -110,14 +110,15 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
         checkFirewallFree(firewall.backend, loaded.paths.root, `unban ${target.text}`);
         const r = await unbanEverywhere(loaded, firewall, lists, target);
         lifted = r.lifted;
-        where = [...r.modules, ...(loaded.config.fleet ? ["fleet"] : [])].join(", ") || "no module (no database yet)";
-        logManualDecision(loaded.paths, `unban ${target.text} everywhere (${where}): ${lifted.length ? `lifted ${liftedText(target.text, lifted)}` : "was not banned"}`);
+        where = [...r.modules, ...(loaded.config.fleet ? ["fleet"] : [])].join(", ");
+        logManualDecision(loaded.paths, `unban ${target.text} everywhere${where ? ` (${where})` : ""}: ${lifted.length ? `lifted ${liftedText(target.text, lifted)}` : "was not banned"}`);
       } finally {
         await firewall.close();
       }
     }
     if (argv.json) printJson({ address: target.text, where: module ?? "everywhere", wasBanned: lifted.length > 0, lifted, fleet });
     else if (lifted.length) console.log(`unbanned ${liftedText(target.text, lifted)}${fleetNote(fleet)}`);
+    else if (where === "") console.log(`${target.text} was not banned: no module has a database yet`);
     else console.log(`${target.text} was not banned in ${where}; removed from the firewall sets if it was there${fleetNote(fleet)}`);
   },
 };
