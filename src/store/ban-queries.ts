@@ -22,9 +22,10 @@ export function openForReading(path: string): Database | null {
 /** A module database these queries can read: schema 5 or later (a module run once upgrades it). */
 export function openModuleForReading(path: string): Database | null {
   const db = openForReading(path);
-  if (db && schemaVersion(db) < REASON_SCHEMA) {
+  const version = db ? schemaVersion(db) : REASON_SCHEMA;
+  if (db && version < REASON_SCHEMA) {
     db.close();
-    throw new WatcherError(`database ${path} has schema version ${schemaVersion(db)}, older than this command reads (${REASON_SCHEMA}); run "watcher module" or "watcher restart" once to upgrade it`);
+    throw new WatcherError(`database ${path} has schema version ${version}, older than this command reads (${REASON_SCHEMA}); run "watcher module" or "watcher restart" once to upgrade it`);
   }
   return db;
 }
