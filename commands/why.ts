@@ -71,7 +71,7 @@ function eventText(e: StoredEvent): string {
 
 function moduleText(m: ModuleStory, out: string[]): void {
   out.push(`${m.module}:`);
-  out.push(`  class: ${m.class.class ?? "none"}: ${m.class.meaning}`);
+  out.push(`  class: ${m.class.class ?? "none"} — ${m.class.meaning}`);
   if (m.host) {
     out.push(`  seen: ${isoTime(m.host.firstSeen)} to ${isoTime(m.host.lastSeen)}, last rule ${m.host.lastRule}, banned ${m.host.banCount} time${m.host.banCount === 1 ? "" : "s"}`);
     if (m.inForce) out.push(`  banned now ${m.host.bannedUntil >= PERMANENT_UNTIL ? "until unbanned" : `until ${isoTime(m.host.bannedUntil)}`}`);

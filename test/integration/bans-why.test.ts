@@ -189,7 +189,7 @@ describe("watcher why", () => {
     const r = watcher(root, "why", TRUEHOST);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(new RegExp(`^${TRUEHOST.replaceAll(".", "\\.")}: dropped by LG ban until `));
-    expect(r.out).toContain("class: TRUEHOST: a reverse DNS name resolves back to it");
+    expect(r.out).toContain("class: TRUEHOST — a reverse DNS name resolves back to it");
     expect(r.out).toContain("why: 3 affairs within 1h, last by rule invalid-user");
     expect(r.out).toContain("length: 1h: banTime 1h (a first ban)");
     expect(r.out).toContain("log lines that counted (the latest 5):");
