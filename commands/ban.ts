@@ -1,15 +1,17 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, type ModuleName } from "../src/core/config";
+import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
 import { formatDuration, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
-import { Lists, parseOperatorAddress } from "../src/core/lists";
+import { createFirewall } from "../src/core/firewall";
+import { Lists } from "../src/core/lists";
 import { openModule } from "../src/modules/context";
-import { manualBan, manualUnban, refuseProtected } from "../src/ops/ban";
+import { type BanLength, FOREVER, type Lifted, manualBan, manualUnban, parseOperatorTarget, refuseProtected, unbanEverywhere } from "../src/ops/ban";
+import { logManualDecision } from "../src/ops/manual-log";
 import { publishNow } from "../src/fleet/publisher";
 import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
 import { checkFirewallFree } from "../src/master/claim";
 
-interface Args extends GlobalArgs {
+interface BanArgs extends GlobalArgs {
   module: ModuleName;
   address: string;
   time?: string;
@@ -22,56 +24,101 @@ function fleetNote(fleet: Awaited<ReturnType<typeof publishNow>>): string {
   return `; ${fleet.waiting} decision(s) wait in the outbox for Redis (${fleet.error ?? "not reachable"})`;
 }
 
-export const banCommand: CommandModule<GlobalArgs, Args> = {
+function banLength(time: string | undefined): BanLength {
+  if (time === undefined) return undefined;
+  if (time === FOREVER) return FOREVER;
+  const seconds = parseDuration(time);
+  if (!seconds) throw new ConfigError(`--time: expected a duration such as "90s", "10m", "1h", "7d", or "forever", got ${JSON.stringify(time)}`);
+  return seconds;
+}
+
+export const banCommand: CommandModule<GlobalArgs, BanArgs> = {
   command: "ban <module> <address>",
-  describe: "ban an address now, recorded in the module's database like any other ban",
+  describe: "ban an address or network now, recorded in the module's database like any other ban",
   builder: (y) =>
     moduleArg(y)
-      .positional("address", { type: "string", demandOption: true, describe: "IPv4 or IPv6 address" })
-      .option("time", { type: "string", describe: 'ban time, e.g. "1h", "7d" (default: the module\'s ban time, grown for repeat offenders)' })
+      .positional("address", { type: "string", demandOption: true, describe: "IPv4 or IPv6 address, or a network (CIDR)" })
+      .option("time", { type: "string", describe: 'ban time, e.g. "1h", "7d", or "forever" (until unbanned) (default: the module\'s ban time, grown for repeat offenders)' })
       .option("json", { type: "boolean" }),
   handler: async (argv) => {
-    const ip = parseOperatorAddress(argv.address);
-    let seconds: number | undefined;
-    if (argv.time !== undefined) {
-      const parsed = parseDuration(argv.time);
-      if (!parsed) throw new ConfigError(`--time: expected a duration such as "90s", "10m", "1h", "7d", got ${JSON.stringify(argv.time)}`);
-      seconds = parsed;
-    }
+    const target = parseOperatorTarget(argv.address);
+    const length = banLength(argv.time);
     /* before the module is opened, so a refused ban leaves no database or firewall set behind */
     const { paths } = loadConfig(argv.root);
-    refuseProtected(Lists.of(paths), ip);
+    refuseProtected(Lists.of(paths), target);
     const ctx = openModule(argv.root, argv.module);
     try {
-      checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `ban ${ip.text}`);
-      const ban = await manualBan(ctx, ip, seconds);
+      checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `ban ${target.text}`);
+      const ban = await manualBan(ctx, target, length);
+      const until = ban.permanent ? "until unbanned" : `for ${formatDuration(ban.seconds)} (until ${isoTime(ban.until)})`;
+      logManualDecision(ctx.paths, `ban ${ban.address} in ${ctx.module} ${until}`);
       const fleet = await publishNow(ctx);
-      if (argv.json) printJson({ ...ban, fleet });
-      else console.log(`banned ${ban.address} in ${ctx.module} for ${formatDuration(ban.seconds)} (until ${isoTime(ban.until)})${fleetNote(fleet)}`);
+      if (argv.json) printJson({ address: ban.address, module: ctx.module, seconds: ban.seconds, until: isoTime(ban.until), permanent: ban.permanent, reason: ban.reason, fleet });
+      else console.log(`banned ${ban.address} in ${ctx.module} ${until}${fleetNote(fleet)}`);
     } finally {
       await ctx.close();
     }
   },
 };
 
-export const unbanCommand: CommandModule<GlobalArgs, Args> = {
-  command: "unban <module> <address>",
-  describe: "lift a ban and reset the address's count, in the database and the firewall",
+interface UnbanArgs extends GlobalArgs {
+  "address-or-module": string;
+  address?: string;
+  json?: boolean;
+}
+
+/** `203.0.113.9 in LG, MB; and the network ban that held it: 203.0.113.0/24 in LG` */
+function liftedText(target: string, lifted: readonly Lifted[]): string {
+  const own = lifted.filter((l) => l.address === target).map((l) => l.where);
+  const networks = lifted.filter((l) => l.address !== target).map((l) => `${l.address} in ${l.where}`);
+  const held = networks.length ? `the network ban${networks.length > 1 ? "s" : ""} that held it: ${networks.join(", ")}` : "";
+  return own.length ? `${target} in ${own.join(", ")}${held ? `; and ${held}` : ""}` : `${target}: ${held}`;
+}
+
+export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
+  command: "unban <address-or-module> [address]",
+  describe: "lift a ban and reset the count: `unban ADDRESS` everywhere (every module and the fleet), `unban MODULE ADDRESS` in one module",
   builder: (y) =>
-    moduleArg(y)
-      .positional("address", { type: "string", demandOption: true, describe: "IPv4 or IPv6 address" })
+    y
+      .usage("$0 unban [MODULE] <address>")
+      .positional("address-or-module", { type: "string", demandOption: true, describe: `a module (${MODULE_NAMES.join(", ")}) followed by the address, or the address alone (lifted everywhere)` })
+      .positional("address", { type: "string", describe: "IPv4 or IPv6 address, or a network (CIDR)" })
       .option("json", { type: "boolean" }),
   handler: async (argv) => {
-    const ip = parseOperatorAddress(argv.address);
-    const ctx = openModule(argv.root, argv.module);
-    try {
-      checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `unban ${ip.text}`);
-      const wasBanned = await manualUnban(ctx, ip);
-      const fleet = await publishNow(ctx);
-      if (argv.json) printJson({ address: ip.text, wasBanned, fleet });
-      else console.log((wasBanned ? `unbanned ${ip.text} in ${ctx.module}` : `${ip.text} was not banned in ${ctx.module}; removed from the firewall set if it was there`) + fleetNote(fleet));
-    } finally {
-      await ctx.close();
+    const module = argv.address === undefined ? null : (argv["address-or-module"].toUpperCase() as ModuleName);
+    if (module !== null && !MODULE_NAMES.includes(module)) throw new ConfigError(`unknown module ${JSON.stringify(argv["address-or-module"])}: expected one of ${MODULE_NAMES.join(", ")}`);
+    const target = parseOperatorTarget(argv.address ?? argv["address-or-module"]);
+    let lifted: Lifted[];
+    let where: string;
+    let fleet: Awaited<ReturnType<typeof publishNow>> = null;
+    const loaded = loadConfig(argv.root);
+    if (module) {
+      const ctx = openModule(argv.root, module);
+      try {
+        checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `unban ${target.text}`);
+        lifted = await manualUnban(ctx, target);
+        where = module;
+        logManualDecision(ctx.paths, `unban ${target.text} in ${module}: ${lifted.length ? `lifted ${liftedText(target.text, lifted)}` : "was not banned"}`);
+        fleet = await publishNow(ctx);
+      } finally {
+        await ctx.close();
+      }
+    } else {
+      const lists = Lists.of(loaded.paths);
+      const firewall = createFirewall(loaded.config, loaded.paths);
+      try {
+        checkFirewallFree(firewall.backend, loaded.paths.root, `unban ${target.text}`);
+        const r = await unbanEverywhere(loaded, firewall, lists, target);
+        lifted = r.lifted;
+        where = [...r.modules, ...(loaded.config.fleet ? ["fleet"] : [])].join(", ");
+        logManualDecision(loaded.paths, `unban ${target.text} everywhere${where ? ` (${where})` : ""}: ${lifted.length ? `lifted ${liftedText(target.text, lifted)}` : "was not banned"}`);
+      } finally {
+        await firewall.close();
+      }
     }
+    if (argv.json) printJson({ address: target.text, where: module ?? "everywhere", wasBanned: lifted.length > 0, lifted, fleet });
+    else if (lifted.length) console.log(`unbanned ${liftedText(target.text, lifted)}${fleetNote(fleet)}`);
+    else if (where === "") console.log(`${target.text} was not banned: no module has a database yet`);
+    else console.log(`${target.text} was not banned in ${where}; removed from the firewall sets if it was there${fleetNote(fleet)}`);
   },
 };

@@ -7,6 +7,7 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { banCommand, unbanCommand } from "../commands/ban";
+import { bansCommand } from "../commands/bans";
 import { dynloadCommand } from "../commands/dynload";
 import { expireCommand } from "../commands/expire";
 import { fleetCommand } from "../commands/fleet";
@@ -21,6 +22,7 @@ import { statCommand } from "../commands/stat";
 import { statusCommand } from "../commands/status";
 import { stopCommand } from "../commands/stop";
 import { syslogConfigCommand } from "../commands/syslog-config";
+import { whyCommand } from "../commands/why";
 import pkg from "../package.json";
 import { EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
 
@@ -42,6 +44,8 @@ const cli = yargs(hideBin(process.argv))
   .command(rulesCommand)
   .command(banCommand)
   .command(unbanCommand)
+  .command(bansCommand)
+  .command(whyCommand)
   .command(dynloadCommand)
   .command(reportCommand)
   .command(statCommand)

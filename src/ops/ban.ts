@@ -1,35 +1,64 @@
 /**
  * Manual decisions (`watcher ban` / `watcher unban`): recorded in the module's database like
  * any other ban, and applied to the firewall in the same step. Protected addresses
- * (whitelisted, own, loopback/reserved) are refused.
+ * (whitelisted, own, loopback/reserved) are refused, and so is a network that holds one. A
+ * ban may be permanent (until unbanned): the database holds it for ever, the kernel for its
+ * longest timeout, renewed before it lapses (ops/renew.ts). An unban without a module lifts
+ * the address everywhere: every module, every network ban that holds it, the fleet.
  */
-import type { ModuleConfig, ModuleName } from "../core/config";
+import { existsSync } from "node:fs";
+import { type LoadedConfig, MODULE_NAMES, type ModuleConfig, type ModuleName } from "../core/config";
 import { ConfigError, WatcherError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
 import { FleetStore } from "../store/fleet-db";
 import { type Firewall, moduleSet, moduleSetName } from "../core/firewall/types";
-import type { Ip } from "../core/ip";
+import { type Cidr, cidrContains, type Ip, parseCidr, parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
-import type { HostRecord, ModuleStore } from "../store/module-db";
+import { type HostRecord, ModuleStore, PERMANENT_UNTIL } from "../store/module-db";
 import { type ModuleContext } from "../modules/context";
 import { banDuration, newHost } from "../pipeline/decide";
 import { publisherOf, queueDecision } from "../fleet/publisher";
-import { prefixOf } from "../pipeline/prefixes";
-import { fleetDbPath } from "../core/layout";
-import { nowSeconds } from "../core/duration";
+import { dbPath, fleetDbPath } from "../core/layout";
+import { formatDuration, nowSeconds } from "../core/duration";
+import { whoRuns } from "./manual-log";
 
 export const MANUAL_RULE = "manual";
+
+/** `--time forever`: banned until unbanned. */
+export const FOREVER = "forever";
 
 export interface ManualBan {
   readonly address: string;
   readonly seconds: number;
   readonly until: number;
+  readonly permanent: boolean;
+  /** why, as recorded with the ban (who, how long and why that long) */
+  readonly reason: string;
 }
 
-/** Throws when `ip` must never be banned: whitelisted, our own, or loopback/reserved. */
-export function refuseProtected(lists: Lists, ip: Ip): void {
-  const protection = lists.protection(ip);
-  if (protection) throw new ConfigError(`refusing to ban ${ip.text}: it is ${protection === "reserved" ? "a loopback or reserved address" : protection === "own" ? "an address of this machine" : "whitelisted"}`);
+/** An address or network given by an operator: canonical, or a usage error. */
+export function parseOperatorTarget(text: string): Cidr {
+  const net = parseCidr(text);
+  if (!net) throw new ConfigError(`${JSON.stringify(text)} is not an IPv4 or IPv6 address or network (CIDR)`);
+  return net;
+}
+
+/** The single address a target is, or null for a network wider than one address. */
+export function singleAddress(target: Cidr | Ip): Ip | null {
+  if (!("prefix" in target)) return target;
+  return target.prefix === (target.family === 4 ? 32 : 128) ? parseIp(target.text) : null;
+}
+
+/** Throws when `target` must never be banned: whitelisted, our own, loopback/reserved, or a network that holds one (or too wide). */
+export function refuseProtected(lists: Lists, target: Cidr | Ip): void {
+  const ip = singleAddress(target);
+  if (ip) {
+    const protection = lists.protection(ip);
+    if (protection) throw new ConfigError(`refusing to ban ${ip.text}: it is ${protection === "reserved" ? "a loopback or reserved address" : protection === "own" ? "an address of this machine" : "whitelisted"}`);
+    return;
+  }
+  const conflict = lists.dropConflict(target as Cidr);
+  if (conflict) throw new ConfigError(`refusing to ban ${target.text}: it ${conflict}`);
 }
 
 /** What a ban made outside the line pipeline needs: the module's store, firewall and lists, and who publishes it. */
@@ -47,66 +76,119 @@ function banPartsOf(ctx: ModuleContext): BanParts {
   return { module: ctx.module, config: ctx.moduleConfig, store: ctx.store, firewall: ctx.firewall, lists: ctx.lists, publisher: publisherOf(ctx.config, ctx.module) };
 }
 
-/** Ban now, recorded with `rule` (and queued for the fleet); `seconds` defaults to the module's grown ban time. */
-export async function banNow(p: BanParts, ip: Ip, rule: string, seconds: number | undefined, now: number): Promise<ManualBan> {
-  refuseProtected(p.lists, ip);
-  const host = p.store.getHost(ip.text) ?? newHost(ip.text, now, rule);
-  const duration = seconds ?? banDuration(p.config, host.banCount);
-  const until = now + duration;
-  /* the kernel first: if it refuses, nothing is recorded */
+/** How long: a number of seconds, FOREVER, or undefined for the module's ban time grown for repeat offenders. */
+export type BanLength = number | typeof FOREVER | undefined;
+
+/**
+ * Ban `target` (an address or a network) now, recorded with `rule` and `reason` (and queued for
+ * the fleet, an address only: the fleet's decisions carry single addresses). The reason gets
+ * how long and why that long.
+ */
+export async function banNow(p: BanParts, target: Cidr | Ip, rule: string, length: BanLength, now: number, reason: string): Promise<ManualBan> {
+  refuseProtected(p.lists, target);
+  const host = p.store.getHost(target.text) ?? newHost(target.text, now, rule);
+  const permanent = length === FOREVER;
+  const seconds = permanent ? PERMANENT_UNTIL - now : (length ?? banDuration(p.config, host.banCount));
+  const until = now + seconds;
+  const howLong = permanent
+    ? "until unbanned"
+    : length !== undefined
+      ? `for ${formatDuration(seconds)} as asked`
+      : `for ${formatDuration(seconds)}: ban #${host.banCount + 1}, banTime ${formatDuration(p.config.banTime)} × ${p.config.banTimeFactor}^${host.banCount}${seconds >= p.config.maxBanTime ? `, capped at maxBanTime ${formatDuration(p.config.maxBanTime)}` : ""}`;
+  const fullReason = `${reason}, ${howLong}`;
+  /* the kernel first: if it refuses, nothing is recorded; a permanent ban for the longest the kernel takes */
   await p.firewall.ensure([moduleSet(p.module)]);
-  const outcome = await p.firewall.ban(moduleSetName(p.module), [{ address: ip.text, timeout: duration }]);
-  if (outcome.refused.length > 0) throw new WatcherError(`the kernel refused to ban ${ip.text}: ${outcome.refused[0]!.reason}`);
+  const outcome = await p.firewall.ban(moduleSetName(p.module), [{ address: target.text, timeout: Math.min(seconds, p.firewall.maxTimeout) }]);
+  if (outcome.refused.length > 0) throw new WatcherError(`the kernel refused to ban ${target.text}: ${outcome.refused[0]!.reason}`);
+  const single = singleAddress(target) !== null;
   p.store.transaction(() => {
     p.store.putHost({ ...host, lastSeen: now, lastRule: rule, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [], preset: 0 });
-    p.store.addEvent({ time: now, address: ip.text, rule, kind: "ban", value: duration, user: null, vhost: null }, host.class);
-    if (p.publisher) queueDecision(p.store, p.publisher, p.module, "ban", ip.text, until, rule, now);
+    p.store.addEvent({ time: now, address: target.text, rule, kind: "ban", value: seconds, user: null, vhost: null, reason: fullReason }, host.class);
+    if (p.publisher && single) queueDecision(p.store, p.publisher, p.module, "ban", target.text, until, rule, now);
   });
-  return { address: ip.text, seconds: duration, until };
+  return { address: target.text, seconds, until, permanent, reason: fullReason };
 }
 
-export function manualBan(ctx: ModuleContext, ip: Ip, seconds: number | undefined, now = nowSeconds()): Promise<ManualBan> {
-  return banNow(banPartsOf(ctx), ip, MANUAL_RULE, seconds, now);
+export function manualBan(ctx: ModuleContext, target: Cidr | Ip, length: BanLength, now = nowSeconds(), who = whoRuns()): Promise<ManualBan> {
+  return banNow(banPartsOf(ctx), target, MANUAL_RULE, length, now, `manual ban by ${who}`);
 }
 
 /** In the database only: the host's (or prefix's) ban is over and its count starts afresh, recorded with `rule`. */
-export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now: number): void {
+export function liftBan(store: ModuleStore, host: HostRecord, rule: string, now: number, reason: string | null = null): void {
   store.transaction(() => {
     store.putHost({ ...host, bannedUntil: 0, affairs: 0, recent: [], preset: 0, ...(host.prefixWindow ? { prefixWindow: null } : {}) });
-    store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0, user: null, vhost: null }, host.class);
+    store.addEvent({ time: now, address: host.address, rule, kind: "unban", value: 0, user: null, vhost: null, reason }, host.class);
   });
 }
 
+/** A ban an unban lifted: in a module (the address, or a network that held it), or the fleet's. */
+export interface Lifted {
+  readonly where: ModuleName | "fleet";
+  readonly address: string;
+}
+
 /**
- * Lift a ban and start the address's count afresh; false when it was not banned. A prefix ban
- * that holds the address (pipeline/prefixes.ts) is lifted with it. In a fleet, the unban goes to
- * every node, and a fleet ban of the address here is lifted too.
+ * Lift the bans of `target` in one module and start its count afresh: the host's, and for a
+ * single address every network ban of the module that holds it (a prefix ban, a manual CIDR),
+ * so that the address can connect again.
+ * The kernel is told even when the database had no ban: it may have been added by hand.
  */
-export async function manualUnban(ctx: ModuleContext, ip: Ip, now = nowSeconds()): Promise<boolean> {
-  const host = ctx.store.getHost(ip.text);
-  let wasBanned = !!host && host.bannedUntil > now;
-  /* from the kernel even when the database had no ban: it may have been added by hand */
-  await ctx.firewall.ensure([moduleSet(ctx.module)]);
-  await ctx.firewall.unban(moduleSetName(ctx.module), [ip.text]);
-  if (host) liftBan(ctx.store, host, MANUAL_RULE, now);
-  const net = prefixOf(ip, ctx.moduleConfig);
-  const prefix = net ? ctx.store.getHost(net.text) : null;
-  if (prefix && prefix.bannedUntil > now) {
-    await ctx.firewall.unban(moduleSetName(ctx.module), [prefix.address]);
-    liftBan(ctx.store, prefix, MANUAL_RULE, now);
-    wasBanned = true;
+async function unbanInModule(p: BanParts, target: Cidr, now: number, reason: string): Promise<Lifted[]> {
+  const lifted: Lifted[] = [];
+  const ip = singleAddress(target);
+  const host = p.store.getHost(target.text);
+  const networks = ip ? p.store.bannedNetworks(now).filter((h) => cidrContains(parseCidr(h.address)!, ip)) : [];
+  await p.firewall.ensure([moduleSet(p.module)]);
+  await p.firewall.unban(moduleSetName(p.module), [target.text, ...networks.map((h) => h.address)]);
+  for (const h of [host, ...networks]) {
+    if (!h) continue;
+    if (h.bannedUntil > now) lifted.push({ where: p.module, address: h.address });
+    liftBan(p.store, h, MANUAL_RULE, now, reason);
   }
-  if (ctx.config.fleet) {
-    await ctx.firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
-    await ctx.firewall.unban(FLEET_SET, [ip.text]);
-    const fleet = new FleetStore(fleetDbPath(ctx.paths));
+  if (p.publisher && ip) p.store.transaction(() => queueDecision(p.store, p.publisher!, p.module, "unban", ip.text, 0, MANUAL_RULE, now));
+  return lifted;
+}
+
+/** The fleet ban of an address here (fleet.db and watcher_fleet), when the fleet is on. */
+async function unbanFleet(loaded: LoadedConfig, firewall: Firewall, target: Cidr): Promise<Lifted[]> {
+  if (!loaded.config.fleet) return [];
+  await firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
+  await firewall.unban(FLEET_SET, [target.text]);
+  const fleet = new FleetStore(fleetDbPath(loaded.paths));
+  try {
+    return fleet.deleteBan(target.text) ? [{ where: "fleet", address: target.text }] : [];
+  } finally {
+    fleet.close();
+  }
+}
+
+/** Lift a ban in one module (and the fleet's ban of the address): what was lifted. */
+export async function manualUnban(ctx: ModuleContext, target: Cidr | Ip, now = nowSeconds(), who = whoRuns()): Promise<Lifted[]> {
+  const net = parseCidr(target.text)!;
+  const reason = `manual unban by ${who}`;
+  const lifted = await unbanInModule(banPartsOf(ctx), net, now, reason);
+  return [...lifted, ...(await unbanFleet({ config: ctx.config, paths: ctx.paths }, ctx.firewall, net))];
+}
+
+/** The modules an unban everywhere visits: every one with a database, enabled or not (its bans may still be in force). */
+function modulesWithDatabase(loaded: LoadedConfig): ModuleName[] {
+  return MODULE_NAMES.filter((m) => existsSync(dbPath(loaded.paths, m)));
+}
+
+/** Lift `target` in every module that has a database, and the fleet's ban of it: what was lifted. */
+export async function unbanEverywhere(loaded: LoadedConfig, firewall: Firewall, lists: Lists, target: Cidr, now = nowSeconds(), who = whoRuns()): Promise<{ lifted: Lifted[]; modules: ModuleName[] }> {
+  const reason = `manual unban by ${who}`;
+  const lifted: Lifted[] = [];
+  const modules = modulesWithDatabase(loaded);
+  for (const module of modules) {
+    const store = new ModuleStore(dbPath(loaded.paths, module));
     try {
-      wasBanned = fleet.deleteBan(ip.text) || wasBanned;
+      const parts: BanParts = { module, config: loaded.config.modules[module], store, firewall, lists, publisher: publisherOf(loaded.config, module) };
+      lifted.push(...(await unbanInModule(parts, target, now, reason)));
     } finally {
-      fleet.close();
+      store.close();
     }
-    const publisher = publisherOf(ctx.config, ctx.module);
-    if (publisher) ctx.store.transaction(() => queueDecision(ctx.store, publisher, ctx.module, "unban", ip.text, 0, MANUAL_RULE, now));
   }
-  return wasBanned;
+  lifted.push(...(await unbanFleet(loaded, firewall, target)));
+  return { lifted, modules };
 }

@@ -2,13 +2,17 @@
  * Expiry, one operation for the master's schedule and `watcher expire` alike: hosts whose last
  * affair is older than their module's expireAfter are forgotten, and a ban they still hold is
  * lifted from the kernel in the same step (events stay, for statistics); in a fleet, fleet.db
- * forgets the decisions it received long ago. Safe while the modules write (WAL, busy
- * timeout) and idempotent. A dry run only reads: it works on a read-only root.
+ * forgets the decisions it received long ago. Bans longer than the kernel takes (permanent
+ * ones) are renewed in the kernel in the same run (ops/renew.ts). Safe while the modules write
+ * (WAL, busy timeout) and idempotent. A dry run only reads: it works on a read-only root.
  */
 import { existsSync } from "node:fs";
 import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
 import { createFirewall } from "../core/firewall";
 import { moduleSetName } from "../core/firewall/types";
+import { Lists } from "../core/lists";
+import { FLEET_SET } from "../fleet/protocol";
+import { renewLongBans } from "./renew";
 import { FleetStore } from "../store/fleet-db";
 import { ModuleStore } from "../store/module-db";
 import { dbPath, fleetDbPath } from "../core/layout";
@@ -32,6 +36,8 @@ export interface ModuleExpiry {
   readonly expireAfter: number;
   readonly expired: ExpiredHost[];
   readonly lifted: number;
+  /** long bans given the kernel's longest timeout again (ops/renew.ts) */
+  readonly renewed: number;
 }
 
 export interface ExpireOptions {
@@ -49,10 +55,13 @@ function modulesOf(loaded: LoadedConfig, wanted?: ModuleName): ModuleName[] {
 export async function expire(loaded: LoadedConfig, o: ExpireOptions): Promise<ModuleExpiry[]> {
   if (!o.dryRun && loaded.config.fleet && existsSync(fleetDbPath(loaded.paths))) {
     const fleet = new FleetStore(fleetDbPath(loaded.paths));
+    const firewall = createFirewall(loaded.config, loaded.paths);
     try {
       fleet.prune(o.now - FLEET_HISTORY_S, o.now);
+      await renewLongBans(firewall, FLEET_SET, fleet.activeBans(o.now), Lists.of(loaded.paths), o.now);
     } finally {
       fleet.close();
+      await firewall.close();
     }
   }
   const out: ModuleExpiry[] = [];
@@ -67,19 +76,18 @@ async function expireModule(loaded: LoadedConfig, module: ModuleName, o: ExpireO
     const stale = store.hostsLastSeenBefore(o.now - expireAfter);
     const expired = stale.map((h) => ({ address: h.address, lastSeen: h.lastSeen, lastRule: h.lastRule, banLifted: h.bannedUntil > o.now }));
     const lifted = expired.filter((h) => h.banLifted).map((h) => h.address);
-    if (!o.dryRun && expired.length > 0) {
-      /* an affair that came meanwhile keeps its host */
-      store.deleteHosts(expired.map((h) => h.address), o.now - expireAfter);
-      if (lifted.length > 0) {
-        const firewall = createFirewall(loaded.config, loaded.paths);
-        try {
-          await firewall.unban(moduleSetName(module), lifted);
-        } finally {
-          await firewall.close();
-        }
-      }
+    if (o.dryRun) return { module, dryRun: o.dryRun, expireAfter, expired, lifted: lifted.length, renewed: 0 };
+    /* an affair that came meanwhile keeps its host */
+    if (expired.length > 0) store.deleteHosts(expired.map((h) => h.address), o.now - expireAfter);
+    const firewall = createFirewall(loaded.config, loaded.paths);
+    try {
+      if (lifted.length > 0) await firewall.unban(moduleSetName(module), lifted);
+      const held = store.activeBans(o.now).map((h) => ({ address: h.address, until: h.bannedUntil }));
+      const renewed = await renewLongBans(firewall, moduleSetName(module), held, Lists.of(loaded.paths), o.now);
+      return { module, dryRun: o.dryRun, expireAfter, expired, lifted: lifted.length, renewed };
+    } finally {
+      await firewall.close();
     }
-    return { module, dryRun: o.dryRun, expireAfter, expired, lifted: lifted.length };
   } finally {
     store.close();
   }

@@ -5,8 +5,44 @@
  * reading its hosts from here first, and every next chunk tries again. Hosts are kept whole
  * (they carry the counts); events beyond `maxEvents` are dropped and counted. While the disk
  * stays full, a write is tried every few seconds, not with every chunk: each try writes all.
+ *
+ * Each affair keeps the log line it counted (an excerpt), in the same transaction, in a ring of
+ * its host's latest LINES_KEPT lines that goes when the host expires: `watcher why` shows them.
  */
-import type { EventRecord, HostRecord, ModuleStore } from "../store/module-db";
+import { type CountedLine, type EventRecord, type HostRecord, LINE_EXCERPT_BYTES, LINES_KEPT, type ModuleStore } from "../store/module-db";
+
+const excerptBuffer = new Uint8Array(LINE_EXCERPT_BYTES);
+const encoder = new TextEncoder();
+
+/** The line cut to LINE_EXCERPT_BYTES bytes of UTF-8, at a character boundary. */
+export function lineExcerpt(line: string): string {
+  if (line.length * 3 <= LINE_EXCERPT_BYTES) return line;
+  return line.slice(0, encoder.encodeInto(line, excerptBuffer).read);
+}
+
+/** matched lines that wait for their session's address are remembered this many at most */
+const WAITING_LINES = 4096;
+
+/**
+ * Which log line an affair counted: the line in hand, or an earlier line of its session that
+ * waited for the address (sessions attribute it later, by its tag). The runner tags every line.
+ */
+export class CountedLines {
+  private readonly waiting = new Map<number, string>();
+
+  /** A matched line without an address of its own: it may be counted when its session learns one. */
+  wait(tag: number, line: string): void {
+    this.waiting.set(tag, line);
+    if (this.waiting.size > WAITING_LINES) this.waiting.delete(this.waiting.keys().next().value!);
+  }
+
+  /** The waiting line of `tag`, once; null when it was never kept or pushed out. */
+  take(tag: number): string | null {
+    const line = this.waiting.get(tag) ?? null;
+    this.waiting.delete(tag);
+    return line;
+  }
+}
 
 /**
  * SQLite's "database or disk is full", I/O errors, a read-only database, and a database another
@@ -32,6 +68,7 @@ const RETRY_MS = 5000;
 export class PendingWrites {
   private hosts = new Map<string, HostRecord>();
   private events: { event: EventRecord; hostClass: string | null }[] = [];
+  private lines: { address: string; slot: number; line: CountedLine }[] = [];
   private outbox: string[] = [];
   private droppedEvents = 0;
   private error: string | null = null;
@@ -50,9 +87,33 @@ export class PendingWrites {
     this.hosts.set(h.address, h);
   }
 
+  /** The log line the affairs counted next stand for (the runner sets it for each attribution), or null. */
+  countedLine: string | null = null;
+
+  /** An affair keeps countedLine in its host's next ring slot (its host was put just before). */
   addEvent(event: EventRecord, hostClass: string | null): void {
-    if (this.events.length < this.maxEvents) this.events.push({ event, hostClass });
-    else this.droppedEvents++;
+    if (this.events.length >= this.maxEvents) {
+      this.droppedEvents++;
+      return;
+    }
+    this.events.push({ event, hostClass });
+    const host = event.kind === "affair" && this.countedLine !== null ? this.hosts.get(event.address) : undefined;
+    if (!host) return;
+    const written = host.linesWritten ?? 0;
+    this.hosts.set(host.address, { ...host, linesWritten: written + 1 });
+    this.lines.push({ address: host.address, slot: written % LINES_KEPT, line: { time: event.time, rule: event.rule, line: lineExcerpt(this.countedLine!) } });
+  }
+
+  /** The chunk's bans were decided: their events keep the reason each was announced with. */
+  noteBanReasons(bans: readonly { readonly address: string; readonly time: number; readonly reason: string }[]): void {
+    if (bans.length === 0) return;
+    const reasons = new Map(bans.map((b) => [`${b.address} ${b.time}`, b.reason]));
+    for (const { event } of this.events) {
+      if (event.kind === "ban" && !event.reason) {
+        const reason = reasons.get(`${event.address} ${event.time}`);
+        if (reason) event.reason = reason;
+      }
+    }
   }
 
   addOutbox(decision: string): void {
@@ -67,6 +128,7 @@ export class PendingWrites {
   writeOut(): void {
     for (const h of this.hosts.values()) this.store.putHost(h);
     for (const { event, hostClass } of this.events) this.store.addEvent(event, hostClass);
+    for (const l of this.lines) this.store.putLine(l.address, l.slot, l.line);
     for (const d of this.outbox) this.store.addOutbox(d);
   }
 
@@ -74,6 +136,7 @@ export class PendingWrites {
   committed(): string | null {
     this.hosts = new Map();
     this.events = [];
+    this.lines = [];
     this.outbox = [];
     const ended = this.error;
     this.error = null;

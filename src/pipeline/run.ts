@@ -18,7 +18,7 @@ import type { HistogramSnapshot } from "../ops/metrics";
 import type { ModuleStore } from "../store/module-db";
 import { Banning } from "./ban";
 import { type BanReport, Counter, type Decided } from "./count";
-import { type PendingStats, PendingWrites } from "./persist";
+import { CountedLines, type PendingStats, PendingWrites } from "./persist";
 import { type Attribution, Recogniser } from "./recognise";
 import type { Withdrawn } from "./sessions";
 import { forEachLine, type SkipCounts } from "./split";
@@ -85,6 +85,9 @@ export class ModuleRuntime {
   private readonly counter: Counter;
   private readonly writes: PendingWrites;
   private readonly banning: Banning;
+  private readonly countedLines = new CountedLines();
+  /** every line's tag: an affair's attribution names the line it counts */
+  private lineTag = 0;
   private readonly log: (message: string) => void;
   private config: ModuleConfig;
   private lists: Lists;
@@ -124,9 +127,16 @@ export class ModuleRuntime {
    */
   async processBlock(block: string, rawProgram: string | null = null, arrived = performance.now()): Promise<void> {
     const decided: Decided = { elements: [], reports: [] };
-    const counter = this.counter;
+    const { counter, writes, countedLines } = this;
+    /* the line in hand, and whether it was attributed at once (else it may wait for its session) */
+    let tag = 0;
+    let lineStart = 0;
+    let lineEnd = 0;
+    let attributedNow = false;
     const sink = {
       attributed: (a: Attribution) => {
+        attributedNow ||= a.tag === tag;
+        writes.countedLine = a.tag === tag ? block.slice(lineStart, lineEnd) : countedLines.take(a.tag);
         const before = counter.stats.affairs;
         counter.attributed(a, decided);
         if (counter.stats.affairs !== before) this.ruleCounts(a.rule.name).affairs += counter.stats.affairs - before;
@@ -136,9 +146,17 @@ export class ModuleRuntime {
     let kernel: ReturnType<Banning["start"]> = null;
     const written = this.writes.commit(() => {
       this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => {
-        const m = this.recogniser.line(block, start, end, rawProgram, sink);
-        if (m !== null) this.ruleCounts(m.rule.name).matched++;
+        tag = ++this.lineTag;
+        lineStart = start;
+        lineEnd = end;
+        attributedNow = false;
+        const m = this.recogniser.line(block, start, end, rawProgram, sink, tag);
+        if (m === null) return;
+        this.ruleCounts(m.rule.name).matched++;
+        if (!m.host && !attributedNow && (m.rule.action === "count" || m.rule.action === "ban")) countedLines.wait(tag, block.slice(start, end));
       });
+      writes.countedLine = null;
+      writes.noteBanReasons(decided.reports);
       kernel = this.banning.start(decided);
     }, this.log);
     this.o.fleet?.sink.afterBlock();
@@ -173,11 +191,12 @@ export class ModuleRuntime {
     if (!ip || this.lists.protection(ip) || (this.writes.getHost(address)?.bannedUntil ?? 0) > now) return;
     if (!this.flushPending()) return; /* banNow writes the store itself; with the disk full, the local count decides */
     const { module, store, firewall, lists } = this.o;
-    const ban = await banNow({ module, config: this.config, store, firewall, lists, publisher: this.o.fleet?.publisher ?? null }, ip, FLEET_AFFAIRS_RULE, undefined, now);
+    const reason = `${total} affairs across the fleet within ${formatDuration(this.config.findTime)}`;
+    const ban = await banNow({ module, config: this.config, store, firewall, lists, publisher: this.o.fleet?.publisher ?? null }, ip, FLEET_AFFAIRS_RULE, undefined, now, reason);
     this.counter.stats.bans++;
     this.updateStats();
     this.o.fleet?.sink.decided();
     this.o.fleet?.sink.afterBlock();
-    this.o.onBan?.({ ...ban, time: now, rule: FLEET_AFFAIRS_RULE, reason: `${total} affairs across the fleet within ${formatDuration(this.config.findTime)}` });
+    this.o.onBan?.({ address: ban.address, seconds: ban.seconds, until: ban.until, time: now, rule: FLEET_AFFAIRS_RULE, reason });
   }
 }

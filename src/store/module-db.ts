@@ -30,6 +30,23 @@ export interface HostRecord {
    * its addresses within findTime, as JSON of pipeline/prefixes.ts. Absent or null for an address.
    */
   prefixWindow?: string | null;
+  /** how many counted lines were ever kept for it: the next one goes to slot linesWritten % LINES_KEPT */
+  linesWritten?: number;
+}
+
+/** How many of a host's latest counted log lines are kept (`watcher why`), and how many bytes of each. */
+export const LINES_KEPT = 5;
+export const LINE_EXCERPT_BYTES = 512;
+
+/** banned_until of a ban that lasts until it is lifted (`ban --time forever`): 9999-12-31T23:59:59Z. */
+export const PERMANENT_UNTIL = 253_402_300_799;
+
+/** A counted log line, as `watcher why` shows it. */
+export interface CountedLine {
+  time: number;
+  rule: string;
+  /** at most LINE_EXCERPT_BYTES bytes of the line */
+  line: string;
 }
 
 export type EventKind = "affair" | "ban" | "unban";
@@ -83,9 +100,23 @@ const MIGRATIONS: readonly string[] = [
   /* 5: prefix bans (a rotating IPv6 /64): a prefix's window of affairs and bans, and a ban's reason */
   `ALTER TABLE hosts ADD COLUMN prefix_window TEXT;
    ALTER TABLE events ADD COLUMN reason TEXT;`,
+  /* 6: a host's latest counted lines, a ring of LINES_KEPT slots, gone when the host expires
+     (a rowid table: rewriting a slot cost several times more WITHOUT ROWID, measured);
+     the bans and unbans of an address found without reading every affair */
+  `ALTER TABLE hosts ADD COLUMN lines_written INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE affair_lines (
+     address TEXT NOT NULL,
+     slot    INTEGER NOT NULL,
+     time    INTEGER NOT NULL,
+     rule    TEXT NOT NULL,
+     line    TEXT NOT NULL,
+     PRIMARY KEY (address, slot)
+   );
+   CREATE INDEX events_decisions ON events (address, time) WHERE kind <> 'affair';`,
 ];
 
-interface HostRow {
+/** A hosts row as SQLite returns it. */
+export interface HostRow {
   address: string;
   class: string | null;
   affairs: number;
@@ -98,9 +129,11 @@ interface HostRow {
   vhost: string | null;
   preset: number;
   prefix_window: string | null;
+  /** absent before schema 6 */
+  lines_written?: number;
 }
 
-function fromRow(r: HostRow): HostRecord {
+export function hostFromRow(r: HostRow): HostRecord {
   return {
     address: r.address,
     class: r.class,
@@ -114,13 +147,15 @@ function fromRow(r: HostRow): HostRecord {
     lastRule: r.last_rule,
     vhost: r.vhost,
     ...(r.prefix_window !== null ? { prefixWindow: r.prefix_window } : {}),
+    linesWritten: r.lines_written ?? 0,
   };
 }
 
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
-  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number, string | null]>;
+  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number, string | null, number]>;
+  private readonly upsertLine: Statement<unknown, [string, number, number, string, string]>;
   private readonly insertOutbox: Statement<unknown, [string]>;
   private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null, string | null]>;
 
@@ -140,10 +175,14 @@ export class ModuleStore {
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
-      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost, preset, prefix_window)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost, preset, prefix_window, lines_written)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
        ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, recent = ?4, first_seen = ?5,
-         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11, prefix_window = ?12`,
+         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11, prefix_window = ?12, lines_written = ?13`,
+    );
+    this.upsertLine = this.db.query(
+      `INSERT INTO affair_lines (address, slot, time, rule, line) VALUES (?1, ?2, ?3, ?4, ?5)
+       ON CONFLICT (address, slot) DO UPDATE SET time = ?3, rule = ?4, line = ?5`,
     );
     this.insertOutbox = this.db.query("INSERT INTO outbox (decision) VALUES (?)");
     this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -164,11 +203,16 @@ export class ModuleStore {
 
   getHost(address: string): HostRecord | null {
     const row = this.selectHost.get(address);
-    return row ? fromRow(row) : null;
+    return row ? hostFromRow(row) : null;
   }
 
   putHost(h: HostRecord): void {
-    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost, h.preset, h.prefixWindow ?? null);
+    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost, h.preset, h.prefixWindow ?? null, h.linesWritten ?? 0);
+  }
+
+  /** Keep a counted line of `address` in its ring slot (the caller's transaction). */
+  putLine(address: string, slot: number, line: CountedLine): void {
+    this.upsertLine.run(address, slot, line.time, line.rule, line.line);
   }
 
   addEvent(e: EventRecord, hostClass: string | null): void {
@@ -180,7 +224,12 @@ export class ModuleStore {
     return this.db
       .query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? ORDER BY banned_until")
       .all(now)
-      .map(fromRow);
+      .map(hostFromRow);
+  }
+
+  /** Network bans (prefixes, manual CIDRs) lasting beyond `now`. */
+  bannedNetworks(now: number): HostRecord[] {
+    return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? AND address LIKE '%/%'").all(now).map(hostFromRow);
   }
 
   /** Hosts banned at or after `since` (a ban is the host's last sight) whose ban lasts beyond `now`. */
@@ -188,19 +237,20 @@ export class ModuleStore {
     return this.db
       .query<HostRow, [number, number]>("SELECT * FROM hosts WHERE banned_until > ? AND last_seen >= ?")
       .all(now, since)
-      .map(fromRow);
+      .map(hostFromRow);
   }
 
-  /** Hosts whose last affair came before `time`. */
+  /** Hosts whose last affair came before `time`; a ban until lifted (PERMANENT_UNTIL) keeps its host. */
   hostsLastSeenBefore(time: number): HostRecord[] {
-    return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE last_seen < ?").all(time).map(fromRow);
+    return this.db.query<HostRow, [number, number]>("SELECT * FROM hosts WHERE last_seen < ? AND banned_until < ?").all(time, PERMANENT_UNTIL).map(hostFromRow);
   }
 
-  /** Forget these hosts, unless an affair came meanwhile (last seen at or after `lastSeenBefore`). */
+  /** Forget these hosts and their counted lines, unless an affair came meanwhile (last seen at or after `lastSeenBefore`). */
   deleteHosts(addresses: readonly string[], lastSeenBefore = Number.MAX_SAFE_INTEGER): void {
     const del = this.db.query("DELETE FROM hosts WHERE address = ? AND last_seen < ?");
+    const delLines = this.db.query("DELETE FROM affair_lines WHERE address = ?");
     this.transaction(() => {
-      for (const a of addresses) del.run(a, lastSeenBefore);
+      for (const a of addresses) if (del.run(a, lastSeenBefore).changes === 1) delLines.run(a);
     });
   }
 

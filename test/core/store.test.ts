@@ -15,12 +15,12 @@ describe("module store", () => {
   test("creates the schema in WAL mode and records its version", () => {
     const path = tmp();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(5);
+    expect(store.schemaVersion).toBe(6);
     store.close();
     const db = new Database(path);
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
     db.close();
-    expect(new ModuleStore(path).schemaVersion).toBe(5); /* reopening migrates nothing */
+    expect(new ModuleStore(path).schemaVersion).toBe(6); /* reopening migrates nothing */
   });
   test("hosts round-trip; active bans; events in order", () => {
     const store = new ModuleStore(tmp());
@@ -58,7 +58,7 @@ describe("module store", () => {
       PRAGMA user_version = 1;`);
     v1.close();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(5);
+    expect(store.schemaVersion).toBe(6);
     expect(store.getHost("203.0.113.5")).toMatchObject({ affairs: 1, recent: [100], vhost: null });
   });
 

@@ -131,9 +131,10 @@ describe("module runtime", () => {
     const ctx = openModule(makeRoot(), "LG");
     const ip = parseIp("2001:db8:0::7")!;
     const ban = await manualBan(ctx, ip, 600, NOW);
-    expect(ban).toEqual({ address: "2001:db8::7", seconds: 600, until: NOW + 600 });
+    expect(ban).toMatchObject({ address: "2001:db8::7", seconds: 600, until: NOW + 600, permanent: false });
+    expect(ban.reason).toMatch(/^manual ban by uid \d+.*, for 10m as asked$/);
     expect(ctx.store.activeBans(NOW).map((h) => h.address)).toEqual(["2001:db8::7"]);
-    expect(await manualUnban(ctx, ip, NOW + 1)).toBe(true);
+    expect(await manualUnban(ctx, ip, NOW + 1)).toEqual([{ where: "LG", address: "2001:db8::7" }]);
     expect(ctx.store.activeBans(NOW + 1)).toEqual([]);
     expect(await ctx.firewall.list(moduleSetName("LG"))).toEqual([]);
     expect(ctx.store.events().map((e) => `${e.kind}:${e.rule}`)).toEqual(["ban:manual", "unban:manual"]);

@@ -100,7 +100,7 @@ describe("prefix bans in-process", () => {
     const { rt, bans } = runtime(ctx);
     await rt.processBlock(failures(rotation("2001:db8:1:8::", 20), 1));
     expect(bans.map((b) => b.address)).toEqual(["2001:db8:1:8::/64"]);
-    expect(await manualUnban(ctx, parseIp("2001:db8:1:8::ffff")!, NOW)).toBe(true);
+    expect(await manualUnban(ctx, parseIp("2001:db8:1:8::ffff")!, NOW)).toEqual([{ where: "LG", address: "2001:db8:1:8::/64" }]);
     expect((await ctx.firewall.list(moduleSetName("LG"))).map((e) => e.address)).toEqual([]);
     expect(ctx.store.getHost("2001:db8:1:8::/64")).toMatchObject({ bannedUntil: 0, affairs: 0 });
     /* banned again, then forgotten by expire long after its last affair */
