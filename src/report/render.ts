@@ -113,7 +113,7 @@ function moduleSection(m: ModuleReport, report: Report, width: number): string {
     titledTable(
       "latest bans",
       banColumns,
-      m.latestBans.map((b) => [b.time, b.address, ...(vhostColumn ? [b.vhost ?? "-"] : []), b.rule, formatDuration(b.seconds), b.lifted ? `${b.until} (lifted)` : b.until]),
+      m.latestBans.map((b) => [b.time, b.address, ...(vhostColumn ? [b.vhost ?? "-"] : []), b.rule, b.until === null && !b.lifted ? "forever" : formatDuration(b.seconds), b.lifted ? `${b.until} (lifted)` : (b.until ?? "until unbanned")]),
       width,
     ),
   );
@@ -122,7 +122,7 @@ function moduleSection(m: ModuleReport, report: Report, width: number): string {
       titledTable(
         "networks banned whole (prefix bans)",
         [{ head: "prefix" }, { head: "until" }, { head: "bans", ...right, optional: true }, { head: "reason", optional: true }],
-        m.prefixBans.map((p) => [p.prefix, p.until, p.bans, p.reason ?? "-"]),
+        m.prefixBans.map((p) => [p.prefix, p.until ?? "until unbanned", p.bans, p.reason ?? "-"]),
         width,
       ),
     );

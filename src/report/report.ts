@@ -12,6 +12,7 @@ import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config
 import { ConfigError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
 import { FleetStore } from "../store/fleet-db";
+import { PERMANENT_UNTIL } from "../store/module-db";
 import { createFirewall } from "../core/firewall";
 import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { readState } from "../dynload/load";
@@ -42,10 +43,10 @@ export const ModuleReportSchema = z
     byClass: z.array(z.object({ class: z.enum(HOST_CLASSES), addresses: Count, affairs: Count }).strict()),
     byRule: z.array(z.object({ rule: z.string(), affairs: Count, addresses: Count, bans: Count }).strict()),
     topAttackers: z.array(z.object({ address: z.string(), affairs: Count, bans: Count, class: z.enum(HOST_CLASSES), lastSeen: Iso }).strict()),
-    /** `until` is when the ban ended or ends; `lifted` when an unban ended it early */
-    latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count, until: Iso, lifted: z.boolean(), vhost: z.string().nullable() }).strict()),
+    /** `until` is when the ban ended or ends (null: kept until unbanned); `lifted` when an unban ended it early */
+    latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count, until: Iso.nullable(), lifted: z.boolean(), vhost: z.string().nullable() }).strict()),
     /** networks banned whole now (a rotating IPv6 /64: pipeline/prefixes.ts), soonest end first; empty for a vhost */
-    prefixBans: z.array(z.object({ prefix: z.string(), until: Iso, bans: Count, reason: z.string().nullable() }).strict()),
+    prefixBans: z.array(z.object({ prefix: z.string(), until: Iso.nullable(), bans: Count, reason: z.string().nullable() }).strict()),
     /** affairs per hour, oldest first; the last hour is the current one */
     hourly: z.object({ start: Iso, affairs: z.array(Count).length(24) }).strict(),
   })
@@ -104,6 +105,11 @@ const DAY = 86400;
 
 export function iso(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** A ban's end as ISO text; null for a ban kept until unbanned (`ban --time forever`). */
+function untilOf(epochSeconds: number): string | null {
+  return epochSeconds >= PERMANENT_UNTIL ? null : iso(epochSeconds);
 }
 
 function classLabel(c: string | null): HostClassLabel {
@@ -167,9 +173,9 @@ function moduleFacts(reader: ReportReader, module: ModuleName, expireAfter: numb
   /* a ban an unban lifted early ends when it was lifted: it is never shown as running */
   r.latestBans = reader
     .latestBans(since, top)
-    .map((b) => ({ time: iso(b.time), address: b.address, rule: b.rule, seconds: b.value, until: iso(b.lifted ?? b.time + b.value), lifted: b.lifted !== null, vhost: b.vhost }));
+    .map((b) => ({ time: iso(b.time), address: b.address, rule: b.rule, seconds: b.value, until: untilOf(b.lifted ?? b.time + b.value), lifted: b.lifted !== null, vhost: b.vhost }));
   for (const { h, n } of reader.hourly(hourStart)) r.hourly.affairs[h] = n;
-  if (vhost === null) r.prefixBans = reader.prefixBans(now).map((h) => ({ prefix: h.address, until: iso(h.banned_until), bans: h.ban_count, reason: h.reason }));
+  if (vhost === null) r.prefixBans = reader.prefixBans(now).map((h) => ({ prefix: h.address, until: untilOf(h.banned_until), bans: h.ban_count, reason: h.reason }));
   return r;
 }
 

@@ -301,8 +301,13 @@ describe("report from the command line", () => {
     const after = ReportSchema.parse(JSON.parse(watcher("report", "--json", "--module", "LG").stdout.toString())).modules[0]!;
     expect(after.banned).toBe(0);
     expect(after.latestBans[0]).toMatchObject({ address: "203.0.113.61", lifted: true });
-    expect(Date.parse(after.latestBans[0]!.until)).toBeLessThanOrEqual(Date.now());
-    expect(watcher("report", "--module", "LG").stdout.toString()).toContain("(lifted)");
+    expect(Date.parse(after.latestBans[0]!.until!)).toBeLessThanOrEqual(Date.now());
+    expect(watcher("report", "--module", "LG", "--width", "160").stdout.toString()).toContain("(lifted)");
+
+    expect(watcher("ban", "LG", "203.0.113.62", "--time", "forever").exitCode).toBe(0);
+    const forever = ReportSchema.parse(JSON.parse(watcher("report", "--json", "--module", "LG").stdout.toString())).modules[0]!;
+    expect(forever.latestBans[0]).toMatchObject({ address: "203.0.113.62", until: null, lifted: false });
+    expect(watcher("report", "--module", "LG", "--width", "160").stdout.toString()).toContain("until unbanned");
   });
 
   test("bad options exit 2 and say what was expected", () => {
