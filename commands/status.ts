@@ -1,6 +1,6 @@
 import type { CommandModule } from "yargs";
 import { formatDuration, nowSeconds } from "../src/core/duration";
-import { gatherStatus } from "../src/master/control";
+import { gatherStatus, SET_NEARLY_FULL } from "../src/master/control";
 import { describeProcesses } from "../src/master/leftovers";
 import { type GlobalArgs, isoTime, printJson, table } from "./common";
 
@@ -10,9 +10,6 @@ interface Args extends GlobalArgs {
 
 /** LSB: status of a service that is not running */
 const EXIT_NOT_RUNNING = 3;
-
-/** a kernel set this full is worth a warning before it refuses bans */
-const SET_NEARLY_FULL = 0.8;
 
 export const statusCommand: CommandModule<GlobalArgs, Args> = {
   command: "status",

@@ -8,6 +8,8 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { banCommand, unbanCommand } from "../commands/ban";
 import { bansCommand } from "../commands/bans";
+import { checkCommand } from "../commands/check";
+import { doctorCommand } from "../commands/doctor";
 import { dynloadCommand } from "../commands/dynload";
 import { expireCommand } from "../commands/expire";
 import { fleetCommand } from "../commands/fleet";
@@ -53,6 +55,8 @@ const cli = yargs(hideBin(process.argv))
   .command(expireCommand)
   .command(syslogConfigCommand)
   .command(fleetCommand)
+  .command(checkCommand)
+  .command(doctorCommand)
   .demandCommand(1, "name a command")
   .strict()
   .version(pkg.version)

@@ -200,7 +200,7 @@ const ActionSchema = z
   .strict();
 export type ActionConfig = z.infer<typeof ActionSchema>;
 
-const ConfigSchema = z
+export const ConfigSchema = z
   .object({
     /** where the module FIFOs live (WatchLG, ...) */
     fifoBase: z.string().default("var/fifo"),

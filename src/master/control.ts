@@ -20,7 +20,8 @@ import { Histogram, LATENCY_BOUNDS } from "../ops/metrics";
 import { checkFirewallFree } from "./claim";
 import type { FleetNodeStats } from "../fleet/node";
 import { endProcesses, type ModuleProcess, moduleProcesses } from "./leftovers";
-import { checkBeforeStart, type MasterStatus, STOP_GRACE_MS } from "./master";
+import { type MasterStatus, STOP_GRACE_MS } from "./master";
+import { checkInstall, refuseProblems } from "../ops/check";
 import { configFile, defaultRunDir, masterLogFile, statusFile } from "../core/layout";
 
 const START_TIMEOUT_MS = 30000;
@@ -58,9 +59,9 @@ export function locateRunFiles(rootOption: string | undefined): RunFiles {
 
 /** Fork `watcher start --foreground` into the background and wait until it is ready. */
 export async function startDetached(rootOption: string | undefined): Promise<MasterStatus> {
-  const loaded = loadConfig(rootOption);
-  const { paths } = loaded;
-  checkBeforeStart(loaded); /* a bad config, rule file or list stops us here (exit 2), before anything is made */
+  /* a bad config, rule file or list stops us here (exit 2, every problem named), before anything is made */
+  refuseProblems(checkInstall(rootOption), "watcher cannot start");
+  const { paths } = loadConfig(rootOption);
   const running = runningMaster(paths.runDir);
   if (running) throw new WatcherError(`watcher is already running (pid ${running})`);
   const logFile = masterLogFile(paths);
@@ -138,10 +139,13 @@ export async function stopAndRemoveFirewall(rootOption: string | undefined): Pro
  * (exit 2) leaves the running watcher as it is, protecting.
  */
 export async function restartMaster(rootOption: string | undefined): Promise<MasterStatus> {
-  checkBeforeStart(loadConfig(rootOption));
+  refuseProblems(checkInstall(rootOption), "watcher was not restarted");
   await stopMaster(rootOption);
   return startDetached(rootOption);
 }
+
+/** A kernel set this full is worth a warning (status) and a finding (doctor) before it refuses bans. */
+export const SET_NEARLY_FULL = 0.8;
 
 export interface StatusReport {
   running: boolean;
@@ -178,6 +182,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       startedAt: own?.startedAt ?? m.startedAt ?? 0,
       updatedAt: own?.updatedAt ?? 0,
       lines: own?.lines ?? 0,
+      lastLineAt: own?.lastLineAt ?? null,
       matched: own?.matched ?? 0,
       affairs: own?.affairs ?? 0,
       bans: own?.bans ?? 0,

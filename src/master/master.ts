@@ -10,20 +10,19 @@
  */
 import { closeSync, mkdirSync } from "node:fs";
 import cron, { type ScheduledTask } from "node-cron";
-import { checkFifoGroup, type LoadedConfig, loadConfig, enabledModules, type ModuleName, parseListen, requireRoot, selfCommand } from "../core/config";
+import { type LoadedConfig, loadConfig, type ModuleName, parseListen, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
-import { loadFleetKey } from "../fleet/protocol";
-import { readFleetCa, redactUrl } from "../fleet/link";
+import { redactUrl } from "../fleet/link";
 import { Lists } from "../core/lists";
 import { holdLock, readJson, removeFile, runningMaster, writeFileAtomic, writeJson } from "../core/runfiles";
 import { refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
-import { loadRules } from "../modules/registry";
+import { checkLoaded, refuseProblems } from "../ops/check";
 import { ensureFifo } from "../pipeline/read";
 import { expire } from "../ops/expire";
-import { checkFirewallFree, claimFirewall, type FirewallClaim } from "./claim";
+import { claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";
 import { FleetNode } from "../fleet/node";
 import { describeProcesses, endLeftovers } from "./leftovers";
@@ -31,7 +30,6 @@ import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { type RestoreReport, restoreFirewall } from "./restore";
 import { fifoPath, lockFile, pidFile, statusFile } from "../core/layout";
 import { nowSeconds } from "../core/duration";
-import { checkActionPrograms } from "../ops/actions";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
 import { gatherStatus } from "./control";
 
@@ -119,22 +117,12 @@ async function expireJob(loaded: LoadedConfig, log: (m: string) => void): Promis
 
 /**
  * Everything that can be wrong in files, and a firewall another root owns, is found before
- * anything is touched (exit 2).
+ * anything is touched (exit 2, every problem listed: see ops/check.ts).
  */
 export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[]; lists: Lists } {
-  requireRoot(loaded.paths.root);
-  checkFifoGroup(loaded.config.fifoGroup);
-  const modules = enabledModules(loaded.config);
-  for (const m of modules) loadRules(m, loaded.paths.rulesDir, loaded.config.modules[m].mode);
-  dynLists(loaded.config);
-  if (loaded.config.fleet) {
-    loadFleetKey(loaded.paths.fleetKey);
-    if (loaded.config.fleet.tlsCa) readFleetCa(loaded.config.fleet.tlsCa);
-  }
-  checkActionPrograms(loaded.config.actions, loaded.paths.configFile);
-  const lists = Lists.of(loaded.paths);
-  checkFirewallFree(resolveBackend(loaded.config.firewall), loaded.paths.root, "watcher cannot start");
-  return { modules, lists };
+  const report = checkLoaded(loaded);
+  refuseProblems(report, "watcher cannot start");
+  return { modules: report.modules, lists: report.lists! };
 }
 
 export async function runMaster(rootOption: string | undefined, log: (message: string) => void): Promise<void> {

@@ -8,12 +8,13 @@
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { FLEET_SET } from "../fleet/protocol";
 import { FleetStore } from "../store/fleet-db";
-import { BLACKLIST_SET, type Firewall, moduleSet, outcomeMessages, type SetElement, WHITELIST_SET } from "../core/firewall/types";
+import { existsSync } from "node:fs";
+import { BLACKLIST_SET, type Firewall, moduleSet, outcomeMessages, type SetElement, type SetSpec, WHITELIST_SET } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
 import { cachedEntries, protectedFilter } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
-import { ModuleStore } from "../store/module-db";
+import { type HostRecord, ModuleStore } from "../store/module-db";
 import { liftBan } from "../ops/ban";
 import { dbPath, fleetDbPath } from "../core/layout";
 
@@ -27,75 +28,115 @@ export interface RestoreReport {
   readonly seconds: number;
 }
 
-export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, modules: readonly ModuleName[], lists: Lists, now: number): Promise<RestoreReport> {
-  const started = performance.now();
-  const blocklists = dynLists(loaded.config).filter((l) => l.enabled);
-  await firewall.ensure([
-    { name: WHITELIST_SET, kind: "networks" },
-    { name: BLACKLIST_SET, kind: "networks" },
-    ...modules.map(moduleSet),
-    ...(loaded.config.fleet ? [{ name: FLEET_SET, kind: "addresses" as const }] : []),
-    ...blocklists.map((l) => ({ name: dynloadSetName(l.name), kind: "networks" as const })),
-  ]);
-  const sets: RestoreReport["sets"] = [];
-  const lifted: string[] = [];
-  const refusals: string[] = [];
-  /* what the kernel refuses is left out and said; the rest of the set still goes in */
-  const load = async (name: string, elements: SetElement[]) => {
-    const outcome = await firewall.restore(name, elements);
-    refusals.push(...outcomeMessages(name, outcome, firewall.maxTimeout));
-    sets.push({ name, entries: elements.length - outcome.refused.length });
-  };
-  await load(WHITELIST_SET, lists.whitelist.entries().map((address) => ({ address, timeout: 0 })));
-  await load(BLACKLIST_SET, lists.blacklist.entries().map((address) => ({ address, timeout: 0 })));
+/** A set as it should be: its spec and every element, timeouts the bans' remaining time. */
+export interface PlannedSet {
+  readonly spec: SetSpec;
+  readonly elements: SetElement[];
+}
+
+/** A recorded ban of an address that is protected now: lifted (in its database) instead of restored. */
+export interface ProtectedBan {
+  readonly set: string;
+  readonly address: string;
+  /** the module's host record; null for a fleet ban */
+  readonly host: HostRecord | null;
+}
+
+export interface FirewallPlan {
+  readonly sets: PlannedSet[];
+  readonly protectedBans: ProtectedBan[];
+}
+
+/**
+ * What every set watcher owns should hold at `now`, read from the lists, the cached blocklists
+ * and the databases, changing nothing: restore loads it, `doctor` compares the kernel with it.
+ * `readOnly`: databases are opened read-only, and one that does not exist holds no bans.
+ */
+export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[], lists: Lists, now: number, readOnly = false): FirewallPlan {
+  const sets: PlannedSet[] = [];
+  const protectedBans: ProtectedBan[] = [];
+  const networks = (name: string, addresses: readonly string[]) =>
+    sets.push({ spec: { name, kind: "networks" }, elements: addresses.map((address) => ({ address, timeout: 0 })) });
+  networks(WHITELIST_SET, lists.whitelist.entries());
+  networks(BLACKLIST_SET, lists.blacklist.entries());
   /* blocklists from their last good copies: no network at boot */
   const coversProtected = protectedFilter(lists);
-  for (const list of blocklists) {
+  for (const list of dynLists(loaded.config).filter((l) => l.enabled)) {
     const nets = cachedEntries(loaded.paths, list).map((t) => parseCidr(t)!);
-    await load(dynloadSetName(list.name), nets.filter((n) => !coversProtected(n)).map((n) => ({ address: n.text, timeout: 0 })));
+    networks(dynloadSetName(list.name), nets.filter((n) => !coversProtected(n)).map((n) => n.text));
   }
+  const exists = (path: string) => !readOnly || existsSync(path);
   if (loaded.config.fleet) {
-    const fleet = new FleetStore(fleetDbPath(loaded.paths));
+    const elements: SetElement[] = [];
+    const path = fleetDbPath(loaded.paths);
+    const fleet = exists(path) ? new FleetStore(path) : null;
     try {
-      const elements: SetElement[] = [];
-      for (const ban of fleet.activeBans(now)) {
+      for (const ban of fleet?.activeBans(now) ?? []) {
         const ip = parseIp(ban.address);
-        if (!ip || lists.protection(ip)) {
-          fleet.deleteBan(ban.address);
-          lifted.push(ban.address);
-        } else elements.push({ address: ip.text, timeout: ban.until - now });
+        if (!ip || lists.protection(ip)) protectedBans.push({ set: FLEET_SET, address: ban.address, host: null });
+        else elements.push({ address: ip.text, timeout: ban.until - now });
       }
-      await load(FLEET_SET, elements);
     } finally {
-      fleet.close();
+      fleet?.close();
     }
+    sets.push({ spec: { name: FLEET_SET, kind: "addresses" }, elements });
   }
   for (const module of modules) {
-    const store = new ModuleStore(dbPath(loaded.paths, module));
+    const elements: SetElement[] = [];
+    const spec = moduleSet(module);
+    const path = dbPath(loaded.paths, module);
+    const store = exists(path) ? new ModuleStore(path, { readOnly }) : null;
     try {
-      const elements: SetElement[] = [];
-      for (const host of store.activeBans(now)) {
-        if (host.address.includes("/")) {
-          /* a prefix ban (pipeline/prefixes.ts): the network, for its remaining time */
-          const net = parseCidr(host.address);
-          if (!net || lists.dropConflict(net)) {
-            liftBan(store, host, "whitelist", now);
-            lifted.push(host.address);
-          } else elements.push({ address: net.text, timeout: host.bannedUntil - now });
-          continue;
-        }
-        const ip = parseIp(host.address);
-        if (!ip || lists.protection(ip)) {
-          liftBan(store, host, "whitelist", now);
-          lifted.push(host.address);
-          continue;
-        }
-        elements.push({ address: ip.text, timeout: host.bannedUntil - now });
+      for (const host of store?.activeBans(now) ?? []) {
+        /* a prefix ban (pipeline/prefixes.ts): the network, for its remaining time */
+        const net = host.address.includes("/") ? parseCidr(host.address) : null;
+        const ip = net ? null : parseIp(host.address);
+        const allowed = net ? !lists.dropConflict(net) : ip && !lists.protection(ip);
+        if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: host.bannedUntil - now });
+        else protectedBans.push({ set: spec.name, address: host.address, host });
       }
-      await load(moduleSet(module).name, elements);
+    } finally {
+      store?.close();
+    }
+    sets.push({ spec, elements });
+  }
+  return { sets, protectedBans };
+}
+
+/** Lift recorded bans of addresses that are protected now, in the databases that hold them. */
+export function liftProtectedBans(loaded: LoadedConfig, bans: readonly ProtectedBan[], now: number): void {
+  for (const ban of bans) {
+    if (ban.host === null) {
+      const fleet = new FleetStore(fleetDbPath(loaded.paths));
+      try {
+        fleet.deleteBan(ban.address);
+      } finally {
+        fleet.close();
+      }
+      continue;
+    }
+    const store = new ModuleStore(dbPath(loaded.paths, ban.set.slice("watcher_".length)));
+    try {
+      liftBan(store, ban.host, "whitelist", now);
     } finally {
       store.close();
     }
   }
+}
+
+export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, modules: readonly ModuleName[], lists: Lists, now: number): Promise<RestoreReport> {
+  const started = performance.now();
+  const plan = planFirewall(loaded, modules, lists, now);
+  liftProtectedBans(loaded, plan.protectedBans, now);
+  await firewall.ensure(plan.sets.map((s) => s.spec));
+  const sets: RestoreReport["sets"] = [];
+  const refusals: string[] = [];
+  /* what the kernel refuses is left out and said; the rest of the set still goes in */
+  for (const { spec, elements } of plan.sets) {
+    const outcome = await firewall.restore(spec.name, elements);
+    refusals.push(...outcomeMessages(spec.name, outcome, firewall.maxTimeout));
+    sets.push({ name: spec.name, entries: elements.length - outcome.refused.length });
+  }
+  const lifted = plan.protectedBans.map((b) => b.address);
   return { backend: firewall.backend, sets, lifted, refusals, seconds: (performance.now() - started) / 1000 };
 }

@@ -30,6 +30,8 @@ export interface ModuleStatus {
   startedAt: number;
   updatedAt: number;
   lines: number;
+  /** when the module last read a line (seen at its status writes, 2 s apart); null: none since it started (absent from older modules' files) */
+  lastLineAt?: number | null;
   matched: number;
   affairs: number;
   bans: number;
@@ -215,6 +217,8 @@ class StatusWriter {
   private readonly path: string;
   private readonly startedAt = nowSeconds();
   private written = true;
+  private linesSeen = 0;
+  private lastLineAt: number | null = null;
 
   constructor(
     private readonly ctx: ModuleContext,
@@ -232,8 +236,10 @@ class StatusWriter {
 
   write(): void {
     const { lines, matched, affairs, bans } = this.runtime.stats;
+    const now = nowSeconds();
+    if (lines !== this.linesSeen) [this.linesSeen, this.lastLineAt] = [lines, now];
     const s: ModuleStatus = {
-      module: this.ctx.module, pid: process.pid, startedAt: this.startedAt, updatedAt: nowSeconds(), lines, matched, affairs, bans,
+      module: this.ctx.module, pid: process.pid, startedAt: this.startedAt, updatedAt: now, lines, lastLineAt: this.lastLineAt, matched, affairs, bans,
       dns: this.runtime.dns?.stats ?? null, fleet: this.fleet?.snapshot() ?? null, pending: this.runtime.pending, configError: this.configError,
       refused: this.runtime.stats.refused, rules: Object.fromEntries(this.runtime.rules), latency: this.runtime.latency, bansEnded: { ...this.ends.ended }, actions: this.actions.stats,
     };
