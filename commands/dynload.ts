@@ -35,7 +35,7 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
       .positional("list", { type: "string", describe: "only this list (also when it is not enabled)" })
       .option("force", { type: "boolean", describe: "download even if not due, and accept a list that shrank a lot (never more often than its publisher allows)" })
       .option("json", { type: "boolean", describe: "print the outcomes as JSON" })
-      .option("quiet", { type: "boolean", describe: "print only failures (for cron)" })
+      .option("quiet", { type: "boolean", describe: "print only failures, on stderr (for cron)" })
       .example("$0 dynload", "every enabled list that is due")
       .example("$0 dynload spamhaus --force", "one list now"),
   handler: async (argv) => {
@@ -49,9 +49,10 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
         only: argv.list,
         force: !!argv.force,
         now: nowSeconds(),
-        /* on a terminal, each list as it is done: downloads can take a while */
+        /* each list as it is done (downloads can take a while); a failure on stderr, whatever the options */
         progress: (o) => {
-          if (show || (argv.quiet && o.result === "failed")) console.log(describe(o));
+          if (o.result === "failed") process.stderr.write(`watcher dynload: ${describe(o)}\n`);
+          else if (show) console.log(describe(o));
         },
       });
       if (argv.json) printJson(outcomes);

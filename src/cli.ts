@@ -9,6 +9,7 @@ import { hideBin } from "yargs/helpers";
 import { banCommand, unbanCommand } from "../commands/ban";
 import { bansCommand } from "../commands/bans";
 import { checkCommand } from "../commands/check";
+import { completionCommand } from "../commands/completion";
 import { doctorCommand } from "../commands/doctor";
 import { dynloadCommand } from "../commands/dynload";
 import { expireCommand } from "../commands/expire";
@@ -31,6 +32,17 @@ import { EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
 function fail(message: string, code: number): never {
   process.stderr.write(`watcher: ${message}\n`);
   process.exit(code);
+}
+
+/** yargs's "Did you mean status?" with the word that was typed: `unknown command "stauts"; did you mean status?` */
+function mistyped(message: string): string {
+  const suggestion = /^Did you mean (\S+)\?$/.exec(message)?.[1];
+  const args = hideBin(process.argv);
+  const typed = args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "--root");
+  if (suggestion && typed) return `unknown command ${JSON.stringify(typed)}; did you mean ${suggestion}?`;
+  /* a word no command resembles: yargs calls it an unknown argument */
+  if (typed && message === `Unknown argument: ${typed}`) return `unknown command ${JSON.stringify(typed)}`;
+  return message;
 }
 
 const cli = yargs(hideBin(process.argv))
@@ -57,15 +69,19 @@ const cli = yargs(hideBin(process.argv))
   .command(fleetCommand)
   .command(checkCommand)
   .command(doctorCommand)
+  .command(completionCommand)
   .demandCommand(1, "name a command")
   .strict()
+  .recommendCommands()
+  /* yargs answers --get-yargs-completions, which the scripts of commands/completion.ts ask; its own script command stays hidden */
+  .completion("completion-script", false)
   .version(pkg.version)
   .help()
   .alias("h", "help")
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((message, error) => {
     if (error) throw error; /* handled below, with its own exit code */
-    process.stderr.write(`watcher: ${message}\nRun "watcher --help" for usage.\n`);
+    process.stderr.write(`watcher: ${mistyped(message)}\nRun "watcher --help" for usage.\n`);
     process.exit(EXIT_USAGE);
   });
 

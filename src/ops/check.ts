@@ -45,7 +45,8 @@ function collect<T>(problems: string[], step: () => T): T | null {
   }
 }
 
-const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+/** "1 rule", "2 rules" */
+export const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /**
  * The configuration of a root, its problems listed in `problems`. A watcher.toml that does not

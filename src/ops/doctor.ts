@@ -21,6 +21,7 @@ import { checkFirewallFree } from "../master/claim";
 import { gatherStatus, SET_NEARLY_FULL } from "../master/control";
 import { describeProcesses } from "../master/leftovers";
 import type { MasterStatus } from "../master/master";
+import { count } from "./check";
 import { liftProtectedBans, planFirewall, type ProtectedBan } from "../master/restore";
 
 /** One thing doctor looked at: `ok`, or a finding. */
@@ -85,7 +86,7 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
   for (const m of status.modules) {
     const check = `module ${m.module}`;
     const own = master?.modules[m.module];
-    const restarts = m.restarts ? `; restarted ${m.restarts} times` : "";
+    const restarts = m.restarts ? `; restarted ${count(m.restarts, "time")}` : "";
     if (!m.pid || !isAlive(m.pid)) {
       checks.push({ check, ok: false, message: `not running${own?.lastExit != null ? ` (last exit status ${own.lastExit})` : ""}${restarts}: the master restarts it, with a growing pause; see ${paths.logDir}/watcher.log` });
       continue;
@@ -101,7 +102,7 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
     }
     if (m.configError) checks.push({ check, ok: false, message: `runs on its last good configuration: ${m.configError}` });
     if (m.pending.error) checks.push({ check, ok: false, message: `${m.pending.hosts} hosts and ${m.pending.events} events wait in memory, not written: ${m.pending.error}` });
-    checks.push({ check, ok: true, message: `pid ${m.pid}, ${m.lines} lines, ${m.affairs} affairs, ${m.bans} bans since it started ${ago(now - m.startedAt)}${restarts}` });
+    checks.push({ check, ok: true, message: `pid ${m.pid}, ${count(m.lines, "line")}, ${count(m.affairs, "affair")}, ${count(m.bans, "ban")} since it started ${ago(now - m.startedAt)}${restarts}` });
     checks.push(checkFeed(loaded, m.module as ModuleName, m.lastLineAt ?? null, m.startedAt, idle, now));
   }
   return checks;
@@ -163,9 +164,9 @@ const sample = (list: readonly string[]) => `${list.slice(0, 5).join(", ")}${lis
 
 function describeDrift(d: Drift): string {
   const parts: string[] = [];
-  if (d.missing.length) parts.push(`${d.missing.length} recorded bans missing from the kernel (${sample(d.missing.map((e) => e.address))})`);
-  if (d.unknown.length) parts.push(`${d.unknown.length} addresses in the kernel that no database knows (${sample(d.unknown)})`);
-  if (d.protectedBans.length) parts.push(`${d.protectedBans.length} recorded bans of addresses protected now (${sample(d.protectedBans.map((b) => b.address))})`);
+  if (d.missing.length) parts.push(`${count(d.missing.length, "recorded ban")} missing from the kernel (${sample(d.missing.map((e) => e.address))})`);
+  if (d.unknown.length) parts.push(`${count(d.unknown.length, "address", "addresses")} in the kernel that no database knows (${sample(d.unknown)})`);
+  if (d.protectedBans.length) parts.push(`${count(d.protectedBans.length, "recorded ban")} of addresses protected now (${sample(d.protectedBans.map((b) => b.address))})`);
   return `${parts.join("; ")}: "watcher doctor --fix" repairs it`;
 }
 
@@ -177,14 +178,14 @@ async function repair(loaded: LoadedConfig, firewall: Firewall, drift: readonly 
     const done: string[] = [];
     if (d.missing.length) {
       const outcome = await firewall.ban(d.set, d.missing);
-      done.push(`put back ${d.missing.length - outcome.refused.length} bans${outcome.refused.length ? ` (the kernel refused ${sample(outcome.refused.map((r) => `${r.address}: ${r.reason}`))})` : ""}`);
+      done.push(`put back ${count(d.missing.length - outcome.refused.length, "ban")}${outcome.refused.length ? ` (the kernel refused ${sample(outcome.refused.map((r) => `${r.address}: ${r.reason}`))})` : ""}`);
     }
     const out = [...d.unknown, ...d.protectedBans.map((b) => b.address)];
     if (out.length) await firewall.unban(d.set, out);
-    if (d.unknown.length) done.push(`removed ${d.unknown.length} unknown addresses`);
+    if (d.unknown.length) done.push(`removed ${count(d.unknown.length, "unknown address", "unknown addresses")}`);
     if (d.protectedBans.length) {
       liftProtectedBans(loaded, d.protectedBans, nowSeconds());
-      done.push(`lifted ${d.protectedBans.length} bans of protected addresses`);
+      done.push(`lifted ${count(d.protectedBans.length, "ban")} of protected addresses`);
     }
     fixed.push(`${d.set}: ${done.join(", ")}`);
   }
@@ -195,7 +196,7 @@ function checkFirewall(status: Awaited<ReturnType<typeof gatherStatus>>): Doctor
   return (status.firewall ?? []).map(({ set, entries, full }) =>
     full !== null && full >= SET_NEARLY_FULL
       ? { check: `set ${set}`, ok: false, message: `${Math.round(full * 100)}% full (${entries} entries): the kernel refuses bans beyond its limit; shorten banTime or maxBanTime, or run "watcher expire"` }
-      : { check: `set ${set}`, ok: true, message: `${entries} entries${full !== null ? ` (${(full * 100).toFixed(1)}% of its limit)` : ""}` },
+      : { check: `set ${set}`, ok: true, message: `${count(entries, "entry", "entries")}${full !== null ? ` (${(full * 100).toFixed(1)}% of its limit)` : ""}` },
   );
 }
 

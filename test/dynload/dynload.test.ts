@@ -140,8 +140,10 @@ describe("a list that goes wrong keeps the old one in force", () => {
       const r = await dynload(root);
       mode = "ok";
       expect(r.code).toBe(1);
-      expect(r.out).toMatch(/^sh: kept the list in force \(3 networks\): /);
-      expect(r.out).toContain(bad === "500" ? "HTTP 500" : bad === "truncated" ? "cut short" : "not JSON");
+      /* a failure goes to stderr (issue 20, item 8), nothing to stdout */
+      expect(r.out).toBe("");
+      expect(r.err).toMatch(/^watcher dynload: sh: kept the list in force \(3 networks\): /);
+      expect(r.err).toContain(bad === "500" ? "HTTP 500" : bad === "truncated" ? "cut short" : "not JSON");
       expect(await setOf(root, "watcher_dl_sh")).toEqual(before);
       const state = JSON.parse(readFileSync(join(root, "var", "dynload", "sh.json"), "utf8"));
       expect(state.lastError).toBeTruthy();
@@ -153,7 +155,7 @@ describe("a list that goes wrong keeps the old one in force", () => {
     const root = newRoot(`[dynload.lists.ten]\nurls = ["${base}/ten.txt"]\nformat = "cidr-lines"\ninterval = 0\n`);
     expect((await dynload(root)).code).toBe(0);
     mode = "shrunk";
-    expect((await dynload(root)).out).toContain("shrank from 10 to 2 entries");
+    expect((await dynload(root)).err).toContain("shrank from 10 to 2 entries");
     expect((await setOf(root, "watcher_dl_ten")).length).toBe(10);
     expect((await dynload(root, "ten", "--force")).out).toMatch(/^ten: loaded 2 networks/);
     mode = "ok";
