@@ -137,10 +137,10 @@ async function findDrift(loaded: LoadedConfig, firewall: Firewall, modules: read
   const drift: Drift[] = [];
   for (const { spec, elements } of plan.sets.filter((s) => s.spec.kind === "addresses")) {
     const kernel = new Map<string, ListedElement>((await firewall.list(spec.name)).map((e) => [canonical(e.address), e]));
-    const planned = new Set(elements.map((e) => e.address));
-    const missing = elements.filter((e) => e.timeout > LAPSING_S && !kernel.has(e.address));
-    const unknown = [...kernel].filter(([a, e]) => !planned.has(a) && (e.timeout === 0 || e.timeout > LAPSING_S)).map(([a]) => a);
     const protectedBans = plan.protectedBans.filter((b) => b.set === spec.name);
+    const known = new Set([...elements.map((e) => e.address), ...protectedBans.map((b) => canonical(b.address))]);
+    const missing = elements.filter((e) => e.timeout > LAPSING_S && !kernel.has(e.address));
+    const unknown = [...kernel].filter(([a, e]) => !known.has(a) && (e.timeout === 0 || e.timeout > LAPSING_S)).map(([a]) => a);
     if (missing.length || unknown.length || protectedBans.length) drift.push({ set: spec.name, missing, unknown, protectedBans });
   }
   return drift;
@@ -236,7 +236,7 @@ async function checkDns(loaded: LoadedConfig): Promise<DoctorCheck[]> {
         const ms = Math.round(performance.now() - started);
         return answer
           ? { check: `dns ${server}`, ok: true, message: `answers (${ms} ms)` }
-          : { check: `dns ${server}`, ok: false, message: `no answer within ${config.dns.timeout} s (${config.dns.retries + 1} tries): hosts stay UNKNOWN, nothing is preset` };
+          : { check: `dns ${server}`, ok: false, message: `no answer within ${config.dns.timeout} s (${count(config.dns.retries + 1, "try", "tries")}): hosts stay UNKNOWN, nothing is preset` };
       } finally {
         client.close();
       }
