@@ -15,7 +15,7 @@ fi
 # package:command pairs the tests use
 needs=(coreutils:mkfifo coreutils:stdbuf iproute2:ip nftables:nft ipset:ipset iptables:iptables iptables:ip6tables
        openssh-server:sshd openssh-client:ssh openssh-client:ssh-keygen rsyslog:rsyslogd util-linux:unshare
-       redis-server:redis-server redis-tools:redis-cli fail2ban:fail2ban-client dropbear-bin:dropbear)
+       redis-server:redis-server redis-tools:redis-cli fail2ban:fail2ban-client dropbear-bin:dropbear bash:bash zsh:zsh)
 missing=()
 for pair in "${needs[@]}"; do
   command -v "${pair#*:}" >/dev/null 2>&1 || missing+=("${pair%%:*}")
