@@ -58,6 +58,16 @@ export function removeFile(path: string): void {
   rmSync(path, { force: true });
 }
 
+/** The state letter of /proc/<pid>/stat (R, S, D, T stopped, Z zombie ...), or null without it. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.charAt(stat.lastIndexOf(")") + 2);
+  } catch {
+    return null;
+  }
+}
+
 /** A process that exited but was not reaped yet (a zombie: state Z in /proc) is not alive. */
 export function isAlive(pid: number): boolean {
   try {
@@ -65,12 +75,7 @@ export function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return true; /* no /proc: signal 0 is all we know */
-  }
+  return processState(pid) !== "Z"; /* without /proc, signal 0 is all we know */
 }
 
 const LOCK_SH = 1;

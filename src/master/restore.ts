@@ -4,6 +4,7 @@
  * whitelist, the blacklist, each module's active bans with their remaining time, and each
  * enabled blocklist from its cached copy, and in a fleet the other nodes' bans (fleet.db). A ban of an address that is now whitelisted (or own,
  * or reserved) is lifted instead, and so is a prefix ban whose network now holds such an address.
+ * What each set should hold is planFirewall's answer alone: `watcher doctor` compares the kernel with it.
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
 import { FLEET_SET } from "../fleet/protocol";
@@ -35,12 +36,10 @@ export interface PlannedSet {
 }
 
 /** A recorded ban of an address that is protected now: lifted (in its database) instead of restored. */
-export interface ProtectedBan {
-  readonly set: string;
-  readonly address: string;
-  /** the module's host record; null for a fleet ban */
-  readonly host: HostRecord | null;
-}
+export type ProtectedBan = { readonly set: string; readonly address: string } & (
+  | { readonly source: "fleet" }
+  | { readonly source: "module"; readonly module: ModuleName; readonly host: HostRecord }
+);
 
 export interface FirewallPlan {
   readonly sets: PlannedSet[];
@@ -73,7 +72,7 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
     try {
       for (const ban of fleet?.activeBans(now) ?? []) {
         const ip = parseIp(ban.address);
-        if (!ip || lists.protection(ip)) protectedBans.push({ set: FLEET_SET, address: ban.address, host: null });
+        if (!ip || lists.protection(ip)) protectedBans.push({ set: FLEET_SET, address: ban.address, source: "fleet" });
         else elements.push({ address: ip.text, timeout: ban.until - now });
       }
     } finally {
@@ -93,7 +92,7 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
         const ip = net ? null : parseIp(host.address);
         const allowed = net ? !lists.dropConflict(net) : ip && !lists.protection(ip);
         if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: host.bannedUntil - now });
-        else protectedBans.push({ set: spec.name, address: host.address, host });
+        else protectedBans.push({ set: spec.name, address: host.address, source: "module", module, host });
       }
     } finally {
       store?.close();
@@ -105,19 +104,19 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
 
 /** Lift recorded bans of addresses that are protected now, in the databases that hold them. */
 export function liftProtectedBans(loaded: LoadedConfig, bans: readonly ProtectedBan[], now: number): void {
-  for (const ban of bans) {
-    if (ban.host === null) {
-      const fleet = new FleetStore(fleetDbPath(loaded.paths));
-      try {
-        fleet.deleteBan(ban.address);
-      } finally {
-        fleet.close();
-      }
-      continue;
-    }
-    const store = new ModuleStore(dbPath(loaded.paths, ban.set.slice("watcher_".length)));
+  const fleetBans = bans.filter((b) => b.source === "fleet");
+  if (fleetBans.length) {
+    const fleet = new FleetStore(fleetDbPath(loaded.paths));
     try {
-      liftBan(store, ban.host, "whitelist", now);
+      for (const b of fleetBans) fleet.deleteBan(b.address);
+    } finally {
+      fleet.close();
+    }
+  }
+  for (const module of new Set(bans.flatMap((b) => (b.source === "module" ? [b.module] : [])))) {
+    const store = new ModuleStore(dbPath(loaded.paths, module));
+    try {
+      for (const b of bans) if (b.source === "module" && b.module === module) liftBan(store, b.host, "whitelist", now);
     } finally {
       store.close();
     }

@@ -5,16 +5,16 @@
  * classes) and Redis answering (fleet). `watcher check` looks at the files; this looks at the
  * processes, the kernel and the network.
  */
-import { existsSync, readFileSync, statfsSync, statSync } from "node:fs";
+import { existsSync, statfsSync, statSync } from "node:fs";
 import { enabledModules, type LoadedConfig, type ModuleName } from "../core/config";
 import { DnsClient, reverseName, systemNameServers } from "../core/dns";
 import { formatDuration, nowSeconds } from "../core/duration";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall, ListedElement } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
-import { fifoPath, statusFile } from "../core/layout";
+import { fifoPath, masterLogFile, statusFile } from "../core/layout";
 import { Lists } from "../core/lists";
-import { isAlive, readJson } from "../core/runfiles";
+import { isAlive, processState, readJson } from "../core/runfiles";
 import { FleetLink, redactUrl } from "../fleet/link";
 import { FLEET_SET } from "../fleet/protocol";
 import { checkFirewallFree } from "../master/claim";
@@ -64,16 +64,6 @@ interface Drift {
   readonly protectedBans: ProtectedBan[];
 }
 
-/** The state letter of /proc/<pid>/stat (R, S, D, T, Z ...), or null without /proc. */
-function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.charAt(stat.lastIndexOf(")") + 2);
-  } catch {
-    return null;
-  }
-}
-
 const ago = (seconds: number) => `${formatDuration(Math.max(0, seconds))} ago`;
 
 function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof gatherStatus>>, master: MasterStatus | null, idle: number, now: number): DoctorCheck[] {
@@ -85,10 +75,10 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
   }
   for (const m of status.modules) {
     const check = `module ${m.module}`;
-    const own = master?.modules[m.module];
+    const supervised = master?.modules[m.module];
     const restarts = m.restarts ? `; restarted ${count(m.restarts, "time")}` : "";
     if (!m.pid || !isAlive(m.pid)) {
-      checks.push({ check, ok: false, message: `not running${own?.lastExit != null ? ` (last exit status ${own.lastExit})` : ""}${restarts}: the master restarts it, with a growing pause; see ${paths.logDir}/watcher.log` });
+      checks.push({ check, ok: false, message: `not running${supervised?.lastExit != null ? ` (last exit status ${supervised.lastExit})` : ""}${restarts}: the master restarts it, with a growing pause; see ${masterLogFile(paths)}` });
       continue;
     }
     const state = processState(m.pid);
@@ -96,12 +86,14 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
       checks.push({ check, ok: false, message: `pid ${m.pid} is stopped (by a signal or a debugger): it reads nothing; "kill -CONT ${m.pid}" or "watcher restart"` });
       continue;
     }
-    if (now - m.updatedAt > STALE_STATUS_S) {
-      checks.push({ check, ok: false, message: `pid ${m.pid} has not written its status for ${formatDuration(now - m.updatedAt)}: it is stuck; "watcher restart"` });
+    /* a module writes its status once it has set its firewall up, then every 2 s */
+    const lastWord = m.updatedAt || m.startedAt;
+    if (now - lastWord > STALE_STATUS_S) {
+      checks.push({ check, ok: false, message: `pid ${m.pid} has not written its status for ${formatDuration(now - lastWord)}: it is stuck; "watcher restart"` });
       continue;
     }
-    if (m.configError) checks.push({ check, ok: false, message: `runs on its last good configuration: ${m.configError}` });
-    if (m.pending.error) checks.push({ check, ok: false, message: `${m.pending.hosts} hosts and ${m.pending.events} events wait in memory, not written: ${m.pending.error}` });
+    if (m.configError) checks.push({ check: `${check} configuration`, ok: false, message: `runs on its last good configuration: ${m.configError}` });
+    if (m.pending.error) checks.push({ check: `${check} writes`, ok: false, message: `${m.pending.hosts} hosts and ${m.pending.events} events wait in memory, not written: ${m.pending.error}` });
     checks.push({ check, ok: true, message: `pid ${m.pid}, ${count(m.lines, "line")}, ${count(m.affairs, "affair")}, ${count(m.bans, "ban")} since it started ${ago(now - m.startedAt)}${restarts}` });
     checks.push(checkFeed(loaded, m.module as ModuleName, m.lastLineAt ?? null, m.startedAt, idle, now));
   }

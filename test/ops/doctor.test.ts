@@ -214,6 +214,11 @@ node = "doctor-test"
       expect(check(report, `fleet ${redis.url}`).ok).toBe(false);
       expect(check(report, `fleet ${redis.url}`).message).toStartWith("Redis does not answer: ");
 
+      /* a master that is not running is the first finding */
+      expect(watcher(root, "stop").code).toBe(0);
+      report = await doctor();
+      expect(check(report, "master")).toEqual({ check: "master", ok: false, message: 'watcher is not running: "watcher start"' });
+
       /* the databases' folder on an 8 MB tmpfs, in a mount namespace of the doctor's own */
       const small = await run(["unshare", "-m", "sh", "-c", `mount -t tmpfs -o size=8m tmpfs "$1/var/log" && exec "$2" --root "$1" doctor --json`, "sh", root, WATCHER]);
       const disk = (JSON.parse(small.out) as DoctorReport).checks.find((c) => c.check === `disk ${root}/var/log`);
