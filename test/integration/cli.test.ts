@@ -70,7 +70,7 @@ describe("usage and exit codes", () => {
   test("bad usage exits 2 with a hint", () => {
     const r = run(["frobnicate"]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Unknown argument: frobnicate");
+    expect(r.err).toContain(`unknown command "frobnicate"`);
     expect(run(["rules", "test", "XX", SAMPLE]).code).toBe(2);
     expect(run([]).code).toBe(2);
   });
