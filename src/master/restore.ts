@@ -68,7 +68,7 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
   if (loaded.config.fleet) {
     const elements: SetElement[] = [];
     const path = fleetDbPath(loaded.paths);
-    const fleet = exists(path) ? new FleetStore(path) : null;
+    const fleet = exists(path) ? new FleetStore(path, { readOnly }) : null;
     try {
       for (const ban of fleet?.activeBans(now) ?? []) {
         const ip = parseIp(ban.address);
