@@ -129,11 +129,13 @@ export function listParts(set: string, kind: SetKind, readPart: (kernelSet: stri
   checkSetName(set);
   const out: ListedElement[] = [];
   for (const part of kernelParts(kind)) {
+    let elements: ListedElement[];
     try {
-      out.push(...readPart(`${set}_${part}`));
+      elements = readPart(`${set}_${part}`);
     } catch {
-      /* the part does not exist (yet) */
+      continue; /* the part does not exist (yet) */
     }
+    for (const e of elements) out.push(e); /* not push(...): a set of a million elements overflows the stack */
   }
   return out;
 }
