@@ -39,14 +39,19 @@ const testCommand: CommandModule<GlobalArgs, TestArgs> = {
   handler: async (argv) => {
     const { config, paths } = loadConfig(argv.root);
     const rules = loadRules(argv.module, paths.rulesDir, argv.mode ?? config.modules[argv.module].mode);
-    let input: Uint8Array;
-    try {
-      /* yargs hands a lone "-" over as "" */
-      input = argv.file === "-" || argv.file === "" ? await Bun.stdin.bytes() : readFileSync(argv.file);
-    } catch (e) {
-      throw new WatcherError(`cannot read ${argv.file}: ${(e as Error).message}`);
-    }
-    const r = testRules(rules, input, { program: argv.program ?? null, missed: argv.missed, unparsed: argv.unparsed });
+    /* yargs hands a lone "-" over as "" */
+    const stdin = argv.file === "-" || argv.file === "";
+    const read = <T>(how: () => T): T => {
+      try {
+        return how();
+      } catch (e) {
+        throw new WatcherError(`cannot read ${argv.file}: ${(e as Error).message}`);
+      }
+    };
+    /* a file as text (the fast way, see decodeLog), its bytes again only if it is a journal export */
+    const input = stdin ? new Uint8Array(await Bun.stdin.arrayBuffer()) : read(() => readFileSync(argv.file, "utf8"));
+    const reread = () => read(() => readFileSync(argv.file));
+    const r = testRules(rules, input, { program: argv.program ?? null, missed: argv.missed, unparsed: argv.unparsed, reread });
     if (argv.json) {
       /* compact: a day of a busy server's log is hundreds of thousands of matches */
       const { lines, matched, seconds, rules: hits, matches, unparsed, skipped, formats, missed, unparsedLines } = r;

@@ -13,7 +13,7 @@
 import type { Action, RuleSet } from "../core/rules";
 import { type Attribution, Recogniser } from "../pipeline/recognise";
 import { SourceFormat } from "../pipeline/formats";
-import { forEachLine, LineSplitter, type SkipCounts } from "../pipeline/split";
+import { decodeLog, forEachLine, type SkipCounts } from "../pipeline/split";
 import { nowSeconds } from "../core/duration";
 import type { Ip } from "../core/ip";
 import type { Withdrawn } from "../pipeline/sessions";
@@ -64,6 +64,8 @@ export interface RuleTestOptions {
   readonly missed?: boolean;
   /** collect the lines no format fits */
   readonly unparsed?: boolean;
+  /** the log's bytes, when `input` is its text and it turns out to be a journal export (binary fields) */
+  readonly reread?: () => Uint8Array;
 }
 
 /** `ambiguous` only where a line reads two ways, so that the common match stays four fields */
@@ -71,7 +73,7 @@ const ambiguous = (yes: boolean): { ambiguous?: true } => (yes ? { ambiguous: tr
 
 const counting = (action: Action): boolean => action === "count" || action === "ban";
 
-/** `input`: the log as bytes (a file, stdin: a journal export is read as such) or as text. */
+/** `input`: the log as text or bytes (a journal export is read as bytes, see decodeLog). */
 export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTestOptions = {}): RuleTestResult {
   const hits: Record<string, number> = {};
   for (const r of rules.rules) hits[r.name] = 0;
@@ -93,9 +95,7 @@ export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTes
       for (const tag of withdraw(false).tags) matches[tag]!.withdrawn = true;
     },
   };
-  const splitter = new LineSplitter(skipped);
-  const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
-  const block = splitter.push(bytes) + splitter.end();
+  const { block, journalExport } = decodeLog(input, skipped, o.reread);
   /* the engine's speed: reading and decoding the file are not its work */
   const started = performance.now();
   const lines = forEachLine(block, skipped, (start, end, index) => {
@@ -122,7 +122,7 @@ export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTes
     skipped,
     /* the log is over: lines of counting rules still without an address never get one */
     unattributed: matches.filter((m) => m.host === null && counting(m.action)).length,
-    formats: format.seen(splitter.journal !== null),
+    formats: format.seen(journalExport),
     ...(o.missed ? { missed } : {}),
     ...(o.unparsed ? { unparsedLines } : {}),
   };
