@@ -1,5 +1,6 @@
 import type { CommandModule } from "yargs";
 import { formatDuration } from "../src/core/duration";
+import { ConfigError } from "../src/core/errors";
 import { openModule } from "../src/modules/context";
 import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
 import { stdinSource } from "../src/pipeline/read";
@@ -26,7 +27,10 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       .option("direct", { type: "boolean", describe: "process here against the module's database, with each line's own time (replay old logs)" })
       .option("json", { type: "boolean", describe: "with --direct: print the result as JSON" })
       .option("program", { type: "string", describe: "with --direct: take every line, whole, as this program's (nginx-access, sshd, ...) instead of finding the format; their time is now" })
-      .check((a) => a.program === undefined || a.direct === true || "--program goes with --direct (a running module finds the format of the lines it reads)")
+      .check((a) => {
+        if (a.program !== undefined && a.direct !== true) throw new ConfigError("--program goes with --direct (a running module finds the format of the lines it reads)");
+        return true;
+      })
       .example("$0 inject LG --direct < /var/log/auth.log", "replay an old log")
       .example("$0 inject WB --direct < /var/log/nginx/error.log", "a web server's own log: its format is found from its lines")
       .example("journalctl -u ssh -o short-iso -f | $0 inject LG", "live: lines go to the running module"),

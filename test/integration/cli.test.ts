@@ -112,6 +112,34 @@ describe("rules test", () => {
     expect(r.out).toContain("invalid-user");
     expect(r.out).toMatch(/lines\/s\n$/);
   });
+  test("the formats seen: a table, and formats in --json", () => {
+    const table = run(["rules", "test", "LG", SAMPLE]);
+    expect(table.out).toMatch(/│ format +│ lines │/);
+    expect(table.out).toMatch(/│ syslog +│ \d+ +│/);
+    const doc = JSON.parse(run(["rules", "test", "LG", SAMPLE, "--json"]).out);
+    expect(Object.keys(doc.formats)).toContain("syslog");
+  });
+  test("--missed: the module's programs' lines no rule counted; --unparsed: lines in no format", () => {
+    const log = [
+      "Nov 24 10:00:01 srv sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+      "Nov 24 10:00:02 srv sshd[2]: Server listening on 0.0.0.0 port 22.",
+      "Nov 24 10:00:03 srv CRON[3]: (root) CMD (true)",
+      "  a continuation no format knows",
+    ].join("\n");
+    const r = run(["rules", "test", "LG", "-", "--missed", "--unparsed"], `${log}\n`);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("lines of sshd, sshd-session, sshd-auth no rule counted: 1\n      2: Nov 24 10:00:02 srv sshd[2]: Server listening");
+    expect(r.out).toContain("lines in no format watcher knows: 1\n      4:   a continuation no format knows");
+    const doc = JSON.parse(run(["rules", "test", "LG", "-", "--missed", "--unparsed", "--json"], `${log}\n`).out);
+    expect(doc.missed).toEqual([{ line: 2, text: "Nov 24 10:00:02 srv sshd[2]: Server listening on 0.0.0.0 port 22." }]);
+    expect(doc.unparsedLines).toEqual([{ line: 4, text: "  a continuation no format knows" }]);
+    expect(doc.formats).toEqual({ syslog: 3, unrecognised: 1 });
+  });
+  test("--program where no file or stdin takes it is a usage error, exit 2", () => {
+    const root = newRoot();
+    expect(run(["--root", root, "module", "LG", "--program", "sshd"]).code).toBe(2);
+    expect(run(["--root", root, "inject", "LG", "--program", "sshd", "x"]).code).toBe(2);
+  });
   test("a missing file is a runtime error, exit 1", () => {
     const r = run(["rules", "test", "LG", "/nonexistent/auth.log"]);
     expect(r.code).toBe(1);
