@@ -28,7 +28,7 @@ export type { BanReport } from "./count";
 
 export interface RuntimeStats {
   lines: number;
-  /** lines without a syslog header we understand */
+  /** lines in no format we know (formats.ts) */
   unparsed: number;
   matched: number;
   affairs: number;
