@@ -189,6 +189,8 @@ export const ACCESS: LineFormat = {
   name: "access (CLF/combined)",
   programs: ["apache-access", "nginx-access"],
   scan(text, start, end, h) {
+    /* a syslog line carrying an access line (nginx through syslog) is syslog's */
+    if (startsLikeSyslogTime(text, start)) return null;
     const first = text.indexOf(" ", start);
     if (first <= start || first >= end) return null;
     for (let open = text.indexOf(" [", first + 1); open > 0 && open < end - 29 && open < start + 1024; open = text.indexOf(" [", open + 2)) {
@@ -228,12 +230,18 @@ const SSHD_STARTS = [
   "Attempt to write login records", "Not allowed at this time", "Authorized to ", "Starting sshd",
 ];
 
+/** `Nov 24 `, `Nov  4 ` (RFC 3164) or `2026-11-24T` (RFC 3339) */
+function startsLikeSyslogTime(text: string, start: number): boolean {
+  const c = text.charCodeAt(start);
+  if (isDigit(c)) return text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 10) === 84 && digitsAt(text, start, 4);
+  const d = text.charCodeAt(start + 4);
+  return c >= 65 && c <= 90 && text.charCodeAt(start + 3) === SPACE && (isDigit(d) || d === SPACE) && monthAt(text, start) >= 0;
+}
+
 /** A line that starts like a header of the other formats: a digit, `[`, `<`, `@`, or a month name and a day. */
 function startsLikeHeader(text: string, start: number): boolean {
   const c = text.charCodeAt(start);
-  if (c === 91 || c === 60 || c === 64 || isDigit(c)) return true;
-  const d = text.charCodeAt(start + 4);
-  return c >= 65 && c <= 90 && text.charCodeAt(start + 3) === SPACE && (isDigit(d) || d === SPACE) && monthAt(text, start) >= 0;
+  return c === 91 || c === 60 || c === 64 || isDigit(c) || startsLikeSyslogTime(text, start);
 }
 
 const sshdMessage = (h: HeaderScan, start: number, end: number): void => wholeLine(h, start, end, start, start);

@@ -157,6 +157,14 @@ describe("one format per source, kept until a line does not fit", () => {
     expect(r.matches.map((m) => m.host)).toEqual(["203.0.113.5", "203.0.113.6", "203.0.113.6", "203.0.113.5", "203.0.113.6"]);
   });
 
+  test("a syslog line carrying an access line stays syslog: one odd line does not make the stream an access log", () => {
+    const viaSyslog = 'Nov 25 11:49:50 web nginx: 203.0.113.9 - - [25/Nov/2026:11:49:50 +0000] "GET /.env HTTP/1.1" 404 153 "-" "-"';
+    const bare = '203.0.113.8 - - [25/Nov/2026:11:49:50 +0000] "GET /.env HTTP/1.1" 404 153 "-" "-"';
+    const r = testRules(rules("WB"), [bare, viaSyslog, viaSyslog].join("\n"));
+    expect(r.formats).toEqual({ "access (CLF/combined)": 1, syslog: 2 });
+    expect(r.matches.map((m) => m.host)).toEqual(["203.0.113.8", "203.0.113.9", "203.0.113.9"]);
+  });
+
   test("sshd's own log is recognised by how sshd's messages start, then kept", () => {
     const r = testRules(rules("LG"), ["some text before", SSHD, "a line sshd wrote that no list knows"].join("\n"), { unparsed: true });
     expect(r.unparsedLines).toEqual([{ line: 1, text: "some text before" }]);
