@@ -23,7 +23,7 @@
  */
 import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
 
-export interface LineFormat {
+interface LineFormat {
   /** as `rules test` shows it */
   readonly name: string;
   /** header-less formats: the programs whose rules read these lines, the first one the module listens to is taken; null: the line names its program */
@@ -69,7 +69,7 @@ function localTime(year: number, month: number, day: number, hh: number, mm: num
 
 const num = (text: string, at: number, length: number): number => Number(text.slice(at, at + length));
 
-export const SYSLOG: LineFormat = {
+const SYSLOG: LineFormat = {
   name: "syslog",
   programs: null,
   scan(text, start, end, h) {
@@ -83,7 +83,7 @@ export const SYSLOG: LineFormat = {
 const DOVECOT_LEVELS = ["Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: "];
 
 /** `Dec 06 06:20:44 ` then a Dovecot process (`auth`, `imap-login`, `auth-worker(12)`, `imap(alice)<12><sess>`), its level, the text. */
-export const DOVECOT: LineFormat = {
+const DOVECOT: LineFormat = {
   name: "dovecot log_path",
   programs: null,
   scan(text, start, end, h) {
@@ -110,7 +110,7 @@ export const DOVECOT: LineFormat = {
 };
 
 /** `2026/11/25 11:49:50 [error] 5556#5556: ` */
-export const NGINX_ERROR: LineFormat = {
+const NGINX_ERROR: LineFormat = {
   name: "nginx error",
   programs: ["nginx-error"],
   scan(text, start, end, h) {
@@ -142,7 +142,7 @@ function apacheTime(text: string, h: HeaderScan): number | null {
 }
 
 /** Apache 2.4: `[module:level]` and `[pid N(:tid N)]` after the time */
-export const APACHE_24_ERROR: LineFormat = {
+const APACHE_24_ERROR: LineFormat = {
   name: "apache 2.4 error",
   programs: ["apache-error"],
   scan(text, start, end, h) {
@@ -158,7 +158,7 @@ export const APACHE_24_ERROR: LineFormat = {
 };
 
 /** Apache 2.2: a bare `[level]` after the time */
-export const APACHE_22_ERROR: LineFormat = {
+const APACHE_22_ERROR: LineFormat = {
   name: "apache 2.2 error",
   programs: ["apache-error"],
   scan(text, start, end, h) {
@@ -185,7 +185,7 @@ function isAccessTime(text: string, at: number): boolean {
  * `ADDR IDENT USER [time] "request" ...`, maybe behind a vhost: the time is the first `[` that
  * opens one, after the second word (nginx writes a user name with its spaces).
  */
-export const ACCESS: LineFormat = {
+const ACCESS: LineFormat = {
   name: "access (CLF/combined)",
   programs: ["apache-access", "nginx-access"],
   scan(text, start, end, h) {
@@ -247,7 +247,7 @@ function startsLikeHeader(text: string, start: number): boolean {
 const sshdMessage = (h: HeaderScan, start: number, end: number): void => wholeLine(h, start, end, start, start);
 
 /** Detected by its first line of a known start; kept while lines do not start like a header. */
-export const SSHD: LineFormat = {
+const SSHD: LineFormat = {
   name: "sshd -E",
   programs: ["sshd", "sshd-session"],
   scan(text, start, end, h) {
@@ -283,9 +283,6 @@ const DETECTION: readonly (readonly [LineFormat, LineFormat])[] = [
   [SSHD_FIRST, SSHD],
 ];
 
-/** Formats by name, in `rules test`'s order. */
-export const FORMAT_NAMES: readonly string[] = DETECTION.map(([, f]) => f.name);
-
 /** The programs a module listens to, to pick a header-less format's program. */
 export interface ProgramList {
   readonly programs: readonly string[];
@@ -294,8 +291,8 @@ export interface ProgramList {
 /** The format of one source's lines: the one that fit last, tried first. */
 export class SourceFormat {
   /** lines seen per format (by name), and those no format fits */
-  readonly counts = new Map<string, number>();
-  unrecognised = 0;
+  private readonly counts = new Map<string, number>();
+  private unrecognised = 0;
   private format: LineFormat | null = null;
   private countOf = 0;
   /** the program the lines of a header-less format are taken as; null while the lines name theirs */
