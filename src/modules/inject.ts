@@ -112,5 +112,5 @@ export async function injectDirect(
     const p = runtime.pending;
     throw new WatcherError(`database ${ctx.store.path}: ${p.error}; ${p.hosts} hosts and ${p.events} events of this replay are not written (the bans are in the firewall)`);
   }
-  return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000, formats: format.seen(splitter.journal !== null) };
+  return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000, formats: format.seen(splitter.journalExport) };
 }

@@ -28,13 +28,18 @@ export class LineSplitter {
   /** the stream's first bytes, until they show whether it is a journal export */
   private head: Uint8Array | null = new Uint8Array(0);
   /** set when the stream is a journal export: its entries, as syslog lines */
-  journal: JournalExport | null = null;
+  private journal: JournalExport | null = null;
 
   /** `onDiscard`: an over-long line was dropped whole, before it was a line anyone could count */
   constructor(
     readonly skipped: SkipCounts = { tooLong: 0, invalid: 0 },
     private readonly onDiscard: () => void = () => {},
   ) {}
+
+  /** The stream turned out to be a journal export (its lines are its entries). */
+  get journalExport(): boolean {
+    return this.journal !== null;
+  }
 
   push(chunk: Uint8Array): string {
     if (this.head !== null) {
@@ -193,9 +198,9 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  * systemd's journal export format, in bytes: `FIELD=value` lines, an empty line after each
  * entry, and binary fields as `FIELD`, a little-endian 64-bit length, the bytes, a newline.
  * Binary fields are skipped by their length (journalLine takes text messages only, as the
- * journal source does); over-long lines and fields are dropped and counted.
+ * journal source does); over-long lines are dropped and counted.
  */
-export class JournalExport {
+class JournalExport {
   private readonly decoder = new TextDecoder("utf-8", { fatal: false });
   private pending = new Uint8Array(0);
   private entry: Record<string, string> = {};
@@ -203,7 +208,6 @@ export class JournalExport {
   private skipping = 0;
   /** inside an over-long line: drop everything up to its newline */
   private discarding = false;
-  entries = 0;
 
   constructor(
     private readonly skipped: SkipCounts,
@@ -265,8 +269,6 @@ export class JournalExport {
   private endEntry(): string {
     const line = Object.keys(this.entry).length > 0 ? journalLine(this.entry) : null;
     this.entry = {};
-    if (line === null) return "";
-    this.entries++;
-    return `${line}\n`;
+    return line === null ? "" : `${line}\n`;
   }
 }

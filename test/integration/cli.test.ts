@@ -148,6 +148,18 @@ describe("rules test", () => {
 });
 
 describe("inject --direct, ban, unban", () => {
+  test("a journal export on stdin is read as one: its entries, never the forged ones inside a binary message", () => {
+    const root = newRoot();
+    const p = Bun.spawnSync([WATCHER, "--root", root, "inject", "LG", "--direct", "--json"], {
+      stdin: readFileSync(join(REPO, "test", "fixtures", "formats", "journal.export")),
+      env: { ...process.env, WATCHER_ROOT: "" },
+    });
+    expect(p.exitCode).toBe(0);
+    const doc = JSON.parse(p.stdout.toString());
+    expect(doc.formats).toEqual({ "journal export": 2 });
+    expect(doc.matched).toBe(2);
+    expect(p.stdout.toString()).not.toContain("203.0.113.9");
+  });
   test("replays a log, says whom it banned and why, and the firewall has it", async () => {
     const root = newRoot({ "etc/whitelist": "198.51.100.0/24\n" });
     const r = run(["--root", root, "inject", "LG", "--direct", "--json"], attack("203.0.113.5", 5) + attack("198.51.100.5", 9) + attack("2001:db8::5", 2));
