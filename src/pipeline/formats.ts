@@ -9,7 +9,8 @@
  * Formats (their programs are those the shipped rule files listen to):
  *  - syslog: every header src/core/syslog.ts reads (RFC 3164/3339/5424 and the variants);
  *    Postfix's `maillog_file` is written in this shape (`Dec 06 06:20:35 mail postfix/smtpd[1]: `)
- *  - Dovecot's own `log_path`: `Dec 06 06:20:44 auth: Info: passwd-file(...): ...`, rewritten to
+ *  - Dovecot's own `log_path`: `Dec 06 06:20:44 auth: Info: passwd-file(...): ...` (or with a
+ *    `2026-12-06 06:20:44` log_timestamp), rewritten to
  *    the line Dovecot sends to syslog (`... dovecot: auth: passwd-file(...)`; syslog has no
  *    `Info: `, the other levels stay), so that the same rules and sessions read both
  *  - nginx error log: `2026/11/25 11:49:50 [error] 5556#5556: *2 ...` (program nginx-error)
@@ -82,15 +83,21 @@ const SYSLOG: LineFormat = {
 
 const DOVECOT_LEVELS = ["Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: "];
 
-/** `Dec 06 06:20:44 ` then a Dovecot process (`auth`, `imap-login`, `auth-worker(12)`, `imap(alice)<12><sess>`), its level, the text. */
+/** Where Dovecot's time ends: its default log_timestamp `Dec 06 06:20:44` or the common `2026-12-06 06:20:44`; -1 for neither. */
+function dovecotTimeEnd(text: string, start: number): number {
+  const c = text.charCodeAt(start);
+  if (c >= 65 && c <= 90) return text.charCodeAt(start + 3) === SPACE && digitsAt(text, start + 4, 2) && text.charCodeAt(start + 9) === 58 ? start + 15 : -1;
+  return digitsAt(text, start, 4) && text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 10) === SPACE && text.charCodeAt(start + 13) === 58 ? start + 19 : -1;
+}
+
+/** A time, then a Dovecot process (`auth`, `imap-login`, `auth-worker(12)`, `imap(alice)<12><sess>`), its level, the text. */
 const DOVECOT: LineFormat = {
   name: "dovecot log_path",
   programs: null,
   scan(text, start, end, h) {
-    /* Dovecot's default log_timestamp is "%b %d %H:%M:%S " */
-    const c = text.charCodeAt(start);
-    if (!(c >= 65 && c <= 90) || text.charCodeAt(start + 3) !== SPACE || text.charCodeAt(start + 15) !== SPACE || !digitsAt(text, start + 4, 2)) return null;
-    const process = start + 16;
+    const timeEnd = dovecotTimeEnd(text, start);
+    if (timeEnd < 0 || text.charCodeAt(timeEnd) !== SPACE) return null;
+    const process = timeEnd + 1;
     let colon = process;
     for (; colon < end && colon < process + 128; colon++) {
       const ch = text.charCodeAt(colon);
@@ -101,9 +108,10 @@ const DOVECOT: LineFormat = {
     const levelStart = colon + 2;
     const level = DOVECOT_LEVELS.find((l) => text.startsWith(l, levelStart));
     if (!level) return null;
-    /* as Dovecot writes it to syslog: "dovecot: " before the process, no "Info: " */
+    /* as Dovecot writes it to syslog: "dovecot: " before the process, no "Info: "; a date-first time in RFC 3339's shape (local time) */
     const rest = level === "Info: " ? text.slice(levelStart + level.length, end) : text.slice(levelStart, end);
-    const line = `${text.slice(start, start + 15)} - dovecot: ${text.slice(process, colon)}: ${rest}`;
+    const time = timeEnd - start === 19 ? `${text.slice(start, start + 10)}T${text.slice(start + 11, timeEnd)}` : text.slice(start, timeEnd);
+    const line = `${time} - dovecot: ${text.slice(process, colon)}: ${rest}`;
     return SYSLOG.scan(line, 0, line.length, h);
   },
   time: SYSLOG.time,

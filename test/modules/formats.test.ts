@@ -93,6 +93,18 @@ describe("formats captured from the real programs (test/fixtures/formats)", () =
     expect(shown(testRules(rules("MB"), asSyslog))).toEqual(shown(r));
   });
 
+  test("Dovecot's log_path with a date-first log_timestamp (%Y-%m-%d %H:%M:%S): local time, as the default's", () => {
+    const log = read("formats", "dovecot-log_path.log").toString().replace(/^Dec 06 /gm, "2026-12-06 ");
+    const r = testRules(rules("MB"), log);
+    expect(r.formats).toEqual({ "dovecot log_path": 8 });
+    expect(shown(r)).toEqual(shown(testRules(rules("MB"), read("formats", "dovecot-log_path.log"))));
+    const format = new SourceFormat();
+    const h = new HeaderScan();
+    const line = "2026-12-06 06:20:44 auth: Info: passwd-file(alice,127.0.0.2,<x>): Password mismatch";
+    const text = format.scan(line, 0, line.length, h, { programs: [] })!;
+    expect(format.time(text, h, 0)).toBe(new Date(2026, 11, 6, 6, 20, 44).getTime() / 1000);
+  });
+
   test("Postfix's maillog_file is syslog-shaped (zero-padded day, short host)", () => {
     const log = read("formats", "postfix-maillog_file.log");
     expect(testRules(rules("MX"), log).formats).toEqual({ syslog: 2 });
