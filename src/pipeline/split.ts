@@ -139,9 +139,10 @@ function nextJunk(block: string, from: number): number {
 /**
  * A whole log in memory (`rules test`) as one block of lines ending with a newline, and whether
  * it was a journal export (its entries made syslog lines by LineSplitter). Text is taken as it
- * is: Bun scans the strings of readFileSync's and Buffer's decoder about twice as fast as
- * TextDecoder's (measured on bench/gen-corpus.ts's corpus). A journal export must come as bytes
- * (its binary fields); `reread` gives them when the text turns out to be one.
+ * is: a whole file decoded at once by TextDecoder scanned about half as fast in Bun as the same
+ * from readFileSync's or Buffer's decoder (bench/gen-corpus.ts's 105 MB corpus; LineSplitter's
+ * 64 KiB pieces show no such difference). A journal export must come as bytes (its binary
+ * fields); `reread` gives them when the text turns out to be one.
  */
 export function decodeLog(input: string | Uint8Array, skipped: SkipCounts, reread?: () => Uint8Array): { block: string; journalExport: boolean } {
   const exportStart = typeof input === "string" ? EXPORT_STARTS_TEXT.some((s) => input.startsWith(s)) : startsJournalExport(input);
