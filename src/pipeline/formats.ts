@@ -19,6 +19,7 @@
  *  - access logs, CLF and combined, bare or behind a vhost (`%v:%p`, nginx `$host`):
  *    `[vhost[:port] ]ADDR IDENT USER [25/Nov/2026:11:49:50 +0000] "...` (apache-access / nginx-access)
  *  - sshd's own log (`sshd -E FILE`): its messages with no header at all (program sshd)
+ *  - Exim's main log: `2026-12-06 06:20:49 H=(helo) [203.0.113.66] ...` (program exim)
  * systemd's journal export format is binary-safe only when read as bytes: LineSplitter turns it
  * into syslog lines before any of this (split.ts).
  */
@@ -279,6 +280,44 @@ const SSHD_FIRST: LineFormat = {
   },
 };
 
+/** `2026-12-06 06:20:49 ` at `start` (Exim's log time; Dovecot's date-first one) */
+function startsWithDateTime(text: string, start: number): boolean {
+  return digitsAt(text, start, 4) && text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 7) === 45 && text.charCodeAt(start + 10) === SPACE &&
+    text.charCodeAt(start + 13) === 58 && text.charCodeAt(start + 16) === 58 && text.charCodeAt(start + 19) === SPACE;
+}
+
+/** How Exim's main log lines start after the time: a message id (`1xa5ch-0003V1-08`, 4.97's longer one), a client, an authenticator, Exim's own news */
+const EXIM_START = /[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} |H=|SMTP |exim |Start queue run|End queue run|no host name found|no IP address found|TLS error|unexpected disconnection|[\w-]+ authenticator failed for /y;
+
+/**
+ * Exim's main log (/var/log/exim4/mainlog): `2026-12-06 06:20:49 H=(helo) [203.0.113.66] ...`,
+ * read whole by the rules of `exim` (they take the time as its first two words). Recognised by
+ * a line that starts as only Exim's do, then kept while lines start with the date and time.
+ */
+const EXIM: LineFormat = {
+  name: "exim mainlog",
+  programs: ["exim", "exim4"],
+  scan(text, start, end, h) {
+    if (!startsWithDateTime(text, start)) return null;
+    wholeLine(h, start, end, start, start + 19);
+    return text;
+  },
+  time: (text, h) => {
+    const t = h.timeStart;
+    return localTime(num(text, t, 4), num(text, t + 5, 2) - 1, num(text, t + 8, 2), num(text, t + 11, 2), num(text, t + 14, 2), num(text, t + 17, 2));
+  },
+};
+
+const EXIM_FIRST: LineFormat = {
+  ...EXIM,
+  scan(text, start, end, h) {
+    if (!startsWithDateTime(text, start)) return null;
+    EXIM_START.lastIndex = start + 20;
+    if (!EXIM_START.test(text)) return null;
+    return EXIM.scan(text, start, end, h);
+  },
+};
+
 /** In the order a line is tried when its source's format does not fit it: Dovecot's file before syslog (it fits a header without host too). */
 const DETECTION: readonly (readonly [LineFormat, LineFormat])[] = [
   [DOVECOT, DOVECOT],
@@ -287,7 +326,8 @@ const DETECTION: readonly (readonly [LineFormat, LineFormat])[] = [
   [APACHE_24_ERROR, APACHE_24_ERROR],
   [APACHE_22_ERROR, APACHE_22_ERROR],
   [ACCESS, ACCESS],
-  /* sshd's own log: recognised by a known first message, then kept (SSHD) */
+  /* Exim's and sshd's own logs: recognised by a known first message, then kept */
+  [EXIM_FIRST, EXIM],
   [SSHD_FIRST, SSHD],
 ];
 

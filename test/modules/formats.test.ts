@@ -146,6 +146,18 @@ describe("formats captured from the real programs (test/fixtures/formats)", () =
   });
 });
 
+describe("Exim's main log (test/fixtures/MX/exim-mainlog.log, as Exim 4.96 wrote it)", () => {
+  for (const module of ["MX", "MB"] as const) {
+    test(`${module}: found as exim mainlog, the same matches as with --program exim`, () => {
+      const log = read("MX", "exim-mainlog.log");
+      const found = testRules(rules(module), log);
+      expect(found.matched).toBeGreaterThan(0);
+      expect(shown(found)).toEqual(shown(testRules(rules(module), log, { program: "exim" })));
+      expect(Object.keys(found.formats)).toEqual(["exim mainlog", "unrecognised"]); /* the annotations and Exim's indented continuation lines */
+    });
+  }
+});
+
 describe("Apache 2.2 error log (the examples of Apache 2.2's documentation)", () => {
   test("found as apache 2.2 error and read by the apache-error rules", () => {
     const log = [
