@@ -128,7 +128,7 @@ describe("rules test", () => {
     ].join("\n");
     const r = run(["rules", "test", "LG", "-", "--missed", "--unparsed"], `${log}\n`);
     expect(r.code).toBe(0);
-    expect(r.out).toContain("lines of sshd, sshd-session, sshd-auth no rule counted: 1\n      2: Nov 24 10:00:02 srv sshd[2]: Server listening");
+    expect(r.out).toMatch(/lines of [^\n]*sshd[^\n]* no rule counted: 1\n {6}2: Nov 24 10:00:02 srv sshd\[2\]: Server listening/);
     expect(r.out).toContain("lines in no format watcher knows: 1\n      4:   a continuation no format knows");
     const doc = JSON.parse(run(["rules", "test", "LG", "-", "--missed", "--unparsed", "--json"], `${log}\n`).out);
     expect(doc.missed).toEqual([{ line: 2, text: "Nov 24 10:00:02 srv sshd[2]: Server listening on 0.0.0.0 port 22." }]);
