@@ -8,8 +8,7 @@
  * line it does not fit pays for the variants other loggers write: an unpadded day (`Feb 7`),
  * no host name (local sockets, busybox `-S`), BSD syslogd `-v` (`<auth.info>` before the host),
  * busybox's `facility.level` after the host, macOS's `prog[pid] <Level>:`, rsyslog templates
- * without the colon (`prog[pid] msg`), Solaris's `[ID 800047 auth.info]` before the message,
- * and socklog behind a TAI64N label (`@4000... auth.info: <the header as received>`). The time
+ * without the colon (`prog[pid] msg`), and socklog behind a TAI64N label (`@4000... auth.info: <the header as received>`). The time
  * is kept as text and parsed only for lines that matter (parseSyslogTime).
  */
 
@@ -74,11 +73,6 @@ function scanTag(text: string, at: number, end: number, h: HeaderScan): boolean 
   }
   if (text.charCodeAt(i + 1) !== SPACE) return false;
   h.messageStart = i + 2;
-  /* Solaris puts its message id first: "[ID 800047 auth.info] " is the logger's, not the program's */
-  if (text.charCodeAt(h.messageStart) === 91 && text.startsWith("[ID ", h.messageStart)) {
-    const close = charWithin(text, 93 /* ] */, h.messageStart, Math.min(end, h.messageStart + 48));
-    if (close > 0 && text.charCodeAt(close + 1) === SPACE) h.messageStart = close + 2;
-  }
   return true;
 }
 

@@ -222,13 +222,6 @@ describe("splitSyslog: what other loggers write", () => {
     expect(splitSyslog("2026-11-24T10:00:01+01:00 srv sshd[123] msg")).toEqual(sshd("2026-11-24T10:00:01+01:00", "srv", "123"));
   });
 
-  test("Solaris: the message id before the message is the logger's", () => {
-    expect(splitSyslog("Nov 24 10:00:01 sol sshd[1]: [ID 800047 auth.info] Failed password for x from 203.0.113.5 port 22 ssh2")).toEqual(
-      sshd("Nov 24 10:00:01", "sol", "1", "Failed password for x from 203.0.113.5 port 22 ssh2"),
-    );
-    expect(splitSyslog("Nov 24 10:00:01 sol sshd[1]: [ID 800047 auth.info]")?.message).toBe("[ID 800047 auth.info]");
-  });
-
   test("socklog behind a TAI64N label: the header it received, with or without host (real lines)", () => {
     expect(splitSyslog("@400000006b14fe8f127691f4 auth.info: Dec  6 06:19:49 sshd[9374]: Failed password")).toEqual(sshd("Dec  6 06:19:49", "", "9374", "Failed password"));
     expect(splitSyslog("@400000006b14fe8f13b2bb74 authpriv.notice: Dec  6 06:19:49 vm sshd[9375]: Invalid user y")).toEqual(sshd("Dec  6 06:19:49", "vm", "9375", "Invalid user y"));
