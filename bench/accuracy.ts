@@ -160,7 +160,7 @@ function counted(modules: readonly ModuleName[], text: string, program: string |
   const logLines = text.replace(/^#.*$/gm, "");
   for (const mode of ["normal", "aggressive"] as const) {
     for (const module of modules) {
-      const result = testRules(loadRules(module, RULES, mode), logLines, program);
+      const result = testRules(loadRules(module, RULES, mode), logLines, { program });
       if (mode === "normal") unparsed = Math.max(unparsed, result.unparsed);
       for (const m of result.matches) {
         /* a line whose affair a good login of its connection withdrew counts nothing in the end */

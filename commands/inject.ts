@@ -1,5 +1,6 @@
 import type { CommandModule } from "yargs";
 import { formatDuration } from "../src/core/duration";
+import { ConfigError } from "../src/core/errors";
 import { openModule } from "../src/modules/context";
 import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
 import { stdinSource } from "../src/pipeline/read";
@@ -25,8 +26,13 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       .positional("line", { type: "string", array: true, describe: "log lines; without them stdin is read" })
       .option("direct", { type: "boolean", describe: "process here against the module's database, with each line's own time (replay old logs)" })
       .option("json", { type: "boolean", describe: "with --direct: print the result as JSON" })
-      .option("program", { type: "string", describe: "with --direct: the lines have no syslog header and are this program's (nginx-access, ...); their time is now" })
+      .option("program", { type: "string", describe: "with --direct: take every line, whole, as this program's (nginx-access, sshd, ...) instead of finding the format; their time is now" })
+      .check((a) => {
+        if (a.program !== undefined && a.direct !== true) throw new ConfigError("--program goes with --direct (a running module finds the format of the lines it reads)");
+        return true;
+      })
       .example("$0 inject LG --direct < /var/log/auth.log", "replay an old log")
+      .example("$0 inject WB --direct < /var/log/nginx/error.log", "a web server's own log: its format is found from its lines")
       .example("journalctl -u ssh -o short-iso -f | $0 inject LG", "live: lines go to the running module"),
   handler: async (argv) => {
     const argumentLines = argv.line?.length ? [`${argv.line.join("\n")}\n`] : null;
@@ -38,15 +44,16 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = openModule(argv.root, argv.module);
     try {
       checkFirewallFree(ctx.firewall.backend, ctx.paths.root, "inject --direct");
-      const { stats, bans, seconds } = await injectDirect(ctx, argumentLines ?? stdinSource().chunks(), argv.program ?? null);
+      const { stats, bans, seconds, formats } = await injectDirect(ctx, argumentLines ?? stdinSource().chunks(), argv.program ?? null);
       if (argv.json) {
-        printJson({ ...stats, seconds, bans });
+        printJson({ ...stats, seconds, formats, bans });
         return;
       }
       console.log(
         `${ctx.module}: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans in ${seconds.toFixed(2)} s` +
-          ` (${stats.merged} merged into attempts already counted, ${stats.protected} from protected addresses, ${stats.unattributed} unattributed, ${stats.unparsed} without a syslog header)`,
+          ` (${stats.merged} merged into attempts already counted, ${stats.protected} from protected addresses, ${stats.unattributed} unattributed, ${stats.unparsed} in no format watcher knows)`,
       );
+      console.log(`formats: ${Object.entries(formats).map(([name, n]) => `${name} ${n}`).join(", ") || "none"}`);
       for (const b of bans) {
         console.log(`banned ${b.address} at ${isoTime(b.time)} for ${formatDuration(b.seconds)}: ${b.reason}`);
       }

@@ -1,5 +1,6 @@
 import type { CommandModule } from "yargs";
 import type { ModuleName, SourceConfig } from "../src/core/config";
+import { ConfigError } from "../src/core/errors";
 import { followMaster, SUPERVISED_OPTION } from "../src/master/lifeline";
 import { openModule, openModuleInForce } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
@@ -21,11 +22,16 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
     moduleArg(y)
       .option("stdin", { type: "boolean", describe: "read lines from stdin instead of the configured sources" })
       .option("file", { type: "string", array: true, describe: "follow a log file (survives rotation) instead of the configured sources" })
-      .option("program", { type: "string", describe: "with --stdin/--file: the lines have no syslog header and are this program's (nginx-access, ...)" })
+      .option("program", { type: "string", describe: "with --stdin/--file: take every line, whole, as this program's (nginx-access, sshd, ...) instead of finding the format" })
       /* set by the master: fd 3 is its lifeline, and the module stops when it is gone */
       .option(SUPERVISED_OPTION, { type: "boolean", hidden: true })
+      .check((a) => {
+        if (a.program !== undefined && a.stdin !== true && !a.file?.length) throw new ConfigError('--program goes with --stdin or --file (a configured source takes program = "...")');
+        return true;
+      })
       .example("$0 module LG", "read <root>/var/fifo/WatchLG")
-      .example("journalctl -u ssh -o short-iso -f | $0 module LG --stdin", "read journald through a pipe"),
+      .example("journalctl -u ssh -o short-iso -f | $0 module LG --stdin", "read journald through a pipe")
+      .example("$0 module LG --file /var/log/sshd.log", "follow sshd's own log (sshd -E): its format is found from its lines"),
   handler: async (argv) => {
     /* a SIGHUP before the loop listens for it (the master's reload during our start-up) must not end us */
     process.on("SIGHUP", () => {});

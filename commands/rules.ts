@@ -4,7 +4,7 @@ import { loadConfig, type ModuleName } from "../src/core/config";
 import { WatcherError } from "../src/core/errors";
 import type { Mode } from "../src/core/rules";
 import { loadRules } from "../src/modules/registry";
-import { testRules } from "../src/modules/ruletest";
+import { type RuleTestLine, testRules } from "../src/modules/ruletest";
 import { type GlobalArgs, moduleArg, table } from "./common";
 
 interface TestArgs extends GlobalArgs {
@@ -13,34 +13,54 @@ interface TestArgs extends GlobalArgs {
   json?: boolean;
   mode?: Mode;
   program?: string;
+  missed?: boolean;
+  unparsed?: boolean;
+}
+
+/** `  12: text`, with the rule that matched without counting when there is one */
+function printLines(title: string, lines: readonly RuleTestLine[]): void {
+  console.log(`${title}: ${lines.length}`);
+  for (const l of lines) console.log(`${String(l.line).padStart(7)}: ${l.rule ? `[${l.rule}] ` : ""}${l.text}`);
 }
 
 const testCommand: CommandModule<GlobalArgs, TestArgs> = {
   command: "test <module> <file>",
-  describe: "run a log file (or - for stdin) through a module's rules: hits per rule, hosts, lines/s",
+  describe: "run a log file (or - for stdin) through a module's rules: its formats, hits per rule, hosts, lines/s",
   builder: (y) =>
     moduleArg(y)
       .positional("file", { type: "string", demandOption: true, describe: "log file, - for stdin" })
       .option("json", { type: "boolean", describe: "print one JSON document" })
       .option("mode", { choices: ["normal", "aggressive"] as const, describe: "rule mode (default: the module's configured mode)" })
-      .option("program", { type: "string", describe: "the lines have no syslog header and are this program's (nginx-access, apache-error, ...)" })
-      .example("$0 rules test WB /var/log/nginx/access.log --program nginx-access", "a web server's own log file"),
+      .option("program", { type: "string", describe: "take every line, whole, as this program's (nginx-access, apache-error, sshd, ...) instead of finding the format" })
+      .option("missed", { type: "boolean", describe: "print the lines of the module's programs that no rule counted" })
+      .option("unparsed", { type: "boolean", describe: "print the lines in no format watcher knows" })
+      .example("$0 rules test WB /var/log/nginx/error.log", "a web server's own log: its format is found from its lines")
+      .example("$0 rules test LG /var/log/auth.log --missed", "what the rules did not count"),
   handler: async (argv) => {
     const { config, paths } = loadConfig(argv.root);
     const rules = loadRules(argv.module, paths.rulesDir, argv.mode ?? config.modules[argv.module].mode);
-    let text: string;
-    try {
-      /* yargs hands a lone "-" over as "" */
-      text = argv.file === "-" || argv.file === "" ? await Bun.stdin.text() : readFileSync(argv.file, "utf8");
-    } catch (e) {
-      throw new WatcherError(`cannot read ${argv.file}: ${(e as Error).message}`);
-    }
-    const r = testRules(rules, text, argv.program ?? null);
+    /* yargs hands a lone "-" over as "" */
+    const stdin = argv.file === "-" || argv.file === "";
+    const read = <T>(how: () => T): T => {
+      try {
+        return how();
+      } catch (e) {
+        throw new WatcherError(`cannot read ${argv.file}: ${(e as Error).message}`);
+      }
+    };
+    /* a file as text (the fast way, see decodeLog), its bytes again only if it is a journal export */
+    const input = stdin ? new Uint8Array(await Bun.stdin.arrayBuffer()) : read(() => readFileSync(argv.file, "utf8"));
+    const reread = () => read(() => readFileSync(argv.file));
+    const r = testRules(rules, input, { program: argv.program ?? null, missed: argv.missed, unparsed: argv.unparsed, reread });
     if (argv.json) {
       /* compact: a day of a busy server's log is hundreds of thousands of matches */
-      process.stdout.write(`${JSON.stringify({ lines: r.lines, matched: r.matched, seconds: r.seconds, rules: r.rules, matches: r.matches, unparsed: r.unparsed, skipped: r.skipped })}\n`);
+      const { lines, matched, seconds, rules: hits, matches, unparsed, skipped, formats, missed, unparsedLines } = r;
+      process.stdout.write(`${JSON.stringify({ lines, matched, seconds, formats, rules: hits, matches, unparsed, skipped, missed, unparsedLines })}\n`);
       return;
     }
+    const byFormat = table(["format", "lines"]);
+    for (const [name, n] of Object.entries(r.formats)) byFormat.push([name, n]);
+    console.log(byFormat.toString());
     const byRule = table(["rule", "action", "mode", "hits"]);
     for (const rule of rules.rules) byRule.push([rule.name, rule.action, rule.mode, r.rules[rule.name] ?? 0]);
     console.log(byRule.toString());
@@ -52,9 +72,11 @@ const testCommand: CommandModule<GlobalArgs, TestArgs> = {
       for (const [host, n] of top) byHost.push([host, n]);
       console.log(byHost.toString());
     }
+    if (r.missed) printLines(`lines of ${rules.programs.join(", ")} no rule counted`, r.missed);
+    if (r.unparsedLines) printLines("lines in no format watcher knows", r.unparsedLines);
     const rate = r.seconds > 0 ? Math.round(r.lines / r.seconds) : r.lines;
     console.log(
-      `${r.lines} lines, ${r.matched} matched, ${hosts.size} hosts, ${r.unparsed} without a syslog header, ` +
+      `${r.lines} lines, ${r.matched} matched, ${hosts.size} hosts, ${r.unparsed} in no format watcher knows, ` +
         `${r.skipped.tooLong + r.skipped.invalid} skipped; ${r.seconds.toFixed(3)} s, ${rate} lines/s`,
     );
   },

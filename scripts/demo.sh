@@ -17,8 +17,8 @@ while IFS= read -r line; do
   i=$((i + 1))
 done < scripts/demo-auth.log > "$root/auth.log"
 
-echo "== rules test: which rule matches which line"
-dist/watcher --root "$root" rules test LG "$root/auth.log" | tail -n 12
+echo "== rules test: the log's format, which rule matched how often, the hosts counted"
+dist/watcher --root "$root" rules test LG "$root/auth.log"
 echo
 echo "== inject --direct: replay into the LG database, dry-run firewall"
 dist/watcher --root "$root" inject LG --direct < "$root/auth.log"

@@ -36,7 +36,7 @@ const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
 const PositiveDuration = (zero: string) =>
   Duration.refine((seconds) => seconds >= 1, `expected a duration of at least 1 second, such as "10m": ${zero}`);
 
-/** lines without a syslog header (a web server's own log file) are taken as this program's */
+/** every line of the source, whole, is this program's (else the format is found from the lines, src/pipeline/formats.ts) */
 const RawProgram = z.string().regex(/^[A-Za-z0-9_./-]{1,64}$/, "expected a program name such as \"nginx-access\"").optional();
 
 const SourceSchema = z.discriminatedUnion("type", [

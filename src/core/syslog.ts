@@ -4,8 +4,12 @@
  * the read chunk and allocates nothing. Understands RFC 3164 (`Nov 24 10:00:01 host
  * prog[pid]: msg`, optionally behind `<PRI>`), rsyslog's RFC 3339 form and `journalctl -o
  * short-iso` (`2026-11-24T10:00:01.123+01:00 host prog[pid]: msg`), and RFC 5424
- * (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`). The time is kept as text and parsed
- * only for lines that matter (parseSyslogTime).
+ * (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`). The common shape is tried first; only a
+ * line it does not fit pays for the variants other loggers write: an unpadded day (`Feb 7`),
+ * no host name (local sockets, busybox `-S`), BSD syslogd `-v` (`<auth.info>` before the host),
+ * busybox's `facility.level` after the host, macOS's `prog[pid] <Level>:`, rsyslog templates
+ * without the colon (`prog[pid] msg`), and socklog behind a TAI64N label (`@4000... auth.info: <the header as received>`). The time
+ * is kept as text and parsed only for lines that matter (parseSyslogTime).
  */
 
 /** Offsets of one line's header fields in its text; reused from line to line. */
@@ -20,6 +24,8 @@ export class HeaderScan {
   pidStart = 0;
   pidEnd = 0;
   messageStart = 0;
+  /** where the line ends in the text the offsets refer to (set by the formats, src/pipeline/formats.ts) */
+  lineEnd = 0;
 }
 
 const SPACE = 32;
@@ -68,6 +74,46 @@ function scanTag(text: string, at: number, end: number, h: HeaderScan): boolean 
   if (text.charCodeAt(i + 1) !== SPACE) return false;
   h.messageStart = i + 2;
   return true;
+}
+
+/**
+ * `prog[pid]` not followed by a colon: macOS's `prog[pid] <Level>: message`, or an rsyslog
+ * template that leaves the colon out (`prog[pid] message`). Only with a numeric pid: without
+ * one, any word would pass for a program.
+ */
+function scanLooseTag(text: string, at: number, end: number, h: HeaderScan): boolean {
+  const open = charWithin(text, 91 /* [ */, at, Math.min(end, at + MAX_TAG));
+  if (open <= at || charWithin(text, SPACE, at, open) >= 0) return false;
+  let close = open + 1;
+  while (close < end && isDigit(text.charCodeAt(close))) close++;
+  if (close === open + 1 || text.charCodeAt(close) !== 93 /* ] */ || text.charCodeAt(close + 1) !== SPACE) return false;
+  let message = close + 2;
+  if (text.charCodeAt(message) === 60 /* < */) {
+    const level = charWithin(text, 62 /* > */, message, Math.min(end, message + 16));
+    if (level > message && text.charCodeAt(level + 1) === COLON && text.charCodeAt(level + 2) === SPACE) message = level + 3;
+  }
+  if (message >= end) return false;
+  h.programStart = at;
+  h.programEnd = open;
+  h.pidStart = open + 1;
+  h.pidEnd = close;
+  h.messageStart = message;
+  return true;
+}
+
+/** The first `c` in text[from, limit), or -1: indexOf would run on through the lines after this one. */
+function charWithin(text: string, c: number, from: number, limit: number): number {
+  for (let i = from; i < limit; i++) if (text.charCodeAt(i) === c) return i;
+  return -1;
+}
+
+/** busybox syslogd's `facility.level` word (`authpriv.info`) in text[at, end) */
+const FACILITIES = new Set(["auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog", "user", "uucp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]);
+const LEVELS = new Set(["emerg", "alert", "crit", "err", "error", "warn", "warning", "notice", "info", "debug"]);
+
+function isPriorityName(text: string, at: number, end: number): boolean {
+  const dot = charWithin(text, 46 /* . */, at, end);
+  return dot > at && dot < end - 1 && FACILITIES.has(text.slice(at, dot)) && LEVELS.has(text.slice(dot + 1, end));
 }
 
 /** RFC 5424 after `<PRI>1 `. */
@@ -120,31 +166,92 @@ function scan5424(text: string, at: number, end: number, h: HeaderScan): boolean
 /** Scan the header of the line text[start, end); false when it is not a syslog line we know. */
 export function scanSyslog(text: string, start: number, end: number, h: HeaderScan): boolean {
   let at = start;
-  if (text.charCodeAt(at) === 60 /* < */) {
+  const first = text.charCodeAt(at);
+  if (first === 60 /* < */) {
     const close = text.indexOf(">", at);
     if (close < at + 2 || close > at + 4) return false;
     at = close + 1;
     if (text.charCodeAt(at) === 49 /* 1 */ && text.charCodeAt(at + 1) === SPACE) return scan5424(text, at + 2, end, h);
+  } else if (first === 64 /* @ */) {
+    return scanTai64n(text, at, end, h);
   }
-  let timeEnd: number;
-  if (isDigit(text.charCodeAt(at))) {
-    /* ISO 8601 / RFC 3339: 2026-11-24T10:00:01[.frac](Z|+hh:mm|+hhmm) */
-    if (text.charCodeAt(at + 4) !== 45 || text.charCodeAt(at + 10) !== 84 /* T */) return false;
-    timeEnd = text.indexOf(" ", at + 19);
-    if (timeEnd < 0 || timeEnd - at > 40 || timeEnd >= end) return false;
-  } else {
-    /* RFC 3164: "Nov 24 10:00:01" (day space-padded), the month a capitalised word */
-    timeEnd = at + 15;
-    if (timeEnd >= end || text.charCodeAt(at + 3) !== SPACE || text.charCodeAt(at + 9) !== COLON || text.charCodeAt(timeEnd) !== SPACE) return false;
-    if (!isUpper(text.charCodeAt(at)) || !isLower(text.charCodeAt(at + 1)) || !isLower(text.charCodeAt(at + 2))) return false;
-  }
-  const hostEnd = text.indexOf(" ", timeEnd + 1);
-  if (hostEnd <= timeEnd + 1 || hostEnd >= end) return false;
+  const timeEnd = timeEndAt(text, at, end);
+  if (timeEnd < 0) return false;
   h.timeStart = at;
   h.timeEnd = timeEnd;
-  h.hostStart = timeEnd + 1;
+  return scanHostAndTag(text, timeEnd + 1, end, h);
+}
+
+/** Where the time at `at` ends (the space after it), or -1: RFC 3339 or RFC 3164 (day padded, zero-padded or not). */
+function timeEndAt(text: string, at: number, end: number): number {
+  if (isDigit(text.charCodeAt(at))) {
+    /* ISO 8601 / RFC 3339: 2026-11-24T10:00:01[.frac](Z|+hh:mm|+hhmm) */
+    if (text.charCodeAt(at + 4) !== 45 || text.charCodeAt(at + 10) !== 84 /* T */) return -1;
+    const timeEnd = text.indexOf(" ", at + 19);
+    return timeEnd < 0 || timeEnd - at > 40 || timeEnd >= end ? -1 : timeEnd;
+  }
+  /* RFC 3164: "Nov 24 10:00:01", "Nov  4 10:00:01", or unpadded "Nov 4 10:00:01"; the month a capitalised word */
+  if (!isUpper(text.charCodeAt(at)) || !isLower(text.charCodeAt(at + 1)) || !isLower(text.charCodeAt(at + 2)) || text.charCodeAt(at + 3) !== SPACE) return -1;
+  const timeEnd = text.charCodeAt(at + 5) === SPACE && isDigit(text.charCodeAt(at + 4)) ? at + 14 : at + 15;
+  return timeEnd >= end || text.charCodeAt(timeEnd - 6) !== COLON || text.charCodeAt(timeEnd) !== SPACE ? -1 : timeEnd;
+}
+
+/** Host and tag after the time: `host prog[pid]: ` first; the variants only for a line it does not fit. */
+function scanHostAndTag(text: string, at: number, end: number, h: HeaderScan): boolean {
+  let hostEnd = text.indexOf(" ", at);
+  /* a host name never ends with a colon: that word is a tag (a line without host) */
+  if (hostEnd > at && hostEnd < end && text.charCodeAt(hostEnd - 1) !== COLON) {
+    h.hostStart = at;
+    h.hostEnd = hostEnd;
+    if (scanTag(text, hostEnd + 1, end, h)) return true;
+  }
+  /* no host name: the tag follows the time */
+  if (scanTag(text, at, end, h)) {
+    h.hostStart = h.hostEnd = at;
+    return true;
+  }
+  /* BSD syslogd -v/-vv: "<4.6>" or "<auth.info>" before the host */
+  if (text.charCodeAt(at) === 60 && hostEnd > at && text.charCodeAt(hostEnd - 1) === 62 /* > */) {
+    at = hostEnd + 1;
+    hostEnd = text.indexOf(" ", at);
+  }
+  if (hostEnd <= at || hostEnd >= end) return false;
+  h.hostStart = at;
   h.hostEnd = hostEnd;
-  return scanTag(text, hostEnd + 1, end, h);
+  if (scanTag(text, hostEnd + 1, end, h)) return true;
+  /* busybox syslogd: "host authpriv.info prog[pid]: " */
+  const priorityEnd = text.indexOf(" ", hostEnd + 1);
+  if (priorityEnd > hostEnd + 1 && priorityEnd < end && isPriorityName(text, hostEnd + 1, priorityEnd) && scanTag(text, priorityEnd + 1, end, h)) return true;
+  return scanLooseTag(text, hostEnd + 1, end, h);
+}
+
+/**
+ * A line behind a TAI64N label (daemontools/runit's multilog and svlogd after socklog):
+ * `@4000000063e2b6a42c0d2e34 auth.info: Feb  7 10:00:00 host sshd[1]: msg`. socklog writes the
+ * facility and level, then the message as the logger received it, usually with a header of its
+ * own, whose time is taken; without one, the label's time is the line's.
+ */
+function scanTai64n(text: string, at: number, end: number, h: HeaderScan): boolean {
+  const labelEnd = at + 25;
+  if (labelEnd >= end || text.charCodeAt(labelEnd) !== SPACE) return false;
+  for (let i = at + 1; i < labelEnd; i++) if (!isHex(text.charCodeAt(i))) return false;
+  let p = labelEnd + 1;
+  const word = text.indexOf(" ", p);
+  if (word > p + 1 && word < end && text.charCodeAt(word - 1) === COLON && isPriorityName(text, p, word - 1)) p = word + 1;
+  const timeEnd = timeEndAt(text, p, end);
+  if (timeEnd > 0) {
+    h.timeStart = p;
+    h.timeEnd = timeEnd;
+    return scanHostAndTag(text, timeEnd + 1, end, h);
+  }
+  h.timeStart = at;
+  h.timeEnd = labelEnd;
+  h.hostStart = h.hostEnd = p;
+  return scanTag(text, p, end, h);
+}
+
+function isHex(c: number): boolean {
+  return isDigit(c) || (c >= 97 && c <= 102);
 }
 
 export interface SyslogLine {
@@ -187,6 +294,9 @@ const MONTHS: Record<string, number> = {
  * of `now` (a log replayed in January still has December's lines in the old year).
  */
 export function parseSyslogTime(time: string, now: number): number | null {
+  if (time.charCodeAt(0) === 64 /* @ */) return tai64nTime(time);
+  /* an unpadded day, "Feb 7 10:00:00": padded like the others */
+  if (time.length === 14 && time.charCodeAt(5) === SPACE) time = `${time.slice(0, 4)} ${time.slice(4)}`;
   if (isDigit(time.charCodeAt(0))) {
     let iso = time;
     /* journalctl short-iso on older systemd writes +0100; Date wants +01:00 */
@@ -213,6 +323,16 @@ export function parseSyslogTime(time: string, now: number): number | null {
     if (next <= now + 86400) return next;
   }
   return t;
+}
+
+/**
+ * A TAI64N label's second: 2^62 + TAI seconds, TAI being UTC + 10 s as daemontools' tai64n and
+ * runit's svlogd write it (leap seconds left out). Labels before 1970 or after 2106 are refused.
+ */
+function tai64nTime(label: string): number | null {
+  if (!label.startsWith("@40000000")) return null;
+  const tai = Number.parseInt(label.slice(9, 17), 16);
+  return Number.isNaN(tai) ? null : tai - 10;
 }
 
 /** The two-digit number at `at`, or NaN. */

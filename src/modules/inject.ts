@@ -6,6 +6,7 @@ import { moduleSet } from "../core/firewall/types";
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { WatcherError } from "../core/errors";
 import type { ModuleContext } from "./context";
+import { SourceFormat } from "../pipeline/formats";
 import { LineSplitter } from "../pipeline/split";
 import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
 import { nowSeconds } from "../core/duration";
@@ -82,14 +83,16 @@ export interface DirectResult {
   readonly stats: RuntimeStats;
   readonly bans: BanReport[];
   readonly seconds: number;
+  /** lines per format found (formats.ts) */
+  readonly formats: Record<string, number>;
 }
 
 /** Process lines in-process against the module's database and firewall, times from the lines. */
-/** `input`: raw bytes (stdin), or text blocks of complete lines (arguments) */
+/** `input`: raw bytes (stdin), or text blocks of complete lines (arguments); `program`: the lines are that program's, whole (`--program`), else their format is found from their shape */
 export async function injectDirect(
   ctx: ModuleContext,
   input: AsyncIterable<Uint8Array> | readonly string[],
-  rawProgram: string | null = null,
+  program: string | null = null,
   clock = nowSeconds,
 ): Promise<DirectResult> {
   const bans: BanReport[] = [];
@@ -101,11 +104,13 @@ export async function injectDirect(
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   const started = performance.now();
-  const blocks = Array.isArray(input) ? input : replayBatches(blocksOf(input as AsyncIterable<Uint8Array>, new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++)));
-  for await (const block of blocks) await runtime.processBlock(block, rawProgram);
+  const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
+  const blocks = Array.isArray(input) ? input : replayBatches(blocksOf(input as AsyncIterable<Uint8Array>, splitter));
+  const format = new SourceFormat(program);
+  for await (const block of blocks) await runtime.processBlock(block, format);
   if (!runtime.flushPending(true)) {
     const p = runtime.pending;
     throw new WatcherError(`database ${ctx.store.path}: ${p.error}; ${p.hosts} hosts and ${p.events} events of this replay are not written (the bans are in the firewall)`);
   }
-  return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000 };
+  return { stats: runtime.stats, bans, seconds: (performance.now() - started) / 1000, formats: format.seen(splitter.journalExport) };
 }

@@ -175,10 +175,10 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
     if (signals.stopping) return;
     const arrived = performance.now();
     const block = splitter.push(chunk);
-    if (block !== "") await turns.take(() => runtime.processBlock(block, source.rawProgram, arrived));
+    if (block !== "") await turns.take(() => runtime.processBlock(block, source.format, arrived));
   }
   const rest = splitter.end();
-  if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.rawProgram));
+  if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.format));
 }
 
 /** SIGHUP reloads config, rules and lists (the configuration in force stays when a file is bad); SIGTERM/SIGINT stop after the chunk in hand. */

@@ -9,6 +9,8 @@ import { fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../
 import { readJson, writeJson } from "../core/runfiles";
 import { WatcherError } from "../core/errors";
 import { fifoPath, journalCursorFile, positionFileFor } from "../core/layout";
+import { SourceFormat } from "./formats";
+import { type JournalEntry, journalLine } from "./split";
 
 const CHUNK = 64 * 1024;
 
@@ -38,8 +40,8 @@ export function ensureFifo(path: string, access?: FifoAccess): void {
 
 export interface Source {
   readonly label: string;
-  /** lines carry no syslog header: they are this program's (a web server's log file), else null */
-  readonly rawProgram: string | null;
+  /** the format of its lines, found from their shape, or given (`program`: they are that program's, whole) */
+  readonly format: SourceFormat;
   /** each chunk is valid until the next is asked for (see readChunks) */
   chunks(): AsyncIterable<Uint8Array>;
 }
@@ -62,7 +64,7 @@ export async function* readChunks(fh: fsp.FileHandle): AsyncGenerator<Uint8Array
 export function fifoSource(path: string): Source {
   return {
     label: `fifo ${path}`,
-    rawProgram: null,
+    format: new SourceFormat(),
     async *chunks() {
       ensureFifo(path);
       yield* readChunks(await fsp.open(path, constants.O_RDWR));
@@ -70,10 +72,11 @@ export function fifoSource(path: string): Source {
   };
 }
 
-export function stdinSource(rawProgram: string | null = null): Source {
+/** `program`: the lines are this program's, whole (`--program`); else their format is found from their shape */
+export function stdinSource(program: string | null = null): Source {
   return {
     label: "stdin",
-    rawProgram,
+    format: new SourceFormat(program),
     async *chunks() {
       let stdin: fsp.FileHandle;
       try {
@@ -101,10 +104,10 @@ interface FilePosition {
  * carries on where it stopped (a file replaced meanwhile is read from its start); without one,
  * or the first time, reading starts at the end: history is for `inject --direct`.
  */
-export function fileSource(path: string, rawProgram: string | null = null, positionFile: string | null = null, pollMs = 250): Source {
+export function fileSource(path: string, program: string | null = null, positionFile: string | null = null, pollMs = 250): Source {
   return {
     label: `file ${path}`,
-    rawProgram,
+    format: new SourceFormat(program),
     async *chunks() {
       const buf = new Uint8Array(CHUNK);
       let fh: fsp.FileHandle | null = null;
@@ -156,26 +159,6 @@ export function fileSource(path: string, rawProgram: string | null = null, posit
   };
 }
 
-interface JournalEntry {
-  __CURSOR?: string;
-  __REALTIME_TIMESTAMP?: string;
-  _HOSTNAME?: string;
-  SYSLOG_IDENTIFIER?: string;
-  _PID?: string;
-  SYSLOG_PID?: string;
-  MESSAGE?: unknown;
-}
-
-/** A journal entry as a syslog line (ISO time, host, identifier[pid]: message); null for binary messages. */
-export function journalLine(e: JournalEntry): string | null {
-  if (typeof e.MESSAGE !== "string" || !e.SYSLOG_IDENTIFIER || !e.__REALTIME_TIMESTAMP) return null;
-  const time = new Date(Number(BigInt(e.__REALTIME_TIMESTAMP) / 1000n)).toISOString();
-  const pid = e.SYSLOG_PID ?? e._PID;
-  /* one entry, one line: a newline inside a message must not start a line of its own */
-  const message = e.MESSAGE.replace(/[\r\n]/g, " ");
-  return `${time} ${e._HOSTNAME ?? "-"} ${e.SYSLOG_IDENTIFIER}${pid ? `[${pid}]` : ""}: ${message}`;
-}
-
 /**
  * Follow journald with `journalctl -f -o json`: each entry becomes a syslog line. The cursor of
  * the last entry processed is kept in `cursorFile`, so a restart resumes right after it, with
@@ -184,7 +167,7 @@ export function journalLine(e: JournalEntry): string | null {
 export function journalSource(matches: readonly string[], cursorFile: string): Source {
   return {
     label: `journal ${matches.join(" ")}`,
-    rawProgram: null,
+    format: new SourceFormat(),
     async *chunks() {
       const cursor = existsSync(cursorFile) ? readFileSync(cursorFile, "utf8").trim() : "";
       const args = ["journalctl", "-f", "-o", "json", "--no-pager", ...(cursor ? [`--after-cursor=${cursor}`] : ["-n", "0"]), ...matches];

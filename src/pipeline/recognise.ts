@@ -1,13 +1,15 @@
 /**
- * Stage 3 of a line's way, THE recogniser: the syslog header split once (or a header-less line
- * taken as its source's program), the rules of that program, and the attribution of the line
- * to the address its session vouches for (sessions.ts). The resident module, `inject --direct`
+ * Stage 3 of a line's way, THE recogniser: the line's format found from its shape (formats.ts,
+ * per source), its header split once (a header-less line is taken as its format's program),
+ * the rules of that program, and the attribution of the line to the address its session
+ * vouches for (sessions.ts). The resident module, `inject --direct`
  * and `rules test` all run lines through it, so what `rules test` shows is what the daemon
  * counts. It hands each attribution on to the next stage and does not count anything itself.
  */
 import type { Ip } from "../core/ip";
 import type { CompiledRule, RuleMatch, RuleSet } from "../core/rules";
-import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
+import { HeaderScan } from "../core/syslog";
+import type { SourceFormat } from "./formats";
 import { SessionTable, sessionOf, type Withdrawn } from "./sessions";
 
 /** seconds a line's own time may lie ahead of our clock (hosts' clocks drift) */
@@ -50,6 +52,8 @@ export class Recogniser {
   readonly stats = { unparsed: 0, matched: 0 };
   readonly sessions = new SessionTable();
   private readonly header = new HeaderScan();
+  /** the text the last line was scanned in, null when no format fitted it (lastProgram) */
+  private last: string | null = null;
 
   constructor(
     private rules: RuleSet,
@@ -61,35 +65,37 @@ export class Recogniser {
     this.rules = rules;
   }
 
+  /** The program of the line last seen, null when no format fitted it: `rules test --missed`. */
+  lastProgram(format: SourceFormat): string | null {
+    if (this.last === null) return null;
+    return format.program ?? this.last.slice(this.header.programStart, this.header.programEnd);
+  }
+
   /** Lines no session could give an address the server wrote: counted against nobody. */
   get unattributed(): number {
     return this.sessions.stats.unattributed;
   }
 
   /**
-   * One line, `text[start, end)`: its match (null when no rule matched or the header is not
-   * understood), and through `sink` every attribution it releases. `rawProgram`: the line has no
-   * syslog header and is this program's (a web server's own log): no session, the time is now.
+   * One line, `block[start, end)` of a source whose lines have `format`: its match (null when no
+   * rule matched or no format fits the line), and through `sink` every attribution it releases.
    */
-  line(text: string, start: number, end: number, rawProgram: string | null, sink: RecognisedSink, tag = 0): RuleMatch | null {
-    if (rawProgram) {
-      const m = this.rules.matchRaw(rawProgram, text, start, end);
-      if (!m) return null;
-      this.stats.matched++;
-      if (m.host) sink.attributed({ host: m.host, rule: m.rule, weight: 1, time: this.o.clock(), user: m.user, vhost: m.vhost, tag });
-      return m;
-    }
+  line(block: string, start: number, end: number, format: SourceFormat, sink: RecognisedSink, tag = 0): RuleMatch | null {
     const h = this.header;
-    if (!scanSyslog(text, start, end, h)) {
+    const text = format.scan(block, start, end, h, this.rules);
+    this.last = text;
+    if (text === null) {
       this.stats.unparsed++;
       return null;
     }
-    const m = this.rules.match(text, h, end);
+    const program = format.program;
+    const m = program === null ? this.rules.match(text, h, h.lineEnd) : this.rules.matchRaw(program, text, h.messageStart, h.lineEnd);
     if (!m) return null;
     this.stats.matched++;
     const now = this.o.clock();
-    const time = this.o.useLineTime ? lineTime(parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now), now) : now;
-    const session = sessionOf(text, h, m.session);
+    const time = this.o.useLineTime ? lineTime(format.time(text, h, now), now) : now;
+    /* a header-less line has no pid: its own address, or none */
+    const session = program === null ? sessionOf(text, h, m.session) : "";
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time, tag);
     if (m.rule.action === "success" && m.host) sink.succeeded?.(m.host, (everything) => this.sessions.forgive(session, everything), time);
     /* an ignored line may still bring the address that earlier lines of its session waited for */

@@ -19,6 +19,7 @@ import type { ModuleStore } from "../store/module-db";
 import { Banning } from "./ban";
 import { type BanReport, Counter, type Decided } from "./count";
 import { CountedLines, type PendingStats, PendingWrites } from "./persist";
+import { SourceFormat } from "./formats";
 import { type Attribution, Recogniser } from "./recognise";
 import type { Withdrawn } from "./sessions";
 import { forEachLine, type SkipCounts } from "./split";
@@ -27,7 +28,7 @@ export type { BanReport } from "./count";
 
 export interface RuntimeStats {
   lines: number;
-  /** lines without a syslog header we understand */
+  /** lines in no format we know (formats.ts) */
   unparsed: number;
   matched: number;
   affairs: number;
@@ -91,6 +92,8 @@ export class ModuleRuntime {
   private readonly log: (message: string) => void;
   private config: ModuleConfig;
   private lists: Lists;
+  /** the format of blocks handed in without one of their source's (tests, tools) */
+  private readonly unsourced = new SourceFormat();
 
   constructor(private readonly o: RuntimeOptions) {
     this.log = o.log ?? (() => {});
@@ -125,7 +128,7 @@ export class ModuleRuntime {
    * firewall, and their announcement says they are not written yet. `arrived`: performance.now()
    * when the block's chunk came in (the line-to-ban latency).
    */
-  async processBlock(block: string, rawProgram: string | null = null, arrived = performance.now()): Promise<void> {
+  async processBlock(block: string, format: SourceFormat = this.unsourced, arrived = performance.now()): Promise<void> {
     const decided: Decided = { elements: [], reports: [] };
     const { counter, writes, countedLines } = this;
     /* the line in hand, and whether it was attributed at once (else it may wait for its session) */
@@ -150,7 +153,7 @@ export class ModuleRuntime {
         lineStart = start;
         lineEnd = end;
         attributedNow = false;
-        const m = this.recogniser.line(block, start, end, rawProgram, sink, tag);
+        const m = this.recogniser.line(block, start, end, format, sink, tag);
         if (m === null) return;
         this.ruleCounts(m.rule.name).matched++;
         if (!m.host && !attributedNow && (m.rule.action === "count" || m.rule.action === "ban")) countedLines.wait(tag, block.slice(start, end));

@@ -187,6 +187,57 @@ describe("splitSyslog: RFC 5424", () => {
   });
 });
 
+describe("splitSyslog: what other loggers write", () => {
+  const sshd = (time: string, host: string, pid: string, message = "msg") => ({ time, host, program: "sshd", pid, message });
+
+  test("an unpadded day (Feb 7)", () => {
+    expect(splitSyslog("Feb 7 10:00:01 srv sshd[1]: msg")).toEqual(sshd("Feb 7 10:00:01", "srv", "1"));
+  });
+
+  test("no host name: the tag follows the time (local sockets, busybox -S; real busybox line)", () => {
+    expect(splitSyslog("Dec  6 06:20:14 sshd[10524]: Failed password for invalid user x from 198.51.100.7 port 4242 ssh2")).toEqual(
+      sshd("Dec  6 06:20:14", "", "10524", "Failed password for invalid user x from 198.51.100.7 port 4242 ssh2"),
+    );
+    expect(splitSyslog("Nov 24 10:00:01 sshd: msg")).toEqual(sshd("Nov 24 10:00:01", "", ""));
+  });
+
+  test("busybox syslogd's facility.level after the host (real line)", () => {
+    expect(splitSyslog("Dec  6 06:20:13 vm auth.info sshd[10519]: Failed password for invalid user x from 198.51.100.7 port 4242 ssh2")).toEqual(
+      sshd("Dec  6 06:20:13", "vm", "10519", "Failed password for invalid user x from 198.51.100.7 port 4242 ssh2"),
+    );
+    expect(splitSyslog("Nov 24 10:00:01 srv local7.warn sshd[1]: msg")).toEqual(sshd("Nov 24 10:00:01", "srv", "1"));
+  });
+
+  test("BSD syslogd -v and -vv: the priority before the host", () => {
+    expect(splitSyslog("Nov 24 10:00:01 <4.6> srv sshd[1]: msg")).toEqual(sshd("Nov 24 10:00:01", "srv", "1"));
+    expect(splitSyslog("Nov 24 10:00:01 <auth.info> srv sshd[1]: msg")).toEqual(sshd("Nov 24 10:00:01", "srv", "1"));
+  });
+
+  test("macOS: prog[pid] <Level>:", () => {
+    expect(splitSyslog("Nov 24 10:00:01 mac sshd[1] <Notice>: msg")).toEqual(sshd("Nov 24 10:00:01", "mac", "1"));
+  });
+
+  test("rsyslog templates without the colon: prog[pid] msg", () => {
+    expect(splitSyslog("Nov 24 10:00:01 srv sshd[123] msg")).toEqual(sshd("Nov 24 10:00:01", "srv", "123"));
+    expect(splitSyslog("2026-11-24T10:00:01+01:00 srv sshd[123] msg")).toEqual(sshd("2026-11-24T10:00:01+01:00", "srv", "123"));
+  });
+
+  test("socklog behind a TAI64N label: the header it received, with or without host (real lines)", () => {
+    expect(splitSyslog("@400000006b14fe8f127691f4 auth.info: Dec  6 06:19:49 sshd[9374]: Failed password")).toEqual(sshd("Dec  6 06:19:49", "", "9374", "Failed password"));
+    expect(splitSyslog("@400000006b14fe8f13b2bb74 authpriv.notice: Dec  6 06:19:49 vm sshd[9375]: Invalid user y")).toEqual(sshd("Dec  6 06:19:49", "vm", "9375", "Invalid user y"));
+    /* no header of its own: the label is the time */
+    expect(splitSyslog("@400000006b14fe8f13b2bb74 sshd[1]: msg")).toEqual(sshd("@400000006b14fe8f13b2bb74", "", "1"));
+  });
+
+  test.each([
+    ["@400000006b14fe8f13b2bb7 sshd[1]: msg", "a label one digit short"],
+    ["@400000006b14fe8g13b2bb74 sshd[1]: msg", "a label that is not hex"],
+    ["Nov 24 10:00:01 srv authpriv.info", "busybox without a tag"],
+  ])("rejects %p (%s)", (line) => {
+    expect(splitSyslog(line)).toBeNull();
+  });
+});
+
 describe("splitSyslog: rejections", () => {
   test.each([
     ["", "an empty line"],
@@ -197,7 +248,8 @@ describe("splitSyslog: rejections", () => {
     ["Nov 24 10:00:01 srv ", "time, host and a space"],
     ["Nov 24 10:00:01 srv sshd", "no colon after the tag"],
     ["Nov 24 10:00:01 srv sshd[123]", "no colon after the pid"],
-    ["Nov 24 10:00:01 srv sshd[123] msg", "pid without a colon"],
+    ["Nov 24 10:00:01 srv sshd msg", "no pid and no colon: any word would pass for a program"],
+    ["Nov 24 10:00:01 srv sshd[12a] msg", "no colon after a pid that is not a number"],
     ["Nov 24 10:00:01 srv sshd[123]:msg", "no space after the colon"],
     ["Nov 24 10:00:01 srv sshd[123: msg", "unclosed pid"],
     ["Nov 24 10:00:01 srv my prog[1]: msg", "a space in the tag"],
@@ -448,6 +500,19 @@ describe("parseSyslogTime: RFC 3164", () => {
     "",
   ])("unreadable %p is null", (time) => {
     expect(parseSyslogTime(time, midJune)).toBeNull();
+  });
+});
+
+describe("parseSyslogTime: the variants' times", () => {
+  const now = Date.UTC(2026, 11, 6, 12) / 1000;
+  test("an unpadded day reads as a padded one", () => {
+    expect(parseSyslogTime("Feb 7 10:00:01", now)).toBe(parseSyslogTime("Feb  7 10:00:01", now));
+    expect(parseSyslogTime("Feb 7 10:00:01", now)).toBe(local(2026, 1, 7, 10, 0, 1));
+  });
+
+  test("a TAI64N label: TAI is UTC + 10 s (the socklog capture: 06:19:49 UTC)", () => {
+    expect(parseSyslogTime("@400000006b14fe8f127691f4", now)).toBe(utc(2026, 11, 6, 6, 19, 49));
+    expect(parseSyslogTime("@4000000100000000127691f4", now)).toBeNull();
   });
 });
 

@@ -3,7 +3,8 @@
  * rsyslog (configured from `watcher syslog-config rsyslog`, writing into watcher's FIFO) and
  * `watcher start` with the nftables backend; an attacker namespace fails ssh logins. The
  * attacker must be dropped within the limit while a whitelisted neighbour that fails as well
- * still connects. A second variant follows sshd's own log file (-E), rotated during the test.
+ * still connects. A second variant follows sshd's own log file (-E), rotated during the test, its
+ * format found from its lines (no program given).
  * sshd and rsyslog get a private /dev (mount namespace) so their /dev/log is the test's own.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -99,7 +100,7 @@ for (const variant of ["rsyslog", "file", "journal"] as const) {
         const snippet = Bun.spawnSync([WATCHER, "--root", root, "syslog-config", "rsyslog"]).stdout.toString();
         writeFileSync(join(root, "rsyslog.conf"), `global(workDirectory="${root}")\nmodule(load="imuxsock")\n${snippet}`);
       } else if (variant === "file") {
-        root = setupRoot(`sources = [{ type = "file", path = "${join(tmpdir(), "placeholder")}", program = "sshd" }]\n`);
+        root = setupRoot(`sources = [{ type = "file", path = "${join(tmpdir(), "placeholder")}" }]\n`);
         writeFileSync(join(root, "etc", "watcher.toml"), readFileSync(join(root, "etc", "watcher.toml"), "utf8").replace(join(tmpdir(), "placeholder"), sshdLog()));
         writeFileSync(sshdLog(), "");
       } else {

@@ -140,7 +140,7 @@ describe("hostile corpus, line by line (rules test)", () => {
   for (const c of CORPORA) {
     for (const mode of ["normal", "aggressive"] as Mode[]) {
       test(`${c.file} in ${mode} mode: every line as annotated`, () => {
-        const result = testRules(loadRules(c.module, RULES, mode), c.text, c.program);
+        const result = testRules(loadRules(c.module, RULES, mode), c.text, { program: c.program });
         const byLine = new Map(result.matches.map((m) => [m.line, m]));
         const wrong: string[] = [];
         for (const e of c.expectations) {

@@ -112,6 +112,34 @@ describe("rules test", () => {
     expect(r.out).toContain("invalid-user");
     expect(r.out).toMatch(/lines\/s\n$/);
   });
+  test("the formats seen: a table, and formats in --json", () => {
+    const table = run(["rules", "test", "LG", SAMPLE]);
+    expect(table.out).toMatch(/│ format +│ lines │/);
+    expect(table.out).toMatch(/│ syslog +│ \d+ +│/);
+    const doc = JSON.parse(run(["rules", "test", "LG", SAMPLE, "--json"]).out);
+    expect(Object.keys(doc.formats)).toContain("syslog");
+  });
+  test("--missed: the module's programs' lines no rule counted; --unparsed: lines in no format", () => {
+    const log = [
+      "Nov 24 10:00:01 srv sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+      "Nov 24 10:00:02 srv sshd[2]: Server listening on 0.0.0.0 port 22.",
+      "Nov 24 10:00:03 srv CRON[3]: (root) CMD (true)",
+      "  a continuation no format knows",
+    ].join("\n");
+    const r = run(["rules", "test", "LG", "-", "--missed", "--unparsed"], `${log}\n`);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/lines of [^\n]*sshd[^\n]* no rule counted: 1\n {6}2: Nov 24 10:00:02 srv sshd\[2\]: Server listening/);
+    expect(r.out).toContain("lines in no format watcher knows: 1\n      4:   a continuation no format knows");
+    const doc = JSON.parse(run(["rules", "test", "LG", "-", "--missed", "--unparsed", "--json"], `${log}\n`).out);
+    expect(doc.missed).toEqual([{ line: 2, text: "Nov 24 10:00:02 srv sshd[2]: Server listening on 0.0.0.0 port 22." }]);
+    expect(doc.unparsedLines).toEqual([{ line: 4, text: "  a continuation no format knows" }]);
+    expect(doc.formats).toEqual({ syslog: 3, unrecognised: 1 });
+  });
+  test("--program where no file or stdin takes it is a usage error, exit 2", () => {
+    const root = newRoot();
+    expect(run(["--root", root, "module", "LG", "--program", "sshd"]).code).toBe(2);
+    expect(run(["--root", root, "inject", "LG", "--program", "sshd", "x"]).code).toBe(2);
+  });
   test("a missing file is a runtime error, exit 1", () => {
     const r = run(["rules", "test", "LG", "/nonexistent/auth.log"]);
     expect(r.code).toBe(1);
@@ -120,6 +148,18 @@ describe("rules test", () => {
 });
 
 describe("inject --direct, ban, unban", () => {
+  test("a journal export on stdin is read as one: its entries, never the forged ones inside a binary message", () => {
+    const root = newRoot();
+    const p = Bun.spawnSync([WATCHER, "--root", root, "inject", "LG", "--direct", "--json"], {
+      stdin: readFileSync(join(REPO, "test", "fixtures", "formats", "journal.export")),
+      env: { ...process.env, WATCHER_ROOT: "" },
+    });
+    expect(p.exitCode).toBe(0);
+    const doc = JSON.parse(p.stdout.toString());
+    expect(doc.formats).toEqual({ "journal export": 2 });
+    expect(doc.matched).toBe(2);
+    expect(p.stdout.toString()).not.toContain("203.0.113.9");
+  });
   test("replays a log, says whom it banned and why, and the firewall has it", async () => {
     const root = newRoot({ "etc/whitelist": "198.51.100.0/24\n" });
     const r = run(["--root", root, "inject", "LG", "--direct", "--json"], attack("203.0.113.5", 5) + attack("198.51.100.5", 9) + attack("2001:db8::5", 2));

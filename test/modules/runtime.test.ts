@@ -6,6 +6,7 @@ import { moduleSetName } from "../../src/core/firewall/types";
 import { parseIp } from "../../src/core/ip";
 import { type ModuleContext, openModule } from "../../src/modules/context";
 import { manualBan, manualUnban } from "../../src/ops/ban";
+import { SourceFormat } from "../../src/pipeline/formats";
 import { type BanReport, ModuleRuntime, partsOf } from "../../src/pipeline/run";
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
@@ -151,9 +152,10 @@ describe("the web module", () => {
     const { rt, bans } = runtime(ctx);
     let ten = "";
     for (let i = 0; i < 10; i++) ten += post(i);
-    await rt.processBlock(ten, "apache-access");
+    const given = new SourceFormat("apache-access");
+    await rt.processBlock(ten, given);
     expect(bans).toEqual([]);
-    await rt.processBlock(post(10), "apache-access");
+    await rt.processBlock(post(10), given);
     expect(bans.map((b) => [b.address, b.rule])).toEqual([["203.0.113.190", "login-flood"]]);
     expect(ctx.store.getHost("203.0.113.190")?.vhost).toBe("blog.example.com");
     expect(ctx.store.events().map((e) => [e.kind, e.vhost])).toEqual([
@@ -163,13 +165,16 @@ describe("the web module", () => {
     await ctx.close();
   });
 
-  test("header-less lines of a web server are matched as its program's, and nothing else is", async () => {
+  test("header-less lines of a web server are matched as its program's, given or found from their shape", async () => {
     const ctx = openModule(makeRoot(), "WB");
     const { rt } = runtime(ctx);
-    await rt.processBlock('203.0.113.191 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n', "nginx-access");
+    await rt.processBlock('203.0.113.191 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n', new SourceFormat("nginx-access"));
     await rt.processBlock('203.0.113.192 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n');
+    await rt.processBlock("no header here, 203.0.113.193 GET /.env\n");
     expect(ctx.store.getHost("203.0.113.191")?.affairs).toBe(1);
-    expect(ctx.store.getHost("203.0.113.192")).toBeNull(); /* no syslog header, no program: not a line we know */
+    expect(ctx.store.getHost("203.0.113.192")?.affairs).toBe(1); /* an access log line by its shape */
+    expect(ctx.store.getHost("203.0.113.193")).toBeNull(); /* no format we know */
+    expect(rt.stats.unparsed).toBe(1);
     await ctx.close();
   });
 });

@@ -13,6 +13,7 @@ import type { HostClass } from "../../src/core/dns";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { moduleSet } from "../../src/core/firewall/types";
 import { openModule } from "../../src/modules/context";
+import { SourceFormat } from "../../src/pipeline/formats";
 import { ModuleRuntime, partsOf } from "../../src/pipeline/run";
 import { expire as expireHosts } from "../../src/ops/expire";
 import { layout, renderReport, sparkline } from "../../src/report/render";
@@ -85,7 +86,7 @@ async function fill(root: string): Promise<void> {
     await firewall.ensure([moduleSet(module)]);
     for (const [i, [time, text]] of lines.entries()) {
       now = at(time);
-      await runtime.processBlock(module === "LG" ? `${time} srv sshd-session[${100 + i}]: ${text}\n` : `${text}\n`, module === "WB" ? "nginx-access" : null);
+      await runtime.processBlock(module === "LG" ? `${time} srv sshd-session[${100 + i}]: ${text}\n` : `${text}\n`, module === "WB" ? new SourceFormat("nginx-access") : undefined);
       await Bun.sleep(1); /* the host class arrives between chunks, as in the resident loop */
     }
     await firewall.close();

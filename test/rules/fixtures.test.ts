@@ -28,7 +28,7 @@ for (const module of readdirSync(FIXTURES).filter((d) => (MODULE_NAMES as readon
       for (const mode of ["normal", "aggressive"] as Mode[]) {
         test(`${file} in ${mode} mode: every line as annotated`, () => {
           const rules = loadRules(module as ModuleName, RULES, mode);
-          const result = testRules(rules, content, rawProgramOf(content));
+          const result = testRules(rules, content, { program: rawProgramOf(content) });
           const byLine = new Map(result.matches.map((m) => [m.line, m]));
           const wrong: string[] = [];
           for (const e of expectations) {

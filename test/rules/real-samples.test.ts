@@ -62,7 +62,7 @@ describe("real log files", () => {
   for (const s of SAMPLES) {
     test(`${s.module} on ${s.file}: every failure counted, never the decoy`, () => {
       const text = readFileSync(join(REAL, s.file), "latin1");
-      const result = testRules(loadRules(s.module, RULES, "normal"), text, s.program);
+      const result = testRules(loadRules(s.module, RULES, "normal"), text, { program: s.program });
       const counted = new Map(result.matches.filter((m) => m.action === "count" || m.action === "ban").map((m) => [m.line, m]));
       expect(result.matches.filter((m) => m.host === DECOY)).toEqual([]);
       const missed = text

@@ -1,0 +1,407 @@
+/**
+ * Which kind of log a source carries, found from the shape of its lines, so that nobody has to
+ * say `--program nginx-error` for nginx's own error log. Each source keeps the format of its
+ * last line and tries it first: a line that fits costs what the format's own scan costs, and
+ * only a line that does not fit is tried against the others (a file that changes format, a
+ * line no format knows). A source given a program (`--program`, `program = "..."`) skips all
+ * this: its lines are that program's, whole, as before.
+ *
+ * Formats (their programs are those the shipped rule files listen to):
+ *  - syslog: every header src/core/syslog.ts reads (RFC 3164/3339/5424 and the variants);
+ *    Postfix's `maillog_file` is written in this shape (`Dec 06 06:20:35 mail postfix/smtpd[1]: `)
+ *  - Dovecot's own `log_path`: `Dec 06 06:20:44 auth: Info: passwd-file(...): ...` (or with a
+ *    `2026-12-06 06:20:44` log_timestamp), rewritten to
+ *    the line Dovecot sends to syslog (`... dovecot: auth: passwd-file(...)`; syslog has no
+ *    `Info: `, the other levels stay), so that the same rules and sessions read both
+ *  - nginx error log: `2026/11/25 11:49:50 [error] 5556#5556: *2 ...` (program nginx-error)
+ *  - Apache 2.4 error log: `[Wed Nov 25 11:50:15.785480 2026] [auth_basic:error] [pid ...` and
+ *    Apache 2.2's `[Wed Oct 11 14:32:52 2000] [error] [client ...` (program apache-error)
+ *  - access logs, CLF and combined, bare or behind a vhost (`%v:%p`, nginx `$host`):
+ *    `[vhost[:port] ]ADDR IDENT USER [25/Nov/2026:11:49:50 +0000] "...` (apache-access / nginx-access)
+ *  - sshd's own log (`sshd -E FILE`): its messages with no header at all (program sshd)
+ *  - Exim's main log: `2026-12-06 06:20:49 H=(helo) [203.0.113.66] ...` (program exim)
+ * systemd's journal export format is binary-safe only when read as bytes: LineSplitter turns it
+ * into syslog lines before any of this (split.ts).
+ */
+import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
+
+interface LineFormat {
+  /** as `rules test` shows it */
+  readonly name: string;
+  /** header-less formats: the programs whose rules read these lines, the first one the module listens to is taken; null: the line names its program */
+  readonly programs: readonly string[] | null;
+  /** Scan text[start, end) into h: the text h's offsets refer to (`text`, or the line rewritten), or null when the line does not have this shape. */
+  scan(text: string, start: number, end: number, h: HeaderScan): string | null;
+  /** epoch seconds of the scanned line's own time, null when it has none */
+  time(text: string, h: HeaderScan, now: number): number | null;
+}
+
+const SPACE = 32;
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function digitsAt(text: string, at: number, count: number): boolean {
+  for (let i = at; i < at + count; i++) if (!isDigit(text.charCodeAt(i))) return false;
+  return true;
+}
+
+/** A header-less line, whole: its time at [timeStart, timeEnd), the message from `start`. */
+function wholeLine(h: HeaderScan, start: number, end: number, timeStart: number, timeEnd: number): void {
+  h.timeStart = timeStart;
+  h.timeEnd = timeEnd;
+  h.hostStart = h.hostEnd = h.programStart = h.programEnd = h.pidStart = h.pidEnd = start;
+  h.messageStart = start;
+  h.lineEnd = end;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+function monthAt(text: string, at: number): number {
+  return MONTHS.indexOf(text.slice(at, at + 3));
+}
+
+/** Epoch seconds of a local date and time; null when a field is out of range. */
+function localTime(year: number, month: number, day: number, hh: number, mm: number, ss: number): number | null {
+  if (month < 0 || !(day >= 1 && day <= 31) || !(hh <= 23 && mm <= 59 && ss <= 60)) return null;
+  const t = new Date(year, month, day, hh, mm, ss).getTime();
+  return Number.isNaN(t) ? null : Math.floor(t / 1000);
+}
+
+const num = (text: string, at: number, length: number): number => Number(text.slice(at, at + length));
+
+const SYSLOG: LineFormat = {
+  name: "syslog",
+  programs: null,
+  scan(text, start, end, h) {
+    if (!scanSyslog(text, start, end, h)) return null;
+    h.lineEnd = end;
+    return text;
+  },
+  time: (text, h, now) => parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now),
+};
+
+const DOVECOT_LEVELS = ["Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: "];
+
+/** Where Dovecot's time ends: its default log_timestamp `Dec 06 06:20:44` or the common `2026-12-06 06:20:44`; -1 for neither. */
+function dovecotTimeEnd(text: string, start: number): number {
+  const c = text.charCodeAt(start);
+  if (c >= 65 && c <= 90) return text.charCodeAt(start + 3) === SPACE && digitsAt(text, start + 4, 2) && text.charCodeAt(start + 9) === 58 ? start + 15 : -1;
+  return digitsAt(text, start, 4) && text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 10) === SPACE && text.charCodeAt(start + 13) === 58 ? start + 19 : -1;
+}
+
+/** A time, then a Dovecot process (`auth`, `imap-login`, `auth-worker(12)`, `imap(alice)<12><sess>`), its level, the text. */
+const DOVECOT: LineFormat = {
+  name: "dovecot log_path",
+  programs: null,
+  scan(text, start, end, h) {
+    const timeEnd = dovecotTimeEnd(text, start);
+    if (timeEnd < 0 || text.charCodeAt(timeEnd) !== SPACE) return null;
+    const process = timeEnd + 1;
+    let colon = process;
+    for (; colon < end && colon < process + 128; colon++) {
+      const ch = text.charCodeAt(colon);
+      if (ch === SPACE) return null;
+      if (ch === 58 /* : */ && text.charCodeAt(colon + 1) === SPACE) break;
+    }
+    if (colon === process || colon >= end || colon >= process + 128) return null;
+    const levelStart = colon + 2;
+    const level = DOVECOT_LEVELS.find((l) => text.startsWith(l, levelStart));
+    if (!level) return null;
+    /* as Dovecot writes it to syslog: "dovecot: " before the process, no "Info: "; a date-first time in RFC 3339's shape (local time) */
+    const rest = level === "Info: " ? text.slice(levelStart + level.length, end) : text.slice(levelStart, end);
+    const time = timeEnd - start === 19 ? `${text.slice(start, start + 10)}T${text.slice(start + 11, timeEnd)}` : text.slice(start, timeEnd);
+    const line = `${time} - dovecot: ${text.slice(process, colon)}: ${rest}`;
+    return SYSLOG.scan(line, 0, line.length, h);
+  },
+  time: SYSLOG.time,
+};
+
+/** `2026/11/25 11:49:50 [error] 5556#5556: ` */
+const NGINX_ERROR: LineFormat = {
+  name: "nginx error",
+  programs: ["nginx-error"],
+  scan(text, start, end, h) {
+    if (end - start < 24 || text.charCodeAt(start + 4) !== 47 /* / */ || text.charCodeAt(start + 7) !== 47 || text.charCodeAt(start + 10) !== SPACE) return null;
+    if (text.charCodeAt(start + 13) !== 58 || text.charCodeAt(start + 19) !== SPACE || text.charCodeAt(start + 20) !== 91 /* [ */) return null;
+    if (!digitsAt(text, start, 4) || !digitsAt(text, start + 11, 2)) return null;
+    const close = text.indexOf("] ", start + 21);
+    if (close < 0 || close > start + 30 || !isDigit(text.charCodeAt(close + 2))) return null;
+    wholeLine(h, start, end, start, start + 19);
+    return text;
+  },
+  time: (text, h) => {
+    const t = h.timeStart;
+    return localTime(num(text, t, 4), num(text, t + 5, 2) - 1, num(text, t + 8, 2), num(text, t + 11, 2), num(text, t + 14, 2), num(text, t + 17, 2));
+  },
+};
+
+/** `[Wed Nov 25 11:50:15.785480 2026] ` (2.4) or `[Wed Oct 11 14:32:52 2000] ` (2.2), then `[` */
+function apacheTimeEnd(text: string, start: number, end: number): number {
+  if (text.charCodeAt(start) !== 91 || text.charCodeAt(start + 4) !== SPACE || text.charCodeAt(start + 8) !== SPACE || text.charCodeAt(start + 14) !== 58) return -1;
+  const close = text.indexOf("] [", start + 20);
+  return close < 0 || close > start + 33 || close + 3 >= end ? -1 : close;
+}
+
+function apacheTime(text: string, h: HeaderScan): number | null {
+  const t = h.timeStart;
+  const yearAt = h.timeEnd - 4;
+  return localTime(num(text, yearAt, 4), monthAt(text, t + 5), num(text, t + 9, 2), num(text, t + 12, 2), num(text, t + 15, 2), num(text, t + 18, 2));
+}
+
+/** Apache 2.4: `[module:level]` and `[pid N(:tid N)]` after the time */
+const APACHE_24_ERROR: LineFormat = {
+  name: "apache 2.4 error",
+  programs: ["apache-error"],
+  scan(text, start, end, h) {
+    const close = apacheTimeEnd(text, start, end);
+    if (close < 0) return null;
+    const level = text.indexOf("] ", close + 3);
+    const colon = text.indexOf(":", close + 3);
+    if (level < 0 || level > close + 64 || colon < 0 || colon > level || !text.startsWith("[pid ", level + 2)) return null;
+    wholeLine(h, start, end, start, close);
+    return text;
+  },
+  time: apacheTime,
+};
+
+/** Apache 2.2: a bare `[level]` after the time */
+const APACHE_22_ERROR: LineFormat = {
+  name: "apache 2.2 error",
+  programs: ["apache-error"],
+  scan(text, start, end, h) {
+    const close = apacheTimeEnd(text, start, end);
+    if (close < 0) return null;
+    const level = text.indexOf("] ", close + 3);
+    if (level < 0 || level > close + 12) return null;
+    for (let i = close + 3; i < level; i++) if (!(text.charCodeAt(i) >= 97 && text.charCodeAt(i) <= 122)) return null;
+    wholeLine(h, start, end, start, close);
+    return text;
+  },
+  time: apacheTime,
+};
+
+/** `[25/Nov/2026:11:49:50 +0000]` at `at` */
+function isAccessTime(text: string, at: number): boolean {
+  return (
+    text.charCodeAt(at + 2) === 47 && text.charCodeAt(at + 6) === 47 && text.charCodeAt(at + 11) === 58 && text.charCodeAt(at + 20) === SPACE &&
+    text.charCodeAt(at + 26) === 93 && digitsAt(text, at, 2) && digitsAt(text, at + 7, 4) && monthAt(text, at + 3) >= 0
+  );
+}
+
+/**
+ * `ADDR IDENT USER [time] "request" ...`, maybe behind a vhost: the time is the first `[` that
+ * opens one, after the second word (nginx writes a user name with its spaces).
+ */
+const ACCESS: LineFormat = {
+  name: "access (CLF/combined)",
+  programs: ["apache-access", "nginx-access"],
+  scan(text, start, end, h) {
+    /* a syslog line carrying an access line (nginx through syslog) is syslog's */
+    if (startsLikeSyslogTime(text, start)) return null;
+    const first = text.indexOf(" ", start);
+    if (first <= start || first >= end) return null;
+    for (let open = text.indexOf(" [", first + 1); open > 0 && open < end - 29 && open < start + 1024; open = text.indexOf(" [", open + 2)) {
+      if (isAccessTime(text, open + 2)) {
+        if (text.charCodeAt(open + 29) !== SPACE || text.charCodeAt(open + 30) !== 34 /* " */) return null;
+        wholeLine(h, start, end, open + 2, open + 28);
+        return text;
+      }
+    }
+    return null;
+  },
+  time(text, h) {
+    const t = h.timeStart;
+    const zone = h.timeEnd - 5;
+    const sign = text.charCodeAt(zone) === 45 /* - */ ? -1 : 1;
+    const offset = sign * (num(text, zone + 1, 2) * 60 + num(text, zone + 3, 2)) * 60;
+    const month = monthAt(text, t + 3);
+    const utc = Date.UTC(num(text, t + 7, 4), month, num(text, t, 2), num(text, t + 12, 2), num(text, t + 15, 2), num(text, t + 18, 2));
+    return month < 0 || Number.isNaN(utc) || Number.isNaN(offset) ? null : utc / 1000 - offset;
+  },
+};
+
+/**
+ * How sshd's messages start (OpenSSH 9 and 10, LogLevel INFO to DEBUG3): only a line that
+ * starts so makes a source sshd's own log; after that, any line that does not start like
+ * another format's header is taken as sshd's.
+ */
+const SSHD_STARTS = [
+  "Server listening on ", "Received signal ", "Received SIGHUP", "Connection from ", "Connection closed by ", "Connection reset by ",
+  "Accepted ", "Failed ", "Invalid user ", "Disconnected from ", "Received disconnect from ", "Disconnecting ", "Postponed ",
+  "Unable to negotiate ", "banner exchange: ", "kex_exchange_identification: ", "error: ", "fatal: ", "debug1: ", "debug2: ",
+  "debug3: ", "pam_unix(sshd:", "PAM ", "User ", "Timeout before authentication", "Did not receive identification string",
+  "Bad protocol version", "drop connection #", "ssh_dispatch_run_fatal: ", "maximum authentication attempts exceeded",
+  "Authentication refused: ", "reverse mapping checking", "Address ", "ROOT LOGIN REFUSED", "refused connect from ",
+  "Starting session: ", "Close session: ", "Changed root directory", "Transferred: ", "Exiting on signal ", "srclimit_penalise: ",
+  "Read error from remote host", "Bad packet length", "Corrupted MAC", "Nasty PTR record", "administratively prohibited",
+  "Attempt to write login records", "Not allowed at this time", "Authorized to ", "Starting sshd",
+];
+
+/** `Nov 24 `, `Nov  4 ` (RFC 3164) or `2026-11-24T` (RFC 3339) */
+function startsLikeSyslogTime(text: string, start: number): boolean {
+  const c = text.charCodeAt(start);
+  if (isDigit(c)) return text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 10) === 84 && digitsAt(text, start, 4);
+  const d = text.charCodeAt(start + 4);
+  return c >= 65 && c <= 90 && text.charCodeAt(start + 3) === SPACE && (isDigit(d) || d === SPACE) && monthAt(text, start) >= 0;
+}
+
+/** A line that starts like a header of the other formats: a digit, `[`, `<`, `@`, or a month name and a day. */
+function startsLikeHeader(text: string, start: number): boolean {
+  const c = text.charCodeAt(start);
+  return c === 91 || c === 60 || c === 64 || isDigit(c) || startsLikeSyslogTime(text, start);
+}
+
+const sshdMessage = (h: HeaderScan, start: number, end: number): void => wholeLine(h, start, end, start, start);
+
+/** Detected by its first line of a known start; kept while lines do not start like a header. */
+const SSHD: LineFormat = {
+  name: "sshd -E",
+  programs: ["sshd", "sshd-session"],
+  scan(text, start, end, h) {
+    if (startsLikeHeader(text, start) || text.charCodeAt(start) === SPACE) return null;
+    sshdMessage(h, start, end);
+    return text;
+  },
+  time: () => null,
+};
+
+const SSHD_FIRST: LineFormat = {
+  ...SSHD,
+  scan(text, start, end, h) {
+    for (const s of SSHD_STARTS) {
+      if (text.startsWith(s, start)) {
+        sshdMessage(h, start, end);
+        return text;
+      }
+    }
+    return null;
+  },
+};
+
+/** `2026-12-06 06:20:49 ` at `start` (Exim's log time; Dovecot's date-first one) */
+function startsWithDateTime(text: string, start: number): boolean {
+  return digitsAt(text, start, 4) && text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 7) === 45 && text.charCodeAt(start + 10) === SPACE &&
+    text.charCodeAt(start + 13) === 58 && text.charCodeAt(start + 16) === 58 && text.charCodeAt(start + 19) === SPACE;
+}
+
+/** How Exim's main log lines start after the time: a message id (`1xa5ch-0003V1-08`, 4.97's longer one), a client, an authenticator, Exim's own news */
+const EXIM_START = /[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} |H=|SMTP |exim |Start queue run|End queue run|no host name found|no IP address found|TLS error|unexpected disconnection|[\w-]+ authenticator failed for /y;
+
+/**
+ * Exim's main log (/var/log/exim4/mainlog): `2026-12-06 06:20:49 H=(helo) [203.0.113.66] ...`,
+ * read whole by the rules of `exim` (they take the time as its first two words). Recognised by
+ * a line that starts as only Exim's do, then kept while lines start with the date and time.
+ */
+const EXIM: LineFormat = {
+  name: "exim mainlog",
+  programs: ["exim", "exim4"],
+  scan(text, start, end, h) {
+    if (!startsWithDateTime(text, start)) return null;
+    wholeLine(h, start, end, start, start + 19);
+    return text;
+  },
+  time: (text, h) => {
+    const t = h.timeStart;
+    return localTime(num(text, t, 4), num(text, t + 5, 2) - 1, num(text, t + 8, 2), num(text, t + 11, 2), num(text, t + 14, 2), num(text, t + 17, 2));
+  },
+};
+
+const EXIM_FIRST: LineFormat = {
+  ...EXIM,
+  scan(text, start, end, h) {
+    if (!startsWithDateTime(text, start)) return null;
+    EXIM_START.lastIndex = start + 20;
+    if (!EXIM_START.test(text)) return null;
+    return EXIM.scan(text, start, end, h);
+  },
+};
+
+/** In the order a line is tried when its source's format does not fit it: Dovecot's file before syslog (it fits a header without host too). */
+const DETECTION: readonly (readonly [LineFormat, LineFormat])[] = [
+  [DOVECOT, DOVECOT],
+  [SYSLOG, SYSLOG],
+  [NGINX_ERROR, NGINX_ERROR],
+  [APACHE_24_ERROR, APACHE_24_ERROR],
+  [APACHE_22_ERROR, APACHE_22_ERROR],
+  [ACCESS, ACCESS],
+  /* Exim's and sshd's own logs: recognised by a known first message, then kept */
+  [EXIM_FIRST, EXIM],
+  [SSHD_FIRST, SSHD],
+];
+
+/** The programs a module listens to, to pick a header-less format's program. */
+export interface ProgramList {
+  readonly programs: readonly string[];
+}
+
+/** The format of one source's lines: the one that fit last, tried first. */
+export class SourceFormat {
+  /** lines seen per format (by name), and those no format fits */
+  private readonly counts = new Map<string, number>();
+  private unrecognised = 0;
+  private format: LineFormat | null = null;
+  private countOf = 0;
+  /** the program the lines of a header-less format are taken as; null while the lines name theirs */
+  program: string | null;
+
+  /** `given`: the lines are this program's, whole (`--program`): no detection */
+  constructor(readonly given: string | null = null) {
+    this.program = given;
+  }
+
+  /** Scan text[start, end) into h: the text h's offsets refer to, or null when no format fits the line. */
+  scan(text: string, start: number, end: number, h: HeaderScan, listened: ProgramList): string | null {
+    if (this.given !== null) {
+      this.countOf++;
+      wholeLine(h, start, end, start, start);
+      return text;
+    }
+    const scanned = this.format?.scan(text, start, end, h) ?? null;
+    if (scanned !== null) {
+      this.countOf++;
+      return scanned;
+    }
+    return this.detect(text, start, end, h, listened);
+  }
+
+  /** The scanned line's own time (epoch seconds), null when its format has none. */
+  time(text: string, h: HeaderScan, now: number): number | null {
+    return this.given === null && this.format ? this.format.time(text, h, now) : null;
+  }
+
+  /**
+   * Lines per format name (with `--program`: all under that program), zero counts left out.
+   * `journalExport`: the stream was a journal export, whose entries LineSplitter made syslog lines.
+   */
+  seen(journalExport = false): Record<string, number> {
+    this.flushCount();
+    const out: Record<string, number> = {};
+    for (const [name, n] of this.counts) if (n > 0) out[journalExport && name === SYSLOG.name ? "journal export" : name] = n;
+    if (this.unrecognised > 0) out.unrecognised = this.unrecognised;
+    return out;
+  }
+
+  private detect(text: string, start: number, end: number, h: HeaderScan, listened: ProgramList): string | null {
+    for (const [first, then] of DETECTION) {
+      if (then === this.format) continue;
+      const scanned = first.scan(text, start, end, h);
+      if (scanned === null) continue;
+      this.flushCount();
+      this.format = then;
+      this.program = then.programs ? (then.programs.find((p) => listened.programs.includes(p)) ?? then.programs[0]!) : null;
+      this.countOf = 1;
+      return scanned;
+    }
+    this.unrecognised++;
+    return null;
+  }
+
+  /** the current format's lines are counted in a plain number (the hot path), added to the map on a change */
+  private flushCount(): void {
+    const name = this.given !== null ? `--program ${this.given}` : this.format?.name;
+    if (name !== undefined && this.countOf > 0) this.counts.set(name, (this.counts.get(name) ?? 0) + this.countOf);
+    this.countOf = 0;
+  }
+}
