@@ -1,5 +1,5 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
+import { loadConfig, type ModuleName } from "../src/core/config";
 import { formatDuration, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { createFirewall } from "../src/core/firewall";
@@ -81,12 +81,11 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
   builder: (y) =>
     y
       .usage("$0 unban [MODULE] <address>")
-      .positional("address-or-module", { type: "string", demandOption: true, describe: `a module (${MODULE_NAMES.join(", ")}) followed by the address, or the address alone (lifted everywhere)` })
+      .positional("address-or-module", { type: "string", demandOption: true, describe: "a module (LG, MX, MB, WB or one of your own) followed by the address, or the address alone (lifted everywhere)" })
       .positional("address", { type: "string", describe: "IPv4 or IPv6 address, or a network (CIDR)" })
       .option("json", { type: "boolean" }),
   handler: async (argv) => {
     const module = argv.address === undefined ? null : (argv["address-or-module"].toUpperCase() as ModuleName);
-    if (module !== null && !MODULE_NAMES.includes(module)) throw new ConfigError(`unknown module ${JSON.stringify(argv["address-or-module"])}: expected one of ${MODULE_NAMES.join(", ")}`);
     const target = parseOperatorTarget(argv.address ?? argv["address-or-module"]);
     let lifted: Lifted[];
     let where: string;

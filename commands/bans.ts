@@ -1,10 +1,10 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
+import { loadConfig, type ModuleName } from "../src/core/config";
 import { nowSeconds, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { type BanInForce, type BanOrder, bansInForce } from "../src/ops/bans";
 import { parseOperatorTarget } from "../src/ops/ban";
-import { type GlobalArgs, isoTime, printJson, table } from "./common";
+import { type GlobalArgs, isoTime, moduleOption, printJson, table } from "./common";
 
 interface Args extends GlobalArgs {
   address?: string;
@@ -50,7 +50,7 @@ export const bansCommand: CommandModule<GlobalArgs, Args> = {
   builder: (y) =>
     y
       .positional("address", { type: "string", describe: "only bans of this address or network (CIDR), of networks that hold it, or of addresses it holds; blocklists included" })
-      .option("module", { type: "string", choices: MODULE_NAMES, coerce: (m: string) => m.toUpperCase() as ModuleName, describe: "only this module's bans (and the fleet's bans decided by it)" })
+      .option("module", moduleOption("only this module's bans (and the fleet's bans decided by it)"))
       .option("since", { type: "string", describe: 'only bans decided since: a duration ("2h": in the last two hours) or an ISO 8601 time' })
       .option("sort", { choices: ["newest", "until"] as const, default: "newest" as const, describe: "newest: latest decided first; until: soonest to end first (permanent ones last)" })
       .option("limit", { type: "number", describe: `at most this many rows (default: ${TERMINAL_ROWS} on a terminal, with a line saying how many more; all on a pipe and in JSON; 0: all)` })

@@ -1,19 +1,22 @@
 /** What every command shares: the global options and small printing helpers. */
 import Table from "cli-table3";
 import type { Argv } from "yargs";
-import { MODULE_NAMES, type ModuleName } from "../src/core/config";
+import type { ModuleName } from "../src/core/config";
 
 export interface GlobalArgs {
   root?: string;
 }
 
+const MODULES_HELP = "LG (logins), MX (mail transport), MB (mailboxes), WB (web), or a module of your own";
+
+/** The module positional; whether the module exists is checked when the configuration is loaded (moduleConfig). */
 export function moduleArg<T>(y: Argv<T>) {
-  return y.positional("module", {
-    describe: "module: LG (logins: sshd), MX (mail transport: Postfix), MB (mailboxes: Dovecot, DBmail, Postfix SASL)",
-    choices: MODULE_NAMES,
-    demandOption: true,
-    coerce: (m: string) => m.toUpperCase() as ModuleName,
-  });
+  return y.positional("module", { type: "string", describe: `module: ${MODULES_HELP}`, demandOption: true, coerce: (m: string): ModuleName => m.toUpperCase() });
+}
+
+/** `--module`, as moduleArg. */
+export function moduleOption(describe: string) {
+  return { type: "string", describe: `${describe}: ${MODULES_HELP}`, coerce: (m: string): ModuleName => m.toUpperCase() } as const;
 }
 
 /** A plain table: no colours, so it reads the same in a terminal, a pipe and a mail. */

@@ -1,11 +1,11 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, MODULE_NAMES, type ModuleName } from "../src/core/config";
+import { loadConfig, type ModuleName } from "../src/core/config";
 import { formatDuration, nowSeconds } from "../src/core/duration";
 import { resolveBackend } from "../src/core/firewall";
 import { checkFirewallFree } from "../src/master/claim";
 import { expire } from "../src/ops/expire";
 import { iso } from "../src/report/report";
-import { type GlobalArgs, printJson, table } from "./common";
+import { type GlobalArgs, moduleOption, printJson, table } from "./common";
 
 interface Args extends GlobalArgs {
   module?: ModuleName;
@@ -23,7 +23,7 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
   describe: "forget hosts whose last affair is older than the module's expireAfter and lift their bans (statistics stay)",
   builder: (y) =>
     y
-      .option("module", { choices: MODULE_NAMES, coerce: (m: string) => m.toUpperCase() as ModuleName, describe: "this module only (default: the enabled modules)" })
+      .option("module", moduleOption("this module only (default: the enabled modules)"))
       .option("dry-run", { type: "boolean", describe: "list what would be forgotten and lifted; change nothing" })
       .option("json", { type: "boolean", describe: "one JSON document, stable for scripts" })
       .option("quiet", { type: "boolean", describe: "print nothing unless something fails (cron)" })

@@ -1,12 +1,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CommandModule } from "yargs";
-import { loadConfig, MODULE_NAMES, type ModuleName, requireRoot } from "../src/core/config";
+import { loadConfig, type ModuleName, requireRoot } from "../src/core/config";
 import { nowSeconds, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { renderReport } from "../src/report/render";
 import { gatherReport, isQuiet, knownVhosts, type Report } from "../src/report/report";
-import { type GlobalArgs, printJson } from "./common";
+import { type GlobalArgs, moduleOption, printJson } from "./common";
 
 interface Args extends GlobalArgs {
   module?: ModuleName;
@@ -36,7 +36,7 @@ export const reportCommand: CommandModule<GlobalArgs, Args> = {
   describe: "what watcher did: firewall sets, and per module tracked and banned addresses, affairs by class and rule, top attackers, latest bans",
   builder: (y) =>
     y
-      .option("module", { choices: MODULE_NAMES, coerce: (m: string) => m.toUpperCase() as ModuleName, describe: "this module only" })
+      .option("module", moduleOption("this module only"))
       .option("since", { type: "string", default: "24h", describe: 'period of the per-class, per-rule, attacker and ban tables: "24h", "7d", ...' })
       .option("vhost", { type: "string", describe: "one web customer: only the WB events of this vhost, nothing of the others" })
       .option("json", { type: "boolean", describe: "one JSON document, stable for scripts" })

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { CommandModule } from "yargs";
-import { loadConfig, type ModuleName } from "../src/core/config";
+import { loadConfig, type ModuleName, moduleConfig } from "../src/core/config";
 import { WatcherError } from "../src/core/errors";
 import type { Mode } from "../src/core/rules";
 import { loadRules } from "../src/modules/registry";
@@ -38,7 +38,7 @@ const testCommand: CommandModule<GlobalArgs, TestArgs> = {
       .example("$0 rules test LG /var/log/auth.log --missed", "what the rules did not count"),
   handler: async (argv) => {
     const { config, paths } = loadConfig(argv.root);
-    const rules = loadRules(argv.module, paths.rulesDir, argv.mode ?? config.modules[argv.module].mode);
+    const rules = loadRules(argv.module, paths.rulesDir, argv.mode ?? moduleConfig(config, argv.module).mode);
     /* yargs hands a lone "-" over as "" */
     const stdin = argv.file === "-" || argv.file === "";
     const read = <T>(how: () => T): T => {

@@ -1,8 +1,8 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, MODULE_NAMES, type ModuleName, requireRoot } from "../src/core/config";
+import { loadConfig, type ModuleName, requireRoot } from "../src/core/config";
 import { ConfigError } from "../src/core/errors";
 import { csvChunks, parseDate, type Period, statRows } from "../src/report/stat";
-import type { GlobalArgs } from "./common";
+import { type GlobalArgs, moduleOption } from "./common";
 
 interface Args extends GlobalArgs {
   by: Period;
@@ -20,7 +20,7 @@ export const statCommand: CommandModule<GlobalArgs, Args> = {
       .option("by", { choices: ["day", "hour"] as const, default: "day" as Period, describe: "period of a row (UTC)" })
       .option("from", { type: "string", describe: "first day or time, e.g. 2026-11-01 or 2026-11-01T06:00Z (UTC unless an offset is given)" })
       .option("to", { type: "string", describe: "last day (included) or end time (excluded)" })
-      .option("module", { choices: MODULE_NAMES, coerce: (m: string) => m.toUpperCase() as ModuleName, describe: "this module only" })
+      .option("module", moduleOption("this module only"))
       .option("out", { type: "string", describe: "write the CSV into this file instead of stdout" })
       .example("$0 stat --from 2026-11-01 --to 2026-11-30 --out november.csv", "one month, one row per day, module, rule, class and vhost"),
   handler: async (argv) => {

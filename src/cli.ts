@@ -27,11 +27,30 @@ import { stopCommand } from "../commands/stop";
 import { syslogConfigCommand } from "../commands/syslog-config";
 import { whyCommand } from "../commands/why";
 import pkg from "../package.json";
+import { BUILTIN_MODULES, loadConfig, moduleNames } from "./core/config";
 import { EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
 
 function fail(message: string, code: number): never {
   process.stderr.write(`watcher: ${message}\n`);
   process.exit(code);
+}
+
+/** Commands whose first word after them is a module (`rules test` has it second). */
+const MODULE_FIRST = new Set(["module", "inject", "ban", "unban"]);
+
+/** Module names to complete: the root's own modules with the built-in ones, where a module comes next. */
+function moduleCompletions(current: string, argv: { _: (string | number)[]; root?: string }): string[] {
+  /* the words typed, the script's name first and the word being completed last */
+  const words = argv._.map(String).slice(1);
+  const wanted = process.argv.at(-2) === "--module" || (MODULE_FIRST.has(words[0] ?? "") && words.length === 2) || (words[0] === "rules" && words[1] === "test" && words.length === 3);
+  if (!wanted) return [];
+  let names: string[] = [...BUILTIN_MODULES];
+  try {
+    names = moduleNames(loadConfig(argv.root).config);
+  } catch {
+    /* a root that does not load still completes the built-in modules */
+  }
+  return names.filter((m) => m.startsWith(current.toUpperCase()));
 }
 
 /** yargs's "Did you mean status?" with the word that was typed: `unknown command "stauts"; did you mean status?` */
@@ -74,7 +93,9 @@ const cli = yargs(hideBin(process.argv))
   .strict()
   .recommendCommands()
   /* yargs answers --get-yargs-completions, which the scripts of commands/completion.ts ask; its own script command stays hidden */
-  .completion("completion-script", false)
+  .completion("completion-script", false, (current: string, argv: { _: (string | number)[]; root?: string }, completionFilter: (then: (error: Error | null, completions: string[] | undefined) => void) => void, done: (completions: string[]) => void) => {
+    completionFilter((_error, defaults) => done([...(defaults ?? []), ...moduleCompletions(current, argv)]));
+  })
   .version(pkg.version)
   .help()
   .alias("h", "help")

@@ -17,8 +17,12 @@ import * as layout from "./layout";
 import type { Paths } from "./layout";
 import { parseToml } from "./toml";
 
-export const MODULE_NAMES = ["LG", "MX", "MB", "WB"] as const;
-export type ModuleName = (typeof MODULE_NAMES)[number];
+/** The modules watcher ships; an operator adds modules of their own as `[modules.XX]` (moduleNames). */
+export const BUILTIN_MODULES = ["LG", "MX", "MB", "WB"] as const;
+/** A module's name: also its FIFO's (WatchXX), database's (XX.db), set's (watcher_XX) and rule folder's. */
+export type ModuleName = string;
+/** What a module's name may be: 2 to 8 capital letters and digits, a letter first (FT, APP1). */
+export const MODULE_NAME = /^[A-Z][A-Z0-9]{1,7}$/;
 
 const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const seconds = parseDuration(value);
@@ -58,6 +62,8 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
   z
   .object({
     enabled: z.boolean().default(enabledByDefault),
+    /** what the module watches, for reports and status (default: the built-in module's own, or "module XX") */
+    title: z.string().min(1).max(80).optional(),
     /** affairs within findTime that trigger a ban */
     maxAffairs: z.number().int().min(1).max(1000).default(5),
     findTime: PositiveDuration("with 0 no two affairs would ever count together").default(3600),
@@ -187,7 +193,7 @@ const ActionSchema = z
     /** which decisions run it */
     on: z.array(z.enum(["ban", "unban"])).min(1).default(["ban"]),
     /** modules whose decisions run it; default: every module */
-    modules: z.array(z.enum(MODULE_NAMES)).min(1).optional(),
+    modules: z.array(z.string().regex(MODULE_NAME, "expected module names such as \"LG\" or \"FT\"")).min(1).optional(),
     /** a run that takes longer is killed (and logged) */
     timeout: PositiveDuration("a run needs time to run").default(30),
     /** runs of this action at the same time, per module */
@@ -296,8 +302,19 @@ export const ConfigSchema = z
         MB: moduleSchema(false).prefault({}),
         /* crawlers and CDNs are legion on the web: no presumption from DNS unless asked */
         WB: moduleSchema(false, false).prefault({}),
-      } satisfies Record<ModuleName, unknown>)
-      .strict()
+      } satisfies Record<(typeof BUILTIN_MODULES)[number], unknown>)
+      /* a module of the operator's own: on once defined; its rules are rules/<XX>/*.rule */
+      .catchall(moduleSchema(true))
+      .superRefine((modules, ctx) => {
+        for (const name of Object.keys(modules)) {
+          if (MODULE_NAME.test(name)) continue;
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            message: `a module's name is 2 to 8 capital letters and digits, a letter first (built in: ${BUILTIN_MODULES.join(", ")}; your own such as FT)`,
+          });
+        }
+      })
       .prefault({}),
     /** fleet mode: share bans and affair counts with other nodes through Redis; off unless set */
     fleet: FleetSchema.optional(),
@@ -312,6 +329,9 @@ export const ConfigSchema = z
     for (const [i, a] of c.actions.entries()) {
       if (seen.has(a.name)) ctx.addIssue({ code: "custom", path: ["actions", i, "name"], message: `a second action named ${JSON.stringify(a.name)}: each needs its own name` });
       seen.add(a.name);
+      for (const [j, m] of (a.modules ?? []).entries()) {
+        if (!(m in c.modules) && !(BUILTIN_MODULES as readonly string[]).includes(m)) ctx.addIssue({ code: "custom", path: ["actions", i, "modules", j], message: `no module ${m} is defined (built in: ${BUILTIN_MODULES.join(", ")}, or a [modules.${m}] section of your own)` });
+      }
     }
   });
 export type FleetConfig = z.infer<typeof FleetSchema>;
@@ -387,9 +407,22 @@ export interface LoadedConfig {
   readonly paths: Paths;
 }
 
-/** The modules this configuration enables, in MODULE_NAMES order. */
+/** Every module the configuration knows: the built-in ones, then the operator's own by name. */
+export function moduleNames(config: Config): ModuleName[] {
+  const own = Object.keys(config.modules).filter((m) => !(BUILTIN_MODULES as readonly string[]).includes(m));
+  return [...BUILTIN_MODULES, ...own.sort()];
+}
+
+/** The modules this configuration enables, in moduleNames order. */
 export function enabledModules(config: Config): ModuleName[] {
-  return MODULE_NAMES.filter((m) => config.modules[m].enabled);
+  return moduleNames(config).filter((m) => moduleConfig(config, m).enabled);
+}
+
+/** A module's settings; a ConfigError naming the known modules when there is no such module. */
+export function moduleConfig(config: Config, module: ModuleName): ModuleConfig {
+  const settings = config.modules[module];
+  if (!settings) throw new ConfigError(`unknown module ${JSON.stringify(module)}: expected one of ${moduleNames(config).join(", ")} (a module of your own is a [modules.${MODULE_NAME.test(module) ? module : "XX"}] section in etc/watcher.toml)`);
+  return settings;
 }
 
 /**

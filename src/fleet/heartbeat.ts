@@ -7,7 +7,7 @@
 import { readdirSync } from "node:fs";
 import { basename } from "node:path";
 import pkg from "../../package.json";
-import { MODULE_NAMES } from "../core/config";
+import { moduleNames } from "../core/config";
 import { nowSeconds } from "../core/duration";
 import { dbPath, statusFile } from "../core/layout";
 import { readJson } from "../core/runfiles";
@@ -49,7 +49,7 @@ export async function beat(parts: NodeParts, link: FleetLink, stats: FleetNodeSt
 /** `watcher ban` in a module that is not running queues in that module's outbox: publish it from here. */
 async function drainIdleOutboxes(parts: NodeParts, link: FleetLink): Promise<void> {
   const files = readdirSync(parts.loaded.paths.dbDir).filter((f) => f.endsWith(".db"));
-  for (const module of MODULE_NAMES) {
+  for (const module of moduleNames(parts.loaded.config)) {
     if (parts.modules.includes(module) || !files.includes(basename(dbPath(parts.loaded.paths, module)))) continue;
     await drainOutbox(parts.moduleStore(module), link, parts.settings, parts.key);
   }

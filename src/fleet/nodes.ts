@@ -7,7 +7,7 @@
 import type { RedisClient } from "bun";
 import { existsSync } from "node:fs";
 import type { FleetConfig, LoadedConfig } from "../core/config";
-import { MODULE_NAMES } from "../core/config";
+import { moduleNames, moduleConfig } from "../core/config";
 import { ConfigError, WatcherError } from "../core/errors";
 import { dbPath, statusFile } from "../core/layout";
 import { readJson, runningMaster } from "../core/runfiles";
@@ -67,14 +67,14 @@ export async function fleetStatus(loaded: LoadedConfig): Promise<FleetStatusRepo
   const { runDir } = loaded.paths;
   const master = runningMaster(runDir) ? readJson<FleetNodeStats>(statusFile(runDir, "fleet")) : null;
   const modules: FleetStatusReport["modules"] = [];
-  for (const module of MODULE_NAMES) {
+  for (const module of moduleNames(loaded.config)) {
     const running = master ? readJson<ModuleStatus>(statusFile(runDir, module))?.fleet : null;
     if (running) modules.push({ module, ...running });
     else if (existsSync(dbPath(loaded.paths, module))) {
       const store = new ModuleStore(dbPath(loaded.paths, module));
       const outbox = store.outboxLength();
       store.close();
-      if (outbox > 0 || loaded.config.modules[module].enabled) modules.push({ module, published: 0, outbox, dropped: 0, shared: 0, unshared: 0, fleetBans: 0 });
+      if (outbox > 0 || moduleConfig(loaded.config, module).enabled) modules.push({ module, published: 0, outbox, dropped: 0, shared: 0, unshared: 0, fleetBans: 0 });
     }
   }
   const link = new FleetLink(settings);

@@ -14,7 +14,7 @@
 import type { RedisClient } from "bun";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import { FLEET_NAME, type FleetConfig, MODULE_NAMES, type ModuleName } from "../core/config";
+import { FLEET_NAME, type FleetConfig, MODULE_NAME, type ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
 import { parseIp } from "../core/ip";
 
@@ -90,7 +90,7 @@ export function verifiedDecision(key: Buffer, fields: readonly string[]): Decisi
   const [v, id, action, address, module, until, rule, origin, time, sig] = ["v", "id", "action", "address", "module", "until", "rule", "origin", "time", "sig"].map((k) => f.get(k));
   if (v !== PROTOCOL || !id || !sig || !rule || !origin || !until || !time) return null;
   if (action !== "ban" && action !== "unban") return null;
-  if (!MODULE_NAMES.includes(module as ModuleName) || !INTEGER.test(until) || !INTEGER.test(time)) return null;
+  if (!MODULE_NAME.test(module ?? "") || !INTEGER.test(until) || !INTEGER.test(time)) return null;
   if (!FLEET_NAME.test(origin) || !FLEET_NAME.test(rule) || id.length > 100) return null;
   if (parseIp(address ?? "")?.text !== address) return null;
   const d: Decision = { id, action, address: address!, module: module as ModuleName, until: Number(until), rule, origin, time: Number(time) };

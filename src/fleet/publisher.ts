@@ -6,7 +6,7 @@
  * Nothing here is awaited by the line pipeline: with Redis away, lines are processed at
  * full speed, decisions wait in the outbox, and affairs are counted locally only.
  */
-import type { Config, FleetConfig, ModuleName } from "../core/config";
+import { type Config, type FleetConfig, type ModuleName, moduleConfig } from "../core/config";
 import { type Decision, type DecisionAction, fleetKeys, loadFleetKey, newDecision, publishDecisions } from "./protocol";
 import { FleetLink } from "./link";
 import type { ModuleStore } from "../store/module-db";
@@ -44,7 +44,7 @@ const OUTBOX_EVERY_MS = 1000;
 
 /** The node name this module's decisions are published under, or null when it publishes none. */
 export function publisherOf(config: Config, module: ModuleName): string | null {
-  return config.fleet && config.modules[module].fleetPublish ? config.fleet.node : null;
+  return config.fleet && moduleConfig(config, module).fleetPublish ? config.fleet.node : null;
 }
 
 /** Queue a decision for the fleet, in the caller's transaction. */

@@ -158,7 +158,8 @@ export class DecisionReceiver {
 
   private outcomeOf(d: Decision, now: number): Outcome {
     if (d.action === "unban") return "applied"; /* lifting is always safe */
-    if (!this.parts.loaded.config.modules[d.module].fleetAccept) {
+    /* a module this node does not have (another node's own) is not accepted either */
+    if (!this.parts.loaded.config.modules[d.module]?.fleetAccept) {
       this.stats.notAccepted++;
       return "not-accepted";
     }

@@ -4,7 +4,7 @@
  * `watcher syslog-config rsyslog > /etc/rsyslog.d/30-watcher.conf`
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
-import { MODULE_NAMES } from "../core/config";
+import { enabledModules, moduleConfig } from "../core/config";
 import { loadRules } from "../modules/registry";
 import { fifoPath } from "../core/layout";
 
@@ -15,7 +15,7 @@ export type Logger = (typeof LOGGERS)[number];
 const FILE_ONLY = new Set(["apache-access", "nginx-access", "apache-error", "nginx-error"]);
 
 function moduleFeeds(loaded: LoadedConfig): { module: ModuleName; fifo: string; programs: string[] }[] {
-  return MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled && loaded.config.modules[m].sources.some((s) => s.type === "fifo")).map((m) => ({
+  return enabledModules(loaded.config).filter((m) => moduleConfig(loaded.config, m).sources.some((s) => s.type === "fifo")).map((m) => ({
     module: m,
     fifo: fifoPath(loaded.paths.fifoBase, m),
     programs: loadRules(m, loaded.paths.rulesDir, "aggressive").programs.filter((p) => !FILE_ONLY.has(p)),

@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { MODULE_NAMES } from "../core/config";
+import { MODULE_NAME } from "../core/config";
 import { isAlive } from "../core/runfiles";
 
 export interface ModuleProcess {
@@ -41,7 +41,7 @@ export function moduleOfRoot(argv: readonly string[], root: string): string | nu
     else if (!a.startsWith("-")) positional.push(a);
   }
   const module = positional[1]?.toUpperCase() ?? "";
-  if (positional[0] !== "module" || !(MODULE_NAMES as readonly string[]).includes(module)) return null;
+  if (positional[0] !== "module" || !MODULE_NAME.test(module)) return null;
   return rootArg !== null && resolve(rootArg) === root ? module : null;
 }
 

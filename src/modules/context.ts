@@ -1,5 +1,5 @@
 /** Everything a module needs, opened from the root: config, rules, lists, store, firewall. */
-import { type Config, discoverRoot, loadConfig, type ModuleConfig, type ModuleName, type Paths } from "../core/config";
+import { type Config, discoverRoot, loadConfig, type ModuleConfig, type ModuleName, type Paths, moduleConfig } from "../core/config";
 import { type ConfigFiles, diskFiles, RecordingFiles, savedFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
 import { createFirewall } from "../core/firewall";
@@ -32,10 +32,10 @@ export interface Reloadable {
 /** Config, rules and lists read again (SIGHUP); throws, the old ones still in force, when one is bad. */
 export function readReloadable(root: string, module: ModuleName, files: ConfigFiles = diskFiles): Reloadable {
   const { config, paths } = loadConfig(root, files);
-  const moduleConfig = config.modules[module];
+  const settings = moduleConfig(config, module);
   return {
-    moduleConfig,
-    rules: loadRules(module, paths.rulesDir, moduleConfig.mode, files),
+    moduleConfig: settings,
+    rules: loadRules(module, paths.rulesDir, settings.mode, files),
     lists: Lists.of(paths, files),
   };
 }
@@ -72,15 +72,15 @@ export function openModuleInForce(root: string | undefined, module: ModuleName):
  */
 export function openModule(root: string | undefined, module: ModuleName, mode?: Mode, files: ConfigFiles = diskFiles): ModuleContext {
   const { config, paths } = loadConfig(root, files);
-  const moduleConfig = config.modules[module];
-  const rules = loadRules(module, paths.rulesDir, mode ?? moduleConfig.mode, files);
+  const settings = moduleConfig(config, module);
+  const rules = loadRules(module, paths.rulesDir, mode ?? settings.mode, files);
   const lists = Lists.of(paths, files);
   const store = new ModuleStore(dbPath(paths, module));
   const firewall = createFirewall(config, paths);
   return {
     module,
     config,
-    moduleConfig,
+    moduleConfig: settings,
     paths,
     rules,
     lists,

@@ -23,7 +23,7 @@ import accessProbesRule from "../../rules/WB/access-probes.rule" with { type: "t
 import accessRule from "../../rules/WB/access.rule" with { type: "text" };
 import apacheErrorRule from "../../rules/WB/apache-error.rule" with { type: "text" };
 import nginxErrorRule from "../../rules/WB/nginx-error.rule" with { type: "text" };
-import type { ModuleName } from "../core/config";
+import { type BUILTIN_MODULES, type Config, type ModuleName, moduleConfig } from "../core/config";
 import { type ConfigFiles, diskFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
 import { type Mode, type RuleSource, RuleSet } from "../core/rules";
@@ -35,17 +35,26 @@ export interface ModuleInfo {
   readonly rules: Readonly<Record<string, string>>;
 }
 
-export const MODULES: Readonly<Record<ModuleName, ModuleInfo>> = {
+export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH, Dropbear)", rules: { "sshd.rule": sshdRule, "dropbear.rule": dropbearRule } },
   MX: { name: "MX", title: "mail transport (Postfix, Exim, Sendmail)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule } },
   MB: { name: "MB", title: "mailboxes (Dovecot, Cyrus, Courier, UW IMAP, DBmail, SMTP AUTH)", rules: { "dovecot.rule": dovecotRule, "dovecot-pam.rule": dovecotPamRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
 };
 
+function builtin(module: ModuleName): ModuleInfo | undefined {
+  return (MODULES as Readonly<Record<string, ModuleInfo>>)[module];
+}
+
+/** What the module watches: its [modules.XX] title, else the built-in module's, else "module XX". */
+export function moduleTitle(config: Config, module: ModuleName): string {
+  return moduleConfig(config, module).title ?? builtin(module)?.title ?? `module ${module}`;
+}
+
 /** The module's rule sources: shipped files, overridden or extended by `<rulesDir>/<MODULE>/*.rule`. */
 export function ruleSources(module: ModuleName, rulesDir: string, files: ConfigFiles = diskFiles): RuleSource[] {
   const byName = new Map<string, RuleSource>();
-  for (const [name, text] of Object.entries(MODULES[module].rules)) {
+  for (const [name, text] of Object.entries(builtin(module)?.rules ?? {})) {
     byName.set(name, { file: `rules/${module}/${name} (built in)`, text });
   }
   const dir = join(rulesDir, module);
@@ -53,6 +62,7 @@ export function ruleSources(module: ModuleName, rulesDir: string, files: ConfigF
     const file = join(dir, name);
     byName.set(name, { file, text: readRuleFile(file, files) });
   }
+  if (byName.size === 0) throw new ConfigError(`module ${module} has no rule files: a module of your own reads ${join(dir, "*.rule")} (see "Modules of your own" in README.md)`);
   /* name order, like a conf.d: an operator's 00-local.rule comes before the shipped sshd.rule */
   return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, source]) => source);
 }

@@ -7,7 +7,7 @@
  * the address everywhere: every module, every network ban that holds it, the fleet.
  */
 import { existsSync } from "node:fs";
-import { type LoadedConfig, MODULE_NAMES, type ModuleConfig, type ModuleName } from "../core/config";
+import { type LoadedConfig, moduleNames, type ModuleConfig, type ModuleName, moduleConfig } from "../core/config";
 import { ConfigError, WatcherError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
 import { FleetStore } from "../store/fleet-db";
@@ -172,7 +172,7 @@ export async function manualUnban(ctx: ModuleContext, target: Cidr | Ip, now = n
 
 /** The modules an unban everywhere visits: every one with a database, enabled or not (its bans may still be in force). */
 function modulesWithDatabase(loaded: LoadedConfig): ModuleName[] {
-  return MODULE_NAMES.filter((m) => existsSync(dbPath(loaded.paths, m)));
+  return moduleNames(loaded.config).filter((m) => existsSync(dbPath(loaded.paths, m)));
 }
 
 /** Lift `target` in every module that has a database, and the fleet's ban of it: what was lifted. */
@@ -183,7 +183,7 @@ export async function unbanEverywhere(loaded: LoadedConfig, firewall: Firewall, 
   for (const module of modules) {
     const store = new ModuleStore(dbPath(loaded.paths, module));
     try {
-      const parts: BanParts = { module, config: loaded.config.modules[module], store, firewall, lists, publisher: publisherOf(loaded.config, module) };
+      const parts: BanParts = { module, config: moduleConfig(loaded.config, module), store, firewall, lists, publisher: publisherOf(loaded.config, module) };
       lifted.push(...(await unbanInModule(parts, target, now, reason)));
     } finally {
       store.close();

@@ -4,7 +4,7 @@
  * lifted bans are over in the databases (banned_until 0), so they never show as current.
  */
 import { type Database } from "bun:sqlite";
-import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
+import { type LoadedConfig, moduleConfig, moduleNames, type ModuleName } from "../core/config";
 import { type Cidr, cidrOverlaps, parseCidr } from "../core/ip";
 import { Lists } from "../core/lists";
 import { cachedEntries, readState } from "../dynload/load";
@@ -129,7 +129,7 @@ function compare(order: BanOrder): (a: BanInForce, b: BanInForce) => number {
 }
 
 export function bansInForce(loaded: LoadedConfig, q: BansQuery): BansView {
-  const modules = q.module ? [q.module] : MODULE_NAMES;
+  const modules = q.module ? [q.module].filter((m) => moduleConfig(loaded.config, m)) : moduleNames(loaded.config); /* an unknown module is a ConfigError */
   let bans = modules.flatMap((m) => moduleBansInForce(loaded, m, q.now));
   bans.push(...fleetBansInForce(loaded, q.now).filter((b) => !q.module || b.module === q.module));
   let blocklistEntries = 0;

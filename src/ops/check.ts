@@ -6,7 +6,7 @@
  * check` prints them, and start and restart refuse (exit 2) with the same list.
  */
 import { stringify } from "smol-toml";
-import { checkFifoGroup, ConfigSchema, discoverRoot, enabledModules, type LoadedConfig, loadConfig, type ModuleName, requireRoot } from "../core/config";
+import { checkFifoGroup, ConfigSchema, discoverRoot, enabledModules, type LoadedConfig, loadConfig, type ModuleName, requireRoot, moduleConfig } from "../core/config";
 import { diskFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
 import { resolveBackend } from "../core/firewall";
@@ -101,7 +101,7 @@ function removeKey(data: Record<string, unknown>, path: string[]): Record<string
 
 /** The rule files of one module: each file alone (every file's problems), then together (names used twice). */
 function checkRules(loaded: LoadedConfig, module: ModuleName, problems: string[]): string | null {
-  const mode = loaded.config.modules[module].mode;
+  const mode = moduleConfig(loaded.config, module).mode;
   const sources = collect(problems, () => ruleSources(module, loaded.paths.rulesDir));
   if (!sources) return null;
   const before = problems.length;

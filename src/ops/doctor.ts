@@ -6,7 +6,7 @@
  * processes, the kernel and the network.
  */
 import { existsSync, statfsSync, statSync } from "node:fs";
-import { enabledModules, type LoadedConfig, type ModuleName } from "../core/config";
+import { enabledModules, type LoadedConfig, type ModuleName, moduleConfig } from "../core/config";
 import { DnsClient, reverseName, systemNameServers } from "../core/dns";
 import { formatDuration, nowSeconds } from "../core/duration";
 import { createFirewall, resolveBackend } from "../core/firewall";
@@ -102,7 +102,7 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
 
 /** Lines seen recently: the logger feeds the FIFO (or the module's other sources give lines). */
 function checkFeed(loaded: LoadedConfig, module: ModuleName, lastLineAt: number | null, startedAt: number, idle: number, now: number): DoctorCheck {
-  const sources = loaded.config.modules[module].sources;
+  const sources = moduleConfig(loaded.config, module).sources;
   const fifo = fifoPath(loaded.paths.fifoBase, module);
   const check = `input ${module}`;
   const fromFifo = sources.some((s) => s.type === "fifo");
@@ -214,7 +214,7 @@ function checkDisk(loaded: LoadedConfig): DoctorCheck[] {
 /** Each name server the modules' DNS classes ask: does it answer (a reverse lookup of 127.0.0.1)? */
 async function checkDns(loaded: LoadedConfig): Promise<DoctorCheck[]> {
   const { config } = loaded;
-  const classifying = enabledModules(config).filter((m) => config.modules[m].dns);
+  const classifying = enabledModules(config).filter((m) => moduleConfig(config, m).dns);
   if (classifying.length === 0) return [];
   const servers = config.dns.servers.length ? config.dns.servers : systemNameServers();
   if (servers.length === 0) return [{ check: "dns", ok: false, message: `modules ${classifying.join(", ")} classify by DNS, but no name server is set (dns.servers) or in /etc/resolv.conf` }];

@@ -7,7 +7,7 @@
  * (WAL, busy timeout) and idempotent. A dry run only reads: it works on a read-only root.
  */
 import { existsSync } from "node:fs";
-import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
+import { type LoadedConfig, enabledModules, type ModuleName, moduleConfig } from "../core/config";
 import { createFirewall } from "../core/firewall";
 import { moduleSetName } from "../core/firewall/types";
 import { Lists } from "../core/lists";
@@ -48,8 +48,8 @@ export interface ExpireOptions {
 }
 
 function modulesOf(loaded: LoadedConfig, wanted?: ModuleName): ModuleName[] {
-  if (wanted) return [wanted];
-  return MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled && existsSync(dbPath(loaded.paths, m)));
+  if (wanted) return [wanted].filter((m) => moduleConfig(loaded.config, m)); /* an unknown module is a ConfigError */
+  return enabledModules(loaded.config).filter((m) => existsSync(dbPath(loaded.paths, m)));
 }
 
 export async function expire(loaded: LoadedConfig, o: ExpireOptions): Promise<ModuleExpiry[]> {
@@ -70,7 +70,7 @@ export async function expire(loaded: LoadedConfig, o: ExpireOptions): Promise<Mo
 }
 
 async function expireModule(loaded: LoadedConfig, module: ModuleName, o: ExpireOptions): Promise<ModuleExpiry> {
-  const expireAfter = loaded.config.modules[module].expireAfter;
+  const expireAfter = moduleConfig(loaded.config, module).expireAfter;
   const store = new ModuleStore(dbPath(loaded.paths, module), { readOnly: o.dryRun });
   try {
     const stale = store.hostsLastSeenBefore(o.now - expireAfter);

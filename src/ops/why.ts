@@ -6,7 +6,7 @@
  * Read only.
  */
 import type { Database } from "bun:sqlite";
-import { type LoadedConfig, MODULE_NAMES, type ModuleConfig, type ModuleName } from "../core/config";
+import { type LoadedConfig, moduleNames, type ModuleConfig, type ModuleName, moduleConfig } from "../core/config";
 import { formatDuration } from "../core/duration";
 import { cidrContains, type Ip, parseCidr } from "../core/ip";
 import { Lists, type Protection } from "../core/lists";
@@ -163,11 +163,11 @@ function until(u: number | null): string {
 /** `limit`: at most this many of the latest events per module (0: all). */
 export function whyStory(loaded: LoadedConfig, ip: Ip, now: number, limit: number): Story {
   const modules: ModuleStory[] = [];
-  for (const module of MODULE_NAMES) {
+  for (const module of moduleNames(loaded.config)) {
     const db = openModuleForReading(dbPath(loaded.paths, module));
     if (!db) continue;
     try {
-      const story = moduleStory(db, module, loaded.config.modules[module], ip, now, limit);
+      const story = moduleStory(db, module, moduleConfig(loaded.config, module), ip, now, limit);
       if (story) modules.push(story);
     } finally {
       db.close();

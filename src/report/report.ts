@@ -8,7 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import { z } from "zod";
-import { type LoadedConfig, MODULE_NAMES, type ModuleName } from "../core/config";
+import { type LoadedConfig, MODULE_NAME, moduleNames, type ModuleName, moduleConfig } from "../core/config";
 import { ConfigError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
 import { FleetStore } from "../store/fleet-db";
@@ -17,7 +17,7 @@ import { createFirewall } from "../core/firewall";
 import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
 import { readState } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
-import { MODULES } from "../modules/registry";
+import { moduleTitle } from "../modules/registry";
 import { openReadOnly, ReportReader } from "../store/report-db";
 import { dbPath, fleetDbPath } from "../core/layout";
 
@@ -29,7 +29,7 @@ const Count = z.number().int().nonnegative();
 
 export const ModuleReportSchema = z
   .object({
-    module: z.enum(MODULE_NAMES),
+    module: z.string().regex(MODULE_NAME),
     title: z.string(),
     vhost: z.string().nullable(),
     /** addresses the module keeps state for (with a vhost: those that attacked it within expireAfter) */
@@ -79,7 +79,7 @@ export const ReportSchema = z
         node: z.string(),
         byOrigin: z.array(z.object({ origin: z.string(), bans: Count, unbans: Count, refused: Count }).strict()),
         latest: z.array(
-          z.object({ time: Iso, action: z.enum(["ban", "unban"]), address: z.string(), module: z.enum(MODULE_NAMES), rule: z.string(), origin: z.string(), outcome: z.string() }).strict(),
+          z.object({ time: Iso, action: z.enum(["ban", "unban"]), address: z.string(), module: z.string(), rule: z.string(), origin: z.string(), outcome: z.string() }).strict(),
         ),
       })
       .strict()
@@ -118,8 +118,8 @@ function classLabel(c: string | null): HostClassLabel {
 
 /** The modules a report covers: the ones asked for, else the enabled ones and those with data. */
 export function reportedModules(loaded: LoadedConfig, wanted?: readonly ModuleName[]): ModuleName[] {
-  if (wanted?.length) return [...wanted];
-  return MODULE_NAMES.filter((m) => loaded.config.modules[m].enabled || existsSync(dbPath(loaded.paths, m)));
+  if (wanted?.length) return wanted.filter((m) => moduleConfig(loaded.config, m)); /* an unknown module is a ConfigError */
+  return moduleNames(loaded.config).filter((m) => moduleConfig(loaded.config, m).enabled || existsSync(dbPath(loaded.paths, m)));
 }
 
 /** The vhosts the web module has seen, for one report each. */
@@ -133,10 +133,10 @@ export function knownVhosts(loaded: LoadedConfig): string[] {
   }
 }
 
-function emptyModule(module: ModuleName, vhost: string | null, hourStart: number): ModuleReport {
+function emptyModule(module: ModuleName, title: string, vhost: string | null, hourStart: number): ModuleReport {
   return {
     module,
-    title: MODULES[module].title,
+    title,
     vhost,
     tracked: 0,
     banned: 0,
@@ -152,10 +152,10 @@ function emptyModule(module: ModuleName, vhost: string | null, hourStart: number
   };
 }
 
-function moduleFacts(reader: ReportReader, module: ModuleName, expireAfter: number, o: Required<ReportOptions>, vhost: string | null): ModuleReport {
+function moduleFacts(reader: ReportReader, module: ModuleName, title: string, expireAfter: number, o: Required<ReportOptions>, vhost: string | null): ModuleReport {
   const { now, since, top } = o;
   const hourStart = Math.floor(now / HOUR) * HOUR - 23 * HOUR;
-  const r = emptyModule(module, vhost, hourStart);
+  const r = emptyModule(module, title, vhost, hourStart);
   r.tracked = reader.tracked(now - expireAfter);
   r.banned = reader.banned(now);
   r.affairsToday = reader.affairsSince(Math.floor(now / DAY) * DAY);
@@ -217,7 +217,7 @@ function fleetFacts(loaded: LoadedConfig, o: Required<ReportOptions>): Report["f
   if (!existsSync(path)) return facts;
   const fleet = new FleetStore(path, { readOnly: true });
   try {
-    const modules = o.modules.length ? o.modules : MODULE_NAMES;
+    const modules = o.modules.length ? o.modules : moduleNames(loaded.config);
     facts.byOrigin = fleet.byOrigin(o.since, modules);
     facts.latest = fleet
       .latestReceived(o.since, modules, o.top)
@@ -243,13 +243,14 @@ export async function gatherReport(loaded: LoadedConfig, options: ReportOptions,
     modules: [],
   };
   for (const module of modules) {
+    const title = moduleTitle(loaded.config, module);
     const db = openReadOnly(dbPath(loaded.paths, module));
     if (!db) {
-      report.modules.push(emptyModule(module, vhost, Math.floor(o.now / HOUR) * HOUR - 23 * HOUR));
+      report.modules.push(emptyModule(module, title, vhost, Math.floor(o.now / HOUR) * HOUR - 23 * HOUR));
       continue;
     }
     try {
-      report.modules.push(moduleFacts(new ReportReader(db, vhost), module, loaded.config.modules[module].expireAfter, o, vhost));
+      report.modules.push(moduleFacts(new ReportReader(db, vhost), module, title, moduleConfig(loaded.config, module).expireAfter, o, vhost));
     } finally {
       db.close();
     }

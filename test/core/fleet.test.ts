@@ -46,7 +46,8 @@ describe("signed decisions", () => {
       { address: "203.0.113.007" }, /* leading zeros: not canonical */
       { address: "203.0.113.0/24" }, /* decisions name one address */
       { address: "mail.example.com" },
-      { module: "XX" },
+      { module: "lg" }, /* not a module name: modules of your own are capitals and digits */
+      { module: "LG; DROP" },
       { rule: "two words" },
       { origin: "a\nb" },
       { until: -1 },

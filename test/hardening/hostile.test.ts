@@ -12,7 +12,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ModuleName, MODULE_NAMES } from "../../src/core/config";
+import { type ModuleName, BUILTIN_MODULES } from "../../src/core/config";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import type { Mode } from "../../src/core/rules";
 import { loadRules } from "../../src/modules/registry";
@@ -40,7 +40,7 @@ interface Corpus {
 function readCorpus(file: string): Corpus {
   const text = readFileSync(join(HOSTILE, file), "utf8");
   const module = /^#! module (\S+)/m.exec(text)?.[1];
-  if (!module || !(MODULE_NAMES as readonly string[]).includes(module)) throw new Error(`${file}: no "#! module" line`);
+  if (!module || !(BUILTIN_MODULES as readonly string[]).includes(module)) throw new Error(`${file}: no "#! module" line`);
   return { file, module: module as ModuleName, program: rawProgramOf(text), text, expectations: readExpectations(file, text) };
 }
 
@@ -79,7 +79,7 @@ function newRoot(): string {
   let toml = 'firewall = "dryrun"\n';
   /* which addresses the text makes us ban, one by one: the corpora's IPv6 attackers share a
      /64, whose ban as a whole (test/safety/prefixes.test.ts) is not what is measured here */
-  for (const m of MODULE_NAMES) toml += `[modules.${m}]\ndns = false\nmaxAffairs = 1\nmode = "aggressive"\nipv6Prefix = 0\n`;
+  for (const m of BUILTIN_MODULES) toml += `[modules.${m}]\ndns = false\nmaxAffairs = 1\nmode = "aggressive"\nipv6Prefix = 0\n`;
   writeFileSync(join(root, "etc", "watcher.toml"), toml);
   return root;
 }

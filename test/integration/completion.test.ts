@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { dirname } from "node:path";
-import { WATCHER } from "../helpers/root";
+import { makeRoot, WATCHER } from "../helpers/root";
 import { timeoutForHangsOnly } from "../helpers/wait";
 
 timeoutForHangsOnly();
@@ -32,6 +32,10 @@ describe("watcher completion", () => {
     expect(bashComplete("watcher", "do")).toEqual(["doctor"]);
     expect(bashComplete("watcher", "doctor", "--f")).toEqual(["--fix"]);
     expect(bashComplete("watcher", "inject", "")).toEqual(expect.arrayContaining(["LG", "MX", "MB", "WB", "--direct"]));
+    /* a module of the root's own configuration too */
+    const root = makeRoot("completion", { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.AP]\n' });
+    expect(bashComplete("watcher", "--root", root, "rules", "test", "A")).toEqual(["AP"]);
+    expect(bashComplete("watcher", "--root", root, "report", "--module", "")).toEqual(expect.arrayContaining(["AP", "LG"]));
   });
 
   test("zsh: a Tab in a real interactive zsh completes the command", () => {

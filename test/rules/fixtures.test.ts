@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MODULE_NAMES, type ModuleName } from "../../src/core/config";
+import { BUILTIN_MODULES, type ModuleName } from "../../src/core/config";
 import type { Mode } from "../../src/core/rules";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
@@ -16,7 +16,7 @@ import { rawProgramOf, readExpectations } from "../helpers/annotated";
 const FIXTURES = join(import.meta.dir, "..", "fixtures");
 const RULES = join(import.meta.dir, "..", "..", "rules");
 
-for (const module of readdirSync(FIXTURES).filter((d) => (MODULE_NAMES as readonly string[]).includes(d))) {
+for (const module of readdirSync(FIXTURES).filter((d) => (BUILTIN_MODULES as readonly string[]).includes(d))) {
   const dir = join(FIXTURES, module);
   const files = readdirSync(dir).filter((f) => f.endsWith(".log"));
   describe(`rules of ${module}`, () => {
