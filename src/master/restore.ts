@@ -15,7 +15,7 @@ import { parseCidr, parseIp } from "../core/ip";
 import { cachedEntries, protectedFilter } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
-import { type HostRecord, ModuleStore } from "../store/module-db";
+import { type HostRecord, kernelTimeout, ModuleStore } from "../store/module-db";
 import { liftBan } from "../ops/ban";
 import { dbPath, fleetDbPath } from "../core/layout";
 
@@ -91,7 +91,7 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
         const net = host.address.includes("/") ? parseCidr(host.address) : null;
         const ip = net ? null : parseIp(host.address);
         const allowed = net ? !lists.dropConflict(net) : ip && !lists.protection(ip);
-        if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: host.bannedUntil - now });
+        if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: kernelTimeout(host.bannedUntil, now) });
         else protectedBans.push({ set: spec.name, address: host.address, source: "module", module, host });
       }
     } finally {

@@ -9,7 +9,8 @@
 import { RecordingFiles } from "../core/config-files";
 import { type ClassifierStats, DnsClient, systemNameServers } from "../core/dns";
 import { moduleSet, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
-import { parseIp } from "../core/ip";
+import { parseCidr, parseIp } from "../core/ip";
+import { kernelTimeout } from "../store/module-db";
 import { statusFile } from "../core/layout";
 import { removeFile, writeJson } from "../core/runfiles";
 import { loadFleetKey } from "../fleet/protocol";
@@ -258,8 +259,11 @@ async function reapplyRecentBans(ctx: ModuleContext, log: (message: string) => v
   const now = nowSeconds();
   const elements: SetElement[] = [];
   for (const host of ctx.store.bansSince(now - REAPPLY_BANS_S, now)) {
-    const ip = parseIp(host.address);
-    if (ip && !ctx.lists.protection(ip)) elements.push({ address: ip.text, timeout: host.bannedUntil - now });
+    /* a network (a prefix ban, or `ban` of a CIDR) as restore.ts puts it back */
+    const net = host.address.includes("/") ? parseCidr(host.address) : null;
+    const ip = net ? null : parseIp(host.address);
+    const allowed = net ? !ctx.lists.dropConflict(net) : ip && !ctx.lists.protection(ip);
+    if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: kernelTimeout(host.bannedUntil, now) });
   }
   if (elements.length === 0) return;
   const outcome = await ctx.firewall.ban(moduleSetName(ctx.module), elements);

@@ -41,6 +41,11 @@ export const LINE_EXCERPT_BYTES = 512;
 /** banned_until of a ban that lasts until it is lifted (`ban --time forever`): 9999-12-31T23:59:59Z. */
 export const PERMANENT_UNTIL = 253_402_300_799;
 
+/** A recorded ban's time left, as a kernel element's timeout: Infinity (the longest the backend takes) for one kept until unbanned. */
+export function kernelTimeout(bannedUntil: number, now: number): number {
+  return bannedUntil >= PERMANENT_UNTIL ? Infinity : bannedUntil - now;
+}
+
 /** A counted log line, as `watcher why` shows it. */
 export interface CountedLine {
   time: number;

@@ -9,6 +9,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { statusFile } from "../../src/core/layout";
+import { readJson } from "../../src/core/runfiles";
+import type { MasterStatus } from "../../src/master/master";
 import { RENEW_SLACK } from "../../src/ops/renew";
 import { ATTACKER_V4, FRIEND_V4, TestNet } from "../helpers/netns";
 import { makeRoot, WATCHER } from "../helpers/root";
@@ -107,5 +110,30 @@ describe.each([
       expect.stringMatching(new RegExp(`^watcher: manual ban ${ATTACKER_V4.replaceAll(".", "\\.")} in MB for 1h \\(until .+Z\\); by uid 0 \\(root\\)$`)),
       `watcher: manual unban ${ATTACKER_V4} everywhere (LG, MB): lifted ${ATTACKER_V4} in MB; and the network ban that held it: ${ATTACKERS} in LG; by uid 0 (root)`,
     ]);
+  }, 180_000);
+
+  test("a network banned for ever comes back whole after a restart and after a module's crash, and no start calls its timeout cut", async () => {
+    const root = makeRoot(`manual-restart-${backend}`, { "etc/watcher.toml": `firewall = "${backend}"\n[modules.LG]\ndns = false\n` });
+    const run = (...args: string[]) => net.exec(net.server, [WATCHER, "--root", root, ...args]);
+    const master = () => readJson<MasterStatus>(statusFile(join(root, "var", "run"), "master"));
+    const kernelSet = "watcher_LG_n4";
+    try {
+      expect(run("ban", "LG", ATTACKERS, "--time", "forever").code).toBe(0);
+      run("stop", "--remove-firewall");
+      expect(kernelTimeLeft(backend, kernelSet, ATTACKERS)).toBeNull();
+      expect(run("start").code).toBe(0);
+      const modulePid = await waitFor("the LG module running", () => (master()?.ready ? master()?.modules.LG?.pid : null));
+      expect(kernelTimeLeft(backend, kernelSet, ATTACKERS)).toBeGreaterThan(maxTimeout - 60);
+      expect(net.reachable(ATTACKER_V4)).toBe(false);
+      /* gone from the kernel while the module was down: the module puts it back when it starts again */
+      process.kill(modulePid, "SIGKILL");
+      await waitFor("the module to be gone", () => master()?.modules.LG?.pid !== modulePid);
+      if (backend === "ipset") net.exec(net.server, ["ipset", "del", kernelSet, ATTACKERS]);
+      else net.exec(net.server, ["nft", "delete", "element", "inet", "watcher", kernelSet, `{ ${ATTACKERS} }`]);
+      await waitFor("the restarted module to put the network back", () => kernelTimeLeft(backend, kernelSet, ATTACKERS));
+      expect(readFileSync(join(root, "var", "log", "watcher.log"), "utf8")).not.toContain("cut to the longest");
+    } finally {
+      run("stop", "--remove-firewall");
+    }
   }, 180_000);
 });

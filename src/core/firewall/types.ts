@@ -13,7 +13,7 @@
 export interface SetElement {
   /** canonical address or CIDR */
   readonly address: string;
-  /** seconds until the kernel drops the element by itself; 0 = no timeout */
+  /** seconds until the kernel drops the element by itself; 0 = no timeout; Infinity = the longest the backend takes (never reported as cut) */
   readonly timeout: number;
 }
 
@@ -177,7 +177,7 @@ export function prepareElements(elements: readonly SetElement[], maxTimeout: num
     else if (e.timeout === 0) out.push(e);
     else {
       const whole = Math.max(1, Math.round(e.timeout));
-      if (whole > maxTimeout) clamped++;
+      if (whole > maxTimeout && e.timeout !== Infinity) clamped++;
       const timeout = Math.min(whole, maxTimeout);
       out.push(timeout === e.timeout ? e : { address: e.address, timeout });
     }
