@@ -250,7 +250,8 @@ function scanTai64n(text: string, at: number, end: number, h: HeaderScan): boole
   return scanTag(text, p, end, h);
 }
 
-function isHex(c: number): boolean {
+/** a lower-case hex digit (TAI64N labels) */
+export function isHex(c: number): boolean {
   return isDigit(c) || (c >= 97 && c <= 102);
 }
 

@@ -10,7 +10,7 @@
  *  - syslog: every header src/core/syslog.ts reads (RFC 3164/3339/5424 and the variants);
  *    Postfix's `maillog_file` is written in this shape (`Dec 06 06:20:35 mail postfix/smtpd[1]: `)
  *  - Dovecot's own `log_path`: `Dec 06 06:20:44 auth: Info: passwd-file(...): ...` (or with a
- *    `2026-12-06 06:20:44` log_timestamp), rewritten to
+ *    `2026-12-06 06:20:44` log_timestamp, or behind svlogd's TAI64N label), rewritten to
  *    the line Dovecot sends to syslog (`... dovecot: auth: passwd-file(...)`; syslog has no
  *    `Info: `, the other levels stay), so that the same rules and sessions read both
  *  - nginx error log: `2026/11/25 11:49:50 [error] 5556#5556: *2 ...` (program nginx-error)
@@ -23,7 +23,7 @@
  * systemd's journal export format is binary-safe only when read as bytes: LineSplitter turns it
  * into syslog lines before any of this (split.ts).
  */
-import { HeaderScan, parseSyslogTime, scanSyslog } from "../core/syslog";
+import { HeaderScan, isHex, parseSyslogTime, scanSyslog } from "../core/syslog";
 
 interface LineFormat {
   /** as `rules test` shows it */
@@ -76,6 +76,8 @@ const SYSLOG: LineFormat = {
   programs: null,
   scan(text, start, end, h) {
     if (!scanSyslog(text, start, end, h)) return null;
+    /* no host and a Dovecot level after the tag: a line of Dovecot's own file, which reads as a hostless syslog line */
+    if (h.hostStart === h.hostEnd && startsWithDovecotLevel(text, h.messageStart)) return null;
     h.lineEnd = end;
     return text;
   },
@@ -84,9 +86,22 @@ const SYSLOG: LineFormat = {
 
 const DOVECOT_LEVELS = ["Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: "];
 
-/** Where Dovecot's time ends: its default log_timestamp `Dec 06 06:20:44` or the common `2026-12-06 06:20:44`; -1 for neither. */
+function startsWithDovecotLevel(text: string, at: number): boolean {
+  for (const level of DOVECOT_LEVELS) if (text.startsWith(level, at)) return true;
+  return false;
+}
+
+/**
+ * Where Dovecot's time ends: its default log_timestamp `Dec 06 06:20:44`, the common
+ * `2026-12-06 06:20:44`, or the TAI64N label svlogd/multilog put before its stderr log
+ * (`@4000000063e2b6a42c0d2e34`, log_timestamp empty); -1 for none.
+ */
 function dovecotTimeEnd(text: string, start: number): number {
   const c = text.charCodeAt(start);
+  if (c === 64 /* @ */) {
+    for (let i = start + 1; i < start + 25; i++) if (!isHex(text.charCodeAt(i))) return -1;
+    return start + 25;
+  }
   if (c >= 65 && c <= 90) return text.charCodeAt(start + 3) === SPACE && digitsAt(text, start + 4, 2) && text.charCodeAt(start + 9) === 58 ? start + 15 : -1;
   return digitsAt(text, start, 4) && text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 10) === SPACE && text.charCodeAt(start + 13) === 58 ? start + 19 : -1;
 }
@@ -112,7 +127,9 @@ const DOVECOT: LineFormat = {
     /* as Dovecot writes it to syslog: "dovecot: " before the process, no "Info: "; a date-first time in RFC 3339's shape (local time) */
     const rest = level === "Info: " ? text.slice(levelStart + level.length, end) : text.slice(levelStart, end);
     const time = timeEnd - start === 19 ? `${text.slice(start, start + 10)}T${text.slice(start + 11, timeEnd)}` : text.slice(start, timeEnd);
-    const line = `${time} - dovecot: ${text.slice(process, colon)}: ${rest}`;
+    /* a TAI64N label takes no host (syslog.ts reads the tag right after it) */
+    const host = text.charCodeAt(start) === 64 ? "" : "- ";
+    const line = `${time} ${host}dovecot: ${text.slice(process, colon)}: ${rest}`;
     return SYSLOG.scan(line, 0, line.length, h);
   },
   time: SYSLOG.time,
