@@ -6,7 +6,7 @@
  * short-iso` (`2026-11-24T10:00:01.123+01:00 host prog[pid]: msg`), and RFC 5424
  * (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`). The common shape is tried first; only a
  * line it does not fit pays for the variants other loggers write: an unpadded day (`Feb 7`),
- * no host name (local sockets, busybox `-S`), BSD syslogd `-v` (`<auth.info>` before the host),
+ * no host name (local sockets, busybox `-S`, metalog's `[prog] msg`), BSD syslogd `-v` (`<auth.info>` before the host),
  * busybox's `facility.level` after the host, macOS's `prog[pid] <Level>:`, rsyslog templates
  * without the colon (`prog[pid] msg`), and socklog behind a TAI64N label (`@4000... auth.info: <the header as received>`). The time
  * is kept as text and parsed only for lines that matter (parseSyslogTime).
@@ -98,6 +98,20 @@ function scanLooseTag(text: string, at: number, end: number, h: HeaderScan): boo
   h.pidStart = open + 1;
   h.pidEnd = close;
   h.messageStart = message;
+  return true;
+}
+
+/** metalog's `[prog] message` (also seen with a colon, `[prog]: message`), no host, no pid: at `at` is the `[`. */
+function scanBracketTag(text: string, at: number, end: number, h: HeaderScan): boolean {
+  const close = charWithin(text, 93 /* ] */, at + 1, Math.min(end, at + MAX_TAG));
+  if (close <= at + 1 || charWithin(text, SPACE, at + 1, close) >= 0 || charWithin(text, 91, at + 1, close) >= 0) return false;
+  let message = close + 1;
+  if (text.charCodeAt(message) === COLON) message++;
+  if (text.charCodeAt(message) !== SPACE || message + 1 >= end) return false;
+  h.programStart = at + 1;
+  h.programEnd = close;
+  h.pidStart = h.pidEnd = close;
+  h.messageStart = message + 1;
   return true;
 }
 
@@ -205,8 +219,8 @@ function scanHostAndTag(text: string, at: number, end: number, h: HeaderScan): b
     h.hostEnd = hostEnd;
     if (scanTag(text, hostEnd + 1, end, h)) return true;
   }
-  /* no host name: the tag follows the time */
-  if (scanTag(text, at, end, h)) {
+  /* no host name: the tag follows the time, bare or in brackets (metalog) */
+  if (scanTag(text, at, end, h) || (text.charCodeAt(at) === 91 && scanBracketTag(text, at, end, h))) {
     h.hostStart = h.hostEnd = at;
     return true;
   }

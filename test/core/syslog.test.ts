@@ -222,6 +222,11 @@ describe("splitSyslog: what other loggers write", () => {
     expect(splitSyslog("2026-11-24T10:00:01+01:00 srv sshd[123] msg")).toEqual(sshd("2026-11-24T10:00:01+01:00", "srv", "123"));
   });
 
+  test("metalog: the tag in brackets after the time, no host, with or without a colon", () => {
+    expect(splitSyslog("Jun 25 23:53:34 [sshd] msg")).toEqual(sshd("Jun 25 23:53:34", "", ""));
+    expect(splitSyslog("Mar  3 00:17:22 [sshd]: msg")).toEqual(sshd("Mar  3 00:17:22", "", ""));
+  });
+
   test("socklog behind a TAI64N label: the header it received, with or without host (real lines)", () => {
     expect(splitSyslog("@400000006b14fe8f127691f4 auth.info: Dec  6 06:19:49 sshd[9374]: Failed password")).toEqual(sshd("Dec  6 06:19:49", "", "9374", "Failed password"));
     expect(splitSyslog("@400000006b14fe8f13b2bb74 authpriv.notice: Dec  6 06:19:49 vm sshd[9375]: Invalid user y")).toEqual(sshd("Dec  6 06:19:49", "vm", "9375", "Invalid user y"));
@@ -233,6 +238,9 @@ describe("splitSyslog: what other loggers write", () => {
     ["@400000006b14fe8f13b2bb7 sshd[1]: msg", "a label one digit short"],
     ["@400000006b14fe8g13b2bb74 sshd[1]: msg", "a label that is not hex"],
     ["Nov 24 10:00:01 srv authpriv.info", "busybox without a tag"],
+    ["Nov 24 10:00:01 [ss hd] msg", "a bracketed tag with a space"],
+    ["Nov 24 10:00:01 []: msg", "an empty bracketed tag"],
+    ["Nov 24 10:00:01 [sshd]msg", "a bracketed tag without a space after it"],
   ])("rejects %p (%s)", (line) => {
     expect(splitSyslog(line)).toBeNull();
   });
