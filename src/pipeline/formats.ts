@@ -19,7 +19,8 @@
  *  - access logs, CLF and combined, bare or behind a vhost (`%v:%p`, nginx `$host`):
  *    `[vhost[:port] ]ADDR IDENT USER [25/Nov/2026:11:49:50 +0000] "...` (apache-access / nginx-access)
  *  - sshd's own log (`sshd -E FILE`): its messages with no header at all (program sshd)
- *  - Exim's main log: `2026-12-06 06:20:49 H=(helo) [203.0.113.66] ...` (program exim)
+ *  - Exim's main log: `2026-12-06 06:20:49 H=(helo) [203.0.113.66] ...` (program exim); with
+ *    log_selector = +pid (`2026-12-06 06:20:49 [1234] H=...`) the pid is left out for the rules
  * systemd's journal export format is binary-safe only when read as bytes: LineSplitter turns it
  * into syslog lines before any of this (split.ts).
  */
@@ -316,6 +317,13 @@ const EXIM: LineFormat = {
   programs: ["exim", "exim4"],
   scan(text, start, end, h) {
     if (!startsWithDateTime(text, start)) return null;
+    const pidEnd = eximPidEnd(text, start + 20, end);
+    if (pidEnd > 0) {
+      /* log_selector = +pid: the rules read the line as Exim writes it without one */
+      const line = `${text.slice(start, start + 20)}${text.slice(pidEnd, end)}`;
+      wholeLine(h, 0, line.length, 0, 19);
+      return line;
+    }
     wholeLine(h, start, end, start, start + 19);
     return text;
   },
@@ -325,11 +333,20 @@ const EXIM: LineFormat = {
   },
 };
 
+/** After log_selector = +pid's `[1234] ` at `at`: where the rest starts; -1 when there is none. */
+function eximPidEnd(text: string, at: number, end: number): number {
+  if (text.charCodeAt(at) !== 91 /* [ */) return -1;
+  let i = at + 1;
+  while (i < end && i < at + 12 && isDigit(text.charCodeAt(i))) i++;
+  return i > at + 1 && text.charCodeAt(i) === 93 && text.charCodeAt(i + 1) === SPACE ? i + 2 : -1;
+}
+
 const EXIM_FIRST: LineFormat = {
   ...EXIM,
   scan(text, start, end, h) {
     if (!startsWithDateTime(text, start)) return null;
-    EXIM_START.lastIndex = start + 20;
+    const pidEnd = eximPidEnd(text, start + 20, end);
+    EXIM_START.lastIndex = pidEnd > 0 ? pidEnd : start + 20;
     if (!EXIM_START.test(text)) return null;
     return EXIM.scan(text, start, end, h);
   },
