@@ -49,7 +49,8 @@ const SAMPLE_FILES: Readonly<Record<string, { modules: ModuleName[]; program?: s
   postfix: { modules: ["MX", "MB"] },
   /* Exim's main log (format detection): AUTH failures are MB's, rejects MX's */
   exim: { modules: ["MX", "MB"] },
-  "sendmail-auth": { modules: ["MB"] },
+  /* AUTH failures are MB's; "possible SMTP attack: command=AUTH" (too many bad commands) MX's */
+  "sendmail-auth": { modules: ["MX", "MB"] },
   "sendmail-reject": { modules: ["MX"] },
   "cyrus-imap": { modules: ["MB"] },
   "courier-auth": { modules: ["MB"] },
