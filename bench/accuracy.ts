@@ -54,7 +54,8 @@ const SAMPLE_FILES: Readonly<Record<string, { modules: ModuleName[]; program?: s
   "sendmail-reject": { modules: ["MX"] },
   "cyrus-imap": { modules: ["MB"] },
   "courier-auth": { modules: ["MB"] },
-  "courier-smtp": { modules: ["MB"] },
+  /* AUTH failures are MB's (courier.rule), rejected recipients MX's (courier-esmtpd.rule) */
+  "courier-smtp": { modules: ["MX", "MB"] },
   "uwimap-auth": { modules: ["MB"] },
   /* WB's files: headerless, their format found by detection as `rules test` finds it */
   "apache-auth": { modules: ["WB"] },
