@@ -451,6 +451,11 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "tcpwrappers-refused", program: "sshd", line: (H, s) => `refused connect from ${s.u} (${H})` },
     { rule: "client-auth-fail", program: "sshd", line: (H, s) => `Received disconnect from ${H} port ${s.port}:3: ${s.u}: Auth fail [preauth]` },
     { rule: "received-disconnect-preauth", program: "sshd", line: (H, s) => `error: Received disconnect from ${H}: 14: ${s.u} [preauth]` },
+    /* the accuracy pass: HP-UX Secure Shell, Dropbear before 2013.56 */
+    { rule: "hpux-connection", program: "sshd", line: (H, s) => `SSH: Server;Ltype: Version;Remote: ${H}-${s.port};Protocol: 2.0;Client: ${s.u}` },
+    { rule: "hpux-connection-info", program: "sshd", line: (H, s) => `SSH: Server;Ltype: Authname;Remote: ${H}-${s.port};Name: ${s.u} [preauth]` },
+    { rule: "dropbear-max-tries", program: "dropbear", line: (H, s) => `Exit before auth (user '${s.u}', 10 fails): Max auth tries reached - user '${s.u}' from ${H}:${s.port}` },
+    { rule: "dropbear-bad-password", program: "dropbear", line: (H, s) => `bad password attempt for '${s.u}' from ${H}:${s.port}` },
   ],
   MX: [
     { rule: "connect", program: "postfix/smtpd", line: (H, s) => `connect from ${s.name}[${H}]` },
@@ -468,6 +473,9 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "improper-pipelining", program: "postfix/smtpd", line: (H, s) => `improper command pipelining after EHLO from ${s.name}[${H}]: ${s.u}` },
     { rule: "rate-limit", program: "postfix/smtpd", line: (H, s) => `warning: Connection rate limit exceeded: 61 from ${s.name}[${H}] for service smtp` },
     { rule: "postscreen-pregreet", program: "postfix/postscreen", line: (H, s) => `PREGREET 11 after 0.07 from [${H}]:${s.port}: ${s.u}` },
+    /* the accuracy pass: Exim's early talkers, Courier's esmtpd */
+    { rule: "exim-early-talker", program: "exim", line: (H, s) => `2026-11-25 10:00:00 SMTP protocol synchronization error (input sent without waiting for greeting): rejected connection from H=[${H}]:${s.port} I=[198.51.100.1]:25 input="${s.u}"` },
+    { rule: "courier-esmtp-user-unknown", program: "courieresmtpd", line: (H, s) => `error,relay=${H},port=${s.port},from=<${s.u}>,to=<${s.u2}>: 550 User unknown.` },
     { rule: "postscreen-protocol", program: "postfix/postscreen", line: (H, s) => `NON-SMTP COMMAND from [${H}]:${s.port} after CONNECT: ${s.u}` },
     { rule: "postscreen-dnsbl", program: "postfix/postscreen", line: (H, s) => `DNSBL rank 3 for [${H}]:${s.port}` },
     { rule: "postscreen-hangup", program: "postfix/postscreen", line: (H, s) => `HANGUP after 0.4 from [${H}]:${s.port} in tests before SMTP handshake` },
@@ -510,6 +518,9 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "sasl-failed", program: "postfix/submission/smtpd", line: (H, s) => `warning: ${s.name}[${H}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6` },
     { rule: "dbmail-imap-rejected", program: "dbmail/imap4d", line: (H, s) => `login rejected: user [${s.u}] from [${H}:${s.port}]` },
     { rule: "dbmail-pop3-wrong-password", program: "dbmail/pop3d", line: (H, s) => `Error:[pop3] pop3.c,pop3(+123): user [${s.u}] coming from [${H}] tried to login with wrong password` },
+    /* the accuracy pass: Exim's AUTH where none is advertised (the command is the client's, before the address), Courier's esmtpd */
+    { rule: "exim-auth-not-advertised", program: "exim", line: (H, s) => `2026-11-25 10:00:00 SMTP protocol error in "${s.u}" H=(ylmf-pc) [${H}]:${s.port} I=[198.51.100.1]:587 AUTH command used when not advertised` },
+    { rule: "courier-esmtp-auth-failed", program: "courieresmtpd", line: (H, s) => `error,relay=${H},port=${s.port},msg="535 Authentication failed.",cmd: AUTH LOGIN ${s.u}` },
   ],
   WB: [
     { rule: "scanner-probe", program: "nginx-access", raw: true, line: (H, s) => `${H} - ${s.nc} [25/Nov/2026:10:00:01 +0000] "GET /.env?${s.q} HTTP/1.1" 404 196 "${s.q2}" "${s.q}"` },
@@ -525,6 +536,12 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "apache-auth-failed", program: "apache-error", raw: true, line: (H, s) => `[Wed Nov 25 10:00:01.123456 2026] [auth_basic:error] [pid 2101:tid 140233] [client ${apacheClient(H, s.port)}] AH01617: user ${s.nc}: authentication failure for "${s.q}": Password Mismatch, referer: ${s.q2}` },
     { rule: "apache-auth-failed", program: "apache-error", raw: true, line: (H, s) => `[Wed Nov 25 10:00:02.234567 2026] [auth_basic:error] [pid 2101] [client ${apacheClient(H, s.port)}] AH01618: user ${s.nc} not found: ${s.q}` },
     { rule: "apache-denied", program: "apache-error", raw: true, line: (H, s) => `[Wed Nov 25 10:00:05.000001 2026] [authz_core:error] [pid 2103:tid 140235] [client ${apacheClient(H, s.port)}] AH01630: client denied by server configuration: /srv/www/${s.q}` },
+    /* the accuracy pass: Apache 2.2 (the client without a port, IPv6 without brackets), the syslog form, nginx's TLS garbage */
+    { rule: "apache-auth-failed", program: "apache-error", raw: true, line: (H, s) => `[Wed Nov 25 10:03:01 2026] [error] [client ${H}] user ${s.nc}: authentication failure for "${s.q}": Password Mismatch` },
+    { rule: "apache-auth-failed", program: "apache-error", raw: true, line: (H, s) => `[Wed Nov 25 10:03:02 2026] [error] [client ${H}] user ${s.nc} not found: ${s.q}, referer: ${s.q2}` },
+    { rule: "apache-denied", program: "apache-error", raw: true, line: (H, s) => `[Wed Nov 25 10:03:03 2026] [error] [client ${H}] client denied by server configuration: /srv/www/${s.q}` },
+    { rule: "apache-auth-failed", program: "apache2", line: (H, s) => `[auth_basic:error] [pid 2101] [client ${apacheClient(H, s.port)}] AH01618: user ${s.nc} not found: ${s.q}` },
+    { rule: "nginx-tls-garbage", program: "nginx-error", raw: true, line: (H) => `2026/11/25 12:00:01 [info] 3101#3101: *16 SSL_do_handshake() failed (SSL: error:0A00010B:SSL routines::wrong version number) while SSL handshaking, client: ${H}, server: 0.0.0.0:443` },
     { rule: "nginx-auth-failed", program: "nginx-error", raw: true, line: (H, s) => `2026/11/25 10:00:01 [error] 3101#3101: *12 user "${s.nc}": password mismatch, client: ${H}, server: www.example.com, request: "${s.q}", host: "${s.q2}"` },
     { rule: "nginx-auth-failed", program: "nginx-error", raw: true, line: (H, s) => `2026/11/25 10:00:02 [error] 3101#3101: *13 user "${s.nc}" was not found in "/etc/nginx/.htpasswd", client: ${H}, server: www.example.com, request: "${s.q}", host: "${s.q2}", referrer: "${s.q}"` },
     { rule: "nginx-auth-failed", program: "nginx-error", raw: true, line: (H, s) => `2026/11/25 10:00:03 [error] 3101#3101: *14 user "${s.nc}": password mismatch, client: ${H}, server: , request: "${s.q}", host: "${s.q2}"` },
