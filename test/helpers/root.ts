@@ -1,5 +1,6 @@
 /** Fresh install roots for tests, and the binary they run. */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { afterAll } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -23,4 +24,21 @@ export const WATCHER = join(import.meta.dir, "..", "..", "dist", "watcher");
 export function watcher(root: string, ...args: string[]) {
   const p = Bun.spawnSync([WATCHER, "--root", root, ...args], { stdout: "pipe", stderr: "pipe" });
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+/**
+ * Roots a test file makes (each with a watcher that may be running) and anything else to end
+ * (network namespaces, servers): after the file's last test every watcher is stopped, every
+ * root removed and every `cleanup()` called.
+ */
+export function cleanedUpAfterAll(): { roots: string[]; others: { cleanup(): unknown }[] } {
+  const made = { roots: [] as string[], others: [] as { cleanup(): unknown }[] };
+  afterAll(async () => {
+    for (const root of made.roots) {
+      watcher(root, "stop");
+      rmSync(root, { recursive: true, force: true });
+    }
+    for (const other of made.others) await other.cleanup();
+  });
+  return made;
 }

@@ -6,14 +6,14 @@
  * `stat`, `bans`, `expire` and `status` that know the module. Processes are ended by PID and the
  * namespaces deleted.
  */
-import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { closeSync, constants, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
 import { readJson } from "../../src/core/runfiles";
 import type { MasterStatus } from "../../src/master/master";
 import { ATTACKER_V4, FRIEND_V4, TestNet } from "../helpers/netns";
-import { makeRoot, watcher } from "../helpers/root";
+import { cleanedUpAfterAll, makeRoot, watcher } from "../helpers/root";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 
 timeoutForHangsOnly();
@@ -22,15 +22,7 @@ const FIXTURES = join(import.meta.dir, "..", "fixtures", "own-module");
 const RULE = readFileSync(join(FIXTURES, "shopapp.rule"), "utf8");
 const CONFIG = (firewall: string) => `firewall = "${firewall}"\n[modules.LG]\ndns = false\n[modules.AP]\ntitle = "shop logins (shopapp)"\ndns = false\nmaxAffairs = 3\n`;
 
-const roots: string[] = [];
-const nets: TestNet[] = [];
-afterAll(() => {
-  for (const root of roots) {
-    watcher(root, "stop");
-    rmSync(root, { recursive: true, force: true });
-  }
-  for (const net of nets) net.cleanup();
-});
+const { roots, others: nets } = cleanedUpAfterAll();
 
 function newRoot(firewall: string): string {
   const root = makeRoot("own-module", { "etc/watcher.toml": CONFIG(firewall), "rules/AP/shopapp.rule": RULE });

@@ -7,7 +7,7 @@
  * and a nearly full disk (a small tmpfs in a mount namespace of its own). Processes are ended by
  * PID, namespaces deleted.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { chmodSync, closeSync, constants, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
@@ -17,20 +17,12 @@ import type { DoctorReport } from "../../src/ops/doctor";
 import { TestDnsServer } from "../helpers/dns-server";
 import { TestNet } from "../helpers/netns";
 import { freePort, TestRedis } from "../helpers/redis";
-import { makeRoot, WATCHER, watcher } from "../helpers/root";
+import { cleanedUpAfterAll, makeRoot, WATCHER, watcher } from "../helpers/root";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 
 timeoutForHangsOnly();
 
-const roots: string[] = [];
-const nets: TestNet[] = [];
-afterAll(() => {
-  for (const root of roots) {
-    watcher(root, "stop");
-    rmSync(root, { recursive: true, force: true });
-  }
-  for (const net of nets) net.cleanup();
-});
+const { roots, others: nets } = cleanedUpAfterAll();
 
 function newRoot(files: Record<string, string>): string {
   const root = makeRoot("doctor", files);
