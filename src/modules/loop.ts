@@ -97,6 +97,8 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
   await reapplyRecentBans(ctx, o.log);
   for (const host of ctx.store.activeBans(nowSeconds())) ends.banned(host.address, host.bannedUntil, host.lastRule);
+  /* unbans from here on end known bans at once; those before were seen by the database already */
+  const endsCursor = { event: ctx.store.unbansAfter(Number.MAX_SAFE_INTEGER).last };
   /* the fleet's bans take their turn between chunks, like every other change to the store */
   fleet?.start((address, total) => void turns.take(() => runtime.fleetBan(address, total).catch((e) => o.log(`fleet ban of ${address} failed: ${(e as Error).message}`))));
   const status = new StatusWriter(ctx, runtime, fleet, actions, ends, o);
@@ -105,7 +107,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory */
     void turns.take(() => {
       runtime.flushPending();
-      checkBanEnds(ctx, ends, actions);
+      checkBanEnds(ctx, ends, actions, endsCursor);
     });
   }, STATUS_EVERY_MS);
   const signals = handleSignals(ctx, runtime, fleet, status, o.log);
@@ -156,16 +158,18 @@ function wire(ctx: ModuleContext, o: LoopOptions): { runtime: ModuleRuntime; fle
   return { runtime, fleet, dnsClient, actions, ends };
 }
 
-/** Bans whose time is up: counted by how they ended, and handed to the unban actions. */
-function checkBanEnds(ctx: ModuleContext, ends: BanEnds, actions: ModuleActions): void {
+/**
+ * Bans that ended, counted by how and handed to the unban actions: those lifted since the last
+ * look (their unban events after `cursor.event`), then those whose time is up.
+ */
+function checkBanEnds(ctx: ModuleContext, ends: BanEnds, actions: ModuleActions, cursor: { event: number }): void {
   const now = nowSeconds();
-  ends.check(
-    now,
-    (address) => ctx.store.getHost(address)?.bannedUntil ?? null,
-    (address, how, rule) => {
-      actions.unban(address, now, rule, how === "expired" ? "ban time over" : "lifted before its time was over (watcher unban, expire or the fleet)");
-    },
-  );
+  const ended = (address: string, how: BanEnd, rule: string) =>
+    actions.unban(address, now, rule, how === "expired" ? "ban time over" : "lifted before its time was over (watcher unban, expire or the fleet)");
+  const { unbans, last } = ctx.store.unbansAfter(cursor.event);
+  cursor.event = last;
+  ends.lifted(unbans.map((u) => u.address), ended);
+  ends.check(now, (address) => ctx.store.getHost(address)?.bannedUntil ?? null, ended);
 }
 
 /** The read loop of one source: chunks into whole lines, each block through the runtime in its turn. */

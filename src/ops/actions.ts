@@ -254,7 +254,7 @@ export type BanEnd = "expired" | "lifted";
  * The ends of this module's bans, for unban actions and the metrics. A ban is known from its
  * announcement (or, at start, from the database); when its time is up, the database says
  * whether it still holds (banned again meanwhile: followed further), was lifted, or ran out.
- * A ban lifted early is seen only then: the database has no cheap question for "lifted since".
+ * A ban lifted early (watcher unban, expire, the fleet) is seen when its unban event is recorded.
  */
 export class BanEnds {
   readonly ended: Record<BanEnd, number> = { expired: 0, lifted: 0 };
@@ -265,6 +265,17 @@ export class BanEnds {
   banned(address: string, until: number, rule: string): void {
     this.known.set(address, { until, rule });
     if (until < this.nextEnd) this.nextEnd = until;
+  }
+
+  /** Unbans recorded since the last look: a known ban they name ended now, lifted. */
+  lifted(addresses: readonly string[], ended: (address: string, how: BanEnd, rule: string) => void): void {
+    for (const address of addresses) {
+      const ban = this.known.get(address);
+      if (!ban) continue;
+      this.known.delete(address);
+      this.ended.lifted++;
+      ended(address, "lifted", ban.rule);
+    }
   }
 
   /**

@@ -237,6 +237,13 @@ export class ModuleStore {
     return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? AND address LIKE '%/%'").all(now).map(hostFromRow);
   }
 
+  /** Unbans recorded after event `after` (a rowid; 0: the start), oldest first, and the last event's rowid: a cursor for "lifted since". */
+  unbansAfter(after: number): { unbans: { rowid: number; address: string }[]; last: number } {
+    const unbans = this.db.query<{ rowid: number; address: string }, [number]>("SELECT rowid, address FROM events WHERE rowid > ? AND kind = 'unban' ORDER BY rowid").all(after);
+    const last = this.db.query<{ last: number | null }, []>("SELECT MAX(rowid) last FROM events").get()?.last ?? 0;
+    return { unbans, last: Math.max(last, unbans.at(-1)?.rowid ?? 0) };
+  }
+
   /** Hosts banned at or after `since` (a ban is the host's last sight) whose ban lasts beyond `now`. */
   bansSince(since: number, now: number): HostRecord[] {
     return this.db
