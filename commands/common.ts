@@ -2,6 +2,7 @@
 import Table from "cli-table3";
 import type { Argv } from "yargs";
 import type { ModuleName } from "../src/core/config";
+import { writeLogLine } from "../src/core/log-file";
 
 export interface GlobalArgs {
   root?: string;
@@ -32,7 +33,7 @@ export function isoTime(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(".000Z", "Z");
 }
 
-/** A logger for long-running processes: one timestamped line on stderr per message. */
+/** A logger for long-running processes: one timestamped line on stderr (or watcher.log: core/log-file.ts) per message. */
 export function stderrLog(prefix: string): (message: string) => void {
-  return (message) => process.stderr.write(`${new Date().toISOString()} ${prefix}: ${message}\n`);
+  return (message) => writeLogLine(`${new Date().toISOString()} ${prefix}: ${message}\n`);
 }

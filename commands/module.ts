@@ -1,6 +1,8 @@
 import type { CommandModule } from "yargs";
 import type { ModuleName, SourceConfig } from "../src/core/config";
 import { ConfigError } from "../src/core/errors";
+import { masterLogFile } from "../src/core/layout";
+import { reopenOnSignal } from "../src/core/log-file";
 import { followMaster, SUPERVISED_OPTION } from "../src/master/lifeline";
 import { openModule, openModuleInForce } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
@@ -35,6 +37,7 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     /* a SIGHUP before the loop listens for it (the master's reload during our start-up) must not end us */
     process.on("SIGHUP", () => {});
+    process.on("SIGUSR1", () => {}); /* the master's after logrotate: watcher.log is opened again below, if we write it */
     if (argv.supervised) followMaster(stderrLog(`watcher module ${argv.module}`));
     /* the master's module keeps protecting on its configuration in force when a file on disk is broken */
     const { ctx, configError } = argv.supervised ? openModuleInForce(argv.root, argv.module) : { ctx: openModule(argv.root, argv.module), configError: null };
@@ -46,6 +49,7 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
         : ctx.moduleConfig.sources;
     const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module, ctx.rules.programs));
     const log = stderrLog(`watcher module ${ctx.module}`);
+    if (argv.supervised) reopenOnSignal(masterLogFile(ctx.paths), log);
     const stats = await runModuleLoop(ctx, sources, { log, configError });
     log(`stopped: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans`);
     await ctx.close();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install watcher under a prefix (default /opt/watcher): the binary, its folders, a link in
-# /usr/local/bin, the systemd unit where systemd runs. Run from a checkout as root:
-#   sudo scripts/install.sh [--prefix /opt/watcher]
+# Install watcher under a prefix (default /opt/watcher): the binary and its folders; with
+# --link (implied without --prefix) also the link /usr/local/bin/watcher, the systemd unit
+# where systemd runs and /etc/logrotate.d/watcher. With --prefix alone nothing is written
+# outside the prefix. Run from a checkout as root:
+#   scripts/install.sh [--prefix /opt/watcher] [--link]
 # Existing configuration, lists and databases under the prefix are kept.
 set -euo pipefail
 . "$(dirname "$0")/prefix-args.sh"
@@ -29,19 +31,28 @@ enabled = true
 TOML
 [ -e "$prefix/etc/whitelist" ] || printf '# addresses and networks never banned, one a line (IPv4/IPv6, CIDR)\n# 192.0.2.0/24\n' > "$prefix/etc/whitelist"
 [ -e "$prefix/etc/blacklist" ] || printf '# addresses and networks banned at sight, one a line\n' > "$prefix/etc/blacklist"
-ln -sf "$prefix/bin/watcher" /usr/local/bin/watcher
 
-if [ -d /run/systemd/system ]; then
-  sed "s#@PREFIX@#$prefix#g" scripts/watcher.service > /etc/systemd/system/watcher.service
-  systemctl daemon-reload
-  echo "systemd unit installed: systemctl enable --now watcher"
+if $link; then
+  ln -sf "$prefix/bin/watcher" /usr/local/bin/watcher
+  if [ -d /etc/logrotate.d ]; then
+    sed "s#@PREFIX@#$prefix#g" scripts/logrotate > /etc/logrotate.d/watcher
+  fi
+  if [ -d /run/systemd/system ]; then
+    sed "s#@PREFIX@#$prefix#g" scripts/watcher.service > /etc/systemd/system/watcher.service
+    systemctl daemon-reload
+    echo "systemd unit installed: systemctl enable --now watcher"
+  fi
+  watcher=watcher
+else
+  watcher="$prefix/bin/watcher"
+  echo "nothing written outside $prefix (--link adds /usr/local/bin/watcher, the systemd unit and the logrotate snippet)"
 fi
 cat <<MSG
 watcher installed in $prefix (root of its configuration, rules and databases).
 Next:
   1. whitelist your own networks in $prefix/etc/whitelist
-  2. feed it: watcher syslog-config rsyslog > /etc/rsyslog.d/30-watcher.conf && systemctl restart rsyslog
+  2. feed it: $watcher syslog-config rsyslog > /etc/rsyslog.d/30-watcher.conf && systemctl restart rsyslog
      (or syslog-ng; or a journal/file source in $prefix/etc/watcher.toml)
-  3. start it: systemctl enable --now watcher   (or: watcher start)
-  4. check: watcher status
+  3. start it: systemctl enable --now watcher   (or: $watcher start)
+  4. check: $watcher status
 MSG

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite, as README's second command runs it. As root on Debian/Ubuntu it first
+# The whole test suite, as README's second command runs it (`npm test`). As root on Debian/Ubuntu it first
 # installs the system packages the tests need when they are missing; then it type-checks,
 # builds dist/watcher (the integration tests run the real binary) and runs bun test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bun=node_modules/.bin/bun
 
+# the suite needs root (its firewall tests create network namespaces): as root it runs as it
+# is (a machine without sudo included), else again under sudo where there is one
 if [ "$(id -u)" -ne 0 ]; then
-  echo "the suite needs root: its firewall tests create network namespaces (run: sudo npm test)." >&2
+  if command -v sudo >/dev/null; then exec sudo -- bash "$PWD/scripts/test.sh" "$@"; fi
+  echo "the suite needs root: its firewall tests create network namespaces, and there is no sudo here (run npm test as root)." >&2
   echo "Without root, the unit tests alone: node_modules/.bin/bun test test/core test/modules test/rules" >&2
   exit 1
 fi

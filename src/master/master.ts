@@ -6,7 +6,8 @@
  * restart a crashed one (at once, then with backoff), run the scheduled jobs, keep a status
  * file for `watcher status`, and serve the Prometheus metrics on `[metrics] listen` when set
  * (that address only). SIGTERM stops the modules and exits; SIGHUP reloads lists (and makes
- * the modules reload config, rules and lists) without losing counts.
+ * the modules reload config, rules and lists) without losing counts; SIGUSR1 and SIGHUP open
+ * watcher.log again after logrotate moved it (core/log-file.ts), in the master and the modules.
  */
 import { closeSync, mkdirSync } from "node:fs";
 import cron, { type ScheduledTask } from "node-cron";
@@ -28,7 +29,8 @@ import { FleetNode } from "../fleet/node";
 import { describeProcesses, endLeftovers } from "./leftovers";
 import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { type RestoreReport, restoreFirewall } from "./restore";
-import { fifoPath, lockFile, pidFile, statusFile } from "../core/layout";
+import { fifoPath, lockFile, masterLogFile, pidFile, statusFile } from "../core/layout";
+import { reopenOnSignal } from "../core/log-file";
 import { nowSeconds } from "../core/duration";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
 import { gatherStatus } from "./control";
@@ -154,6 +156,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
   const { config, paths } = loaded;
   const modules = checked.modules;
   let lists = checked.lists;
+  reopenOnSignal(masterLogFile(paths), log);
   try {
     writeFileAtomic(pidFile(paths.runDir), `${process.pid}\n`);
   } catch (e) {
@@ -166,6 +169,10 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
   let metrics: Bun.Server<undefined> | null = null;
   const fifos = new FifoKeeper();
   const children = new Map<ModuleName, ModuleChild>();
+  /* logrotate's, at any time: each module opens watcher.log again itself (under systemd, nothing to do) */
+  process.on("SIGUSR1", () => {
+    for (const c of children.values()) c.signal("SIGUSR1");
+  });
   const tasks: { name: string; schedule: string; task: ScheduledTask }[] = [];
   const status: MasterStatus = {
     pid: process.pid,

@@ -1,14 +1,14 @@
 /**
  * What an operator installs: the logger snippets in scripts/ (the same as `watcher syslog-config`
  * prints for the default prefix, and accepted by rsyslogd), and install.sh / uninstall.sh, run
- * in a private mount and network namespace so that neither /usr/local/bin nor the host's
- * firewall is touched.
+ * in a private mount and network namespace so that neither /usr/local/bin, /etc nor the host's
+ * firewall is touched; logrotate run on the installed snippet under a running master.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WATCHER } from "../helpers/root";
+import { SAFE_CONFIG, WATCHER } from "../helpers/root";
 import { timeoutForHangsOnly } from "../helpers/wait";
 
 timeoutForHangsOnly();
@@ -41,20 +41,47 @@ describe("logger snippets", () => {
 });
 
 describe("install.sh and uninstall.sh", () => {
-  test("install under a prefix, run from the link, uninstall leaves nothing", () => {
+  test("--prefix alone writes nothing outside the prefix; uninstall leaves nothing", () => {
     const prefix = join(mkdtempSync(join(tmpdir(), "watcher-prefix-")), "opt");
     const script = `set -e
-mount -t tmpfs tmpfs /usr/local/bin
-${REPO}/scripts/install.sh --prefix ${prefix} > /dev/null
+for d in /usr/local/bin /etc/logrotate.d /etc/systemd/system /etc/rsyslog.d; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
+${REPO}/scripts/install.sh --prefix ${prefix} > ${prefix}.out
+${prefix}/bin/watcher --root ${prefix} status --json > ${prefix}.status || true
+ls -A /usr/local/bin /etc/logrotate.d /etc/systemd/system | grep -v '^/\\|^$' | wc -l
+${REPO}/scripts/uninstall.sh --prefix ${prefix} > /dev/null`;
+    const run = Bun.spawnSync(["unshare", "--mount", "--net", "--propagation", "private", "bash", "-c", script], { stdout: "pipe", stderr: "pipe" });
+    expect(run.stderr.toString()).toBe("");
+    expect(run.stdout.toString()).toBe("0\n");
+    expect(readFileSync(`${prefix}.out`, "utf8")).toContain(`nothing written outside ${prefix}`);
+    expect(JSON.parse(readFileSync(`${prefix}.status`, "utf8"))).toMatchObject({ running: false, root: prefix });
+    expect(existsSync(prefix)).toBe(false);
+  });
+
+  test("--link: the link and the logrotate snippet; logrotate rotates watcher.log under a running master; uninstall takes them back", () => {
+    const prefix = join(mkdtempSync(join(tmpdir(), "watcher-prefix-")), "opt");
+    mkdirSync(join(prefix, "etc"), { recursive: true });
+    writeFileSync(join(prefix, "etc", "watcher.toml"), SAFE_CONFIG); /* kept by install.sh: the dry-run firewall */
+    const log = `${prefix}/var/log/watcher.log`;
+    const script = `set -e
+for d in /usr/local/bin /etc/logrotate.d /etc/systemd/system /etc/rsyslog.d; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
+${REPO}/scripts/install.sh --prefix ${prefix} --link > /dev/null
 readlink /usr/local/bin/watcher
-/usr/local/bin/watcher status --json > ${prefix}.status || true
-${REPO}/scripts/uninstall.sh --prefix ${prefix} > /dev/null
-ls /usr/local/bin | wc -l`;
+/usr/local/bin/watcher --root ${prefix} start > /dev/null
+logrotate -f -s ${prefix}.state /etc/logrotate.d/watcher
+# the master writes the next line into the new file (a condition, polled)
+for i in $(seq 600); do grep -q "SIGUSR1: ${log} opened again" ${log} 2>/dev/null && break; sleep 0.05; done
+/usr/local/bin/watcher --root ${prefix} stop > /dev/null
+cp ${log} ${prefix}.new; cp ${log}.1 ${prefix}.old
+${REPO}/scripts/uninstall.sh --prefix ${prefix} --link > /dev/null
+ls -A /usr/local/bin /etc/logrotate.d | grep -v '^/\\|^$' | wc -l`;
     const run = Bun.spawnSync(["unshare", "--mount", "--net", "--propagation", "private", "bash", "-c", script], { stdout: "pipe", stderr: "pipe" });
     expect(run.stderr.toString()).toBe("");
     expect(run.stdout.toString().split("\n")).toEqual([`${prefix}/bin/watcher`, "0", ""]);
-    const status = JSON.parse(readFileSync(`${prefix}.status`, "utf8"));
-    expect(status).toMatchObject({ running: false, root: prefix });
+    const [fresh, old] = [readFileSync(`${prefix}.new`, "utf8"), readFileSync(`${prefix}.old`, "utf8")];
+    expect(fresh).toContain(`watcher: SIGUSR1: ${log} opened again`);
+    expect(fresh).toContain("watcher: stopped");
+    expect(old).toContain("watcher: running: LG");
+    expect(old).not.toContain("stopped");
     expect(existsSync(prefix)).toBe(false);
   });
 });

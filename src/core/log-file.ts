@@ -1,0 +1,56 @@
+/**
+ * watcher.log, the log of a master started in the background: `start` opens it as the
+ * master's stdout and stderr, and the modules inherit them. logrotate renames it, then signals
+ * the master (SIGUSR1, or SIGHUP); the master and each module open the name again onto fd 1
+ * and 2, so the next line lands in a new file and none is lost (copytruncate would lose the
+ * lines written between its copy and its truncation). A process whose stderr is not that file
+ * (systemd's journal, a terminal) has nothing to reopen and ignores the signal.
+ */
+import { closeSync, fstatSync, openSync, statSync, writeSync } from "node:fs";
+import { libc } from "./libc";
+
+/** Are fd 2 and the file named `path` one file? */
+function stderrIs(path: string): boolean {
+  try {
+    const [a, b] = [fstatSync(2), statSync(path)];
+    return a.isFile() && a.ino === b.ino && a.dev === b.dev;
+  } catch {
+    return false;
+  }
+}
+
+/* Bun writes process.stderr through a copy of fd 2 that dup2 cannot reach: the log lines of a
+   process that writes watcher.log go to fd 2 itself (a regular file: a write never waits) */
+let writesLogFile = false;
+
+/** One line of the process's log: to watcher.log when this process writes it, else to stderr. */
+export function writeLogLine(line: string): void {
+  if (writesLogFile) writeSync(2, line);
+  else process.stderr.write(line);
+}
+
+/**
+ * When fd 2 is `path`, open it again by name onto fd 1 and 2 at each SIGUSR1 and SIGHUP
+ * (after logrotate moved it away). Returns whether this process writes that file.
+ */
+export function reopenOnSignal(path: string, log: (message: string) => void): boolean {
+  if (!stderrIs(path)) return false;
+  writesLogFile = true;
+  const reopen = (signal: string) => {
+    try {
+      const fd = openSync(path, "a", 0o640);
+      try {
+        if (libc().dup2(fd, 1) < 0 || libc().dup2(fd, 2) < 0) throw new Error("dup2(2) failed");
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      log(`${signal}: cannot open ${path} again (${(e as Error).message}); writing on in the file it was`);
+      return;
+    }
+    if (signal === "SIGUSR1") log(`${signal}: ${path} opened again`);
+  };
+  process.on("SIGUSR1", () => reopen("SIGUSR1"));
+  process.on("SIGHUP", () => reopen("SIGHUP"));
+  return true;
+}

@@ -1,0 +1,50 @@
+/**
+ * The master's everyday signals, through the built binary: watcher.log opened again after
+ * logrotate renamed it (SIGUSR1, in the master and its modules), and the master's own settings
+ * (schedules) reloaded by SIGHUP, a bad watcher.toml keeping the old ones and saying so.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readJson } from "../../src/core/runfiles";
+import { statusFile } from "../../src/core/layout";
+import type { ModuleStatus } from "../../src/modules/loop";
+import type { MasterStatus } from "../../src/master/master";
+import { makeRoot, SAFE_CONFIG, watcher } from "../helpers/root";
+import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
+
+timeoutForHangsOnly();
+
+const roots: string[] = [];
+afterEach(() => {
+  for (const root of roots.splice(0)) watcher(root, "stop");
+});
+
+const runDir = (root: string) => join(root, "var", "run");
+const master = (root: string) => readJson<MasterStatus>(statusFile(runDir(root), "master"));
+/** The LG module wrote its status: it listens for the master's signals by then. */
+const lgRunning = (root: string) => {
+  const pid = master(root)?.modules.LG?.pid;
+  return pid !== undefined && readJson<ModuleStatus>(statusFile(runDir(root), "LG"))?.pid === pid;
+};
+const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
+
+describe("watcher.log and logrotate", () => {
+  test("renamed, then SIGUSR1: the master and its module write a new file", async () => {
+    const root = makeRoot("logrotate");
+    roots.push(root);
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("the LG module to run", () => lgRunning(root));
+    const log = join(root, "var", "log", "watcher.log");
+    const rotated = `${log}.1`;
+    renameSync(log, rotated);
+    process.kill(master(root)!.pid, "SIGUSR1");
+    await waitFor("the master's line in a new watcher.log", () => read(log).includes(`watcher: SIGUSR1: ${log} opened again`));
+    await waitFor("the module's line in it", () => read(log).includes(`watcher module LG: SIGUSR1: ${log} opened again`));
+    expect(watcher(root, "stop").code).toBe(0);
+    expect(read(log)).toContain("watcher: stopped");
+    expect(read(rotated)).toContain("watcher: running: LG");
+    expect(read(rotated)).not.toContain("opened again");
+    expect(read(rotated)).not.toContain("stopped");
+  });
+});
