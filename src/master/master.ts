@@ -11,7 +11,7 @@
  */
 import { closeSync, mkdirSync } from "node:fs";
 import cron, { type ScheduledTask } from "node-cron";
-import { type LoadedConfig, loadConfig, type ModuleName, parseListen, selfCommand } from "../core/config";
+import { enabledModules, type LoadedConfig, loadConfig, type ModuleName, parseListen, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
@@ -127,6 +127,34 @@ export function checkBeforeStart(loaded: LoadedConfig): { modules: ModuleName[];
   return { modules: report.modules, lists: report.lists! };
 }
 
+/* what a reload cannot change in a running master: these take a restart */
+const RESTART_SETTINGS = ["firewall", "fleet", "metrics", "fifoBase", "dbDir", "logDir", "runDir", "fifoMode", "fifoGroup", "keepFirewallOnStop"] as const;
+
+/**
+ * The master's own settings read again on SIGHUP: the schedules and the blocklists. A file with
+ * a problem (all of them said, as `watcher check` would) keeps the settings in force, and
+ * `in force` comes back; settings that need a restart are named and wait for it.
+ */
+function settingsAfterReload(inForce: LoadedConfig, log: (message: string) => void): LoadedConfig {
+  const problems: string[] = [];
+  let next: LoadedConfig;
+  try {
+    next = loadConfig(inForce.paths.root);
+    checkLoaded(next, problems);
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  if (problems.length) {
+    log(`SIGHUP: kept the master's settings in force (schedules, blocklists): ${problems.join("; ")}`);
+    return inForce;
+  }
+  const changed = (key: (typeof RESTART_SETTINGS)[number]) => JSON.stringify(inForce.config[key]) !== JSON.stringify(next!.config[key]);
+  const modulesChanged = enabledModules(inForce.config).join() !== enabledModules(next!.config).join();
+  const waiting = [...(modulesChanged ? ["the modules enabled"] : []), ...RESTART_SETTINGS.filter(changed)];
+  if (waiting.length) log(`SIGHUP: ${waiting.join(", ")} changed: they take effect at the next restart`);
+  return next!;
+}
+
 export async function runMaster(rootOption: string | undefined, log: (message: string) => void): Promise<void> {
   const loaded = loadConfig(rootOption);
   const { paths } = loaded;
@@ -152,8 +180,10 @@ export async function runMaster(rootOption: string | undefined, log: (message: s
   }
 }
 
-async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkBeforeStart>, log: (message: string) => void): Promise<void> {
-  const { config, paths } = loaded;
+async function supervise(started: LoadedConfig, checked: ReturnType<typeof checkBeforeStart>, log: (message: string) => void): Promise<void> {
+  const { config, paths } = started;
+  /* the settings in force: the scheduled jobs and the blocklists follow a SIGHUP (settingsAfterReload) */
+  let loaded = started;
   const modules = checked.modules;
   let lists = checked.lists;
   reopenOnSignal(masterLogFile(paths), log);
@@ -183,6 +213,23 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
     restore: { backend: "", sets: [], lifted: [], refusals: [], seconds: 0 },
     modules: {},
     jobs: [],
+  };
+  /* (re)made at start and after each SIGHUP, from the settings in force */
+  const scheduleJobs = () => {
+    for (const t of tasks.splice(0)) void t.task.destroy();
+    const { schedule } = loaded.config;
+    const expire = cron.schedule(schedule.expire, () => expireJob(loaded, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
+    tasks.push({ name: "expire", schedule: schedule.expire, task: expire });
+    if (dynLists(loaded.config).some((l) => l.enabled)) {
+      const dynload = cron.schedule(schedule.dynload, () =>
+        refreshLists(loaded, firewall!, lists, { force: false, now: nowSeconds() })
+          .then((outcomes) => {
+            for (const o of outcomes) if (o.result === "loaded" || o.result === "failed") log(`dynload ${o.list}: ${o.result === "loaded" ? `${o.entries} networks` : o.error}`);
+          })
+          .catch((e) => log(`dynload failed: ${(e as Error).message}`)),
+      );
+      tasks.push({ name: "dynload", schedule: schedule.dynload, task: dynload });
+    }
   };
   const masterFile = statusFile(paths.runDir, "master");
   const writeStatus = () => {
@@ -232,18 +279,7 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
       children.set(m, child);
       child.start();
     }
-    const expire = cron.schedule(config.schedule.expire, () => expireJob(loaded, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
-    tasks.push({ name: "expire", schedule: config.schedule.expire, task: expire });
-    if (dynLists(config).some((l) => l.enabled)) {
-      const dynload = cron.schedule(config.schedule.dynload, () =>
-        refreshLists(loaded, firewall!, lists, { force: false, now: nowSeconds() })
-          .then((outcomes) => {
-            for (const o of outcomes) if (o.result === "loaded" || o.result === "failed") log(`dynload ${o.list}: ${o.result === "loaded" ? `${o.entries} networks` : o.error}`);
-          })
-          .catch((e) => log(`dynload failed: ${(e as Error).message}`)),
-      );
-      tasks.push({ name: "dynload", schedule: config.schedule.dynload, task: dynload });
-    }
+    scheduleJobs();
     status.ready = true;
     writeStatus();
     log(`running: ${modules.join(", ") || "no modules enabled"} (pid ${process.pid})`);
@@ -254,6 +290,12 @@ async function supervise(loaded: LoadedConfig, checked: ReturnType<typeof checkB
       process.on("SIGHUP", () => {
         void (async () => {
           try {
+            const next = settingsAfterReload(loaded, log);
+            if (next !== loaded) {
+              loaded = next;
+              scheduleJobs();
+              log(`SIGHUP: the master's settings reloaded: ${tasks.map((t) => `${t.name} "${t.schedule}"`).join(", ")}; blocklists ${dynLists(loaded.config).filter((l) => l.enabled).map((l) => l.name).join(", ") || "none"}`);
+            }
             lists = Lists.of(paths);
             status.restore = await restoreFirewall(loaded, firewall!, modules, lists, nowSeconds());
             for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);

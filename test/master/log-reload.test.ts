@@ -48,3 +48,32 @@ describe("watcher.log and logrotate", () => {
     expect(read(rotated)).not.toContain("stopped");
   });
 });
+
+describe("SIGHUP and the master's own settings", () => {
+  test("a new expire schedule is taken; a bad one keeps the one in force and says why", async () => {
+    const root = makeRoot("reload-settings");
+    roots.push(root);
+    const toml = join(root, "etc", "watcher.toml");
+    const log = join(root, "var", "log", "watcher.log");
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("the LG module to run", () => lgRunning(root));
+    const expireJob = () => master(root)?.jobs.find((j) => j.name === "expire")?.schedule;
+    expect(expireJob()).toBe("17 * * * *");
+
+    writeFileSync(toml, `${SAFE_CONFIG}[schedule]\nexpire = "15 4 * * *"\n`);
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("the new schedule in force", () => expireJob() === "15 4 * * *");
+    const next = new Date(master(root)!.jobs.find((j) => j.name === "expire")!.next!);
+    expect([next.getHours(), next.getMinutes()]).toEqual([4, 15]); /* cron's local time */
+    await waitFor("the reload said", () => read(log).includes(`SIGHUP: the master's settings reloaded: expire "15 4 * * *"`));
+
+    writeFileSync(toml, `${SAFE_CONFIG}[schedule]\nexpire = "at four"\n`);
+    process.kill(master(root)!.pid, "SIGHUP");
+    const kept = await waitFor("the refusal said", () => read(log).split("\n").find((l) => l.includes("SIGHUP: kept the master's settings in force")) ?? null);
+    expect(kept).toContain(toml);
+    expect(kept).toContain("schedule.expire");
+    expect(expireJob()).toBe("15 4 * * *");
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+});
+
