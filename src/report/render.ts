@@ -148,7 +148,7 @@ export function renderReport(report: Report, width: number): string {
       titledTable(
         "blocklists",
         [{ head: "list" }, { head: "entries", align: "right" }, { head: "last fetch" }, { head: "next due" }, { head: "last error" }],
-        report.blocklists.map((b) => [b.enabled ? b.list : `${b.list} (off)`, b.entries, b.lastFetch ?? "never", b.nextDue ?? "-", b.lastError ?? "-"]),
+        report.blocklists.map((b) => [b.enabled ? b.list : `${b.list} (off)`, b.entries, b.lastFetch ?? "never", b.nextDue ?? (b.enabled ? "next dynload run" : "-"), b.lastError ?? "-"]),
         width,
       ),
     );

@@ -59,7 +59,11 @@ export const ReportSchema = z
     since: Iso,
     vhost: z.string().nullable(),
     firewall: z.object({ backend: z.string(), sets: z.array(z.object({ set: z.string(), entries: Count }).strict()) }).strict().nullable(),
-    /** the enabled blocklists and those with a cached copy; empty for a vhost's report */
+    /**
+     * the enabled blocklists and those with a cached copy; empty for a vhost's report. `entries`:
+     * in the list's set now; `lastFetch`, `nextDue`: null for a list never fetched (due at the
+     * next dynload run), `nextDue` null for one not enabled
+     */
     blocklists: z.array(
       z
         .object({
@@ -193,7 +197,12 @@ async function firewallFacts(loaded: LoadedConfig, modules: readonly ModuleName[
   }
 }
 
-function blocklistFacts(loaded: LoadedConfig): Report["blocklists"] {
+/**
+ * Each blocklist's state; `entries` is what its set holds now (what a download found may be
+ * more: entries covering protected addresses are left out), 0 for a list not enabled. A list
+ * never fetched has no times: it is due at the next dynload run.
+ */
+function blocklistFacts(loaded: LoadedConfig, firewall: NonNullable<Report["firewall"]>): Report["blocklists"] {
   return dynLists(loaded.config)
     .map((l) => ({ l, state: readState(loaded.paths, l.name) }))
     .filter(({ l, state }) => l.enabled || state.lastAttempt > 0)
@@ -202,8 +211,8 @@ function blocklistFacts(loaded: LoadedConfig): Report["blocklists"] {
       enabled: l.enabled,
       lastFetch: state.lastAttempt ? iso(state.lastAttempt) : null,
       lastSuccess: state.lastSuccess ? iso(state.lastSuccess) : null,
-      entries: state.entries,
-      nextDue: l.enabled ? iso(Math.max(state.lastAttempt + l.interval, state.expires)) : null,
+      entries: (l.enabled && firewall.sets.find((s) => s.set === dynloadSetName(l.name))?.entries) || 0,
+      nextDue: l.enabled && state.lastAttempt ? iso(Math.max(state.lastAttempt + l.interval, state.expires)) : null,
       lastError: state.lastError,
     }));
 }
@@ -233,12 +242,13 @@ export async function gatherReport(loaded: LoadedConfig, options: ReportOptions,
   if (vhost !== null && options.modules?.some((m) => m !== "WB")) throw new ConfigError("--vhost reports the web module (WB) only; leave out --module or give --module WB");
   const o: Required<ReportOptions> = { ...options, top: options.top ?? 10, modules: options.modules ?? [], vhost };
   const modules = vhost === null ? reportedModules(loaded, options.modules) : (["WB"] as ModuleName[]);
+  const sets = vhost === null ? await firewallFacts(loaded, modules, firewall) : null;
   const report: Report = {
     generatedAt: iso(o.now),
     since: iso(o.since),
     vhost,
-    firewall: vhost === null ? await firewallFacts(loaded, modules, firewall) : null,
-    blocklists: vhost === null ? blocklistFacts(loaded) : [],
+    firewall: sets,
+    blocklists: sets ? blocklistFacts(loaded, sets) : [],
     fleet: vhost === null ? fleetFacts(loaded, o) : null,
     modules: [],
   };

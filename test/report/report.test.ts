@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/core/config";
@@ -309,6 +309,18 @@ describe("report from the command line", () => {
     const forever = ReportSchema.parse(JSON.parse(watcher("report", "--json", "--module", "LG").stdout.toString())).modules[0]!;
     expect(forever.latestBans[0]).toMatchObject({ address: "203.0.113.62", until: null, lifted: false });
     expect(watcher("report", "--module", "LG", "--width", "160").stdout.toString()).toContain("until unbanned");
+  });
+
+  test("a blocklist never fetched reads never, due at the next run, not 1970; its count is its set's", () => {
+    const fresh = makeRoot();
+    appendFileSync(join(fresh, "etc", "watcher.toml"), '[dynload.lists.own]\nenabled = true\nurls = ["http://127.0.0.1:9/own.txt"]\nformat = "spamhaus-txt"\n');
+    const watcher = (...args: string[]) => Bun.spawnSync([join(REPO, "dist", "watcher"), "--root", fresh, ...args], { stdout: "pipe", stderr: "pipe" });
+    const report = ReportSchema.parse(JSON.parse(watcher("report", "--json").stdout.toString()));
+    expect(report.blocklists).toEqual([{ list: "own", enabled: true, lastFetch: null, lastSuccess: null, entries: 0, nextDue: null, lastError: null }]);
+    const text = watcher("report", "--width", "160").stdout.toString();
+    const row = text.split("\n").find((l) => l.includes(" own "))!;
+    expect(row).toMatch(/own +│ +0 │ never +│ next dynload run │ -/);
+    expect(text).not.toContain("1970");
   });
 
   test("bad options exit 2 and say what was expected", () => {
