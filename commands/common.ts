@@ -3,6 +3,7 @@ import Table from "cli-table3";
 import type { Argv } from "yargs";
 import type { ModuleName } from "../src/core/config";
 import { writeLogLine } from "../src/core/log-file";
+import { iso } from "../src/report/report";
 
 export interface GlobalArgs {
   root?: string;
@@ -29,8 +30,14 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** A time as every command prints it, in text and in JSON: ISO 8601 in UTC to the second, "2026-12-06T08:00:00Z". */
 export function isoTime(epochSeconds: number): string {
-  return new Date(epochSeconds * 1000).toISOString().replace(".000Z", "Z");
+  return iso(Math.floor(epochSeconds));
+}
+
+/** A time field of JSON output (isoTime); null for none (0: never happened). */
+export function jsonTime(epochSeconds: number | null | undefined): string | null {
+  return epochSeconds ? isoTime(epochSeconds) : null;
 }
 
 /** A logger for long-running processes: one timestamped line on stderr (or watcher.log: core/log-file.ts) per message. */

@@ -55,7 +55,7 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
           else if (show) console.log(describe(o));
         },
       });
-      if (argv.json) printJson(outcomes);
+      if (argv.json) printJson(outcomes.map((o) => (o.result === "not-due" ? { ...o, next: isoTime(o.next) } : o)));
       else if (show && outcomes.length === 0) console.log('no blocklist is enabled (see README, "Blocklists")');
       if (outcomes.some((o) => o.result === "failed")) process.exitCode = 1;
     } finally {

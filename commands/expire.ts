@@ -4,8 +4,7 @@ import { formatDuration, nowSeconds } from "../src/core/duration";
 import { resolveBackend } from "../src/core/firewall";
 import { checkFirewallFree } from "../src/master/claim";
 import { expire } from "../src/ops/expire";
-import { iso } from "../src/report/report";
-import { type GlobalArgs, moduleOption, printJson, table } from "./common";
+import { type GlobalArgs, isoTime, moduleOption, printJson, table } from "./common";
 
 interface Args extends GlobalArgs {
   module?: ModuleName;
@@ -32,7 +31,7 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
     const loaded = loadConfig(argv.root);
     if (!argv.dryRun) checkFirewallFree(resolveBackend(loaded.config.firewall), loaded.paths.root, "expire");
     const expired = await expire(loaded, { module: argv.module, now: nowSeconds(), dryRun: !!argv.dryRun });
-    const results = expired.map((r) => ({ ...r, expired: r.expired.map((h) => ({ ...h, lastSeen: iso(h.lastSeen) })) }));
+    const results = expired.map((r) => ({ ...r, expired: r.expired.map((h) => ({ ...h, lastSeen: isoTime(h.lastSeen) })) }));
     if (argv.quiet) return;
     if (argv.json) return printJson(results);
     for (const r of results) {

@@ -5,7 +5,7 @@ import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
 import { FleetNode } from "../src/fleet/node";
 import { fleetConfigOf, fleetStatus, forgetNode } from "../src/fleet/nodes";
-import { type GlobalArgs, isoTime, printJson, stderrLog, table } from "./common";
+import { type GlobalArgs, isoTime, jsonTime, printJson, stderrLog, table } from "./common";
 
 interface Args extends GlobalArgs {
   json?: boolean;
@@ -17,7 +17,13 @@ const statusCommand: CommandModule<GlobalArgs, Args> = {
   builder: (y) => y.option("json", { type: "boolean", describe: "one JSON document, stable for scripts" }),
   handler: async (argv) => {
     const s = await fleetStatus(loadConfig(argv.root));
-    if (argv.json) return printJson(s);
+    if (argv.json) {
+      return printJson({
+        ...s,
+        master: s.master && { ...s.master, updatedAt: jsonTime(s.master.updatedAt) },
+        nodes: s.nodes && s.nodes.map((n) => ({ ...n, startedAt: jsonTime(n.startedAt), updatedAt: jsonTime(n.updatedAt) })),
+      });
+    }
     const now = nowSeconds();
     const m = s.master;
     console.log(`fleet node ${s.node} on ${s.url}: ${m ? (m.connected ? "connected" : `not connected (${m.lastError ?? "connecting"})`) : "watcher is not running"}`);
@@ -53,7 +59,7 @@ const syncCommand: CommandModule<GlobalArgs, Args> = {
     try {
       await node.connect();
       const bans = await node.fullSync();
-      if (argv.json) printJson({ bans, ...node.stats });
+      if (argv.json) printJson({ bans, ...node.stats, updatedAt: jsonTime(node.stats.updatedAt) });
       else console.log(`${bans} fleet bans in force on ${settings.node} (${node.stats.protected} refused by local policy, ${node.stats.badSignature} with a bad signature ignored)`);
     } finally {
       await node.close();

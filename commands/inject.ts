@@ -46,7 +46,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       checkFirewallFree(ctx.firewall.backend, ctx.paths.root, "inject --direct");
       const { stats, bans, seconds, formats } = await injectDirect(ctx, argumentLines ?? stdinSource().chunks(), argv.program ?? null);
       if (argv.json) {
-        printJson({ ...stats, seconds, formats, bans });
+        printJson({ ...stats, seconds, formats, bans: bans.map((b) => ({ ...b, time: isoTime(b.time), until: isoTime(b.until) })) });
         return;
       }
       console.log(

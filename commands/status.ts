@@ -1,11 +1,22 @@
 import type { CommandModule } from "yargs";
 import { formatDuration, nowSeconds } from "../src/core/duration";
-import { gatherStatus, SET_NEARLY_FULL } from "../src/master/control";
+import { gatherStatus, SET_NEARLY_FULL, type StatusReport } from "../src/master/control";
 import { describeProcesses } from "../src/master/leftovers";
-import { type GlobalArgs, isoTime, printJson, table } from "./common";
+import { type GlobalArgs, isoTime, jsonTime, printJson, table } from "./common";
 
 interface Args extends GlobalArgs {
   json?: boolean;
+}
+
+/** The status with every time in JSON's one form (isoTime). */
+function statusJson(s: StatusReport) {
+  return {
+    ...s,
+    startedAt: jsonTime(s.startedAt),
+    modules: s.modules.map((m) => ({ ...m, startedAt: jsonTime(m.startedAt), updatedAt: jsonTime(m.updatedAt), lastLineAt: jsonTime(m.lastLineAt) })),
+    jobs: s.jobs.map((j) => ({ ...j, next: j.next && isoTime(Date.parse(j.next) / 1000) })),
+    fleet: s.fleet && { ...s.fleet, updatedAt: jsonTime(s.fleet.updatedAt) },
+  };
 }
 
 /** LSB: status of a service that is not running */
@@ -17,7 +28,7 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
   builder: (y) => y.option("json", { type: "boolean", describe: "one JSON document, stable for scripts" }),
   handler: async (argv) => {
     const s = await gatherStatus(argv.root);
-    if (argv.json) printJson(s);
+    if (argv.json) printJson(statusJson(s));
     else {
       const now = nowSeconds();
       console.log(s.running ? `watcher is running (pid ${s.pid}, up ${formatDuration(now - (s.startedAt ?? now))}, ${s.backend} firewall, root ${s.root})` : `watcher is not running (root ${s.root})`);
