@@ -4,7 +4,7 @@ import { nowSeconds, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { type BanInForce, type BanOrder, bansInForce } from "../src/ops/bans";
 import { parseOperatorTarget } from "../src/ops/ban";
-import { type GlobalArgs, isoTime, moduleOption, printJson, table } from "./common";
+import { type GlobalArgs, isoTime, moduleOption, printJson, table, outputWidth } from "./common";
 
 interface Args extends GlobalArgs {
   address?: string;
@@ -70,7 +70,7 @@ export const bansCommand: CommandModule<GlobalArgs, Args> = {
     }
     if (view.bans.length === 0) console.log(match ? `no ban in force holds ${match.text}` : "no ban in force");
     else {
-      const t = table(["address", "where", "since", "until", "rule", "class", "origin", "reason"]);
+      const t = table(["address", "where", "since", "until", "rule", "class", "origin", "reason"], outputWidth(argv));
       for (const b of shown) {
         t.push([b.address, b.where, b.since === null ? "" : isoTime(b.since), b.until === null ? "until lifted" : isoTime(b.until), b.rule ?? "", b.class ?? "", b.origin ?? "", cut(b.reason, REASON_COLUMN)]);
       }

@@ -7,6 +7,8 @@ import { iso } from "../src/report/report";
 
 export interface GlobalArgs {
   root?: string;
+  /** the width tables are laid out in (outputWidth) */
+  width?: number;
 }
 
 const MODULES_HELP = "LG (logins), MX (mail transport), MB (mailboxes), WB (web), or a module of your own";
@@ -21,9 +23,65 @@ export function moduleOption(describe: string) {
   return { type: "string", describe: `${describe}: ${MODULES_HELP}`, coerce: (m: string): ModuleName => m.toUpperCase() } as const;
 }
 
-/** A plain table: no colours, so it reads the same in a terminal, a pipe and a mail. */
-export function table(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: [] } });
+/* a column is never narrower than this (its padding included) */
+const MIN_COLUMN = 6;
+
+/** The width tables are laid out in: --width, else the terminal's; none on a pipe (a script reads whole lines). */
+export function outputWidth(argv: GlobalArgs): number {
+  return argv.width ?? (process.stdout.isTTY ? process.stdout.columns || 80 : Infinity);
+}
+
+/**
+ * A plain table (no colours: it reads the same in a terminal, a pipe and a mail) that fits in
+ * `width` columns: when its natural width is more, the widest columns are narrowed alike and
+ * their cells wrapped (never cut: an address or a reason is read whole).
+ */
+export class FittedTable {
+  private readonly rows: (string | number)[][] = [];
+
+  constructor(
+    private readonly head: string[],
+    private readonly width: number,
+  ) {}
+
+  push(...rows: (string | number)[][]): void {
+    this.rows.push(...rows);
+  }
+
+  toString(): string {
+    const natural = this.head.map((h, i) => 2 + Math.max(h.length, ...this.rows.map((r) => Math.max(...String(r[i] ?? "").split("\n").map((l) => l.length)))));
+    /* a border before, between and after the columns */
+    const room = this.width - (natural.length + 1);
+    const fits = natural.reduce((a, b) => a + b, 0) <= room;
+    const prose = this.head.map((_, i) => this.rows.some((r) => String(r[i] ?? "").trim().includes(" ")));
+    const colWidths = fits ? [] : narrowed(natural, room, prose);
+    const t = new Table({ head: this.head, style: { head: [], border: [] }, colWidths, wordWrap: !fits, wrapOnWordBoundary: false });
+    t.push(...this.rows);
+    return t.toString();
+  }
+}
+
+/* prose (a reason, an event) wraps first, down to this width, before every column narrows alike */
+const PROSE_COLUMN = 18;
+
+/**
+ * Column widths summing to `room` at most: the columns of prose (cells with spaces) are
+ * narrowed first, then the widest of all are cut to one level, none below MIN_COLUMN.
+ */
+function narrowed(natural: readonly number[], room: number, prose: readonly boolean[]): number[] {
+  const capped = (cap: number, which: (i: number) => boolean) => natural.map((w, i) => (which(i) ? Math.min(w, cap) : w));
+  const sum = (widths: number[]) => widths.reduce((a, b) => a + b, 0);
+  let level = Math.max(...natural);
+  while (level > PROSE_COLUMN && sum(capped(level, (i) => prose[i]!)) > room) level--;
+  const widths = capped(level, (i) => prose[i]!);
+  if (sum(widths) <= room) return widths;
+  level = Math.max(...widths);
+  while (level > MIN_COLUMN && sum(widths.map((w) => Math.min(w, level))) > room) level--;
+  return widths.map((w) => Math.min(w, level));
+}
+
+export function table(head: string[], width: number): FittedTable {
+  return new FittedTable(head, width);
 }
 
 export function printJson(value: unknown): void {
@@ -43,4 +101,38 @@ export function jsonTime(epochSeconds: number | null | undefined): string | null
 /** A logger for long-running processes: one timestamped line on stderr (or watcher.log: core/log-file.ts) per message. */
 export function stderrLog(prefix: string): (message: string) => void {
   return (message) => writeLogLine(`${new Date().toISOString()} ${prefix}: ${message}\n`);
+}
+
+/** A long job's progress: one line on stderr, rewritten in place. */
+export interface Progress {
+  /** `done` of the job's total (bytes, lists ...), and what is going on */
+  update(done: number, note?: string): void;
+  /** the line cleared: what the job prints next starts on a clean line */
+  end(): void;
+}
+
+const PROGRESS_EVERY_MS = 200;
+
+/**
+ * Progress for a terminal only: silent when stderr is not one (a pipe, a file, cron, systemd)
+ * or when `quiet`. `total` (null: unknown) and `unit` say how `done` reads: bytes as MB.
+ */
+export function progress(label: string, total: number | null, o: { unit: "bytes" | string; quiet?: boolean }): Progress {
+  if (o.quiet || !process.stderr.isTTY) return { update() {}, end() {} };
+  let shown = 0;
+  let drawn = false;
+  const amount = (n: number) => (o.unit === "bytes" ? `${(n / 1e6).toFixed(1)} MB` : `${n} ${o.unit}`);
+  return {
+    update(done, note) {
+      const now = Date.now();
+      if (now - shown < PROGRESS_EVERY_MS && !(total !== null && done >= total)) return;
+      shown = now;
+      drawn = true;
+      const share = total ? ` (${Math.floor((done / total) * 100)} %)` : "";
+      process.stderr.write(`\r\x1b[K${label}: ${amount(done)}${total !== null ? ` of ${amount(total)}` : ""}${share}${note ? `, ${note}` : ""}`);
+    },
+    end() {
+      if (drawn) process.stderr.write("\r\x1b[K");
+    },
+  };
 }

@@ -3,7 +3,8 @@ import { loadConfig } from "../src/core/config";
 import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
 import { type Outcome, refreshLists } from "../src/dynload/load";
-import { type GlobalArgs, isoTime, printJson } from "./common";
+import { type GlobalArgs, isoTime, printJson, progress } from "./common";
+import { dynLists } from "../src/dynload/lists";
 import { checkFirewallFree } from "../src/master/claim";
 import { nowSeconds } from "../src/core/duration";
 
@@ -43,6 +44,11 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
     const lists = Lists.of(loaded.paths);
     const firewall = createFirewall(loaded.config, loaded.paths);
     const show = !argv.json && !argv.quiet;
+    /* on a terminal, how many of the lists are done (downloads can take a while) */
+    const due = dynLists(loaded.config).filter((l) => (argv.list ? l.name === argv.list : l.enabled)).length;
+    const shown = progress("dynload", due, { unit: "lists", quiet: argv.quiet });
+    let done = 0;
+    shown.update(0);
     try {
       checkFirewallFree(firewall.backend, loaded.paths.root, "dynload");
       const outcomes = await refreshLists(loaded, firewall, lists, {
@@ -51,10 +57,13 @@ export const dynloadCommand: CommandModule<GlobalArgs, Args> = {
         now: nowSeconds(),
         /* each list as it is done (downloads can take a while); a failure on stderr, whatever the options */
         progress: (o) => {
+          shown.end();
           if (o.result === "failed") process.stderr.write(`watcher dynload: ${describe(o)}\n`);
           else if (show) console.log(describe(o));
+          shown.update(++done, `${o.list} ${o.result}`);
         },
       });
+      shown.end();
       if (argv.json) printJson(outcomes.map((o) => (o.result === "not-due" ? { ...o, next: isoTime(o.next) } : o)));
       else if (show && outcomes.length === 0) console.log('no blocklist is enabled (see README, "Blocklists")');
       if (outcomes.some((o) => o.result === "failed")) process.exitCode = 1;

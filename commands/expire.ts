@@ -4,7 +4,7 @@ import { formatDuration, nowSeconds } from "../src/core/duration";
 import { resolveBackend } from "../src/core/firewall";
 import { checkFirewallFree } from "../src/master/claim";
 import { expire } from "../src/ops/expire";
-import { type GlobalArgs, isoTime, moduleOption, printJson, table } from "./common";
+import { type GlobalArgs, isoTime, moduleOption, printJson, table, outputWidth } from "./common";
 
 interface Args extends GlobalArgs {
   module?: ModuleName;
@@ -38,7 +38,7 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
       const [forget, lift] = r.dryRun ? ["would forget", "would lift"] : ["forgot", "lifted"];
       console.log(`${r.module}: ${forget} ${count(r.expired.length, "host")} not seen for ${formatDuration(r.expireAfter)}, ${lift} ${count(r.lifted, "ban")}`);
       if (r.expired.length === 0) continue;
-      const t = table(["address", "last seen", "last rule", "ban lifted"]);
+      const t = table(["address", "last seen", "last rule", "ban lifted"], outputWidth(argv));
       for (const h of r.expired) t.push([h.address, h.lastSeen, h.lastRule, h.banLifted ? "yes" : ""]);
       console.log(t.toString());
     }

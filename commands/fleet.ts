@@ -5,7 +5,7 @@ import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
 import { FleetNode } from "../src/fleet/node";
 import { fleetConfigOf, fleetStatus, forgetNode } from "../src/fleet/nodes";
-import { type GlobalArgs, isoTime, jsonTime, printJson, stderrLog, table } from "./common";
+import { type GlobalArgs, isoTime, jsonTime, printJson, stderrLog, table, outputWidth } from "./common";
 
 interface Args extends GlobalArgs {
   json?: boolean;
@@ -32,12 +32,12 @@ const statusCommand: CommandModule<GlobalArgs, Args> = {
       for (const r of m.refusals) console.log(`refused: ${r}`);
     }
     if (s.modules.length) {
-      const t = table(["module", "published", "outbox", "dropped", "affairs shared", "local only", "fleet bans"]);
+      const t = table(["module", "published", "outbox", "dropped", "affairs shared", "local only", "fleet bans"], outputWidth(argv));
       for (const x of s.modules) t.push([x.module, x.published, x.outbox, x.dropped, x.shared, x.unshared, x.fleetBans]);
       console.log(t.toString());
     }
     if (s.nodes) {
-      const t = table(["node", "state", "version", "up", "lines", "bans", "last beat"]);
+      const t = table(["node", "state", "version", "up", "lines", "bans", "last beat"], outputWidth(argv));
       for (const n of s.nodes) t.push([n.node, n.live ? "live" : "silent", n.version || "-", n.live ? formatDuration(now - n.startedAt) : "-", n.lines, n.bans, n.updatedAt ? isoTime(n.updatedAt) : "-"]);
       console.log(t.toString());
     } else console.log(`Redis not reachable: ${s.redisError ?? "unknown error"}`);

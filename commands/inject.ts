@@ -5,7 +5,8 @@ import { openModule } from "../src/modules/context";
 import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
 import { stdinSource } from "../src/pipeline/read";
 import { loadConfig, type ModuleName } from "../src/core/config";
-import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
+import { type GlobalArgs, isoTime, moduleArg, printJson, type Progress, progress } from "./common";
+import { fstatSync } from "node:fs";
 import { checkFirewallFree } from "../src/master/claim";
 import { fifoPath } from "../src/core/layout";
 
@@ -14,7 +15,29 @@ interface Args extends GlobalArgs {
   line?: string[];
   direct?: boolean;
   json?: boolean;
+  quiet?: boolean;
   program?: string;
+}
+
+/** The chunks as they are read, the bytes read so far shown as progress. */
+async function* counted(chunks: AsyncIterable<Uint8Array>, shown: Progress): AsyncGenerator<Uint8Array> {
+  let done = 0;
+  for await (const chunk of chunks) {
+    done += chunk.length;
+    shown.update(done);
+    yield chunk;
+  }
+  shown.end();
+}
+
+/** stdin's size when it is a file (`< big.log`), else null (a pipe: the end is not known). */
+function stdinSize(): number | null {
+  try {
+    const st = fstatSync(0);
+    return st.isFile() ? st.size : null;
+  } catch {
+    return null;
+  }
 }
 
 
@@ -26,6 +49,7 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
       .positional("line", { type: "string", array: true, describe: "log lines; without them stdin is read" })
       .option("direct", { type: "boolean", describe: "process here against the module's database, with each line's own time (replay old logs)" })
       .option("json", { type: "boolean", describe: "with --direct: print the result as JSON" })
+      .option("quiet", { type: "boolean", describe: "with --direct: print nothing (no summary, no line per ban, no progress) unless something fails" })
       .option("program", { type: "string", describe: "with --direct: take every line, whole, as this program's (nginx-access, sshd, ...) instead of finding the format; their time is now" })
       .check((a) => {
         if (a.program !== undefined && a.direct !== true) throw new ConfigError("--program goes with --direct (a running module finds the format of the lines it reads)");
@@ -44,11 +68,14 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = openModule(argv.root, argv.module);
     try {
       checkFirewallFree(ctx.firewall.backend, ctx.paths.root, "inject --direct");
-      const { stats, bans, seconds, formats } = await injectDirect(ctx, argumentLines ?? stdinSource().chunks(), argv.program ?? null);
+      /* on a terminal, how far a big file is read (stderr; nothing on a pipe or with --quiet) */
+      const input = argumentLines ?? counted(stdinSource().chunks(), progress(`inject ${ctx.module}`, stdinSize(), { unit: "bytes", quiet: argv.quiet }));
+      const { stats, bans, seconds, formats } = await injectDirect(ctx, input, argv.program ?? null);
       if (argv.json) {
         printJson({ ...stats, seconds, formats, bans: bans.map((b) => ({ ...b, time: isoTime(b.time), until: isoTime(b.until) })) });
         return;
       }
+      if (argv.quiet) return;
       console.log(
         `${ctx.module}: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans in ${seconds.toFixed(2)} s` +
           ` (${stats.merged} merged into attempts already counted, ${stats.protected} from protected addresses, ${stats.unattributed} unattributed, ${stats.unparsed} in no format watcher knows)`,

@@ -43,7 +43,6 @@ export const reportCommand: CommandModule<GlobalArgs, Args> = {
       .option("out", { type: "string", describe: "write report.txt and report.json into this folder instead of printing" })
       .option("per-vhost", { type: "boolean", describe: "with --out: one report-<vhost>.txt/.json per web vhost, for mailing to customers" })
       .option("quiet", { type: "boolean", describe: "print nothing when the period had no affair and no ban (or when --out wrote its files): cron mails only news" })
-      .option("width", { type: "number", describe: "layout width (default: the terminal's, else 100)" })
       .example("$0 report --since 7d", "the last week")
       .example("$0 report --out /var/lib/watcher/reports --per-vhost --quiet", "from cron: one report per web customer"),
   handler: async (argv) => {
@@ -54,6 +53,7 @@ export const reportCommand: CommandModule<GlobalArgs, Args> = {
     const loaded = loadConfig(argv.root);
     requireRoot(loaded.paths.root);
     const now = nowSeconds();
+    /* the global --width; a report is laid out in 100 columns where there is no terminal */
     const width = argv.width ?? (process.stdout.columns || 100);
     const options = { now, since: now - seconds, modules: argv.module ? [argv.module] : undefined, vhost: argv.vhost ?? null };
 

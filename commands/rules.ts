@@ -5,7 +5,7 @@ import { WatcherError } from "../src/core/errors";
 import type { Mode } from "../src/core/rules";
 import { loadRules } from "../src/modules/registry";
 import { type RuleTestLine, testRules } from "../src/modules/ruletest";
-import { type GlobalArgs, moduleArg, table } from "./common";
+import { type GlobalArgs, moduleArg, table, outputWidth } from "./common";
 
 interface TestArgs extends GlobalArgs {
   module: ModuleName;
@@ -58,17 +58,17 @@ const testCommand: CommandModule<GlobalArgs, TestArgs> = {
       process.stdout.write(`${JSON.stringify({ lines, matched, seconds, formats, rules: hits, matches, unparsed, skipped, missed, unparsedLines })}\n`);
       return;
     }
-    const byFormat = table(["format", "lines"]);
+    const byFormat = table(["format", "lines"], outputWidth(argv));
     for (const [name, n] of Object.entries(r.formats)) byFormat.push([name, n]);
     console.log(byFormat.toString());
-    const byRule = table(["rule", "action", "mode", "hits"]);
+    const byRule = table(["rule", "action", "mode", "hits"], outputWidth(argv));
     for (const rule of rules.rules) byRule.push([rule.name, rule.action, rule.mode, r.rules[rule.name] ?? 0]);
     console.log(byRule.toString());
     const hosts = new Map<string, number>();
     for (const m of r.matches) if (m.host && (m.action === "count" || m.action === "ban")) hosts.set(m.host, (hosts.get(m.host) ?? 0) + 1);
     const top = [...hosts].sort((a, b) => b[1] - a[1]).slice(0, 20);
     if (top.length > 0) {
-      const byHost = table(["host", "counted lines"]);
+      const byHost = table(["host", "counted lines"], outputWidth(argv));
       for (const [host, n] of top) byHost.push([host, n]);
       console.log(byHost.toString());
     }

@@ -2,7 +2,7 @@ import type { CommandModule } from "yargs";
 import { formatDuration, nowSeconds } from "../src/core/duration";
 import { gatherStatus, SET_NEARLY_FULL, type StatusReport } from "../src/master/control";
 import { describeProcesses } from "../src/master/leftovers";
-import { type GlobalArgs, isoTime, jsonTime, printJson, table } from "./common";
+import { type GlobalArgs, isoTime, jsonTime, printJson, table, outputWidth } from "./common";
 
 interface Args extends GlobalArgs {
   json?: boolean;
@@ -35,7 +35,7 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
       if (s.configError) console.log(`warning: the configuration does not load (${s.running ? "what runs is what loaded when it started" : "start will refuse"}):\n${s.configError}`);
       if (s.strayModules.length) console.log(`warning: module processes of this root run without a master: ${describeProcesses(s.strayModules)}; "watcher stop" ends them`);
       if (s.modules.length) {
-        const t = table(["module", "pid", "up", "lines", "matched", "affairs", "bans", "restarts"]);
+        const t = table(["module", "pid", "up", "lines", "matched", "affairs", "bans", "restarts"], outputWidth(argv));
         for (const m of s.modules) t.push([m.module, m.pid || "-", m.startedAt ? formatDuration(now - m.startedAt) : "-", m.lines, m.matched, m.affairs, m.bans, m.restarts]);
         console.log(t.toString());
       }
@@ -44,7 +44,7 @@ export const statusCommand: CommandModule<GlobalArgs, Args> = {
         if (m.pending.error) console.log(`module ${m.module}: its database cannot be written (${m.pending.error}); ${m.pending.hosts} hosts and ${m.pending.events} events wait in memory, bans go on`);
       }
       if (s.firewall) {
-        const t = table(["set", "entries"]);
+        const t = table(["set", "entries"], outputWidth(argv));
         for (const f of s.firewall) t.push([f.set, f.entries]);
         console.log(t.toString());
         for (const f of s.firewall) {

@@ -6,7 +6,7 @@ import { parseOperatorAddress } from "../src/core/lists";
 import { type ModuleStory, NAMES_NOT_KEPT, type Story, whyStory } from "../src/ops/why";
 import type { StoredEvent } from "../src/store/ban-queries";
 import { PERMANENT_UNTIL } from "../src/store/module-db";
-import { type GlobalArgs, isoTime, printJson, table } from "./common";
+import { type GlobalArgs, isoTime, printJson, table, outputWidth } from "./common";
 
 interface Args extends GlobalArgs {
   address: string;
@@ -69,7 +69,7 @@ function eventText(e: StoredEvent): string {
   return `unban${e.reason ? `: ${e.reason}` : ""}`;
 }
 
-function moduleText(m: ModuleStory, out: string[]): void {
+function moduleText(m: ModuleStory, out: string[], width: number): void {
   out.push(`${m.module}:`);
   out.push(`  class: ${m.class.class ?? "none"} — ${m.class.meaning}`);
   if (m.host) {
@@ -93,7 +93,7 @@ function moduleText(m: ModuleStory, out: string[]): void {
   if (m.events.length) {
     const earlier = m.eventsTotal - m.events.length;
     out.push(`  events (${m.eventsTotal}${earlier > 0 ? `, the latest ${m.events.length}; --limit 0 shows all` : ""}):`);
-    const t = table(["time", "rule", "event", "class"]);
+    const t = table(["time", "rule", "event", "class"], width - 2);
     for (const e of m.events) t.push([isoTime(e.time), e.rule, eventText(e), e.class ?? ""]);
     out.push(...t.toString().split("\n").map((l) => `  ${l}`));
   }
@@ -104,13 +104,13 @@ function moduleText(m: ModuleStory, out: string[]): void {
 }
 
 /** The story as text for a terminal or a mail. */
-export function storyText(s: Story): string {
+export function storyText(s: Story, width = Infinity): string {
   const out: string[] = [];
   const head = s.droppedBy.length ? `dropped by ${s.droppedBy.join("; ")}` : s.lists.protection ? "never dropped" : "not dropped by watcher";
   out.push(`${s.address}: ${head} (as of ${isoTime(s.now)})`);
   out.push(`lists: ${listsText(s)}`);
   if (s.modules.length === 0) out.push("no module has a record of it");
-  for (const m of s.modules) moduleText(m, out);
+  for (const m of s.modules) moduleText(m, out, width);
   if (s.modules.some((m) => m.class.class !== null)) out.push(`(${NAMES_NOT_KEPT})`);
   if (s.fleet) {
     out.push(`fleet: ${s.fleet.ban ? `banned ${s.fleet.ban.until === null ? "until unbanned" : `until ${isoTime(s.fleet.ban.until)}`} by ${s.fleet.ban.origin} (${s.fleet.ban.module} rule ${s.fleet.ban.rule})` : "no fleet ban"}`);
@@ -132,6 +132,6 @@ export const whyCommand: CommandModule<GlobalArgs, Args> = {
     const ip = parseOperatorAddress(argv.address);
     const story = whyStory(loadConfig(argv.root), ip, nowSeconds(), argv.limit);
     if (argv.json) printJson(storyJson(story));
-    else process.stdout.write(storyText(story));
+    else process.stdout.write(storyText(story, outputWidth(argv)));
   },
 };

@@ -28,7 +28,7 @@ import { syslogConfigCommand } from "../commands/syslog-config";
 import { whyCommand } from "../commands/why";
 import pkg from "../package.json";
 import { BUILTIN_MODULES, loadConfig, moduleNames } from "./core/config";
-import { EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
+import { ConfigError, EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
 
 function fail(message: string, code: number): never {
   process.stderr.write(`watcher: ${message}\n`);
@@ -57,7 +57,7 @@ function moduleCompletions(current: string, argv: { _: (string | number)[]; root
 function mistyped(message: string): string {
   const suggestion = /^Did you mean (\S+)\?$/.exec(message)?.[1];
   const args = hideBin(process.argv);
-  const typed = args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "--root");
+  const typed = args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "--root" && args[i - 1] !== "--width");
   if (suggestion && typed) return `unknown command ${JSON.stringify(typed)}; did you mean ${suggestion}?`;
   /* a word no command resembles: yargs calls it an unknown argument */
   if (typed && message === `Unknown argument: ${typed}`) return `unknown command ${JSON.stringify(typed)}`;
@@ -68,6 +68,14 @@ const cli = yargs(hideBin(process.argv))
   .scriptName("watcher")
   .usage("$0 <command> [options]\n\nReal-time intrusion detection and prevention: log lines in, firewall bans out.")
   .option("root", { type: "string", global: true, describe: "install root (default: WATCHER_ROOT, else the folder above the executable's)" })
+  .option("width", {
+    type: "number",
+    global: true,
+    describe: "the width tables are laid out in (default: the terminal's; on a pipe, as wide as they are)",
+  })
+  .middleware((argv) => {
+    if (argv.width !== undefined && !(Number.isInteger(argv.width) && argv.width >= 20)) throw new ConfigError(`--width: expected a number of columns, 20 or more, got ${argv.width}`);
+  })
   .command(startCommand)
   .command(stopCommand)
   .command(statusCommand)
