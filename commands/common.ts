@@ -4,6 +4,7 @@ import type { Argv } from "yargs";
 import type { ModuleName } from "../src/core/config";
 import { writeLogLine } from "../src/core/log-file";
 import { iso } from "../src/report/report";
+import { fittedWidths } from "../src/report/render";
 
 export interface GlobalArgs {
   root?: string;
@@ -23,9 +24,6 @@ export function moduleOption(describe: string) {
   return { type: "string", describe: `${describe}: ${MODULES_HELP}`, coerce: (m: string): ModuleName => m.toUpperCase() } as const;
 }
 
-/* a column is never narrower than this (its padding included) */
-const MIN_COLUMN = 6;
-
 /** The width tables are laid out in: --width, else the terminal's; none on a pipe (a script reads whole lines). */
 export function outputWidth(argv: GlobalArgs): number {
   return argv.width ?? (process.stdout.isTTY ? process.stdout.columns || 80 : Infinity);
@@ -33,8 +31,8 @@ export function outputWidth(argv: GlobalArgs): number {
 
 /**
  * A plain table (no colours: it reads the same in a terminal, a pipe and a mail) that fits in
- * `width` columns: when its natural width is more, the widest columns are narrowed alike and
- * their cells wrapped (never cut: an address or a reason is read whole).
+ * `width` columns: when its natural width is more, columns are narrowed (fittedWidths) and
+ * their cells wrapped, never cut: an address or a reason is read whole.
  */
 export class FittedTable {
   private readonly rows: (string | number)[][] = [];
@@ -49,35 +47,11 @@ export class FittedTable {
   }
 
   toString(): string {
-    const natural = this.head.map((h, i) => 2 + Math.max(h.length, ...this.rows.map((r) => Math.max(...String(r[i] ?? "").split("\n").map((l) => l.length)))));
-    /* a border before, between and after the columns */
-    const room = this.width - (natural.length + 1);
-    const fits = natural.reduce((a, b) => a + b, 0) <= room;
-    const prose = this.head.map((_, i) => this.rows.some((r) => String(r[i] ?? "").trim().includes(" ")));
-    const colWidths = fits ? [] : narrowed(natural, room, prose);
-    const t = new Table({ head: this.head, style: { head: [], border: [] }, colWidths, wordWrap: !fits, wrapOnWordBoundary: false });
+    const colWidths = fittedWidths(this.head, this.rows, this.width);
+    const t = new Table({ head: this.head, style: { head: [], border: [] }, colWidths, wordWrap: colWidths.length > 0, wrapOnWordBoundary: false });
     t.push(...this.rows);
     return t.toString();
   }
-}
-
-/* prose (a reason, an event) wraps first, down to this width, before every column narrows alike */
-const PROSE_COLUMN = 18;
-
-/**
- * Column widths summing to `room` at most: the columns of prose (cells with spaces) are
- * narrowed first, then the widest of all are cut to one level, none below MIN_COLUMN.
- */
-function narrowed(natural: readonly number[], room: number, prose: readonly boolean[]): number[] {
-  const capped = (cap: number, which: (i: number) => boolean) => natural.map((w, i) => (which(i) ? Math.min(w, cap) : w));
-  const sum = (widths: number[]) => widths.reduce((a, b) => a + b, 0);
-  let level = Math.max(...natural);
-  while (level > PROSE_COLUMN && sum(capped(level, (i) => prose[i]!)) > room) level--;
-  const widths = capped(level, (i) => prose[i]!);
-  if (sum(widths) <= room) return widths;
-  level = Math.max(...widths);
-  while (level > MIN_COLUMN && sum(widths.map((w) => Math.min(w, level))) > room) level--;
-  return widths.map((w) => Math.min(w, level));
 }
 
 export function table(head: string[], width: number): FittedTable {

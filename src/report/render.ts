@@ -54,7 +54,35 @@ interface Column {
   readonly optional?: boolean;
 }
 
-/** A titled table; optional columns go (last first) until it fits in `columns`. */
+/* a column is never narrower than this, its padding included: one character */
+const MIN_COLUMN = 3;
+/* prose (a reason, an event) wraps first, down to this width, before every column narrows alike */
+const PROSE_COLUMN = 18;
+
+/**
+ * The column widths (cli-table3's colWidths, padding included) that make a table of these
+ * cells fit in `width`, its borders included; [] when it fits as it is. Columns of prose
+ * (cells with spaces) are narrowed first, then the widest of all are cut to one level; the
+ * caller wraps the cells (wordWrap), so nothing is lost.
+ */
+export function fittedWidths(head: readonly string[], rows: readonly (readonly (string | number)[])[], width: number): number[] {
+  const natural = head.map((h, i) => 2 + Math.max(h.length, ...rows.map((r) => Math.max(...String(r[i] ?? "").split("\n").map((l) => l.length)))));
+  /* a border before, between and after the columns */
+  const room = width - (natural.length + 1);
+  const sum = (widths: number[]) => widths.reduce((a, b) => a + b, 0);
+  if (sum(natural) <= room) return [];
+  const prose = head.map((_, i) => rows.some((r) => String(r[i] ?? "").trim().includes(" ")));
+  const proseCut = (cap: number) => natural.map((w, i) => (prose[i] ? Math.min(w, cap) : w));
+  let level = Math.max(...natural);
+  while (level > PROSE_COLUMN && sum(proseCut(level)) > room) level--;
+  const widths = proseCut(level);
+  if (sum(widths) <= room) return widths;
+  level = Math.max(...widths);
+  while (level > MIN_COLUMN && sum(widths.map((w) => Math.min(w, level))) > room) level--;
+  return widths.map((w) => Math.min(w, level));
+}
+
+/** A titled table; optional columns go (last first) until it fits in `columns`, then its cells wrap (fittedWidths). */
 function titledTable(title: string, columns: readonly Column[], rows: readonly (string | number)[][], width: number): string {
   if (rows.length === 0) return `${title}\n(none)`;
   let keep = columns.map((_, i) => i);
@@ -63,7 +91,15 @@ function titledTable(title: string, columns: readonly Column[], rows: readonly (
     for (const r of rows) t.push(keep.map((i) => r[i]!));
     const text = `${title}\n${t.toString()}`;
     const drop = keep.findLast((i) => columns[i]!.optional);
-    if (widthOf(text) <= width || drop === undefined) return text;
+    if (widthOf(text) <= width) return text;
+    if (drop === undefined) {
+      const head = keep.map((i) => columns[i]!.head);
+      const cells = rows.map((r) => keep.map((i) => r[i]!));
+      const colWidths = fittedWidths(head, cells, width);
+      const fitted = new Table({ head, colAligns: keep.map((i) => columns[i]!.align ?? "left"), style: { head: [], border: [] }, chars: COMPACT, colWidths, wordWrap: true, wrapOnWordBoundary: false });
+      fitted.push(...cells);
+      return `${title}\n${fitted.toString()}`;
+    }
     keep = keep.filter((i) => i !== drop);
   }
 }
