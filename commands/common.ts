@@ -5,6 +5,7 @@ import type { ModuleName } from "../src/core/config";
 import { writeLogLine } from "../src/core/log-file";
 import { iso } from "../src/report/report";
 import { fittedWidths } from "../src/report/render";
+import type { RestoreProgress } from "../src/master/restore";
 
 export interface GlobalArgs {
   root?: string;
@@ -103,10 +104,24 @@ export function progress(label: string, total: number | null, o: { unit: "bytes"
       shown = now;
       drawn = true;
       const share = total ? ` (${Math.floor((done / total) * 100)} %)` : "";
-      process.stderr.write(`\r\x1b[K${label}: ${amount(done)}${total !== null ? ` of ${amount(total)}` : ""}${share}${note ? `, ${note}` : ""}`);
+      const line = `${label}: ${amount(done)}${total !== null ? ` of ${amount(total)}` : ""}${share}${note ? `, ${note}` : ""}`;
+      /* one row of the terminal: a longer line would wrap, and \r goes back to its last row only */
+      process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns || 80) - 1)}`);
     },
     end() {
       if (drawn) process.stderr.write("\r\x1b[K");
     },
+  };
+}
+
+/** `start` and `restart` on a terminal: how far the master's firewall restore is (progress). */
+export function restoreProgress(): { onRestore: (p: RestoreProgress) => void; end: () => void } {
+  let shown: Progress | null = null;
+  return {
+    onRestore(p) {
+      shown ??= progress("restoring the firewall", p.ofEntries, { unit: "entries" });
+      shown.update(p.entries, `set ${p.sets + 1} of ${p.of}: ${p.set}`);
+    },
+    end: () => shown?.end(),
   };
 }

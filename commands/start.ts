@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
 import { startDetached } from "../src/master/control";
 import { runMaster } from "../src/master/master";
-import { type GlobalArgs, stderrLog } from "./common";
+import { type GlobalArgs, restoreProgress, stderrLog } from "./common";
 
 interface Args extends GlobalArgs {
   foreground?: boolean;
@@ -19,7 +19,8 @@ export const startCommand: CommandModule<GlobalArgs, Args> = {
       await runMaster(argv.root, stderrLog("watcher"));
       return;
     }
-    const s = await startDetached(argv.root);
+    const shown = restoreProgress();
+    const s = await startDetached(argv.root, shown.onRestore).finally(shown.end);
     const entries = s.restore.sets.reduce((n, set) => n + set.entries, 0);
     console.log(
       `watcher started (pid ${s.pid}): ${Object.keys(s.modules).join(", ") || "no modules"}; ` +

@@ -21,6 +21,7 @@ import { checkFirewallFree } from "./claim";
 import type { FleetNodeStats } from "../fleet/node";
 import { endProcesses, type ModuleProcess, moduleProcesses } from "./leftovers";
 import { type MasterStatus, STOP_GRACE_MS } from "./master";
+import type { RestoreProgress } from "./restore";
 import { checkInstall, refuseProblems } from "../ops/check";
 import { configFile, defaultRunDir, masterLogFile, statusFile } from "../core/layout";
 
@@ -57,8 +58,8 @@ export function locateRunFiles(rootOption: string | undefined): RunFiles {
   }
 }
 
-/** Fork `watcher start --foreground` into the background and wait until it is ready. */
-export async function startDetached(rootOption: string | undefined): Promise<MasterStatus> {
+/** Fork `watcher start --foreground` into the background and wait until it is ready; `onRestore` hears how far its firewall restore is. */
+export async function startDetached(rootOption: string | undefined, onRestore?: (progress: RestoreProgress) => void): Promise<MasterStatus> {
   /* a bad config, rule file or list stops us here (exit 2, every problem named), before anything is made */
   refuseProblems(checkInstall(rootOption), "watcher cannot start");
   const { paths } = loadConfig(rootOption);
@@ -81,6 +82,7 @@ export async function startDetached(rootOption: string | undefined): Promise<Mas
   for (const until = Date.now() + START_TIMEOUT_MS; Date.now() < until; await Bun.sleep(50)) {
     const status = readJson<MasterStatus>(statusFile(paths.runDir, "master"));
     if (status?.ready && status.pid === child.pid) return status;
+    if (status?.restoring && status.pid === child.pid) onRestore?.(status.restoring);
     if (code !== null) {
       const tail = readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-10).join("\n");
       throw new WatcherError(`watcher did not start (status ${code}); from ${logFile}:\n${tail}`, code === 2 ? 2 : 1);
@@ -138,10 +140,10 @@ export async function stopAndRemoveFirewall(rootOption: string | undefined): Pro
  * Check everything the new master needs before the running one is stopped: a refused check
  * (exit 2) leaves the running watcher as it is, protecting.
  */
-export async function restartMaster(rootOption: string | undefined): Promise<MasterStatus> {
+export async function restartMaster(rootOption: string | undefined, onRestore?: (progress: RestoreProgress) => void): Promise<MasterStatus> {
   refuseProblems(checkInstall(rootOption), "watcher was not restarted");
   await stopMaster(rootOption);
-  return startDetached(rootOption);
+  return startDetached(rootOption, onRestore);
 }
 
 /** A kernel set this full is worth a warning (status) and a finding (doctor) before it refuses bans. */

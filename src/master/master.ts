@@ -28,7 +28,7 @@ import { FifoKeeper } from "./fifos";
 import { FleetNode } from "../fleet/node";
 import { describeProcesses, endLeftovers } from "./leftovers";
 import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
-import { type RestoreReport, restoreFirewall } from "./restore";
+import { type RestoreProgress, type RestoreReport, restoreFirewall } from "./restore";
 import { fifoPath, lockFile, masterLogFile, pidFile, statusFile } from "../core/layout";
 import { reopenOnSignal } from "../core/log-file";
 import { nowSeconds } from "../core/duration";
@@ -45,6 +45,8 @@ export interface MasterStatus {
   backend: string;
   ready: boolean;
   restore: RestoreReport;
+  /** while the firewall is restored at start: how far (`watcher start` shows it on a terminal) */
+  restoring?: RestoreProgress | null;
   modules: Record<string, { pid: number | null; startedAt: number | null; restarts: number; lastExit: number | null }>;
   jobs: { name: string; schedule: string; next: string | null }[];
 }
@@ -253,7 +255,11 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     if (resolveBackend(config.firewall) !== "dryrun") claim = claimFirewall(paths.root);
     firewall = createFirewall(config, paths);
     status.backend = firewall.backend;
-    status.restore = await restoreFirewall(loaded, firewall, modules, lists, nowSeconds());
+    status.restore = await restoreFirewall(loaded, firewall, modules, lists, nowSeconds(), (progress) => {
+      status.restoring = progress;
+      writeStatus();
+    });
+    status.restoring = null;
     const entries = status.restore.sets.reduce((n, s) => n + s.entries, 0);
     log(`restored ${entries} entries into ${status.restore.sets.length} sets (${firewall.backend}) in ${status.restore.seconds.toFixed(3)} s`);
     for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);

@@ -30,6 +30,15 @@ export interface RestoreReport {
 }
 
 /** A set as it should be: its spec and every element, timeouts the bans' remaining time. */
+/** How far a restore is: `sets` of `of` done, `entries` of `ofEntries`, `set` going in now. */
+export interface RestoreProgress {
+  readonly set: string;
+  readonly sets: number;
+  readonly of: number;
+  readonly entries: number;
+  readonly ofEntries: number;
+}
+
 export interface PlannedSet {
   readonly spec: SetSpec;
   readonly elements: SetElement[];
@@ -123,7 +132,15 @@ export function liftProtectedBans(loaded: LoadedConfig, bans: readonly Protected
   }
 }
 
-export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, modules: readonly ModuleName[], lists: Lists, now: number): Promise<RestoreReport> {
+/** Restore every set; `onSet` hears of each set before it goes in (the master's progress, for `start` on a terminal). */
+export async function restoreFirewall(
+  loaded: LoadedConfig,
+  firewall: Firewall,
+  modules: readonly ModuleName[],
+  lists: Lists,
+  now: number,
+  onSet?: (progress: RestoreProgress) => void,
+): Promise<RestoreReport> {
   const started = performance.now();
   const plan = planFirewall(loaded, modules, lists, now);
   liftProtectedBans(loaded, plan.protectedBans, now);
@@ -131,7 +148,11 @@ export async function restoreFirewall(loaded: LoadedConfig, firewall: Firewall, 
   const sets: RestoreReport["sets"] = [];
   const refusals: string[] = [];
   /* what the kernel refuses is left out and said; the rest of the set still goes in */
+  const entries = plan.sets.reduce((n, s) => n + s.elements.length, 0);
+  let done = 0;
   for (const { spec, elements } of plan.sets) {
+    onSet?.({ set: spec.name, sets: sets.length, of: plan.sets.length, entries: done, ofEntries: entries });
+    done += elements.length;
     const outcome = await firewall.restore(spec.name, elements);
     refusals.push(...outcomeMessages(spec.name, outcome, firewall.maxTimeout));
     sets.push({ name: spec.name, entries: elements.length - outcome.refused.length });

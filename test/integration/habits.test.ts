@@ -97,4 +97,22 @@ describe("--quiet and progress", () => {
     expect(piped.err).toBe("");
     expect(piped.out).toContain("own: not due before");
   });
+
+  test("start: the firewall restore on a terminal, nothing on a pipe", async () => {
+    /* a blacklist of 120,000 addresses: a set that takes a while to go in */
+    const big = makeRoot("habits-restore", {
+      "etc/blacklist": Array.from({ length: 120000 }, (_, i) => `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}\n`).join(""),
+    });
+    try {
+      const shown = await onTerminal(`${WATCHER} --root ${big} start`);
+      expect(shown).toMatch(/\r\x1b\[Krestoring the firewall: \d+ entries of 120000 entries \(\d+ %\), set \d of \d: watcher_/);
+      expect(shown).toContain("\r\x1b[Kwatcher started (pid ");
+      expect(Bun.spawnSync([WATCHER, "--root", big, "stop"]).exitCode).toBe(0);
+      const piped = Bun.spawnSync([WATCHER, "--root", big, "start"], { stdout: "pipe", stderr: "pipe" });
+      expect([piped.exitCode, piped.stderr.toString()]).toEqual([0, ""]);
+      expect(piped.stdout.toString()).toContain("120000 firewall entries restored");
+    } finally {
+      Bun.spawnSync([WATCHER, "--root", big, "stop"]);
+    }
+  });
 });
