@@ -10,7 +10,7 @@ import { readJson } from "../../src/core/runfiles";
 import { statusFile } from "../../src/core/layout";
 import type { ModuleStatus } from "../../src/modules/loop";
 import type { MasterStatus } from "../../src/master/master";
-import { makeRoot, SAFE_CONFIG, watcher } from "../helpers/root";
+import { makeRoot, SAFE_CONFIG, WATCHER, watcher } from "../helpers/root";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 
 timeoutForHangsOnly();
@@ -46,6 +46,28 @@ describe("watcher.log and logrotate", () => {
     expect(read(rotated)).toContain("watcher: running: LG");
     expect(read(rotated)).not.toContain("opened again");
     expect(read(rotated)).not.toContain("stopped");
+  });
+});
+
+describe("SIGUSR1 under systemd", () => {
+  test("a master logging to stderr (not watcher.log) and its module live on through SIGUSR1", async () => {
+    const root = makeRoot("usr1-foreground");
+    roots.push(root);
+    const foreground = Bun.spawn([WATCHER, "--root", root, "start", "--foreground"], { stdout: "pipe", stderr: "pipe" });
+    try {
+      await waitFor("the LG module to run", () => lgRunning(root));
+      const module = readJson<ModuleStatus>(statusFile(runDir(root), "LG"))!.pid;
+      foreground.kill("SIGUSR1");
+      expect(watcher(root, "status").code).toBe(0); /* one round trip later: still running */
+      /* the module it forwarded the signal to is the one that ran before: never restarted */
+      await waitFor("the module's next status write", () => (readJson<ModuleStatus>(statusFile(runDir(root), "LG"))?.updatedAt ?? 0) >= Math.floor(Date.now() / 1000));
+      expect(master(root)!.modules.LG).toMatchObject({ pid: module, restarts: 0 });
+      expect(watcher(root, "stop").code).toBe(0);
+      expect(await foreground.exited).toBe(0);
+      expect(existsSync(join(root, "var", "log", "watcher.log"))).toBe(false);
+    } finally {
+      foreground.kill("SIGKILL");
+    }
   });
 });
 
