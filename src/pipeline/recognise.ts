@@ -10,7 +10,7 @@ import type { Ip } from "../core/ip";
 import type { CompiledRule, RuleMatch, RuleSet } from "../core/rules";
 import { HeaderScan } from "../core/syslog";
 import type { SourceFormat } from "./formats";
-import { SessionTable, sessionOf, type Withdrawn } from "./sessions";
+import { SessionKeys, SessionTable, type Withdrawn } from "./sessions";
 
 /** seconds a line's own time may lie ahead of our clock (hosts' clocks drift) */
 const MAX_CLOCK_SKEW = 300;
@@ -51,6 +51,7 @@ export interface RecogniserOptions {
 export class Recogniser {
   readonly stats = { unparsed: 0, matched: 0 };
   readonly sessions = new SessionTable();
+  private readonly sessionKeys = new SessionKeys();
   private readonly header = new HeaderScan();
   /** the text the last line was scanned in, null when no format fitted it (lastProgram) */
   private last: string | null = null;
@@ -95,7 +96,7 @@ export class Recogniser {
     const now = this.o.clock();
     const time = this.o.useLineTime ? lineTime(format.time(text, h, now), now) : now;
     /* a header-less line has no pid: its own address, or none */
-    const session = program === null ? sessionOf(text, h, m.session) : "";
+    const session = program === null ? this.sessionKeys.of(text, h, m.session) : "";
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time, tag);
     if (m.rule.action === "success" && m.host) sink.succeeded?.(m.host, (everything) => this.sessions.forgive(session, everything), time);
     /* an ignored line may still bring the address that earlier lines of its session waited for */

@@ -110,12 +110,12 @@ interface Unpaired {
 
 /** Sessions by key, bounded (see BoundedMap): a flood of new pids cannot grow memory. */
 export class SessionTable {
-  private readonly sessions: BoundedMap<string, Session>;
+  private readonly sessions: BoundedMap<SessionKey, Session>;
   /**
    * Sessions whose lines still wait for their address, when a flood of other sessions pushes them
    * out of `sessions`: a flood of new connections must not wash an attacker's waiting affairs away.
    */
-  private readonly waitingRefuge: BoundedMap<string, Session>;
+  private readonly waitingRefuge: BoundedMap<SessionKey, Session>;
   /** lines of a pair still without their partner, by pair and address */
   private readonly unpaired: BoundedMap<string, Unpaired[]>;
   readonly stats: SessionStats = { unattributed: 0 };
@@ -139,7 +139,7 @@ export class SessionTable {
     s.waiting = null;
   }
 
-  private lookup(key: string): Session | undefined {
+  private lookup(key: SessionKey): Session | undefined {
     const s = this.sessions.get(key);
     if (s || this.waitingRefuge.size === 0) return s;
     const refugee = this.waitingRefuge.get(key);
@@ -150,7 +150,7 @@ export class SessionTable {
   }
 
   /** A session is over: its waiting lines never learn their address. */
-  private drop(key: string, s: Session): void {
+  private drop(key: SessionKey, s: Session): void {
     this.lost(s);
     this.sessions.delete(key);
   }
@@ -160,7 +160,7 @@ export class SessionTable {
    * carries another address than the session's, or follows the session's end without carrying its
    * address; then a new one.
    */
-  private sessionFor(key: string, host: Ip | null, rule: CompiledRule, now: number): Session {
+  private sessionFor(key: SessionKey, host: Ip | null, rule: CompiledRule, now: number): Session {
     let s = this.lookup(key);
     if (s) {
       const sameHost = host !== null && s.host !== null && s.host.text === host.text;
@@ -221,7 +221,7 @@ export class SessionTable {
    * include earlier lines that were waiting for this session's address. `tag` is handed back with
    * the line's attribution, now or later.
    */
-  attribute(key: string, host: Ip | null, rule: CompiledRule, weight: number, now: number, tag = 0): Attributed[] {
+  attribute(key: SessionKey, host: Ip | null, rule: CompiledRule, weight: number, now: number, tag = 0): Attributed[] {
     const counting = rule.action === "count" || rule.action === "ban";
     /* a program whose rules never say where a connection starts or ends: its pid is no connection */
     if (!host && !rule.connections) key = "";
@@ -264,7 +264,7 @@ export class SessionTable {
    * A successful login: withdraws what this session counted, all of it (`everything`:
    * forgiveOnSuccess) or what only its forgiven rules account for, and returns it.
    */
-  forgive(key: string, everything: boolean): Withdrawn {
+  forgive(key: SessionKey, everything: boolean): Withdrawn {
     const s = this.sessions.get(key);
     if (!s) return { affairs: 0, tags: [] };
     let affairs = s.counted;
@@ -290,9 +290,56 @@ export class SessionTable {
 }
 
 /**
- * The session a line belongs to: the service's own session id where the rule found one
- * (Dovecot's `session=<...>`), else `program[pid]`, else none.
+ * A session's key: program and pid folded into one number where they can be (a Map finds a
+ * number several times faster than a string, and this is a lookup or two per matched line), else
+ * text, `program[pid]` or the service's `program:session`; "" for none.
  */
-export function sessionOf(text: string, h: HeaderScan, serviceSession: string | null): string {
-  return serviceSession ? `${text.slice(h.programStart, h.programEnd)}:${serviceSession}` : sessionKey(text, h);
+export type SessionKey = string | number;
+
+/** programs given a number in session keys; the rules' programs, so a handful: beyond, keys stay text */
+const MAX_KEYED_PROGRAMS = 64;
+/** pids of up to 9 digits fold into a number (program × 1e9 + pid) */
+const PID_DIGITS = 9;
+
+/**
+ * The session a line belongs to: the service's own session id where the rule found one
+ * (Dovecot's `session=<...>`), else `program[pid]`, else none. Program names get their numbers
+ * in the order they come; one key stands for one program and pid as written (`sshd[007]` is not
+ * `sshd[7]`: a pid with a leading zero stays text).
+ */
+export class SessionKeys {
+  private readonly programs: string[] = [];
+
+  of(text: string, h: HeaderScan, serviceSession: string | null): SessionKey {
+    if (serviceSession) return `${text.slice(h.programStart, h.programEnd)}:${serviceSession}`;
+    const pid = pidNumber(text, h.pidStart, h.pidEnd);
+    const program = pid < 0 ? -1 : this.programNumber(text, h.programStart, h.programEnd);
+    return program < 0 ? sessionKey(text, h) : program * 1e9 + pid;
+  }
+
+  private programNumber(text: string, start: number, end: number): number {
+    const { programs } = this;
+    for (let i = 0; i < programs.length; i++) {
+      const p = programs[i]!;
+      if (p.length === end - start && text.startsWith(p, start)) return i;
+    }
+    if (programs.length >= MAX_KEYED_PROGRAMS) return -1;
+    /* built a character at a time, not sliced: a slice would keep the read chunk alive */
+    let name = "";
+    for (let i = start; i < end; i++) name += text[i];
+    programs.push(name);
+    return programs.length - 1;
+  }
+}
+
+/** text[start, end) as a number when it is 1 to PID_DIGITS digits without a leading zero (or "0"), else -1 */
+function pidNumber(text: string, start: number, end: number): number {
+  if (end <= start || end - start > PID_DIGITS || (text.charCodeAt(start) === 48 && end - start > 1)) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }

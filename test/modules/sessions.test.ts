@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { type Ip, parseIp } from "../../src/core/ip";
 import type { CompiledRule } from "../../src/core/rules";
-import { PAIR_SECONDS, SessionTable } from "../../src/pipeline/sessions";
+import { HeaderScan, scanSyslog } from "../../src/core/syslog";
+import { PAIR_SECONDS, SessionKeys, SessionTable } from "../../src/pipeline/sessions";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
   return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
@@ -252,5 +253,30 @@ describe("pairs: one attempt written by two programs (issue 18, item 2)", () => 
     /* the login summary first (its session counted the attempt), then Dovecot's pam line of that session, then pam_unix's */
     const got = [...s.attribute("dovecot:S1", A, summary, 1, 0), ...s.attribute("dovecot:S1", A, dovecotPam, 1, 0), ...s.attribute("", A, pamUnix, 1, 1)];
     expect(got.map((a) => a.weight)).toEqual([1, 0, 0]);
+  });
+});
+
+describe("session keys", () => {
+  const keyOf = (keys: SessionKeys, line: string, serviceSession: string | null = null) => {
+    const h = new HeaderScan();
+    expect(scanSyslog(line, 0, line.length, h)).toBe(true);
+    return keys.of(line, h, serviceSession);
+  };
+
+  test("one key for one program and pid as written, whatever else the line says", () => {
+    const keys = new SessionKeys();
+    const k = (tag: string) => keyOf(keys, `Nov 24 10:00:01 srv ${tag}: Failed password for root from 203.0.113.5 port 22 ssh2`);
+    expect(k("sshd[42]")).toBe(k("sshd[42]"));
+    const distinct = ["sshd[42]", "sshd[43]", "sshd-session[42]", "sshd[042]", "sshd[0]", "sshd[1234567890]", "sshd[12a]", "sshdx[42]"].map(k);
+    expect(new Set(distinct).size).toBe(distinct.length);
+    /* a pid that does not fold into a number keeps its text */
+    expect(k("sshd[042]")).toBe("sshd[042]");
+    expect(k("sshd[1234567890]")).toBe("sshd[1234567890]");
+    expect(k("sshd")).toBe("");
+  });
+
+  test("a service's own session id is the key where the rule found one", () => {
+    const keys = new SessionKeys();
+    expect(keyOf(keys, "Nov 24 10:00:01 srv dovecot[7]: auth failed", "S1")).toBe("dovecot:S1");
   });
 });
