@@ -3,11 +3,13 @@
 // machine's load moves both alike; each ratio is the median of the rounds' own ratios. See
 // bench/README.md ("Against SSHGuard").
 //
-//   node_modules/.bin/bun bench/peers.ts [--runs 5] [--corpus FILE]... [--before CMD] [--rss-lines 1000000]
+//   node_modules/.bin/bun bench/peers.ts [--runs 5] [--lines 1000000] [--corpus FILE]... [--before CMD] [--rss-lines 1000000]
 //
-// Without --corpus, bench/gen-corpus.ts's 1M lines (seed 1). WATCHER_CMD (split on spaces)
-// chooses the watcher, else dist/watcher; --before CMD adds a second watcher (an older build)
-// that takes its turn in every round, for before/after figures. Rows per corpus: the rule
+// Corpora: bench/gen-corpus.ts's --lines lines (seed 1; --lines 0 for none), then each --corpus
+// FILE (the issue's attack-heavy one: /work/shared/hooks/gen_auth.py 1000000); --rss-lines 0
+// leaves out the memory row. WATCHER_CMD (split on spaces) chooses the watcher, else
+// dist/watcher; --before CMD adds a second watcher (an older build) that takes its turn in
+// every round, for before/after figures. Rows per corpus: the rule
 // engine (`rules test LG --json`, the JSON's own seconds), the same command's whole process,
 // and `inject LG --direct --json` (dry-run firewall, a fresh root each run). Then the peak RSS
 // of `module LG --stdin` fed one failed login from each of --rss-lines distinct addresses.
@@ -21,17 +23,19 @@ import { type ProcessRun, runTimed } from "./measure";
 
 const ROOT = dirname(import.meta.dir);
 const SSHG_PARSER = ["/usr/libexec/sshguard/sshg-parser", "/usr/lib/sshguard/sshg-parser", "/usr/local/libexec/sshg-parser"];
-const USAGE = "usage: bun bench/peers.ts [--runs 5] [--corpus FILE]... [--before CMD] [--rss-lines 1000000]";
+const USAGE = "usage: bun bench/peers.ts [--runs 5] [--lines 1000000] [--corpus FILE]... [--before CMD] [--rss-lines 1000000]";
 
 interface Opts {
   runs: number;
+  /** lines of the generated corpus; 0: none */
+  lines: number;
   corpora: string[];
   before: string[] | null;
   rssLines: number;
 }
 
 function parseArgs(argv: string[]): Opts {
-  const o: Opts = { runs: 5, corpora: [], before: null, rssLines: 1_000_000 };
+  const o: Opts = { runs: 5, lines: 1_000_000, corpora: [], before: null, rssLines: 1_000_000 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[++i];
@@ -40,10 +44,9 @@ function parseArgs(argv: string[]): Opts {
       if (!existsSync(v)) throw new Error(`--corpus ${v}: no such file`);
       o.corpora.push(v);
     } else if (k === "--before") o.before = v.split(/\s+/);
-    else if ((k === "--runs" || k === "--rss-lines") && /^\d+$/.test(v) && Number(v) > 0) {
-      if (k === "--runs") o.runs = Number(v);
-      else o.rssLines = Number(v);
-    } else throw new Error(`bad argument ${JSON.stringify(k)} ${JSON.stringify(v)}\n${USAGE}`);
+    else if (k === "--lines" && /^\d+$/.test(v)) o.lines = Number(v);
+    else if (k === "--rss-lines" && /^\d+$/.test(v)) o.rssLines = Number(v);
+    else if (k === "--runs" && /^\d+$/.test(v) && Number(v) > 0) o.runs = Number(v); else throw new Error(`bad argument ${JSON.stringify(k)} ${JSON.stringify(v)}\n${USAGE}`);
   }
   return o;
 }
@@ -113,10 +116,10 @@ async function main(): Promise<void> {
     if (!env && !existsSync(after.cmd[0]!)) throw new Error("dist/watcher missing: node_modules/.bin/bun run build");
     const watchers = o.before ? [{ label: "before", cmd: o.before }, { ...after, label: "after" }] : [after];
     const netns = (await runTimed(["unshare", "--net", "true"]).catch(() => undefined))?.code === 0 ? ["unshare", "--net"] : [];
-    if (o.corpora.length === 0) {
+    if (o.lines > 0) {
       const file = join(tmp, "gen-corpus.log");
-      generate({ lines: 1_000_000, seed: 1, out: file, truth: join(tmp, "truth.json") });
-      o.corpora.push(file);
+      generate({ lines: o.lines, seed: 1, out: file, truth: join(tmp, "truth.json") });
+      o.corpora.unshift(file);
     }
     const load = () => (require("node:os") as typeof import("node:os")).loadavg()[0]!.toFixed(1);
     const loads: string[] = [load()];
@@ -160,14 +163,13 @@ async function main(): Promise<void> {
     }
     /* memory bounded by caches, not by the number of hosts: one line from each of many addresses */
     const flood = join(tmp, "distinct.log");
-    distinctAttackers(flood, o.rssLines);
-    for (let round = 0; round < Math.min(o.runs, 3); round++) {
-      for (const w of watchers) {
-        const root = freshRoot(tmp);
-        const r = await checked([...netns, ...w.cmd, "--root", root, "module", "LG", "--stdin"], flood);
-        console.log(`| ${o.rssLines} distinct attackers | module LG --stdin: peak RSS | ${w.label} | ${r.rssMiB.toFixed(0)} MiB | round ${round + 1}, ${r.wall.toFixed(2)} s | — |`);
-        rmSync(root, { recursive: true, force: true });
-      }
+    if (o.rssLines > 0) distinctAttackers(flood, o.rssLines);
+    /* peak RSS hardly moves with load: one run each */
+    for (const w of o.rssLines > 0 ? watchers : []) {
+      const root = freshRoot(tmp);
+      const r = await checked([...netns, ...w.cmd, "--root", root, "module", "LG", "--stdin"], flood);
+      console.log(`| ${o.rssLines} distinct attackers | module LG --stdin: peak RSS | ${w.label} | ${r.rssMiB.toFixed(0)} MiB | one run, ${r.wall.toFixed(2)} s | — |`);
+      rmSync(root, { recursive: true, force: true });
     }
     console.log(`\n- load average (1 min) before and after each round: ${loads.join(", ")}`);
   } finally {
