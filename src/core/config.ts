@@ -18,10 +18,10 @@ import type { Paths } from "./layout";
 import { parseToml } from "./toml";
 
 /** The modules watcher ships; an operator adds modules of their own as `[modules.XX]` (moduleNames). */
-export const BUILTIN_MODULES = ["LG", "MX", "MB", "WB"] as const;
+export const BUILTIN_MODULES = ["LG", "MX", "MB", "WB", "FT"] as const;
 /** A module's name: also its FIFO's (WatchXX), database's (XX.db), set's (watcher_XX) and rule folder's. */
 export type ModuleName = string;
-/** What a module's name may be: 2 to 8 capital letters and digits, a letter first (FT, APP1). */
+/** What a module's name may be: 2 to 8 capital letters and digits, a letter first (AP, APP1). */
 export const MODULE_NAME = /^[A-Z][A-Z0-9]{1,7}$/;
 
 const Duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -302,6 +302,7 @@ export const ConfigSchema = z
         MB: moduleSchema(false).prefault({}),
         /* crawlers and CDNs are legion on the web: no presumption from DNS unless asked */
         WB: moduleSchema(false, false).prefault({}),
+        FT: moduleSchema(false).prefault({}),
       } satisfies Record<(typeof BUILTIN_MODULES)[number], unknown>)
       /* a module of the operator's own: on once defined; its rules are rules/<XX>/*.rule */
       .catchall(moduleSchema(true))
@@ -311,7 +312,7 @@ export const ConfigSchema = z
           ctx.addIssue({
             code: "custom",
             path: [name],
-            message: `a module's name is 2 to 8 capital letters and digits, a letter first (built in: ${BUILTIN_MODULES.join(", ")}; your own such as FT)`,
+            message: `a module's name is 2 to 8 capital letters and digits, a letter first (built in: ${BUILTIN_MODULES.join(", ")}; your own such as AP)`,
           });
         }
       })

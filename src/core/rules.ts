@@ -147,10 +147,11 @@ export interface RuleMatch {
  * The address position takes the whole word the server wrote there, up to a delimiter, and
  * parseIp then decides: a host name such as "192.0.2.7.example.net" or a scoped "fe80::1%eth0"
  * is no address, and never yields a prefix of itself, nor sends the match looking for another
- * (attacker-written) position where something address-like stands.
+ * (attacker-written) position where something address-like stands. "@" ends a word too: no
+ * address holds one, and Pure-FTPd writes its client as (account@address).
  */
-const HOST_DELIMITER = "[\\s,;()<>\\[\\]\"'=]";
-const HOST_WORD = "[^\\s,;()<>\\[\\]\"'=]";
+const HOST_DELIMITER = "[\\s,;()<>\\[\\]\"'=@]";
+const HOST_WORD = "[^\\s,;()<>\\[\\]\"'=@]";
 
 type TokenName = "HOST" | "PORT" | "COUNT" | "WORD" | "FIELD" | "TEXT" | "NOCOLON" | "VHOST" | "SESSION" | "USER" | "ANY";
 

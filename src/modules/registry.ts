@@ -5,6 +5,9 @@
  * the first rule that matches a line wins.
  */
 import { join } from "node:path";
+import proftpdRule from "../../rules/FT/proftpd.rule" with { type: "text" };
+import pureFtpdRule from "../../rules/FT/pure-ftpd.rule" with { type: "text" };
+import vsftpdRule from "../../rules/FT/vsftpd.rule" with { type: "text" };
 import dropbearRule from "../../rules/LG/dropbear.rule" with { type: "text" };
 import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
 import courierRule from "../../rules/MB/courier.rule" with { type: "text" };
@@ -40,6 +43,7 @@ export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleIn
   MX: { name: "MX", title: "mail transport (Postfix, Exim, Sendmail)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule } },
   MB: { name: "MB", title: "mailboxes (Dovecot, Cyrus, Courier, UW IMAP, DBmail, SMTP AUTH)", rules: { "dovecot.rule": dovecotRule, "dovecot-pam.rule": dovecotPamRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
+  FT: { name: "FT", title: "FTP (vsftpd, ProFTPD, Pure-FTPd)", rules: { "vsftpd.rule": vsftpdRule, "proftpd.rule": proftpdRule, "pure-ftpd.rule": pureFtpdRule } },
 };
 
 function builtin(module: ModuleName): ModuleInfo | undefined {

@@ -32,7 +32,7 @@ describe("watcher.toml", () => {
     expect(e.exitCode).toBe(EXIT_USAGE);
     expect(configError("[modules.LG]\nmaxAffairs = 0\n").message).toStartWith("etc/watcher.toml: modules.LG.maxAffairs: ");
     expect(configError("[modules.lg]\n").message).toStartWith("etc/watcher.toml: modules.lg: a module's name is 2 to 8 capital letters and digits");
-    expect(parseConfig("x", '[modules.FT]\ntitle = "FTP (vsftpd)"\n').modules.FT).toMatchObject({ enabled: true, title: "FTP (vsftpd)", maxAffairs: 5 });
+    expect(parseConfig("x", '[modules.AP]\ntitle = "shop logins"\n').modules.AP).toMatchObject({ enabled: true, title: "shop logins", maxAffairs: 5 });
     expect(configError("fifobase = 1\n").message).toBe('etc/watcher.toml: (top level): unknown key(s) "fifobase"');
     expect(configError('[modules.LG]\nsources = [{ type = "file" }]\n').message).toStartWith("etc/watcher.toml: modules.LG.sources.0.path: ");
     expect(configError("a = 1\nb = ").message).toStartWith("etc/watcher.toml:2:");

@@ -547,6 +547,17 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "nginx-auth-failed", program: "nginx-error", raw: true, line: (H, s) => `2026/11/25 10:00:03 [error] 3101#3101: *14 user "${s.nc}": password mismatch, client: ${H}, server: , request: "${s.q}", host: "${s.q2}"` },
     { rule: "nginx-limited", program: "nginx-error", raw: true, line: (H, s) => `2026/11/25 10:00:04 [error] 3101#3101: *15 limiting requests, excess: 10.520 by zone "perip", client: ${H}, server: www.example.com, request: "${s.q}", host: "${s.q2}"` },
   ],
+  FT: [
+    { rule: "vsftpd-fail-login", program: "vsftpd", line: (H, s) => `[${s.u}] FAIL LOGIN: Client "${H}"` },
+    { rule: "vsftpd-ok-login", program: "vsftpd", line: (H, s) => `[${s.acct}] OK LOGIN: Client "${H}"` },
+    { rule: "proftpd-no-such-user", program: "proftpd", line: (H, s) => `198.51.100.1 (${H}[${H}]) - USER ${s.u}: no such user found from ${H} [${H}] to 198.51.100.1:21` },
+    { rule: "proftpd-no-such-user", program: "proftpd", line: (H, s) => `198.51.100.1 (${s.name}[${H}]) - USER ${s.u}: no such user found from ${s.name} [${H}] to ::ffff:198.51.100.1:21` },
+    { rule: "proftpd-login-failed", program: "proftpd", line: (H, s) => `198.51.100.1 (${H}[${H}]) - USER ${s.u} (Login failed): Incorrect password` },
+    { rule: "proftpd-root-login", program: "proftpd", line: (H) => `ftp.example.com (${H}[${H}]) - SECURITY VIOLATION: Root login attempted` },
+    { rule: "proftpd-max-attempts", program: "proftpd", line: (H) => `198.51.100.1 (${H}[${H}]) - Maximum login attempts (3) exceeded, connection refused` },
+    { rule: "pure-ftpd-auth-failed", program: "pure-ftpd", line: (H, s) => `(?@${H}) [WARNING] Authentication failed for user [${s.u}]` },
+    { rule: "pure-ftpd-logged-in", program: "pure-ftpd", line: (H, s) => `(?@${H}) [INFO] ${s.acct} is now logged in` },
+  ],
 };
 
 /**

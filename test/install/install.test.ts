@@ -15,23 +15,23 @@ timeoutForHangsOnly();
 
 const REPO = join(import.meta.dir, "..", "..");
 
-function rootWithMailModules(): string {
+function rootWithSyslogModules(): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-install-"));
   mkdirSync(join(root, "etc"));
-  writeFileSync(join(root, "etc", "watcher.toml"), "[modules.MX]\nenabled = true\n[modules.MB]\nenabled = true\n");
+  writeFileSync(join(root, "etc", "watcher.toml"), "[modules.MX]\nenabled = true\n[modules.MB]\nenabled = true\n[modules.FT]\nenabled = true\n");
   return root;
 }
 
 describe("logger snippets", () => {
   for (const [logger, file] of [["rsyslog", "scripts/rsyslog/30-watcher.conf"], ["syslog-ng", "scripts/syslog-ng/watcher.conf"]] as const) {
     test(`${file} is what \`watcher syslog-config ${logger}\` prints for /opt/watcher`, () => {
-      const root = rootWithMailModules();
+      const root = rootWithSyslogModules();
       const printed = Bun.spawnSync([WATCHER, "--root", root, "syslog-config", logger]).stdout.toString();
       expect(printed.replaceAll(root, "/opt/watcher")).toBe(readFileSync(join(REPO, file), "utf8"));
     });
   }
   test("rsyslogd accepts the snippet", () => {
-    const root = rootWithMailModules();
+    const root = rootWithSyslogModules();
     const conf = join(root, "rsyslog.conf");
     writeFileSync(conf, `module(load="imuxsock" SysSock.Use="off")\n${readFileSync(join(REPO, "scripts/rsyslog/30-watcher.conf"), "utf8")}`);
     const check = Bun.spawnSync(["rsyslogd", "-N1", "-f", conf], { stderr: "pipe" });

@@ -48,12 +48,12 @@ describe("a module of your own, before it runs", () => {
     const unknown = watcher(root, "rules", "test", "XY", join(FIXTURES, "shopapp.log"));
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('unknown module "XY"');
-    expect(unknown.err).toContain("LG, MX, MB, WB, AP");
-    const bare = makeRoot("own-module", { "etc/watcher.toml": `${CONFIG("dryrun")}[modules.FT]\n` });
+    expect(unknown.err).toContain("LG, MX, MB, WB, FT, AP");
+    const bare = makeRoot("own-module", { "etc/watcher.toml": `${CONFIG("dryrun")}[modules.FAX]\n` });
     roots.push(bare);
     const r = watcher(bare, "check");
     expect(r.code).toBe(2);
-    expect(r.err + r.out).toContain("module FT has no rule files");
+    expect(r.err + r.out).toContain("module FAX has no rule files");
   });
 });
 
