@@ -26,6 +26,7 @@ import accessProbesRule from "../../rules/WB/access-probes.rule" with { type: "t
 import accessRule from "../../rules/WB/access.rule" with { type: "text" };
 import apacheErrorRule from "../../rules/WB/apache-error.rule" with { type: "text" };
 import nginxErrorRule from "../../rules/WB/nginx-error.rule" with { type: "text" };
+import openvpnRule from "../../rules/VP/openvpn.rule" with { type: "text" };
 import { type BUILTIN_MODULES, type Config, type ModuleName, moduleConfig } from "../core/config";
 import { type ConfigFiles, diskFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
@@ -44,6 +45,7 @@ export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleIn
   MB: { name: "MB", title: "mailboxes (Dovecot, Cyrus, Courier, UW IMAP, DBmail, SMTP AUTH)", rules: { "dovecot.rule": dovecotRule, "dovecot-pam.rule": dovecotPamRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
   FT: { name: "FT", title: "FTP (vsftpd, ProFTPD, Pure-FTPd)", rules: { "vsftpd.rule": vsftpdRule, "proftpd.rule": proftpdRule, "pure-ftpd.rule": pureFtpdRule } },
+  VP: { name: "VP", title: "VPN (OpenVPN)", rules: { "openvpn.rule": openvpnRule } },
 };
 
 function builtin(module: ModuleName): ModuleInfo | undefined {

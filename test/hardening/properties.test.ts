@@ -410,6 +410,9 @@ interface Shape {
 /** Apache writes an IPv6 client as [addr]:port in its error log */
 const apacheClient = (H: string, port: number) => (H.includes(":") ? `[${H}]:${port}` : `${H}:${port}`);
 
+/** OpenVPN writes an IPv4 client (also one mapped into IPv6) as A:P, an IPv6 one as A alone */
+const openvpnClient = (H: string, port: number) => (H.startsWith("::ffff:") ? `${H.slice(7)}:${port}` : H.includes(":") ? H : `${H}:${port}`);
+
 const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
   LG: [
     { rule: "invalid-user", program: "sshd-session", line: (H, s) => `Invalid user ${s.u} from ${H} port ${s.port}` },
@@ -557,6 +560,11 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "proftpd-max-attempts", program: "proftpd", line: (H) => `198.51.100.1 (${H}[${H}]) - Maximum login attempts (3) exceeded, connection refused` },
     { rule: "pure-ftpd-auth-failed", program: "pure-ftpd", line: (H, s) => `(?@${H}) [WARNING] Authentication failed for user [${s.u}]` },
     { rule: "pure-ftpd-logged-in", program: "pure-ftpd", line: (H, s) => `(?@${H}) [INFO] ${s.acct} is now logged in` },
+  ],
+  VP: [
+    { rule: "openvpn-auth-failed", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS Auth Error: Auth Username/Password verification failed for peer` },
+    { rule: "openvpn-tls-handshake-failed", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS Error: TLS handshake failed` },
+    { rule: "openvpn-authenticated", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS: Username/Password authentication succeeded for username '${s.u}' ` },
   ],
 };
 
