@@ -22,11 +22,12 @@ import uwImapRule from "../../rules/MB/uw-imap.rule" with { type: "text" };
 import eximRule from "../../rules/MX/exim.rule" with { type: "text" };
 import postfixRule from "../../rules/MX/postfix.rule" with { type: "text" };
 import sendmailRule from "../../rules/MX/sendmail.rule" with { type: "text" };
+import bindRule from "../../rules/NS/bind.rule" with { type: "text" };
+import openvpnRule from "../../rules/VP/openvpn.rule" with { type: "text" };
 import accessProbesRule from "../../rules/WB/access-probes.rule" with { type: "text" };
 import accessRule from "../../rules/WB/access.rule" with { type: "text" };
 import apacheErrorRule from "../../rules/WB/apache-error.rule" with { type: "text" };
 import nginxErrorRule from "../../rules/WB/nginx-error.rule" with { type: "text" };
-import openvpnRule from "../../rules/VP/openvpn.rule" with { type: "text" };
 import { type BUILTIN_MODULES, type Config, type ModuleName, moduleConfig } from "../core/config";
 import { type ConfigFiles, diskFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
@@ -46,6 +47,7 @@ export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleIn
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
   FT: { name: "FT", title: "FTP (vsftpd, ProFTPD, Pure-FTPd)", rules: { "vsftpd.rule": vsftpdRule, "proftpd.rule": proftpdRule, "pure-ftpd.rule": pureFtpdRule } },
   VP: { name: "VP", title: "VPN (OpenVPN)", rules: { "openvpn.rule": openvpnRule } },
+  NS: { name: "NS", title: "name server (BIND)", rules: { "bind.rule": bindRule } },
 };
 
 function builtin(module: ModuleName): ModuleInfo | undefined {

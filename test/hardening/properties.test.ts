@@ -413,6 +413,9 @@ const apacheClient = (H: string, port: number) => (H.includes(":") ? `[${H}]:${p
 /** OpenVPN writes an IPv4 client (also one mapped into IPv6) as A:P, an IPv6 one as A alone */
 const openvpnClient = (H: string, port: number) => (H.startsWith("::ffff:") ? `${H.slice(7)}:${port}` : H.includes(":") ? H : `${H}:${port}`);
 
+/** named writes a name in presentation form: a space or a character that is not printable as \DDD, "()@;$\"\\" escaped */
+const bindName = (text: string) => text.replace(/[()@;$"\\]/g, (c) => `\\${c}`).replace(/[^\x21-\x7e]/gu, (c) => [...new TextEncoder().encode(c)].map((b) => `\\${String(b).padStart(3, "0")}`).join(""));
+
 const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
   LG: [
     { rule: "invalid-user", program: "sshd-session", line: (H, s) => `Invalid user ${s.u} from ${H} port ${s.port}` },
@@ -565,6 +568,14 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "openvpn-auth-failed", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS Auth Error: Auth Username/Password verification failed for peer` },
     { rule: "openvpn-tls-handshake-failed", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS Error: TLS handshake failed` },
     { rule: "openvpn-authenticated", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS: Username/Password authentication succeeded for username '${s.u}' ` },
+  ],
+  /* named writes the queried name in presentation form: no raw space or parenthesis */
+  NS: [
+    { rule: "bind-transfer-denied", program: "named", line: (H, s) => `client @0x7f5d2c01a2d8 ${H}#${s.port} (${bindName(s.u)}): zone transfer 'example.org/AXFR/IN' denied` },
+    { rule: "bind-transfer-denied", program: "named", line: (H, s) => `client ${H}#${s.port} (${bindName(s.u)}): view external: zone transfer '${bindName(s.u)}/IXFR/IN' denied` },
+    { rule: "bind-transfer-notauth", program: "named", line: (H, s) => `client @0x7f5d2c01a2d8 ${H}#${s.port} (${bindName(s.u)}): bad zone transfer request: '${bindName(s.u)}/IN': non-authoritative zone (NOTAUTH)` },
+    { rule: "bind-query-denied", program: "named", line: (H, s) => `client @0x7f5d2c01a2d8 ${H}#${s.port} (${bindName(s.u)}): query (cache) '${bindName(s.u)}/A/IN' denied (allow-query-cache did not match)` },
+    { rule: "bind-query-denied", program: "named", line: (H, s) => `client @0x7f5d2c01a2d8 ${H}#${s.port} (${bindName(s.u)}): query '${bindName(s.u)}/A/IN' denied` },
   ],
 };
 
