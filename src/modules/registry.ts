@@ -5,6 +5,7 @@
  * the first rule that matches a line wins.
  */
 import { join } from "node:path";
+import mysqlRule from "../../rules/DB/mysql.rule" with { type: "text" };
 import proftpdRule from "../../rules/FT/proftpd.rule" with { type: "text" };
 import pureFtpdRule from "../../rules/FT/pure-ftpd.rule" with { type: "text" };
 import vsftpdRule from "../../rules/FT/vsftpd.rule" with { type: "text" };
@@ -48,6 +49,7 @@ export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleIn
   FT: { name: "FT", title: "FTP (vsftpd, ProFTPD, Pure-FTPd)", rules: { "vsftpd.rule": vsftpdRule, "proftpd.rule": proftpdRule, "pure-ftpd.rule": pureFtpdRule } },
   VP: { name: "VP", title: "VPN (OpenVPN)", rules: { "openvpn.rule": openvpnRule } },
   NS: { name: "NS", title: "name server (BIND)", rules: { "bind.rule": bindRule } },
+  DB: { name: "DB", title: "databases (MariaDB, MySQL)", rules: { "mysql.rule": mysqlRule } },
 };
 
 function builtin(module: ModuleName): ModuleInfo | undefined {

@@ -577,6 +577,12 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "bind-query-denied", program: "named", line: (H, s) => `client @0x7f5d2c01a2d8 ${H}#${s.port} (${bindName(s.u)}): query (cache) '${bindName(s.u)}/A/IN' denied (allow-query-cache did not match)` },
     { rule: "bind-query-denied", program: "named", line: (H, s) => `client @0x7f5d2c01a2d8 ${H}#${s.port} (${bindName(s.u)}): query '${bindName(s.u)}/A/IN' denied` },
   ],
+  DB: [
+    { rule: "mysql-access-denied", program: "mariadbd", line: (H, s) => `2026-12-06  7:49:12 6 [Warning] Access denied for user '${s.u}'@'${H}' (using password: YES)` },
+    { rule: "mysql-access-denied", program: "mariadbd", raw: true, line: (H, s) => `2026-12-06 17:49:12 6 [Warning] Access denied for user '${s.u}'@'${H}' (using password: NO)` },
+    { rule: "mysql-access-denied", program: "mysqld", line: (H, s) => `2026-12-06T07:49:12.123456Z 6 [Note] [MY-010926] [Server] Access denied for user '${s.u}'@'${H}' (using password: YES)` },
+    { rule: "mysql-unauthenticated-abort", program: "mariadbd", line: (H) => `2026-12-06  7:48:54 4 [Warning] Aborted connection 4 to db: 'unconnected' user: 'unauthenticated' host: '${H}' (This connection closed normally without authentication)` },
+  ],
 };
 
 /**
