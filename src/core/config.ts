@@ -18,7 +18,7 @@ import type { Paths } from "./layout";
 import { parseToml } from "./toml";
 
 /** The modules watcher ships; an operator adds modules of their own as `[modules.XX]` (moduleNames). */
-export const BUILTIN_MODULES = ["LG", "MX", "MB", "WB", "FT", "VP", "NS", "DB"] as const;
+export const BUILTIN_MODULES = ["LG", "MX", "MB", "WB", "FT", "VP", "NS", "DB", "AD"] as const;
 /** A module's name: also its FIFO's (WatchXX), database's (XX.db), set's (watcher_XX) and rule folder's. */
 export type ModuleName = string;
 /** What a module's name may be: 2 to 8 capital letters and digits, a letter first (AP, APP1). */
@@ -306,6 +306,7 @@ export const ConfigSchema = z
         VP: moduleSchema(false).prefault({}),
         NS: moduleSchema(false).prefault({}),
         DB: moduleSchema(false).prefault({}),
+        AD: moduleSchema(false).prefault({}),
       } satisfies Record<(typeof BUILTIN_MODULES)[number], unknown>)
       /* a module of the operator's own: on once defined; its rules are rules/<XX>/*.rule */
       .catchall(moduleSchema(true))

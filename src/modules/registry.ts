@@ -5,6 +5,9 @@
  * the first rule that matches a line wins.
  */
 import { join } from "node:path";
+import giteaRule from "../../rules/AD/gitea.rule" with { type: "text" };
+import proxmoxRule from "../../rules/AD/proxmox.rule" with { type: "text" };
+import mssqlRule from "../../rules/DB/mssql.rule" with { type: "text" };
 import mysqlRule from "../../rules/DB/mysql.rule" with { type: "text" };
 import proftpdRule from "../../rules/FT/proftpd.rule" with { type: "text" };
 import pureFtpdRule from "../../rules/FT/pure-ftpd.rule" with { type: "text" };
@@ -49,7 +52,8 @@ export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleIn
   FT: { name: "FT", title: "FTP (vsftpd, ProFTPD, Pure-FTPd)", rules: { "vsftpd.rule": vsftpdRule, "proftpd.rule": proftpdRule, "pure-ftpd.rule": pureFtpdRule } },
   VP: { name: "VP", title: "VPN (OpenVPN)", rules: { "openvpn.rule": openvpnRule } },
   NS: { name: "NS", title: "name server (BIND)", rules: { "bind.rule": bindRule } },
-  DB: { name: "DB", title: "databases (MariaDB, MySQL)", rules: { "mysql.rule": mysqlRule } },
+  DB: { name: "DB", title: "databases (MariaDB, MySQL, SQL Server)", rules: { "mysql.rule": mysqlRule, "mssql.rule": mssqlRule } },
+  AD: { name: "AD", title: "admin and forge logins (Proxmox VE, Gitea)", rules: { "proxmox.rule": proxmoxRule, "gitea.rule": giteaRule } },
 };
 
 function builtin(module: ModuleName): ModuleInfo | undefined {

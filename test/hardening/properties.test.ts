@@ -581,7 +581,13 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "mysql-access-denied", program: "mariadbd", line: (H, s) => `2026-12-06  7:49:12 6 [Warning] Access denied for user '${s.u}'@'${H}' (using password: YES)` },
     { rule: "mysql-access-denied", program: "mariadbd", raw: true, line: (H, s) => `2026-12-06 17:49:12 6 [Warning] Access denied for user '${s.u}'@'${H}' (using password: NO)` },
     { rule: "mysql-access-denied", program: "mysqld", line: (H, s) => `2026-12-06T07:49:12.123456Z 6 [Note] [MY-010926] [Server] Access denied for user '${s.u}'@'${H}' (using password: YES)` },
+    { rule: "mssql-login-failed", program: "sqlservr", line: (H, s) => `2026-12-06 08:00:01.12 Logon       Login failed for user '${s.u}'. Reason: Password did not match that for the login provided. [CLIENT: ${H}]` },
     { rule: "mysql-unauthenticated-abort", program: "mariadbd", line: (H) => `2026-12-06  7:48:54 4 [Warning] Aborted connection 4 to db: 'unconnected' user: 'unauthenticated' host: '${H}' (This connection closed normally without authentication)` },
+  ],
+  AD: [
+    { rule: "proxmox-auth-failure", program: "pvedaemon", line: (H, s) => `authentication failure; rhost=${H} user=${s.u} msg=${s.u2}` },
+    /* Gitea repeats the user name in the reason only where no account has it */
+    { rule: "gitea-auth-failed", program: "gitea", line: (H, s) => `2026/12/06 08:00:01 routers/web/auth/auth.go:169:SignInPost() [I] Failed authentication attempt for ${s.u} from ${H.includes(":") ? `[${H}]` : H}:${s.port}: user's password is invalid [uid: 2, name: ${s.acct}]` },
   ],
 };
 

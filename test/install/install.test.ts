@@ -18,7 +18,7 @@ const REPO = join(import.meta.dir, "..", "..");
 function rootWithSyslogModules(): string {
   const root = mkdtempSync(join(tmpdir(), "watcher-install-"));
   mkdirSync(join(root, "etc"));
-  writeFileSync(join(root, "etc", "watcher.toml"), "[modules.MX]\nenabled = true\n[modules.MB]\nenabled = true\n[modules.FT]\nenabled = true\n[modules.VP]\nenabled = true\n[modules.NS]\nenabled = true\n[modules.DB]\nenabled = true\n");
+  writeFileSync(join(root, "etc", "watcher.toml"), "[modules.MX]\nenabled = true\n[modules.MB]\nenabled = true\n[modules.FT]\nenabled = true\n[modules.VP]\nenabled = true\n[modules.NS]\nenabled = true\n[modules.DB]\nenabled = true\n[modules.AD]\nenabled = true\n");
   return root;
 }
 

@@ -48,7 +48,7 @@ describe("a module of your own, before it runs", () => {
     const unknown = watcher(root, "rules", "test", "XY", join(FIXTURES, "shopapp.log"));
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('unknown module "XY"');
-    expect(unknown.err).toContain("LG, MX, MB, WB, FT, VP, NS, DB, AP");
+    expect(unknown.err).toContain("LG, MX, MB, WB, FT, VP, NS, DB, AD, AP");
     const bare = makeRoot("own-module", { "etc/watcher.toml": `${CONFIG("dryrun")}[modules.FAX]\n` });
     roots.push(bare);
     const r = watcher(bare, "check");

@@ -1,6 +1,6 @@
 /**
  * No line may make a rule slow (issue 15, item 10). For every rule of every shipped module
- * (rules/LG, MX, MB, WB, FT, VP, NS, DB, aggressive mode so that every rule is there), the hostile messages
+ * (rules/LG, MX, MB, WB, FT, VP, NS, DB, AD, aggressive mode so that every rule is there), the hostile messages
  * most likely to hurt it (test/rules/hostile-lines.ts: its own text repeated, partial matches,
  * delimiters) are run at 8 KiB and at 64 KiB: the cost may grow with the message by the ratio
  * of the lengths (8) and at most twice that. Ratios, never absolute times, so that a busy
@@ -29,7 +29,7 @@ function ratio(c: Cost): number {
   return c.long / c.short;
 }
 
-for (const module of ["LG", "MX", "MB", "WB", "FT", "VP", "NS", "DB"]) {
+for (const module of ["LG", "MX", "MB", "WB", "FT", "VP", "NS", "DB", "AD"]) {
   const dir = join(RULES, module);
   const sources = readdirSync(dir)
     .filter((f) => f.endsWith(".rule"))
