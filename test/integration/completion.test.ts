@@ -34,7 +34,7 @@ describe("watcher completion", () => {
     expect(bashComplete("watcher", "inject", "")).toEqual(expect.arrayContaining(["LG", "MX", "MB", "WB", "--direct"]));
     /* a module of the root's own configuration too */
     const root = makeRoot("completion", { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.AP]\n' });
-    expect(bashComplete("watcher", "--root", root, "rules", "test", "A")).toEqual(["AP"]);
+    expect(bashComplete("watcher", "--root", root, "rules", "test", "A")).toEqual(["AD", "AP"]);
     expect(bashComplete("watcher", "--root", root, "report", "--module", "")).toEqual(expect.arrayContaining(["AP", "LG"]));
   });
 
