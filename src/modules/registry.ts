@@ -5,6 +5,7 @@
  * the first rule that matches a line wins.
  */
 import { join } from "node:path";
+import cockpitRule from "../../rules/AD/cockpit.rule" with { type: "text" };
 import giteaRule from "../../rules/AD/gitea.rule" with { type: "text" };
 import proxmoxRule from "../../rules/AD/proxmox.rule" with { type: "text" };
 import mssqlRule from "../../rules/DB/mssql.rule" with { type: "text" };
@@ -53,7 +54,7 @@ export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleIn
   VP: { name: "VP", title: "VPN (OpenVPN)", rules: { "openvpn.rule": openvpnRule } },
   NS: { name: "NS", title: "name server (BIND)", rules: { "bind.rule": bindRule } },
   DB: { name: "DB", title: "databases (MariaDB, MySQL, SQL Server)", rules: { "mysql.rule": mysqlRule, "mssql.rule": mssqlRule } },
-  AD: { name: "AD", title: "admin and forge logins (Proxmox VE, Gitea)", rules: { "proxmox.rule": proxmoxRule, "gitea.rule": giteaRule } },
+  AD: { name: "AD", title: "admin and forge logins (Cockpit, Proxmox VE, Gitea)", rules: { "cockpit.rule": cockpitRule, "proxmox.rule": proxmoxRule, "gitea.rule": giteaRule } },
 };
 
 function builtin(module: ModuleName): ModuleInfo | undefined {

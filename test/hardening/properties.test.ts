@@ -585,6 +585,7 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
     { rule: "mysql-unauthenticated-abort", program: "mariadbd", line: (H) => `2026-12-06  7:48:54 4 [Warning] Aborted connection 4 to db: 'unconnected' user: 'unauthenticated' host: '${H}' (This connection closed normally without authentication)` },
   ],
   AD: [
+    { rule: "cockpit-auth-failure", program: "cockpit-session", line: (H, s) => `pam_unix(cockpit:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=${H}  user=${s.u}` },
     { rule: "proxmox-auth-failure", program: "pvedaemon", line: (H, s) => `authentication failure; rhost=${H} user=${s.u} msg=${s.u2}` },
     /* Gitea repeats the user name in the reason only where no account has it */
     { rule: "gitea-auth-failed", program: "gitea", line: (H, s) => `2026/12/06 08:00:01 routers/web/auth/auth.go:169:SignInPost() [I] Failed authentication attempt for ${s.u} from ${H.includes(":") ? `[${H}]` : H}:${s.port}: user's password is invalid [uid: 2, name: ${s.acct}]` },
