@@ -8,7 +8,7 @@ import { openModule } from "../src/modules/context";
 import { type BanLength, FOREVER, type Lifted, manualBan, manualUnban, parseOperatorTarget, refuseProtected, unbanEverywhere } from "../src/ops/ban";
 import { logManualDecision } from "../src/ops/manual-log";
 import { publishNow } from "../src/fleet/publisher";
-import { type GlobalArgs, isoTime, moduleArg, printJson } from "./common";
+import { type GlobalArgs, isoTime, moduleArg, printJson, MODULES_HELP } from "./common";
 import { checkFirewallFree } from "../src/master/claim";
 
 interface BanArgs extends GlobalArgs {
@@ -81,7 +81,7 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
   builder: (y) =>
     y
       .usage("$0 unban [MODULE] <address>")
-      .positional("address-or-module", { type: "string", demandOption: true, describe: "a module (LG, MX, MB, WB or one of your own) followed by the address, or the address alone (lifted everywhere)" })
+      .positional("address-or-module", { type: "string", demandOption: true, describe: `a module (${MODULES_HELP}) followed by the address, or the address alone (lifted everywhere)` })
       .positional("address", { type: "string", describe: "IPv4 or IPv6 address, or a network (CIDR)" })
       .option("json", { type: "boolean" }),
   handler: async (argv) => {

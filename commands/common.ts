@@ -1,7 +1,7 @@
 /** What every command shares: the global options and small printing helpers. */
 import Table from "cli-table3";
 import type { Argv } from "yargs";
-import type { ModuleName } from "../src/core/config";
+import { BUILTIN_MODULES, type ModuleName } from "../src/core/config";
 import { writeLogLine } from "../src/core/log-file";
 import { iso } from "../src/report/report";
 import { fittedWidths } from "../src/report/render";
@@ -13,7 +13,7 @@ export interface GlobalArgs {
   width?: number;
 }
 
-const MODULES_HELP = "LG (logins), MX (mail transport), MB (mailboxes), WB (web), or a module of your own";
+export const MODULES_HELP = `${BUILTIN_MODULES.join(", ")}, or a module of your own`;
 
 /** The module positional; whether the module exists is checked when the configuration is loaded (moduleConfig). */
 export function moduleArg<T>(y: Argv<T>) {
