@@ -13,6 +13,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { BUILTIN_MODULES } from "../../src/core/config";
 import { RuleSet } from "../../src/core/rules";
 import { timeoutForHangsOnly } from "../helpers/wait";
 import { type Cost, describeFamily, measure, worstFamilies } from "../rules/hostile-lines";
@@ -29,7 +30,7 @@ function ratio(c: Cost): number {
   return c.long / c.short;
 }
 
-for (const module of ["LG", "MX", "MB", "WB", "FT", "VP", "NS", "DB", "AD"]) {
+for (const module of BUILTIN_MODULES) {
   const dir = join(RULES, module);
   const sources = readdirSync(dir)
     .filter((f) => f.endsWith(".rule"))
