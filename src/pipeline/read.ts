@@ -3,7 +3,7 @@
  * them (split.ts). A FIFO is opened read-write so that loggers can come and go without an
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
-import { chmodSync, chownSync, constants, existsSync, promises as fsp, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, constants, existsSync, promises as fsp, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../core/config";
 import { readJson, writeJson } from "../core/runfiles";
@@ -60,14 +60,62 @@ export async function* readChunks(fh: fsp.FileHandle): AsyncGenerator<Uint8Array
   }
 }
 
-/** Opened read-write, the FIFO always has a writer (us): it never reaches EOF. */
+/** How long a FIFO read may wait while the pipe holds bytes before they are taken another way. */
+const FIFO_WATCHDOG_MS = 1000;
+
+/**
+ * A FIFO's chunks. Opened read-write, the FIFO always has a writer (us): it never reaches EOF.
+ * Under load, a read that began as bytes arrived was seen to wait on (the test "lines written
+ * while no module reads wait in the FIFO's enlarged pipe" timed out with 100 lines in the pipe):
+ * a wake-up lost. So a read still waiting after FIFO_WATCHDOG_MS looks at the pipe through a
+ * second, non-blocking descriptor and takes what waits there; the first read then gets what
+ * comes after, so the order holds.
+ */
+async function* readFifo(path: string): AsyncGenerator<Uint8Array> {
+  const fh = await fsp.open(path, constants.O_RDWR);
+  const rescue = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const buf = new Uint8Array(CHUNK);
+  const spare = new Uint8Array(CHUNK);
+  try {
+    let pending = fh.read(buf, 0, CHUNK, null);
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((resolve) => (timer = setTimeout(resolve, FIFO_WATCHDOG_MS, null)));
+      const done = await Promise.race([pending, late]);
+      clearTimeout(timer);
+      if (done === null) {
+        const taken = readWaiting(rescue, spare);
+        if (taken > 0) yield spare.subarray(0, taken);
+        continue;
+      }
+      if (done.bytesRead === 0) return;
+      yield buf.subarray(0, done.bytesRead);
+      pending = fh.read(buf, 0, CHUNK, null);
+    }
+  } finally {
+    closeSync(rescue);
+    /* not awaited: a read may still wait on it, and nothing more is read */
+    fh.close().catch(() => {});
+  }
+}
+
+/** What the pipe holds now, read without waiting; 0 when it is empty. */
+function readWaiting(fd: number, into: Uint8Array): number {
+  try {
+    return readSync(fd, into, 0, into.length, null);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EAGAIN") return 0;
+    throw e;
+  }
+}
+
 export function fifoSource(path: string): Source {
   return {
     label: `fifo ${path}`,
     format: new SourceFormat(),
     async *chunks() {
       ensureFifo(path);
-      yield* readChunks(await fsp.open(path, constants.O_RDWR));
+      yield* readFifo(path);
     },
   };
 }
