@@ -3,7 +3,7 @@ import Table from "cli-table3";
 import type { Argv } from "yargs";
 import { BUILTIN_MODULES, type ModuleName } from "../src/core/config";
 import { writeLogLine } from "../src/core/log-file";
-import { iso } from "../src/report/report";
+import { iso } from "../src/core/duration";
 import { fittedWidths } from "../src/report/render";
 import type { RestoreProgress } from "../src/master/restore";
 

@@ -27,3 +27,8 @@ export function formatDuration(seconds: number): string {
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
+
+/** A time as ISO 8601 in UTC to the second ("2026-12-06T08:05:21Z"): the one form watcher prints and writes in JSON. */
+export function iso(epochSeconds: number): string {
+  return new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}

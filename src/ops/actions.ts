@@ -17,7 +17,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import type { ActionConfig, ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
 import type { BanReport } from "../pipeline/count";
-import { iso } from "../report/report";
+import { iso } from "../core/duration";
 
 /** What a program receives on stdin: one of these, or a JSON list of them when `batch` > 1. */
 export interface ActionDecision {

@@ -7,7 +7,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { type LoadedConfig, moduleNames, type ModuleConfig, type ModuleName, moduleConfig } from "../core/config";
-import { formatDuration } from "../core/duration";
+import { formatDuration, iso } from "../core/duration";
 import { cidrContains, type Ip, parseCidr } from "../core/ip";
 import { Lists, type Protection } from "../core/lists";
 import { cachedEntries } from "../dynload/load";
@@ -157,7 +157,7 @@ function fleetStory(loaded: LoadedConfig, ip: Ip, now: number): Story["fleet"] {
 }
 
 function until(u: number | null): string {
-  return u === null || u >= PERMANENT_UNTIL ? "until unbanned" : `until ${new Date(u * 1000).toISOString().replace(".000Z", "Z")}`;
+  return u === null || u >= PERMANENT_UNTIL ? "until unbanned" : `until ${iso(u)}`;
 }
 
 /** `limit`: at most this many of the latest events per module (0: all). */

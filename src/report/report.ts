@@ -9,6 +9,7 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
 import { type LoadedConfig, MODULE_NAME, moduleNames, type ModuleName, moduleConfig } from "../core/config";
+import { iso } from "../core/duration";
 import { ConfigError } from "../core/errors";
 import { FLEET_SET } from "../fleet/protocol";
 import { FleetStore } from "../store/fleet-db";
@@ -107,9 +108,6 @@ export interface ReportOptions {
 const HOUR = 3600;
 const DAY = 86400;
 
-export function iso(epochSeconds: number): string {
-  return new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
-}
 
 /** A ban's end as ISO text; null for a ban kept until unbanned (`ban --time forever`). */
 function untilOf(epochSeconds: number): string | null {
