@@ -25,6 +25,8 @@ export function openModuleForReading(path: string): Database | null {
   const version = db ? schemaVersion(db) : REASON_SCHEMA;
   if (db && version < REASON_SCHEMA) {
     db.close();
+    /* version 0: a module is creating the file this moment; it holds nothing yet */
+    if (version === 0) return null;
     throw new WatcherError(`database ${path} has schema version ${version}, older than this command reads (${REASON_SCHEMA}); run "watcher module" or "watcher restart" once to upgrade it`);
   }
   return db;

@@ -22,6 +22,8 @@ export function openReadOnly(path: string): Database | null {
   const version = schemaVersion(db);
   if (version < NEEDED_SCHEMA) {
     db.close();
+    /* version 0: a module is creating the file this moment; it holds nothing yet */
+    if (version === 0) return null;
     throw new WatcherError(`database ${path} has schema version ${version}, older than reports need (${NEEDED_SCHEMA}); run "watcher module" or "watcher restart" once to upgrade it`);
   }
   return db;
