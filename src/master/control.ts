@@ -19,10 +19,23 @@ import { dynLists, dynloadSetName } from "../dynload/lists";
 import { Histogram, LATENCY_BOUNDS } from "../ops/metrics";
 import { checkFirewallFree } from "./claim";
 import type { FleetNodeStats } from "../fleet/node";
-import { endProcesses, type ModuleProcess, moduleProcesses } from "./leftovers";
-import { type MasterStatus, STOP_GRACE_MS } from "./master";
-import type { RestoreProgress } from "./restore";
+import { endProcesses, type ModuleProcess, moduleProcesses, STOP_GRACE_MS } from "./leftovers";
+import type { RestoreProgress, RestoreReport } from "./restore";
 import { checkInstall, refuseProblems } from "../ops/check";
+
+/** What the master writes to its status file (<runDir>/master.json) and `status`, `doctor` and `start` read. */
+export interface MasterStatus {
+  pid: number;
+  startedAt: number;
+  root: string;
+  backend: string;
+  ready: boolean;
+  restore: RestoreReport;
+  /** while the firewall is restored at start: how far (`watcher start` shows it on a terminal) */
+  restoring?: RestoreProgress | null;
+  modules: Record<string, { pid: number | null; startedAt: number | null; restarts: number; lastExit: number | null }>;
+  jobs: { name: string; schedule: string; next: string | null }[];
+}
 import { configFile, defaultRunDir, masterLogFile, statusFile } from "../core/layout";
 
 const START_TIMEOUT_MS = 30000;

@@ -64,6 +64,9 @@ export function moduleProcesses(root: string): ModuleProcess[] {
   return found;
 }
 
+/** How long a module may take to end after SIGTERM before it gets SIGKILL (a batch in flight commits first). */
+export const STOP_GRACE_MS = 10000;
+
 /** How long a process may take to vanish after SIGKILL (one stuck in the kernel may never). */
 const KILL_WAIT_MS = 5000;
 

@@ -26,30 +26,16 @@ import { expire } from "../ops/expire";
 import { claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";
 import { FleetNode } from "../fleet/node";
-import { describeProcesses, endLeftovers } from "./leftovers";
+import { describeProcesses, endLeftovers, STOP_GRACE_MS } from "./leftovers";
 import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
-import { type RestoreProgress, type RestoreReport, restoreFirewall } from "./restore";
+import { restoreFirewall } from "./restore";
 import { fifoPath, lockFile, masterLogFile, pidFile, statusFile } from "../core/layout";
 import { reopenOnSignal } from "../core/log-file";
 import { nowSeconds } from "../core/duration";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
-import { gatherStatus } from "./control";
+import { gatherStatus, type MasterStatus } from "./control";
 
 const MAX_BACKOFF_S = 60;
-export const STOP_GRACE_MS = 10000;
-
-export interface MasterStatus {
-  pid: number;
-  startedAt: number;
-  root: string;
-  backend: string;
-  ready: boolean;
-  restore: RestoreReport;
-  /** while the firewall is restored at start: how far (`watcher start` shows it on a terminal) */
-  restoring?: RestoreProgress | null;
-  modules: Record<string, { pid: number | null; startedAt: number | null; restarts: number; lastExit: number | null }>;
-  jobs: { name: string; schedule: string; next: string | null }[];
-}
 
 class ModuleChild {
   proc: Bun.Subprocess | null = null;

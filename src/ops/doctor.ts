@@ -20,7 +20,7 @@ import { FLEET_SET } from "../fleet/protocol";
 import { checkFirewallFree } from "../master/claim";
 import { gatherStatus, SET_NEARLY_FULL } from "../master/control";
 import { describeProcesses } from "../master/leftovers";
-import type { MasterStatus } from "../master/master";
+import type { MasterStatus } from "../master/control";
 import { count } from "./check";
 import { liftProtectedBans, planFirewall, type ProtectedBan } from "../master/restore";
 

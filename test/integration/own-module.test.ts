@@ -11,7 +11,7 @@ import { closeSync, constants, existsSync, openSync, readFileSync, writeSync } f
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
 import { readJson } from "../../src/core/runfiles";
-import type { MasterStatus } from "../../src/master/master";
+import type { MasterStatus } from "../../src/master/control";
 import { ATTACKER_V4, FRIEND_V4, TestNet } from "../helpers/netns";
 import { cleanedUpAfterAll, makeRoot, watcher } from "../helpers/root";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { readJson } from "../../src/core/runfiles";
 import { statusFile } from "../../src/core/layout";
 import type { ModuleStatus } from "../../src/modules/loop";
-import type { MasterStatus } from "../../src/master/master";
+import type { MasterStatus } from "../../src/master/control";
 import { makeRoot, SAFE_CONFIG, WATCHER, watcher } from "../helpers/root";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 

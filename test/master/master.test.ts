@@ -10,7 +10,7 @@ import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { makeRoot, watcher } from "../helpers/root";
 import { readJson } from "../../src/core/runfiles";
 import type { ModuleStatus } from "../../src/modules/loop";
-import type { MasterStatus } from "../../src/master/master";
+import type { MasterStatus } from "../../src/master/control";
 import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 import { positionFileFor, statusFile } from "../../src/core/layout";
 

@@ -12,7 +12,7 @@ import { chmodSync, closeSync, constants, openSync, rmSync, writeSync } from "no
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
 import { readJson } from "../../src/core/runfiles";
-import type { MasterStatus } from "../../src/master/master";
+import type { MasterStatus } from "../../src/master/control";
 import type { DoctorReport } from "../../src/ops/doctor";
 import { TestDnsServer } from "../helpers/dns-server";
 import { TestNet } from "../helpers/netns";

@@ -8,7 +8,7 @@ import { closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync,
 import { dirname, join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { readJson } from "../../src/core/runfiles";
-import type { MasterStatus } from "../../src/master/master";
+import type { MasterStatus } from "../../src/master/control";
 import { makeRoot, watcher } from "../helpers/root";
 import { waitFor } from "../helpers/wait";
 import { statusFile } from "../../src/core/layout";

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
 import { readJson } from "../../src/core/runfiles";
-import type { MasterStatus } from "../../src/master/master";
+import type { MasterStatus } from "../../src/master/control";
 import { RENEW_SLACK } from "../../src/ops/renew";
 import { ATTACKER_V4, FRIEND_V4, TestNet } from "../helpers/netns";
 import { makeRoot, WATCHER } from "../helpers/root";

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { isAlive, readJson, writeJson } from "../../src/core/runfiles";
-import type { MasterStatus } from "../../src/master/master";
+import type { MasterStatus } from "../../src/master/control";
 import { TestNet } from "../helpers/netns";
 import { makeRoot, WATCHER, watcher } from "../helpers/root";
 import { waitFor } from "../helpers/wait";
