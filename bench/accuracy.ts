@@ -175,6 +175,8 @@ interface Figures {
   /** lines to find, found, found against another address */
   readonly toFind: number;
   readonly found: number;
+  /** the same lines all read in our default (normal) mode, whatever mode fail2ban reports them in */
+  readonly foundInDefaultMode: number;
   readonly wrong: number;
   /** lines no rule may count, and those counted */
   readonly toLeave: number;
@@ -226,6 +228,7 @@ function measure(file: string, modules: readonly ModuleName[], text: string, pro
   const { byMode, unparsed } = counted(modules, text, program);
   let toFind = 0;
   let found = 0;
+  let foundInDefaultMode = 0;
   let wrong = 0;
   let toLeave = 0;
   let falseMatches = 0;
@@ -235,6 +238,7 @@ function measure(file: string, modules: readonly ModuleName[], text: string, pro
   const misses: string[] = [];
   const countedOn = (a: Annotated) => byMode[a.mode].get(a.line) ?? [];
   const takes = (a: Annotated, host: string, withdrawnToo = true) => countedOn(a).some((m) => parseIp(m.host!)?.text === host && (withdrawnToo || !m.withdrawn));
+  const takesInDefaultMode = (a: Annotated) => (byMode.normal.get(a.line) ?? []).some((m) => parseIp(m.host!)?.text === a.host);
   const connection = (a: Annotated) => (program ? "" : connectionOf(a.text).key);
   const sameConnection = (a: Annotated, b: Annotated) => b.mode === a.mode && connection(a) !== "" && connection(b) === connection(a);
   const describe = (a: Annotated) => `${file}:${a.line} (${a.mode}${program || connectionOf(a.text).parsed ? "" : ", header not understood"})`;
@@ -243,6 +247,7 @@ function measure(file: string, modules: readonly ModuleName[], text: string, pro
     const hosts = got.map((m) => `${m.rule} ${m.host}${m.withdrawn ? " (withdrawn)" : ""}`).join(", ") || "nothing";
     if (a.host !== null) {
       toFind++;
+      if (takesInDefaultMode(a)) foundInDefaultMode++;
       if (takes(a, a.host)) found++;
       else {
         const earlier = annotated.some((b) => b.line < a.line && sameConnection(a, b) && takes(b, a.host!, false));
@@ -266,7 +271,7 @@ function measure(file: string, modules: readonly ModuleName[], text: string, pro
       misses.push(`${describe(a)}: false match, counted ${hosts}${why}\n    ${a.text}`);
     }
   }
-  return { file, modules: modules.join("+") + (program ? ` (${program})` : ""), toFind, found, wrong, toLeave, falseMatches, countedEarlier, withdrawn, heldBack, unparsed, misses };
+  return { file, modules: modules.join("+") + (program ? ` (${program})` : ""), toFind, found, foundInDefaultMode, wrong, toLeave, falseMatches, countedEarlier, withdrawn, heldBack, unparsed, misses };
 }
 
 /** program[pid] of a syslog line ("" without one), and whether its header is understood at all */
@@ -289,12 +294,12 @@ function table(title: string, rows: readonly Figures[]): string {
   const out = [
     `### ${title}`,
     "",
-    "| file | modules | found / to find | recall | wrong hosts | false matches / must not count | false | of the missed: counted on an earlier line | of the false: withdrawn, held back by fail2ban | unparsed lines | aim |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
+    "| file | modules | found / to find | recall | found in the default mode | wrong hosts | false matches / must not count | false | of the missed: counted on an earlier line | of the false: withdrawn, held back by fail2ban | unparsed lines | aim |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
   ];
   for (const f of rows) {
     out.push(
-      `| ${f.file} | ${f.modules} | ${f.found} / ${f.toFind} | ${percent(f.found, f.toFind)} | ${f.wrong} | ${f.falseMatches} / ${f.toLeave} | ${percent(f.falseMatches, f.toLeave)} | ${f.countedEarlier} | ${f.withdrawn}, ${f.heldBack} | ${f.unparsed} | ${meetsAim(f) ? "yes" : "no"} |`,
+      `| ${f.file} | ${f.modules} | ${f.found} / ${f.toFind} | ${percent(f.found, f.toFind)} | ${f.foundInDefaultMode} | ${f.wrong} | ${f.falseMatches} / ${f.toLeave} | ${percent(f.falseMatches, f.toLeave)} | ${f.countedEarlier} | ${f.withdrawn}, ${f.heldBack} | ${f.unparsed} | ${meetsAim(f) ? "yes" : "no"} |`,
     );
   }
   return out.join("\n");
