@@ -212,3 +212,20 @@ export async function refreshLists(
   }
   return outcomes;
 }
+
+/**
+ * Empty the sets of blocklists switched off since they were loaded: restore refills only the
+ * sets it plans and leaves the others as the kernel has them, so without this a list the
+ * operator turned off (it dropped a customer) would go on dropping until the firewall is torn
+ * down. Returns the names of the lists emptied.
+ */
+export async function emptySwitchedOffLists(config: Config, firewall: Firewall): Promise<string[]> {
+  const emptied: string[] = [];
+  for (const list of dynLists(config).filter((l) => !l.enabled)) {
+    const set = dynloadSetName(list.name);
+    if ((await firewall.list(set)).length === 0) continue;
+    await firewall.restore(set, []);
+    emptied.push(list.name);
+  }
+  return emptied;
+}

@@ -8,7 +8,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
+import { statusFile } from "../../src/core/layout";
+import { readJson } from "../../src/core/runfiles";
+import type { MasterStatus } from "../../src/master/control";
 import { makeRoot, SAFE_CONFIG, WATCHER } from "../helpers/root";
+import { waitFor } from "../helpers/wait";
 
 function dropJson(cidrs: string[], records = cidrs.length): string {
   const lines = cidrs.map((cidr, i) => JSON.stringify({ cidr, sblid: `SBL${1000 + i}`, rir: "ripencc" }));
@@ -205,6 +209,30 @@ describe("start restores the blocklists from their cache, without network", () =
     expect((await setOf(root, "watcher_dl_ten")).length).toBe(10);
     expect((await watcher(root, "stop")).code).toBe(0);
     mode = "ok";
+  });
+});
+
+describe("a list switched off stops dropping", () => {
+  test("its set is emptied on SIGHUP and stays empty at the next start; switched on again, it comes back from its cache", async () => {
+    mode = "ok";
+    const list = `[dynload.lists.ten]\nurls = ["${base}/ten.txt"]\nformat = "cidr-lines"\n`;
+    const root = newRoot(list);
+    const config = join(root, "etc", "watcher.toml");
+    const hangUp = () => process.kill(readJson<MasterStatus>(statusFile(join(root, "var", "run"), "master"))!.pid, "SIGHUP");
+    expect((await dynload(root)).code).toBe(0);
+    expect((await watcher(root, "start")).code).toBe(0);
+    expect((await setOf(root, "watcher_dl_ten")).length).toBe(10);
+    writeFileSync(config, SAFE_CONFIG + list.replace("\nurls", "\nenabled = false\nurls"));
+    hangUp();
+    await waitFor("the switched-off list's set to be emptied", async () => (await setOf(root, "watcher_dl_ten")).length === 0);
+    await waitFor("the master to say so", () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8").includes("SIGHUP: emptied the set of blocklist ten: it is switched off"));
+    expect((await watcher(root, "stop")).code).toBe(0);
+    expect((await watcher(root, "start")).code).toBe(0);
+    expect(await setOf(root, "watcher_dl_ten")).toEqual([]);
+    writeFileSync(config, SAFE_CONFIG + list);
+    hangUp();
+    await waitFor("the list to come back from its cache", async () => (await setOf(root, "watcher_dl_ten")).length === 10);
+    expect((await watcher(root, "stop")).code).toBe(0);
   });
 });
 
