@@ -22,6 +22,7 @@ import { emptySwitchedOffLists, refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { checkLoaded, refuseProblems } from "../ops/check";
 import { ensureFifo } from "../pipeline/read";
+import type { ModuleStatus } from "../modules/loop";
 import { expire } from "../ops/expire";
 import { claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";
@@ -36,6 +37,8 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
 import { gatherStatus, type MasterStatus } from "./control";
 
 const MAX_BACKOFF_S = 60;
+/** how often a signal held for a starting module looks whether it listens yet */
+const HELD_SIGNAL_POLL_MS = 50;
 
 class ModuleChild {
   proc: Bun.Subprocess | null = null;
@@ -46,16 +49,23 @@ class ModuleChild {
   private backoff = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   stopping = false;
+  /** the process has written its status file, so its signal handlers are in place */
+  private listening = false;
+  /** signals for a module still starting: delivered once it listens (before, SIGHUP or SIGUSR1 would end it) */
+  private readonly held = new Set<NodeJS.Signals>();
+  private heldTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     readonly module: ModuleName,
     private readonly root: string,
+    private readonly runDir: string,
     private readonly log: (m: string) => void,
     private readonly changed: () => void,
   ) {}
 
   start(): void {
     this.timer = null;
+    this.listening = false;
     const proc = Bun.spawn([...selfCommand(), "--root", this.root, "module", this.module, `--${SUPERVISED_OPTION}`], { stdio: [...SUPERVISED_STDIO] });
     /* our end of the module's lifeline: never written, closed by the kernel if we die */
     const lifeline = proc.stdio[3];
@@ -72,6 +82,8 @@ class ModuleChild {
   private exited(code: number): void {
     this.lastExit = code;
     this.proc = null;
+    /* the next process reads config, rules and lists afresh: nothing held is owed to it */
+    this.releaseHeld();
     if (this.stopping) return;
     /* a module that ran a while starts over at once */
     if (this.startedAt && Date.now() - this.startedAt > MAX_BACKOFF_S * 1000) this.backoff = 0;
@@ -83,12 +95,36 @@ class ModuleChild {
   }
 
   signal(sig: NodeJS.Signals): void {
-    this.proc?.kill(sig);
+    const proc = this.proc;
+    if (!proc) return;
+    if (this.listens(proc)) {
+      proc.kill(sig);
+      return;
+    }
+    this.held.add(sig);
+    this.heldTimer ??= setInterval(() => {
+      if (this.proc !== proc || !this.listens(proc)) return;
+      for (const s of this.held) proc.kill(s);
+      this.releaseHeld();
+    }, HELD_SIGNAL_POLL_MS);
+  }
+
+  /** The module wrote its status file with its pid: it wrote it just before it began to listen for signals (modules/loop.ts). */
+  private listens(proc: Bun.Subprocess): boolean {
+    this.listening ||= readJson<ModuleStatus>(statusFile(this.runDir, this.module))?.pid === proc.pid;
+    return this.listening;
+  }
+
+  private releaseHeld(): void {
+    this.held.clear();
+    if (this.heldTimer) clearInterval(this.heldTimer);
+    this.heldTimer = null;
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
+    this.releaseHeld();
     const proc = this.proc;
     if (!proc) return;
     proc.kill("SIGTERM");
@@ -268,7 +304,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       log(`metrics: http://${config.metrics.listen}/metrics`);
     }
     for (const m of modules) {
-      const child = new ModuleChild(m, paths.root, log, writeStatus);
+      const child = new ModuleChild(m, paths.root, paths.runDir, log, writeStatus);
       children.set(m, child);
       child.start();
     }

@@ -69,6 +69,18 @@ describe("the master", () => {
     expect(watcher(root, "stop").code).toBe(0);
   });
 
+  test("a SIGHUP while a module starts is held until it listens: the module is not ended by it, and reloads", async () => {
+    const root = newRoot();
+    expect(watcher(root, "start").code).toBe(0);
+    /* at once: the module process is still loading, with no handler for SIGHUP yet */
+    process.kill(master(root)!.pid, "SIGHUP");
+    const log = () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8");
+    await waitFor("the module's reload", () => log().includes("watcher module LG: SIGHUP: reloaded config, "));
+    expect(log()).not.toContain("exited with status");
+    expect(master(root)!.modules.LG!.restarts).toBe(0);
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
   test("all four modules run, each with its own FIFO, database and firewall set; a web log file is followed", async () => {
     const root = newRoot();
     writeFileSync(join(root, "access.log"), "");
