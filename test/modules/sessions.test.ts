@@ -5,7 +5,7 @@ import { HeaderScan, scanSyslog } from "../../src/core/syslog";
 import { PAIR_SECONDS, SessionKeys, SessionTable } from "../../src/pipeline/sessions";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, sessionOnly: false, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");
