@@ -478,8 +478,9 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   };
   const main = emit(false);
   if (typeof main === "string") return main;
-  /* <HOST> (or <SESSION>, see key) after a wildcard whose search finds it (the last place for <USER>, the first for <ANY>)
-     may fit at other places too: the flipped search finds the other extreme (see CompiledTemplate.alt) */
+  /* <HOST> (or <SESSION>, see key) after a wildcard whose search finds it (the last place for
+     <USER>, the first for <ANY>) may fit at other places too: the flipped search finds the other
+     extreme (see CompiledTemplate.alt) */
   const keySegment = segments.findIndex((segment) => segment.some((item) => item.token?.name === key));
   const searched = keySegment === 1 && (wildcards.length === 2 || !unsearchableRun(segments[1]!, "forward"));
   const alt = searched ? emit(true) : null;
