@@ -72,6 +72,15 @@ const SAMPLE_FILES: Readonly<Record<string, { modules: ModuleName[]; program?: s
   "apache-badbots": { modules: ["WB"] },
   "nginx-botsearch": { modules: ["WB"] },
   "nginx-bad-request": { modules: ["WB"] },
+  /* the modules that ship disabled: FTP, databases, name server */
+  vsftpd: { modules: ["FT"] },
+  proftpd: { modules: ["FT"] },
+  "pure-ftpd": { modules: ["FT"] },
+  /* mostly the error log's own lines (log_error, read with `program`); its four syslog lines are then missed */
+  "mysqld-auth": { modules: ["DB"], program: "mysqld" },
+  /* the error log's lines without a header: sqlservr's output, as the journal holds it */
+  "mssql-auth": { modules: ["DB"], program: "sqlservr" },
+  "named-refused": { modules: ["NS"] },
 };
 
 /**
@@ -334,7 +343,7 @@ function main(): number {
     });
   const fixtures: Figures[] = [];
   for (const dir of readdirSync(FIXTURES).sort()) {
-    if (!["LG", "MB", "MX", "WB", "hostile"].includes(dir)) continue;
+    if (!["LG", "MB", "MX", "WB", "FT", "VP", "NS", "DB", "AD", "hostile"].includes(dir)) continue;
     for (const name of readdirSync(join(FIXTURES, dir)).filter((f) => f.endsWith(".log")).sort()) {
       const path = join(FIXTURES, dir, name);
       const content = readFileSync(path, "utf8");

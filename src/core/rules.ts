@@ -11,7 +11,10 @@
  *    server-written tail), one after <HOST> needs `^` (the one after the server-written head);
  *    with one on each side, both anchors.
  * Each template compiles to a regex whose cost is linear in the line, whatever the line (see
- * compileTemplate). A rule without `host` takes the address of its session (program[pid]).
+ * compileTemplate). A rule without `host` takes the address of its session (program[pid]). A
+ * template may read the service's own session id instead of an address (<SESSION>, no <HOST>:
+ * OpenSMTPD names the client only on a session's first line), linted the same way: the line then
+ * takes the address the server wrote on that session's other lines (sessions.ts).
  *
  * A line that reads two ways yields no address of its own: when the rule's templates place <HOST>
  * at two places of the line (a user name holding "from 10.0.0.1 port 22 ssh2:", auth info after
@@ -94,9 +97,17 @@ export interface CompiledRule {
   /**
    * its file marks where sessions start or end, so its program's pid stands for one connection at
    * a time; without marks (a service whose process serves many clients at once), a line without an
-   * address of its own (no host template, or one that reads two ways) is never given one
+   * address of its own (no host template, or one that reads two ways) is never given one. True
+   * also for a sessionOnly rule: a service's session id names one connection.
    */
   readonly connections: boolean;
+  /**
+   * its templates read the service's session id, not an address (OpenSMTPD writes the client only
+   * on a session's `connected` line): a line takes the address the server wrote on its session's
+   * other lines, never its pid's (every session of such a process shares it), and a line whose id
+   * reads two ways takes none
+   */
+  readonly sessionOnly: boolean;
   /** the line must contain one of these */
   readonly patterns: readonly string[];
   /** true when every matching message starts with one of the patterns: a startsWith, not an includes */
@@ -152,6 +163,9 @@ export interface RuleMatch {
  */
 const HOST_DELIMITER = "[\\s,;()<>\\[\\]\"'=@]";
 const HOST_WORD = "[^\\s,;()<>\\[\\]\"'=@]";
+/* a word starts after a delimiter, or after the tag of an IPv6 address literal (RFC 5321), which
+   only a template that writes it reads: Sendmail's `relay=[IPv6:2001:db8::5]`, `[IPv6:<HOST>]` */
+const WORD_START = `(?<=^|${HOST_DELIMITER}|\\[IPv6:)`;
 
 type TokenName = "HOST" | "PORT" | "COUNT" | "WORD" | "FIELD" | "TEXT" | "NOCOLON" | "VHOST" | "SESSION" | "USER" | "ANY";
 
@@ -251,7 +265,7 @@ class Emitter {
   bounded(t: Token): string {
     const body = `${t.chars}{${t.min},${t.max}}`;
     const core = t.captured ? (this.open(t.captured), `(${body})`) : body;
-    return (t.wordStart ? `(?<=^|${HOST_DELIMITER})` : "") + core;
+    return (t.wordStart ? WORD_START : "") + core;
   }
 
   /**
@@ -359,11 +373,14 @@ export function compileTemplate(source: string): CompiledTemplate | string {
         .join(", ")})`;
     }
   }
+  /* the token whose place the lint guards: the address, or in a template without one the service's
+     session id (the line's address is then the one the server wrote on that session's other lines) */
+  const key: "HOST" | "SESSION" = body.includes("<HOST>") || !body.includes("<SESSION>") ? "HOST" : "SESSION";
   const items: Item[] = [];
   const counts: Partial<Record<TokenName, number>> = {};
-  let hostSeen = false;
-  let unboundedBeforeHost = 0;
-  let unboundedAfterHost = 0;
+  let keySeen = false;
+  let unboundedBeforeKey = 0;
+  let unboundedAfterKey = 0;
   let last = 0;
   for (const m of body.matchAll(TOKEN_RE)) {
     const t = TOKENS[m[1] as TokenName];
@@ -373,17 +390,18 @@ export function compileTemplate(source: string): CompiledTemplate | string {
     counts[t.name] = (counts[t.name] ?? 0) + 1;
     if (t.captured && counts[t.name]! > 1) return `has <${t.name}> more than once`;
     if (t.name === "ANY" && counts.ANY! > 1) return "has <ANY> more than once";
-    if (t.name === "HOST") hostSeen = true;
+    if (t.name === key) keySeen = true;
     if (t.shape === "wildcard") {
-      if (hostSeen) unboundedAfterHost++;
-      else unboundedBeforeHost++;
+      if (keySeen) unboundedAfterKey++;
+      else unboundedBeforeKey++;
     }
   }
   if (last < body.length) items.push({ text: body.slice(last) });
-  if (!hostSeen) return "must contain <HOST> exactly once";
-  if (unboundedBeforeHost > 1 || unboundedAfterHost > 1) return "may hold at most one <ANY> or <USER> on each side of <HOST>";
-  if (unboundedBeforeHost && !anchoredEnd) return "has <ANY>/<USER> before <HOST>, so it must end with $ (otherwise a user name could supply the address)";
-  if (unboundedAfterHost && !anchoredStart) return "has <ANY>/<USER> after <HOST>, so it must start with ^ (otherwise a user name could supply the address)";
+  if (!keySeen) return "must contain <HOST> exactly once (or, to take the address of the service's session, <SESSION>)";
+  const what = key === "HOST" ? "the address" : "the session id";
+  if (unboundedBeforeKey > 1 || unboundedAfterKey > 1) return `may hold at most one <ANY> or <USER> on each side of <${key}>`;
+  if (unboundedBeforeKey && !anchoredEnd) return `has <ANY>/<USER> before <${key}>, so it must end with $ (otherwise a user name could supply ${what})`;
+  if (unboundedAfterKey && !anchoredStart) return `has <ANY>/<USER> after <${key}>, so it must start with ^ (otherwise a user name could supply ${what})`;
 
   /* a run needs literal text on each side (or the start or end of the template): that text is what ends it */
   for (let i = 0; i < items.length; i++) {
@@ -460,10 +478,11 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   };
   const main = emit(false);
   if (typeof main === "string") return main;
-  /* <HOST> after a wildcard whose search finds it (the last place for <USER>, the first for <ANY>)
-     may fit at other places too: the flipped search finds the other extreme (see CompiledTemplate.alt) */
-  const hostSegment = segments.findIndex((segment) => segment.some((item) => item.token?.name === "HOST"));
-  const searched = hostSegment === 1 && (wildcards.length === 2 || !unsearchableRun(segments[1]!, "forward"));
+  /* <HOST> (or <SESSION>, see key) after a wildcard whose search finds it (the last place for
+     <USER>, the first for <ANY>) may fit at other places too: the flipped search finds the other
+     extreme (see CompiledTemplate.alt) */
+  const keySegment = segments.findIndex((segment) => segment.some((item) => item.token?.name === key));
+  const searched = keySegment === 1 && (wildcards.length === 2 || !unsearchableRun(segments[1]!, "forward"));
   const alt = searched ? emit(true) : null;
   if (typeof alt === "string") return alt;
   /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
@@ -549,6 +568,10 @@ export class RuleSet {
           if (typeof compiled === "string") throw new ConfigError(`${file}: rule "${r.name}", field ${field}: template ${JSON.stringify(t)} ${compiled}`);
           templates.push(compiled);
         }
+        const sessionOnly = templates.length > 0 && templates.every((t) => t.groups.HOST === 0);
+        if (!sessionOnly && templates.some((t) => t.groups.HOST === 0)) {
+          throw new ConfigError(`${file}: rule "${r.name}", field host: either every template holds <HOST> or none does (then each reads the line's <SESSION>)`);
+        }
         if (!r.group && (r.stream !== undefined || r.once)) {
           throw new ConfigError(`${file}: rule "${r.name}", field ${r.once ? "once" : "stream"}: needs a group to merge in`);
         }
@@ -582,7 +605,8 @@ export class RuleSet {
           session: r.session ?? null,
           pair: r.pair ?? null,
           forgiven: r.forgiven,
-          connections,
+          connections: connections || sessionOnly,
+          sessionOnly,
           patterns,
           patternIsPrefix,
           rate: r.rate ?? null,
@@ -670,9 +694,13 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
   return null;
 }
 
-/** Where the capture group `group` starts in a match of a regex with the `d` flag. */
+/**
+ * Where the word captured by `group` ends, in a match of a regex with the `d` flag: the place of
+ * that word in the line (words end at delimiters), whether or not it was read after an address
+ * literal's tag (`IPv6:A` and `A` are one word).
+ */
 function placeOf(m: RegExpExecArray, group: number): number {
-  return m.indices?.[group]?.[0] ?? -1;
+  return m.indices?.[group]?.[1] ?? -1;
 }
 
 /**
@@ -696,16 +724,18 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     const m = t.regex.exec(message);
     if (!m) continue;
     const g = t.groups;
-    const host = parseIp(m[g.HOST]!);
-    if (!host) {
-      if (t.alt) unreadableAt = placeOf(m, g.HOST);
+    /* the token the template places: the address, or in a sessionOnly rule the session id */
+    const key = rule.sessionOnly ? g.SESSION : g.HOST;
+    const host = rule.sessionOnly ? null : parseIp(m[g.HOST]!);
+    if (!host && !rule.sessionOnly) {
+      if (t.alt) unreadableAt = placeOf(m, key);
       continue;
     }
     if (t.alt) {
-      readAt = placeOf(m, g.HOST);
+      readAt = placeOf(m, key);
       const other = t.alt.exec(message);
       /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
-      if (!other || placeOf(other, g.HOST) !== placeOf(m, g.HOST)) ambiguous = true;
+      if (!other || placeOf(other, key) !== placeOf(m, key)) ambiguous = true;
     }
     if (first === null) {
       first = {
@@ -717,7 +747,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
         count: g.COUNT ? Math.max(1, Number(m[g.COUNT])) : 1,
         ambiguous: false,
       };
-    } else if (host.text !== first.host!.text) ambiguous = true;
+    } else if (host ? host.text !== first.host!.text : m[g.SESSION] !== first.session) ambiguous = true;
     if (ambiguous) break;
   }
   if (first === null) return null;

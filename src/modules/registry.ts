@@ -16,15 +16,19 @@ import vsftpdRule from "../../rules/FT/vsftpd.rule" with { type: "text" };
 import dropbearRule from "../../rules/LG/dropbear.rule" with { type: "text" };
 import sshdRule from "../../rules/LG/sshd.rule" with { type: "text" };
 import courierRule from "../../rules/MB/courier.rule" with { type: "text" };
+import cucipopRule from "../../rules/MB/cucipop.rule" with { type: "text" };
 import cyrusRule from "../../rules/MB/cyrus.rule" with { type: "text" };
 import dbmailRule from "../../rules/MB/dbmail.rule" with { type: "text" };
 import dovecotPamRule from "../../rules/MB/dovecot-pam.rule" with { type: "text" };
 import dovecotRule from "../../rules/MB/dovecot.rule" with { type: "text" };
 import eximAuthRule from "../../rules/MB/exim-auth.rule" with { type: "text" };
+import opensmtpdAuthRule from "../../rules/MB/opensmtpd-auth.rule" with { type: "text" };
 import postfixSaslRule from "../../rules/MB/postfix-sasl.rule" with { type: "text" };
 import sendmailAuthRule from "../../rules/MB/sendmail-auth.rule" with { type: "text" };
 import uwImapRule from "../../rules/MB/uw-imap.rule" with { type: "text" };
+import courierEsmtpdRule from "../../rules/MX/courier-esmtpd.rule" with { type: "text" };
 import eximRule from "../../rules/MX/exim.rule" with { type: "text" };
+import opensmtpdRule from "../../rules/MX/opensmtpd.rule" with { type: "text" };
 import postfixRule from "../../rules/MX/postfix.rule" with { type: "text" };
 import sendmailRule from "../../rules/MX/sendmail.rule" with { type: "text" };
 import bindRule from "../../rules/NS/bind.rule" with { type: "text" };
@@ -47,8 +51,8 @@ export interface ModuleInfo {
 
 export const MODULES: Readonly<Record<(typeof BUILTIN_MODULES)[number], ModuleInfo>> = {
   LG: { name: "LG", title: "logins (OpenSSH, Dropbear)", rules: { "sshd.rule": sshdRule, "dropbear.rule": dropbearRule } },
-  MX: { name: "MX", title: "mail transport (Postfix, Exim, Sendmail)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule } },
-  MB: { name: "MB", title: "mailboxes (Dovecot, Cyrus, Courier, UW IMAP, DBmail, SMTP AUTH)", rules: { "dovecot.rule": dovecotRule, "dovecot-pam.rule": dovecotPamRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule } },
+  MX: { name: "MX", title: "mail transport (Postfix, Exim, Sendmail, OpenSMTPD, Courier)", rules: { "postfix.rule": postfixRule, "exim.rule": eximRule, "sendmail.rule": sendmailRule, "opensmtpd.rule": opensmtpdRule, "courier-esmtpd.rule": courierEsmtpdRule } },
+  MB: { name: "MB", title: "mailboxes (Dovecot, Cyrus, Courier, UW IMAP, DBmail, cucipop, SMTP AUTH)", rules: { "dovecot.rule": dovecotRule, "dovecot-pam.rule": dovecotPamRule, "postfix-sasl.rule": postfixSaslRule, "dbmail.rule": dbmailRule, "exim-auth.rule": eximAuthRule, "sendmail-auth.rule": sendmailAuthRule, "opensmtpd-auth.rule": opensmtpdAuthRule, "uw-imap.rule": uwImapRule, "cyrus.rule": cyrusRule, "courier.rule": courierRule, "cucipop.rule": cucipopRule } },
   WB: { name: "WB", title: "web (Apache, nginx)", rules: { "access-probes.rule": accessProbesRule, "access.rule": accessRule, "apache-error.rule": apacheErrorRule, "nginx-error.rule": nginxErrorRule } },
   FT: { name: "FT", title: "FTP (vsftpd, ProFTPD, Pure-FTPd)", rules: { "vsftpd.rule": vsftpdRule, "proftpd.rule": proftpdRule, "pure-ftpd.rule": pureFtpdRule } },
   VP: { name: "VP", title: "VPN (OpenVPN)", rules: { "openvpn.rule": openvpnRule } },

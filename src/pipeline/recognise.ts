@@ -95,8 +95,9 @@ export class Recogniser {
     this.stats.matched++;
     const now = this.o.clock();
     const time = this.o.useLineTime ? lineTime(format.time(text, h, now), now) : now;
-    /* a header-less line has no pid: its own address, or none */
-    const session = program === null ? this.sessionKeys.of(text, h, m.session) : "";
+    /* a header-less line has no pid: its own address, or none; nor has a line whose session id, all it
+       had to find its address by, reads two ways (its pid is every session's: OpenSMTPD) */
+    const session = program === null && !(m.rule.sessionOnly && m.session === null) ? this.sessionKeys.of(text, h, m.session) : "";
     const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time, tag);
     if (m.rule.action === "success" && m.host) sink.succeeded?.(m.host, (everything) => this.sessions.forgive(session, everything), time);
     /* an ignored line may still bring the address that earlier lines of its session waited for */

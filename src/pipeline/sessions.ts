@@ -1,6 +1,7 @@
 /**
  * Session attribution and merging. A session is one connection as the log shows it: the lines of
- * one `program[pid]` (or of one service session id) from the line that starts the connection to
+ * one `program[pid]` (or of one service session id: Dovecot's `session=<...>`, OpenSMTPD's
+ * leading id, whose lines but the first name no client) from the line that starts the connection to
  * the one that ends it. sshd writes several lines per connection, some without the address, some
  * describing the same failed attempt twice (PAM's `authentication failure` and sshd's `Failed
  * password`).

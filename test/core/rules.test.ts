@@ -208,3 +208,42 @@ host = ["^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2$", "^Failed <WOR
     expect(match(rules, line("Failed hostbased for root from 203.0.113.5 port 22 ssh2: RSA SHA256:abc, client user \"r\", client host \"h.example\""))?.host?.text).toBe("203.0.113.5");
   });
 });
+
+describe("templates that read the service's session id instead of an address", () => {
+  const SESSIONS = `programs = ["smtpd"]
+[[rule]]
+name = "connected"
+pattern = " connected "
+host = "^<SESSION> connected address=<HOST> host=<ANY>$"
+action = "ignore"
+session = "start"
+[[rule]]
+name = "refused"
+pattern = " refused"
+host = ["^<SESSION> refused <ANY>$", "^<ANY> by session <SESSION>$"]
+`;
+  test("linted like an address: anchored, a wildcard before it needs $, after it ^", () => {
+    expect(typeof compileTemplate("^<SESSION> failed <ANY>$")).toBe("object");
+    expect(compileTemplate("<SESSION> failed <ANY>")).toContain("must be anchored");
+    expect(compileTemplate("^<ANY> failed <SESSION>")).toContain("before <SESSION>, so it must end with $");
+    expect(compileTemplate("<SESSION> failed <USER>$")).toContain("after <SESSION>, so it must start with ^");
+    expect(compileTemplate("^failed <PORT>$")).toContain("or, to take the address of the service's session, <SESSION>");
+  });
+  test("a rule's templates all read an address, or none does", () => {
+    const text = `programs = ["smtpd"]\n[[rule]]\nname = "mixed"\npattern = "x"\nhost = ["^<SESSION> x$", "^x <HOST>$"]\n`;
+    expect(loadError(text)).toContain('rule "mixed", field host: either every template holds <HOST> or none does');
+  });
+  test("such a line yields its session id and no address of its own", () => {
+    const m = match(ruleSet(SESSIONS), "Dec  6 09:19:26 srv smtpd[833]: f13850eb0cd9dc99 refused RCPT");
+    expect(m?.rule.name).toBe("refused");
+    expect(m?.rule.sessionOnly).toBe(true);
+    expect(m?.rule.connections).toBe(true);
+    expect(m?.host).toBeNull();
+    expect(m?.session).toBe("f13850eb0cd9dc99");
+  });
+  test("an id read at two places (a client's text holding ' by session X') is no id: the line reads two ways", () => {
+    const m = match(ruleSet(SESSIONS), "Dec  6 09:19:26 srv smtpd[833]: f13850eb0cd9dc99 refused x by session 00000000000000aa");
+    expect(m?.ambiguous).toBe(true);
+    expect(m?.session).toBeNull();
+  });
+});

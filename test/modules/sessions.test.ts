@@ -1,11 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { type Ip, parseIp } from "../../src/core/ip";
-import type { CompiledRule } from "../../src/core/rules";
+import { type CompiledRule, RuleSet } from "../../src/core/rules";
 import { HeaderScan, scanSyslog } from "../../src/core/syslog";
 import { PAIR_SECONDS, SessionKeys, SessionTable } from "../../src/pipeline/sessions";
+import { testRules } from "../../src/modules/ruletest";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, sessionOnly: false, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");
@@ -278,5 +279,81 @@ describe("session keys", () => {
   test("a service's own session id is the key where the rule found one", () => {
     const keys = new SessionKeys();
     expect(keyOf(keys, "Nov 24 10:00:01 srv dovecot[7]: auth failed", "S1")).toBe("dovecot:S1");
+  });
+});
+
+describe("a service's session id without the address (OpenSMTPD: one pid for every session)", () => {
+  const rules = new RuleSet(
+    [
+      {
+        file: "ids.rule",
+        text: `programs = ["smtpd"]
+[[rule]]
+name = "connected"
+pattern = " smtp connected "
+host = "^<SESSION> smtp connected address=<HOST> host=<ANY>$"
+action = "ignore"
+session = "start"
+[[rule]]
+name = "refused"
+pattern = " smtp refused "
+host = ["^<SESSION> smtp refused <ANY>$", "^<ANY> by session <SESSION>$"]
+[[rule]]
+name = "pid-line"
+pattern = "pid line from "
+host = "^pid line from <HOST>$"
+action = "ignore"
+[[rule]]
+name = "disconnected"
+pattern = " smtp disconnected"
+host = "^<SESSION> smtp disconnected<ANY>$"
+action = "ignore"
+session = "end"
+`,
+      },
+    ],
+    "normal",
+  );
+  const hosts = (log: string[]) => testRules(rules, log.map((l) => `Dec  6 09:19:26 srv smtpd[833]: ${l}`).join("\n")).matches.map((m) => `${m.rule} ${m.host ?? "-"}`);
+
+  test("interleaved sessions of one pid: each line takes the address of its own id's connected line", () => {
+    expect(
+      hosts([
+        "00000000000000a1 smtp connected address=203.0.113.5 host=<unknown>",
+        "00000000000000b2 smtp connected address=198.51.100.9 host=<unknown>",
+        "00000000000000b2 smtp refused RCPT",
+        "00000000000000a1 smtp refused RCPT",
+        "00000000000000b2 smtp disconnected reason=quit",
+        "00000000000000a1 smtp refused RCPT",
+      ]),
+    ).toEqual(["connected 203.0.113.5", "connected 198.51.100.9", "refused 198.51.100.9", "refused 203.0.113.5", "disconnected 198.51.100.9", "refused 203.0.113.5"]);
+  });
+  test("an id never seen, or seen only after its end, yields no address: never the pid's last client", () => {
+    const out = testRules(
+      rules,
+      [
+        "00000000000000a1 smtp connected address=203.0.113.5 host=<unknown>",
+        "00000000000000c3 smtp refused RCPT",
+        "00000000000000a1 smtp disconnected reason=quit",
+        "00000000000000a1 smtp refused RCPT",
+      ]
+        .map((l) => `Dec  6 09:19:26 srv smtpd[833]: ${l}`)
+        .join("\n"),
+    );
+    expect(out.matches.map((m) => `${m.rule} ${m.host ?? "-"}`)).toEqual(["connected 203.0.113.5", "refused -", "disconnected 203.0.113.5", "refused -"]);
+    expect(out.unattributed).toBe(2);
+  });
+  test("the client cannot choose the address: a connected line in its text, an id read two ways", () => {
+    expect(
+      hosts([
+        "00000000000000a1 smtp connected address=203.0.113.5 host=00000000000000d4 smtp connected address=192.0.2.7 host=x",
+        "00000000000000d4 smtp refused RCPT",
+        "00000000000000a1 smtp refused x 00000000000000d4 smtp connected address=192.0.2.7 host=x",
+        "00000000000000d4 smtp refused RCPT",
+        /* the client wrote " by session a1": the id reads two ways, and the line is nobody's, not its pid's */
+        "pid line from 198.51.100.9",
+        "00000000000000e5 smtp refused x by session 00000000000000a1",
+      ]),
+    ).toEqual(["connected 203.0.113.5", "refused -", "refused 203.0.113.5", "refused -", "pid-line 198.51.100.9", "refused -"]);
   });
 });
