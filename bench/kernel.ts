@@ -5,6 +5,8 @@
  *   latency: line-to-drop, FIFO write -> element present in the kernel set, p50/p99 over
  *            1,000 bans, with a real `watcher module LG` (maxAffairs = 1: every line bans).
  * Usage: sudo node_modules/.bin/bun bench/kernel.ts [--runs 3] [--sizes 10000,100000,1000000] [--bans 1000]
+ *          [--watcher PATH] [--only restore|latency] [--backends nftables,ipset]
+ * `--watcher`: the executable whose module is timed (an older build, to compare); dist/watcher by default.
  * Prints a markdown table. Medians over the runs.
  */
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, closeSync, existsSync } from "node:fs";
@@ -13,15 +15,16 @@ import { join } from "node:path";
 import { NftablesFirewall } from "../src/core/firewall/nftables";
 import { IpsetFirewall } from "../src/core/firewall/ipset";
 import type { Firewall, SetElement } from "../src/core/firewall/types";
+import { libc } from "../src/core/libc";
 
 const REPO = join(import.meta.dir, "..");
 const BUN = process.execPath;
-const WATCHER = join(REPO, "dist", "watcher");
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1]! : fallback;
 };
+const WATCHER = opt("watcher", join(REPO, "dist", "watcher"));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -87,40 +90,89 @@ async function insideRestore(backend: string, n: number, runs: number): Promise<
 }
 
 /**
- * When did `address` reach the module's kernel set? nftables announces every element it adds
- * (`nft monitor`): the probe just listens, and takes no CPU or netlink lock from the module it
- * measures. ipset has no such events: it is asked, as fast as a process can be started.
+ * The kernel's own announcements of elements added to nf_tables sets: the multicast group `nft
+ * monitor` listens to, joined here, in this process. A blocking recv() wakes the benchmark when
+ * the kernel commits the element, with no process in between: `nft monitor` (used before
+ * 2026-12-06) added its own wake-up, its printing, a pipe and ours, about 0.2 ms a ban under load.
+ */
+class ElementAnnouncements {
+  private readonly fd: number;
+  private readonly buf = new Uint8Array(1 << 16);
+  private readonly view = new DataView(this.buf.buffer);
+  private readonly setName: Uint8Array;
+
+  constructor(set: string) {
+    this.setName = new TextEncoder().encode(`${set}\0`);
+    this.fd = libc().socket(16 /* AF_NETLINK */, 3 /* SOCK_RAW */, 12 /* NETLINK_NETFILTER */);
+    if (this.fd < 0) throw new Error("no netlink socket");
+    const ok = (rc: number, what: string) => {
+      if (rc !== 0) throw new Error(`setsockopt ${what} failed`);
+    };
+    /* bound (sockaddr_nl: family, pad, pid 0 = the kernel picks one, groups): an unbound socket's port id 0 is the one a broadcast skips */
+    const address = new DataView(new ArrayBuffer(12));
+    address.setUint16(0, 16, true);
+    address.setUint32(8, 1 << (7 - 1) /* NFNLGRP_NFTABLES */, true);
+    if (libc().bind(this.fd, new Uint8Array(address.buffer), 12) !== 0) throw new Error("cannot join the nf_tables multicast group");
+    ok(libc().setsockopt(this.fd, 1 /* SOL_SOCKET */, 20 /* SO_RCVTIMEO */, new BigInt64Array([2n, 0n]), 16), "timeout");
+    ok(libc().setsockopt(this.fd, 1, 33 /* SO_RCVBUFFORCE */, new Int32Array([1 << 22]), 4), "buffer");
+  }
+
+  /** Wait (blocking) until the kernel announces `key` added to the set: performance.now() then. */
+  arrived(address: string, key: Uint8Array): number {
+    for (;;) {
+      const n = libc().recv(this.fd, this.buf, this.buf.length, 0);
+      const now = performance.now();
+      if (n <= 0) throw new Error(`${address} never reached the kernel`);
+      for (let p = 0; p + 20 <= n; ) {
+        const length = this.view.getUint32(p, true);
+        if (this.view.getUint16(p + 4, true) === ((10 << 8) | 12) /* NFT_MSG_NEWSETELEM */ && this.announces(p + 20, p + length, key)) return now;
+        if (length < 16) break;
+        p += (length + 3) & ~3;
+      }
+    }
+  }
+
+  /** Do the attributes in [from, to) name our set and hold `key`? (set: attribute 2; elements: 3 > 1 > key 1 > value 1) */
+  private announces(from: number, to: number, key: Uint8Array): boolean {
+    let ours = false;
+    let found = false;
+    this.attributes(from, to, (type, at, end) => {
+      if (type === 2) ours = end - at === this.setName.length && this.setName.every((b, i) => this.buf[at + i] === b);
+      if (type === 3)
+        this.attributes(at, end, (_, e, eEnd) =>
+          this.attributes(e, eEnd, (t, k, kEnd) => {
+            if (t === 1) this.attributes(k, kEnd, (v, d, dEnd) => (found ||= v === 1 && dEnd - d === key.length && key.every((b, i) => this.buf[d + i] === b)));
+          }),
+        );
+    });
+    return ours && found;
+  }
+
+  private attributes(from: number, to: number, each: (type: number, at: number, end: number) => void): void {
+    for (let p = from; p + 4 <= to; ) {
+      const length = this.view.getUint16(p, true);
+      if (length < 4) return;
+      each(this.view.getUint16(p + 2, true) & 0x3fff, p + 4, p + length);
+      p += (length + 3) & ~3;
+    }
+  }
+
+  close(): void {
+    libc().close(this.fd);
+  }
+}
+
+/**
+ * When did `address` reach the module's kernel set? nftables announces every element it adds:
+ * the probe just listens, and takes no CPU or netlink lock from the module it measures. ipset
+ * has no such events: it is asked, as fast as a process can be started.
  */
 function membershipWatch(backend: string): { arrived(address: string, since: number): Promise<number>; close(): void } {
   if (backend === "nftables") {
-    const monitor = Bun.spawn(["nft", "monitor", "elements"], { stdout: "pipe", stderr: "ignore" });
-    const seen = new Map<string, number>();
-    const waiting = new Map<string, (t: number) => void>();
-    void (async () => {
-      const decoder = new TextDecoder();
-      let partial = "";
-      for await (const chunk of monitor.stdout) {
-        const now = performance.now();
-        const lines = (partial + decoder.decode(chunk)).split("\n");
-        partial = lines.pop()!;
-        for (const line of lines) {
-          const m = /^add element inet watcher watcher_LG_v4 \{ ([0-9.]+) /.exec(line);
-          if (!m) continue;
-          const resolve = waiting.get(m[1]!);
-          if (resolve) resolve(now);
-          else seen.set(m[1]!, now);
-        }
-      }
-    })();
+    const announcements = new ElementAnnouncements("watcher_LG_v4");
     return {
-      arrived: (address) =>
-        new Promise((resolve, reject) => {
-          const t = seen.get(address);
-          if (t !== undefined) return resolve(t);
-          waiting.set(address, resolve);
-          setTimeout(() => reject(new Error(`${address} never reached the kernel`)), 2000);
-        }),
-      close: () => monitor.kill(),
+      arrived: async (address) => announcements.arrived(address, new Uint8Array(address.split(".").map(Number))),
+      close: () => announcements.close(),
     };
   }
   return {
@@ -134,11 +186,11 @@ function membershipWatch(backend: string): { arrived(address: string, since: num
   };
 }
 
-async function insideLatency(backend: string, bans: number): Promise<void> {
+async function insideLatency(backend: string, bans: number, watcher: string): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "watcher-latency-"));
   mkdirSync(join(root, "etc"));
   writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 1\nbanTime = "1h"\ndns = false\n`);
-  const module = Bun.spawn([WATCHER, "--root", root, "module", "LG"], { stdout: "ignore", stderr: "ignore" });
+  const module = Bun.spawn([watcher, "--root", root, "module", "LG"], { stdout: "ignore", stderr: "ignore" });
   const fifo = join(root, "var", "fifo", "WatchLG");
   while (!existsSync(fifo)) await Bun.sleep(10);
   await Bun.sleep(200);
@@ -169,7 +221,7 @@ async function insideLatency(backend: string, bans: number): Promise<void> {
 async function main(): Promise<void> {
   if (args[0] === "--inside") {
     if (args[1] === "restore") await insideRestore(args[2]!, Number(args[3]), Number(args[4]));
-    else await insideLatency(args[2]!, Number(args[3]));
+    else await insideLatency(args[2]!, Number(args[3]), args[4]!);
     return;
   }
   if (process.getuid?.() !== 0) throw new Error("bench/kernel.ts needs root (network namespaces)");
@@ -177,6 +229,8 @@ async function main(): Promise<void> {
   const runs = Number(opt("runs", "3"));
   const sizes = opt("sizes", "10000,100000,1000000").split(",").map(Number);
   const bans = Number(opt("bans", "1000"));
+  const only = opt("only", "");
+  const backends = opt("backends", "nftables,ipset").split(",");
   const ns = `wt-bench-${process.pid}`;
   sh(["ip", "netns", "add", ns]);
   const inside = (...a: string[]) => {
@@ -187,12 +241,13 @@ async function main(): Promise<void> {
   try {
     console.log(`| backend | measure | watcher | bare tool | ratio |`);
     console.log(`|---|---|---|---|---|`);
-    for (const backend of ["nftables", "ipset"]) {
-      for (const n of sizes) {
+    for (const backend of backends) {
+      for (const n of only === "latency" ? [] : sizes) {
         const r = inside("restore", backend, String(n), String(runs));
         console.log(`| ${backend} | restore ${n.toLocaleString("en")} bans (median of ${runs}) | ${r.ours.toFixed(3)} s | ${r.bare.toFixed(3)} s (${backend === "nftables" ? "nft -f" : "ipset restore"}) | ${(r.ours / r.bare).toFixed(2)}× |`);
       }
-      const l = inside("latency", backend, String(bans));
+      if (only === "restore") continue;
+      const l = inside("latency", backend, String(bans), WATCHER);
       console.log(`| ${backend} | line-to-drop over ${bans} bans: p50 / p99 / max | ${l.p50.toFixed(3)} / ${l.p99.toFixed(3)} / ${l.max.toFixed(3)} ms | | |`);
     }
   } finally {
