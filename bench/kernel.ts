@@ -1,7 +1,8 @@
 /**
  * Kernel benchmarks (root; everything inside a network namespace this script creates and deletes):
  *   restore: watcher's bulk restore of 10k / 100k / 1M bans into one set, for nftables and
- *            ipset, against a bare `nft -f` / `ipset restore` of the same entries (ratio);
+ *            ipset, against a bare `nft -f` / `ipset restore` of the same entries (ratio); and
+ *            start's whole restore of as many bans recorded in a module database;
  *   latency: line-to-drop, FIFO write -> element present in the kernel set, p50/p99 over
  *            1,000 bans, with a real `watcher module LG` (maxAffairs = 1: every line bans).
  * Usage: sudo node_modules/.bin/bun bench/kernel.ts [--runs 3] [--sizes 10000,100000,1000000] [--bans 1000]
@@ -16,6 +17,11 @@ import { NftablesFirewall } from "../src/core/firewall/nftables";
 import { IpsetFirewall } from "../src/core/firewall/ipset";
 import type { Firewall, SetElement } from "../src/core/firewall/types";
 import { libc } from "../src/core/libc";
+import { loadConfig } from "../src/core/config";
+import { dbPath } from "../src/core/layout";
+import { checkBeforeStart } from "../src/master/master";
+import { restoreFirewall } from "../src/master/restore";
+import { ModuleStore } from "../src/store/module-db";
 
 const REPO = join(import.meta.dir, "..");
 const BUN = process.execPath;
@@ -87,6 +93,41 @@ async function insideRestore(backend: string, n: number, runs: number): Promise<
     }
   }
   console.log(JSON.stringify({ backend, n, ours: median(ours), bare: median(bare) }));
+}
+
+/**
+ * `watcher start`'s restore of n bans recorded in a module database (restoreFirewall: the
+ * databases read, each address checked against the lists, every set loaded), in a root of its
+ * own whose only module is LG; the same n entries through the bare tool are the other column.
+ */
+async function insideRestoreFromDatabase(backend: string, n: number, runs: number): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), "watcher-restore-"));
+  mkdirSync(join(root, "etc"));
+  const off = ["MX", "MB", "WB", "DB", "AD", "NS", "VP", "FT"].map((m) => `[modules.${m}]\nenabled = false\n`).join("");
+  writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\ndns = false\n${off}`);
+  const loaded = loadConfig(root);
+  const now = Math.floor(Date.now() / 1000);
+  const store = new ModuleStore(dbPath(loaded.paths, "LG"));
+  store.transaction(() => {
+    for (const [i, address] of addresses(n).entries()) {
+      const seen = now - 60 + (i % 50);
+      store.putHost({ address, class: null, affairs: 5, recent: [seen - 40, seen - 30, seen - 20, seen - 10, seen], preset: 0, firstSeen: seen - 40, lastSeen: seen, banCount: 1, bannedUntil: now + 3600 + (i % 3600), lastRule: "sshd-password", vhost: null, linesWritten: 5 });
+    }
+  });
+  store.close();
+  const { modules, lists } = checkBeforeStart(loaded);
+  const ours: number[] = [];
+  try {
+    for (let r = 0; r < runs; r++) {
+      const fw: Firewall = backend === "nftables" ? new NftablesFirewall() : new IpsetFirewall();
+      ours.push(await timedAsync(() => restoreFirewall(loaded, fw, modules, lists, now)));
+      await fw.teardown();
+      await fw.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify({ backend, n, ours: median(ours) }));
 }
 
 /**
@@ -221,6 +262,7 @@ async function insideLatency(backend: string, bans: number, watcher: string): Pr
 async function main(): Promise<void> {
   if (args[0] === "--inside") {
     if (args[1] === "restore") await insideRestore(args[2]!, Number(args[3]), Number(args[4]));
+    else if (args[1] === "restore-db") await insideRestoreFromDatabase(args[2]!, Number(args[3]), Number(args[4]));
     else await insideLatency(args[2]!, Number(args[3]), args[4]!);
     return;
   }
@@ -245,6 +287,8 @@ async function main(): Promise<void> {
       for (const n of only === "latency" ? [] : sizes) {
         const r = inside("restore", backend, String(n), String(runs));
         console.log(`| ${backend} | restore ${n.toLocaleString("en")} bans (median of ${runs}) | ${r.ours.toFixed(3)} s | ${r.bare.toFixed(3)} s (${backend === "nftables" ? "nft -f" : "ipset restore"}) | ${(r.ours / r.bare).toFixed(2)}× |`);
+        const d = inside("restore-db", backend, String(n), String(runs));
+        console.log(`| ${backend} | … from a module database (start's whole restore) | ${d.ours.toFixed(3)} s | | ${(d.ours / r.bare).toFixed(2)}× |`);
       }
       if (only === "restore") continue;
       const l = inside("latency", backend, String(bans), WATCHER);
