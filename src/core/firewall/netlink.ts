@@ -204,11 +204,12 @@ class NetfilterSocket {
     return socket;
   }
 
-  /** The next message's sequence number; they stay increasing within a call (`reserve`: how many it will take). */
+  /** The next message's sequence number. */
   next(): number {
     return this.seq++;
   }
 
+  /** A call is about to take up to `reserve` numbers: they must stay increasing within it, so wrap before, never inside. */
   start(reserve: number): void {
     if (this.seq + reserve > 0x7fffffff) this.seq = 1;
   }
