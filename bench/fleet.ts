@@ -21,7 +21,7 @@
  *               --hot-runs rounds of the four, interleaved; lines/s of the whole process
  *
  * Usage: bench/fleet [--bans 1000] [--decisions 100000] [--runs 3] [--apply 10000]
- *                    [--lines 1000000] [--hot-runs 7] [--seed 1] [--only latency,throughput,hot]
+ *                    [--lines 1000000] [--hot-runs 7] [--seed 1] [--only latency,throughput,hot] [--watcher PATH]
  * Markdown table on stdout, progress on stderr. Every process, the namespace and the temp
  * folders are removed at the end, also on error or Ctrl-C.
  */
@@ -40,7 +40,9 @@ import { generate } from "./gen-corpus";
 import { type ProcessRun, runTimed } from "./measure";
 
 const REPO = join(import.meta.dir, "..");
-const WATCHER = join(REPO, "dist", "watcher");
+/** `--watcher PATH`: another build (an older one, to compare); dist/watcher by default */
+const watcherAt = process.argv.indexOf("--watcher");
+const WATCHER = watcherAt > 0 ? process.argv[watcherAt + 1]! : join(REPO, "dist", "watcher");
 const KEY = "fleet-bench-key-0123456789abcdef";
 const BATCH = 500; /* DRAIN_BATCH in src/modules/fleet.ts */
 const ARRIVAL_TIMEOUT_MS = 5000;
@@ -48,7 +50,7 @@ const ARRIVAL_TIMEOUT_MS = 5000;
 /* ---- arguments -------------------------------------------------------------------------- */
 
 const USAGE =
-  "usage: bench/fleet [--bans 1000] [--decisions 100000] [--runs 3] [--apply 10000] [--lines 1000000] [--hot-runs 7] [--seed 1] [--only latency,throughput,hot]";
+  "usage: bench/fleet [--bans 1000] [--decisions 100000] [--runs 3] [--apply 10000] [--lines 1000000] [--hot-runs 7] [--seed 1] [--only latency,throughput,hot] [--watcher PATH]";
 const PARTS = ["throughput", "latency", "hot"] as const;
 type Part = (typeof PARTS)[number];
 
@@ -81,6 +83,7 @@ function parseArgs(argv: string[]): Opts {
       process.exit(0);
     }
     const v = argv[++i];
+    if (k === "--watcher" && v !== undefined) continue; /* read above, as WATCHER */
     if (k === "--only" && v !== undefined) {
       const parts = v.split(",");
       const bad = parts.find((p) => !(PARTS as readonly string[]).includes(p));

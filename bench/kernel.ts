@@ -1,10 +1,15 @@
 /**
  * Kernel benchmarks (root; everything inside a network namespace this script creates and deletes):
  *   restore: watcher's bulk restore of 10k / 100k / 1M bans into one set, for nftables and
- *            ipset, against a bare `nft -f` / `ipset restore` of the same entries (ratio);
+ *            ipset, against a bare `nft -f` / `ipset restore` of the same entries (ratio); and
+ *            start's whole restore of as many bans recorded in a module database;
  *   latency: line-to-drop, FIFO write -> element present in the kernel set, p50/p99 over
  *            1,000 bans, with a real `watcher module LG` (maxAffairs = 1: every line bans).
  * Usage: sudo node_modules/.bin/bun bench/kernel.ts [--runs 3] [--sizes 10000,100000,1000000] [--bans 1000]
+ *          [--watcher PATH] [--only restore|latency] [--backends nftables,ipset] [--gap 0]
+ * `--watcher`: the executable whose module is timed (an older build, to compare); dist/watcher by default.
+ * `--gap MS`: wait this long after each ban before writing the next line (0: back to back, when
+ * the next line comes while the module still commits the last chunk).
  * Prints a markdown table. Medians over the runs.
  */
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, closeSync, existsSync } from "node:fs";
@@ -13,15 +18,21 @@ import { join } from "node:path";
 import { NftablesFirewall } from "../src/core/firewall/nftables";
 import { IpsetFirewall } from "../src/core/firewall/ipset";
 import type { Firewall, SetElement } from "../src/core/firewall/types";
+import { libc } from "../src/core/libc";
+import { loadConfig } from "../src/core/config";
+import { dbPath } from "../src/core/layout";
+import { checkBeforeStart } from "../src/master/master";
+import { restoreFirewall } from "../src/master/restore";
+import { ModuleStore } from "../src/store/module-db";
 
 const REPO = join(import.meta.dir, "..");
 const BUN = process.execPath;
-const WATCHER = join(REPO, "dist", "watcher");
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1]! : fallback;
 };
+const WATCHER = opt("watcher", join(REPO, "dist", "watcher"));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -87,40 +98,124 @@ async function insideRestore(backend: string, n: number, runs: number): Promise<
 }
 
 /**
- * When did `address` reach the module's kernel set? nftables announces every element it adds
- * (`nft monitor`): the probe just listens, and takes no CPU or netlink lock from the module it
- * measures. ipset has no such events: it is asked, as fast as a process can be started.
+ * `watcher start`'s restore of n bans recorded in a module database (restoreFirewall: the
+ * databases read, each address checked against the lists, every set loaded), in a root of its
+ * own whose only module is LG; the same n entries through the bare tool are the other column.
+ */
+async function insideRestoreFromDatabase(backend: string, n: number, runs: number): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), "watcher-restore-"));
+  mkdirSync(join(root, "etc"));
+  const off = ["MX", "MB", "WB", "DB", "AD", "NS", "VP", "FT"].map((m) => `[modules.${m}]\nenabled = false\n`).join("");
+  writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\ndns = false\n${off}`);
+  const loaded = loadConfig(root);
+  const now = Math.floor(Date.now() / 1000);
+  const store = new ModuleStore(dbPath(loaded.paths, "LG"));
+  store.transaction(() => {
+    for (const [i, address] of addresses(n).entries()) {
+      const seen = now - 60 + (i % 50);
+      store.putHost({ address, class: null, affairs: 5, recent: [seen - 40, seen - 30, seen - 20, seen - 10, seen], preset: 0, firstSeen: seen - 40, lastSeen: seen, banCount: 1, bannedUntil: now + 3600 + (i % 3600), lastRule: "sshd-password", vhost: null, linesWritten: 5 });
+    }
+  });
+  store.close();
+  const { modules, lists } = checkBeforeStart(loaded);
+  const ours: number[] = [];
+  try {
+    for (let r = 0; r < runs; r++) {
+      const fw: Firewall = backend === "nftables" ? new NftablesFirewall() : new IpsetFirewall();
+      ours.push(await timedAsync(() => restoreFirewall(loaded, fw, modules, lists, now)));
+      await fw.teardown();
+      await fw.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify({ backend, n, ours: median(ours) }));
+}
+
+/**
+ * The kernel's own announcements of elements added to nf_tables sets: the multicast group `nft
+ * monitor` listens to, joined here, in this process. A blocking recv() wakes the benchmark when
+ * the kernel commits the element, with no process in between: `nft monitor` (used before
+ * 2026-12-06) added its own wake-up, its printing, a pipe and ours, about 0.2 ms a ban under load.
+ */
+class ElementAnnouncements {
+  private readonly fd: number;
+  private readonly buf = new Uint8Array(1 << 16);
+  private readonly view = new DataView(this.buf.buffer);
+  private readonly setName: Uint8Array;
+
+  constructor(set: string) {
+    this.setName = new TextEncoder().encode(`${set}\0`);
+    this.fd = libc().socket(16 /* AF_NETLINK */, 3 /* SOCK_RAW */, 12 /* NETLINK_NETFILTER */);
+    if (this.fd < 0) throw new Error("no netlink socket");
+    const ok = (rc: number, what: string) => {
+      if (rc !== 0) throw new Error(`setsockopt ${what} failed`);
+    };
+    /* bound (sockaddr_nl: family, pad, pid 0 = the kernel picks one, groups): an unbound socket's port id 0 is the one a broadcast skips */
+    const address = new DataView(new ArrayBuffer(12));
+    address.setUint16(0, 16, true);
+    address.setUint32(8, 1 << (7 - 1) /* NFNLGRP_NFTABLES */, true);
+    if (libc().bind(this.fd, new Uint8Array(address.buffer), 12) !== 0) throw new Error("cannot join the nf_tables multicast group");
+    ok(libc().setsockopt(this.fd, 1 /* SOL_SOCKET */, 20 /* SO_RCVTIMEO */, new BigInt64Array([2n, 0n]), 16), "timeout");
+    ok(libc().setsockopt(this.fd, 1, 33 /* SO_RCVBUFFORCE */, new Int32Array([1 << 22]), 4), "buffer");
+  }
+
+  /** Wait (blocking) until the kernel announces `key` added to the set: performance.now() then. */
+  arrived(address: string, key: Uint8Array): number {
+    for (;;) {
+      const n = libc().recv(this.fd, this.buf, this.buf.length, 0);
+      const now = performance.now();
+      if (n <= 0) throw new Error(`${address} never reached the kernel`);
+      for (let p = 0; p + 20 <= n; ) {
+        const length = this.view.getUint32(p, true);
+        if (this.view.getUint16(p + 4, true) === ((10 << 8) | 12) /* NFT_MSG_NEWSETELEM */ && this.announces(p + 20, p + length, key)) return now;
+        if (length < 16) break;
+        p += (length + 3) & ~3;
+      }
+    }
+  }
+
+  /** Do the attributes in [from, to) name our set and hold `key`? (set: attribute 2; elements: 3 > 1 > key 1 > value 1) */
+  private announces(from: number, to: number, key: Uint8Array): boolean {
+    let ours = false;
+    let found = false;
+    this.attributes(from, to, (type, at, end) => {
+      if (type === 2) ours = end - at === this.setName.length && this.setName.every((b, i) => this.buf[at + i] === b);
+      if (type === 3)
+        this.attributes(at, end, (_, e, eEnd) =>
+          this.attributes(e, eEnd, (t, k, kEnd) => {
+            if (t === 1) this.attributes(k, kEnd, (v, d, dEnd) => (found ||= v === 1 && dEnd - d === key.length && key.every((b, i) => this.buf[d + i] === b)));
+          }),
+        );
+    });
+    return ours && found;
+  }
+
+  private attributes(from: number, to: number, each: (type: number, at: number, end: number) => void): void {
+    for (let p = from; p + 4 <= to; ) {
+      const length = this.view.getUint16(p, true);
+      if (length < 4) return;
+      each(this.view.getUint16(p + 2, true) & 0x3fff, p + 4, p + length);
+      p += (length + 3) & ~3;
+    }
+  }
+
+  close(): void {
+    libc().close(this.fd);
+  }
+}
+
+/**
+ * When did `address` reach the module's kernel set? nftables announces every element it adds:
+ * the probe just listens, and takes no CPU or netlink lock from the module it measures. ipset
+ * has no such events: it is asked, as fast as a process can be started.
  */
 function membershipWatch(backend: string): { arrived(address: string, since: number): Promise<number>; close(): void } {
   if (backend === "nftables") {
-    const monitor = Bun.spawn(["nft", "monitor", "elements"], { stdout: "pipe", stderr: "ignore" });
-    const seen = new Map<string, number>();
-    const waiting = new Map<string, (t: number) => void>();
-    void (async () => {
-      const decoder = new TextDecoder();
-      let partial = "";
-      for await (const chunk of monitor.stdout) {
-        const now = performance.now();
-        const lines = (partial + decoder.decode(chunk)).split("\n");
-        partial = lines.pop()!;
-        for (const line of lines) {
-          const m = /^add element inet watcher watcher_LG_v4 \{ ([0-9.]+) /.exec(line);
-          if (!m) continue;
-          const resolve = waiting.get(m[1]!);
-          if (resolve) resolve(now);
-          else seen.set(m[1]!, now);
-        }
-      }
-    })();
+    const announcements = new ElementAnnouncements("watcher_LG_v4");
     return {
-      arrived: (address) =>
-        new Promise((resolve, reject) => {
-          const t = seen.get(address);
-          if (t !== undefined) return resolve(t);
-          waiting.set(address, resolve);
-          setTimeout(() => reject(new Error(`${address} never reached the kernel`)), 2000);
-        }),
-      close: () => monitor.kill(),
+      arrived: async (address) => announcements.arrived(address, new Uint8Array(address.split(".").map(Number))),
+      close: () => announcements.close(),
     };
   }
   return {
@@ -134,11 +229,11 @@ function membershipWatch(backend: string): { arrived(address: string, since: num
   };
 }
 
-async function insideLatency(backend: string, bans: number): Promise<void> {
+async function insideLatency(backend: string, bans: number, watcher: string, gapMs: number): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "watcher-latency-"));
   mkdirSync(join(root, "etc"));
   writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 1\nbanTime = "1h"\ndns = false\n`);
-  const module = Bun.spawn([WATCHER, "--root", root, "module", "LG"], { stdout: "ignore", stderr: "ignore" });
+  const module = Bun.spawn([watcher, "--root", root, "module", "LG"], { stdout: "ignore", stderr: "ignore" });
   const fifo = join(root, "var", "fifo", "WatchLG");
   while (!existsSync(fifo)) await Bun.sleep(10);
   await Bun.sleep(200);
@@ -153,6 +248,7 @@ async function insideLatency(backend: string, bans: number): Promise<void> {
       const t = performance.now();
       writeSync(fd, line);
       ms.push((await watch.arrived(a, t)) - t);
+      if (gapMs > 0) await Bun.sleep(gapMs);
     }
   } finally {
     watch.close();
@@ -169,7 +265,8 @@ async function insideLatency(backend: string, bans: number): Promise<void> {
 async function main(): Promise<void> {
   if (args[0] === "--inside") {
     if (args[1] === "restore") await insideRestore(args[2]!, Number(args[3]), Number(args[4]));
-    else await insideLatency(args[2]!, Number(args[3]));
+    else if (args[1] === "restore-db") await insideRestoreFromDatabase(args[2]!, Number(args[3]), Number(args[4]));
+    else await insideLatency(args[2]!, Number(args[3]), args[4]!, Number(args[5]));
     return;
   }
   if (process.getuid?.() !== 0) throw new Error("bench/kernel.ts needs root (network namespaces)");
@@ -177,6 +274,8 @@ async function main(): Promise<void> {
   const runs = Number(opt("runs", "3"));
   const sizes = opt("sizes", "10000,100000,1000000").split(",").map(Number);
   const bans = Number(opt("bans", "1000"));
+  const only = opt("only", "");
+  const backends = opt("backends", "nftables,ipset").split(",");
   const ns = `wt-bench-${process.pid}`;
   sh(["ip", "netns", "add", ns]);
   const inside = (...a: string[]) => {
@@ -187,13 +286,16 @@ async function main(): Promise<void> {
   try {
     console.log(`| backend | measure | watcher | bare tool | ratio |`);
     console.log(`|---|---|---|---|---|`);
-    for (const backend of ["nftables", "ipset"]) {
-      for (const n of sizes) {
+    for (const backend of backends) {
+      for (const n of only === "latency" ? [] : sizes) {
         const r = inside("restore", backend, String(n), String(runs));
         console.log(`| ${backend} | restore ${n.toLocaleString("en")} bans (median of ${runs}) | ${r.ours.toFixed(3)} s | ${r.bare.toFixed(3)} s (${backend === "nftables" ? "nft -f" : "ipset restore"}) | ${(r.ours / r.bare).toFixed(2)}× |`);
+        const d = inside("restore-db", backend, String(n), String(runs));
+        console.log(`| ${backend} | … from a module database (start's whole restore) | ${d.ours.toFixed(3)} s | | ${(d.ours / r.bare).toFixed(2)}× |`);
       }
-      const l = inside("latency", backend, String(bans));
-      console.log(`| ${backend} | line-to-drop over ${bans} bans: p50 / p99 / max | ${l.p50.toFixed(3)} / ${l.p99.toFixed(3)} / ${l.max.toFixed(3)} ms | | |`);
+      if (only === "restore") continue;
+      const l = inside("latency", backend, String(bans), WATCHER, opt("gap", "0"));
+      console.log(`| ${backend} | line-to-drop over ${bans} bans${opt("gap", "0") === "0" ? "" : `, ${opt("gap", "0")} ms apart`}: p50 / p99 / max | ${l.p50.toFixed(3)} / ${l.p99.toFixed(3)} / ${l.max.toFixed(3)} ms | | |`);
     }
   } finally {
     Bun.spawnSync(["ip", "netns", "del", ns]);

@@ -21,8 +21,8 @@ export interface Cidr {
   readonly text: string;
 }
 
-function parseIpv4Bytes(s: string): Uint8Array | null {
-  const out = new Uint8Array(4);
+/** into `out` at `at` when given (a kernel message being written), else into a new array */
+function parseIpv4Bytes(s: string, out: Uint8Array = new Uint8Array(4), at = 0): Uint8Array | null {
   let part = 0;
   let value = 0;
   let digits = 0;
@@ -35,7 +35,7 @@ function parseIpv4Bytes(s: string): Uint8Array | null {
       digits++;
     } else if (c === 46) {
       if (digits === 0 || part > 3) return null;
-      out[part++] = value;
+      out[at + part++] = value;
       value = 0;
       digits = 0;
     } else {
@@ -136,6 +136,18 @@ function formatIpv6(b: Uint8Array): string {
 function isIpv4Mapped(b: Uint8Array): boolean {
   for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
   return b[10] === 0xff && b[11] === 0xff;
+}
+
+/**
+ * The address's bytes in network order, written into `into` at `at`, without its canonical text
+ * (a kernel message): how many (4 or 16), or 0 when it is not an address. `into` has room for 16.
+ */
+export function writeAddressBytes(text: string, into: Uint8Array, at: number): number {
+  if (!text.includes(":")) return parseIpv4Bytes(text, into, at) ? 4 : 0;
+  const b = parseIpv6Bytes(text);
+  if (!b) return 0;
+  into.set(b, at);
+  return 16;
 }
 
 /** Parse one address; null for anything that is not a plain IPv4 or IPv6 address. */

@@ -1,4 +1,4 @@
-/** The few libc calls Bun has no API for (flock, fcntl on pipes, dup2, errno), opened once, on first use. */
+/** The few libc calls Bun has no API for (flock, fcntl on pipes, dup2, errno, netlink sockets), opened once, on first use. */
 import { dlopen, FFIType } from "bun:ffi";
 
 function open() {
@@ -7,6 +7,13 @@ function open() {
     fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     dup2: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
+    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    /* ssize_t, read as an int: our messages stay far below 2 GiB */
+    send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+    recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
   }).symbols;
 }
 

@@ -95,13 +95,14 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
     const path = dbPath(loaded.paths, module);
     const store = exists(path) ? new ModuleStore(path, { readOnly }) : null;
     try {
-      for (const host of store?.activeBans(now) ?? []) {
+      for (const ban of store?.activeBanTimes(now) ?? []) {
         /* a prefix ban (pipeline/prefixes.ts): the network, for its remaining time */
-        const net = host.address.includes("/") ? parseCidr(host.address) : null;
-        const ip = net ? null : parseIp(host.address);
+        const net = ban.address.includes("/") ? parseCidr(ban.address) : null;
+        const ip = net ? null : parseIp(ban.address);
         const allowed = net ? !lists.dropConflict(net) : ip && !lists.protection(ip);
-        if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: kernelTimeout(host.bannedUntil, now) });
-        else protectedBans.push({ set: spec.name, address: host.address, source: "module", module, host });
+        const host = allowed ? null : store!.getHost(ban.address);
+        if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: kernelTimeout(ban.bannedUntil, now) });
+        else if (host) protectedBans.push({ set: spec.name, address: ban.address, source: "module", module, host });
       }
     } finally {
       store?.close();

@@ -4,10 +4,13 @@
  * stdin, runs them in order on one backend object (one ipset session, one nft context), and
  * prints a JSON list of their results; an operation that throws gives `{ error: message }`.
  * `kill-ipset-session` reaches into the backend's private session: a test of its restart.
+ * `netlink` writes elements into one kernel set through firewall/netlink.ts alone (no fallback
+ * to the tools): its answer, true or false.
  */
 import { IpsetFirewall } from "../../src/core/firewall/ipset";
 import { NftablesFirewall } from "../../src/core/firewall/nftables";
 import type { Firewall, SetElement, SetSpec } from "../../src/core/firewall/types";
+import { IpsetNetlink, NftNetlink } from "../../src/core/firewall/netlink";
 
 export type Operation =
   | { op: "limits" }
@@ -16,7 +19,9 @@ export type Operation =
   | { op: "unban"; set: string; addresses: string[] }
   | { op: "list"; set: string }
   /** the ipset backend's session process dies (SIGKILL), as if the OOM killer took it */
-  | { op: "kill-ipset-session" };
+  | { op: "kill-ipset-session" }
+  /** elements straight into kernel set `kernelSet` (`watcher_LG_v4`) over netlink */
+  | { op: "netlink"; kernelSet: string; elements: SetElement[] };
 
 const [backend, max] = process.argv.slice(2);
 const options = max ? { maxElements: Number(max) } : {};
@@ -34,6 +39,16 @@ for (const o of ops) {
       const session = (fw as unknown as { session: { proc: Bun.Subprocess } | null }).session;
       session?.proc.kill("SIGKILL");
       results.push(session ? await session.proc.exited : null);
+    } else if (o.op === "netlink") {
+      if (backend === "nftables") {
+        const link = NftNetlink.open()!;
+        results.push(link.transaction("watcher", [{ kind: "add", set: o.kernelSet, elements: o.elements, timeouts: true }]));
+        link.close();
+      } else {
+        const link = IpsetNetlink.open()!;
+        results.push(link.add(o.kernelSet, o.elements, false));
+        link.close();
+      }
     } else results.push(await fw.list(o.set));
   } catch (e) {
     results.push({ error: (e as Error).message });

@@ -110,6 +110,30 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(net.reachable(ATTACKER_V6, 300)).toBe(false);
     });
 
+    test("the netlink path itself: elements land with their timeouts; what the kernel refuses is a false", () => {
+      clean();
+      const [, landed, gone, full] = drive(
+        [
+          { op: "ensure", sets: [{ name: "watcher_LG", kind: "addresses" }] },
+          { op: "netlink", kernelSet: "watcher_LG_v4", elements: [{ address: ATTACKER_V4, timeout: 600 }, { address: "203.0.113.9", timeout: 0 }] },
+          { op: "netlink", kernelSet: "watcher_XX_v4", elements: [{ address: "203.0.113.10", timeout: 600 }] },
+          /* sets of 4: two more fit, the third does not */
+          { op: "netlink", kernelSet: "watcher_LG_v4", elements: ["203.0.113.11", "203.0.113.12", "203.0.113.13"].map((address) => ({ address, timeout: 600 })) },
+        ],
+        4,
+      );
+      expect(landed).toBe(true);
+      expect(gone).toBe(false);
+      expect(full).toBe(false);
+      const lg = kernelSet("watcher_LG_v4");
+      expect(lg.get(ATTACKER_V4)).toBeGreaterThan(590);
+      expect(lg.get(ATTACKER_V4)).toBeLessThanOrEqual(600);
+      expect(lg.get("203.0.113.9")).toBe(0);
+      /* nf_tables takes a batch whole or not at all; ipset's messages stand alone, so the first two went in */
+      expect([...lg.keys()].sort()).toEqual(backend === "nftables" ? [ATTACKER_V4, "203.0.113.9"].sort() : [ATTACKER_V4, "203.0.113.11", "203.0.113.12", "203.0.113.9"].sort());
+      expect(net.reachable(ATTACKER_V4, 300)).toBe(false);
+    });
+
     test("a ban batch with an element the kernel refuses adds the others and reports the refused ones", () => {
       clean();
       /* sets of 4 elements each: the fifth is refused by the kernel ("Hash is full" / ENFILE) */

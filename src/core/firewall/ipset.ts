@@ -4,8 +4,9 @@
  * two hash:net more for its prefix bans (`_n4`, `_n6`); a chain WATCHER,
  * jumped to first from INPUT (and FORWARD if asked), returns for loopback and the whitelist
  * and drops every other set. Single bans go through one long-lived `ipset -exist -` session
- * (its prompt is the acknowledgement); bulk loads through `ipset restore` with a swap, so a set
- * is replaced atomically. Commands are argument vectors, never a shell.
+ * (its prompt is the acknowledgement); bulk loads fill temporary sets over netlink (netlink.ts;
+ * `ipset restore` when the kernel refuses something there) and swap them in, so a set is
+ * replaced atomically. Commands are argument vectors, never a shell.
  *
  * An element ipset refuses ("Hash is full" at maxelem, ...) is reported, and the others are
  * added: the session reads each command's complaint before the next command; a restore that
@@ -15,6 +16,7 @@ import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WatcherError } from "../errors";
+import { IpsetNetlink } from "./netlink";
 import {
   byPart,
   checkSetName,
@@ -148,6 +150,8 @@ export class IpsetFirewall implements Firewall {
   /** the maxelem of the sets this backend creates */
   readonly maxElements: number;
   private session: IpsetSession | null = null;
+  /** a restore's elements go in over netlink (netlink.ts); opened at the first restore */
+  private netlink: IpsetNetlink | null = null;
   /** kinds of the sets seen in the kernel, by logical name */
   private readonly kinds = new Map<string, SetKind>();
 
@@ -254,21 +258,43 @@ export class IpsetFirewall implements Firewall {
 
   async restore(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
-    const kind = this.existingSets().get(set) ?? "addresses";
+    const kind = this.kindOf(set);
     const families = kernelParts(kind);
     const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
     const lists = byPart(kind, ready);
-    /* fill temporary sets, swap them in, drop the old: the live sets are never half-filled */
-    for (const f of families) Bun.spawnSync(["ipset", "destroy", `${set}_${f}_t`], { stderr: "ignore" }); /* a crash's leftover */
-    const head = families.map((f) => this.createCommand(set, kind, f, "_t"));
+    /*
+     * Fill temporary sets, swap them in, drop the old: the live sets are never half-filled. The
+     * temporary sets are made empty first (with -exist, creating one a crash left behind is no
+     * error, and it is flushed; one of other settings is destroyed and made again).
+     */
+    const temporary = (f: KernelPart) => `${set}_${f}_t`;
+    const destroyTemporary = () => {
+      for (const f of families) Bun.spawnSync(["ipset", "destroy", temporary(f)], { stderr: "ignore" });
+    };
+    const head = families.flatMap((f) => [this.createCommand(set, kind, f, "_t"), `flush ${temporary(f)}`]);
+    const emptied = Bun.spawnSync(["ipset", "-exist", "restore"], { stdin: new TextEncoder().encode(`${head.join("\n")}\n`), stderr: "ignore" }).exitCode === 0;
+    if (!emptied) {
+      destroyTemporary();
+      exec(["ipset", "-exist", "restore"], `${head.join("\n")}\n`);
+    }
+    /* the elements straight over netlink; anything refused there, and the whole load goes through `ipset restore`, whose words say why */
+    this.netlink ??= IpsetNetlink.open();
+    const netlink = this.netlink;
+    const isNetwork = (f: KernelPart) => kind === "networks" || f.startsWith("n");
+    if (netlink && families.every((f) => netlink.add(temporary(f), lists.get(f) ?? [], isNetwork(f))) && netlink.swapAndDestroy(families.map((f) => [temporary(f), `${set}_${f}`]))) {
+      return { refused, clamped };
+    }
+    /* one `ipset restore`: the temporary sets emptied again, filled, swapped in, the old ones dropped */
+    const tail = families.flatMap((f) => [`swap ${temporary(f)} ${set}_${f}`, `destroy ${temporary(f)}`]);
     let adds = families.flatMap((family) => (lists.get(family) ?? []).map((e) => ({ e, family, line: this.addCommand(set, `${family}_t`, e) })));
     for (;;) {
-      const p = Bun.spawnSync(["ipset", "-exist", "restore"], { stdin: new TextEncoder().encode(`${[...head, ...adds.map((a) => a.line)].join("\n")}\n`), stdout: "pipe", stderr: "pipe" });
+      const script = `${head.join("\n")}\n${adds.map((a) => `${a.line}\n`).join("")}${tail.join("\n")}\n`;
+      const p = Bun.spawnSync(["ipset", "-exist", "restore"], { stdin: new TextEncoder().encode(script), stdout: "pipe", stderr: "pipe" });
       if (p.exitCode === 0) break;
       const error = p.stderr.toString().trim();
       const line = Number(/Error in line (\d+):/.exec(error)?.[1] ?? 0) - head.length - 1;
       if (NOT_ABOUT_AN_ELEMENT.test(error) || line < 0 || line >= adds.length) {
-        for (const f of families) Bun.spawnSync(["ipset", "destroy", `${set}_${f}_t`], { stderr: "ignore" });
+        destroyTemporary();
         throw new WatcherError(`ipset refused the change: ${error}`);
       }
       /* the lines before it may or may not be in: -exist makes adding them again harmless */
@@ -282,7 +308,6 @@ export class IpsetFirewall implements Firewall {
         adds = adds.filter((_, i) => i !== line);
       }
     }
-    exec(["ipset", "restore"], `${families.map((f) => `swap ${set}_${f}_t ${set}_${f}\ndestroy ${set}_${f}_t\n`).join("")}`);
     return { refused, clamped };
   }
 
@@ -313,5 +338,7 @@ export class IpsetFirewall implements Firewall {
   async close(): Promise<void> {
     this.session?.close();
     this.session = null;
+    this.netlink?.close();
+    this.netlink = null;
   }
 }

@@ -7,6 +7,10 @@
  * loopback traffic, then the whitelist, and drops every other set. Element timeouts are the
  * bans' remaining time, so bans lapse in the kernel even when watcher is gone.
  *
+ * A chunk's bans and a restore of single addresses go first as one batch straight over netlink
+ * (netlink.ts, without libnftables' parser and cache); what the kernel refuses there is run again
+ * through libnftables, the only way for everything else.
+ *
  * Sets are created with a size (maxElements), so a flood of addresses cannot take the kernel's
  * memory. An element nft refuses (the set is full, ...) is found by halving the refused batch:
  * ban() adds the rest for real; restore() finds them in dry runs (the kernel checks the batch,
@@ -14,6 +18,7 @@
  */
 import { CString, dlopen, FFIType, type Pointer } from "bun:ffi";
 import { WatcherError } from "../errors";
+import { NftNetlink, type SetChange } from "./netlink";
 import {
   byPart,
   checkSetName,
@@ -36,7 +41,8 @@ import {
 /** nftables 1.0.6 refuses longer element timeouts ("value too large"); measured. */
 export const NFT_MAX_TIMEOUT = 99_999_999;
 
-const TABLE = "inet watcher";
+const TABLE_NAME = "watcher";
+const TABLE = `inet ${TABLE_NAME}`;
 const OUTPUT_JSON = 1 << 4;
 const OUTPUT_TERSE = 1 << 11; /* sets without their elements */
 
@@ -101,6 +107,8 @@ export class NftablesFirewall implements Firewall {
   readonly maxElements: number;
   private readonly ctx: Pointer;
   private readonly jsonCtx: Pointer;
+  /** the fast way in for bans and restores of single addresses; null: libnftables for everything */
+  private readonly netlink = NftNetlink.open();
   private readonly encoder = new TextEncoder();
   /** kinds of the logical sets seen in the kernel or ensured */
   private readonly kinds = new Map<string, SetKind>();
@@ -243,12 +251,29 @@ export class NftablesFirewall implements Firewall {
     ];
   }
 
+  /**
+   * The parts in one netlink batch when they are all single addresses in hash sets (the set of
+   * a module, without prefix bans); true when the kernel took it all.
+   */
+  private viaNetlink(set: string, kind: SetKind, parts: Map<KernelPart, SetElement[]>, changes: (kernelSet: string, list: SetElement[]) => SetChange[], before: SetChange[] = []): boolean {
+    if (!this.netlink || kind !== "addresses" || parts.has("n4") || parts.has("n6")) return false;
+    return this.netlink.transaction(TABLE_NAME, [...before, ...[...parts].flatMap(([part, list]) => changes(`${set}_${part}`, list))]);
+  }
+
   async ban(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
     const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
-    const parts = byPart(this.kindOf(set), ready);
+    const kind = this.kindOf(set);
+    const parts = byPart(kind, ready);
+    if (parts.size === 0) return { refused, clamped };
+    /* as banCommands: add, delete, add with the timeout */
+    const again = (kernelSet: string, list: SetElement[]): SetChange[] => [
+      { kind: "add", set: kernelSet, elements: list, timeouts: false },
+      { kind: "delete", set: kernelSet, elements: list },
+      { kind: "add", set: kernelSet, elements: list, timeouts: true },
+    ];
+    if (this.viaNetlink(set, kind, parts, again)) return { refused, clamped };
     const cmds = [...parts].flatMap(([family, list]) => this.banCommands(set, family, list));
-    if (cmds.length === 0) return { refused, clamped };
     const first = this.attempt(cmds.join("\n"));
     if (first.error === null) return { refused, clamped };
     if (notAboutAnElement(first.error)) throw new WatcherError(`nftables refused the change: ${first.error}`);
@@ -283,8 +308,11 @@ export class NftablesFirewall implements Firewall {
   async restore(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome> {
     checkSetName(set);
     const { elements: ready, refused, clamped } = prepareElements(elements, this.maxTimeout);
-    const families = kernelParts(this.kindOf(set));
-    const given = byPart(this.kindOf(set), ready);
+    const kind = this.kindOf(set);
+    const families = kernelParts(kind);
+    const given = byPart(kind, ready);
+    const flush = families.map((f): SetChange => ({ kind: "flush", set: `${set}_${f}` }));
+    if (this.viaNetlink(set, kind, given, (kernelSet, list) => [{ kind: "add", set: kernelSet, elements: list, timeouts: true }], flush)) return { refused, clamped };
     const lists = (from: Map<KernelPart, SetElement[]>) => families.map((f) => [f, from.get(f) ?? []] as const);
     const replace = (parts: Map<KernelPart, SetElement[]>) => {
       const cmds = families.map((f) => `flush set ${TABLE} ${set}_${f}`);
@@ -337,6 +365,7 @@ export class NftablesFirewall implements Firewall {
   }
 
   async close(): Promise<void> {
+    this.netlink?.close();
     lib!.symbols.nft_ctx_free(this.ctx);
     lib!.symbols.nft_ctx_free(this.jsonCtx);
   }

@@ -53,15 +53,14 @@ export function kernelParts(kind: SetKind): readonly KernelPart[] {
  * (a prefix ban) apart from the single addresses. Parts without elements are left out.
  */
 export function byPart<T extends { address: string } | string>(kind: SetKind, elements: readonly T[]): Map<KernelPart, T[]> {
-  const parts = new Map<KernelPart, T[]>();
+  const lists: Record<KernelPart, T[]> = { v4: [], v6: [], n4: [], n6: [] };
   for (const e of elements) {
     const address = typeof e === "string" ? e : e.address;
     const v6 = address.includes(":");
-    const part: KernelPart = kind === "addresses" && address.includes("/") ? (v6 ? "n6" : "n4") : v6 ? "v6" : "v4";
-    const list = parts.get(part);
-    if (list) list.push(e);
-    else parts.set(part, [e]);
+    lists[kind === "addresses" && address.includes("/") ? (v6 ? "n6" : "n4") : v6 ? "v6" : "v4"].push(e);
   }
+  const parts = new Map<KernelPart, T[]>();
+  for (const part of kernelParts("addresses")) if (lists[part].length > 0) parts.set(part, lists[part]);
   return parts;
 }
 
@@ -144,10 +143,6 @@ export function verdictOf(set: string): "accept" | "drop" {
   return set === WHITELIST_SET ? "accept" : "drop";
 }
 
-/** One element per address, the last one given winning: a kernel batch must not name an address twice. */
-export function lastPerAddress(elements: readonly SetElement[]): SetElement[] {
-  return [...new Map(elements.map((e) => [e.address, e])).values()];
-}
 
 /** Elements by address family; the kernel keeps IPv4 and IPv6 in separate sets. */
 export function byFamily<T extends { address: string } | string>(elements: readonly T[]): { v4: T[]; v6: T[] } {
@@ -171,7 +166,12 @@ export function prepareElements(elements: readonly SetElement[], maxTimeout: num
   const out: SetElement[] = [];
   const refused: Refusal[] = [];
   let clamped = 0;
-  for (const e of lastPerAddress(elements)) {
+  /* one element per address, the last one given winning (a kernel batch must not name an address twice): from the end, the first seen */
+  const seen = new Set<string>();
+  for (let i = elements.length - 1; i >= 0; i--) {
+    const e = elements[i]!;
+    if (seen.has(e.address)) continue;
+    seen.add(e.address);
     if (!V4.test(e.address) && !V6.test(e.address)) refused.push({ address: e.address, reason: "not an address or network" });
     else if (Number.isNaN(e.timeout) || e.timeout < 0) refused.push({ address: e.address, reason: `invalid timeout ${e.timeout}` });
     else if (e.timeout === 0) out.push(e);
@@ -182,7 +182,7 @@ export function prepareElements(elements: readonly SetElement[], maxTimeout: num
       out.push(timeout === e.timeout ? e : { address: e.address, timeout });
     }
   }
-  return { elements: out, refused, clamped };
+  return { elements: out.reverse(), refused: refused.reverse(), clamped };
 }
 
 /** At most this many refusals are named in the log per call; the rest are counted. */
