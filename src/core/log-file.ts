@@ -6,7 +6,7 @@
  * lines written between its copy and its truncation). A process whose stderr is not that file
  * (systemd's journal, a terminal) has nothing to reopen and ignores the signal.
  */
-import { closeSync, fstatSync, openSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readlinkSync, statSync, writeSync } from "node:fs";
 import { libc } from "./libc";
 
 /** Are fd 2 and the file named `path` one file? */
@@ -14,6 +14,16 @@ function stderrIs(path: string): boolean {
   try {
     const [a, b] = [fstatSync(2), statSync(path)];
     return a.isFile() && a.ino === b.ino && a.dev === b.dev;
+  } catch {
+    return false;
+  }
+}
+
+/** Is fd 2 the file `path` was before logrotate renamed it (`path.1`, `path-20261206`)? */
+function stderrWasRotatedFrom(path: string): boolean {
+  try {
+    const target = readlinkSync("/proc/self/fd/2");
+    return fstatSync(2).isFile() && (target.startsWith(`${path}.`) || target.startsWith(`${path}-`));
   } catch {
     return false;
   }
@@ -31,10 +41,12 @@ export function writeLogLine(line: string): void {
 
 /**
  * When fd 2 is `path`, open it again by name onto fd 1 and 2 at each SIGUSR1 and SIGHUP
- * (after logrotate moved it away). Returns whether this process writes that file.
+ * (after logrotate moved it away); when fd 2 is what `path` was before a rotation, at once too.
+ * Returns whether this process writes that file.
  */
 export function reopenOnSignal(path: string, log: (message: string) => void): boolean {
-  if (!stderrIs(path)) return false;
+  const rotated = !stderrIs(path) && stderrWasRotatedFrom(path);
+  if (!rotated && !stderrIs(path)) return false;
   writesLogFile = true;
   const reopen = (signal: string) => {
     try {
@@ -52,5 +64,7 @@ export function reopenOnSignal(path: string, log: (message: string) => void): bo
   };
   process.on("SIGUSR1", () => reopen("SIGUSR1"));
   process.on("SIGHUP", () => reopen("SIGHUP"));
+  /* rotated while this process started (its signal came before this handler): follow the name now */
+  if (rotated) reopen("SIGUSR1");
   return true;
 }

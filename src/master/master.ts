@@ -9,7 +9,8 @@
  * the modules reload config, rules and lists) without losing counts; SIGUSR1 and SIGHUP open
  * watcher.log again after logrotate moved it (core/log-file.ts), in the master and the modules.
  */
-import { closeSync, mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
 import cron, { type ScheduledTask } from "node-cron";
 import { enabledModules, type LoadedConfig, loadConfig, type ModuleName, parseListen, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
@@ -22,7 +23,6 @@ import { emptySwitchedOffLists, refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { checkLoaded, refuseProblems } from "../ops/check";
 import { ensureFifo } from "../pipeline/read";
-import type { ModuleStatus } from "../modules/loop";
 import { expire } from "../ops/expire";
 import { claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";
@@ -37,7 +37,7 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
 import { gatherStatus, type MasterStatus } from "./control";
 
 const MAX_BACKOFF_S = 60;
-/** how often a signal held for a starting module looks whether it listens yet */
+/** how often a signal held for a starting module looks whether it is caught yet */
 const HELD_SIGNAL_POLL_MS = 50;
 
 class ModuleChild {
@@ -49,23 +49,19 @@ class ModuleChild {
   private backoff = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   stopping = false;
-  /** the process has written its status file, so its signal handlers are in place */
-  private listening = false;
-  /** signals for a module still starting: delivered once it listens (before, SIGHUP or SIGUSR1 would end it) */
+  /** signals for a module still starting: delivered once it catches them (before, SIGHUP or SIGUSR1 would end it) */
   private readonly held = new Set<NodeJS.Signals>();
   private heldTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     readonly module: ModuleName,
     private readonly root: string,
-    private readonly runDir: string,
     private readonly log: (m: string) => void,
     private readonly changed: () => void,
   ) {}
 
   start(): void {
     this.timer = null;
-    this.listening = false;
     const proc = Bun.spawn([...selfCommand(), "--root", this.root, "module", this.module, `--${SUPERVISED_OPTION}`], { stdio: [...SUPERVISED_STDIO] });
     /* our end of the module's lifeline: never written, closed by the kernel if we die */
     const lifeline = proc.stdio[3];
@@ -97,22 +93,32 @@ class ModuleChild {
   signal(sig: NodeJS.Signals): void {
     const proc = this.proc;
     if (!proc) return;
-    if (this.listens(proc)) {
+    if (this.catches(proc, sig)) {
       proc.kill(sig);
       return;
     }
     this.held.add(sig);
     this.heldTimer ??= setInterval(() => {
-      if (this.proc !== proc || !this.listens(proc)) return;
-      for (const s of this.held) proc.kill(s);
-      this.releaseHeld();
+      if (this.proc !== proc) return;
+      for (const s of this.held) {
+        if (!this.catches(proc, s)) continue;
+        proc.kill(s);
+        this.held.delete(s);
+      }
+      if (this.held.size === 0) this.releaseHeld();
     }, HELD_SIGNAL_POLL_MS);
   }
 
-  /** The module wrote its status file with its pid: it wrote it just before it began to listen for signals (modules/loop.ts). */
-  private listens(proc: Bun.Subprocess): boolean {
-    this.listening ||= readJson<ModuleStatus>(statusFile(this.runDir, this.module))?.pid === proc.pid;
-    return this.listening;
+  /** The process catches `sig` (Linux: its SigCgt mask in /proc), so the signal cannot end it: while Bun loads, nothing is caught yet. */
+  private catches(proc: Bun.Subprocess, sig: NodeJS.Signals): boolean {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
+    } catch {
+      return false; /* gone: its exit is on its way */
+    }
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return mask !== undefined && ((BigInt(`0x${mask}`) >> BigInt(constants.signals[sig] - 1)) & 1n) === 1n;
   }
 
   private releaseHeld(): void {
@@ -304,7 +310,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       log(`metrics: http://${config.metrics.listen}/metrics`);
     }
     for (const m of modules) {
-      const child = new ModuleChild(m, paths.root, paths.runDir, log, writeStatus);
+      const child = new ModuleChild(m, paths.root, log, writeStatus);
       children.set(m, child);
       child.start();
     }

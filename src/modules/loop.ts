@@ -110,7 +110,6 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
       checkBanEnds(ctx, ends, actions, endsCursor);
     });
   }, STATUS_EVERY_MS);
-  /* in this same turn as the status file's first write: the master holds signals until that file names us */
   const signals = handleSignals(ctx, runtime, fleet, status, o.log);
 
   /* a stdin or file source may end by itself; FIFOs end only on a signal */
