@@ -302,6 +302,7 @@ export function sessionKey(text: string, h: HeaderScan): string {
 const MONTHS: Record<string, number> = {
   Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
 };
+const MONTH_CODES = Object.keys(MONTHS).map((m) => [m.charCodeAt(0), m.charCodeAt(1), m.charCodeAt(2)] as const);
 
 /**
  * Epoch seconds of a header time, or null when it cannot be read. RFC 3164 has neither year
@@ -309,6 +310,63 @@ const MONTHS: Record<string, number> = {
  * of `now` (a log replayed in January still has December's lines in the old year).
  */
 export function parseSyslogTime(time: string, now: number): number | null {
+  return syslogTimeAt(time, 0, time.length, now);
+}
+
+/**
+ * parseSyslogTime of text[start, end), without slicing it out: the common RFC 3164 shape
+ * (`Nov 24 10:00:02`, day padded with a zero or a space) is read from char codes; any other
+ * shape is sliced and read as before. A replay parses one for every line a rule matched.
+ */
+export function syslogTimeAt(text: string, start: number, end: number, now: number): number | null {
+  if (end - start === 15) {
+    const month = monthAt(text, start);
+    const d1 = text.charCodeAt(start + 4);
+    const d2 = text.charCodeAt(start + 5) - 48;
+    const day = (d1 === SPACE ? 0 : (d1 - 48) * 10) + d2;
+    if (month >= 0 && (d1 === SPACE || isDigit(d1)) && d2 >= 0 && d2 <= 9 && text.charCodeAt(start + 3) === SPACE) {
+      const hh = twoDigits(text, start + 7);
+      const mm = twoDigits(text, start + 10);
+      const ss = twoDigits(text, start + 13);
+      if (!(day >= 1 && day <= 31) || !(hh <= 23 && mm <= 59 && ss <= 60)) return null;
+      return inLatestYear(text, start, month, day, hh, mm, ss, now);
+    }
+  }
+  return parseSlicedTime(text.slice(start, end), now);
+}
+
+/** Jan..Dec at text[at, at + 3) as 0..11, else -1 */
+function monthAt(text: string, at: number): number {
+  const a = text.charCodeAt(at);
+  const b = text.charCodeAt(at + 1);
+  const c = text.charCodeAt(at + 2);
+  for (let i = 0; i < MONTH_CODES.length; i++) {
+    const m = MONTH_CODES[i]!;
+    if (m[0] === a && m[1] === b && m[2] === c) return i;
+  }
+  return -1;
+}
+
+/**
+ * An RFC 3164 time (at `at` in `text`, the hour's text in its first 9 chars) in the latest year
+ * that does not put it more than a day ahead of `now`; null when the date does not exist.
+ */
+function inLatestYear(text: string, at: number, month: number, day: number, hh: number, mm: number, ss: number, now: number): number | null {
+  const year = yearAt(now);
+  const inYear = (y: number) => hourStart(text, at, y, month, day, hh) + mm * 60 + ss;
+  const t = inYear(year);
+  if (Number.isNaN(t)) return null;
+  if (t > now + 86400) return inYear(year - 1);
+  /* a date far behind now may be next year's: a January line read on New Year's Eve */
+  if (now - t > 300 * 86400) {
+    const next = inYear(year + 1);
+    if (next <= now + 86400) return next;
+  }
+  return t;
+}
+
+/** The shapes syslogTimeAt does not read from char codes. */
+function parseSlicedTime(time: string, now: number): number | null {
   if (time.charCodeAt(0) === 64 /* @ */) return tai64nTime(time);
   /* an unpadded day, "Feb 7 10:00:00": padded like the others */
   if (time.length === 14 && time.charCodeAt(5) === SPACE) time = `${time.slice(0, 4)} ${time.slice(4)}`;
@@ -327,17 +385,7 @@ export function parseSyslogTime(time: string, now: number): number | null {
   const mm = twoDigits(time, 10);
   const ss = twoDigits(time, 13);
   if (month === undefined || !(day >= 1 && day <= 31) || !(hh <= 23 && mm <= 59 && ss <= 60) || time.length !== 15) return null;
-  const year = yearAt(now);
-  const at = (y: number) => hourStart(time, y, month, day, hh) + mm * 60 + ss;
-  const t = at(year);
-  if (Number.isNaN(t)) return null;
-  if (t > now + 86400) return at(year - 1);
-  /* a date far behind now may be next year's: a January line read on New Year's Eve */
-  if (now - t > 300 * 86400) {
-    const next = at(year + 1);
-    if (next <= now + 86400) return next;
-  }
-  return t;
+  return inLatestYear(time, 0, month, day, hh, mm, ss, now);
 }
 
 /**
@@ -371,8 +419,12 @@ function yearAt(now: number): number {
  */
 let lastHour = { text: "", year: 0, start: 0 };
 
-function hourStart(time: string, year: number, month: number, day: number, hour: number): number {
-  if (lastHour.year === year && time.startsWith(lastHour.text)) return lastHour.start;
-  lastHour = { text: time.slice(0, 9), year, start: new Date(year, month, day, hour, 0, 0).getTime() / 1000 };
+/** `text` at `at` holds the time, whose first 9 chars (`Nov 24 10`) name its hour. */
+function hourStart(text: string, at: number, year: number, month: number, day: number, hour: number): number {
+  if (lastHour.year === year && text.startsWith(lastHour.text, at)) return lastHour.start;
+  /* copied a char at a time: a slice would keep the whole read chunk alive */
+  let hourText = "";
+  for (let i = at; i < at + 9; i++) hourText += text[i];
+  lastHour = { text: hourText, year, start: new Date(year, month, day, hour, 0, 0).getTime() / 1000 };
   return lastHour.start;
 }

@@ -24,7 +24,7 @@
  * systemd's journal export format is binary-safe only when read as bytes: LineSplitter turns it
  * into syslog lines before any of this (split.ts).
  */
-import { HeaderScan, isHex, parseSyslogTime, scanSyslog } from "../core/syslog";
+import { HeaderScan, isHex, scanSyslog, syslogTimeAt } from "../core/syslog";
 
 interface LineFormat {
   /** as `rules test` shows it */
@@ -82,7 +82,7 @@ const SYSLOG: LineFormat = {
     h.lineEnd = end;
     return text;
   },
-  time: (text, h, now) => parseSyslogTime(text.slice(h.timeStart, h.timeEnd), now),
+  time: (text, h, now) => syslogTimeAt(text, h.timeStart, h.timeEnd, now),
 };
 
 const DOVECOT_LEVELS = ["Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: "];

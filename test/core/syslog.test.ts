@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { HeaderScan, parseSyslogTime, scanSyslog, sessionKey, splitSyslog } from "../../src/core/syslog";
+import { HeaderScan, parseSyslogTime, scanSyslog, sessionKey, splitSyslog, syslogTimeAt } from "../../src/core/syslog";
 
 /** Epoch seconds of a local wall-clock time: independent of the machine's time zone. */
 const local = (year: number, month: number, day: number, h: number, m: number, s: number): number =>
@@ -509,6 +509,16 @@ describe("parseSyslogTime: RFC 3164", () => {
   ])("unreadable %p is null", (time) => {
     expect(parseSyslogTime(time, midJune)).toBeNull();
   });
+
+  test.each(["Jun 15 11:59:30", "Jun 04 10:00:01", "Jun  4 10:00:01", "Jun 4 10:00:01", "Jun +4 10:00:01", "Jun 4  10:00:01", "Jul  1 00:00:00", "Nov 32 10:00:01", "Nov 24 aa:bb:cc", "2026-06-15T10:00:01Z"])(
+    "read in place inside a line, %p reads as on its own",
+    (time) => {
+      const line = `<38>${time} host sshd[1]: msg`;
+      expect(syslogTimeAt(line, 4, 4 + time.length, midJune)).toBe(parseSyslogTime(time, midJune));
+      /* twice: the second reading comes from the remembered hour */
+      expect(syslogTimeAt(line, 4, 4 + time.length, midJune)).toBe(parseSyslogTime(time, midJune));
+    },
+  );
 });
 
 describe("parseSyslogTime: the variants' times", () => {
