@@ -166,6 +166,28 @@ export function parseIp(text: string): Ip | null {
   return b ? { family: 4, bytes: b, text: formatIpv4(b) } : null;
 }
 
+/** Addresses lately read from log lines, by canonical text: a log names the same clients again and again. */
+const lately = new Map<string, Ip>();
+/** then the map starts afresh: a flood of new addresses costs a parse each, never memory */
+const MAX_LATELY = 4096;
+
+/**
+ * parseIp for an address a rule read in a log line (the hot path: a Uint8Array and a formatted
+ * text per line otherwise): an address written in its canonical form is parsed once and its Ip
+ * handed out again (Ips are never changed). The map keeps only the Ip's own text, never the
+ * line's: a slice of the line would keep the whole read chunk alive.
+ */
+export function parseLoggedIp(text: string): Ip | null {
+  const known = lately.get(text);
+  if (known !== undefined) return known;
+  const ip = parseIp(text);
+  if (ip !== null && ip.text === text) {
+    if (lately.size >= MAX_LATELY) lately.clear();
+    lately.set(ip.text, ip);
+  }
+  return ip;
+}
+
 /** Canonical text of an address, or null when it is not one. */
 export function normalizeIp(text: string): string | null {
   return parseIp(text)?.text ?? null;

@@ -24,7 +24,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors";
-import { type Ip, parseIp } from "./ip";
+import { type Ip, parseLoggedIp } from "./ip";
 import { parseToml } from "./toml";
 import type { HeaderScan } from "./syslog";
 
@@ -726,7 +726,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     const g = t.groups;
     /* the token the template places: the address, or in a sessionOnly rule the session id */
     const key = rule.sessionOnly ? g.SESSION : g.HOST;
-    const host = rule.sessionOnly ? null : parseIp(m[g.HOST]!);
+    const host = rule.sessionOnly ? null : parseLoggedIp(m[g.HOST]!);
     if (!host && !rule.sessionOnly) {
       if (t.alt) unreadableAt = placeOf(m, key);
       continue;

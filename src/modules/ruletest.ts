@@ -68,8 +68,6 @@ export interface RuleTestOptions {
   readonly reread?: () => Uint8Array;
 }
 
-/** `ambiguous` only where a line reads two ways, so that the common match stays four fields */
-const ambiguous = (yes: boolean): { ambiguous?: true } => (yes ? { ambiguous: true } : {});
 
 const counting = (action: Action): boolean => action === "count" || action === "ban";
 
@@ -103,7 +101,9 @@ export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTes
     const m = recogniser.line(block, start, end, format, sink, matches.length);
     if (m) {
       hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-      matches.push({ line: index + 1, rule: m.rule.name, host: m.host?.text ?? null, action: m.rule.action, ...ambiguous(m.ambiguous) });
+      const host = m.host?.text ?? null;
+      /* `ambiguous` only where a line reads two ways, so that the common match stays four fields */
+      matches.push(m.ambiguous ? { line: index + 1, rule: m.rule.name, host, action: m.rule.action, ambiguous: true } : { line: index + 1, rule: m.rule.name, host, action: m.rule.action });
       for (const a of attributions) matches[a.tag]!.host = a.host.text;
     }
     if (o.missed && !(m && counting(m.rule.action))) {

@@ -98,6 +98,8 @@ export interface Withdrawn {
   readonly tags: readonly number[];
 }
 
+const NOTHING_WITHDRAWN: Withdrawn = { affairs: 0, tags: [] };
+
 /** Seconds between the two lines of one attempt in a pair: PAM's line and Dovecot's come within a second or two (its failure delay) */
 export const PAIR_SECONDS = 10;
 /** unpaired lines kept per pair and address, the latest: a flood from one address cannot grow memory */
@@ -267,7 +269,9 @@ export class SessionTable {
    */
   forgive(key: SessionKey, everything: boolean): Withdrawn {
     const s = this.sessions.get(key);
-    if (!s) return { affairs: 0, tags: [] };
+    if (!s) return NOTHING_WITHDRAWN;
+    /* nothing counted, merged or kept: nothing to withdraw (most good logins) */
+    if (s.counted === 0 && s.forgivenLoose === 0 && s.tallies === null && s.countedTags === null) return NOTHING_WITHDRAWN;
     let affairs = s.counted;
     if (!everything) {
       affairs = s.forgivenLoose;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { CidrSet, cidrContains, cidrOverlaps, isNeverBannable, normalizeIp, parseCidr, parseIp, RESERVED_NETWORKS, reservedOverlap, type Cidr, type Ip } from "../../src/core/ip";
+import { CidrSet, cidrContains, cidrOverlaps, isNeverBannable, normalizeIp, parseCidr, parseIp, parseLoggedIp, RESERVED_NETWORKS, reservedOverlap, type Cidr, type Ip } from "../../src/core/ip";
 
 /** parseIp that must succeed */
 function ip(text: string): Ip {
@@ -545,5 +545,23 @@ describe("CidrSet", () => {
     const set = new CidrSet();
     set.add(cidr("32.1.0.0/16"));
     expect(set.contains(ip("2001:db8::1"))).toBe(false);
+  });
+});
+
+describe("parseLoggedIp", () => {
+  test.each(["192.0.2.7", "2001:db8::1", "2001:DB8::1", "::ffff:192.0.2.7", "192.0.2.07", "192.0.2.7.example.net", "fe80::1%eth0", ""])("reads %p as parseIp does, again and again", (text) => {
+    expect(parseLoggedIp(text)).toEqual(parseIp(text));
+    expect(parseLoggedIp(text)).toEqual(parseIp(text));
+  });
+
+  test("an address in canonical form is parsed once", () => {
+    expect(parseLoggedIp("198.51.100.23")).toBe(parseLoggedIp("198.51.100.23")!);
+  });
+
+  test("a flood of distinct addresses keeps reading right as the map starts afresh", () => {
+    for (let i = 0; i < 10_000; i++) {
+      const text = `2001:db8:${(i >> 8).toString(16)}::${(i & 0xff).toString(16)}`;
+      expect(parseLoggedIp(text)?.text).toBe(text);
+    }
   });
 });
