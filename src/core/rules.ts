@@ -133,6 +133,9 @@ interface CompiledTemplate {
    * the `d` flag, for the places. null: <HOST> has one place, fixed by ^ or $.
    */
   readonly alt: RegExp | null;
+  /** literal text the message must start (head) and end (tail) with for the regex to match: a startsWith and an endsWith turn most lines away before it runs */
+  readonly head: string;
+  readonly tail: string;
 }
 
 export interface RuleMatch {
@@ -454,7 +457,9 @@ export function compileTemplate(source: string): CompiledTemplate | string {
       if (wildcards.length === 1) {
         const [w] = wildcards as [Token];
         const tail = segments[1]!;
-        if (tail.length === 0 || !unsearchableRun(tail, "forward")) regex += `${e.wildcard(w)}${e.forward(tail)}${anchoredEnd ? "$" : ""}`;
+        /* a wildcard that ends the template takes the rest of the line, greedy or lazy: greedy gets there at once */
+        if (tail.length === 0 && anchoredEnd) regex += `${e.gap(w)}$`;
+        else if (tail.length === 0 || !unsearchableRun(tail, "forward")) regex += `${e.wildcard(w)}${e.forward(tail)}${anchoredEnd ? "$" : ""}`;
         else if (anchoredEnd) {
           const n = e.open();
           regex += `(?=[\\s\\S]*$(?<=(${e.backward(tail, !w.lazy)})))${e.gap(w)}(?:\\${n})$`;
@@ -486,7 +491,8 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   const alt = searched ? emit(true) : null;
   if (typeof alt === "string") return alt;
   /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
-  return { source, regex: new RegExp(main.regex, searched ? "sd" : "s"), groups: main.groups, alt: alt ? new RegExp(alt.regex, "sd") : null };
+  const regex = new RegExp(main.regex, searched ? "sd" : "s");
+  return { source, regex, groups: main.groups, alt: alt ? new RegExp(alt.regex, "sd") : null, head: literalHead(source), tail: anchoredEnd ? items.at(-1)!.text ?? "" : "" };
 }
 
 /** The literal text a template's message must start with, or "" when it has none. */
@@ -721,6 +727,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
   let unreadableAt = -1;
   let readAt = -1;
   for (const t of rule.templates) {
+    if (!message.startsWith(t.head) || !message.endsWith(t.tail)) continue;
     const m = t.regex.exec(message);
     if (!m) continue;
     const g = t.groups;
