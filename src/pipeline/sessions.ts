@@ -237,7 +237,7 @@ export class SessionTable {
     const out: Attributed[] = [];
     if (host && !s.host) {
       s.host = host;
-      for (const w of s.waiting ?? []) out.push({ host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight), tag: w.tag });
+      if (s.waiting) for (const w of s.waiting) out.push({ host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight), tag: w.tag });
       s.waiting = null;
     }
     if (!s.host) {
