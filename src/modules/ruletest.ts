@@ -13,7 +13,7 @@
 import type { Action, RuleSet } from "../core/rules";
 import { type Attribution, Recogniser } from "../pipeline/recognise";
 import { SourceFormat } from "../pipeline/formats";
-import { decodeLog, forEachLine, type SkipCounts } from "../pipeline/split";
+import { decodeLog, EXPORT_START_BYTES, forEachLine, isJournalExport, type SkipCounts } from "../pipeline/split";
 import { nowSeconds } from "../core/duration";
 import type { Ip } from "../core/ip";
 import type { Withdrawn } from "../pipeline/sessions";
@@ -64,8 +64,6 @@ export interface RuleTestOptions {
   readonly missed?: boolean;
   /** collect the lines no format fits */
   readonly unparsed?: boolean;
-  /** the log's bytes, when `input` is its text and it turns out to be a journal export (binary fields) */
-  readonly reread?: () => Uint8Array;
 }
 
 
@@ -73,6 +71,71 @@ const counting = (action: Action): boolean => action === "count" || action === "
 
 /** `input`: the log as text or bytes (a journal export is read as bytes, see decodeLog). */
 export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTestOptions = {}): RuleTestResult {
+  return runRules(rules, o, (skipped, add) => {
+    const { block, journalExport } = decodeLog(input, skipped);
+    add(block);
+    return journalExport;
+  });
+}
+
+/** bytes read at a time by testRulesInPieces (a line longer than this grows the buffer) */
+const PIECE_BYTES = 1 << 20;
+
+/**
+ * testRules of a log read in pieces of whole lines, each decoded on its own: `read` fills
+ * buffer[at, at + length) and returns the bytes it read, 0 at the end. A 100 MB log read whole
+ * into one string cost several times the reading of it in 1 MiB pieces (fresh memory faulted in
+ * page by page). A piece ends after a newline, which no UTF-8 sequence holds, so the pieces
+ * decode to the text of the whole. A journal export (its binary fields) is read whole, as bytes.
+ */
+export function testRulesInPieces(rules: RuleSet, read: (buffer: Buffer, at: number, length: number) => number, o: RuleTestOptions = {}): RuleTestResult {
+  let buffer = Buffer.allocUnsafe(PIECE_BYTES);
+  /* buffer[0, filled): read, not yet handed on (the start of an unfinished line) */
+  let filled = 0;
+  const more = (): boolean => {
+    if (filled === buffer.length) buffer = Buffer.concat([buffer, Buffer.allocUnsafe(buffer.length)]);
+    const n = read(buffer, filled, buffer.length - filled);
+    filled += n;
+    return n > 0;
+  };
+  let open = true;
+  while (open && filled < EXPORT_START_BYTES) open = more();
+  if (isJournalExport(buffer.subarray(0, filled))) {
+    const pieces = [Buffer.from(buffer.subarray(0, filled))];
+    for (filled = 0; open; filled = 0) {
+      open = more();
+      pieces.push(Buffer.from(buffer.subarray(0, filled)));
+    }
+    return testRules(rules, Buffer.concat(pieces), o);
+  }
+  return runRules(rules, o, (_skipped, add) => {
+    /* buffer[0, unfinished) holds no newline: only what comes after is searched (a long line is read once) */
+    let unfinished = 0;
+    for (;;) {
+      const last = buffer.subarray(unfinished, filled).lastIndexOf(NL);
+      if (last >= 0) {
+        const end = unfinished + last + 1;
+        add(buffer.toString("utf8", 0, end));
+        buffer.copy(buffer, 0, end, filled);
+        filled -= end;
+      }
+      unfinished = filled;
+      if (!open) break;
+      open = more();
+    }
+    /* the last line without its newline */
+    if (filled > 0) add(`${buffer.toString("utf8", 0, filled)}\n`);
+    return false;
+  });
+}
+
+const NL = 10;
+
+/**
+ * The engine over the blocks of whole lines `feed` hands to `add` (it returns whether the log was
+ * a journal export); only the engine's own time is its speed, not reading and decoding.
+ */
+function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts, add: (block: string) => void) => boolean): RuleTestResult {
   const hits: Record<string, number> = {};
   for (const r of rules.rules) hits[r.name] = 0;
   const matches: RuleTestMatch[] = [];
@@ -93,29 +156,36 @@ export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTes
       for (const tag of withdraw(false).tags) matches[tag]!.withdrawn = true;
     },
   };
-  const { block, journalExport } = decodeLog(input, skipped, o.reread);
-  /* the engine's speed: reading and decoding the file are not its work */
-  const started = performance.now();
-  const lines = forEachLine(block, skipped, (start, end, index) => {
-    attributions.length = 0;
-    const m = recogniser.line(block, start, end, format, sink, matches.length);
-    if (m) {
-      hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-      const host = m.host?.text ?? null;
-      /* `ambiguous` only where a line reads two ways, so that the common match stays four fields */
-      matches.push(m.ambiguous ? { line: index + 1, rule: m.rule.name, host, action: m.rule.action, ambiguous: true } : { line: index + 1, rule: m.rule.name, host, action: m.rule.action });
-      for (const a of attributions) matches[a.tag]!.host = a.host.text;
-    }
-    if (o.missed && !(m && counting(m.rule.action))) {
-      const program = recogniser.lastProgram(format);
-      if (program !== null && programs.has(program)) missed.push({ line: index + 1, text: block.slice(start, end), ...(m ? { rule: m.rule.name } : {}) });
-    }
-    if (o.unparsed && recogniser.lastProgram(format) === null) unparsedLines.push({ line: index + 1, text: block.slice(start, end) });
-  });
+  let lines = 0;
+  let seconds = 0;
+  const add = (block: string): void => {
+    /* line numbers go on from the blocks before */
+    const before = lines;
+    const started = performance.now();
+    lines += forEachLine(block, skipped, (start, end, index) => {
+      const line = before + index + 1;
+      attributions.length = 0;
+      const m = recogniser.line(block, start, end, format, sink, matches.length);
+      if (m) {
+        hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
+        const host = m.host?.text ?? null;
+        /* `ambiguous` only where a line reads two ways, so that the common match stays four fields */
+        matches.push(m.ambiguous ? { line, rule: m.rule.name, host, action: m.rule.action, ambiguous: true } : { line, rule: m.rule.name, host, action: m.rule.action });
+        for (const a of attributions) matches[a.tag]!.host = a.host.text;
+      }
+      if (o.missed && !(m && counting(m.rule.action))) {
+        const program = recogniser.lastProgram(format);
+        if (program !== null && programs.has(program)) missed.push({ line, text: block.slice(start, end), ...(m ? { rule: m.rule.name } : {}) });
+      }
+      if (o.unparsed && recogniser.lastProgram(format) === null) unparsedLines.push({ line, text: block.slice(start, end) });
+    });
+    seconds += (performance.now() - started) / 1000;
+  };
+  const journalExport = feed(skipped, add);
   return {
     lines,
     matched: matches.length,
-    seconds: (performance.now() - started) / 1000,
+    seconds,
     rules: hits,
     matches,
     unparsed: recogniser.stats.unparsed,

@@ -49,7 +49,7 @@ export class LineSplitter {
         return "";
       }
       this.head = null;
-      if (startsJournalExport(head)) this.journal = new JournalExport(this.skipped, this.onDiscard);
+      if (isJournalExport(head)) this.journal = new JournalExport(this.skipped, this.onDiscard);
       chunk = head;
     }
     if (this.journal) return this.journal.push(chunk);
@@ -89,7 +89,7 @@ export class LineSplitter {
     if (this.head !== null && this.head.length > 0) {
       const head = this.head;
       this.head = null;
-      if (startsJournalExport(head)) this.journal = new JournalExport(this.skipped, this.onDiscard);
+      if (isJournalExport(head)) this.journal = new JournalExport(this.skipped, this.onDiscard);
       return this.journal ? this.journal.push(head) + this.journal.end() : this.pushText(this.decoder.decode(head, { stream: true })) + this.end();
     }
     if (this.journal) return this.journal.end();
@@ -141,14 +141,14 @@ function nextJunk(block: string, from: number): number {
  * it was a journal export (its entries made syslog lines by LineSplitter). Text is taken as it
  * is: a whole file decoded at once by TextDecoder scanned about half as fast in Bun as the same
  * from readFileSync's or Buffer's decoder (bench/gen-corpus.ts's 105 MB corpus; LineSplitter's
- * 64 KiB pieces show no such difference). A journal export must come as bytes (its binary
- * fields); `reread` gives them when the text turns out to be one.
+ * 64 KiB pieces show no such difference). A journal export should come as bytes (its binary
+ * fields); as text, it is encoded back.
  */
-export function decodeLog(input: string | Uint8Array, skipped: SkipCounts, reread?: () => Uint8Array): { block: string; journalExport: boolean } {
-  const exportStart = typeof input === "string" ? EXPORT_STARTS_TEXT.some((s) => input.startsWith(s)) : startsJournalExport(input);
+export function decodeLog(input: string | Uint8Array, skipped: SkipCounts): { block: string; journalExport: boolean } {
+  const exportStart = typeof input === "string" ? EXPORT_STARTS_TEXT.some((s) => input.startsWith(s)) : isJournalExport(input);
   if (exportStart) {
     const splitter = new LineSplitter(skipped);
-    const bytes = typeof input === "string" ? (reread?.() ?? new TextEncoder().encode(input)) : input;
+    const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
     return { block: splitter.push(bytes) + splitter.end(), journalExport: true };
   }
   const text = typeof input === "string" ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString("utf8");
@@ -178,12 +178,14 @@ export function journalLine(e: JournalEntry): string | null {
 /* every entry of `journalctl -o export` starts with these fields */
 const EXPORT_STARTS_TEXT = ["__CURSOR=", "__REALTIME_TIMESTAMP="];
 const EXPORT_STARTS = EXPORT_STARTS_TEXT.map((s) => new TextEncoder().encode(s));
-const EXPORT_START_BYTES = 21;
+/** bytes that show whether a stream is a journal export */
+export const EXPORT_START_BYTES = 21;
 /** the fields a syslog line is made of (journalLine); the others are passed over */
 const ENTRY_FIELDS = new Set(["__CURSOR", "__REALTIME_TIMESTAMP", "_HOSTNAME", "SYSLOG_IDENTIFIER", "_PID", "SYSLOG_PID", "MESSAGE"]);
 const NL = 10;
 
-function startsJournalExport(head: Uint8Array): boolean {
+/** Whether a stream starting with `head` (EXPORT_START_BYTES of it, or all there is) is a journal export. */
+export function isJournalExport(head: Uint8Array): boolean {
   return EXPORT_STARTS.some((s) => s.every((b, i) => head[i] === b));
 }
 
