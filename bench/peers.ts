@@ -11,7 +11,8 @@
 // dist/watcher; --before CMD adds a second watcher (an older build) that takes its turn in
 // every round, for before/after figures. Rows per corpus: the rule
 // engine (`rules test LG --json`, the JSON's own seconds), the same command's whole process,
-// and `inject LG --direct --json` (dry-run firewall, a fresh root each run). Then the peak RSS
+// and `inject LG --direct --json` (dry-run firewall, a fresh root each run); the whole processes
+// also by their CPU seconds (user+sys, against sshg-parser's), steadier than wall time under load. Then the peak RSS
 // of `module LG --stdin` fed one failed login from each of --rss-lines distinct addresses.
 // Watcher runs inside `unshare --net` when that works (no packet can leave).
 
@@ -132,6 +133,7 @@ async function main(): Promise<void> {
       const lines = await lineCount(corpus);
       const name = `${corpus.split("/").at(-1)} (${(lines / 1e6).toFixed(2)}M lines, ${(statSync(corpus).size / 1048576).toFixed(0)} MiB)`;
       const sshgRate: number[] = [];
+      const sshgCpuRate: number[] = [];
       const rows = new Map<string, number[]>();
       const ratios = new Map<string, number[]>();
       const note = (key: string, value: number, peer: number) => {
@@ -139,22 +141,29 @@ async function main(): Promise<void> {
         (ratios.get(key) ?? ratios.set(key, []).get(key)!).push(value / peer);
       };
       for (let round = 0; round < o.runs; round++) {
-        const peer = lines / (await checked([sshg], corpus)).wall;
+        const peerRun = await checked([sshg], corpus);
+        const peer = lines / peerRun.wall;
+        /* CPU seconds (user+sys) too: on a machine shared with other work, wall time measures the scheduler as much as the tool */
+        const peerCpu = lines / peerRun.cpu;
         sshgRate.push(peer);
+        sshgCpuRate.push(peerCpu);
         for (const w of watchers) {
           const rt = await checked([...netns, ...w.cmd, "rules", "test", "LG", corpus, "--json"]);
           const j = lastJson(rt.stdout);
           note(`rule engine (JSON's seconds)\t${w.label}`, lines / (j.seconds as number), peer);
           note(`rules test --json, whole process\t${w.label}`, lines / rt.wall, peer);
+          note(`rules test --json, whole process, CPU\t${w.label}`, lines / rt.cpu, peerCpu);
           const root = freshRoot(tmp);
           const inj = await checked([...netns, ...w.cmd, "--root", root, "inject", "LG", "--direct", "--json"], corpus);
           note(`inject --direct, dry-run, whole process\t${w.label}`, lines / inj.wall, peer);
+          note(`inject --direct, dry-run, whole process, CPU\t${w.label}`, lines / inj.cpu, peerCpu);
           rmSync(root, { recursive: true, force: true });
         }
         loads.push(load());
         process.stderr.write(`peers: ${name} round ${round + 1}/${o.runs}\n`);
       }
       console.log(`| ${name} | sshg-parser | — | ${rate(median(sshgRate))} lines/s | ${rate(Math.min(...sshgRate))} – ${rate(Math.max(...sshgRate))} | 1 |`);
+      console.log(`| ${name} | sshg-parser, CPU | — | ${rate(median(sshgCpuRate))} lines/s | ${rate(Math.min(...sshgCpuRate))} – ${rate(Math.max(...sshgCpuRate))} | 1 |`);
       for (const [key, values] of rows) {
         const [figure, label] = key.split("\t");
         const r = ratios.get(key)!;
