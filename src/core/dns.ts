@@ -47,24 +47,54 @@ export function systemNameServers(): string[] {
   }
 }
 
+/*
+ * The helpers below run for every query and answer: index loops over bytes, no spread, iterator
+ * or callback. A few hundred lookups make each of them hot enough for the JIT's optimising tiers,
+ * and what they compile (iterator protocol, closures, async state machines) weighed more on a
+ * million-line run than the lookups themselves (bench/README.md, DNS).
+ */
+
+/** A query for `name` (ASCII, as reverseName and readName give it): header, one question. */
 function encodeQuery(id: number, name: string, type: number): Uint8Array {
-  const labels = name.split(".").filter((l) => l.length > 0);
-  const body: number[] = [id >> 8, id & 255, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-  for (const label of labels) body.push(label.length, ...Array.from(label, (c) => c.charCodeAt(0)));
-  body.push(0, type >> 8, type & 255, 0, 1);
-  return new Uint8Array(body);
+  /* header, then each non-empty label as its length and bytes, the root, type and class */
+  let size = 12 + 1 + 4;
+  for (let i = 0, start = 0; i <= name.length; i++) {
+    if (i < name.length && name.charCodeAt(i) !== 46) continue;
+    if (i > start) size += 1 + i - start;
+    start = i + 1;
+  }
+  const q = new Uint8Array(size);
+  q[0] = id >> 8;
+  q[1] = id & 255;
+  q[2] = 0x01; /* recursion desired */
+  q[5] = 1; /* one question */
+  let at = 12;
+  for (let i = 0, start = 0; i <= name.length; i++) {
+    if (i < name.length && name.charCodeAt(i) !== 46) continue;
+    if (i > start) {
+      q[at++] = i - start;
+      for (let k = start; k < i; k++) q[at++] = name.charCodeAt(k);
+    }
+    start = i + 1;
+  }
+  at++; /* the root label */
+  q[at++] = type >> 8;
+  q[at++] = type & 255;
+  q[at + 1] = 1; /* class IN */
+  return q;
 }
 
 /** A (possibly compressed) name at `at`; null when malformed. */
 function readName(msg: Uint8Array, at: number): { name: string; end: number } | null {
-  const labels: string[] = [];
+  let name = "";
+  let labels = 0;
   let i = at;
   let end = -1;
   for (let jumps = 0; jumps < 64; ) {
     if (i >= msg.length) return null;
     const len = msg[i]!;
     if (len === 0) {
-      return { name: labels.join("."), end: end < 0 ? i + 1 : end };
+      return { name, end: end < 0 ? i + 1 : end };
     }
     if ((len & 0xc0) === 0xc0) {
       if (i + 1 >= msg.length) return null;
@@ -73,8 +103,9 @@ function readName(msg: Uint8Array, at: number): { name: string; end: number } | 
       jumps++;
       continue;
     }
-    if (i + 1 + len > msg.length || labels.length > 127) return null;
-    labels.push(String.fromCharCode(...msg.subarray(i + 1, i + 1 + len)));
+    if (i + 1 + len > msg.length || labels === 128) return null;
+    if (labels++ > 0) name += ".";
+    for (let k = i + 1; k <= i + len; k++) name += String.fromCharCode(msg[k]!);
     i += 1 + len;
   }
   return null;
@@ -97,11 +128,11 @@ function parseAnswer(msg: Uint8Array, type: number, at: number): Answer | null {
         const target = readName(msg, rdata);
         if (target) values.push(target.name.toLowerCase());
       } else if (type === TYPE_A && rdlength === 4) {
-        values.push(Array.from(msg.subarray(rdata, rdata + 4)).join("."));
+        values.push(`${msg[rdata]}.${msg[rdata + 1]}.${msg[rdata + 2]}.${msg[rdata + 3]}`);
       } else if (type === TYPE_AAAA && rdlength === 16) {
-        const g: string[] = [];
-        for (let k = 0; k < 16; k += 2) g.push(((msg[rdata + k]! << 8) | msg[rdata + k + 1]!).toString(16));
-        values.push(g.join(":"));
+        let text = ((msg[rdata]! << 8) | msg[rdata + 1]!).toString(16);
+        for (let k = 2; k < 16; k += 2) text += `:${((msg[rdata + k]! << 8) | msg[rdata + k + 1]!).toString(16)}`;
+        values.push(text);
       }
     }
     at = rdata + rdlength;
@@ -109,12 +140,15 @@ function parseAnswer(msg: Uint8Array, type: number, at: number): Answer | null {
   return { rcode, values };
 }
 
+const HEX = "0123456789abcdef";
+
 /** `7.2.0.192.in-addr.arpa` / nibbles `.ip6.arpa` */
 export function reverseName(ip: Ip): string {
-  if (ip.family === 4) return `${[...ip.bytes].reverse().join(".")}.in-addr.arpa`;
-  const nibbles: string[] = [];
-  for (const b of ip.bytes) nibbles.push((b >> 4).toString(16), (b & 15).toString(16));
-  return `${nibbles.reverse().join(".")}.ip6.arpa`;
+  const b = ip.bytes;
+  if (ip.family === 4) return `${b[3]}.${b[2]}.${b[1]}.${b[0]}.in-addr.arpa`;
+  let name = "";
+  for (let i = b.length - 1; i >= 0; i--) name += `${HEX[b[i]! & 15]}.${HEX[b[i]! >> 4]}.`;
+  return `${name}ip6.arpa`;
 }
 
 export interface DnsClientOptions {
@@ -182,13 +216,22 @@ export function isNameServer(s: string): boolean {
   return parseIp(host) !== null && Number.isInteger(port) && port >= 1 && port <= 65535;
 }
 
-/** a query waiting for its answer on one socket */
+/** one try of a query, waiting for its answer on one socket */
 interface Waiting {
+  readonly slot: Slot;
+  readonly id: number;
   readonly server: Server;
   /** the query as sent: its question is what the answer must repeat */
   readonly query: Uint8Array;
+  readonly name: string;
   readonly type: number;
-  readonly done: (answer: Answer | null) => void;
+  /** tries made before this one */
+  readonly attempt: number;
+  /** performance.now() past which this try has failed */
+  readonly deadline: number;
+  /** answered, failed or timed out */
+  settled: boolean;
+  readonly resolve: (answer: Answer | null) => void;
 }
 
 interface Slot {
@@ -228,29 +271,44 @@ const LOG_EVERY_MS = 60_000;
  * A minimal stub resolver over UDP. Forgery costs a blind attacker a guess of a 16-bit random id
  * times the port of one of a few sockets on kernel-chosen ports, renewed as they are used, and
  * even then the answer must come from the server's own address and port and repeat the question.
+ *
+ * Per try, the work is an id, the query's bytes and one send; an answer costs a map lookup and
+ * the parse. Every try has the same timeout, so tries expire in the order they were sent: one
+ * timer, armed for the oldest try still waiting, stands for all of them, and none runs when
+ * nothing waits.
  */
 export class DnsClient {
   readonly stats: DnsClientStats = { queries: 0, answers: 0, timeouts: 0, fromElsewhere: 0, wrongId: 0, wrongQuestion: 0, malformed: 0, sockets: 0 };
   private readonly servers: readonly Server[];
-  private readonly pool: (Promise<Slot> | null)[];
+  /** the sockets in use, and those being opened */
+  private readonly pool: (Slot | null)[];
+  private readonly opening: (Promise<Slot> | null)[];
   /** every socket not yet closed, in the pool or retired */
   private readonly open = new Set<Slot>();
   private readonly renewQueries: number;
   private readonly renewMs: number;
+  private readonly timeoutMs: number;
   private readonly bindTo: string | undefined;
   private readonly log: (message: string) => void;
   private readonly random = new Uint16Array(256);
   private randomAt = this.random.length;
-  /** counts close() calls: a socket opened across one serves its query, then closes */
-  private closes = 0;
+  /** tries in the order they were sent, which is the order they expire; settled ones are skipped */
+  private expiring: Waiting[] = [];
+  /** tries not settled yet */
+  private unsettled = 0;
+  private expiryTimer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
   private loggedAt = -Infinity;
   private droppedSinceLog = 0;
 
   constructor(private readonly o: DnsClientOptions) {
     this.servers = o.servers.map(splitServer);
-    this.pool = new Array<Promise<Slot> | null>(Math.max(1, o.sockets ?? 4)).fill(null);
+    const sockets = Math.max(1, o.sockets ?? 4);
+    this.pool = new Array<Slot | null>(sockets).fill(null);
+    this.opening = new Array<Promise<Slot> | null>(sockets).fill(null);
     this.renewQueries = Math.max(1, o.renewAfterQueries ?? 100);
     this.renewMs = (o.renewAfterSeconds ?? 60) * 1000;
+    this.timeoutMs = o.timeout * 1000;
     /*
      * servers all on the IPv4 loopback: sockets there, out of the network's reach; any IPv6
      * server: dual-stack sockets, which see IPv4 sources as IPv4-mapped; else the default, 0.0.0.0
@@ -272,7 +330,6 @@ export class DnsClient {
 
   private async openSlot(): Promise<Slot> {
     const waiting = new Map<number, Waiting>();
-    const closes = this.closes;
     const socket = await Bun.udpSocket({
       ...(this.bindTo ? { hostname: this.bindTo } : {}),
       socket: {
@@ -281,39 +338,47 @@ export class DnsClient {
         error: () => {},
       },
     });
-    const slot: Slot = { socket, waiting, uses: 0, born: performance.now(), retired: closes !== this.closes };
+    /* closed while it opened: it serves the try that waited for it, then closes */
+    const slot: Slot = { socket, waiting, uses: 0, born: performance.now(), retired: this.closed };
     this.open.add(slot);
     this.stats.sockets++;
     return slot;
   }
 
-  /** A socket of the pool, chosen at random; one worn by use or age is retired and replaced first. */
-  private async slot(): Promise<Slot> {
+  /**
+   * A socket of the pool, chosen at random; one worn by use or age is retired and replaced first.
+   * An open one is returned as it is: a promise only while a socket is being opened.
+   */
+  private slot(): Slot | Promise<Slot> {
     const i = this.random16() % this.pool.length;
-    const current = this.pool[i];
-    if (current) {
-      const s = await current;
+    const s = this.pool[i];
+    if (s) {
       if (s.uses < this.renewQueries && performance.now() - s.born < this.renewMs) {
         s.uses++;
         return s;
       }
-      if (this.pool[i] === current) {
-        this.pool[i] = null;
-        s.retired = true;
-        this.release(s);
-      }
+      this.pool[i] = null;
+      s.retired = true;
+      this.release(s);
     }
-    let next = this.pool[i];
+    let next = this.opening[i];
     if (!next) {
-      const opening = this.openSlot();
-      this.pool[i] = next = opening;
-      opening.catch(() => {
-        if (this.pool[i] === opening) this.pool[i] = null; /* the next query tries again */
-      });
+      const opened = this.openSlot();
+      this.opening[i] = next = opened;
+      opened.then(
+        (slot) => {
+          this.opening[i] = null;
+          if (!slot.retired) this.pool[i] = slot;
+        },
+        () => {
+          this.opening[i] = null; /* the next query tries again */
+        },
+      );
     }
-    const s = await next;
-    s.uses++;
-    return s;
+    return next.then((slot) => {
+      slot.uses++;
+      return slot;
+    });
   }
 
   /** Close a retired socket once no query waits on it. */
@@ -325,7 +390,8 @@ export class DnsClient {
   private receive(slot: Slot, msg: Uint8Array, port: number, address: string): void {
     const w = msg.length >= 12 ? slot.waiting.get((msg[0]! << 8) | msg[1]!) : undefined;
     if (!w) {
-      const fromServer = this.servers.some((s) => s.port === port && (s.seenAs === address || s.text === parseIp(address)?.text));
+      let fromServer = false;
+      for (const s of this.servers) if (s.port === port && (s.seenAs === address || s.text === parseIp(address)?.text)) fromServer = true;
       return this.drop(fromServer ? "wrongId" : "fromElsewhere", address, port);
     }
     if (port !== w.server.port || (address !== w.server.seenAs && parseIp(address)?.text !== w.server.text)) return this.drop("fromElsewhere", address, port);
@@ -334,7 +400,7 @@ export class DnsClient {
     const answer = parseAnswer(msg, w.type, end);
     if (!answer) return this.drop("malformed", address, port);
     this.stats.answers++;
-    w.done(answer);
+    this.settle(w, answer);
   }
 
   private drop(why: "fromElsewhere" | "wrongId" | "wrongQuestion" | "malformed", address: string, port: number): void {
@@ -354,41 +420,75 @@ export class DnsClient {
   }
 
   /** Values of the answer records, or null when no server answered in time or one failed. */
-  async query(name: string, type: number): Promise<Answer | null> {
-    if (this.servers.length === 0) return null;
-    for (let attempt = 0; attempt <= this.o.retries; attempt++) {
-      const server = this.servers[attempt % this.servers.length]!;
-      let slot: Slot;
-      try {
-        slot = await this.slot();
-      } catch {
-        return null; /* no socket (out of descriptors?): our trouble, UNKNOWN */
-      }
-      let id = this.random16();
-      while (slot.waiting.has(id)) id = this.random16();
-      const answer = await new Promise<Answer | null>((resolve) => {
-        const done = (a: Answer | null) => {
-          clearTimeout(timer);
-          slot.waiting.delete(id);
-          this.release(slot);
-          resolve(a);
-        };
-        const timer = setTimeout(() => {
-          this.stats.timeouts++;
-          done(null);
-        }, this.o.timeout * 1000);
-        const query = encodeQuery(id, name, type);
-        slot.waiting.set(id, { server, query, type, done });
-        this.stats.queries++;
-        try {
-          slot.socket.send(query, server.port, server.host);
-        } catch {
-          done(null); /* unreachable from here (EAFNOSUPPORT, ENETUNREACH): this try failed, the next server may do */
-        }
-      });
-      if (answer && (answer.rcode === 0 || answer.rcode === RCODE_NXDOMAIN)) return answer;
+  query(name: string, type: number): Promise<Answer | null> {
+    return new Promise((resolve) => this.ask(name, type, 0, resolve));
+  }
+
+  /** Try `attempt` of a query, on the next server. */
+  private ask(name: string, type: number, attempt: number, resolve: (answer: Answer | null) => void): void {
+    if (this.closed || this.servers.length === 0) return resolve(null);
+    let slot: Slot | Promise<Slot>;
+    try {
+      slot = this.slot();
+    } catch {
+      return resolve(null); /* no socket (out of descriptors?): our trouble, UNKNOWN */
     }
-    return null;
+    if (slot instanceof Promise) slot.then((s) => this.send(s, name, type, attempt, resolve), () => resolve(null));
+    else this.send(slot, name, type, attempt, resolve);
+  }
+
+  private send(slot: Slot, name: string, type: number, attempt: number, resolve: (answer: Answer | null) => void): void {
+    const server = this.servers[attempt % this.servers.length]!;
+    let id = this.random16();
+    while (slot.waiting.has(id)) id = this.random16();
+    const query = encodeQuery(id, name, type);
+    const w: Waiting = { slot, id, server, query, name, type, attempt, deadline: performance.now() + this.timeoutMs, settled: false, resolve };
+    slot.waiting.set(id, w);
+    this.expiring.push(w);
+    this.unsettled++;
+    this.expiryTimer ??= setTimeout(this.expire, this.timeoutMs);
+    this.stats.queries++;
+    try {
+      slot.socket.send(query, server.port, server.host);
+    } catch {
+      this.settle(w, null); /* unreachable from here (EAFNOSUPPORT, ENETUNREACH): this try failed, the next server may do */
+    }
+  }
+
+  /** A try ended: its answer, or null (timed out, failed); a failed one goes on to the next try. */
+  private settle(w: Waiting, answer: Answer | null): void {
+    w.settled = true;
+    w.slot.waiting.delete(w.id);
+    this.release(w.slot);
+    if (--this.unsettled === 0) this.stopExpiry();
+    if (answer && (answer.rcode === 0 || answer.rcode === RCODE_NXDOMAIN)) w.resolve(answer);
+    else if (w.attempt < this.o.retries) this.ask(w.name, w.type, w.attempt + 1, w.resolve);
+    else w.resolve(null);
+  }
+
+  /** The expiry timer: tries past their deadline fail (the next try may follow); armed again for the oldest left. */
+  private readonly expire = (): void => {
+    this.expiryTimer = null;
+    const now = performance.now();
+    const tries = this.expiring;
+    let due = 0;
+    while (due < tries.length && (tries[due]!.settled || tries[due]!.deadline <= now)) due++;
+    this.expiring = tries.slice(due);
+    for (let i = 0; i < due; i++) {
+      const w = tries[i]!;
+      if (w.settled) continue;
+      this.stats.timeouts++;
+      this.settle(w, null);
+    }
+    const oldest = this.expiring[0];
+    if (oldest && !this.expiryTimer) this.expiryTimer = setTimeout(this.expire, Math.max(0, oldest.deadline - now));
+  };
+
+  /** Nothing waits: no timer, and the list of tries starts over. */
+  private stopExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    this.expiring = [];
   }
 
   /** The FCrDNS class of an address. */
@@ -397,24 +497,28 @@ export class DnsClient {
     if (!ptr) return "UNKNOWN";
     if (ptr.rcode === RCODE_NXDOMAIN || ptr.values.length === 0) return "NXDOMAIN";
     let trouble = false;
-    for (const name of ptr.values.slice(0, MAX_NAMES)) {
+    const names = Math.min(ptr.values.length, MAX_NAMES);
+    for (let n = 0; n < names; n++) {
+      const name = ptr.values[n]!;
       const forward = await this.query(name, ip.family === 4 ? TYPE_A : TYPE_AAAA);
       if (!forward) {
         trouble = true;
         continue;
       }
-      if (forward.values.some((v) => parseIp(v)?.text === ip.text)) {
+      for (let v = 0; v < forward.values.length; v++) {
+        if (parseIp(forward.values[v]!)?.text !== ip.text) continue;
         /* compared only: the confirmed name is the domain's word, no longer the attacker's */
-        const allowed = (this.o.allow ?? []).some((d) => name === d || name.endsWith(`.${d}`));
-        return allowed ? "ALLOWED" : "TRUEHOST";
+        const allow = this.o.allow ?? [];
+        for (let d = 0; d < allow.length; d++) if (name === allow[d] || name.endsWith(`.${allow[d]}`)) return "ALLOWED";
+        return "TRUEHOST";
       }
     }
     return trouble ? "UNKNOWN" : "FAKEHOST";
   }
 
-  /** Close every socket; queries still waiting end as their timeouts expire (UNKNOWN). */
+  /** Close every socket; tries still waiting end as their timeouts expire (UNKNOWN), and later ones at once. */
   close(): void {
-    this.closes++;
+    this.closed = true;
     for (const s of this.open) s.socket.close();
     this.open.clear();
     this.pool.fill(null);

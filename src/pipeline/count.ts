@@ -114,17 +114,19 @@ export class Counter {
       return;
     }
     const before = this.o.writes.getHost(ip.text) ?? newHost(ip.text, time, rule);
-    if (before.class === "ALLOWED" || this.dns?.cached(ip.text) === "ALLOWED") {
+    /* the cache is asked only for a host without a class yet: once its class is on the host, an affair costs no DNS work */
+    const unclassified = before.class === null || before.class === "UNKNOWN";
+    const cached = unclassified ? (this.dns?.cached(ip.text) ?? null) : null;
+    if (before.class === "ALLOWED" || cached === "ALLOWED") {
       this.stats.protected++; /* a crawler of a domain the module allows, confirmed by DNS */
       return;
     }
     const counted = countAffair(before, time, weight, rule, this.config, ruleBans || blacklisted);
     const { banSeconds, reached, preset } = counted;
     let host = detail.vhost ? { ...counted.host, vhost: detail.vhost } : counted.host;
-    if (this.dns && this.config.dns && (host.class === null || host.class === "UNKNOWN")) {
-      const cls = this.dns.cached(ip.text);
-      if (cls) host = classifyHost(host, cls, this.config, time);
-      else this.dns.request(ip);
+    if (this.dns && this.config.dns && unclassified) {
+      if (!cached) this.dns.request(ip);
+      else if (cached !== host.class) host = classifyHost(host, cached, this.config, time);
     }
     this.o.writes.putHost(host);
     this.o.writes.addEvent({ time, address: ip.text, rule, kind: "affair", value: weight, user: detail.user, vhost: detail.vhost }, host.class);
