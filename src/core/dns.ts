@@ -32,7 +32,10 @@ const MAX_NAMES = 4;
 
 interface Answer {
   readonly rcode: number;
-  readonly values: string[];
+  /** PTR: the names, in lower case */
+  readonly names: string[];
+  /** A, AAAA: the addresses' bytes, compared as such with the address asked about (never parsed as text) */
+  readonly addresses: Uint8Array[];
 }
 
 /** The system's name servers, from /etc/resolv.conf (port 53). */
@@ -115,7 +118,8 @@ function readName(msg: Uint8Array, at: number): { name: string; end: number } | 
 function parseAnswer(msg: Uint8Array, type: number, at: number): Answer | null {
   const rcode = msg[3]! & 0x0f;
   const an = (msg[6]! << 8) | msg[7]!;
-  const values: string[] = [];
+  const names: string[] = [];
+  const addresses: Uint8Array[] = [];
   for (let a = 0; a < an; a++) {
     const n = readName(msg, at);
     if (!n || n.end + 10 > msg.length) return null;
@@ -126,18 +130,20 @@ function parseAnswer(msg: Uint8Array, type: number, at: number): Answer | null {
     if (rtype === type) {
       if (type === TYPE_PTR) {
         const target = readName(msg, rdata);
-        if (target) values.push(target.name.toLowerCase());
-      } else if (type === TYPE_A && rdlength === 4) {
-        values.push(`${msg[rdata]}.${msg[rdata + 1]}.${msg[rdata + 2]}.${msg[rdata + 3]}`);
-      } else if (type === TYPE_AAAA && rdlength === 16) {
-        let text = ((msg[rdata]! << 8) | msg[rdata + 1]!).toString(16);
-        for (let k = 2; k < 16; k += 2) text += `:${((msg[rdata + k]! << 8) | msg[rdata + k + 1]!).toString(16)}`;
-        values.push(text);
+        if (target) names.push(target.name.toLowerCase());
+      } else if ((type === TYPE_A && rdlength === 4) || (type === TYPE_AAAA && rdlength === 16)) {
+        addresses.push(msg.slice(rdata, rdata + rdlength));
       }
     }
     at = rdata + rdlength;
   }
-  return { rcode, values };
+  return { rcode, names, addresses };
+}
+
+function sameAddress(a: Uint8Array, ip: Ip): boolean {
+  if (a.length !== ip.bytes.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== ip.bytes[i]) return false;
+  return true;
 }
 
 const HEX = "0123456789abcdef";
@@ -495,18 +501,18 @@ export class DnsClient {
   async classify(ip: Ip): Promise<HostClass> {
     const ptr = await this.query(reverseName(ip), TYPE_PTR);
     if (!ptr) return "UNKNOWN";
-    if (ptr.rcode === RCODE_NXDOMAIN || ptr.values.length === 0) return "NXDOMAIN";
+    if (ptr.rcode === RCODE_NXDOMAIN || ptr.names.length === 0) return "NXDOMAIN";
     let trouble = false;
-    const names = Math.min(ptr.values.length, MAX_NAMES);
+    const names = Math.min(ptr.names.length, MAX_NAMES);
     for (let n = 0; n < names; n++) {
-      const name = ptr.values[n]!;
+      const name = ptr.names[n]!;
       const forward = await this.query(name, ip.family === 4 ? TYPE_A : TYPE_AAAA);
       if (!forward) {
         trouble = true;
         continue;
       }
-      for (let v = 0; v < forward.values.length; v++) {
-        if (parseIp(forward.values[v]!)?.text !== ip.text) continue;
+      for (let v = 0; v < forward.addresses.length; v++) {
+        if (!sameAddress(forward.addresses[v]!, ip)) continue;
         /* compared only: the confirmed name is the domain's word, no longer the attacker's */
         const allow = this.o.allow ?? [];
         for (let d = 0; d < allow.length; d++) if (name === allow[d] || name.endsWith(`.${allow[d]}`)) return "ALLOWED";
