@@ -3,15 +3,17 @@
  * (dry-run firewall) reads a corpus with DNS off, and on against a resolver on loopback that
  * answers at once (every address a forward-confirmed TRUEHOST, so the work is the same as off
  * but for DNS), one that answers 200 ms late, and a dead one. Reports the CPU time (user + system)
- * and wall time of each, medians of the runs, and the ratio against DNS off.
+ * and wall time of each, medians of the runs, and the ratio against DNS off: the median of each
+ * round's own ratio (its range beside it), since on a shared machine the load drifts between rounds
+ * more than a few per cent, and one round's runs follow each other.
  *
  * Two corpora: every line a failed login from a new address (the worst case: a lookup per
  * line), and bench/gen-corpus.ts (a day of a busy server: 300 attackers among benign lines).
  *
- * Usage: node_modules/.bin/bun bench/dns.ts [--addresses 100000] [--lines 1000000] [--runs 3]
+ * Usage: node_modules/.bin/bun bench/dns.ts [--addresses 100000] [--lines 1000000] [--runs 7] [--only new|gen]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDnsServer } from "../test/helpers/dns-server";
 
@@ -22,7 +24,8 @@ const opt = (name: string, fallback: number) => {
 };
 const ADDRESSES = opt("addresses", 100_000);
 const LINES = opt("lines", 1_000_000);
-const RUNS = opt("runs", 3);
+const RUNS = opt("runs", 7);
+const ONLY = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
 const WATCHER = process.env.WATCHER_CMD?.split(" ") ?? [join(import.meta.dir, "..", "dist", "watcher")];
 const work = mkdtempSync(join(tmpdir(), "watcher-bench-dns-"));
 
@@ -95,15 +98,25 @@ const resolvers: [string, string[] | null][] = [
   ["answering after 200 ms", [slow.address]],
   ["dead (no answer)", ["127.0.0.1:9"]],
 ];
-const newAddresses = join(work, "new.log");
-writeFileSync(newAddresses, newAddressCorpus());
-const corpora: [string, string][] = [
-  [`${ADDRESSES.toLocaleString("en")} lines, each from a new address`, newAddresses],
-  [`bench/gen-corpus.ts, ${LINES.toLocaleString("en")} lines (300 attackers)`, genCorpus()],
+const corpora: [string, () => string][] = [
+  [
+    `${ADDRESSES.toLocaleString("en")} lines, each from a new address`,
+    () => {
+      const path = join(work, "new.log");
+      writeFileSync(path, newAddressCorpus());
+      return path;
+    },
+  ],
+  [`bench/gen-corpus.ts, ${LINES.toLocaleString("en")} lines (300 attackers)`, genCorpus],
 ];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-for (const [title, corpus] of corpora) {
+const load = () => loadavg().map((l) => l.toFixed(1)).join(" ");
+for (const [i, [title, write]] of corpora.entries()) {
+  if (ONLY && ONLY !== ["new", "gen"][i]) continue;
+  const corpus = write();
   const results = new Map<string, Run[]>(resolvers.map(([name]) => [name, []]));
+  const loadBefore = load();
+  const started = new Date().toISOString().slice(0, 16);
   /* each round starts with another resolver: the first run of a round (cold caches, the corpus
      just written) must not always fall to the same one */
   for (let r = 0; r < RUNS; r++) {
@@ -112,12 +125,13 @@ for (const [title, corpus] of corpora) {
       results.get(name)!.push(await run(corpus, servers));
     }
   }
-  const base = median(results.get("off")!.map((r) => r.cpu));
-  console.log(`\n### ${title}, median of ${RUNS} runs\n`);
-  console.log("| DNS | CPU s | vs off | wall s |\n|---|---|---|---|");
+  const off = results.get("off")!;
+  console.log(`\n### ${title}, ${RUNS} rounds, from ${started} UTC, load average ${loadBefore} before, ${load()} after\n`);
+  console.log("| DNS | CPU s (median) | vs off: median of the rounds' ratios (range) | wall s |\n|---|---|---|---|");
   for (const [name, runs] of results) {
-    const cpu = median(runs.map((r) => r.cpu));
-    console.log(`| ${name} | ${cpu.toFixed(2)} | ${(cpu / base).toFixed(2)}× | ${median(runs.map((r) => r.wall)).toFixed(2)} |`);
+    const ratios = runs.map((r, k) => r.cpu / off[k]!.cpu);
+    const range = `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+    console.log(`| ${name} | ${median(runs.map((r) => r.cpu)).toFixed(2)} | ${median(ratios).toFixed(3)}× (${range}) | ${median(runs.map((r) => r.wall)).toFixed(2)} |`);
   }
 }
 atOnce.stop();
