@@ -457,7 +457,12 @@ export class DnsClient {
     try {
       slot.socket.send(query, server.port, server.host);
     } catch {
-      this.settle(w, null); /* unreachable from here (EAFNOSUPPORT, ENETUNREACH): this try failed, the next server may do */
+      /* the ICMP error of an earlier try to a dead server fails the socket's next send, whatever its server, once */
+      try {
+        slot.socket.send(query, server.port, server.host);
+      } catch {
+        this.settle(w, null); /* unreachable from here (EAFNOSUPPORT, ENETUNREACH): this try failed, the next server may do */
+      }
     }
   }
 

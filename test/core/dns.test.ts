@@ -86,6 +86,22 @@ describe("forward-confirmed reverse DNS", () => {
     expect(await dead.classify(ip("192.0.2.7"))).toBe("UNKNOWN");
     dead.close();
   });
+
+  test("a dead first server hands each try on to the next one when it times out; its ICMP errors lose no other try", async () => {
+    /* each query's first try goes to the dead server and times out, its second is answered (2 s: loopback on a loaded machine) */
+    const failover = new DnsClient({ servers: ["127.0.0.1:9", server.address], timeout: 2, retries: 1 });
+    const started = performance.now();
+    const classes = await Promise.all(["192.0.2.7", "192.0.2.8", "192.0.2.9", "2001:db8::10"].map((a) => failover.classify(ip(a))));
+    expect(classes).toEqual(["TRUEHOST", "FAKEHOST", "NXDOMAIN", "TRUEHOST"]);
+    /* PTR: 4 first tries lost; forward: 3 more (192.0.2.9 has no name to confirm) */
+    expect(failover.stats.timeouts).toBe(7);
+    expect(failover.stats.answers).toBe(7);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(4000); /* two timeouts in a row, never cut short */
+    /* nothing waits now, so no timer runs: the next query arms one, timed from its own sending */
+    expect(await failover.query("mail.good.example", 1)).not.toBeNull();
+    expect(failover.stats.timeouts).toBe(8);
+    failover.close();
+  });
 });
 
 describe("the classifier", () => {
