@@ -6,10 +6,11 @@
  * (they carry the counts); events beyond `maxEvents` are dropped and counted. While the disk
  * stays full, a write is tried every few seconds, not with every chunk: each try writes all.
  *
- * Each affair keeps the log line it counted (an excerpt), in the same transaction, in a ring of
- * its host's latest LINES_KEPT lines that goes when the host expires: `watcher why` shows them.
+ * Each affair keeps the log line it counted (an excerpt) in its host's record, a ring of the
+ * latest LINES_KEPT lines written with the host and gone when the host expires: `watcher why`
+ * shows them.
  */
-import { type CountedLine, type EventRecord, type HostRecord, LINE_EXCERPT_BYTES, LINES_KEPT, type ModuleStore } from "../store/module-db";
+import { appendCountedLine, type EventRecord, type HostRecord, LINE_EXCERPT_BYTES, type ModuleStore } from "../store/module-db";
 
 const excerptBuffer = new Uint8Array(LINE_EXCERPT_BYTES);
 const encoder = new TextEncoder();
@@ -68,7 +69,6 @@ const RETRY_MS = 5000;
 export class PendingWrites {
   private hosts = new Map<string, HostRecord>();
   private events: { event: EventRecord; hostClass: string | null }[] = [];
-  private lines: { address: string; slot: number; line: CountedLine }[] = [];
   private outbox: string[] = [];
   private droppedEvents = 0;
   private error: string | null = null;
@@ -90,18 +90,12 @@ export class PendingWrites {
   /** The log line the affairs counted next stand for (the runner sets it for each attribution), or null. */
   countedLine: string | null = null;
 
-  /** An affair keeps countedLine in its host's next ring slot (its host was put just before). */
+  /** An affair keeps countedLine in its host's ring of lines (its host was put just before). */
   addEvent(event: EventRecord, hostClass: string | null): void {
-    if (this.events.length >= this.maxEvents) {
-      this.droppedEvents++;
-      return;
-    }
-    this.events.push({ event, hostClass });
     const host = event.kind === "affair" && this.countedLine !== null ? this.hosts.get(event.address) : undefined;
-    if (!host) return;
-    const written = host.linesWritten ?? 0;
-    this.hosts.set(host.address, { ...host, linesWritten: written + 1 });
-    this.lines.push({ address: host.address, slot: written % LINES_KEPT, line: { time: event.time, rule: event.rule, line: lineExcerpt(this.countedLine!) } });
+    if (host) this.hosts.set(host.address, { ...host, lines: appendCountedLine(host.lines, { time: event.time, rule: event.rule, line: lineExcerpt(this.countedLine!) }) });
+    if (this.events.length >= this.maxEvents) this.droppedEvents++;
+    else this.events.push({ event, hostClass });
   }
 
   /** The chunk's bans were decided: their events keep the reason each was announced with. */
@@ -128,7 +122,6 @@ export class PendingWrites {
   writeOut(): void {
     for (const h of this.hosts.values()) this.store.putHost(h);
     for (const { event, hostClass } of this.events) this.store.addEvent(event, hostClass);
-    for (const l of this.lines) this.store.putLine(l.address, l.slot, l.line);
     for (const d of this.outbox) this.store.addOutbox(d);
   }
 
@@ -136,7 +129,6 @@ export class PendingWrites {
   committed(): string | null {
     this.hosts = new Map();
     this.events = [];
-    this.lines = [];
     this.outbox = [];
     const ended = this.error;
     this.error = null;

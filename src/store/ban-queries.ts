@@ -7,12 +7,13 @@ import type { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { WatcherError } from "../core/errors";
 import type { FleetBan, ReceivedDecision } from "./fleet-db";
-import { type CountedLine, type EventKind, type HostRecord, type HostRow, hostFromRow, LINES_KEPT } from "./module-db";
+import { type CountedLine, type EventKind, type HostRecord, type HostRow, hostFromRow, LINES_KEPT, parseCountedLines } from "./module-db";
 import { openReadOnlyDatabase, schemaVersion } from "./sqlite";
 
-/** events.reason arrived with schema version 5, affair_lines with 6 (module-db.ts) */
+/** events.reason arrived with schema version 5, affair_lines with 6, hosts.lines (in place of affair_lines) with 7 (module-db.ts) */
 const REASON_SCHEMA = 5;
 const LINES_SCHEMA = 6;
+const HOST_LINES_SCHEMA = 7;
 
 /** A database opened read-only, or null when it was never written. */
 export function openForReading(path: string): Database | null {
@@ -106,8 +107,14 @@ export function decisionsOf(db: Database, address: string): StoredEvent[] {
 
 /** The latest counted log lines of `address` (pipeline/persist.ts), oldest first. */
 export function countedLines(db: Database, address: string): CountedLine[] {
-  if (schemaVersion(db) < LINES_SCHEMA) return [];
-  /* the ring's oldest slot is the next one to be written: lines_written % LINES_KEPT */
+  const version = schemaVersion(db);
+  if (version >= HOST_LINES_SCHEMA) {
+    const row = db.query<{ lines: string | null }, [string]>("SELECT lines FROM hosts WHERE address = ?").get(address);
+    /* in the order they were counted; a replayed log may be slightly out of time order */
+    return parseCountedLines(row?.lines).sort((a, b) => a.time - b.time);
+  }
+  if (version < LINES_SCHEMA) return [];
+  /* schema 6 (a database its module has not upgraded yet): the ring's oldest slot is the next one to be written, lines_written % LINES_KEPT */
   return db
     .query<CountedLine, [number, string]>(
       `SELECT l.time, l.rule, l.line FROM affair_lines l LEFT JOIN hosts h ON h.address = l.address

@@ -30,8 +30,11 @@ export interface HostRecord {
    * its addresses within findTime, as JSON of pipeline/prefixes.ts. Absent or null for an address.
    */
   prefixWindow?: string | null;
-  /** how many counted lines were ever kept for it: the next one goes to slot linesWritten % LINES_KEPT */
-  linesWritten?: number;
+  /**
+   * Its latest LINES_KEPT counted log lines, oldest first, as the text appendCountedLine makes
+   * (`watcher why` shows them). Absent: left as stored (putHost never clears them).
+   */
+  lines?: string | null;
 }
 
 /** How many of a host's latest counted log lines are kept (`watcher why`), and how many bytes of each. */
@@ -54,6 +57,34 @@ export interface CountedLine {
   line: string;
 }
 
+/*
+ * A host's counted lines are kept in its row, one per text line: `time TAB rule TAB line`. A log
+ * line never holds a newline (lines are split at them) and a rule name never a tab, so no escaping
+ * is needed, and the row is written once per chunk with its counts (a row per line cost a write
+ * per affair, and the pages of a second table in every commit).
+ */
+
+/** The ring `lines` with `line` added, the oldest dropped beyond LINES_KEPT. */
+export function appendCountedLine(lines: string | null | undefined, line: CountedLine): string {
+  /* a journal message may hold newlines: they would split the entry */
+  const text = line.line.includes("\n") ? line.line.replaceAll("\n", " ") : line.line;
+  const entry = `${line.time}\t${line.rule}\t${text}`;
+  if (!lines) return entry;
+  let cut = lines.length;
+  for (let kept = 1; kept < LINES_KEPT && cut > 0; kept++) cut = lines.lastIndexOf("\n", cut - 1);
+  return `${cut <= 0 ? lines : lines.slice(cut + 1)}\n${entry}`;
+}
+
+/** A host's counted lines, oldest first. */
+export function parseCountedLines(lines: string | null | undefined): CountedLine[] {
+  if (!lines) return [];
+  return lines.split("\n").map((entry) => {
+    const a = entry.indexOf("\t");
+    const b = entry.indexOf("\t", a + 1);
+    return { time: Number(entry.slice(0, a)), rule: entry.slice(a + 1, b), line: entry.slice(b + 1) };
+  });
+}
+
 export type EventKind = "affair" | "ban" | "unban";
 
 export interface EventRecord {
@@ -71,7 +102,7 @@ export interface EventRecord {
 }
 
 /** Migrations in order; user_version is the number applied. Never edit a released one. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE hosts (
      address      TEXT PRIMARY KEY,
      class        TEXT,
@@ -118,6 +149,15 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (address, slot)
    );
    CREATE INDEX events_decisions ON events (address, time) WHERE kind <> 'affair';`,
+  /* 7: a host's counted lines move into its row (appendCountedLine), in the order `why` showed
+     them (time, then the ring's order; 5 was LINES_KEPT): one row write per host and chunk */
+  `ALTER TABLE hosts ADD COLUMN lines TEXT;
+   UPDATE hosts SET lines = (
+     SELECT group_concat(l.time || char(9) || l.rule || char(9) || l.line, char(10) ORDER BY l.time, (l.slot - hosts.lines_written % 5 + 5) % 5)
+       FROM affair_lines l WHERE l.address = hosts.address)
+    WHERE lines_written > 0;
+   DROP TABLE affair_lines;
+   ALTER TABLE hosts DROP COLUMN lines_written;`,
 ];
 
 /** A hosts row as SQLite returns it. */
@@ -134,8 +174,8 @@ export interface HostRow {
   vhost: string | null;
   preset: number;
   prefix_window: string | null;
-  /** absent before schema 6 */
-  lines_written?: number;
+  /** absent before schema 7 */
+  lines?: string | null;
 }
 
 export function hostFromRow(r: HostRow): HostRecord {
@@ -152,15 +192,14 @@ export function hostFromRow(r: HostRow): HostRecord {
     lastRule: r.last_rule,
     vhost: r.vhost,
     ...(r.prefix_window !== null ? { prefixWindow: r.prefix_window } : {}),
-    linesWritten: r.lines_written ?? 0,
+    ...(r.lines ? { lines: r.lines } : {}),
   };
 }
 
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
-  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number, string | null, number]>;
-  private readonly upsertLine: Statement<unknown, [string, number, number, string, string]>;
+  private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number, string | null, string | null]>;
   private readonly insertOutbox: Statement<unknown, [string]>;
   private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null, string | null]>;
 
@@ -180,14 +219,10 @@ export class ModuleStore {
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
-      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost, preset, prefix_window, lines_written)
+      `INSERT INTO hosts (address, class, affairs, recent, first_seen, last_seen, ban_count, banned_until, last_rule, vhost, preset, prefix_window, lines)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
        ON CONFLICT (address) DO UPDATE SET class = ?2, affairs = ?3, recent = ?4, first_seen = ?5,
-         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11, prefix_window = ?12, lines_written = ?13`,
-    );
-    this.upsertLine = this.db.query(
-      `INSERT INTO affair_lines (address, slot, time, rule, line) VALUES (?1, ?2, ?3, ?4, ?5)
-       ON CONFLICT (address, slot) DO UPDATE SET time = ?3, rule = ?4, line = ?5`,
+         last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11, prefix_window = ?12, lines = coalesce(?13, lines)`,
     );
     this.insertOutbox = this.db.query("INSERT INTO outbox (decision) VALUES (?)");
     this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -212,12 +247,7 @@ export class ModuleStore {
   }
 
   putHost(h: HostRecord): void {
-    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost, h.preset, h.prefixWindow ?? null, h.linesWritten ?? 0);
-  }
-
-  /** Keep a counted line of `address` in its ring slot (the caller's transaction). */
-  putLine(address: string, slot: number, line: CountedLine): void {
-    this.upsertLine.run(address, slot, line.time, line.rule, line.line);
+    this.upsertHost.run(h.address, h.class, h.affairs, h.recent.join(","), h.firstSeen, h.lastSeen, h.banCount, h.bannedUntil, h.lastRule, h.vhost, h.preset, h.prefixWindow ?? null, h.lines ?? null);
   }
 
   addEvent(e: EventRecord, hostClass: string | null): void {
@@ -268,12 +298,11 @@ export class ModuleStore {
     return this.db.query<HostRow, [number, number]>("SELECT * FROM hosts WHERE last_seen < ? AND banned_until < ?").all(time, PERMANENT_UNTIL).map(hostFromRow);
   }
 
-  /** Forget these hosts and their counted lines, unless an affair came meanwhile (last seen at or after `lastSeenBefore`). */
+  /** Forget these hosts (and their counted lines), unless an affair came meanwhile (last seen at or after `lastSeenBefore`). */
   deleteHosts(addresses: readonly string[], lastSeenBefore = Number.MAX_SAFE_INTEGER): void {
     const del = this.db.query("DELETE FROM hosts WHERE address = ? AND last_seen < ?");
-    const delLines = this.db.query("DELETE FROM affair_lines WHERE address = ?");
     this.transaction(() => {
-      for (const a of addresses) if (del.run(a, lastSeenBefore).changes === 1) delLines.run(a);
+      for (const a of addresses) del.run(a, lastSeenBefore);
     });
   }
 

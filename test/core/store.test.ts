@@ -6,7 +6,9 @@ import { dirname, join } from "node:path";
 import { WatcherError } from "../../src/core/errors";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { FleetStore } from "../../src/store/fleet-db";
-import { ModuleStore } from "../../src/store/module-db";
+import { countedLines } from "../../src/store/ban-queries";
+import { appendCountedLine, LINES_KEPT, MIGRATIONS, ModuleStore, parseCountedLines } from "../../src/store/module-db";
+import { openDatabase } from "../../src/store/sqlite";
 import { newHost } from "../../src/pipeline/decide";
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), "watcher-store-")), "var", "db", "LG.db");
@@ -15,12 +17,12 @@ describe("module store", () => {
   test("creates the schema in WAL mode and records its version", () => {
     const path = tmp();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(6);
+    expect(store.schemaVersion).toBe(7);
     store.close();
     const db = new Database(path);
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
     db.close();
-    expect(new ModuleStore(path).schemaVersion).toBe(6); /* reopening migrates nothing */
+    expect(new ModuleStore(path).schemaVersion).toBe(7); /* reopening migrates nothing */
   });
   test("hosts round-trip; active bans; events in order", () => {
     const store = new ModuleStore(tmp());
@@ -58,8 +60,40 @@ describe("module store", () => {
       PRAGMA user_version = 1;`);
     v1.close();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(6);
+    expect(store.schemaVersion).toBe(7);
     expect(store.getHost("203.0.113.5")).toMatchObject({ affairs: 1, recent: [100], vhost: null });
+  });
+
+  test("a host keeps its latest counted lines, oldest first, in its row", () => {
+    let ring: string | null = null;
+    for (let i = 1; i <= 7; i++) ring = appendCountedLine(ring, { time: 100 + i, rule: "failed-password", line: `line ${i}\twith a tab` });
+    expect(parseCountedLines(ring).map((l) => l.line)).toEqual([3, 4, 5, 6, 7].map((i) => `line ${i}\twith a tab`));
+    expect(parseCountedLines(ring)[0]).toEqual({ time: 103, rule: "failed-password", line: "line 3\twith a tab" });
+    /* a journal message with a newline stays one entry */
+    expect(parseCountedLines(appendCountedLine(null, { time: 1, rule: "r", line: "a\nb" }))).toEqual([{ time: 1, rule: "r", line: "a b" }]);
+    const path = tmp();
+    const store = new ModuleStore(path);
+    store.transaction(() => store.putHost({ ...newHost("203.0.113.5", 100, "failed-password"), lines: ring }));
+    /* a record without lines (a manual ban's) leaves them as they are */
+    store.transaction(() => store.putHost({ ...newHost("203.0.113.5", 200, "manual"), bannedUntil: 900 }));
+    expect(parseCountedLines(store.getHost("203.0.113.5")?.lines)).toHaveLength(LINES_KEPT);
+    store.close();
+    expect(countedLines(new Database(path, { readonly: true }), "203.0.113.5").map((l) => l.time)).toEqual([103, 104, 105, 106, 107]);
+  });
+
+  test("a version 6 database's counted lines move into their hosts, in the order why showed them", () => {
+    const path = tmp();
+    const v6 = openDatabase(path, MIGRATIONS.slice(0, 6));
+    /* 7 lines written: the ring's slots 2, 3, 4, 0, 1 hold the 3rd to 7th (two of them at one second) */
+    v6.exec(`INSERT INTO hosts (address, affairs, recent, first_seen, last_seen, last_rule, lines_written) VALUES ('203.0.113.5', 0, '', 1, 7, 'r', 7), ('203.0.113.6', 0, '', 1, 1, 'r', 0);
+      INSERT INTO affair_lines VALUES ('203.0.113.5', 0, 6, 'r', 'sixth'), ('203.0.113.5', 1, 6, 'r', 'seventh'), ('203.0.113.5', 2, 3, 'r', 'third'), ('203.0.113.5', 3, 4, 'r', 'fourth'), ('203.0.113.5', 4, 5, 'r', 'fifth');`);
+    expect(countedLines(v6, "203.0.113.5").map((l) => l.line)).toEqual(["third", "fourth", "fifth", "sixth", "seventh"]);
+    v6.close();
+    const store = new ModuleStore(path);
+    expect(store.schemaVersion).toBe(7);
+    expect(parseCountedLines(store.getHost("203.0.113.5")?.lines).map((l) => l.line)).toEqual(["third", "fourth", "fifth", "sixth", "seventh"]);
+    expect(store.getHost("203.0.113.6")?.lines).toBeUndefined();
+    store.close();
   });
 
   test("a database from a newer watcher is refused", () => {
