@@ -7,6 +7,7 @@
  * on this module's bans and their ends (ops/actions.ts).
  */
 import { RecordingFiles } from "../core/config-files";
+import { HeapBudget } from "../core/heap";
 import { type ClassifierStats, DnsClient, systemNameServers } from "../core/dns";
 import { moduleSet, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
@@ -113,7 +114,9 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   const signals = handleSignals(ctx, runtime, fleet, status, o.log);
 
   /* a stdin or file source may end by itself; FIFOs end only on a signal */
-  await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log)))]);
+  /* memory follows what the module holds, not how many addresses it has seen (core/heap.ts) */
+  const heap = new HeapBudget();
+  await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log, heap)))]);
   await turns.done;
   clearInterval(statusTimer);
   if (!runtime.flushPending(true)) {
@@ -173,7 +176,7 @@ function checkBanEnds(ctx: ModuleContext, ends: BanEnds, actions: ModuleActions,
 }
 
 /** The read loop of one source: chunks into whole lines, each block through the runtime in its turn. */
-async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, signals: { readonly stopping: boolean }, log: (message: string) => void): Promise<void> {
+async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, signals: { readonly stopping: boolean }, log: (message: string) => void, heap: HeapBudget): Promise<void> {
   const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
   log(`reading ${source.label}`);
   for await (const chunk of source.chunks()) {
@@ -181,6 +184,7 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
     const arrived = performance.now();
     const block = splitter.push(chunk);
     if (block !== "") await turns.take(() => runtime.processBlock(block, source.format, arrived));
+    heap.afterChunk();
   }
   const rest = splitter.end();
   if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.format));
