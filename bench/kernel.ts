@@ -113,7 +113,7 @@ async function insideRestoreFromDatabase(backend: string, n: number, runs: numbe
   store.transaction(() => {
     for (const [i, address] of addresses(n).entries()) {
       const seen = now - 60 + (i % 50);
-      store.putHost({ address, class: null, affairs: 5, recent: [seen - 40, seen - 30, seen - 20, seen - 10, seen], preset: 0, firstSeen: seen - 40, lastSeen: seen, banCount: 1, bannedUntil: now + 3600 + (i % 3600), lastRule: "sshd-password", vhost: null, linesWritten: 5 });
+      store.putHost({ address, class: null, affairs: 5, recent: [seen - 40, seen - 30, seen - 20, seen - 10, seen], preset: 0, firstSeen: seen - 40, lastSeen: seen, banCount: 1, bannedUntil: now + 3600 + (i % 3600), lastRule: "sshd-password", vhost: null });
     }
   });
   store.close();
