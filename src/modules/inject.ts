@@ -25,11 +25,12 @@ export async function* blocksOf(chunks: AsyncIterable<Uint8Array>, splitter = ne
 }
 
 /*
- * A replay commits once per MiB of lines: a commit per 64 KiB read took a fifth of its time. Each
- * commit writes every page it dirtied, and with many attackers that is most of the hosts table
- * whatever the batch: on gen_auth.py's 1M lines, 35k page writes against 85k with 256 KiB batches.
+ * A replay commits once per 256 KiB of lines: a commit per 64 KiB read took a fifth of its time.
+ * Each commit writes every page it dirtied, most of the hosts table when many attackers take turns,
+ * so 1 MiB batches wrote 35k pages where these write 85k (gen_auth.py's 1M lines), but their CPU
+ * time was the same within the noise on both corpora, for 9-26 MiB more peak RSS.
  */
-const REPLAY_BATCH = 1 << 20;
+const REPLAY_BATCH = 1 << 18;
 
 /** Blocks of complete lines joined into batches of about REPLAY_BATCH characters. */
 async function* replayBatches(blocks: AsyncIterable<string>): AsyncGenerator<string> {
