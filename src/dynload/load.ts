@@ -5,7 +5,7 @@
  * Conditional requests (ETag, Last-Modified → 304), Expires, and the publisher's minimum
  * interval are honoured; the time of each attempt is kept, so a failure counts too.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Paths } from "../core/config";
 import { ConfigError } from "../core/errors";
@@ -214,18 +214,29 @@ export async function refreshLists(
 }
 
 /**
- * Empty the sets of blocklists switched off since they were loaded: restore refills only the
- * sets it plans and leaves the others as the kernel has them, so without this a list the
- * operator turned off (it dropped a customer) would go on dropping until the firewall is torn
- * down. Returns the names of the lists emptied.
+ * Empty the sets of blocklists switched off (`enabled = false`) or removed from the
+ * configuration since they were loaded (their cached copies under var/dynload/ name them):
+ * restore refills only the sets it plans and leaves the others as the kernel has them, so
+ * without this a list the operator turned off (it dropped a customer) would go on dropping until
+ * the firewall is torn down. Returns the names of the lists emptied.
  */
-export async function emptySwitchedOffLists(config: Config, firewall: Firewall): Promise<string[]> {
+export async function emptySwitchedOffLists(loaded: { config: Config; paths: Paths }, firewall: Firewall): Promise<string[]> {
+  const lists = dynLists(loaded.config);
+  const off = new Set(lists.filter((l) => !l.enabled).map((l) => l.name));
+  const dir = dynloadDir(loaded.paths);
+  const cached = existsSync(dir) ? readdirSync(dir).flatMap((f) => /^([A-Za-z0-9_]+)\.\d+\.list$/.exec(f)?.[1] ?? []) : [];
+  for (const name of cached) if (!lists.some((l) => l.name === name)) off.add(name);
   const emptied: string[] = [];
-  for (const list of dynLists(config).filter((l) => !l.enabled)) {
-    const set = dynloadSetName(list.name);
+  for (const name of off) {
+    let set: string;
+    try {
+      set = dynloadSetName(name);
+    } catch {
+      continue; /* no name watcher would give a set */
+    }
     if ((await firewall.list(set)).length === 0) continue;
     await firewall.restore(set, []);
-    emptied.push(list.name);
+    emptied.push(name);
   }
   return emptied;
 }

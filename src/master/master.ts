@@ -292,7 +292,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     log(`restored ${entries} entries into ${status.restore.sets.length} sets (${firewall.backend}) in ${status.restore.seconds.toFixed(3)} s`);
     for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
     for (const r of status.restore.refusals) log(r);
-    for (const list of await emptySwitchedOffLists(config, firewall)) log(`emptied the set of blocklist ${list}: it is switched off`);
+    for (const list of await emptySwitchedOffLists(loaded, firewall)) log(`emptied the set of blocklist ${list}: it is switched off or gone from the configuration`);
     if (config.fleet) {
       fleet = new FleetNode(loaded, firewall, modules, () => lists, log);
       await fleet.start();
@@ -335,7 +335,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
             status.restore = await restoreFirewall(loaded, firewall!, modules, lists, nowSeconds());
             for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
             for (const r of status.restore.refusals) log(r);
-            for (const list of await emptySwitchedOffLists(loaded.config, firewall!)) log(`SIGHUP: emptied the set of blocklist ${list}: it is switched off`);
+            for (const list of await emptySwitchedOffLists(loaded, firewall!)) log(`SIGHUP: emptied the set of blocklist ${list}: it is switched off or gone from the configuration`);
             for (const c of children.values()) c.signal("SIGHUP");
             fleet?.resync();
             writeStatus();

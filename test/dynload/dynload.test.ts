@@ -213,7 +213,7 @@ describe("start restores the blocklists from their cache, without network", () =
 });
 
 describe("a list switched off stops dropping", () => {
-  test("its set is emptied on SIGHUP and stays empty at the next start; switched on again, it comes back from its cache", async () => {
+  test("its set is emptied on SIGHUP and stays empty at the next start; switched on again, it comes back from its cache; removed, it is emptied too", async () => {
     mode = "ok";
     const list = `[dynload.lists.ten]\nurls = ["${base}/ten.txt"]\nformat = "cidr-lines"\n`;
     const root = newRoot(list);
@@ -232,6 +232,10 @@ describe("a list switched off stops dropping", () => {
     writeFileSync(config, SAFE_CONFIG + list);
     hangUp();
     await waitFor("the list to come back from its cache", async () => (await setOf(root, "watcher_dl_ten")).length === 10);
+    /* its section deleted, not switched off: the same */
+    writeFileSync(config, SAFE_CONFIG);
+    hangUp();
+    await waitFor("the removed list's set to be emptied", async () => (await setOf(root, "watcher_dl_ten")).length === 0);
     expect((await watcher(root, "stop")).code).toBe(0);
   });
 });
