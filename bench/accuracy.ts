@@ -12,7 +12,8 @@
  * whole file at once as a user would run it, and judged per line: a line is found when a rule
  * that counts takes that very line with the annotated address; wrong when one takes it with
  * another; a false match when a rule counts a line fail2ban marks `"match": false` (without a
- * constraint), even if a good login withdraws it later. Where we differ on purpose is counted
+ * constraint), even if a good login withdraws it later. A line of our own fixtures is found wherever its
+ * session counts it with the annotated address (a line may wait for a later line's address or verdict). Where we differ on purpose is counted
  * beside, never instead (see measure). Exit 0 when measured, 1 when the samples are missing, 2 on
  * bad arguments.
  */
@@ -204,8 +205,12 @@ interface Figures {
   readonly misses: string[];
 }
 
-/** What the modules' counting rules make of each line, per mode. */
-function counted(modules: readonly ModuleName[], text: string, program: string | null): { byMode: Record<Mode, Map<number, RuleTestMatch[]>>; unparsed: number } {
+/**
+ * What the modules' counting rules make of each line, per mode. `wherever`: a line whose affair
+ * was counted on a later line of its session (it waited for the address or the verdict) is taken
+ * as counted too: our fixtures say whom a line's affair goes to, fail2ban's samples on which line.
+ */
+function counted(modules: readonly ModuleName[], text: string, program: string | null, wherever: boolean): { byMode: Record<Mode, Map<number, RuleTestMatch[]>>; unparsed: number } {
   const byMode = { normal: new Map<number, RuleTestMatch[]>(), aggressive: new Map<number, RuleTestMatch[]>() };
   let unparsed = 0;
   /* comments blanked (the line numbers stay): unparsed then counts log lines only */
@@ -216,7 +221,8 @@ function counted(modules: readonly ModuleName[], text: string, program: string |
       if (mode === "normal") unparsed = Math.max(unparsed, result.unparsed);
       for (const m of result.matches) {
         /* a line whose affair a good login of its connection withdrew later was still counted at once */
-        if ((m.action !== "count" && m.action !== "ban") || m.host === null) continue;
+        const countedElsewhere = wherever && m.countedOn !== undefined && !m.withdrawn;
+        if ((m.action !== "count" && m.action !== "ban" && !countedElsewhere) || m.host === null) continue;
         const list = byMode[mode].get(m.line) ?? [];
         list.push(m);
         byMode[mode].set(m.line, list);
@@ -233,8 +239,8 @@ function counted(modules: readonly ModuleName[], text: string, program: string |
  * later. The differences that are ours on purpose are counted beside (Figures.countedEarlier,
  * withdrawn, heldBack), never instead: one connection is one program[pid] of a syslog file.
  */
-function measure(file: string, modules: readonly ModuleName[], text: string, program: string | null, annotated: readonly Annotated[]): Figures {
-  const { byMode, unparsed } = counted(modules, text, program);
+function measure(file: string, modules: readonly ModuleName[], text: string, program: string | null, annotated: readonly Annotated[], wherever = false): Figures {
+  const { byMode, unparsed } = counted(modules, text, program, wherever);
   let toFind = 0;
   let found = 0;
   let foundInDefaultMode = 0;
@@ -348,7 +354,7 @@ function main(): number {
       const path = join(FIXTURES, dir, name);
       const content = readFileSync(path, "utf8");
       const module = (dir === "hostile" ? /^#! module (\S+)/m.exec(content)?.[1] : dir) as ModuleName;
-      fixtures.push(measure(`${dir}/${name}`, [module], content, rawProgramOf(content), readFixture(path, content, module)));
+      fixtures.push(measure(`${dir}/${name}`, [module], content, rawProgramOf(content), readFixture(path, content, module), true));
     }
   }
   const all = [...samples, ...fixtures];

@@ -55,6 +55,10 @@ const RuleSchema = z
         failure in a stack): what its lines account for is withdrawn when the connection logs in,
         whatever forgiveOnSuccess says (which governs the other lines) */
     forgiven: z.boolean().default(false),
+    /** what a legitimate user also writes on the way to logging in (a key its agent offered that the
+        server refused, PAM's failure of one module of a stack): its line waits for its connection's
+        verdict and counts only when the connection fails (sessions.ts); a login for the account forgets it */
+    held: z.boolean().default(false),
     /** a rate rule: its lines count per address and vhost, and more than `hits` within `seconds` is one affair */
     rate: z.object({ hits: z.number().int().min(1), seconds: z.number().int().min(1) }).strict().optional(),
     description: z.string().optional(),
@@ -94,6 +98,8 @@ export interface CompiledRule {
   readonly pair: string | null;
   /** see RuleSchema.forgiven */
   readonly forgiven: boolean;
+  /** see RuleSchema.held */
+  readonly held: boolean;
   /**
    * its file marks where sessions start or end, so its program's pid stands for one connection at
    * a time; without marks (a service whose process serves many clients at once), a line without an
@@ -592,6 +598,9 @@ export class RuleSet {
         }
         const patterns = anchored ? listed.map((p) => p.slice(1)) : listed;
         if (patterns.some((p) => p === "")) throw new ConfigError(`${file}: rule "${r.name}", field pattern: must not be empty`);
+        if (r.held && (r.action !== "count" || !connections)) {
+          throw new ConfigError(`${file}: rule "${r.name}", field held: only a counting rule (action = "count") in a file that marks where connections start or end (session = "start" / "end") can wait for its connection's verdict`);
+        }
         const templateHeads = templates.map((t) => literalHead(t.source));
         /* the prefilter may act as a startsWith if every template's message starts with it */
         const patternIsPrefix = anchored || (patterns.length === 1 && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
@@ -611,6 +620,7 @@ export class RuleSet {
           session: r.session ?? null,
           pair: r.pair ?? null,
           forgiven: r.forgiven,
+          held: r.held,
           connections: connections || sessionOnly,
           sessionOnly,
           patterns,
@@ -748,7 +758,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
       first = {
         rule,
         host,
-        user: g.USER ? m[g.USER]! : null,
+        user: (g.USER && m[g.USER]) || null,
         vhost: g.VHOST ? m[g.VHOST]!.toLowerCase() : null,
         session: g.SESSION ? m[g.SESSION]! : null,
         count: g.COUNT ? Math.max(1, Number(m[g.COUNT])) : 1,

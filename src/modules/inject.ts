@@ -113,6 +113,7 @@ export async function injectDirect(
   const blocks = Array.isArray(input) ? input : replayBatches(blocksOf(input as AsyncIterable<Uint8Array>, splitter));
   const format = new SourceFormat(program);
   for await (const block of blocks) await runtime.processBlock(block, format);
+  await runtime.endOfLog(format);
   if (!runtime.flushPending(true)) {
     const p = runtime.pending;
     throw new WatcherError(`database ${ctx.store.path}: ${p.error}; ${p.hosts} hosts and ${p.events} events of this replay are not written (the bans are in the firewall)`);

@@ -4,9 +4,13 @@
  * Lines are attributed to sessions by the daemon's own SessionTable, in the lines' own time (as
  * `inject --direct` replays them), so each line shows the address the daemon would count it
  * against: its own, else its session's, including a session's address written after the line.
- * A line whose affair a later good login of its connection withdraws (a refused key, PAM's line:
- * rules marked `forgiven`) is marked `withdrawn`, as the daemon withdraws it without
- * forgiveOnSuccess.
+ * A line waits where the daemon waits, and its affair shows where the daemon counts it: a line
+ * without an address waits for the line that brings its session's, a held line (a refused key,
+ * PAM's failure: rules marked `held`) for its connection's verdict: a failure, a login for another
+ * account or the connection's end. Such a line shows action `held` and is `countedOn` that later
+ * line, which `counts` it; a login for its account forgets a held line (`withdrawn`). A line whose affair a later good login of its
+ * connection withdraws (rules marked `forgiven`) is marked `withdrawn`, as the daemon withdraws it
+ * without forgiveOnSuccess.
  * The log's format is found from its lines, as the module finds it (formats.ts); --missed and
  * --unparsed show what no rule counted and what no format fits, like fail2ban-regex's missed lines.
  */
@@ -24,11 +28,19 @@ export interface RuleTestMatch {
   readonly rule: string;
   /** the address the line is attributed to: its own, else its session's (earlier or later line); null when none is certain */
   host: string | null;
-  readonly action: Action;
+  /**
+   * what the line did: its rule's action; `count` for a line that counts earlier lines (`counts`);
+   * `held` for a counting rule's line whose affair waited for a later line (`countedOn`), or was forgotten (`withdrawn`)
+   */
+  action: Action | "held";
   /** present (true) when the rule's templates read the line two ways: its own address is not taken, its session's decides */
   readonly ambiguous?: true;
-  /** present (true) when a good login of its connection withdrew the affair this line counted */
+  /** present (true) when a good login of its connection withdrew the affair this line counted, or forgot the held line */
   withdrawn?: true;
+  /** the line this one's affair was counted on: it waited for that line's address or verdict */
+  countedOn?: number;
+  /** the earlier lines whose affairs this line counted */
+  counts?: number[];
 }
 
 /** A line `rules test` prints for --missed / --unparsed: its number and text. */
@@ -67,7 +79,7 @@ export interface RuleTestOptions {
 }
 
 
-const counting = (action: Action): boolean => action === "count" || action === "ban";
+const counting = (action: Action | "held"): boolean => action === "count" || action === "ban";
 
 /** `input`: the log as text or bytes (a journal export is read as bytes, see decodeLog). */
 export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTestOptions = {}): RuleTestResult {
@@ -132,6 +144,28 @@ export function testRulesInPieces(rules: RuleSet, read: (buffer: Buffer, at: num
 const NL = 10;
 
 /**
+ * Where an attribution's affair shows: on its own line (the line in hand, or a held line whose
+ * session ended without a verdict), or on the line in hand that brought an earlier line's
+ * address or verdict: that line then counts it, and the earlier one points there.
+ */
+function countOn(matches: RuleTestMatch[], a: Attribution, own: number): void {
+  const from = matches[a.tag]!;
+  if (a.tag === own || a.at !== own) {
+    from.host = a.host.text;
+    /* a held line whose session ended without a verdict counts on itself */
+    if (a.tag !== own) from.action = a.rule.action;
+    return;
+  }
+  const on = matches[own]!;
+  from.host = a.host.text;
+  from.action = "held";
+  from.countedOn = on.line;
+  on.host = a.host.text;
+  if (!counting(on.action)) on.action = "count";
+  (on.counts ??= []).push(from.line);
+}
+
+/**
  * The engine over the blocks of whole lines `feed` hands to `add` (it returns whether the log was
  * a journal export); only the engine's own time is its speed, not reading and decoding.
  */
@@ -170,8 +204,11 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
         hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
         const host = m.host?.text ?? null;
         /* `ambiguous` only where a line reads two ways, so that the common match stays four fields */
+        const own = matches.length;
         matches.push(m.ambiguous ? { line, rule: m.rule.name, host, action: m.rule.action, ambiguous: true } : { line, rule: m.rule.name, host, action: m.rule.action });
-        for (const a of attributions) matches[a.tag]!.host = a.host.text;
+        /* a counting line with its address and no attribution of its own waits for its connection's verdict */
+        if (host !== null && counting(m.rule.action) && !attributions.some((a) => a.tag === own)) matches[own]!.action = "held";
+        for (const a of attributions) countOn(matches, a, own);
       }
       if (o.missed && !(m && counting(m.rule.action))) {
         const program = recogniser.lastProgram(format);
@@ -182,6 +219,10 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
     seconds += (performance.now() - started) / 1000;
   };
   const journalExport = feed(skipped, add);
+  /* the log is over: held lines whose connection never gave a verdict count on themselves */
+  attributions.length = 0;
+  recogniser.endOfLog(sink);
+  for (const a of attributions) countOn(matches, a, -1);
   return {
     lines,
     matched: matches.length,

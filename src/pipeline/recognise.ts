@@ -20,7 +20,7 @@ function lineTime(time: number | null, now: number): number {
   return time === null || time > now + MAX_CLOCK_SKEW ? now : time;
 }
 
-/** A line attributed to an address: the line in hand, or an earlier one of its session that waited for it. */
+/** A line attributed to an address: the line in hand, or an earlier one of its session that waited for the address or a verdict. */
 export interface Attribution {
   readonly host: Ip;
   readonly rule: CompiledRule;
@@ -32,6 +32,8 @@ export interface Attribution {
   readonly vhost: string | null;
   /** what the caller tagged the line with (`rules test`: its index) */
   readonly tag: number;
+  /** the tag of the line it is counted on: the line in hand, or its own when its session ended without a verdict */
+  readonly at: number;
 }
 
 /** Where the recogniser hands its results. */
@@ -55,6 +57,8 @@ export class Recogniser {
   private readonly header = new HeaderScan();
   /** the text the last line was scanned in, null when no format fitted it (lastProgram) */
   private last: string | null = null;
+  /** the time of the last matched line */
+  private lastTime = 0;
 
   constructor(
     private rules: RuleSet,
@@ -77,6 +81,13 @@ export class Recogniser {
     return this.sessions.stats.unattributed;
   }
 
+  /** The log is over (a replay, `rules test`): lines its sessions still held for a verdict count, at the last line's time. */
+  endOfLog(sink: RecognisedSink): void {
+    for (const a of this.sessions.endOfLog()) {
+      sink.attributed({ host: a.host, rule: a.rule, weight: a.weight, time: this.lastTime, user: null, vhost: null, tag: a.tag, at: a.at });
+    }
+  }
+
   /**
    * One line, `block[start, end)` of a source whose lines have `format`: its match (null when no
    * rule matched or no format fits the line), and through `sink` every attribution it releases.
@@ -95,14 +106,15 @@ export class Recogniser {
     this.stats.matched++;
     const now = this.o.clock();
     const time = this.o.useLineTime ? lineTime(format.time(text, h, now), now) : now;
+    this.lastTime = time;
     /* a header-less line has no pid: its own address, or none; nor has a line whose session id, all it
        had to find its address by, reads two ways (its pid is every session's: OpenSMTPD) */
     const session = program === null && !(m.rule.sessionOnly && m.session === null) ? this.sessionKeys.of(text, h, m.session) : "";
-    const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time, tag);
+    const attributed = this.sessions.attribute(session, m.host, m.rule, m.count, time, tag, m.user);
     if (m.rule.action === "success" && m.host) sink.succeeded?.(m.host, (everything) => this.sessions.forgive(session, everything), time);
-    /* an ignored line may still bring the address that earlier lines of its session waited for */
+    /* an ignored line may still bring the address or the verdict that earlier lines of its session waited for */
     for (const a of attributed) {
-      sink.attributed({ host: a.host, rule: a.rule, weight: a.weight, time, user: a.current ? m.user : null, vhost: a.current ? m.vhost : null, tag: a.tag });
+      sink.attributed({ host: a.host, rule: a.rule, weight: a.weight, time, user: a.current ? m.user : null, vhost: a.current ? m.vhost : null, tag: a.tag, at: a.at });
     }
     return m;
   }

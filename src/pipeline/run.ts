@@ -128,7 +128,7 @@ export class ModuleRuntime {
    * firewall, and their announcement says they are not written yet. `arrived`: performance.now()
    * when the block's chunk came in (the line-to-ban latency).
    */
-  async processBlock(block: string, format: SourceFormat = this.unsourced, arrived = performance.now()): Promise<void> {
+  async processBlock(block: string, format: SourceFormat = this.unsourced, arrived = performance.now(), endOfLog = false): Promise<void> {
     const decided: Decided = { elements: [], reports: [] };
     const { counter, writes, countedLines } = this;
     /* the line in hand, and whether it was attributed at once (else it may wait for its session) */
@@ -156,8 +156,10 @@ export class ModuleRuntime {
         const m = this.recogniser.line(block, start, end, format, sink, tag);
         if (m === null) return;
         this.ruleCounts(m.rule.name).matched++;
-        if (!m.host && !attributedNow && (m.rule.action === "count" || m.rule.action === "ban")) countedLines.wait(tag, block.slice(start, end));
+        /* a line waiting for its session's address or verdict is counted later: keep its text for the event */
+        if (!attributedNow && (m.rule.action === "count" || m.rule.action === "ban")) countedLines.wait(tag, block.slice(start, end));
       });
+      if (endOfLog) this.recogniser.endOfLog(sink);
       writes.countedLine = null;
       writes.noteBanReasons(decided.reports);
       kernel = this.banning.start(decided);
@@ -165,6 +167,11 @@ export class ModuleRuntime {
     this.o.fleet?.sink.afterBlock();
     await this.banning.announceAfter(decided, kernel, written ? null : this.writes.stats().error, arrived);
     this.updateStats();
+  }
+
+  /** A replay is over: lines its sessions still held for a verdict count (a resident module's sessions go on). */
+  endOfLog(format: SourceFormat): Promise<void> {
+    return this.processBlock("", format, performance.now(), true);
   }
 
   private ruleCounts(rule: string): RuleCounts {

@@ -20,11 +20,19 @@
  *  - Merging: within one rule group, each stream (a rule, or rules sharing `stream`) adds up the
  *    attempts it has seen; the session's attempts are the largest of those totals, and only
  *    an increase counts. So `pam`+`Failed password`+`PAM 2 more` over three tries is 3, not 6.
+ *  - Held lines: a `held` rule's line (a key the agent offered that the server refused, PAM's
+ *    failure of one module of a stack) is what a legitimate user writes on the way to logging in,
+ *    so it waits for its connection's verdict and is counted on the line that gives it: a further
+ *    failure (another rule's, or a held line for another user), a login for another user (a
+ *    login cannot wash away failures for other accounts), or the connection's end; a login for
+ *    the same user forgets it. A session that ends otherwise (ttl, a new connection under its pid,
+ *    the table's bound) counts what it held, on the held lines themselves: a flood of connections
+ *    must not wash an attacker's failures away.
  *  - Withdrawal: a good login (a `success` line) withdraws what its session counted: all of it with
- *    forgiveOnSuccess, else what only its `forgiven` rules' streams account for (a key the agent
- *    offered, PAM's failure of one module): a group's attempts fall to the largest total of its
- *    other streams. So a refused key before a good one costs nothing, while a mistyped password
- *    (PAM's line and sshd's `Failed password`) stays counted unless forgiveOnSuccess.
+ *    forgiveOnSuccess, else what only its `forgiven` rules' streams account for (PAM's failure of
+ *    one module, counted at once): a group's attempts fall to the largest total of its other
+ *    streams. A mistyped password (PAM's line and sshd's `Failed password`) stays counted unless
+ *    forgiveOnSuccess.
  *  - Pairs: one attempt may be written by two programs with no session in common (Dovecot through
  *    PAM: pam_unix's `authentication failure; ... rhost=A` from the auth process, Dovecot's own
  *    `pam(user,A): pam_authenticate() failed`). Rules of different files that name the same `pair`
@@ -54,6 +62,11 @@ interface Waiting {
   readonly tag: number;
 }
 
+/** A held line: waiting for its connection's verdict, with the account it tried (null: unknown) */
+interface Held extends Waiting {
+  readonly user: string | null;
+}
+
 interface Session {
   /** the address the server wrote for this connection; null until a line brings it */
   host: Ip | null;
@@ -70,17 +83,26 @@ interface Session {
   countedTags: { readonly tag: number; readonly forgiven: boolean }[] | null;
   /** weight seen before the address was known, by rule */
   waiting: Waiting[] | null;
+  /** lines of held rules waiting for the connection's verdict (the address is known) */
+  held: Held[] | null;
+  /** held lines a login for their account forgot since the last forgive(): `rules test` marks them */
+  forgotten: number[] | null;
 }
 
 export interface Attributed {
   readonly host: Ip;
   readonly rule: CompiledRule;
-  /** the line being attributed (true) or an earlier one that waited for the address */
+  /** the line being attributed (true) or an earlier one that waited for the address or a verdict */
   readonly current: boolean;
   /** affairs to count: 0 when merged into attempts already counted */
   readonly weight: number;
   /** the tag the line was attributed with (`rules test` passes its line number) */
   readonly tag: number;
+  /**
+   * the tag of the line it is counted on: the line being attributed, which brought the address or
+   * the verdict; an earlier line's own tag when its session ended without either (held lines)
+   */
+  readonly at: number;
 }
 
 export interface SessionStats {
@@ -90,6 +112,8 @@ export interface SessionStats {
 }
 
 const MAX_WAITING = 16;
+/** held lines per session: sshd's MaxAuthTries is 6 by default; beyond the bound they count */
+const MAX_HELD = 16;
 const MAX_COUNTED_TAGS = 64;
 
 /** What a good login withdrew from its session: affairs, and the lines (tags) they were counted by */
@@ -122,13 +146,17 @@ export class SessionTable {
   /** lines of a pair still without their partner, by pair and address */
   private readonly unpaired: BoundedMap<string, Unpaired[]>;
   readonly stats: SessionStats = { unattributed: 0 };
+  /** held lines of sessions that ended without a verdict, handed out with the next attribution */
+  private released: Attributed[] = [];
+  /** sessions holding lines, oldest first (expireHeld) */
+  private readonly holding = new Map<SessionKey, Session>();
 
   constructor(
     maxSessions = 8192,
     private readonly ttlSeconds = 600,
   ) {
     this.waitingRefuge = new BoundedMap(Math.max(2, maxSessions / 4), (_key, s) => this.lost(s));
-    this.sessions = new BoundedMap(maxSessions, (key, s) => (s.waiting?.length ? this.waitingRefuge.set(key, s) : undefined));
+    this.sessions = new BoundedMap(maxSessions, (key, s) => (s.waiting?.length || s.held?.length ? this.waitingRefuge.set(key, s) : undefined));
     this.unpaired = new BoundedMap(maxSessions);
   }
 
@@ -136,10 +164,17 @@ export class SessionTable {
     return this.sessions.size + this.waitingRefuge.size;
   }
 
-  /** A session the tables could not keep: its waiting lines never learn their address. */
+  /**
+   * A session the tables could not keep, or that ended without a verdict: its waiting lines never
+   * learn their address, and its held lines count, each on itself.
+   */
   private lost(s: Session): void {
     this.stats.unattributed += s.waiting?.length ?? 0;
     s.waiting = null;
+    if (s.held && s.host) {
+      for (const h of s.held) this.released.push(this.counted(s, { host: s.host, rule: h.rule, current: false, weight: this.merge(s, h.rule, h.weight), tag: h.tag, at: h.tag }));
+    }
+    s.held = null;
   }
 
   private lookup(key: SessionKey): Session | undefined {
@@ -178,7 +213,7 @@ export class SessionTable {
       }
     }
     if (!s) {
-      s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, forgivenLoose: 0, countedTags: null, waiting: null };
+      s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, forgivenLoose: 0, countedTags: null, waiting: null, held: null, forgotten: null };
       this.sessions.set(key, s);
     }
     s.lastSeen = now;
@@ -220,47 +255,96 @@ export class SessionTable {
   /**
    * Attribute one matched line. `key` is program[pid] ("" when the line has no pid: then
    * only lines with their own address count, each alone); `host` the address the server wrote in
-   * the line (null when it has none, or reads two ways). Returns what to count now, which may
-   * include earlier lines that were waiting for this session's address. `tag` is handed back with
-   * the line's attribution, now or later.
+   * the line (null when it has none, or reads two ways); `user` the account it names. Returns what
+   * to count now, which may include earlier lines that were waiting for this session's address or
+   * verdict. `tag` is handed back with the line's attribution, now or later.
    */
-  attribute(key: SessionKey, host: Ip | null, rule: CompiledRule, weight: number, now: number, tag = 0): Attributed[] {
+  attribute(key: SessionKey, host: Ip | null, rule: CompiledRule, weight: number, now: number, tag = 0, user: string | null = null): Attributed[] {
     const counting = rule.action === "count" || rule.action === "ban";
     /* a program whose rules never say where a connection starts or ends: its pid is no connection */
     if (!host && !rule.connections) key = "";
     if (key === "") {
-      if (host) return [{ host, rule, current: true, weight: this.pair(rule, host, weight, now), tag }];
+      if (host) return [{ host, rule, current: true, weight: this.pair(rule, host, weight, now), tag, at: tag }];
       if (counting) this.stats.unattributed++;
       return [];
     }
+    this.expireHeld(now);
     const s = this.sessionFor(key, host, rule, now);
     const out: Attributed[] = [];
     if (host && !s.host) {
       s.host = host;
-      if (s.waiting) for (const w of s.waiting) out.push({ host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight), tag: w.tag });
+      if (s.waiting) for (const w of s.waiting) out.push(this.counted(s, { host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight), tag: w.tag, at: tag }));
       s.waiting = null;
     }
     if (!s.host) {
       if (rule.action === "count" && s.ended === false && rule.session !== "end" && (s.waiting?.length ?? 0) < MAX_WAITING) {
         (s.waiting ??= []).push({ rule, weight, tag });
       } else if (counting) this.stats.unattributed++;
-    } else {
-      const merged = rule.action === "count" ? this.merge(s, rule, weight) : weight;
-      out.push({ host: s.host, rule, current: true, weight: host ? this.pair(rule, host, merged, now) : merged, tag });
-      for (const a of out) {
-        if (a.rule.action !== "count") continue;
-        s.counted += a.weight;
-        if (a.rule.forgiven && !a.rule.group) s.forgivenLoose += a.weight;
-        (s.countedTags ??= []).push({ tag: a.tag, forgiven: a.rule.forgiven });
-        if (s.countedTags.length > MAX_COUNTED_TAGS) s.countedTags.shift();
+    } else if (!(counting && rule.held && !s.ended && this.hold(key, s, rule, weight, tag, user))) {
+      /* a further failure, a login or the connection's end is the verdict on the held lines */
+      if (s.held && (counting || rule.action === "success" || rule.session === "end")) {
+        const sameAccount = rule.action === "success" && s.held.every((h) => sameUser(h.user, user));
+        if (sameAccount) (s.forgotten ??= []).push(...s.held.map((h) => h.tag));
+        else for (const h of s.held) out.push(this.counted(s, { host: s.host, rule: h.rule, current: false, weight: this.merge(s, h.rule, h.weight), tag: h.tag, at: tag }));
+        s.held = null;
       }
+      const merged = rule.action === "count" ? this.merge(s, rule, weight) : weight;
+      out.push(this.counted(s, { host: s.host, rule, current: true, weight: host ? this.pair(rule, host, merged, now) : merged, tag, at: tag }));
     }
     if (rule.session === "end") {
       s.ended = true;
       /* without an address the session has nothing left to keep: its waiting lines are unattributed */
       if (!s.host) this.drop(key, s);
     }
+    if (this.released.length > 0) {
+      out.push(...this.released);
+      this.released = [];
+    }
     return out;
+  }
+
+  /** The log is over (a replay, `rules test`): held lines whose verdict never came count, each on itself. */
+  endOfLog(): Attributed[] {
+    for (const s of this.holding.values()) this.lost(s);
+    this.holding.clear();
+    const out = this.released;
+    this.released = [];
+    return out;
+  }
+
+  /** Keeps a held line for its connection's verdict; false when that line is the verdict itself (another account, too many held). */
+  private hold(key: SessionKey, s: Session, rule: CompiledRule, weight: number, tag: number, user: string | null): boolean {
+    const held = (s.held ??= []);
+    if (held.length >= MAX_HELD || held.some((h) => !sameUser(h.user, user))) return false;
+    held.push({ rule, weight, tag, user });
+    this.holding.delete(key);
+    this.holding.set(key, s);
+    return true;
+  }
+
+  /**
+   * Sessions holding lines whose connection went quiet for ttl seconds count them: sshd always
+   * writes a connection's end, but a log can lose it. The oldest holders are looked at, a couple
+   * per line, so this costs nothing measurable.
+   */
+  private expireHeld(now: number): void {
+    for (let looked = 0; looked < 2 && this.holding.size > 0; looked++) {
+      const [key, s] = this.holding.entries().next().value!;
+      this.holding.delete(key);
+      if (!s.held) continue;
+      if (now - s.lastSeen > this.ttlSeconds) this.lost(s);
+      else this.holding.set(key, s);
+    }
+  }
+
+  /** An attribution counted against its session: what a later good login may withdraw. */
+  private counted(s: Session, a: Attributed): Attributed {
+    if (a.rule.action !== "count") return a;
+    s.counted += a.weight;
+    if (a.rule.forgiven && !a.rule.group) s.forgivenLoose += a.weight;
+    (s.countedTags ??= []).push({ tag: a.tag, forgiven: a.rule.forgiven });
+    if (s.countedTags.length > MAX_COUNTED_TAGS) s.countedTags.shift();
+    return a;
   }
 
   /**
@@ -270,8 +354,11 @@ export class SessionTable {
   forgive(key: SessionKey, everything: boolean): Withdrawn {
     const s = this.sessions.get(key);
     if (!s) return NOTHING_WITHDRAWN;
+    /* held lines the login forgot (attribute) were never counted: only `rules test` hears of them */
+    const forgotten = s.forgotten ?? [];
+    s.forgotten = null;
     /* nothing counted, merged or kept: nothing to withdraw (most good logins) */
-    if (s.counted === 0 && s.forgivenLoose === 0 && s.tallies === null && s.countedTags === null) return NOTHING_WITHDRAWN;
+    if (s.counted === 0 && s.forgivenLoose === 0 && s.tallies === null && s.countedTags === null) return forgotten.length > 0 ? { affairs: 0, tags: forgotten } : NOTHING_WITHDRAWN;
     let affairs = s.counted;
     if (!everything) {
       affairs = s.forgivenLoose;
@@ -285,13 +372,18 @@ export class SessionTable {
       }
     }
     affairs = Math.min(affairs, s.counted);
-    const tags = affairs === 0 ? [] : (s.countedTags ?? []).filter((t) => everything || t.forgiven).map((t) => t.tag);
+    const tags = affairs === 0 ? forgotten : [...forgotten, ...(s.countedTags ?? []).filter((t) => everything || t.forgiven).map((t) => t.tag)];
     s.counted -= affairs;
     s.forgivenLoose = 0;
     s.countedTags = everything ? null : (s.countedTags?.filter((t) => !t.forgiven) ?? null);
     if (everything) s.tallies = null;
     return { affairs, tags };
   }
+}
+
+/** Two accounts that may be one: an unknown one (null) may be any */
+function sameUser(a: string | null, b: string | null): boolean {
+  return a === null || b === null || a === b;
 }
 
 /**

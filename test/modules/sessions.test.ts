@@ -6,7 +6,7 @@ import { PAIR_SECONDS, SessionKeys, SessionTable } from "../../src/pipeline/sess
 import { testRules } from "../../src/modules/ruletest";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, connections: true, sessionOnly: false, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, held: false, connections: true, sessionOnly: false, patterns: [name], patternIsPrefix: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");
@@ -89,7 +89,7 @@ describe("forgiveness", () => {
     expect(s.forgive("sshd[10]", true)).toEqual({ affairs: 0, tags: [] });
     expect(s.forgive("sshd[11]", true)).toEqual({ affairs: 0, tags: [] });
   });
-  /* issue 18, item 4: sshd's failed-publickey and PAM lines are `forgiven` */
+  /* issue 18, item 4: rules marked `forgiven` (sshd's `error: PAM:` lines) */
   const publickey = rule("failed-publickey", { forgiven: true, once: true });
   const pam = rule("pam-auth-failure", { forgiven: true, stream: "pam" });
   const failed = rule("failed-auth");
@@ -119,6 +119,91 @@ describe("forgiveness", () => {
     s.attribute("sshd[15]", A, rule("probe", { forgiven: true, group: null }), 1, 0, 1);
     s.attribute("sshd[15]", A, rule("other", { group: null }), 1, 0, 2);
     expect(s.forgive("sshd[15]", false)).toEqual({ affairs: 1, tags: [1] });
+  });
+});
+
+describe("held lines wait for their connection's verdict (issue 18, item 4)", () => {
+  const key = rule("failed-publickey", { held: true, once: true });
+  const pam = rule("pam-auth-failure", { held: true, stream: "pam" });
+  const failed = rule("failed-auth");
+  const accepted = rule("accepted", { action: "success" });
+  const closed = rule("session-end", { action: "ignore", session: "end" });
+  const start = rule("connection-from", { action: "ignore", session: "start" });
+  const shown = (out: { rule: CompiledRule; weight: number; tag: number; at: number }[]) => out.map((a) => [a.rule.name, a.weight, a.tag, a.at]);
+
+  test("counted on the connection's end, merged as one attempt", () => {
+    const s = new SessionTable();
+    expect(s.attribute("sshd[40]", A, key, 1, 0, 1, "git")).toEqual([]);
+    expect(s.attribute("sshd[40]", A, key, 1, 0, 2, "git")).toEqual([]);
+    expect(shown(s.attribute("sshd[40]", A, closed, 1, 1, 3))).toEqual([
+      ["failed-publickey", 1, 1, 3],
+      ["failed-publickey", 0, 2, 3],
+      ["session-end", 1, 3, 3],
+    ]);
+  });
+  test("a login for the same account forgets them; forgive names the lines", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[41]", A, pam, 1, 0, 1, "deploy");
+    expect(shown(s.attribute("sshd[41]", A, accepted, 1, 1, 2, "deploy"))).toEqual([["accepted", 1, 2, 2]]);
+    expect(s.forgive("sshd[41]", false)).toEqual({ affairs: 0, tags: [1] });
+    /* nothing left for the end */
+    expect(shown(s.attribute("sshd[41]", A, closed, 1, 2, 3))).toEqual([["session-end", 1, 3, 3]]);
+  });
+  test("a login for another account counts them on the login line", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[42]", A, pam, 1, 0, 1, "root");
+    s.attribute("sshd[42]", A, pam, 1, 0, 2, "root");
+    expect(shown(s.attribute("sshd[42]", A, accepted, 1, 1, 3, "known"))).toEqual([
+      ["pam-auth-failure", 1, 1, 3],
+      ["pam-auth-failure", 1, 2, 3],
+      ["accepted", 1, 3, 3],
+    ]);
+  });
+  test("a held line for another account is the verdict: both count on it", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[43]", A, pam, 1, 0, 1, "root");
+    expect(shown(s.attribute("sshd[43]", A, pam, 1, 0, 2, "sudoer"))).toEqual([
+      ["pam-auth-failure", 1, 1, 2],
+      ["pam-auth-failure", 1, 2, 2],
+    ]);
+  });
+  test("a further failure counts them on its line, as one attempt with it", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[44]", A, pam, 1, 0, 1, null);
+    expect(shown(s.attribute("sshd[44]", A, failed, 1, 0, 2, "root"))).toEqual([
+      ["pam-auth-failure", 1, 1, 2],
+      ["failed-auth", 0, 2, 2],
+    ]);
+  });
+  test("a connection that ends without a verdict (a new one under its pid, ttl) counts them on themselves", () => {
+    const s = new SessionTable(8192, 600);
+    s.attribute("sshd[45]", A, key, 1, 0, 1, "git");
+    expect(shown(s.attribute("sshd[45]", B, start, 1, 5, 2))).toEqual([
+      ["connection-from", 1, 2, 2],
+      ["failed-publickey", 1, 1, 1],
+    ]);
+    s.attribute("sshd[46]", A, key, 1, 10, 3, "git");
+    /* any later line finds the quiet connection's held line past the ttl */
+    expect(shown(s.attribute("sshd[47]", B, failed, 1, 700, 4))).toEqual([
+      ["failed-auth", 1, 4, 4],
+      ["failed-publickey", 1, 3, 3],
+    ]);
+  });
+  test("20,000 other connections do not wash an attacker's held lines away", () => {
+    const s = new SessionTable(1024);
+    s.attribute("sshd[48]", A, key, 1, 0, 1, "git");
+    for (let pid = 1000; pid < 21000; pid++) s.attribute(`sshd[${pid}]`, B, failed, 1, 1, pid);
+    /* the connection's end still finds the line it held */
+    expect(shown(s.attribute("sshd[48]", A, closed, 1, 2, 2))).toEqual([
+      ["failed-publickey", 1, 1, 2],
+      ["session-end", 1, 2, 2],
+    ]);
+  });
+  test("the log is over: what is still held counts on itself", () => {
+    const s = new SessionTable();
+    s.attribute("sshd[49]", A, key, 1, 0, 7, "git");
+    expect(shown(s.endOfLog())).toEqual([["failed-publickey", 1, 7, 7]]);
+    expect(s.endOfLog()).toEqual([]);
   });
 });
 

@@ -1,9 +1,11 @@
 /**
- * A good login withdraws what its connection's lines of `forgiven` rules counted (issue 18,
- * item 4): an agent offering keys the server refuses, PAM's failure of one module of a stack
- * that another accepts. Counting stays immediate (a ban already decided stays), a mistyped
- * password stays counted unless forgiveOnSuccess, and `rules test` marks the withdrawn lines.
- * Through the daemon's pipeline (ModuleRuntime: real rules, real SQLite, the dry-run firewall).
+ * What a legitimate user writes on the way to logging in costs nothing (issue 18, item 4): an
+ * agent offering keys the server refuses, PAM's failure of one module of a stack that another
+ * accepts. Those lines (`held` rules) wait for their connection's verdict: a login for their
+ * account forgets them; a further failure, a login for another account or the connection's end
+ * counts them. A password failure counts at once and stays unless forgiveOnSuccess, and `rules
+ * test` marks the forgotten lines. Through the daemon's pipeline (ModuleRuntime: real rules, real
+ * SQLite, the dry-run firewall).
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -35,6 +37,11 @@ const MISTYPE_THEN_LOGIN = [
   `Nov 25 11:42:02 srv sshd-session[5003]: Failed password for deploy from ${USER} port 40104 ssh2`,
   `Nov 25 11:42:05 srv sshd-session[5003]: Accepted password for deploy from ${USER} port 40104 ssh2`,
 ];
+/* PAM fails for root, then the client logs in as another account it owns: root's failure is no one's mistake */
+const ROOT_THEN_OTHER_LOGIN = [
+  `Nov 25 11:44:00 srv sshd-session[5005]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser=root rhost=${USER}`,
+  `Nov 25 11:44:02 srv sshd-session[5005]: Accepted password for deploy from ${USER} port 40108 ssh2`,
+];
 /* refused keys and no login: the connection's failure stays */
 const KEYS_THEN_LEAVE = [
   `Nov 25 11:43:00 srv sshd-session[5004]: Failed publickey for deploy from ${USER} port 40106 ssh2: RSA SHA256:cXV1eHF1dXhxdXV4cXV1eHF1dXhCb29iYXJiYXpxdXg`,
@@ -52,30 +59,44 @@ async function run(lines: string[], config = "") {
   return { affairs, bans: bans.map((b) => b.address) };
 }
 
-describe("a good login withdraws refused keys and PAM's lines of its connection", () => {
+describe("refused keys and PAM's lines wait for their connection's verdict", () => {
   test("refused keys, then a key accepted: nothing stays", async () => expect((await run(KEYS_THEN_LOGIN)).affairs).toBe(0));
   test("PAM's failure of one module, then a login: nothing stays", async () => expect((await run(PAM_STACK_THEN_LOGIN)).affairs).toBe(0));
   test("a mistyped password stays counted, unless forgiveOnSuccess", async () => {
     expect((await run(MISTYPE_THEN_LOGIN)).affairs).toBe(1);
     expect((await run(MISTYPE_THEN_LOGIN, "forgiveOnSuccess = true\n")).affairs).toBe(0);
   });
-  test("refused keys without a login stay counted", async () => expect((await run(KEYS_THEN_LEAVE)).affairs).toBe(1));
-  test("counting stays immediate: a ban decided before the login stays", async () => {
+  test("refused keys without a login count when the connection ends", async () => expect((await run(KEYS_THEN_LEAVE)).affairs).toBe(1));
+  test("a login for another account counts the failures, and a ban follows at once", async () => {
+    expect((await run(ROOT_THEN_OTHER_LOGIN)).affairs).toBe(1);
+    expect((await run(ROOT_THEN_OTHER_LOGIN, "maxAffairs = 1\n")).bans).toEqual([USER]);
+  });
+  test("refused keys before a login ban nobody, even with maxAffairs = 1", async () => {
     const r = await run(KEYS_THEN_LOGIN, "maxAffairs = 1\n");
+    expect(r.bans).toEqual([]);
+  });
+  test("a password failure still bans at once", async () => {
+    const r = await run(MISTYPE_THEN_LOGIN, "maxAffairs = 1\n");
     expect(r.bans).toEqual([USER]);
   });
-  test("rules test marks the withdrawn lines, and only those", () => {
-    const result = testRules(loadRules("LG", RULES, "normal"), `${[...KEYS_THEN_LOGIN, ...MISTYPE_THEN_LOGIN, ...KEYS_THEN_LEAVE].join("\n")}\n`);
-    expect(result.matches.map((m) => [m.line, m.rule, m.withdrawn ?? false])).toEqual([
-      [1, "connection-from", false],
-      [2, "failed-publickey", true],
-      [3, "failed-publickey", true],
-      [4, "accepted", false],
-      [5, "pam-auth-failure", false],
-      [6, "failed-auth", false],
-      [7, "accepted", false],
-      [8, "failed-publickey", false],
-      [9, "preauth-closed", false],
+  test("rules test shows where each line counts: held lines, the line that counts them, forgotten ones", () => {
+    const result = testRules(loadRules("LG", RULES, "normal"), `${[...KEYS_THEN_LOGIN, ...MISTYPE_THEN_LOGIN, ...KEYS_THEN_LEAVE, ...ROOT_THEN_OTHER_LOGIN].join("\n")}\n`);
+    expect(result.matches.map((m) => [m.line, m.rule, m.action, m.withdrawn ?? false, m.countedOn ?? null, m.counts ?? null])).toEqual([
+      [1, "connection-from", "ignore", false, null, null],
+      [2, "failed-publickey", "held", true, null, null],
+      [3, "failed-publickey", "held", true, null, null],
+      [4, "accepted", "success", false, null, null],
+      [5, "pam-auth-failure", "held", false, 6, null],
+      [6, "failed-auth", "count", false, null, [5]],
+      [7, "accepted", "success", false, null, null],
+      [8, "failed-publickey", "held", false, 9, null],
+      [9, "preauth-closed", "count", false, null, [8]],
+      [10, "pam-auth-failure", "held", false, 11, null],
+      [11, "accepted", "count", false, null, [10]],
     ]);
+  });
+  test("a log that ends before the verdict: held lines count on themselves", () => {
+    const result = testRules(loadRules("LG", RULES, "normal"), `${KEYS_THEN_LEAVE[0]}\n`);
+    expect(result.matches.map((m) => [m.rule, m.action, m.host])).toEqual([["failed-publickey", "count", USER]]);
   });
 });
