@@ -104,6 +104,8 @@ function asJournalLines(text: string): string {
 
 /** fail2ban modes that add probes and disconnects to the default: our aggressive mode's ground */
 const PROBE_MODES = new Set(["ddos", "extra", "aggressive"]);
+/** fail2ban modes that read one kind of failure only (postfix's `errors`, `auth`, `rbl`; sshd's `ddos`) */
+const NARROWING_MODES = new Set(["errors", "auth", "rbl", "ddos"]);
 
 /** One annotated line: what must be counted, in which of our modes. */
 interface Annotated {
@@ -154,7 +156,10 @@ function readFailJson(name: string, text: string): Annotated[] {
     if (testedIn.length === 0) continue;
     const mode: Mode = testedIn.some((m) => !PROBE_MODES.has(m)) ? "normal" : "aggressive";
     const host = note.match === true && typeof note.host === "string" ? (parseIp(note.host)?.text ?? null) : null;
-    out.push({ line: i + 1, text, host, mustNotCount: note.match !== true && note.constraint === undefined, mode });
+    /* "no failure" in a mode that narrows fail2ban's filter to one kind (errors only, auth only) says
+       nothing about what a full reading may count: only a whole mode's "no failure" binds ours */
+    const wholeMode = testedIn.some((m) => !NARROWING_MODES.has(m));
+    out.push({ line: i + 1, text, host, mustNotCount: note.match !== true && note.constraint === undefined && wholeMode, mode });
   }
   return out;
 }
