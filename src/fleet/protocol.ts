@@ -16,7 +16,8 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { FLEET_NAME, type FleetConfig, MODULE_NAME, type ModuleName } from "../core/config";
 import { ConfigError } from "../core/errors";
-import { parseIp } from "../core/ip";
+import { type Cidr, type Ip, parseCidr, parseIp } from "../core/ip";
+import type { Lists } from "../core/lists";
 
 export type DecisionAction = "ban" | "unban";
 
@@ -24,7 +25,7 @@ export interface Decision {
   /** unique across the fleet: origin node + random */
   readonly id: string;
   readonly action: DecisionAction;
-  /** canonical address */
+  /** canonical address, or network: a prefix ban (`2001:db8:1:2::/64`) or a network banned by hand */
   readonly address: string;
   readonly module: ModuleName;
   /** epoch seconds the ban lasts until; 0 for an unban */
@@ -37,6 +38,26 @@ export interface Decision {
 
 export const FLEET_SET = "watcher_fleet";
 const PROTOCOL = "1";
+
+/** What a decision names, when written canonically: an address, or a network (`a.b.c.0/24`); else null. */
+export function decisionTarget(address: string): { readonly ip: Ip } | { readonly net: Cidr } | null {
+  if (!address.includes("/")) {
+    const ip = parseIp(address);
+    return ip?.text === address ? { ip } : null;
+  }
+  const net = parseCidr(address);
+  return net?.text === address ? { net } : null;
+}
+
+/**
+ * Why this node must not drop what a decision names, or null when it may: an address this node
+ * protects (whitelisted, its own, loopback), or a network that holds one. Local policy wins.
+ */
+export function fleetRefusal(lists: Pick<Lists, "protection" | "dropConflict">, address: string): string | null {
+  const target = decisionTarget(address);
+  if (!target) return "reserved";
+  return "ip" in target ? lists.protection(target.ip) : lists.dropConflict(target.net);
+}
 
 export function newDecision(origin: string, module: ModuleName, action: DecisionAction, address: string, until: number, rule: string, time: number): Decision {
   return { id: `${origin}-${randomBytes(8).toString("hex")}`, action, address, module, until, rule, origin, time };
@@ -92,7 +113,7 @@ export function verifiedDecision(key: Buffer, fields: readonly string[]): Decisi
   if (action !== "ban" && action !== "unban") return null;
   if (!MODULE_NAME.test(module ?? "") || !INTEGER.test(until) || !INTEGER.test(time)) return null;
   if (!FLEET_NAME.test(origin) || !FLEET_NAME.test(rule) || id.length > 100) return null;
-  if (parseIp(address ?? "")?.text !== address) return null;
+  if (!decisionTarget(address ?? "")) return null;
   const d: Decision = { id, action, address: address!, module: module as ModuleName, until: Number(until), rule, origin, time: Number(time) };
   const expected = Buffer.from(hmac(key, d));
   const given = Buffer.from(sig);

@@ -8,12 +8,11 @@
  */
 import { type FirewallOutcome, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { nowSeconds } from "../core/duration";
-import { parseIp } from "../core/ip";
 import { liftBan } from "../ops/ban";
 import type { FleetBan, Outcome } from "../store/fleet-db";
 import type { FleetLink } from "./link";
 import type { FleetNodeStats, NodeParts } from "./node";
-import { compareStreamIds, type Decision, FLEET_SET, verifiedDecision } from "./protocol";
+import { compareStreamIds, type Decision, FLEET_SET, fleetRefusal, verifiedDecision } from "./protocol";
 
 const READ_BATCH = 1000;
 const BLOCK_MS = 2000;
@@ -163,8 +162,7 @@ export class DecisionReceiver {
       this.stats.notAccepted++;
       return "not-accepted";
     }
-    const ip = parseIp(d.address);
-    const protection = ip ? this.parts.lists().protection(ip) : "reserved";
+    const protection = fleetRefusal(this.parts.lists(), d.address);
     if (protection) {
       this.stats.protected++;
       this.stats.refusals = [...this.stats.refusals, `${d.address} (${protection}, from ${d.origin})`].slice(-RECENT_REFUSALS);

@@ -7,7 +7,7 @@
  * What each set should hold is planFirewall's answer alone: `watcher doctor` compares the kernel with it.
  */
 import type { LoadedConfig, ModuleName } from "../core/config";
-import { FLEET_SET } from "../fleet/protocol";
+import { FLEET_SET, fleetRefusal } from "../fleet/protocol";
 import { FleetStore } from "../store/fleet-db";
 import { existsSync } from "node:fs";
 import { BLACKLIST_SET, type Firewall, moduleSet, outcomeMessages, type SetElement, type SetSpec, WHITELIST_SET } from "../core/firewall/types";
@@ -80,9 +80,8 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
     const fleet = exists(path) ? new FleetStore(path, { readOnly }) : null;
     try {
       for (const ban of fleet?.activeBans(now) ?? []) {
-        const ip = parseIp(ban.address);
-        if (!ip || lists.protection(ip)) protectedBans.push({ set: FLEET_SET, address: ban.address, source: "fleet" });
-        else elements.push({ address: ip.text, timeout: ban.until - now });
+        if (fleetRefusal(lists, ban.address)) protectedBans.push({ set: FLEET_SET, address: ban.address, source: "fleet" });
+        else elements.push({ address: ban.address, timeout: ban.until - now });
       }
     } finally {
       fleet?.close();

@@ -81,8 +81,7 @@ export type BanLength = number | typeof FOREVER | undefined;
 
 /**
  * Ban `target` (an address or a network) now, recorded with `rule` and `reason` (and queued for
- * the fleet, an address only: the fleet's decisions carry single addresses). The reason gets
- * how long and why that long.
+ * the fleet). The reason gets how long and why that long.
  */
 export async function banNow(p: BanParts, target: Cidr | Ip, rule: string, length: BanLength, now: number, reason: string): Promise<ManualBan> {
   refuseProtected(p.lists, target);
@@ -100,11 +99,10 @@ export async function banNow(p: BanParts, target: Cidr | Ip, rule: string, lengt
   await p.firewall.ensure([moduleSet(p.module)]);
   const outcome = await p.firewall.ban(moduleSetName(p.module), [{ address: target.text, timeout: Math.min(seconds, p.firewall.maxTimeout) }]);
   if (outcome.refused.length > 0) throw new WatcherError(`the kernel refused to ban ${target.text}: ${outcome.refused[0]!.reason}`);
-  const single = singleAddress(target) !== null;
   p.store.transaction(() => {
     p.store.putHost({ ...host, lastSeen: now, lastRule: rule, banCount: host.banCount + 1, bannedUntil: until, affairs: 0, recent: [], preset: 0 });
     p.store.addEvent({ time: now, address: target.text, rule, kind: "ban", value: seconds, user: null, vhost: null, reason: fullReason }, host.class);
-    if (p.publisher && single) queueDecision(p.store, p.publisher, p.module, "ban", target.text, until, rule, now);
+    if (p.publisher) queueDecision(p.store, p.publisher, p.module, "ban", target.text, until, rule, now);
   });
   return { address: target.text, seconds, until, permanent, reason: fullReason };
 }
@@ -145,18 +143,31 @@ async function unbanInModule(p: BanParts, target: Cidr, now: number, reason: str
     if (h.bannedUntil > now) lifted.push({ where: p.module, address: h.address });
     liftBan(p.store, h, MANUAL_RULE, now, reason);
   }
-  if (p.publisher && ip) p.store.transaction(() => queueDecision(p.store, p.publisher!, p.module, "unban", ip.text, 0, MANUAL_RULE, now));
+  /* the fleet lifts what was asked, and the networks that held the address here */
+  publishUnbans(p, [target.text, ...networks.map((h) => h.address)], now);
   return lifted;
 }
 
-/** The fleet ban of an address here (fleet.db and watcher_fleet), when the fleet is on. */
-async function unbanFleet(loaded: LoadedConfig, firewall: Firewall, target: Cidr): Promise<Lifted[]> {
+/** Unbans for the fleet, in the module's outbox, when the module publishes: an unban is applied by every node, whatever its module. */
+function publishUnbans(p: Pick<BanParts, "store" | "publisher" | "module">, addresses: readonly string[], now: number): void {
+  const { publisher } = p;
+  if (publisher && addresses.length > 0) p.store.transaction(() => addresses.forEach((a) => queueDecision(p.store, publisher, p.module, "unban", a, 0, MANUAL_RULE, now)));
+}
+
+/** The fleet's networks an unban of an address lifted here: the other nodes lift them too. */
+const fleetNetworks = (lifted: readonly Lifted[]) => lifted.filter((l) => l.where === "fleet" && l.address.includes("/")).map((l) => l.address);
+
+/** The fleet's bans of `target` here (fleet.db and watcher_fleet), and of the networks that hold an address, when the fleet is on. */
+async function unbanFleet(loaded: LoadedConfig, firewall: Firewall, target: Cidr, now: number): Promise<Lifted[]> {
   if (!loaded.config.fleet) return [];
-  await firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
-  await firewall.unban(FLEET_SET, [target.text]);
   const fleet = new FleetStore(fleetDbPath(loaded.paths));
   try {
-    return fleet.deleteBan(target.text) ? [{ where: "fleet", address: target.text }] : [];
+    const ip = singleAddress(target);
+    const networks = ip ? fleet.activeBans(now).filter((b) => b.address.includes("/") && cidrContains(parseCidr(b.address)!, ip)) : [];
+    const addresses = [target.text, ...networks.map((b) => b.address)];
+    await firewall.ensure([{ name: FLEET_SET, kind: "addresses" }]);
+    await firewall.unban(FLEET_SET, addresses);
+    return addresses.filter((a) => fleet.deleteBan(a)).map((address) => ({ where: "fleet", address }));
   } finally {
     fleet.close();
   }
@@ -166,8 +177,11 @@ async function unbanFleet(loaded: LoadedConfig, firewall: Firewall, target: Cidr
 export async function manualUnban(ctx: ModuleContext, target: Cidr | Ip, now = nowSeconds(), who = whoRuns()): Promise<Lifted[]> {
   const net = parseCidr(target.text)!;
   const reason = `manual unban by ${who}`;
-  const lifted = await unbanInModule(banPartsOf(ctx), net, now, reason);
-  return [...lifted, ...(await unbanFleet({ config: ctx.config, paths: ctx.paths }, ctx.firewall, net))];
+  const parts = banPartsOf(ctx);
+  const lifted = await unbanInModule(parts, net, now, reason);
+  const fleet = await unbanFleet({ config: ctx.config, paths: ctx.paths }, ctx.firewall, net, now);
+  publishUnbans(parts, fleetNetworks(fleet), now);
+  return [...lifted, ...fleet];
 }
 
 /** The modules an unban everywhere visits: every one with a database, enabled or not (its bans may still be in force). */
@@ -180,15 +194,22 @@ export async function unbanEverywhere(loaded: LoadedConfig, firewall: Firewall, 
   const reason = `manual unban by ${who}`;
   const lifted: Lifted[] = [];
   const modules = modulesWithDatabase(loaded);
+  const fleet = await unbanFleet(loaded, firewall, target, now);
+  /* the fleet's networks that held the address go out through the first module that publishes */
+  let networks = fleetNetworks(fleet);
   for (const module of modules) {
     const store = new ModuleStore(dbPath(loaded.paths, module));
     try {
       const parts: BanParts = { module, config: moduleConfig(loaded.config, module), store, firewall, lists, publisher: publisherOf(loaded.config, module) };
       lifted.push(...(await unbanInModule(parts, target, now, reason)));
+      if (parts.publisher) {
+        publishUnbans(parts, networks, now);
+        networks = [];
+      }
     } finally {
       store.close();
     }
   }
-  lifted.push(...(await unbanFleet(loaded, firewall, target)));
+  lifted.push(...fleet);
   return { lifted, modules };
 }

@@ -100,6 +100,14 @@ export class Counter {
     if (host) this.o.writes.putHost(forgiveAffairs(host, affairs, time));
   }
 
+  /** A ban of an address or a prefix, for the fleet (in the chunk's transaction), when this module publishes. */
+  private publish(address: string, until: number, rule: string, time: number): void {
+    const fleet = this.o.fleet;
+    if (!fleet?.publisher) return;
+    queueDecision(this.o.writes, fleet.publisher, this.o.module, "ban", address, until, rule, time);
+    fleet.sink.decided();
+  }
+
   private count(ip: Ip, rule: string, claimed: number, ruleBans: boolean, time: number, detail: Pick<Attribution, "user" | "vhost">, out: Decided): void {
     /* a count the line claims (Dovecot's "auth failed, N attempts", where a user name could
        claim N) stands for at most what one ban needs: it can neither inflate the statistics */
@@ -138,14 +146,11 @@ export class Counter {
       this.stats.bans++;
       if (prefix.element) out.elements.push(prefix.element);
       out.reports.push(prefix.ban);
+      this.publish(prefix.ban.address, prefix.ban.until, prefix.ban.rule, time);
     }
     if (banSeconds === 0) return;
     this.o.writes.addEvent({ time, address: ip.text, rule, kind: "ban", value: banSeconds, user: null, vhost: detail.vhost }, host.class);
-    const fleet = this.o.fleet;
-    if (fleet?.publisher) {
-      queueDecision(this.o.writes, fleet.publisher, this.o.module, "ban", ip.text, host.bannedUntil, rule, time);
-      fleet.sink.decided();
-    }
+    this.publish(ip.text, host.bannedUntil, rule, time);
     this.stats.bans++;
     const remaining = host.bannedUntil - this.o.clock();
     if (remaining > 0) out.elements.push({ address: ip.text, timeout: remaining });

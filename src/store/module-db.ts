@@ -254,10 +254,13 @@ export class ModuleStore {
     this.insertEvent.run(e.time, e.address, e.rule, e.kind, e.value, hostClass, e.user === null ? null : e.user.slice(0, 64), e.vhost, e.reason ?? null);
   }
 
+  /* each `banned_until > ?` query spells out `banned_until > 0` too: only then may SQLite answer it
+     from the partial index hosts_banned_until instead of reading every host */
+
   /** Hosts whose ban lasts beyond `now`, soonest expiry first. */
   activeBans(now: number): HostRecord[] {
     return this.db
-      .query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? ORDER BY banned_until")
+      .query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ?1 AND banned_until > 0 ORDER BY banned_until")
       .all(now)
       .map(hostFromRow);
   }
@@ -275,7 +278,7 @@ export class ModuleStore {
 
   /** Network bans (prefixes, manual CIDRs) lasting beyond `now`. */
   bannedNetworks(now: number): HostRecord[] {
-    return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ? AND address LIKE '%/%'").all(now).map(hostFromRow);
+    return this.db.query<HostRow, [number]>("SELECT * FROM hosts WHERE banned_until > ?1 AND banned_until > 0 AND address LIKE '%/%'").all(now).map(hostFromRow);
   }
 
   /** Unbans recorded after event `after` (a rowid; 0: the start), oldest first, and the last event's rowid: a cursor for "lifted since". */
@@ -288,7 +291,7 @@ export class ModuleStore {
   /** Hosts banned at or after `since` (a ban is the host's last sight) whose ban lasts beyond `now`. */
   bansSince(since: number, now: number): HostRecord[] {
     return this.db
-      .query<HostRow, [number, number]>("SELECT * FROM hosts WHERE banned_until > ? AND last_seen >= ?")
+      .query<HostRow, [number, number]>("SELECT * FROM hosts WHERE banned_until > ?1 AND banned_until > 0 AND last_seen >= ?2")
       .all(now, since)
       .map(hostFromRow);
   }

@@ -22,6 +22,9 @@ describe("signed decisions", () => {
     expect(verifiedDecision(KEY, signedFields(KEY, decision))).toEqual(decision);
     const unban = newDecision("web2", "WB", "unban", "2001:db8::5", 0, "manual", 1_799_996_400);
     expect(verifiedDecision(KEY, signedFields(KEY, unban))).toEqual(unban);
+    /* a prefix ban names its network */
+    const prefix = newDecision("mail1", "LG", "ban", "2001:db8:1:2::/64", 1_800_000_000, "prefix", 1_799_996_400);
+    expect(verifiedDecision(KEY, signedFields(KEY, prefix))).toEqual(prefix);
   });
 
   test("changing any signed field, or another key, breaks the signature", () => {
@@ -44,7 +47,9 @@ describe("signed decisions", () => {
   test("a validly signed decision is still refused when a field is not what watcher writes", () => {
     const bad: Partial<Record<keyof Decision, string | number>>[] = [
       { address: "203.0.113.007" }, /* leading zeros: not canonical */
-      { address: "203.0.113.0/24" }, /* decisions name one address */
+      { address: "203.0.113.7/24" }, /* a network is written as its first address */
+      { address: "2001:db8:0:0::/64" }, /* nor is this IPv6's canonical form */
+      { address: "203.0.113.0/33" },
       { address: "mail.example.com" },
       { module: "lg" }, /* not a module name: modules of your own are capitals and digits */
       { module: "LG; DROP" },

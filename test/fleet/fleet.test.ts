@@ -182,6 +182,27 @@ describe("fleet mode", () => {
     expect(report.fleet.byOrigin).toEqual([{ origin: "a", bans: 2, unbans: 0, refused: 0 }]);
   });
 
+  test("prefix bans go to the fleet: a rotating /64 banned on A is dropped whole on B, refused by C that protects an address in it; an unban of one of its addresses lifts it everywhere", async () => {
+    const a = node("a");
+    const b = node("b");
+    const c = node("c", { files: { "etc/whitelist": "2001:db8:7e57::5\n" } });
+    await up(a, b, c);
+    /* one failed login from each of 20 addresses of one /64: no address reaches maxAffairs, the prefix does (4 × 5) */
+    feed(a, Array.from({ length: 20 }, (_, i) => failed(`2001:db8:7e57::${(i + 16).toString(16)}`, 1)).join(""));
+    await waitFor("the prefix ban on A", async () => (await lgSet(a)).includes("2001:db8:7e57::/64"));
+    await waitFor("the prefix ban on B", async () => (await fleetSet(b)).includes("2001:db8:7e57::/64"));
+    await waitFor("C's refusal", () => status(c).master?.protected === 1);
+    expect(await fleetSet(c)).toEqual([]);
+    expect(status(c).master!.refusals[0]).toBe("2001:db8:7e57::/64 (covers whitelisted 2001:db8:7e57::5, from a)");
+    /* a network banned by hand goes out too */
+    expect(watcher(a, "ban", "LG", "198.51.100.0/24").out).toContain("published to the fleet");
+    await waitFor("the manual network ban on B", async () => (await fleetSet(b)).includes("198.51.100.0/24"));
+    /* B's operator lets one address of the /64 in: B's fleet set, and A's own prefix ban, lift it */
+    expect(watcher(b, "unban", "LG", "2001:db8:7e57::20").code).toBe(0);
+    expect(await fleetSet(b)).toEqual(["198.51.100.0/24"]);
+    await waitFor("the prefix lifted on A", async () => !(await lgSet(a)).includes("2001:db8:7e57::/64"));
+  });
+
   test("per module, fleetPublish = false keeps a node's bans at home and fleetAccept = false ignores the others'", async () => {
     const a = node("a", { lg: "fleetPublish = false" });
     const b = node("b", { lg: "fleetAccept = false" });
