@@ -365,6 +365,17 @@ const DETECTION: readonly (readonly [LineFormat, LineFormat])[] = [
   [SSHD_FIRST, SSHD],
 ];
 
+/**
+ * A message that ends in blanks (UW IMAP writes `... [203.0.113.5] `, ProFTPD `... to A:21 `)
+ * ends before them, so that rules anchored at the end read it as they read any other: done once
+ * per line here rather than by a template per rule.
+ */
+function trimTrailingBlanks(text: string, h: HeaderScan): void {
+  let end = h.lineEnd;
+  while (end > h.messageStart && (text.charCodeAt(end - 1) === SPACE || text.charCodeAt(end - 1) === 9 /* tab */)) end--;
+  h.lineEnd = end;
+}
+
 /** The programs a module listens to, to pick a header-less format's program. */
 export interface ProgramList {
   readonly programs: readonly string[];
@@ -390,14 +401,14 @@ export class SourceFormat {
     if (this.given !== null) {
       this.countOf++;
       wholeLine(h, start, end, start, start);
+      trimTrailingBlanks(text, h);
       return text;
     }
-    const scanned = this.format?.scan(text, start, end, h) ?? null;
-    if (scanned !== null) {
-      this.countOf++;
-      return scanned;
-    }
-    return this.detect(text, start, end, h, listened);
+    let scanned = this.format?.scan(text, start, end, h) ?? null;
+    if (scanned !== null) this.countOf++;
+    else scanned = this.detect(text, start, end, h, listened);
+    if (scanned !== null) trimTrailingBlanks(scanned, h);
+    return scanned;
   }
 
   /** The scanned line's own time (epoch seconds), null when its format has none. */
