@@ -196,11 +196,11 @@ export function scanSyslog(text: string, start: number, end: number, h: HeaderSc
   h.timeStart = at;
   h.timeEnd = timeEnd;
   /* a date-first time without the T: only with a host and a tag, as the templates write it (Exim's and Dovecot's own files start their lines so too) */
-  if (text.charCodeAt(at + 10) === SPACE) return scanHostThenTag(text, timeEnd + 1, end, h);
+  if (timeEnd - at === 19 && text.charCodeAt(at + 10) === SPACE) return scanHostThenTag(text, timeEnd + 1, end, h);
   return scanHostAndTag(text, timeEnd + 1, end, h);
 }
 
-/** `host prog[pid]: ` at `at`, no variant */
+/** `host prog[pid]: ` at `at`, none of the variants (scanHostAndTag's first shape) */
 function scanHostThenTag(text: string, at: number, end: number, h: HeaderScan): boolean {
   const hostEnd = text.indexOf(" ", at);
   if (hostEnd <= at || hostEnd >= end || text.charCodeAt(hostEnd - 1) === COLON) return false;
@@ -213,11 +213,7 @@ function scanHostThenTag(text: string, at: number, end: number, h: HeaderScan): 
 function timeEndAt(text: string, at: number, end: number): number {
   if (isDigit(text.charCodeAt(at))) {
     if (text.charCodeAt(at + 4) !== 45) return -1;
-    /* syslog-ng's and rsyslog's date-first templates without the T: 2026-11-24 10:00:01, whole seconds, local time */
-    if (text.charCodeAt(at + 10) === SPACE) {
-      const timeEnd = at + 19;
-      return timeEnd < end && text.charCodeAt(timeEnd) === SPACE && text.charCodeAt(at + 13) === COLON && text.charCodeAt(at + 16) === COLON && isDigit(text.charCodeAt(at + 11)) ? timeEnd : -1;
-    }
+    if (text.charCodeAt(at + 10) === SPACE) return dateSpaceTimeEnd(text, at, end);
     /* ISO 8601 / RFC 3339: 2026-11-24T10:00:01[.frac](Z|+hh:mm|+hhmm) */
     if (text.charCodeAt(at + 10) !== 84 /* T */) return -1;
     const timeEnd = text.indexOf(" ", at + 19);
@@ -229,11 +225,21 @@ function timeEndAt(text: string, at: number, end: number): number {
   return timeEnd >= end || text.charCodeAt(timeEnd - 6) !== COLON || text.charCodeAt(timeEnd) !== SPACE ? -1 : timeEnd;
 }
 
+/** syslog-ng's and rsyslog's date-first templates without the T at `at`: `2026-11-24 10:00:01`, whole seconds, local time */
+function dateSpaceTimeEnd(text: string, at: number, end: number): number {
+  const timeEnd = at + 19;
+  return timeEnd < end && text.charCodeAt(timeEnd) === SPACE && text.charCodeAt(at + 13) === COLON && text.charCodeAt(at + 16) === COLON && isDigit(text.charCodeAt(at + 11)) ? timeEnd : -1;
+}
+
 /** Host and tag after the time: `host prog[pid]: ` first; the variants only for a line it does not fit. */
 function scanHostAndTag(text: string, at: number, end: number, h: HeaderScan): boolean {
-  /* a host name never ends with a colon: that word is a tag (a line without host) */
-  if (scanHostThenTag(text, at, end, h)) return true;
   let hostEnd = text.indexOf(" ", at);
+  /* a host name never ends with a colon: that word is a tag (a line without host) */
+  if (hostEnd > at && hostEnd < end && text.charCodeAt(hostEnd - 1) !== COLON) {
+    h.hostStart = at;
+    h.hostEnd = hostEnd;
+    if (scanTag(text, hostEnd + 1, end, h)) return true;
+  }
   /* no host name: the tag follows the time, bare or in brackets (metalog) */
   if (scanTag(text, at, end, h) || (text.charCodeAt(at) === 91 && scanBracketTag(text, at, end, h))) {
     h.hostStart = h.hostEnd = at;

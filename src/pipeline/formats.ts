@@ -629,10 +629,11 @@ export class SourceFormat {
       trimTrailingBlanks(text, h);
       return text;
     }
-    let scanned = this.format?.scan(text, start, end, h) ?? null;
-    if (scanned !== null) this.countOf++;
-    else scanned = this.detect(text, start, end, h, listened);
-    if (scanned !== null) trimTrailingBlanks(scanned, h);
+    const scanned = this.format?.scan(text, start, end, h) ?? null;
+    if (scanned === null) return this.detect(text, start, end, h, listened);
+    this.countOf++;
+    /* the lines that end in a blank are few: only they pay for the trim */
+    if (scanned.charCodeAt(h.lineEnd - 1) <= SPACE) trimTrailingBlanks(scanned, h);
     return scanned;
   }
 
@@ -658,6 +659,7 @@ export class SourceFormat {
       if (then === this.format) continue;
       const scanned = first.scan(text, start, end, h);
       if (scanned === null) continue;
+      trimTrailingBlanks(scanned, h);
       this.flushCount();
       this.format = then;
       this.program = then.programs ? (then.programs.find((p) => listened.programs.includes(p)) ?? then.programs[0]!) : null;
