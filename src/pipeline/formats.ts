@@ -320,7 +320,8 @@ const EXIM: LineFormat = {
   name: "exim mainlog",
   programs: ["exim", "exim4"],
   scan(text, start, end, h) {
-    if (!startsWithDateTime(text, start)) return null;
+    /* a host and a tag after the time: a syslog line with a date-first header (Exim through syslog-ng), not a line of the main log */
+    if (!startsWithDateTime(text, start) || scanSyslog(text, start, end, h)) return null;
     const pidEnd = eximPidEnd(text, start + 20, end);
     if (pidEnd > 0) {
       /* log_selector = +pid: the rules read the line as Exim writes it without one */

@@ -215,6 +215,11 @@ describe("formats written from the programs' documentation and source", () => {
     expect(line.slice(h.programStart, h.programEnd)).toBe("exim");
     expect(line.slice(h.messageStart, h.lineEnd)).toStartWith("H=(x) [203.0.113.5]");
     expect(testRules(rules("MX"), line).formats).toEqual({ syslog: 1 });
+    /* after lines of Exim's main log too: the main log's format does not take it */
+    const mainlog = "2026-12-06 03:39:16 H=(y) [203.0.113.4] F=<a@example.net> rejected RCPT <c@example.org>: relay not permitted";
+    const mixed = testRules(rules("MX"), [mainlog, line, mainlog].join("\n"));
+    expect(mixed.formats).toEqual({ "exim mainlog": 2, syslog: 1 });
+    expect(mixed.matches.map((m) => m.host)).toEqual(["203.0.113.4", "203.0.113.5", "203.0.113.4"]);
   });
 
   test("BIND's category and severity after a syslog time without host: named's line, not a program called security", () => {
