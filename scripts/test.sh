@@ -19,7 +19,8 @@ fi
 needs=(coreutils:mkfifo coreutils:stdbuf iproute2:ip nftables:nft ipset:ipset iptables:iptables iptables:ip6tables
        openssh-server:sshd openssh-client:ssh openssh-client:ssh-keygen rsyslog:rsyslogd util-linux:unshare
        redis-server:redis-server redis-tools:redis-cli fail2ban:fail2ban-client dropbear-bin:dropbear bash:bash zsh:zsh
-       nginx:nginx dovecot-imapd:/usr/lib/dovecot/imap curl:curl openssl:openssl)
+       nginx:nginx dovecot-imapd:/usr/lib/dovecot/imap curl:curl openssl:openssl
+       vsftpd:/usr/sbin/vsftpd bind9:/usr/sbin/named python3:python3)
 missing=()
 for pair in "${needs[@]}"; do
   command -v "${pair#*:}" >/dev/null 2>&1 || missing+=("${pair%%:*}")
@@ -31,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "installing test dependencies: ${missing[*]}"
   [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || apt-get update
-  # the tests start their own sshd, rsyslog, redis-server, nginx and dovecot: keep apt from starting the system's
+  # the tests start their own sshd, rsyslog, redis-server, nginx, dovecot, vsftpd and named: keep apt from starting the system's
   policy=/usr/sbin/policy-rc.d
   own_policy=false
   if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; own_policy=true; fi

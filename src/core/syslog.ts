@@ -3,7 +3,8 @@
  * than a regex: this runs for every line the server writes, so it works on offsets into
  * the read chunk and allocates nothing. Understands RFC 3164 (`Nov 24 10:00:01 host
  * prog[pid]: msg`, optionally behind `<PRI>`), rsyslog's RFC 3339 form and `journalctl -o
- * short-iso` (`2026-11-24T10:00:01.123+01:00 host prog[pid]: msg`), and RFC 5424
+ * short-iso` (`2026-11-24T10:00:01.123+01:00 host prog[pid]: msg`; syslog-ng's and rsyslog's
+ * templates also write `2026-11-24 10:00:01 host prog[pid]: msg`), and RFC 5424
  * (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`). The common shape is tried first; only a
  * line it does not fit pays for the variants other loggers write: an unpadded day (`Feb 7`),
  * no host name (local sockets, busybox `-S`, metalog's `[prog] msg`), BSD syslogd `-v` (`<auth.info>` before the host),
@@ -101,8 +102,9 @@ function scanLooseTag(text: string, at: number, end: number, h: HeaderScan): boo
   return true;
 }
 
-/** metalog's `[prog] message` (also seen with a colon, `[prog]: message`), no host, no pid: at `at` is the `[`. */
+/** metalog's `[prog] message` (also seen with a colon, `[prog]: message`), no host, no pid: at `at` is the `[`. A number in brackets is a pid (Exim's `[1234] `), not a program. */
 function scanBracketTag(text: string, at: number, end: number, h: HeaderScan): boolean {
+  if (isDigit(text.charCodeAt(at + 1))) return false;
   const close = charWithin(text, 93 /* ] */, at + 1, Math.min(end, at + MAX_TAG));
   if (close <= at + 1 || charWithin(text, SPACE, at + 1, close) >= 0 || charWithin(text, 91, at + 1, close) >= 0) return false;
   let message = close + 1;
@@ -193,14 +195,27 @@ export function scanSyslog(text: string, start: number, end: number, h: HeaderSc
   if (timeEnd < 0) return false;
   h.timeStart = at;
   h.timeEnd = timeEnd;
+  /* a date-first time without the T: only with a host and a tag, as the templates write it (Exim's and Dovecot's own files start their lines so too) */
+  if (timeEnd - at === 19 && text.charCodeAt(at + 10) === SPACE) return scanHostThenTag(text, timeEnd + 1, end, h);
   return scanHostAndTag(text, timeEnd + 1, end, h);
+}
+
+/** `host prog[pid]: ` at `at`, none of the variants (scanHostAndTag's first shape) */
+function scanHostThenTag(text: string, at: number, end: number, h: HeaderScan): boolean {
+  const hostEnd = text.indexOf(" ", at);
+  if (hostEnd <= at || hostEnd >= end || text.charCodeAt(hostEnd - 1) === COLON) return false;
+  h.hostStart = at;
+  h.hostEnd = hostEnd;
+  return scanTag(text, hostEnd + 1, end, h);
 }
 
 /** Where the time at `at` ends (the space after it), or -1: RFC 3339 or RFC 3164 (day padded, zero-padded or not). */
 function timeEndAt(text: string, at: number, end: number): number {
   if (isDigit(text.charCodeAt(at))) {
+    if (text.charCodeAt(at + 4) !== 45) return -1;
+    if (text.charCodeAt(at + 10) === SPACE) return dateSpaceTimeEnd(text, at, end);
     /* ISO 8601 / RFC 3339: 2026-11-24T10:00:01[.frac](Z|+hh:mm|+hhmm) */
-    if (text.charCodeAt(at + 4) !== 45 || text.charCodeAt(at + 10) !== 84 /* T */) return -1;
+    if (text.charCodeAt(at + 10) !== 84 /* T */) return -1;
     const timeEnd = text.indexOf(" ", at + 19);
     return timeEnd < 0 || timeEnd - at > 40 || timeEnd >= end ? -1 : timeEnd;
   }
@@ -208,6 +223,12 @@ function timeEndAt(text: string, at: number, end: number): number {
   if (!isUpper(text.charCodeAt(at)) || !isLower(text.charCodeAt(at + 1)) || !isLower(text.charCodeAt(at + 2)) || text.charCodeAt(at + 3) !== SPACE) return -1;
   const timeEnd = text.charCodeAt(at + 5) === SPACE && isDigit(text.charCodeAt(at + 4)) ? at + 14 : at + 15;
   return timeEnd >= end || text.charCodeAt(timeEnd - 6) !== COLON || text.charCodeAt(timeEnd) !== SPACE ? -1 : timeEnd;
+}
+
+/** syslog-ng's and rsyslog's date-first templates without the T at `at`: `2026-11-24 10:00:01`, whole seconds, local time */
+function dateSpaceTimeEnd(text: string, at: number, end: number): number {
+  const timeEnd = at + 19;
+  return timeEnd < end && text.charCodeAt(timeEnd) === SPACE && text.charCodeAt(at + 13) === COLON && text.charCodeAt(at + 16) === COLON && isDigit(text.charCodeAt(at + 11)) ? timeEnd : -1;
 }
 
 /** Host and tag after the time: `host prog[pid]: ` first; the variants only for a line it does not fit. */
@@ -371,7 +392,8 @@ function parseSlicedTime(time: string, now: number): number | null {
   /* an unpadded day, "Feb 7 10:00:00": padded like the others */
   if (time.length === 14 && time.charCodeAt(5) === SPACE) time = `${time.slice(0, 4)} ${time.slice(4)}`;
   if (isDigit(time.charCodeAt(0))) {
-    let iso = time;
+    /* "2026-11-24 10:00:01": Date reads the T form (local time without a zone) */
+    let iso = time.charCodeAt(10) === SPACE ? `${time.slice(0, 10)}T${time.slice(11)}` : time;
     /* journalctl short-iso on older systemd writes +0100; Date wants +01:00 */
     const m = /([+-])(\d{2})(\d{2})$/.exec(iso);
     if (m && iso.charCodeAt(iso.length - 3) !== COLON) iso = `${iso.slice(0, -5)}${m[1]}${m[2]}:${m[3]}`;

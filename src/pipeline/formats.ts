@@ -72,13 +72,20 @@ function localTime(year: number, month: number, day: number, hh: number, mm: num
 
 const num = (text: string, at: number, length: number): number => Number(text.slice(at, at + length));
 
+/** A local time written `2026-11-25 11:49:50` (any separators) at the line's time. */
+function dateTimeFields(text: string, h: HeaderScan): number | null {
+  const t = h.timeStart;
+  return localTime(num(text, t, 4), num(text, t + 5, 2) - 1, num(text, t + 8, 2), num(text, t + 11, 2), num(text, t + 14, 2), num(text, t + 17, 2));
+}
+
 const SYSLOG: LineFormat = {
   name: "syslog",
   programs: null,
   scan(text, start, end, h) {
     if (!scanSyslog(text, start, end, h)) return null;
     /* no host and a Dovecot level after the tag: a line of Dovecot's own file, which reads as a hostless syslog line */
-    if (h.hostStart === h.hostEnd && startsWithDovecotLevel(text, h.messageStart)) return null;
+    /* ... and so does a line of BIND's own file with a syslog time (its category reads as a tag) */
+    if (h.hostStart === h.hostEnd && (startsWithDovecotLevel(text, h.messageStart) || isNamedPrefixed(text, h, end))) return null;
     h.lineEnd = end;
     return text;
   },
@@ -149,10 +156,7 @@ const NGINX_ERROR: LineFormat = {
     wholeLine(h, start, end, start, start + 19);
     return text;
   },
-  time: (text, h) => {
-    const t = h.timeStart;
-    return localTime(num(text, t, 4), num(text, t + 5, 2) - 1, num(text, t + 8, 2), num(text, t + 11, 2), num(text, t + 14, 2), num(text, t + 17, 2));
-  },
+  time: dateTimeFields,
 };
 
 /** `[Wed Nov 25 11:50:15.785480 2026] ` (2.4) or `[Wed Oct 11 14:32:52 2000] ` (2.2), then `[` */
@@ -298,10 +302,10 @@ const SSHD_FIRST: LineFormat = {
   },
 };
 
-/** `2026-12-06 06:20:49 ` at `start` (Exim's log time; Dovecot's date-first one) */
-function startsWithDateTime(text: string, start: number): boolean {
+/** `2026-12-06 06:20:49` at `start`, then `after` (a space: Exim's log time, Dovecot's date-first one; a comma: ProFTPD's) */
+function startsWithDateTime(text: string, start: number, after = SPACE): boolean {
   return digitsAt(text, start, 4) && text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 7) === 45 && text.charCodeAt(start + 10) === SPACE &&
-    text.charCodeAt(start + 13) === 58 && text.charCodeAt(start + 16) === 58 && text.charCodeAt(start + 19) === SPACE;
+    text.charCodeAt(start + 13) === 58 && text.charCodeAt(start + 16) === 58 && text.charCodeAt(start + 19) === after;
 }
 
 /** How Exim's main log lines start after the time: a message id (`1xa5ch-0003V1-08`, 4.97's longer one), a client, an authenticator, Exim's own news */
@@ -316,7 +320,8 @@ const EXIM: LineFormat = {
   name: "exim mainlog",
   programs: ["exim", "exim4"],
   scan(text, start, end, h) {
-    if (!startsWithDateTime(text, start)) return null;
+    /* a host and a tag after the time: a syslog line with a date-first header (Exim through syslog-ng), not a line of the main log */
+    if (!startsWithDateTime(text, start) || scanSyslog(text, start, end, h)) return null;
     const pidEnd = eximPidEnd(text, start + 20, end);
     if (pidEnd > 0) {
       /* log_selector = +pid: the rules read the line as Exim writes it without one */
@@ -327,10 +332,7 @@ const EXIM: LineFormat = {
     wholeLine(h, start, end, start, start + 19);
     return text;
   },
-  time: (text, h) => {
-    const t = h.timeStart;
-    return localTime(num(text, t, 4), num(text, t + 5, 2) - 1, num(text, t + 8, 2), num(text, t + 11, 2), num(text, t + 14, 2), num(text, t + 17, 2));
-  },
+  time: dateTimeFields,
 };
 
 /** After log_selector = +pid's `[1234] ` at `at`: where the rest starts; -1 when there is none. */
@@ -352,6 +354,226 @@ const EXIM_FIRST: LineFormat = {
   },
 };
 
+/** `Sun Dec  6 12:01:26 2026 ` at `start` (ctime's shape, strftime `%a %b %e %H:%M:%S %Y`): where the year ends, or -1 */
+function ctimeEnd(text: string, start: number): number {
+  const ok =
+    text.charCodeAt(start + 3) === SPACE && text.charCodeAt(start + 7) === SPACE && text.charCodeAt(start + 10) === SPACE && text.charCodeAt(start + 13) === 58 &&
+    text.charCodeAt(start + 16) === 58 && text.charCodeAt(start + 19) === SPACE && digitsAt(text, start + 20, 4) && isDigit(text.charCodeAt(start + 9)) && monthAt(text, start + 4) >= 0;
+  return ok ? start + 24 : -1;
+}
+
+/**
+ * vsftpd's own log (vsftpd_log_file, /var/log/vsftpd.log; written when syslog_enable is off):
+ * `Sun Dec  6 12:01:28 2026 [pid 10818] [alice] FAIL LOGIN: Client "203.0.113.5"`. The rules
+ * read what follows `[pid N] `, which is what vsftpd sends to syslog; the pid is the line's.
+ * The time is vsftpd's own: UTC unless use_localtime=YES (Debian's vsftpd.conf sets it); read as local.
+ */
+const VSFTPD: LineFormat = {
+  name: "vsftpd log",
+  programs: ["vsftpd"],
+  scan(text, start, end, h) {
+    const timeEnd = ctimeEnd(text, start);
+    if (timeEnd < 0 || !text.startsWith(" [pid ", timeEnd)) return null;
+    let close = timeEnd + 6;
+    while (close < end && close < timeEnd + 18 && isDigit(text.charCodeAt(close))) close++;
+    if (close === timeEnd + 6 || text.charCodeAt(close) !== 93 /* ] */ || text.charCodeAt(close + 1) !== SPACE) return null;
+    wholeLine(h, start, end, start, timeEnd);
+    h.pidStart = timeEnd + 6;
+    h.pidEnd = close;
+    h.messageStart = close + 2;
+    return text;
+  },
+  time: (text, h) => {
+    const t = h.timeStart;
+    const day = text.charCodeAt(t + 8) === SPACE ? num(text, t + 9, 1) : num(text, t + 8, 2);
+    return localTime(num(text, t + 20, 4), monthAt(text, t + 4), day, num(text, t + 11, 2), num(text, t + 14, 2), num(text, t + 17, 2));
+  },
+};
+
+/**
+ * ProFTPD's own log (SystemLog, Debian's /var/log/proftpd/proftpd.log):
+ * `2026-12-06 12:02:36,543 vm proftpd[12899] 127.0.0.1 (203.0.113.5[203.0.113.5]): USER ...`:
+ * a syslog line whose time has milliseconds after a comma and whose tag has no colon. Read as
+ * that syslog line: host, program proftpd, its pid, the message after the tag.
+ */
+const PROFTPD: LineFormat = {
+  name: "proftpd SystemLog",
+  programs: null,
+  scan(text, start, end, h) {
+    if (!startsWithDateTime(text, start, 44 /* , */) || !digitsAt(text, start + 20, 3) || text.charCodeAt(start + 23) !== SPACE) return null;
+    const hostEnd = charWithin(text, SPACE, start + 24, Math.min(end, start + 280));
+    if (hostEnd <= start + 24 || !text.startsWith(" proftpd[", hostEnd)) return null;
+    let close = hostEnd + 9;
+    while (close < end && close < hostEnd + 21 && isDigit(text.charCodeAt(close))) close++;
+    if (close === hostEnd + 9 || text.charCodeAt(close) !== 93 /* ] */ || text.charCodeAt(close + 1) !== SPACE) return null;
+    h.timeStart = start;
+    h.timeEnd = start + 23;
+    h.hostStart = start + 24;
+    h.hostEnd = hostEnd;
+    h.programStart = hostEnd + 1;
+    h.programEnd = hostEnd + 8;
+    h.pidStart = hostEnd + 9;
+    h.pidEnd = close;
+    h.messageStart = close + 2;
+    h.lineEnd = end;
+    return text;
+  },
+  time: dateTimeFields,
+};
+
+/** The first `c` in text[from, limit), or -1 (indexOf would run on into the next lines of the chunk). */
+function charWithin(text: string, c: number, from: number, limit: number): number {
+  for (let i = from; i < limit; i++) if (text.charCodeAt(i) === c) return i;
+  return -1;
+}
+
+/**
+ * Where the time of a MySQL or MariaDB error log line ends (the space after it), or -1:
+ * MySQL 5.5 and older `130916 21:30:26` / `130916  1:30:26`; MariaDB and MySQL 5.6
+ * `2026-12-06 07:49:12` / `2026-12-06  7:49:12`; MySQL 5.7 and 8 `2026-12-06T07:49:12.634875Z`
+ * (log_timestamps = UTC, the default) or with a zone offset or none (SYSTEM).
+ */
+function mysqlTimeEnd(text: string, start: number, end: number): number {
+  let at: number;
+  if (digitsAt(text, start, 6) && text.charCodeAt(start + 6) === SPACE) at = start + 7;
+  else if (digitsAt(text, start, 4) && text.charCodeAt(start + 4) === 45 && text.charCodeAt(start + 7) === 45 && digitsAt(text, start + 8, 2)) {
+    if (text.charCodeAt(start + 10) === 84 /* T */) {
+      if (text.charCodeAt(start + 13) !== 58 || text.charCodeAt(start + 16) !== 58 || text.charCodeAt(start + 19) !== 46 /* . */) return -1;
+      const timeEnd = charWithin(text, SPACE, start + 20, Math.min(end, start + 40));
+      return timeEnd;
+    }
+    if (text.charCodeAt(start + 10) !== SPACE) return -1;
+    at = start + 11;
+  } else return -1;
+  /* the hour, padded with a space by MariaDB and MySQL 5.5 */
+  const h1 = text.charCodeAt(at);
+  if (!(h1 === SPACE || isDigit(h1)) || !isDigit(text.charCodeAt(at + 1)) || text.charCodeAt(at + 2) !== 58 || text.charCodeAt(at + 5) !== 58) return -1;
+  return digitsAt(text, at + 3, 2) && digitsAt(text, at + 6, 2) && text.charCodeAt(at + 8) === SPACE ? at + 8 : -1;
+}
+
+const MYSQL_LEVELS = ["[Note] ", "[Warning] ", "[ERROR] ", "[Error] ", "[System] "];
+
+/**
+ * The error log of MySQL and MariaDB (log_error: /var/log/mysql/error.log): the time, the
+ * thread id (none before MySQL 5.6), the level in brackets, the text:
+ * `2026-12-06  7:49:12 6 [Warning] Access denied for user 'root'@'203.0.113.5' (using password: YES)`.
+ * Read whole by the rules of mariadbd or mysqld, which take the time as their first words.
+ */
+const MYSQL_ERROR: LineFormat = {
+  name: "mysql error log",
+  programs: ["mariadbd", "mysqld"],
+  scan(text, start, end, h) {
+    const timeEnd = mysqlTimeEnd(text, start, end);
+    if (timeEnd < 0) return null;
+    let at = timeEnd + 1;
+    while (at < end && at < timeEnd + 21 && isDigit(text.charCodeAt(at))) at++;
+    if (at > timeEnd + 1) {
+      if (text.charCodeAt(at) !== SPACE) return null;
+      at++;
+    }
+    if (text.charCodeAt(at) !== 91 /* [ */ || !MYSQL_LEVELS.some((level) => text.startsWith(level, at))) return null;
+    wholeLine(h, start, end, start, timeEnd);
+    return text;
+  },
+  time(text, h) {
+    const t = h.timeStart;
+    if (h.timeEnd - t === 15 || (h.timeEnd - t === 14 && text.charCodeAt(t + 6) === SPACE)) {
+      /* 130916 21:30:26: the hour's place is the 8th char */
+      const hour = text.charCodeAt(t + 7) === SPACE ? num(text, t + 8, 1) : num(text, t + 7, 2);
+      return localTime(2000 + num(text, t, 2), num(text, t + 2, 2) - 1, num(text, t + 4, 2), hour, num(text, h.timeEnd - 5, 2), num(text, h.timeEnd - 2, 2));
+    }
+    if (text.charCodeAt(t + 10) === 84) {
+      const ms = Date.parse(text.slice(t, h.timeEnd));
+      return Number.isNaN(ms) ? null : Math.floor(ms / 1000);
+    }
+    const hour = text.charCodeAt(t + 11) === SPACE ? num(text, t + 12, 1) : num(text, t + 11, 2);
+    return localTime(num(text, t, 4), num(text, t + 5, 2) - 1, num(text, t + 8, 2), hour, num(text, h.timeEnd - 5, 2), num(text, h.timeEnd - 2, 2));
+  },
+};
+
+/** BIND's logging categories (ARM, "The category Phrase"), as print-category writes them before a message */
+const NAMED_CATEGORIES = new Set([
+  "client", "cname", "config", "database", "default", "delegation-only", "dispatch", "dnssec", "dnstap", "edns-disabled", "general", "lame-servers",
+  "network", "notify", "nsid", "queries", "query-errors", "rate-limit", "resolver", "rpz", "rpz-passthru", "security", "serve-stale", "spill",
+  "sslkeylog", "trust-anchor-telemetry", "unmatched", "update", "update-security", "xfer-in", "xfer-out", "zoneload",
+]);
+const NAMED_SEVERITIES = ["critical: ", "error: ", "warning: ", "notice: ", "info: "];
+
+/** After print-category's `security: ` and print-severity's `error: ` (or `debug 3: `) at `at`, either or both: where the message starts. */
+function namedMessageStart(text: string, at: number, end: number): number {
+  const colon = charWithin(text, 58, at, Math.min(end, at + 24));
+  if (colon > at && text.charCodeAt(colon + 1) === SPACE && NAMED_CATEGORIES.has(text.slice(at, colon))) at = colon + 2;
+  for (const severity of NAMED_SEVERITIES) if (text.startsWith(severity, at)) return at + severity.length;
+  if (text.startsWith("debug ", at)) {
+    let i = at + 6;
+    while (isDigit(text.charCodeAt(i))) i++;
+    if (i > at + 6 && text.charCodeAt(i) === 58 && text.charCodeAt(i + 1) === SPACE) return i + 2;
+  }
+  return at;
+}
+
+/**
+ * Where the time of a line of BIND's own log file ends (the space after it), or -1: print-time
+ * yes or local (`06-Dec-2026 12:03:01.318`), iso8601 (`2026-12-06T12:03:01.318`) or iso8601-utc
+ * (`...318Z`), always with milliseconds.
+ */
+function namedTimeEnd(text: string, start: number): number {
+  if (isDigit(text.charCodeAt(start + 1)) && text.charCodeAt(start + 2) === 45) {
+    const ok = text.charCodeAt(start + 6) === 45 && text.charCodeAt(start + 11) === SPACE && text.charCodeAt(start + 14) === 58 && text.charCodeAt(start + 20) === 46;
+    return ok && digitsAt(text, start, 2) && digitsAt(text, start + 7, 4) && digitsAt(text, start + 21, 3) && monthAt(text, start + 3) >= 0 && text.charCodeAt(start + 24) === SPACE ? start + 24 : -1;
+  }
+  if (!digitsAt(text, start, 4) || text.charCodeAt(start + 4) !== 45 || text.charCodeAt(start + 10) !== 84 || text.charCodeAt(start + 19) !== 46 || !digitsAt(text, start + 20, 3)) return -1;
+  const zoneAt = start + 23;
+  if (text.charCodeAt(zoneAt) === SPACE) return zoneAt;
+  return text.charCodeAt(zoneAt) === 90 /* Z */ && text.charCodeAt(zoneAt + 1) === SPACE ? zoneAt + 1 : -1;
+}
+
+/**
+ * BIND's own log file (a `logging { channel { file ...; print-time ...; } }`, often
+ * /var/log/named/security.log): `06-Dec-2026 12:03:01.318 security: error: client @0x... A#P
+ * (example.org): zone transfer 'example.org/AXFR/IN' denied`, the category and severity there
+ * when print-category and print-severity are on. Also that message after a syslog time without
+ * host or tag, when it carries both (`Oct 23 02:06:39 security: info: client ...`). The rules read
+ * what follows the category and severity, which is what named sends to syslog.
+ */
+const NAMED: LineFormat = {
+  name: "named log",
+  programs: ["named"],
+  scan(text, start, end, h) {
+    const timeEnd = namedTimeEnd(text, start);
+    /* an ISO time may also start a syslog line (RFC 3339): that line is syslog's, unless its tag is named's category */
+    if (timeEnd > 0 && isDigit(text.charCodeAt(start + 2)) && scanSyslog(text, start, end, h) && !(h.hostStart === h.hostEnd && isNamedPrefixed(text, h, end))) return null;
+    if (timeEnd > 0) {
+      wholeLine(h, start, end, start, timeEnd);
+      h.messageStart = namedMessageStart(text, timeEnd + 1, end);
+      return text;
+    }
+    if (!scanSyslog(text, start, end, h) || h.hostStart !== h.hostEnd || !isNamedPrefixed(text, h, end)) return null;
+    const { timeStart, timeEnd: syslogTimeEnd } = h;
+    wholeLine(h, start, end, timeStart, syslogTimeEnd);
+    h.messageStart = namedMessageStart(text, syslogTimeEnd + 1, end);
+    return text;
+  },
+  time(text, h, now) {
+    const t = h.timeStart;
+    if (text.charCodeAt(t + 2) === 45) return localTime(num(text, t + 7, 4), monthAt(text, t + 3), num(text, t, 2), num(text, t + 12, 2), num(text, t + 15, 2), num(text, t + 18, 2));
+    if (isDigit(text.charCodeAt(t))) {
+      const ms = Date.parse(text.slice(t, h.timeEnd));
+      return Number.isNaN(ms) ? null : Math.floor(ms / 1000);
+    }
+    return syslogTimeAt(text, t, h.timeEnd, now);
+  },
+};
+
+/**
+ * A line scanned as syslog without host whose tag (no pid) is one of BIND's categories and whose
+ * message starts with a severity or a client: named's own line, its category read as a tag.
+ */
+function isNamedPrefixed(text: string, h: HeaderScan, end: number): boolean {
+  if (h.pidStart !== h.pidEnd || !NAMED_CATEGORIES.has(text.slice(h.programStart, h.programEnd))) return false;
+  return text.startsWith("client ", h.messageStart) || namedMessageStart(text, h.messageStart, end) > h.messageStart;
+}
+
 /** In the order a line is tried when its source's format does not fit it: Dovecot's file before syslog (it fits a header without host too). */
 const DETECTION: readonly (readonly [LineFormat, LineFormat])[] = [
   [DOVECOT, DOVECOT],
@@ -360,10 +582,25 @@ const DETECTION: readonly (readonly [LineFormat, LineFormat])[] = [
   [APACHE_24_ERROR, APACHE_24_ERROR],
   [APACHE_22_ERROR, APACHE_22_ERROR],
   [ACCESS, ACCESS],
+  [PROFTPD, PROFTPD],
+  [VSFTPD, VSFTPD],
+  [MYSQL_ERROR, MYSQL_ERROR],
+  [NAMED, NAMED],
   /* Exim's and sshd's own logs: recognised by a known first message, then kept */
   [EXIM_FIRST, EXIM],
   [SSHD_FIRST, SSHD],
 ];
+
+/**
+ * A message that ends in blanks (UW IMAP writes `... [203.0.113.5] `, ProFTPD `... to A:21 `)
+ * ends before them, so that rules anchored at the end read it as they read any other: done once
+ * per line here rather than by a template per rule.
+ */
+function trimTrailingBlanks(text: string, h: HeaderScan): void {
+  let end = h.lineEnd;
+  while (end > h.messageStart && (text.charCodeAt(end - 1) === SPACE || text.charCodeAt(end - 1) === 9 /* tab */)) end--;
+  h.lineEnd = end;
+}
 
 /** The programs a module listens to, to pick a header-less format's program. */
 export interface ProgramList {
@@ -390,14 +627,15 @@ export class SourceFormat {
     if (this.given !== null) {
       this.countOf++;
       wholeLine(h, start, end, start, start);
+      trimTrailingBlanks(text, h);
       return text;
     }
     const scanned = this.format?.scan(text, start, end, h) ?? null;
-    if (scanned !== null) {
-      this.countOf++;
-      return scanned;
-    }
-    return this.detect(text, start, end, h, listened);
+    if (scanned === null) return this.detect(text, start, end, h, listened);
+    this.countOf++;
+    /* the lines that end in a blank are few: only they pay for the trim */
+    if (scanned.charCodeAt(h.lineEnd - 1) <= SPACE) trimTrailingBlanks(scanned, h);
+    return scanned;
   }
 
   /** The scanned line's own time (epoch seconds), null when its format has none. */
@@ -422,6 +660,7 @@ export class SourceFormat {
       if (then === this.format) continue;
       const scanned = first.scan(text, start, end, h);
       if (scanned === null) continue;
+      trimTrailingBlanks(scanned, h);
       this.flushCount();
       this.format = then;
       this.program = then.programs ? (then.programs.find((p) => listened.programs.includes(p)) ?? then.programs[0]!) : null;

@@ -124,6 +124,23 @@ describe("splitSyslog: RFC 3339 (rsyslog) and journalctl short-iso", () => {
   test("with a <PRI> prefix", () => {
     expect(splitSyslog("<38>2026-11-24T10:00:01+01:00 srv sshd[1]: msg")?.time).toBe("2026-11-24T10:00:01+01:00");
   });
+
+  test("syslog-ng's and rsyslog's date-first templates without the T (Exim through syslog-ng): host and tag, local time", () => {
+    expect(splitSyslog("2019-10-22 03:39:17 mx1 exim[29786]: H=(x) [203.0.113.5] rejected")).toEqual({
+      time: "2019-10-22 03:39:17",
+      host: "mx1",
+      program: "exim",
+      pid: "29786",
+      message: "H=(x) [203.0.113.5] rejected",
+    });
+    expect(parseSyslogTime("2019-10-22 03:39:17", 1.8e9)).toBe(new Date(2019, 9, 22, 3, 39, 17).getTime() / 1000);
+  });
+
+  test("...but not Exim's or Dovecot's own lines, which start with the same time", () => {
+    for (const line of ["2026-12-06 06:20:49 Warning: purging the environment.", "2026-12-06 06:20:44 auth: Info: passwd-file(a,203.0.113.5): unknown user", "2026-12-06 07:00:01 [10099] H=(x) [203.0.113.90]:3755 rejected RCPT <b@x>: relay not permitted"]) {
+      expect(splitSyslog(line)).toBeNull();
+    }
+  });
 });
 
 describe("splitSyslog: RFC 5424", () => {
@@ -267,7 +284,9 @@ describe("splitSyslog: rejections", () => {
     ["Nov 24 10:00:01  srv sshd[1]: msg", "two spaces before the host"],
     ["Nov 24 10:00 srv sshd[1]: msg", "time without seconds"],
     ["Nov 24 10:00:01.123 srv sshd[1]: msg", "RFC 3164 time with a fraction"],
-    ["2026-11-24 10:00:01 srv sshd[1]: msg", "ISO date with a space instead of T"],
+    ["2026-11-24 10:00:01 sshd[1]: msg", "ISO date with a space instead of T, no host"],
+    ["2026-11-24 10:00:01 srv: msg", "ISO date with a space instead of T, a tag where the host goes"],
+    ["2026-11-24 10:00:01,123 srv sshd[1]: msg", "ISO date with a space instead of T, milliseconds"],
     ["2026-11-24T10:00:01+01:00", "ISO time only"],
     ["2026-11-24T10:00:01+01:00 srv", "ISO time and host only"],
     ["12345 srv sshd[1]: msg", "a number"],

@@ -4,6 +4,10 @@
  * auth) and Dovecot (`log_path = FILE`); an attacker namespace fails logins against each.
  * `watcher module LG --file <sshd's log>` must ban the attacker (dry-run firewall), and `watcher
  * rules test` must find the format of nginx's and Dovecot's files and count their failures.
+ * Then vsftpd (`vsftpd_log_file`) and BIND (a logging channel to a file) the same way: `watcher
+ * module FT --file <vsftpd's log>` bans, `rules test` reads named's. (ProFTPD's SystemLog is read
+ * from a capture, test/fixtures/formats: Debian's proftpd-core and vsftpd conflict, one machine
+ * holds one of them.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -141,5 +145,83 @@ describe("the servers' own logs, without --program", () => {
     expect(Object.keys(r.formats)).toEqual(["dovecot log_path"]);
     expect(counted(r).length).toBeGreaterThan(0);
     expect(new Set(counted(r))).toEqual(new Set([ATTACKER_V4]));
+  });
+});
+
+describe("vsftpd's and BIND's own logs, without --program", () => {
+  const FTP_PORT = 21;
+  const DNS_PORT = 53;
+  let net: TestNet;
+  let dir: string;
+  let root: string;
+  let module: Bun.Subprocess | null = null;
+
+  beforeAll(async () => {
+    net = new TestNet().setup();
+    dir = mkdtempSync(join(tmpdir(), "watcher-ftp-dns-"));
+    chmodSync(dir, 0o755);
+    root = makeRoot("formats-ftp", { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.FT]\nmaxAffairs = 3\nbanTime = "1h"\ndns = false\n' });
+
+    /* vsftpd writing its own log only (syslog_enable=NO) */
+    mkdirSync("/var/run/vsftpd/empty", { recursive: true });
+    writeFileSync(
+      join(dir, "vsftpd.conf"),
+      `listen=YES\nlisten_address=${SERVER_V4}\nlisten_port=${FTP_PORT}\nbackground=NO\nanonymous_enable=NO\nlocal_enable=YES\n` +
+        `xferlog_enable=YES\ndual_log_enable=YES\nxferlog_file=${dir}/xferlog\nvsftpd_log_file=${dir}/vsftpd.log\nsyslog_enable=NO\n` +
+        `pam_service_name=vsftpd\nsecure_chroot_dir=/var/run/vsftpd/empty\nseccomp_sandbox=NO\n`,
+    );
+    writeFileSync(join(dir, "vsftpd.log"), "");
+    net.spawn(net.server, ["/usr/sbin/vsftpd", join(dir, "vsftpd.conf")]);
+
+    /* BIND: a zone of its own, transfers for nobody, its security and xfer-out lines in a file */
+    writeFileSync(join(dir, "example.org.zone"), "$TTL 300\n@ IN SOA ns1.example.org. hostmaster.example.org. 1 3600 600 86400 300\n@ IN NS ns1.example.org.\nns1 IN A 192.0.2.53\n");
+    writeFileSync(
+      join(dir, "named.conf"),
+      `options {\n  directory "${dir}";\n  pid-file "${dir}/named.pid";\n  listen-on port ${DNS_PORT} { ${SERVER_V4}; };\n  listen-on-v6 { none; };\n  recursion no;\n};\n` +
+        `zone "example.org" { type primary; file "example.org.zone"; allow-transfer { none; }; };\n` +
+        `logging {\n  channel file { file "${dir}/named.log"; print-time yes; print-category yes; print-severity yes; severity info; };\n` +
+        `  category security { file; };\n  category xfer-out { file; };\n  category default { file; };\n};\n`,
+    );
+    net.spawn(net.server, ["/usr/sbin/named", "-f", "-c", join(dir, "named.conf")]);
+
+    for (const port of [FTP_PORT, DNS_PORT]) await waitFor(`the server on port ${port}`, () => net.reachable(ATTACKER_V4, 500, port), undefined, 5);
+  });
+
+  afterAll(() => {
+    module?.kill();
+    net.cleanup();
+  });
+
+  test("watcher module FT --file <vsftpd's own log> bans the attacker", async () => {
+    const log = join(dir, "vsftpd.log");
+    module = Bun.spawn([WATCHER, "--root", root, "module", "FT", "--file", log], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    await waitFor("watcher to open vsftpd's log", () => existsSync(positionFileFor(join(root, "var", "run"), "FT", log)), undefined, 5);
+    for (const user of ["nosuchuser", "root", "admin"]) expect(curl(net, "-u", `${user}:wrong`, `ftp://${SERVER_V4}:${FTP_PORT}/`)).not.toBe(0);
+    const banned = join(root, "var", "log", "firewall-dryrun.log");
+    await waitFor("the ban in the dry-run firewall", () => existsSync(banned) && readFileSync(banned, "utf8").includes(ATTACKER_V4));
+    expect(readFileSync(log, "utf8")).toContain(`[nosuchuser] FAIL LOGIN: Client "${ATTACKER_V4}"`);
+    const r = rulesTest(root, "FT", log);
+    expect(r.formats).toEqual({ "vsftpd log": expect.any(Number) });
+    expect(counted(r)).toEqual([ATTACKER_V4, ATTACKER_V4, ATTACKER_V4]);
+  });
+
+  test("watcher rules test NS <named's own log>: found, and counted in aggressive mode only", async () => {
+    /* an AXFR over TCP, as a zone scraper asks for it */
+    const axfr = [
+      "import socket, struct",
+      "q = struct.pack('>HHHHHH', 4242, 0, 1, 0, 0, 0) + b'\\x07example\\x03org\\x00' + struct.pack('>HH', 252, 1)",
+      `s = socket.create_connection(('${SERVER_V4}', ${DNS_PORT}), 10, ('${ATTACKER_V4}', 0))`,
+      "s.sendall(struct.pack('>H', len(q)) + q)",
+      "s.recv(512)",
+    ].join("\n");
+    expect(net.exec(net.attacker, ["python3", "-c", axfr]).code).toBe(0);
+    const log = join(dir, "named.log");
+    await waitFor("named's refusal", () => existsSync(log) && readFileSync(log, "utf8").includes("zone transfer 'example.org/AXFR/IN' denied"));
+    const normal = rulesTest(root, "NS", log);
+    expect(Object.keys(normal.formats)).toEqual(["named log"]);
+    expect(counted(normal)).toEqual([]);
+    const r = watcher(root, "rules", "test", "NS", log, "--json", "--mode", "aggressive");
+    expect(r.code).toBe(0);
+    expect(counted(JSON.parse(r.out) as RuleTestJson)).toEqual([ATTACKER_V4]);
   });
 });

@@ -567,7 +567,8 @@ const SHAPES: Record<(typeof BUILTIN_MODULES)[number], Shape[]> = {
   VP: [
     { rule: "openvpn-auth-failed", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS Auth Error: Auth Username/Password verification failed for peer` },
     { rule: "openvpn-tls-handshake-failed", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS Error: TLS handshake failed` },
-    { rule: "openvpn-authenticated", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS: Username/Password authentication succeeded for username '${s.u}' ` },
+    /* OpenVPN ends this line with a space, which the header scan drops before any rule reads it */
+    { rule: "openvpn-authenticated", program: "openvpn", line: (H, s) => `${openvpnClient(H, s.port)} TLS: Username/Password authentication succeeded for username '${s.u}'` },
   ],
   /* named writes the queried name in presentation form: no raw space or parenthesis */
   NS: [

@@ -146,6 +146,107 @@ describe("formats captured from the real programs (test/fixtures/formats)", () =
   });
 });
 
+describe("FTP, database and name server logs captured from the real programs (test/fixtures/formats)", () => {
+  test("vsftpd's own log (vsftpd_log_file): its `[pid N]` left out, read as vsftpd's syslog messages", () => {
+    const r = testRules(rules("FT"), read("formats", "vsftpd.log"));
+    expect(r.formats).toEqual({ "vsftpd log": 11 });
+    /* FAIL LOGIN of an unknown user, root, anonymous, a wrong password; then that account's good one */
+    expect(shown(r)).toEqual(["2 count 127.0.0.2", "4 count 127.0.0.2", "6 count 127.0.0.2", "8 count 127.0.0.2", "10 success 127.0.0.2"]);
+    const asSyslog = read("formats", "vsftpd.log").toString().replace(/^\w{3} (\w{3} [ \d]\d \d\d:\d\d:\d\d) \d{4} \[pid (\d+)\] /gm, "$1 vm vsftpd[$2]: ");
+    expect(shown(testRules(rules("FT"), asSyslog))).toEqual(shown(r));
+  });
+
+  test("ProFTPD's SystemLog: a syslog line with milliseconds and no colon after the pid", () => {
+    const r = testRules(rules("FT"), read("formats", "proftpd-SystemLog.log"));
+    expect(r.formats).toEqual({ "proftpd SystemLog": 9 });
+    /* no such user, root refused, three wrong passwords and the limit on one connection */
+    expect(shown(r)).toEqual(["2 count 127.0.0.2", "3 count 127.0.0.2", "4 count 127.0.0.2", "5 count 127.0.0.2", "6 count 127.0.0.2", "7 count 127.0.0.2"]);
+  });
+
+  test("MariaDB's error log (log_error): read whole by the mariadbd rules, as with --program mariadbd", () => {
+    const log = read("formats", "mariadb-error.log");
+    const r = testRules(loadRules("DB", RULES, "aggressive"), log);
+    /* the "Version: ..." line after "ready for connections" has no time */
+    expect(r.formats).toEqual({ "mysql error log": 33, unrecognised: 1 });
+    expect(shown(r)).toEqual(["23 count 127.0.0.1", "24 count 127.0.0.1", "25 count 127.0.0.1", "26 count 127.0.0.1"]);
+    expect(shown(r)).toEqual(shown(testRules(loadRules("DB", RULES, "aggressive"), log, { program: "mariadbd" })));
+  });
+
+  test("BIND's own log file, each print-time with and without category and severity: the same lines count", () => {
+    const ns = loadRules("NS", RULES, "aggressive");
+    /* refused AXFR, refused query, NOTAUTH, refused IXFR; the allowed transfer's lines do not count */
+    const counted = ["5 count 127.0.0.2", "8 count 127.0.0.2", "9 count 127.0.0.2", "10 count 127.0.0.2"];
+    for (const file of ["bind-named-full.log", "bind-named-iso.log", "bind-named-time.log"]) {
+      const r = testRules(ns, read("formats", file));
+      expect(r.formats).toEqual({ "named log": 15 });
+      expect(shown(r)).toEqual(counted);
+    }
+    /* iso8601-utc without category: two of named's start-up lines ("zone example.org/IN: loaded ...") read as syslog lines, of no program we know */
+    const utc = testRules(ns, read("formats", "bind-named-iso-utc.log"));
+    expect(utc.formats).toEqual({ "named log": 13, syslog: 2 });
+    expect(shown(utc)).toEqual(counted);
+    /* normal mode counts none of them: each can come from a forged UDP packet (rules/NS/bind.rule) */
+    expect(testRules(rules("NS"), read("formats", "bind-named-full.log")).matched).toBe(0);
+  });
+});
+
+describe("formats written from the programs' documentation and source", () => {
+  test("MySQL's and MariaDB's error logs of every version, mixed with syslog lines of mysqld, each line in its own format", () => {
+    const log = [
+      "130916 21:30:26 [Warning] Access denied for user 'root'@'203.0.113.21' (using password: YES)",
+      "130916  1:30:27 [Warning] Access denied for user 'root'@'203.0.113.22' (using password: NO)",
+      "2026-12-06 07:49:12 6 [Warning] Access denied for user 'root'@'203.0.113.23' (using password: YES)",
+      "2026-12-06  7:49:13 139845235329792 [Warning] Access denied for user 'root'@'203.0.113.24' (using password: YES)",
+      "2026-12-06T07:49:14.634875Z 113 [Note] [MY-010926] [Server] Access denied for user 'root'@'203.0.113.25' (using password: NO)",
+      "Dec  6 07:49:15 db mysqld[990]: 2026-12-06  7:49:15 7 [Warning] Access denied for user 'root'@'203.0.113.26' (using password: YES)",
+      "2026-12-06T07:49:16.000001+01:00 8 [Warning] Access denied for user 'root'@'203.0.113.27' (using password: YES)",
+    ].join("\n");
+    const r = testRules(rules("DB"), log);
+    expect(r.formats).toEqual({ "mysql error log": 6, syslog: 1 });
+    expect(r.matches.map((m) => m.host)).toEqual(["203.0.113.21", "203.0.113.22", "203.0.113.23", "203.0.113.24", "203.0.113.25", "203.0.113.26", "203.0.113.27"]);
+  });
+
+  test("Exim through syslog-ng's date-first template: a syslog line of exim, not Exim's main log", () => {
+    const line = "2026-12-06 03:39:17 mx1 exim[29786]: H=(x) [203.0.113.5] F=<a@example.net> rejected RCPT <b@example.org>: relay not permitted";
+    const format = new SourceFormat();
+    const h = new HeaderScan();
+    expect(format.scan(line, 0, line.length, h, { programs: ["exim"] })).toBe(line);
+    expect(format.program).toBeNull();
+    expect(line.slice(h.programStart, h.programEnd)).toBe("exim");
+    expect(line.slice(h.messageStart, h.lineEnd)).toStartWith("H=(x) [203.0.113.5]");
+    expect(testRules(rules("MX"), line).formats).toEqual({ syslog: 1 });
+    /* after lines of Exim's main log too: the main log's format does not take it */
+    const mainlog = "2026-12-06 03:39:16 H=(y) [203.0.113.4] F=<a@example.net> rejected RCPT <c@example.org>: relay not permitted";
+    const mixed = testRules(rules("MX"), [mainlog, line, mainlog].join("\n"));
+    expect(mixed.formats).toEqual({ "exim mainlog": 2, syslog: 1 });
+    expect(mixed.matches.map((m) => m.host)).toEqual(["203.0.113.4", "203.0.113.5", "203.0.113.4"]);
+  });
+
+  test("BIND's category and severity after a syslog time without host: named's line, not a program called security", () => {
+    const r = testRules(loadRules("NS", RULES, "aggressive"), [
+      "Dec  6 02:06:39 security: info: client @0x7f4e446fd6e8 203.0.113.31#53 (example.io): query (cache) 'example.io/A/IN' denied",
+      "Dec  6 03:35:40 update-security: error: client @0x7f4e45c07a48 203.0.113.32#55956 (example.ca): zone transfer 'example.ca/AXFR/IN' denied",
+      "06-Dec-2026 03:36:11.372 error: client 203.0.113.33#52115: zone transfer 'example.com/AXFR/IN' denied",
+      "Dec  6 03:36:12 ns1 named[4400]: client 203.0.113.34#41000 (example.org): zone transfer 'example.org/AXFR/IN' denied",
+    ].join("\n"));
+    expect(r.formats).toEqual({ "named log": 3, syslog: 1 });
+    expect(r.matches.map((m) => m.host)).toEqual(["203.0.113.31", "203.0.113.32", "203.0.113.33", "203.0.113.34"]);
+  });
+
+  test("a message's trailing blanks are dropped once, before any rule: rules anchored at the end match", () => {
+    const line = "Dec  6 12:36:01 r2 imapd[3473]: Login failed user=x auth=x host=h.example.net [203.0.113.41] \t ";
+    const format = new SourceFormat();
+    const h = new HeaderScan();
+    format.scan(line, 0, line.length, h, { programs: [] });
+    expect(line.slice(h.messageStart, h.lineEnd)).toBe("Login failed user=x auth=x host=h.example.net [203.0.113.41]");
+    expect(testRules(rules("MB"), line).matches.map((m) => m.host)).toEqual(["203.0.113.41"]);
+    /* a message of blanks only stays empty, never runs back into the header */
+    const blank = "Dec  6 12:36:01 r2 imapd[3473]:    ";
+    format.scan(blank, 0, blank.length, h, { programs: [] });
+    expect(h.lineEnd).toBe(h.messageStart);
+  });
+});
+
 describe("Exim's main log (test/fixtures/MX/exim-mainlog.log, as Exim 4.96 wrote it)", () => {
   for (const module of ["MX", "MB"] as const) {
     test(`${module}: found as exim mainlog, the same matches as with --program exim`, () => {
@@ -235,6 +336,19 @@ describe("a line's own time, by format", () => {
   test("access logs: the zone written", () => {
     expect(timeOf('127.0.0.2 - - [25/Nov/2026:11:49:50 +0100] "GET / HTTP/1.1" 200 8')).toBe(Date.UTC(2026, 10, 25, 10, 49, 50) / 1000);
     expect(timeOf('www.example.test 127.0.0.2 - - [25/Nov/2026:11:49:50 -0230] "GET / HTTP/1.1" 200 8')).toBe(Date.UTC(2026, 10, 25, 14, 19, 50) / 1000);
+  });
+
+  test("vsftpd, ProFTPD, MySQL/MariaDB and BIND's own files: local time unless a zone is written", () => {
+    expect(timeOf('Sun Dec  6 12:01:28 2026 [pid 10818] [x] FAIL LOGIN: Client "127.0.0.2"')).toBe(local(2026, 11, 6, 12, 1, 28));
+    expect(timeOf('Fri Nov 20 02:01:28 2026 [pid 10818] [x] FAIL LOGIN: Client "127.0.0.2"')).toBe(local(2026, 10, 20, 2, 1, 28));
+    expect(timeOf("2026-12-06 12:02:36,543 vm proftpd[12899] 127.0.0.1 (127.0.0.2[127.0.0.2]): USER x: no such user found")).toBe(local(2026, 11, 6, 12, 2, 36));
+    expect(timeOf("130916  1:30:26 [Warning] Access denied for user 'a'@'203.0.113.1' (using password: NO)")).toBe(local(2013, 8, 16, 1, 30, 26));
+    expect(timeOf("130916 21:30:26 [Warning] Access denied for user 'a'@'203.0.113.1' (using password: NO)")).toBe(local(2013, 8, 16, 21, 30, 26));
+    expect(timeOf("2026-12-06  7:49:12 6 [Warning] Access denied for user 'a'@'203.0.113.1' (using password: NO)")).toBe(local(2026, 11, 6, 7, 49, 12));
+    expect(timeOf("2026-12-06T07:49:12.634875Z 113 [Note] [MY-010926] [Server] Access denied")).toBe(Date.UTC(2026, 11, 6, 7, 49, 12) / 1000);
+    expect(timeOf("06-Dec-2026 12:03:01.318 security: error: client @0x1 127.0.0.2#5 (x): zone transfer 'x/AXFR/IN' denied")).toBe(local(2026, 11, 6, 12, 3, 1));
+    expect(timeOf("2026-12-06T12:03:01.318 security: error: client @0x1 127.0.0.2#5 (x): zone transfer 'x/AXFR/IN' denied")).toBe(local(2026, 11, 6, 12, 3, 1));
+    expect(timeOf("2026-12-06T12:03:01.318Z client @0x1 127.0.0.2#5 (x): zone transfer 'x/AXFR/IN' denied")).toBe(Date.UTC(2026, 11, 6, 12, 3, 1) / 1000);
   });
 
   test("Dovecot's log_path: like syslog's; sshd -E: none (the time of reading)", () => {
