@@ -34,10 +34,10 @@ async function affairs(lines: string[], hosts: readonly string[]): Promise<Recor
 
 describe("nginx: a probe in the access log and the error log is one affair", () => {
   const hosts = ["203.0.113.66", "2001:db8::66"];
-  /* the probes of 203.0.113.66 and 2001:db8::66: admin tools and /cgi-bin/ (404), as both logs wrote them */
+  /* the probes of 203.0.113.66 and 2001:db8::66: admin tools, webmails and /cgi-bin/ (404), as both logs wrote them */
   const access = logLines("access-requests-nginx.log", (l) => /^(203\.0\.113\.66|2001:db8::66) - - /.test(l));
   const error = logLines("nginx-error-requests.log", (l) => /(open\(\) "|" is not found).*, client: (203\.0\.113\.66|2001:db8::66), /.test(l));
-  const expected = { "203.0.113.66": 6, "2001:db8::66": 1 };
+  const expected = { "203.0.113.66": 8, "2001:db8::66": 1 };
   test("the lines are what this test thinks they are", () => {
     expect(access.length).toBe(9);
     expect(error.length).toBe(9);
@@ -54,8 +54,8 @@ describe("Apache: a CGI probe or a path above the root in both logs is one affai
   /* mod_cgid's missing programs and AH10244 of the same clients, written with those access lines
      (09:26; the fixture's later lines come from a second run whose access lines are not used here) */
   const error = logLines("apache-error-requests.log", (l) => /^\[Sun Dec 06 09:26:.*\[client (203\.0\.113\.66|2001:db8::66|203\.0\.113\.68):\d+\] AH(01264|10244): /.test(l));
-  /* 203.0.113.66: 3 CGI and 3 admin probes; 203.0.113.68: 4 request lines that are no HTTP, 2 paths above the root */
-  const expected = { "203.0.113.66": 6, "2001:db8::66": 1, "203.0.113.68": 6 };
+  /* 203.0.113.66: 3 CGI probes, 3 of admin tools and 2 of webmails; 203.0.113.68: 4 request lines that are no HTTP, 2 paths above the root */
+  const expected = { "203.0.113.66": 8, "2001:db8::66": 1, "203.0.113.68": 6 };
   test("the lines are what this test thinks they are", () => {
     expect(access.length).toBe(20);
     expect(error.length).toBe(6);
