@@ -35,7 +35,7 @@ export type Mode = "normal" | "aggressive";
 const RuleSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes"),
-    /** plain text the line must contain ("^text": start with); a list: any one of them */
+    /** plain text the line must contain ("^text": start with, "text$": end with); a list: any one of them */
     pattern: z.union([z.string().min(1, "must not be empty"), z.array(z.string().min(1, "must not be empty")).min(1)], {
       error: "expected string: the text a line must contain, or a list of such texts",
     }),
@@ -116,6 +116,8 @@ export interface CompiledRule {
   readonly sessionOnly: boolean;
   /** the line must contain one of these */
   readonly patterns: readonly string[];
+  /** per pattern, whether the message must end with it ("text$"); absent when none must */
+  readonly patternEnds?: readonly boolean[];
   /** true when every matching message starts with one of the patterns: a startsWith, not an includes */
   readonly patternIsPrefix: boolean;
   readonly rate: { readonly hits: number; readonly seconds: number } | null;
@@ -596,14 +598,16 @@ export class RuleSet {
         if (anchored && !listed.every((p) => p.startsWith("^"))) {
           throw new ConfigError(`${file}: rule "${r.name}", field pattern: either every pattern starts with ^ or none does`);
         }
-        const patterns = anchored ? listed.map((p) => p.slice(1)) : listed;
+        /* "text$": the message ends with it (a file name that must be the last thing a server wrote) */
+        const ends = listed.map((p) => !anchored && p.length > 1 && p.endsWith("$"));
+        const patterns = anchored ? listed.map((p) => p.slice(1)) : listed.map((p, i) => (ends[i] ? p.slice(0, -1) : p));
         if (patterns.some((p) => p === "")) throw new ConfigError(`${file}: rule "${r.name}", field pattern: must not be empty`);
         if (r.held && (r.action !== "count" || !connections)) {
           throw new ConfigError(`${file}: rule "${r.name}", field held: only a counting rule (action = "count") in a file that marks where connections start or end (session = "start" / "end") can wait for its connection's verdict`);
         }
         const templateHeads = templates.map((t) => literalHead(t.source));
         /* the prefilter may act as a startsWith if every template's message starts with it */
-        const patternIsPrefix = anchored || (patterns.length === 1 && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
+        const patternIsPrefix = anchored || (patterns.length === 1 && !ends[0] && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
         const heads = anchored ? patterns : templates.length > 0 && templateHeads.every((h) => h !== "") ? [...new Set(templateHeads)] : [];
         /* an aggressive rule that marks its session's start or end keeps doing so in normal mode,
            counting nothing: a probe's "Connection closed by A port N [preauth]" still ends the pid's session */
@@ -624,6 +628,7 @@ export class RuleSet {
           connections: connections || sessionOnly,
           sessionOnly,
           patterns,
+          ...(ends.includes(true) ? { patternEnds: ends } : {}),
           patternIsPrefix,
           rate: r.rate ?? null,
           heads,
@@ -688,6 +693,11 @@ function containsAny(message: string, patterns: readonly string[]): boolean {
   return false;
 }
 
+function containsOrEndsWithAny(message: string, patterns: readonly string[], ends: readonly boolean[]): boolean {
+  for (let i = 0; i < patterns.length; i++) if (ends[i] ? message.endsWith(patterns[i]!) : message.includes(patterns[i]!)) return true;
+  return false;
+}
+
 function startsWithAny(text: string, at: number, patterns: readonly string[]): boolean {
   for (let i = 0; i < patterns.length; i++) if (text.startsWith(patterns[i]!, at)) return true;
   return false;
@@ -702,7 +712,7 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
       message ??= text.slice(at, end);
     } else {
       message ??= text.slice(at, end);
-      if (!containsAny(message, rule.patterns)) continue;
+      if (rule.patternEnds ? !containsOrEndsWithAny(message, rule.patterns, rule.patternEnds) : !containsAny(message, rule.patterns)) continue;
     }
     const m = matchTemplates(rule, message);
     if (m) return m;

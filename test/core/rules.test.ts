@@ -145,6 +145,26 @@ host = "^Invalid user <USER> from <HOST> port <PORT>$"
     expect(match(ordered, "Nov 25 10:00:00 srv sshd[1]: Invalid user needle from 192.0.2.1 port 1")?.rule.name).toBe("first");
     expect(match(ordered, "Nov 25 10:00:00 srv sshd[1]: Invalid user hay from 192.0.2.1 port 1")?.rule.name).toBe("second");
   });
+  test('a pattern "text$" lets through the lines whose message ends with it, and only those', () => {
+    const ends = ruleSet(`
+programs = ["httpd"]
+[[rule]]
+name = "probe"
+pattern = ["/pma$", "/pma/$"]
+host = "^[client <HOST>] File does not exist: <NOCOLON>$"
+[[rule]]
+name = "other"
+pattern = "File does not exist: "
+host = "^[client <HOST>] File does not exist: <ANY>$"
+`);
+    const line = (message: string) => match(ends, `Nov 25 10:00:00 srv httpd[1]: ${message}`)?.rule.name ?? null;
+    expect(line("[client 203.0.113.5] File does not exist: /var/www/pma")).toBe("probe");
+    expect(line("[client 203.0.113.5] File does not exist: /var/www/pma/")).toBe("probe");
+    /* the name inside the message, not at its end: the pattern turns the line away */
+    expect(line("[client 203.0.113.5] File does not exist: /usr/share/pma/favicon.ico")).toBe("other");
+    expect(line("[client 203.0.113.5] File does not exist: /var/www/pma/x, referer: http://x/")).toBe("other");
+    expect(loadError('programs = ["sshd"]\n[[rule]]\nname = "x"\npattern = ["^a", "b$"]\n')).toContain("either every pattern starts with ^ or none does");
+  });
   /* a backtracking blow-up would hang here for minutes: the timeout is the guard */
   test("a line built to make templates backtrack does not hang the engine", () => {
     const long = `Nov 25 10:00:00 srv sshd[1]: Invalid user ${"from 192.0.2.1 port 1 ".repeat(2500)}x`;
