@@ -5,8 +5,9 @@
  * nginx's error log reads the same prefixes in `request:`; Apache's error log names a file, so
  * there each name must end the file (see apache-error.rule): `/NAME$`, `/NAME/$`, and with the
  * Referer Apache appends, `/NAME, referer: `; a PHP script's also in mod_php's `script '...'` text.
- * access.rule's scanner-probe list (secrets, repositories, other stacks' tools) is read as it is,
- * anywhere in the line, by both error logs.
+ * access.rule's scanner-probe list (secrets, repositories: any status) and access-probes.rule's
+ * stack-probe list (other stacks' tools: refused or absent) are read as they are, anywhere in the
+ * line, by both error logs (whose lines are of files that are not there).
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -43,9 +44,12 @@ describe("the admin-probe list is one list", () => {
     expect(patternsOf("apache-error.rule", "apache-admin-probe-referred")).toEqual(names.flatMap((n) => [`/${n}, referer: `, `/${n}/, referer: `, ...scriptForms(n, ", referer: ")])));
 });
 
-describe("the scanner-probe list is one list", () => {
-  const scannerList = patternsOf("access.rule", "scanner-probe");
-  test("it is what this test thinks it is", () => expect(scannerList).toContain("/.env"));
+describe("the scanner-probe and stack-probe lists are one list each", () => {
+  const scannerList = [...patternsOf("access.rule", "scanner-probe"), ...patternsOf("access-probes.rule", "stack-probe")];
+  test("it is what this test thinks it is", () => {
+    expect(scannerList).toContain("/.env");
+    expect(scannerList).toContain("/owa/auth/");
+  });
   test("nginx's error log", () => expect(patternsOf("nginx-error.rule", "nginx-scanner-probe")).toEqual(scannerList));
   test("Apache's error log", () => expect(patternsOf("apache-error.rule", "apache-scanner-probe")).toEqual(scannerList));
 });
