@@ -131,7 +131,7 @@ describe("the servers' own logs, without --program", () => {
     await waitFor("nginx's error lines", () => existsSync(errors) && readFileSync(errors, "utf8").includes("was not found in"));
     const e = rulesTest(root, "WB", errors);
     expect(Object.keys(e.formats)).toEqual(["nginx error"]);
-    expect(counted(e)).toEqual([ATTACKER_V4, ATTACKER_V4]);
+    expect(counted(e)).toEqual([ATTACKER_V4, ATTACKER_V4, ATTACKER_V4]); /* two auth failures, the /.env probe */
     const a = rulesTest(root, "WB", join(dir, "nginx-access.log"));
     expect(Object.keys(a.formats)).toEqual(["access (CLF/combined)"]);
     expect(counted(a)).toEqual([ATTACKER_V4]); /* the /.env probe; the 401s are the error log's */
