@@ -150,6 +150,7 @@ export class SessionTable {
   private released: Attributed[] = [];
   /** sessions holding lines, oldest first (expireHeld) */
   private readonly holding = new Map<SessionKey, Session>();
+  private nextHeldCheck = 0;
 
   constructor(
     maxSessions = 8192,
@@ -324,16 +325,17 @@ export class SessionTable {
 
   /**
    * Sessions holding lines whose connection went quiet for ttl seconds count them: sshd always
-   * writes a connection's end, but a log can lose it. The oldest holders are looked at, a couple
-   * per line, so this costs nothing measurable.
+   * writes a connection's end, but a log can lose it. Once a second of the lines' time, the
+   * holders are looked at oldest first, up to the first that is still waiting: the line loop pays
+   * nothing for it.
    */
   private expireHeld(now: number): void {
-    for (let looked = 0; looked < 2 && this.holding.size > 0; looked++) {
-      const [key, s] = this.holding.entries().next().value!;
+    if (now < this.nextHeldCheck || this.holding.size === 0) return;
+    this.nextHeldCheck = now + 1;
+    for (const [key, s] of this.holding) {
+      if (s.held && now - s.lastSeen <= this.ttlSeconds) return;
       this.holding.delete(key);
-      if (!s.held) continue;
-      if (now - s.lastSeen > this.ttlSeconds) this.lost(s);
-      else this.holding.set(key, s);
+      if (s.held) this.lost(s);
     }
   }
 
