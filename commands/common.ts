@@ -1,10 +1,8 @@
 /** What every command shares: the global options and small printing helpers. */
-import Table from "cli-table3";
 import type { Argv } from "yargs";
 import { BUILTIN_MODULES, type ModuleName } from "../src/core/config";
 import { writeLogLine } from "../src/core/log-file";
 import { iso } from "../src/core/duration";
-import { fittedWidths } from "../src/report/render";
 import type { RestoreProgress } from "../src/master/restore";
 
 export interface GlobalArgs {
@@ -48,6 +46,10 @@ export class FittedTable {
   }
 
   toString(): string {
+    /* loaded here, not at start: most runs print no table, and loading cli-table3 (and node:util's
+       inspect with it) cost a tenth of the start-up of every command */
+    const Table: typeof import("cli-table3") = require("cli-table3");
+    const { fittedWidths }: typeof import("../src/report/render") = require("../src/report/render");
     const colWidths = fittedWidths(this.head, this.rows, this.width);
     const t = new Table({ head: this.head, style: { head: [], border: [] }, colWidths, wordWrap: colWidths.length > 0, wrapOnWordBoundary: false });
     t.push(...this.rows);

@@ -1,31 +1,15 @@
 #!/usr/bin/env bun
 /**
  * watcher: one executable, many subcommands. Command modules are registered explicitly: a
- * compiled binary has no folder of command files to scan. Exit codes: 0 ok, 1 runtime
+ * compiled binary has no folder of command files to scan. Only the command named is loaded (each
+ * pulls in its own libraries: `rules test` and `inject` need no report tables, no firewall code):
+ * loading all of them cost a few tenths of a second of every run. Exit codes: 0 ok, 1 runtime
  * failure, 2 bad usage, configuration or rule file.
  */
+import "./core/zod-jitless";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { banCommand, unbanCommand } from "../commands/ban";
-import { bansCommand } from "../commands/bans";
-import { checkCommand } from "../commands/check";
-import { completionCommand } from "../commands/completion";
-import { doctorCommand } from "../commands/doctor";
-import { dynloadCommand } from "../commands/dynload";
-import { expireCommand } from "../commands/expire";
-import { fleetCommand } from "../commands/fleet";
-import { injectCommand } from "../commands/inject";
-import { metricsCommand } from "../commands/metrics";
-import { moduleCommand } from "../commands/module";
-import { reportCommand } from "../commands/report";
-import { restartCommand } from "../commands/restart";
-import { rulesCommand } from "../commands/rules";
-import { startCommand } from "../commands/start";
-import { statCommand } from "../commands/stat";
-import { statusCommand } from "../commands/status";
-import { stopCommand } from "../commands/stop";
-import { syslogConfigCommand } from "../commands/syslog-config";
-import { whyCommand } from "../commands/why";
+import type { CommandModule } from "yargs";
 import pkg from "../package.json";
 import { BUILTIN_MODULES, loadConfig, moduleNames } from "./core/config";
 import { ConfigError, EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
@@ -53,17 +37,61 @@ function moduleCompletions(current: string, argv: { _: (string | number)[]; root
   return names.filter((m) => m.startsWith(current.toUpperCase()));
 }
 
+/** each command module has its own argument types */
+type AnyCommand = CommandModule<any, any>;
+
+/** Every command by its first word, in the order `--help` lists them; each loaded only when used. */
+const COMMANDS: readonly (readonly [string, () => Promise<AnyCommand>])[] = [
+  ["start", async () => (await import("../commands/start")).startCommand],
+  ["stop", async () => (await import("../commands/stop")).stopCommand],
+  ["status", async () => (await import("../commands/status")).statusCommand],
+  ["restart", async () => (await import("../commands/restart")).restartCommand],
+  ["module", async () => (await import("../commands/module")).moduleCommand],
+  ["inject", async () => (await import("../commands/inject")).injectCommand],
+  ["rules", async () => (await import("../commands/rules")).rulesCommand],
+  ["ban", async () => (await import("../commands/ban")).banCommand],
+  ["unban", async () => (await import("../commands/ban")).unbanCommand],
+  ["bans", async () => (await import("../commands/bans")).bansCommand],
+  ["why", async () => (await import("../commands/why")).whyCommand],
+  ["dynload", async () => (await import("../commands/dynload")).dynloadCommand],
+  ["report", async () => (await import("../commands/report")).reportCommand],
+  ["stat", async () => (await import("../commands/stat")).statCommand],
+  ["metrics", async () => (await import("../commands/metrics")).metricsCommand],
+  ["expire", async () => (await import("../commands/expire")).expireCommand],
+  ["syslog-config", async () => (await import("../commands/syslog-config")).syslogConfigCommand],
+  ["fleet", async () => (await import("../commands/fleet")).fleetCommand],
+  ["check", async () => (await import("../commands/check")).checkCommand],
+  ["doctor", async () => (await import("../commands/doctor")).doctorCommand],
+  ["completion", async () => (await import("../commands/completion")).completionCommand],
+];
+
+/** The first word typed that is no option nor an option's value: the command, if one was named. */
+function commandWord(args: readonly string[]): string | undefined {
+  return args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "--root" && args[i - 1] !== "--width");
+}
+
+/**
+ * The commands this run needs: the one named, or all of them where yargs needs every one (no
+ * command or an unknown word: help, "did you mean"; shell completion).
+ */
+async function commandsToLoad(args: readonly string[]): Promise<AnyCommand[]> {
+  const word = commandWord(args);
+  const named = COMMANDS.find(([name]) => name === word);
+  if (named && !args.includes("--get-yargs-completions")) return [await named[1]()];
+  return Promise.all(COMMANDS.map(([, load]) => load()));
+}
+
 /** yargs's "Did you mean status?" with the word that was typed: `unknown command "stauts"; did you mean status?` */
 function mistyped(message: string): string {
   const suggestion = /^Did you mean (\S+)\?$/.exec(message)?.[1];
-  const args = hideBin(process.argv);
-  const typed = args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "--root" && args[i - 1] !== "--width");
+  const typed = commandWord(hideBin(process.argv));
   if (suggestion && typed) return `unknown command ${JSON.stringify(typed)}; did you mean ${suggestion}?`;
   /* a word no command resembles: yargs calls it an unknown argument */
   if (typed && message === `Unknown argument: ${typed}`) return `unknown command ${JSON.stringify(typed)}`;
   return message;
 }
 
+const commands = await commandsToLoad(hideBin(process.argv));
 const cli = yargs(hideBin(process.argv))
   .scriptName("watcher")
   .usage("$0 <command> [options]\n\nReal-time intrusion detection and prevention: log lines in, firewall bans out.")
@@ -76,27 +104,7 @@ const cli = yargs(hideBin(process.argv))
   .middleware((argv) => {
     if (argv.width !== undefined && !(Number.isInteger(argv.width) && argv.width >= 20)) throw new ConfigError(`--width: expected a number of columns, 20 or more, got ${argv.width}`);
   })
-  .command(startCommand)
-  .command(stopCommand)
-  .command(statusCommand)
-  .command(restartCommand)
-  .command(moduleCommand)
-  .command(injectCommand)
-  .command(rulesCommand)
-  .command(banCommand)
-  .command(unbanCommand)
-  .command(bansCommand)
-  .command(whyCommand)
-  .command(dynloadCommand)
-  .command(reportCommand)
-  .command(statCommand)
-  .command(metricsCommand)
-  .command(expireCommand)
-  .command(syslogConfigCommand)
-  .command(fleetCommand)
-  .command(checkCommand)
-  .command(doctorCommand)
-  .command(completionCommand)
+  .command(commands)
   .demandCommand(1, "name a command")
   .strict()
   .recommendCommands()
