@@ -1,4 +1,4 @@
-/** The few libc calls Bun has no API for (flock, fcntl on pipes, dup2, errno, netlink sockets), opened once, on first use. */
+/** The few libc calls Bun has no API for (flock, fcntl on pipes, dup2, errno, netlink sockets, madvise), opened once, on first use. */
 import { dlopen, FFIType } from "bun:ffi";
 
 function open() {
@@ -14,6 +14,8 @@ function open() {
     send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
     recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
+    /* addresses as u64: a JavaScript number holds a user-space address exactly */
+    madvise: { args: [FFIType.u64, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   }).symbols;
 }
 

@@ -7,7 +7,7 @@
  * on this module's bans and their ends (ops/actions.ts).
  */
 import { RecordingFiles } from "../core/config-files";
-import { HeapBudget } from "../core/heap";
+import { HeapBudget, releaseStartupPages } from "../core/heap";
 import { type ClassifierStats, DnsClient, systemNameServers } from "../core/dns";
 import { moduleSet, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
@@ -115,6 +115,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
 
   /* a stdin or file source may end by itself; FIFOs end only on a signal */
   /* memory follows what the module holds, not how many addresses it has seen (core/heap.ts) */
+  releaseStartupPages();
   const heap = new HeapBudget();
   await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log, heap)))]);
   await turns.done;
@@ -184,7 +185,7 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
     const arrived = performance.now();
     const block = splitter.push(chunk);
     if (block !== "") await turns.take(() => runtime.processBlock(block, source.format, arrived));
-    heap.afterChunk();
+    heap.afterChunk(chunk.length);
   }
   const rest = splitter.end();
   if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.format));

@@ -1,9 +1,10 @@
 import { expect, test } from "bun:test";
 import { heapSize } from "bun:jsc";
-import { HeapBudget } from "../../src/core/heap";
+import { readFileSync } from "node:fs";
+import { HeapBudget, releaseStartupPages } from "../../src/core/heap";
 
 /*
- * What is ours is the decision; what a full collection frees is JavaScriptCore's (conservative
+ * What is ours is the decision; what a collection frees is JavaScriptCore's (conservative
  * about the stack, so not asserted here): the peak RSS it saves is measured by bench/peers.ts.
  */
 test("a full collection comes after a chunk that leaves the heap beyond its budget, measured from what the last one left", () => {
@@ -11,13 +12,45 @@ test("a full collection comes after a chunk that leaves the heap beyond its budg
   const slack = 4 << 20;
   const budget = new HeapBudget(slack);
   const start = heapSize();
-  expect(budget.afterChunk()).toBe(false);
+  expect(budget.afterChunk(0)).toBe(null);
   /* objects held as a chunk's pending writes are until its commit, until the heap has grown past
      the budget (how much that takes depends on what the heap had room for: earlier test files) */
   const pending: { i: number; address: string }[][] = [];
   while (heapSize() <= start + slack && pending.length < 5_000) pending.push(Array.from({ length: 10_000 }, (_, i) => ({ i, address: `203.0.113.${i}` })));
-  expect(budget.afterChunk()).toBe(true);
+  expect(budget.afterChunk(0)).toBe("full");
   /* the next budget counts from the heap that collection left, the writes still in it */
-  expect(budget.afterChunk()).toBe(false);
+  expect(budget.afterChunk(0)).toBe(null);
   expect(pending.every((writes) => writes.length === 10_000)).toBe(true);
+});
+
+test("the young objects are collected once a chunk brings the input since the last such collection to its budget", () => {
+  Bun.gc(true);
+  const budget = new HeapBudget(1 << 30, 64 << 10);
+  /* a quiet source's chunks: a line each, no collection until they add up */
+  for (let i = 0; i < 10; i++) expect(budget.afterChunk(100)).toBe(null);
+  expect(budget.afterChunk((64 << 10) - 1000)).toBe("young");
+  expect(budget.afterChunk(100)).toBe(null);
+  /* one busy chunk is a budget by itself */
+  expect(budget.afterChunk(64 << 10)).toBe("young");
+});
+
+/** Resident bytes of this process's own executable, read-only mappings. */
+function executableRss(): number {
+  let kib = 0;
+  for (const mapping of readFileSync("/proc/self/smaps", "utf8").split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ (r-xp|r--p) \S+ \S+ \d+ +(.+)$/m.exec(mapping);
+    if (head?.[2] === process.execPath) kib += Number(/^Rss:\s+(\d+) kB$/m.exec(mapping)![1]);
+  }
+  return kib * 1024;
+}
+
+test("the executable's start-up pages are released, and what runs next maps back what it needs", () => {
+  const before = executableRss();
+  expect(before).toBeGreaterThan(4 << 20);
+  const released = releaseStartupPages();
+  expect(released).toBeGreaterThan(before);
+  expect(executableRss()).toBeLessThan(before / 2);
+  /* the runtime goes on from the page cache: parse, compile and run code after the release */
+  expect(new Function("a", "b", "return a.map((x) => x * b).join(',')")([1, 2, 3], 2)).toBe("2,4,6");
+  expect(JSON.parse(JSON.stringify({ address: "203.0.113.7" })).address).toBe("203.0.113.7");
 });
