@@ -184,8 +184,9 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
     if (signals.stopping) return;
     const arrived = performance.now();
     const block = splitter.push(chunk);
+    const matched = runtime.stats.matched;
     if (block !== "") await turns.take(() => runtime.processBlock(block, source.format, arrived));
-    heap.afterChunk(chunk.length);
+    heap.afterChunk(chunk.length, runtime.stats.matched - matched);
   }
   const rest = splitter.end();
   if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.format));
