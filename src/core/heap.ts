@@ -29,9 +29,9 @@ export const HEAP_SLACK = 4 << 20;
 /**
  * Input between young collections, whichever comes first: bytes read, or lines matched (a
  * matched line allocates most: its match, session, host record and pending writes, ~6.5 KB when
- * each is a new attacker, so 600 make ~4 MB). 300,000 new attackers: peak RSS 86 MiB against
- * 112 without; bench/gen-corpus.ts 1M (7 % attack lines): 1.0x main's CPU time with 256 KiB,
- * 1.14x with 128 KiB and 1.4x with 64 KiB (each young collection costs ~1 ms).
+ * each is a new attacker, so 600 make ~4 MB). 300,000 new attackers: peak RSS 84-86 MiB against
+ * 112-117 without; bench/gen-corpus.ts 1M (7 % attack lines): 1.02x the CPU time without, where
+ * every 128 KiB of input cost 1.14x and every 64 KiB 1.4x (1,675 synchronous collections).
  * A quiet FIFO's chunks of a line or two add up to it slowly: no collection per line.
  */
 export const YOUNG_EVERY_BYTES = 256 << 10;
