@@ -118,6 +118,8 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   releaseStartupPages();
   const heap = new HeapBudget();
   await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log, heap)))]);
+  /* every source ended by itself (stdin, a file read to its end): what the sessions still held for a verdict counts, as a replay's does */
+  if (!signals.stopping) await turns.take(() => runtime.endOfLog());
   await turns.done;
   clearInterval(statusTimer);
   if (!runtime.flushPending(true)) {

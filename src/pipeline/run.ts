@@ -169,8 +169,8 @@ export class ModuleRuntime {
     this.updateStats();
   }
 
-  /** A replay is over: lines its sessions still held for a verdict count (a resident module's sessions go on). */
-  endOfLog(format: SourceFormat): Promise<void> {
+  /** The log is over (a replay, stdin at its end): lines its sessions still held for a verdict count (a FIFO's sessions go on). */
+  endOfLog(format: SourceFormat = this.unsourced): Promise<void> {
     return this.processBlock("", format, performance.now(), true);
   }
 

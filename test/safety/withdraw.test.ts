@@ -13,7 +13,8 @@ import { openModule } from "../../src/modules/context";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
 import { type BanReport, ModuleRuntime, partsOf } from "../../src/pipeline/run";
-import { makeRoot } from "../helpers/root";
+import { ModuleStore } from "../../src/store/module-db";
+import { makeRoot, WATCHER } from "../helpers/root";
 
 const RULES = join(import.meta.dir, "..", "..", "rules");
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
@@ -94,6 +95,14 @@ describe("refused keys and PAM's lines wait for their connection's verdict", () 
       [10, "pam-auth-failure", "held", false, 11, null],
       [11, "accepted", "count", false, null, [10]],
     ]);
+  });
+  test("a stdin module that reaches the end of its input counts what its sessions still held", () => {
+    const root = makeRoot("withdraw-stdin", { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\n' });
+    const r = Bun.spawnSync([WATCHER, "--root", root, "module", "LG", "--stdin"], { stdin: new TextEncoder().encode(`${KEYS_THEN_LEAVE[0]}\n`), stderr: "pipe" });
+    expect([r.exitCode, r.stderr.toString()]).toEqual([0, expect.any(String)]);
+    const store = new ModuleStore(join(root, "var", "db", "LG.db"));
+    expect(store.getHost(USER)?.affairs).toBe(1);
+    store.close();
   });
   test("a log that ends before the verdict: held lines count on themselves", () => {
     const result = testRules(loadRules("LG", RULES, "normal"), `${KEYS_THEN_LEAVE[0]}\n`);
