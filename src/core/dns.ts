@@ -32,10 +32,10 @@ const MAX_NAMES = 4;
 
 interface Answer {
   readonly rcode: number;
-  /** PTR: the names, in lower case */
-  readonly names: string[];
-  /** A, AAAA: the addresses' bytes, compared as such with the address asked about (never parsed as text) */
-  readonly addresses: Uint8Array[];
+  /** PTR: the names, in wire format (labels as length and bytes, then the root), uncompressed */
+  readonly names: Uint8Array[];
+  /** A, AAAA: one of the records is the address the try confirms (compared by bytes where it lies in the answer, never parsed as text) */
+  readonly confirms: boolean;
 }
 
 /** The system's name servers, from /etc/resolv.conf (port 53). */
@@ -51,102 +51,132 @@ export function systemNameServers(): string[] {
 }
 
 /*
- * The helpers below run for every query and answer: index loops over bytes, no spread, iterator
- * or callback. A few hundred lookups make each of them hot enough for the JIT's optimising tiers,
- * and what they compile (iterator protocol, closures, async state machines) weighed more on a
- * million-line run than the lookups themselves (bench/README.md, DNS).
+ * The helpers below run for every query and answer. A process classifies a few hundred
+ * addresses, so what they cost is mostly their first runs and the JIT's compilations of them
+ * (bench/README.md, DNS): names stay in wire format from the answer that gave them to the
+ * query that asks for them, bytes are copied with set() and compared with compare() (native
+ * code), and no loop runs over a name's characters: no text is built for a name unless an
+ * allowed domain must be compared with it.
  */
 
-/** A query for `name` (ASCII, as reverseName and readName give it): header, one question. */
-function encodeQuery(id: number, name: string, type: number): Uint8Array {
-  /* header, then each non-empty label as its length and bytes, the root, type and class */
-  let size = 12 + 1 + 4;
+/** `name` (ASCII, dotted; empty labels are skipped) in wire format. */
+function wireName(name: string): Uint8Array {
+  let size = 1;
   for (let i = 0, start = 0; i <= name.length; i++) {
     if (i < name.length && name.charCodeAt(i) !== 46) continue;
     if (i > start) size += 1 + i - start;
     start = i + 1;
   }
-  const q = new Uint8Array(size);
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (let i = 0, start = 0; i <= name.length; i++) {
+    if (i < name.length && name.charCodeAt(i) !== 46) continue;
+    if (i > start) {
+      out[at++] = i - start;
+      for (let k = start; k < i; k++) out[at++] = name.charCodeAt(k);
+    }
+    start = i + 1;
+  }
+  return out;
+}
+
+/** A name in wire format as lower-case dotted text (only to compare it with an allowed domain). */
+function nameText(name: Uint8Array): string {
+  let text = "";
+  for (let at = 0; name[at]! !== 0; at += 1 + name[at]!) {
+    if (at > 0) text += ".";
+    for (let k = at + 1; k <= at + name[at]!; k++) text += String.fromCharCode(name[k]!);
+  }
+  return text.toLowerCase();
+}
+
+/** A query: header with `id`, one question (`name` in wire format, `type`, class IN). */
+function encodeQuery(id: number, name: Uint8Array, type: number): Buffer {
+  const q = Buffer.alloc(12 + name.length + 4);
   q[0] = id >> 8;
   q[1] = id & 255;
   q[2] = 0x01; /* recursion desired */
   q[5] = 1; /* one question */
-  let at = 12;
-  for (let i = 0, start = 0; i <= name.length; i++) {
-    if (i < name.length && name.charCodeAt(i) !== 46) continue;
-    if (i > start) {
-      q[at++] = i - start;
-      for (let k = start; k < i; k++) q[at++] = name.charCodeAt(k);
-    }
-    start = i + 1;
-  }
-  at++; /* the root label */
-  q[at++] = type >> 8;
-  q[at++] = type & 255;
-  q[at + 1] = 1; /* class IN */
+  q.set(name, 12);
+  const at = 12 + name.length;
+  q[at] = type >> 8;
+  q[at + 1] = type & 255;
+  q[at + 3] = 1; /* class IN */
   return q;
 }
 
-/** A (possibly compressed) name at `at`; null when malformed. */
-function readName(msg: Uint8Array, at: number): { name: string; end: number } | null {
-  let name = "";
-  let labels = 0;
-  let i = at;
-  let end = -1;
-  for (let jumps = 0; jumps < 64; ) {
-    if (i >= msg.length) return null;
-    const len = msg[i]!;
-    if (len === 0) {
-      return { name, end: end < 0 ? i + 1 : end };
-    }
+/** Where the (possibly compressed) name at `at` ends; -1 when malformed. */
+function skipName(msg: Uint8Array, at: number): number {
+  while (at < msg.length) {
+    const len = msg[at]!;
+    if (len === 0) return at + 1;
+    if ((len & 0xc0) === 0xc0) return at + 1 < msg.length && (((len & 0x3f) << 8) | msg[at + 1]!) < msg.length ? at + 2 : -1;
+    if ((len & 0xc0) !== 0) return -1;
+    at += 1 + len;
+  }
+  return -1;
+}
+
+/** The (possibly compressed) name at `at`, uncompressed in wire format; null when malformed or longer than 255 bytes. */
+function readName(msg: Uint8Array, at: number): Uint8Array | null {
+  const name = new Uint8Array(255);
+  let size = 0;
+  for (let jumps = 0; jumps < 64 && at < msg.length; ) {
+    const len = msg[at]!;
+    if (len === 0) return name.subarray(0, size + 1);
     if ((len & 0xc0) === 0xc0) {
-      if (i + 1 >= msg.length) return null;
-      if (end < 0) end = i + 2;
-      i = ((len & 0x3f) << 8) | msg[i + 1]!;
+      if (at + 1 >= msg.length) return null;
+      at = ((len & 0x3f) << 8) | msg[at + 1]!;
       jumps++;
       continue;
     }
-    if (i + 1 + len > msg.length || labels === 128) return null;
-    if (labels++ > 0) name += ".";
-    for (let k = i + 1; k <= i + len; k++) name += String.fromCharCode(msg[k]!);
-    i += 1 + len;
+    if ((len & 0xc0) !== 0 || at + 1 + len > msg.length || size + 1 + len >= name.length) return null;
+    name.set(msg.subarray(at, at + 1 + len), size);
+    size += 1 + len;
+    at += 1 + len;
   }
   return null;
 }
 
-/** The answer's rcode and records of `type`, read from `at`, the end of its one question (checked by sameQuestion). */
-function parseAnswer(msg: Uint8Array, type: number, at: number): Answer | null {
+/**
+ * The answer's rcode and records of `type`, read from `at`, the end of its one question
+ * (checked by sameQuestion). `confirm`: for A and AAAA, the address whose record is looked for.
+ */
+function parseAnswer(msg: Uint8Array, type: number, at: number, confirm: Ip | null): Answer | null {
   const rcode = msg[3]! & 0x0f;
   const an = (msg[6]! << 8) | msg[7]!;
-  const names: string[] = [];
-  const addresses: Uint8Array[] = [];
+  const names: Uint8Array[] = [];
+  let confirms = false;
   for (let a = 0; a < an; a++) {
-    const n = readName(msg, at);
-    if (!n || n.end + 10 > msg.length) return null;
-    const rtype = (msg[n.end]! << 8) | msg[n.end + 1]!;
-    const rdlength = (msg[n.end + 8]! << 8) | msg[n.end + 9]!;
-    const rdata = n.end + 10;
+    const end = skipName(msg, at);
+    if (end < 0 || end + 10 > msg.length) return null;
+    const rtype = (msg[end]! << 8) | msg[end + 1]!;
+    const rdlength = (msg[end + 8]! << 8) | msg[end + 9]!;
+    const rdata = end + 10;
     if (rdata + rdlength > msg.length) return null;
     if (rtype === type) {
       if (type === TYPE_PTR) {
         const target = readName(msg, rdata);
-        if (target) names.push(target.name.toLowerCase());
-      } else if ((type === TYPE_A && rdlength === 4) || (type === TYPE_AAAA && rdlength === 16)) {
-        addresses.push(msg.slice(rdata, rdata + rdlength));
+        if (target) names.push(target);
+      } else if (confirm && rdlength === confirm.bytes.length && ((type === TYPE_A && rdlength === 4) || (type === TYPE_AAAA && rdlength === 16))) {
+        confirms ||= sameBytes(msg, rdata, confirm.bytes);
       }
     }
     at = rdata + rdlength;
   }
-  return { rcode, names, addresses };
+  return { rcode, names, confirms };
 }
 
-function sameAddress(a: Uint8Array, ip: Ip): boolean {
-  if (a.length !== ip.bytes.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== ip.bytes[i]) return false;
+/** Are the bytes of `msg` from `at` those of `bytes`? */
+function sameBytes(msg: Uint8Array, at: number, bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (msg[at + i] !== bytes[i]) return false;
   return true;
 }
 
 const HEX = "0123456789abcdef";
+const HEX_CODES = new TextEncoder().encode(HEX);
+const IN_ADDR_ARPA = wireName("in-addr.arpa");
+const IP6_ARPA = wireName("ip6.arpa");
 
 /** `7.2.0.192.in-addr.arpa` / nibbles `.ip6.arpa` */
 export function reverseName(ip: Ip): string {
@@ -155,6 +185,33 @@ export function reverseName(ip: Ip): string {
   let name = "";
   for (let i = b.length - 1; i >= 0; i--) name += `${HEX[b[i]! & 15]}.${HEX[b[i]! >> 4]}.`;
   return `${name}ip6.arpa`;
+}
+
+/** reverseName in wire format, written from the address's bytes. */
+function reverseWireName(ip: Ip): Uint8Array {
+  const b = ip.bytes;
+  if (ip.family === 6) {
+    const name = new Uint8Array(64 + IP6_ARPA.length);
+    for (let i = 15, at = 0; i >= 0; i--, at += 4) {
+      name[at] = 1;
+      name[at + 1] = HEX_CODES[b[i]! & 15]!;
+      name[at + 2] = 1;
+      name[at + 3] = HEX_CODES[b[i]! >> 4]!;
+    }
+    name.set(IP6_ARPA, 64);
+    return name;
+  }
+  const name = new Uint8Array(16 + IN_ADDR_ARPA.length);
+  let at = 0;
+  for (let i = 3; i >= 0; i--) {
+    const v = b[i]!;
+    name[at++] = v >= 100 ? 3 : v >= 10 ? 2 : 1;
+    if (v >= 100) name[at++] = 48 + Math.floor(v / 100);
+    if (v >= 10) name[at++] = 48 + (Math.floor(v / 10) % 10);
+    name[at++] = 48 + (v % 10);
+  }
+  name.set(IN_ADDR_ARPA, at);
+  return name.subarray(0, at + IN_ADDR_ARPA.length);
 }
 
 export interface DnsClientOptions {
@@ -228,9 +285,12 @@ interface Waiting {
   readonly id: number;
   readonly server: Server;
   /** the query as sent: its question is what the answer must repeat */
-  readonly query: Uint8Array;
-  readonly name: string;
+  readonly query: Buffer;
+  /** the question's name, in wire format */
+  readonly name: Uint8Array;
   readonly type: number;
+  /** A, AAAA: the address the answer should confirm */
+  readonly confirm: Ip | null;
   /** tries made before this one */
   readonly attempt: number;
   /** performance.now() past which this try has failed */
@@ -252,11 +312,13 @@ interface Slot {
 
 /**
  * Does the answer repeat the question of `query` (as encodeQuery wrote it): one question, the
- * same labels in any ASCII case, the same type and class? Compared in place, byte by byte, with
- * no allocation. Returns where the question ends, or -1.
+ * same labels in any ASCII case, the same type and class? Compared in place, with no
+ * allocation: at once when the answer repeats it byte for byte, as most do, else byte by byte
+ * (a resolver that varies the case, 0x20). Returns where the question ends, or -1.
  */
-function sameQuestion(msg: Uint8Array, query: Uint8Array): number {
+function sameQuestion(msg: Uint8Array, query: Buffer): number {
   if (msg.length < query.length || (msg[2]! & 0x80) === 0 || msg[4] !== 0 || msg[5] !== 1) return -1;
+  if (query.compare(msg, 12, query.length, 12, query.length) === 0) return query.length;
   const typeAt = query.length - 4;
   for (let i = 12; i < typeAt; i++) {
     let a = msg[i]!;
@@ -403,7 +465,7 @@ export class DnsClient {
     if (port !== w.server.port || (address !== w.server.seenAs && parseIp(address)?.text !== w.server.text)) return this.drop("fromElsewhere", address, port);
     const end = sameQuestion(msg, w.query);
     if (end < 0) return this.drop("wrongQuestion", address, port);
-    const answer = parseAnswer(msg, w.type, end);
+    const answer = parseAnswer(msg, w.type, end, w.confirm);
     if (!answer) return this.drop("malformed", address, port);
     this.stats.answers++;
     this.settle(w, answer);
@@ -427,11 +489,11 @@ export class DnsClient {
 
   /** Values of the answer records, or null when no server answered in time or one failed. */
   query(name: string, type: number): Promise<Answer | null> {
-    return new Promise((resolve) => this.ask(name, type, 0, resolve));
+    return new Promise((resolve) => this.ask(wireName(name), type, null, 0, resolve));
   }
 
-  /** Try `attempt` of a query, on the next server. */
-  private ask(name: string, type: number, attempt: number, resolve: (answer: Answer | null) => void): void {
+  /** Try `attempt` of a query for `name` (wire format), on the next server; `resolve` has its answer. */
+  private ask(name: Uint8Array, type: number, confirm: Ip | null, attempt: number, resolve: (answer: Answer | null) => void): void {
     if (this.closed || this.servers.length === 0) return resolve(null);
     let slot: Slot | Promise<Slot>;
     try {
@@ -439,16 +501,16 @@ export class DnsClient {
     } catch {
       return resolve(null); /* no socket (out of descriptors?): our trouble, UNKNOWN */
     }
-    if (slot instanceof Promise) slot.then((s) => this.send(s, name, type, attempt, resolve), () => resolve(null));
-    else this.send(slot, name, type, attempt, resolve);
+    if (slot instanceof Promise) slot.then((s) => this.send(s, name, type, confirm, attempt, resolve), () => resolve(null));
+    else this.send(slot, name, type, confirm, attempt, resolve);
   }
 
-  private send(slot: Slot, name: string, type: number, attempt: number, resolve: (answer: Answer | null) => void): void {
+  private send(slot: Slot, name: Uint8Array, type: number, confirm: Ip | null, attempt: number, resolve: (answer: Answer | null) => void): void {
     const server = this.servers[attempt % this.servers.length]!;
     let id = this.random16();
     while (slot.waiting.has(id)) id = this.random16();
     const query = encodeQuery(id, name, type);
-    const w: Waiting = { slot, id, server, query, name, type, attempt, deadline: performance.now() + this.timeoutMs, settled: false, resolve };
+    const w: Waiting = { slot, id, server, query, name, type, confirm, attempt, deadline: performance.now() + this.timeoutMs, settled: false, resolve };
     slot.waiting.set(id, w);
     this.expiring.push(w);
     this.unsettled++;
@@ -473,7 +535,7 @@ export class DnsClient {
     this.release(w.slot);
     if (--this.unsettled === 0) this.stopExpiry();
     if (answer && (answer.rcode === 0 || answer.rcode === RCODE_NXDOMAIN)) w.resolve(answer);
-    else if (w.attempt < this.o.retries) this.ask(w.name, w.type, w.attempt + 1, w.resolve);
+    else if (w.attempt < this.o.retries) this.ask(w.name, w.type, w.confirm, w.attempt + 1, w.resolve);
     else w.resolve(null);
   }
 
@@ -503,28 +565,38 @@ export class DnsClient {
   }
 
   /** The FCrDNS class of an address. */
-  async classify(ip: Ip): Promise<HostClass> {
-    const ptr = await this.query(reverseName(ip), TYPE_PTR);
-    if (!ptr) return "UNKNOWN";
-    if (ptr.rcode === RCODE_NXDOMAIN || ptr.names.length === 0) return "NXDOMAIN";
-    let trouble = false;
-    const names = Math.min(ptr.names.length, MAX_NAMES);
-    for (let n = 0; n < names; n++) {
-      const name = ptr.names[n]!;
-      const forward = await this.query(name, ip.family === 4 ? TYPE_A : TYPE_AAAA);
-      if (!forward) {
-        trouble = true;
-        continue;
+  classify(ip: Ip): Promise<HostClass> {
+    return new Promise((resolve) => this.lookup(ip, resolve));
+  }
+
+  /*
+   * A lookup is a chain of callbacks, not an async function: each step is a plain call from the
+   * answer that ends the last one, with no promise or suspended frame per query.
+   */
+
+  /** The reverse names of `ip`, then each one's forward records, until one confirms it. */
+  private lookup(ip: Ip, done: (cls: HostClass) => void): void {
+    this.ask(reverseWireName(ip), TYPE_PTR, null, 0, (ptr) => {
+      if (!ptr) return done("UNKNOWN");
+      if (ptr.rcode === RCODE_NXDOMAIN || ptr.names.length === 0) return done("NXDOMAIN");
+      this.confirm(ip, ptr.names, 0, false, done);
+    });
+  }
+
+  /** Does reverse name `n` (of the first MAX_NAMES) resolve back to `ip`? `trouble`: an earlier name's lookup failed. */
+  private confirm(ip: Ip, names: Uint8Array[], n: number, trouble: boolean, done: (cls: HostClass) => void): void {
+    if (n >= names.length || n >= MAX_NAMES) return done(trouble ? "UNKNOWN" : "FAKEHOST");
+    const name = names[n]!;
+    this.ask(name, ip.family === 4 ? TYPE_A : TYPE_AAAA, ip, 0, (forward) => {
+      if (!forward || !forward.confirms) return this.confirm(ip, names, n + 1, trouble || !forward, done);
+      /* compared only: the confirmed name is the domain's word, no longer the attacker's */
+      const allow = this.o.allow ?? [];
+      if (allow.length > 0) {
+        const text = nameText(name);
+        for (let d = 0; d < allow.length; d++) if (text === allow[d] || text.endsWith(`.${allow[d]}`)) return done("ALLOWED");
       }
-      for (let v = 0; v < forward.addresses.length; v++) {
-        if (!sameAddress(forward.addresses[v]!, ip)) continue;
-        /* compared only: the confirmed name is the domain's word, no longer the attacker's */
-        const allow = this.o.allow ?? [];
-        for (let d = 0; d < allow.length; d++) if (name === allow[d] || name.endsWith(`.${allow[d]}`)) return "ALLOWED";
-        return "TRUEHOST";
-      }
-    }
-    return trouble ? "UNKNOWN" : "FAKEHOST";
+      done("TRUEHOST");
+    });
   }
 
   /** Close every socket; tries still waiting end as their timeouts expire (UNKNOWN), and later ones at once. */
