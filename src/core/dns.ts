@@ -342,8 +342,8 @@ const LOG_EVERY_MS = 60_000;
  *
  * Per try, the work is an id, the query's bytes and one send; an answer costs a map lookup and
  * the parse. Every try has the same timeout, so tries expire in the order they were sent: one
- * timer, armed for the oldest try still waiting, stands for all of them, and none runs when
- * nothing waits.
+ * timer, armed for the oldest try still waiting, stands for all of them, and it is not armed
+ * again once it finds nothing waiting.
  */
 export class DnsClient {
   readonly stats: DnsClientStats = { queries: 0, answers: 0, timeouts: 0, fromElsewhere: 0, wrongId: 0, wrongQuestion: 0, malformed: 0, sockets: 0 };
@@ -533,13 +533,18 @@ export class DnsClient {
     w.settled = true;
     w.slot.waiting.delete(w.id);
     this.release(w.slot);
-    if (--this.unsettled === 0) this.stopExpiry();
+    this.unsettled--;
     if (answer && (answer.rcode === 0 || answer.rcode === RCODE_NXDOMAIN)) w.resolve(answer);
     else if (w.attempt < this.o.retries) this.ask(w.name, w.type, w.confirm, w.attempt + 1, w.resolve);
     else w.resolve(null);
   }
 
-  /** The expiry timer: tries past their deadline fail (the next try may follow); armed again for the oldest left. */
+  /**
+   * The expiry timer: tries past their deadline fail (the next try may follow); armed again for
+   * the oldest left, if any. It stays armed when the last try is answered (it then finds nothing
+   * and stops), so that tries that follow each other one at a time do not each start and stop a
+   * timer of their own.
+   */
   private readonly expire = (): void => {
     this.expiryTimer = null;
     const now = performance.now();
@@ -556,13 +561,6 @@ export class DnsClient {
     const oldest = this.expiring[0];
     if (oldest && !this.expiryTimer) this.expiryTimer = setTimeout(this.expire, Math.max(0, oldest.deadline - now));
   };
-
-  /** Nothing waits: no timer, and the list of tries starts over. */
-  private stopExpiry(): void {
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.expiryTimer = null;
-    this.expiring = [];
-  }
 
   /** The FCrDNS class of an address. */
   classify(ip: Ip): Promise<HostClass> {
@@ -602,6 +600,12 @@ export class DnsClient {
   /** Close every socket; tries still waiting end as their timeouts expire (UNKNOWN), and later ones at once. */
   close(): void {
     this.closed = true;
+    /* nothing waits: the timer would find nothing, and must not keep the process alive until then */
+    if (this.unsettled === 0 && this.expiryTimer) {
+      clearTimeout(this.expiryTimer);
+      this.expiryTimer = null;
+      this.expiring = [];
+    }
     for (const s of this.open) s.socket.close();
     this.open.clear();
     this.pool.fill(null);
