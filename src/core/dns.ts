@@ -55,8 +55,9 @@ export function systemNameServers(): string[] {
  * addresses, so what they cost is mostly their first runs and the JIT's compilations of them
  * (bench/README.md, DNS): names stay in wire format from the answer that gave them to the
  * query that asks for them, bytes are copied with set() and compared with compare() (native
- * code), and no loop runs over a name's characters: no text is built for a name unless an
- * allowed domain must be compared with it.
+ * code), and on the usual path no loop runs over a name's characters: the reverse name is
+ * written from the address's bytes, and no text is built for a name unless an allowed domain
+ * must be compared with it.
  */
 
 /** `name` (ASCII, dotted; empty labels are skipped) in wire format. */
