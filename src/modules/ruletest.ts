@@ -146,15 +146,16 @@ const NL = 10;
 /**
  * Where an attribution's affair shows: on its own line (the line in hand, or a held line whose
  * session ended without a verdict), or on the line in hand that brought an earlier line's
- * address or verdict: that line then counts it, and the earlier one points there.
+ * address or verdict: that line then counts it, and the earlier one points there. True when it
+ * is the line in hand's own attribution.
  */
-function countOn(matches: RuleTestMatch[], a: Attribution, own: number): void {
+function countOn(matches: RuleTestMatch[], a: Attribution, own: number): boolean {
   const from = matches[a.tag]!;
   if (a.tag === own || a.at !== own) {
     from.host = a.host.text;
     /* a held line whose session ended without a verdict counts on itself */
     if (a.tag !== own) from.action = a.rule.action;
-    return;
+    return a.tag === own;
   }
   const on = matches[own]!;
   from.host = a.host.text;
@@ -163,6 +164,7 @@ function countOn(matches: RuleTestMatch[], a: Attribution, own: number): void {
   on.host = a.host.text;
   if (!counting(on.action)) on.action = "count";
   (on.counts ??= []).push(from.line);
+  return false;
 }
 
 /**
@@ -207,8 +209,9 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
         const own = matches.length;
         matches.push(m.ambiguous ? { line, rule: m.rule.name, host, action: m.rule.action, ambiguous: true } : { line, rule: m.rule.name, host, action: m.rule.action });
         /* a counting line with its address and no attribution of its own waits for its connection's verdict */
-        if (host !== null && counting(m.rule.action) && !attributions.some((a) => a.tag === own)) matches[own]!.action = "held";
-        for (const a of attributions) countOn(matches, a, own);
+        let attributedNow = false;
+        for (const a of attributions) attributedNow = countOn(matches, a, own) || attributedNow;
+        if (host !== null && !attributedNow && counting(m.rule.action)) matches[own]!.action = "held";
       }
       if (o.missed && !(m && counting(m.rule.action))) {
         const program = recogniser.lastProgram(format);
