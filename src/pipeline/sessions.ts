@@ -269,7 +269,7 @@ export class SessionTable {
       if (counting) this.stats.unattributed++;
       return [];
     }
-    this.expireHeld(now);
+    if (this.holding.size > 0) this.expireHeld(now);
     const s = this.sessionFor(key, host, rule, now);
     const out: Attributed[] = [];
     if (host && !s.host) {
@@ -297,10 +297,7 @@ export class SessionTable {
       /* without an address the session has nothing left to keep: its waiting lines are unattributed */
       if (!s.host) this.drop(key, s);
     }
-    if (this.released.length > 0) {
-      out.push(...this.released);
-      this.released = [];
-    }
+    if (this.released.length > 0) this.drainReleased(out);
     return out;
   }
 
@@ -311,6 +308,12 @@ export class SessionTable {
     const out = this.released;
     this.released = [];
     return out;
+  }
+
+  /** Hands out the held lines of sessions that ended without a verdict. */
+  private drainReleased(out: Attributed[]): void {
+    for (const a of this.released) out.push(a);
+    this.released = [];
   }
 
   /** Keeps a held line for its connection's verdict; false when that line is the verdict itself (another account, too many held). */
@@ -330,7 +333,7 @@ export class SessionTable {
    * nothing for it.
    */
   private expireHeld(now: number): void {
-    if (now < this.nextHeldCheck || this.holding.size === 0) return;
+    if (now < this.nextHeldCheck) return;
     this.nextHeldCheck = now + 1;
     for (const [key, s] of this.holding) {
       if (s.held && now - s.lastSeen <= this.ttlSeconds) return;
