@@ -48,6 +48,15 @@ function rulesTest(root: string, module: string, file: string): RuleTestJson {
 
 const counted = (r: RuleTestJson) => r.matches.filter((m) => m.action === "count" || m.action === "ban").map((m) => m.host);
 
+/** A namespace for the daemons, a directory their workers (www-data, dovenull, ftp) can read, and a dry-run root where `module` bans at 3 affairs. */
+function workplace(name: string, module: string): { net: TestNet; dir: string; root: string } {
+  const net = new TestNet().setup();
+  const dir = mkdtempSync(join(tmpdir(), `watcher-${name}-`));
+  chmodSync(dir, 0o755);
+  const root = makeRoot(name, { "etc/watcher.toml": `firewall = "dryrun"\n[modules.${module}]\nmaxAffairs = 3\nbanTime = "1h"\ndns = false\n` });
+  return { net, dir, root };
+}
+
 describe("the servers' own logs, without --program", () => {
   let net: TestNet;
   let dir: string;
@@ -55,11 +64,7 @@ describe("the servers' own logs, without --program", () => {
   let module: Bun.Subprocess | null = null;
 
   beforeAll(async () => {
-    net = new TestNet().setup();
-    /* the daemons' workers (www-data, dovenull) read their files here */
-    dir = mkdtempSync(join(tmpdir(), "watcher-daemons-"));
-    chmodSync(dir, 0o755);
-    root = makeRoot("formats", { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\nmaxAffairs = 3\nbanTime = "1h"\ndns = false\n' });
+    ({ net, dir, root } = workplace("formats", "LG"));
 
     /* sshd writing its own log */
     Bun.spawnSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", join(dir, "hostkey")]);
@@ -157,10 +162,7 @@ describe("vsftpd's and BIND's own logs, without --program", () => {
   let module: Bun.Subprocess | null = null;
 
   beforeAll(async () => {
-    net = new TestNet().setup();
-    dir = mkdtempSync(join(tmpdir(), "watcher-ftp-dns-"));
-    chmodSync(dir, 0o755);
-    root = makeRoot("formats-ftp", { "etc/watcher.toml": 'firewall = "dryrun"\n[modules.FT]\nmaxAffairs = 3\nbanTime = "1h"\ndns = false\n' });
+    ({ net, dir, root } = workplace("formats-ftp", "FT"));
 
     /* vsftpd writing its own log only (syslog_enable=NO) */
     mkdirSync("/var/run/vsftpd/empty", { recursive: true });
