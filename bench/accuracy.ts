@@ -27,7 +27,7 @@ import { HeaderScan, scanSyslog, sessionKey } from "../src/core/syslog";
 import { loadRules } from "../src/modules/registry";
 import { type RuleTestMatch, testRules } from "../src/modules/ruletest";
 import { journalLine } from "../src/pipeline/split";
-import { rawProgramOf, readExpectations } from "../test/helpers/annotated";
+import { affairHost, rawProgramOf, readExpectations } from "../test/helpers/annotated";
 
 const REPO = join(import.meta.dir, "..");
 let RULES = join(REPO, "rules");
@@ -247,12 +247,14 @@ function counted(modules: readonly ModuleName[], text: string, program: string |
     for (const module of modules) {
       const result = testRules(loadRules(module, RULES, mode), logLines, { program });
       if (mode === "normal") unparsed = Math.max(unparsed, result.unparsed);
+      const byLine = new Map(result.matches.map((m) => [m.line, m]));
       for (const m of result.matches) {
         /* a line whose affair a good login of its connection withdrew later was still counted at once */
         const countedElsewhere = wherever && m.countedOn !== undefined && !m.withdrawn;
-        if ((m.action !== "count" && m.action !== "ban" && !countedElsewhere) || m.host === null) continue;
+        const host = countedElsewhere ? affairHost(m, byLine) : m.host;
+        if ((m.action !== "count" && m.action !== "ban" && !countedElsewhere) || host === null) continue;
         const list = byMode[mode].get(m.line) ?? [];
-        list.push(m);
+        list.push({ ...m, host });
         byMode[mode].set(m.line, list);
       }
     }

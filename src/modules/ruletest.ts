@@ -26,7 +26,11 @@ export interface RuleTestMatch {
   /** 1-based line number in the input */
   readonly line: number;
   readonly rule: string;
-  /** the address the line is attributed to: its own, else its session's (earlier or later line); null when none is certain */
+  /**
+   * the address the line counts against, on this line: its own, else its session's (earlier or
+   * later line); null when none is certain, or when it is counted on another line (`countedOn`,
+   * whose host it is) or forgotten
+   */
   host: string | null;
   /**
    * what the line did: its rule's action; `count` for a line that counts earlier lines (`counts`);
@@ -158,7 +162,7 @@ function countOn(matches: RuleTestMatch[], a: Attribution, own: number): boolean
     return a.tag === own;
   }
   const on = matches[own]!;
-  from.host = a.host.text;
+  from.host = null;
   from.action = "held";
   from.countedOn = on.line;
   on.host = a.host.text;
@@ -211,7 +215,10 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
         /* a counting line with its address and no attribution of its own waits for its connection's verdict */
         let attributedNow = false;
         for (const a of attributions) attributedNow = countOn(matches, a, own) || attributedNow;
-        if (host !== null && !attributedNow && counting(m.rule.action)) matches[own]!.action = "held";
+        if (host !== null && !attributedNow && counting(m.rule.action)) {
+          matches[own]!.action = "held";
+          matches[own]!.host = null;
+        }
       }
       if (o.missed && !(m && counting(m.rule.action))) {
         const program = recogniser.lastProgram(format);

@@ -17,7 +17,7 @@ import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import type { Mode } from "../../src/core/rules";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
-import { type Expectation, rawProgramOf, readExpectations } from "../helpers/annotated";
+import { affairHost, type Expectation, rawProgramOf, readExpectations } from "../helpers/annotated";
 import { WATCHER } from "../helpers/root";
 import { timeoutForHangsOnly } from "../helpers/wait";
 
@@ -147,7 +147,7 @@ describe("hostile corpus, line by line (rules test)", () => {
           const active = e.rule !== null && (mode === "aggressive" || !e.aggressiveOnly);
           const got = byLine.get(e.line);
           const want = active ? `${e.rule} ${e.host ?? "-"}` : "no match";
-          const have = got ? `${got.rule} ${got.host ?? "-"}` : "no match";
+          const have = got ? `${got.rule} ${affairHost(got, byLine) ?? "-"}` : "no match";
           if (want !== have) wrong.push(`${c.file}:${e.line}: want ${want}, got ${have}\n    ${e.text}`);
         }
         expect(wrong).toEqual([]);

@@ -1,3 +1,5 @@
+import type { RuleTestMatch } from "../../src/modules/ruletest";
+
 /**
  * Annotated log fixtures (test/fixtures/<module>/, test/fixtures/hostile/): every log line has
  * a note above it, `#> RULE HOST` (the rule that must match and the address it must take;
@@ -35,4 +37,13 @@ export function readExpectations(file: string, content: string): Expectation[] {
 /** The `#! program NAME` of a fixture, or null when its lines carry syslog headers. */
 export function rawProgramOf(content: string): string | null {
   return /^#! program (\S+)/m.exec(content)?.[1] ?? null;
+}
+
+/**
+ * The address a `rules test` match's affair goes to: the line's own host, or, for a line whose
+ * affair waited for a later line (`countedOn`), that line's. Fixtures say whom a line's affair
+ * goes to, wherever it is counted.
+ */
+export function affairHost(m: RuleTestMatch, byLine: ReadonlyMap<number, RuleTestMatch>): string | null {
+  return m.host ?? (m.countedOn === undefined ? null : (byLine.get(m.countedOn)?.host ?? null));
 }

@@ -11,7 +11,7 @@ import { BUILTIN_MODULES, type ModuleName } from "../../src/core/config";
 import type { Mode } from "../../src/core/rules";
 import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
-import { rawProgramOf, readExpectations } from "../helpers/annotated";
+import { affairHost, rawProgramOf, readExpectations } from "../helpers/annotated";
 
 const FIXTURES = join(import.meta.dir, "..", "fixtures");
 const RULES = join(import.meta.dir, "..", "..", "rules");
@@ -35,7 +35,7 @@ for (const module of readdirSync(FIXTURES).filter((d) => (BUILTIN_MODULES as rea
             const active = e.rule !== null && (mode === "aggressive" || !e.aggressiveOnly);
             const got = byLine.get(e.line);
             const want = active ? `${e.rule} ${e.host ?? "-"}` : "no match";
-            const have = got ? `${got.rule} ${got.host ?? "-"}` : "no match";
+            const have = got ? `${got.rule} ${affairHost(got, byLine) ?? "-"}` : "no match";
             if (want !== have) wrong.push(`${file}:${e.line}: want ${want}, got ${have}\n    ${e.text}`);
             if (active) covered.add(e.rule!);
           }
