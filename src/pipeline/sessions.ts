@@ -172,9 +172,7 @@ export class SessionTable {
   private lost(s: Session): void {
     this.stats.unattributed += s.waiting?.length ?? 0;
     s.waiting = null;
-    if (s.held && s.host) {
-      for (const h of s.held) this.released.push(this.counted(s, { host: s.host, rule: h.rule, current: false, weight: this.merge(s, h.rule, h.weight), tag: h.tag, at: h.tag }));
-    }
+    if (s.held && s.host) for (const h of s.held) this.released.push(this.release(s, s.host, h, h.tag));
     s.held = null;
   }
 
@@ -274,7 +272,7 @@ export class SessionTable {
     const out: Attributed[] = [];
     if (host && !s.host) {
       s.host = host;
-      if (s.waiting) for (const w of s.waiting) out.push(this.counted(s, { host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight), tag: w.tag, at: tag }));
+      if (s.waiting) for (const w of s.waiting) out.push(this.release(s, host, w, tag));
       s.waiting = null;
     }
     if (!s.host) {
@@ -286,7 +284,7 @@ export class SessionTable {
       if (s.held && (counting || rule.action === "success" || rule.session === "end")) {
         const sameAccount = rule.action === "success" && s.held.every((h) => sameUser(h.user, user));
         if (sameAccount) (s.forgotten ??= []).push(...s.held.map((h) => h.tag));
-        else for (const h of s.held) out.push(this.counted(s, { host: s.host, rule: h.rule, current: false, weight: this.merge(s, h.rule, h.weight), tag: h.tag, at: tag }));
+        else for (const h of s.held) out.push(this.release(s, s.host, h, tag));
         s.held = null;
       }
       const merged = rule.action === "count" ? this.merge(s, rule, weight) : weight;
@@ -305,8 +303,8 @@ export class SessionTable {
   endOfLog(): Attributed[] {
     for (const s of this.holding.values()) this.lost(s);
     this.holding.clear();
-    const out = this.released;
-    this.released = [];
+    const out: Attributed[] = [];
+    this.drainReleased(out);
     return out;
   }
 
@@ -342,6 +340,11 @@ export class SessionTable {
     }
   }
 
+  /** An earlier line of the session that waited (for the address, or a verdict), counted now on the line tagged `at`. */
+  private release(s: Session, host: Ip, w: Waiting, at: number): Attributed {
+    return this.counted(s, { host, rule: w.rule, current: false, weight: this.merge(s, w.rule, w.weight), tag: w.tag, at });
+  }
+
   /** An attribution counted against its session: what a later good login may withdraw. */
   private counted(s: Session, a: Attributed): Attributed {
     if (a.rule.action !== "count") return a;
@@ -360,10 +363,10 @@ export class SessionTable {
     const s = this.sessions.get(key);
     if (!s) return NOTHING_WITHDRAWN;
     /* held lines the login forgot (attribute) were never counted: only `rules test` hears of them */
-    const forgotten = s.forgotten ?? [];
+    const forgotten = s.forgotten;
     s.forgotten = null;
     /* nothing counted, merged or kept: nothing to withdraw (most good logins) */
-    if (s.counted === 0 && s.forgivenLoose === 0 && s.tallies === null && s.countedTags === null) return forgotten.length > 0 ? { affairs: 0, tags: forgotten } : NOTHING_WITHDRAWN;
+    if (s.counted === 0 && s.forgivenLoose === 0 && s.tallies === null && s.countedTags === null) return forgotten ? { affairs: 0, tags: forgotten } : NOTHING_WITHDRAWN;
     let affairs = s.counted;
     if (!everything) {
       affairs = s.forgivenLoose;
@@ -377,7 +380,8 @@ export class SessionTable {
       }
     }
     affairs = Math.min(affairs, s.counted);
-    const tags = affairs === 0 ? forgotten : [...forgotten, ...(s.countedTags ?? []).filter((t) => everything || t.forgiven).map((t) => t.tag)];
+    const withdrawnTags = affairs === 0 ? [] : (s.countedTags ?? []).filter((t) => everything || t.forgiven).map((t) => t.tag);
+    const tags = forgotten ? [...forgotten, ...withdrawnTags] : withdrawnTags;
     s.counted -= affairs;
     s.forgivenLoose = 0;
     s.countedTags = everything ? null : (s.countedTags?.filter((t) => !t.forgiven) ?? null);
