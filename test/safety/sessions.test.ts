@@ -17,6 +17,7 @@ import { loadRules } from "../../src/modules/registry";
 import { testRules } from "../../src/modules/ruletest";
 import { type BanReport, ModuleRuntime, partsOf } from "../../src/pipeline/run";
 import { makeRoot } from "../helpers/root";
+import { affairHost } from "../helpers/annotated";
 
 const RULES = join(import.meta.dir, "..", "..", "rules");
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
@@ -114,7 +115,8 @@ describe("a reused pid frames nobody", () => {
       /* its three garbage lines (one stream: three affairs) and the banner line (another stream of the same attempts) */
       expect(ctx.store.getHost(ATTACKER)?.affairs).toBe(3);
       const shown = testRules(loadRules("LG", RULES, mode), block([...GOOD_LOGIN, ...garbage(28481, 0), own, ...garbage(28481, 1)]));
-      const hosts = shown.matches.filter((m) => m.line > GOOD_LOGIN.length).map((m) => m.host);
+      const byLine = new Map(shown.matches.map((m) => [m.line, m]));
+      const hosts = shown.matches.filter((m) => m.line > GOOD_LOGIN.length).map((m) => affairHost(m, byLine));
       expect(hosts).toEqual([ATTACKER, ATTACKER, ATTACKER, ATTACKER, null, null, null]);
       await ctx.close();
     });
