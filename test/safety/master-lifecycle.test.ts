@@ -294,6 +294,10 @@ describe("a module restart loses no line (item 11, the master's part)", () => {
       const back = await waitFor("the new module to count the lines", () => {
         const s = readJson<{ pid: number; lines: number }>(statusFile(runDir(root), "LG"));
         return s && s.pid !== module && s.lines === 100 ? s : null;
+      }).catch((e: Error) => {
+        /* a hang seen once in CI, not here: say where everything stood */
+        const log = readFileSync(join(root, "var", "log", "watcher.log"), "utf8").split("\n").slice(-15).join("\n");
+        throw new Error(`${e.message}\nmaster: ${JSON.stringify(master(root))}\nmodule status: ${JSON.stringify(readJson(statusFile(runDir(root), "LG")))}\nwatcher.log ends:\n${log}`);
       });
       expect(master(root)!.modules.LG!.pid).toBe(back.pid);
     } finally {
