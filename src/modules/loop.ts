@@ -103,12 +103,15 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   /* the fleet's bans take their turn between chunks, like every other change to the store */
   fleet?.start((address, total) => void turns.take(() => runtime.fleetBan(address, total).catch((e) => o.log(`fleet ban of ${address} failed: ${(e as Error).message}`))));
   const status = new StatusWriter(ctx, runtime, fleet, actions, ends, o);
+  ctx.store.deferCheckpoints();
   const statusTimer = setInterval(() => {
     status.write();
-    /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory */
+    /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory;
+       the WAL's checkpoint, here rather than in the commit of a line waiting for its ban */
     void turns.take(() => {
       runtime.flushPending();
       checkBanEnds(ctx, ends, actions, endsCursor);
+      ctx.store.checkpoint();
     });
   }, STATUS_EVERY_MS);
   const signals = handleSignals(ctx, runtime, fleet, status, o.log);

@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { WatcherError } from "../../src/core/errors";
@@ -23,6 +23,25 @@ describe("module store", () => {
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
     db.close();
     expect(new ModuleStore(path).schemaVersion).toBe(7); /* reopening migrates nothing */
+  });
+  test("a resident module's commits leave the WAL to its timer's checkpoint, which copies it all into the database", () => {
+    const path = tmp();
+    const store = new ModuleStore(path);
+    store.deferCheckpoints();
+    const databasePages = () => statSync(path).size / 4096;
+    const before = databasePages();
+    /* 1,500 commits of a page or more: past the 1,000 pages at which a commit would checkpoint */
+    for (let i = 0; i < 1500; i++) store.transaction(() => store.putHost({ ...newHost(`2001:db8::${i.toString(16)}`, 100, "failed-auth"), lines: "x".repeat(3000) }));
+    expect(databasePages()).toBe(before); /* all of it still in the WAL */
+    store.checkpoint();
+    expect(databasePages()).toBeGreaterThan(1500);
+    const reader = new Database(path, { readonly: true });
+    /* nothing left to copy: a passive checkpoint by another connection finds every frame done */
+    const left = reader.query("PRAGMA wal_checkpoint(PASSIVE)").get() as { log: number; checkpointed: number };
+    expect(left.checkpointed).toBe(left.log);
+    expect((reader.query("SELECT count(*) AS n FROM hosts").get() as { n: number }).n).toBe(1500);
+    reader.close();
+    store.close();
   });
   test("hosts round-trip; active bans; events in order", () => {
     const store = new ModuleStore(tmp());
