@@ -251,9 +251,17 @@ export class ModuleStore {
     this.db.exec("PRAGMA wal_autocheckpoint = 10000");
   }
 
-  /** Copy what the WAL holds into the database, without waiting for readers (a PASSIVE checkpoint). */
+  /**
+   * Copy what the WAL holds into the database, without waiting for readers (a PASSIVE
+   * checkpoint). It never throws: on a full disk the frames stay in the WAL for the next try, and
+   * the commits' own handling of the full disk (persist.ts) says so.
+   */
   checkpoint(): void {
-    this.db.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    try {
+      this.db.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch {
+      /* tried again on the next timer run */
+    }
   }
 
   getHost(address: string): HostRecord | null {
