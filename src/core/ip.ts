@@ -166,18 +166,57 @@ export function parseIp(text: string): Ip | null {
   return b ? { family: 4, bytes: b, text: formatIpv4(b) } : null;
 }
 
-/** Addresses lately read from log lines, by canonical text: a log names the same clients again and again. */
+/** Addresses lately read from log lines: a log names the same clients again and again. */
 const lately = new Map<string, Ip>();
-/** then the map starts afresh: a flood of new addresses costs a parse each, never memory */
+/** the same for IPv4, by the address as a number: no string to hash (most lines' case) */
+const latelyV4 = new Map<number, Ip>();
+/** then a map starts afresh: a flood of new addresses costs a parse each, never memory */
 const MAX_LATELY = 4096;
+
+/**
+ * The IPv4 address `text` as a 32-bit number, or -1 when it is not one as parseIpv4Bytes reads
+ * it (four decimal octets, no leading zeros): such text is canonical, the number names it.
+ */
+function ipv4Number(text: string): number {
+  if (text.length < 7 || text.length > 15) return -1;
+  let n = 0;
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return -1;
+      value = value * 10 + (c - 48);
+      if (value > 255) return -1;
+      digits++;
+    } else if (c === 46 && digits > 0 && part < 3) {
+      n = n * 256 + value;
+      part++;
+      value = 0;
+      digits = 0;
+    } else return -1;
+  }
+  return part === 3 && digits > 0 ? n * 256 + value : -1;
+}
 
 /**
  * parseIp for an address a rule read in a log line (the hot path: a Uint8Array and a formatted
  * text per line otherwise): an address written in its canonical form is parsed once and its Ip
- * handed out again (Ips are never changed). The map keeps only the Ip's own text, never the
+ * handed out again (Ips are never changed). The maps keep only the Ip's own text, never the
  * line's: a slice of the line would keep the whole read chunk alive.
  */
 export function parseLoggedIp(text: string): Ip | null {
+  const v4 = ipv4Number(text);
+  if (v4 >= 0) {
+    let ip = latelyV4.get(v4);
+    if (ip === undefined) {
+      if (latelyV4.size >= MAX_LATELY) latelyV4.clear();
+      ip = parseIp(text)!;
+      latelyV4.set(v4, ip);
+    }
+    return ip;
+  }
   const known = lately.get(text);
   if (known !== undefined) return known;
   const ip = parseIp(text);

@@ -549,7 +549,7 @@ describe("CidrSet", () => {
 });
 
 describe("parseLoggedIp", () => {
-  test.each(["192.0.2.7", "2001:db8::1", "2001:DB8::1", "::ffff:192.0.2.7", "192.0.2.07", "192.0.2.7.example.net", "fe80::1%eth0", ""])("reads %p as parseIp does, again and again", (text) => {
+  test.each(["192.0.2.7", "0.0.0.0", "255.255.255.255", "256.0.0.1", "1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.", ".1.2.3", "01.2.3.4", "1.2.3.4 ", "2001:db8::1", "2001:DB8::1", "::ffff:192.0.2.7", "192.0.2.07", "192.0.2.7.example.net", "fe80::1%eth0", ""])("reads %p as parseIp does, again and again", (text) => {
     expect(parseLoggedIp(text)).toEqual(parseIp(text));
     expect(parseLoggedIp(text)).toEqual(parseIp(text));
   });
@@ -562,6 +562,8 @@ describe("parseLoggedIp", () => {
     for (let i = 0; i < 10_000; i++) {
       const text = `2001:db8:${(i >> 8).toString(16)}:1::${(i & 0xff).toString(16)}`;
       expect(parseLoggedIp(text)).toEqual(parseIp(text));
+      const v4 = `198.51.${i >> 8}.${i & 0xff}`;
+      expect(parseLoggedIp(v4)).toEqual(parseIp(v4));
     }
   });
 });
