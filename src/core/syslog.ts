@@ -374,13 +374,13 @@ function monthAt(text: string, at: number): number {
  */
 function inLatestYear(text: string, at: number, month: number, day: number, hh: number, mm: number, ss: number, now: number): number | null {
   const year = yearAt(now);
-  const inYear = (y: number) => hourStart(text, at, y, month, day, hh) + mm * 60 + ss;
-  const t = inYear(year);
+  const seconds = mm * 60 + ss;
+  const t = hourStart(text, at, year, month, day, hh) + seconds;
   if (Number.isNaN(t)) return null;
-  if (t > now + 86400) return inYear(year - 1);
+  if (t > now + 86400) return hourStart(text, at, year - 1, month, day, hh) + seconds;
   /* a date far behind now may be next year's: a January line read on New Year's Eve */
   if (now - t > 300 * 86400) {
-    const next = inYear(year + 1);
+    const next = hourStart(text, at, year + 1, month, day, hh) + seconds;
     if (next <= now + 86400) return next;
   }
   return t;
@@ -437,16 +437,23 @@ function yearAt(now: number): number {
 
 /**
  * Local time is worked out once per hour of log and year (zones change their offset on the
- * hour); the lines of a log come in order, so remembering the last hour is enough.
+ * hour); the lines of a log come in order, so remembering the last hour is enough. Its text (the
+ * first 9 chars of the time, `Nov 24 10`) is kept as char codes: no string of the line is kept.
  */
-let lastHour = { text: "", year: 0, start: 0 };
+const lastHourText = new Uint16Array(9);
+let lastHourYear = 0;
+let lastHourStart = 0;
 
 /** `text` at `at` holds the time, whose first 9 chars (`Nov 24 10`) name its hour. */
 function hourStart(text: string, at: number, year: number, month: number, day: number, hour: number): number {
-  if (lastHour.year === year && text.startsWith(lastHour.text, at)) return lastHour.start;
-  /* copied a char at a time: a slice would keep the whole read chunk alive */
-  let hourText = "";
-  for (let i = at; i < at + 9; i++) hourText += text[i];
-  lastHour = { text: hourText, year, start: new Date(year, month, day, hour, 0, 0).getTime() / 1000 };
-  return lastHour.start;
+  if (lastHourYear === year && sameHour(text, at)) return lastHourStart;
+  for (let i = 0; i < 9; i++) lastHourText[i] = text.charCodeAt(at + i);
+  lastHourYear = year;
+  lastHourStart = new Date(year, month, day, hour, 0, 0).getTime() / 1000;
+  return lastHourStart;
+}
+
+function sameHour(text: string, at: number): boolean {
+  for (let i = 0; i < 9; i++) if (text.charCodeAt(at + i) !== lastHourText[i]) return false;
+  return true;
 }
