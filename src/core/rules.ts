@@ -137,10 +137,14 @@ interface CompiledTemplate {
   /**
    * Where <HOST> is found by a wildcard's search (it follows <USER> or <ANY>): the same template
    * with that wildcard searching from the other end, so that a match places <HOST> at the last
-   * place it fits (regex) and at the first (alt). Two places: the line reads two ways. Both carry
-   * the `d` flag, for the places. null: <HOST> has one place, fixed by ^ or $.
+   * place it fits (regex) and at the first (alt). Two places: the line reads two ways. Both then
+   * capture, in group `place`, the message up to the end of <HOST>: its length is the place (the
+   * `d` flag would tell it too, at the cost of an array of indices per group and match). null:
+   * <HOST> has one place, fixed by ^ or $.
    */
   readonly alt: RegExp | null;
+  /** see alt; 0 when alt is null */
+  readonly place: number;
   /** literal text the message must start (head) and end (tail) with for the regex to match: a startsWith and an endsWith turn most lines away before it runs */
   readonly head: string;
   readonly tail: string;
@@ -262,9 +266,22 @@ function unsearchableRun(segment: readonly Item[], direction: "forward" | "backw
 class Emitter {
   private count = 0;
   readonly groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0 };
+  /** the group that holds the message up to the end of the `placed` token (CompiledTemplate.place), 0 for none */
+  readonly place: number;
+  /** how the regex starts: `^`, and the place group's "(" (closed after the placed token) */
+  readonly start: string;
 
-  /** `flip`: wildcards search from the other end (<USER> lazily, <ANY> greedily); see CompiledTemplate.alt */
-  constructor(private readonly flip = false) {}
+  /**
+   * `flip`: wildcards search from the other end (<USER> lazily, <ANY> greedily); `placed`: the token
+   * whose place the regex captures (see CompiledTemplate.alt)
+   */
+  constructor(
+    private readonly flip = false,
+    private readonly placed: TokenName | null = null,
+  ) {
+    this.place = placed ? this.open() : 0;
+    this.start = placed ? "^(" : "^";
+  }
 
   /** the number of the capture group whose "(" is written next */
   open(captured?: Captured): number {
@@ -276,7 +293,7 @@ class Emitter {
   bounded(t: Token): string {
     const body = `${t.chars}{${t.min},${t.max}}`;
     const core = t.captured ? (this.open(t.captured), `(${body})`) : body;
-    return (t.wordStart ? WORD_START : "") + core;
+    return (t.wordStart ? WORD_START : "") + core + (t.name === this.placed ? ")" : "");
   }
 
   /**
@@ -434,9 +451,9 @@ export function compileTemplate(source: string): CompiledTemplate | string {
     `cannot be read in time linear in the line: ${describeToken(t)} ${where} can hold every character of the text around it, so a long line could make it be read once per place of that text; use a narrower token, or put next to it a delimiter it cannot hold`;
 
   /* the regex, with the wildcards searching from their own end, or (flip) from the other */
-  const emit = (flip: boolean): { regex: string; groups: Record<Captured, number> } | string => {
-    const e = new Emitter(flip);
-    let regex = "^";
+  const emit = (flip: boolean, placed: boolean): { regex: string; groups: Record<Captured, number>; place: number } | string => {
+    const e = new Emitter(flip, placed ? key : null);
+    let regex = e.start;
     if (wildcards.length === 0) {
       const [segment] = segments as [Item[]];
       /* read from the anchored side: forward from ^, or backward from $ (the first place it fits there) */
@@ -450,16 +467,16 @@ export function compileTemplate(source: string): CompiledTemplate | string {
           const tailCanFail = segments.slice(1).some((segment) => segment.length > 0);
           if (tailCanFail && head.some((item) => item.token?.shape === "bounded")) {
             const n = e.open();
-            regex = `^(?=(${e.forward(head)}))(?:\\${n})`;
-          } else regex = `^${e.forward(head)}`;
+            regex += `(?=(${e.forward(head)}))(?:\\${n})`;
+          } else regex += e.forward(head);
         } else if (!unsearchableRun(head, "forward")) {
           const n = e.open();
-          regex = `^(?=([\\s\\S]*?${e.forward(head)}))(?:\\${n})`;
+          regex += `(?=([\\s\\S]*?${e.forward(head)}))(?:\\${n})`;
         } else if (!unsearchableRun(head, "backward")) {
           /* only where its last text ends is the head read backward from */
           const end = head[head.length - 1]!;
           const n = e.open();
-          regex = `^(?=([\\s\\S]*?${end.token === undefined ? escapeRegex(end.text) : ""})(?<=${e.backward(head, false)}))(?:\\${n})`;
+          regex += `(?=([\\s\\S]*?${end.token === undefined ? escapeRegex(end.text) : ""})(?<=${e.backward(head, false)}))(?:\\${n})`;
         } else return slow(unsearchableRun(head, "forward")!, `before ${describeToken(wildcards[0]!)}, in a template without ^,`);
       }
       if (wildcards.length === 1) {
@@ -487,20 +504,28 @@ export function compileTemplate(source: string): CompiledTemplate | string {
         regex += `${e.wildcard(w1)}${e.forward(middle)}${e.gap(w2)}${tailGroup ? `(?:\\${tailGroup})` : ""}$`;
       }
     }
-    return { regex, groups: e.groups };
+    return { regex, groups: e.groups, place: e.place };
   };
-  const main = emit(false);
-  if (typeof main === "string") return main;
   /* <HOST> (or <SESSION>, see key) after a wildcard whose search finds it (the last place for
      <USER>, the first for <ANY>) may fit at other places too: the flipped search finds the other
      extreme (see CompiledTemplate.alt) */
   const keySegment = segments.findIndex((segment) => segment.some((item) => item.token?.name === key));
   const searched = keySegment === 1 && (wildcards.length === 2 || !unsearchableRun(segments[1]!, "forward"));
-  const alt = searched ? emit(true) : null;
+  const main = emit(false, searched);
+  if (typeof main === "string") return main;
+  const alt = searched ? emit(true, true) : null;
   if (typeof alt === "string") return alt;
   /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
-  const regex = new RegExp(main.regex, searched ? "sd" : "s");
-  return { source, regex, groups: main.groups, alt: alt ? new RegExp(alt.regex, "sd") : null, head: literalHead(source), tail: anchoredEnd ? items.at(-1)!.text ?? "" : "" };
+  const regex = new RegExp(main.regex, "s");
+  return {
+    source,
+    regex,
+    groups: main.groups,
+    alt: alt ? new RegExp(alt.regex, "s") : null,
+    place: main.place,
+    head: literalHead(source),
+    tail: anchoredEnd ? items.at(-1)!.text ?? "" : "",
+  };
 }
 
 /** The literal text a template's message must start with, or "" when it has none. */
@@ -721,12 +746,12 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
 }
 
 /**
- * Where the word captured by `group` ends, in a match of a regex with the `d` flag: the place of
- * that word in the line (words end at delimiters), whether or not it was read after an address
- * literal's tag (`IPv6:A` and `A` are one word).
+ * Where the template's <HOST> (or <SESSION>) word ends in a match of one of its searched regexes
+ * (CompiledTemplate.place): the place of that word in the line (words end at delimiters), whether
+ * or not it was read after an address literal's tag (`IPv6:A` and `A` are one word).
  */
-function placeOf(m: RegExpExecArray, group: number): number {
-  return m.indices?.[group]?.[1] ?? -1;
+function placeOf(m: RegExpExecArray, t: CompiledTemplate): number {
+  return m[t.place]!.length;
 }
 
 /**
@@ -751,18 +776,16 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     const m = t.regex.exec(message);
     if (!m) continue;
     const g = t.groups;
-    /* the token the template places: the address, or in a sessionOnly rule the session id */
-    const key = rule.sessionOnly ? g.SESSION : g.HOST;
     const host = rule.sessionOnly ? null : parseLoggedIp(m[g.HOST]!);
     if (!host && !rule.sessionOnly) {
-      if (t.alt) unreadableAt = placeOf(m, key);
+      if (t.alt) unreadableAt = placeOf(m, t);
       continue;
     }
     if (t.alt) {
-      readAt = placeOf(m, key);
+      readAt = placeOf(m, t);
       const other = t.alt.exec(message);
       /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
-      if (!other || placeOf(other, key) !== placeOf(m, key)) ambiguous = true;
+      if (!other || placeOf(other, t) !== placeOf(m, t)) ambiguous = true;
     }
     if (first === null) {
       first = {
