@@ -120,6 +120,13 @@ export interface CompiledRule {
   readonly patternEnds?: readonly boolean[];
   /** true when every matching message starts with one of the patterns: a startsWith, not an includes */
   readonly patternIsPrefix: boolean;
+  /**
+   * present (true) when every template's literal head holds one of the patterns (no pattern must
+   * end the message): a message that starts with no head is turned away by matchTemplates at no
+   * more cost than the patterns' includes, and one that starts with a head holds a pattern, so
+   * the includes is not run
+   */
+  readonly patternInHeads?: true;
   readonly rate: { readonly hits: number; readonly seconds: number } | null;
   /** literal starts of the messages this rule can match, for the prefix index; empty: unindexed */
   readonly heads: readonly string[];
@@ -633,6 +640,7 @@ export class RuleSet {
         const templateHeads = templates.map((t) => literalHead(t.source));
         /* the prefilter may act as a startsWith if every template's message starts with it */
         const patternIsPrefix = anchored || (patterns.length === 1 && !ends[0] && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
+        const patternInHeads = !patternIsPrefix && templates.length > 0 && !ends.includes(true) && templateHeads.every((h) => patterns.some((p) => h.includes(p)));
         const heads = anchored ? patterns : templates.length > 0 && templateHeads.every((h) => h !== "") ? [...new Set(templateHeads)] : [];
         /* an aggressive rule that marks its session's start or end keeps doing so in normal mode,
            counting nothing: a probe's "Connection closed by A port N [preauth]" still ends the pid's session */
@@ -655,6 +663,7 @@ export class RuleSet {
           patterns,
           ...(ends.includes(true) ? { patternEnds: ends } : {}),
           patternIsPrefix,
+          ...(patternInHeads ? { patternInHeads: true as const } : {}),
           rate: r.rate ?? null,
           heads,
           templates,
@@ -737,7 +746,7 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
       message ??= text.slice(at, end);
     } else {
       message ??= text.slice(at, end);
-      if (rule.patternEnds ? !containsOrEndsWithAny(message, rule.patterns, rule.patternEnds) : !containsAny(message, rule.patterns)) continue;
+      if (!rule.patternInHeads && (rule.patternEnds ? !containsOrEndsWithAny(message, rule.patterns, rule.patternEnds) : !containsAny(message, rule.patterns))) continue;
     }
     const m = matchTemplates(rule, message);
     if (m) return m;
