@@ -66,8 +66,11 @@ export class BoundedMap<K, V extends {} | null> {
     }
   }
 
-  /** A key in no generation (or GONE from `current`) into `current`, rotated first when full. */
-  private add(key: K, value: V): void {
+  /**
+   * A key in no generation (or GONE from `current`) into `current`, rotated first when full: set()
+   * for a key that get() has just missed, without looking it up again (a new session per line).
+   */
+  add(key: K, value: V): void {
     if (this.live >= this.generation) {
       /* `previous` holds the key's old value, if any: it goes with the rest */
       if (this.onDrop) for (const [k, v] of this.previous) this.onDrop(k, v);

@@ -213,7 +213,8 @@ export class SessionTable {
     }
     if (!s) {
       s = { host: null, lastSeen: now, ended: false, tallies: null, counted: 0, forgivenLoose: 0, countedTags: null, waiting: null, held: null, forgotten: null };
-      this.sessions.set(key, s);
+      /* lookup missed it, or drop deleted it */
+      this.sessions.add(key, s);
     }
     s.lastSeen = now;
     return s;

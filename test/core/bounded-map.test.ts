@@ -3,7 +3,7 @@
  * needs), and that marking deleted entries instead of deleting them keeps the behaviour of the
  * plain two-generation map (the reference below): the same values read, the same size, the same
  * entries dropped by each rotation (their order may differ, see bounded-map.ts), over random
- * sequences of calls on a few keys.
+ * sequences of calls on a few keys; and that add() after a get() that missed is set().
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
@@ -103,6 +103,8 @@ describe("BoundedMap", () => {
       fc.record({ op: fc.constant("get" as const), key: fc.integer({ min: 0, max: 12 }) }),
       fc.record({ op: fc.constant("set" as const), key: fc.integer({ min: 0, max: 12 }), value: fc.integer() }),
       fc.record({ op: fc.constant("delete" as const), key: fc.integer({ min: 0, max: 12 }) }),
+      /* the session table's way: a get, and on a miss an add (or a delete first: a session dropped) */
+      fc.record({ op: fc.constant("add" as const), key: fc.integer({ min: 0, max: 12 }), value: fc.integer(), deleteFirst: fc.boolean() }),
     );
     /* what one call dropped, sorted: a rotation's drops in any order */
     const after = (log: string[], drops: string[]) => {
@@ -124,6 +126,17 @@ describe("BoundedMap", () => {
           } else if (c.op === "set") {
             m.set(c.key, c.value);
             r.set(c.key, c.value);
+          } else if (c.op === "add") {
+            const found = m.get(c.key);
+            expect(found).toEqual(r.get(c.key));
+            if (found !== undefined && c.deleteFirst) {
+              m.delete(c.key);
+              r.delete(c.key);
+            }
+            if (found === undefined || c.deleteFirst) {
+              m.add(c.key, c.value);
+              r.set(c.key, c.value);
+            }
           } else {
             m.delete(c.key);
             r.delete(c.key);
