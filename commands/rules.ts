@@ -1,10 +1,10 @@
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import type { CommandModule } from "yargs";
 import { loadConfig, type ModuleName, moduleConfig } from "../src/core/config";
 import { WatcherError } from "../src/core/errors";
 import type { Mode } from "../src/core/rules";
 import { loadRules } from "../src/modules/registry";
-import { type RuleTestLine, type RuleTestResult, testRules, testRulesInPieces } from "../src/modules/ruletest";
+import { type RuleTestLine, type RuleTestResult, testRules, testRulesInPieces, writeMatchesJson } from "../src/modules/ruletest";
 import { type GlobalArgs, moduleArg, table, outputWidth } from "./common";
 
 interface TestArgs extends GlobalArgs {
@@ -23,24 +23,30 @@ function printLines(title: string, lines: readonly RuleTestLine[]): void {
   for (const l of lines) console.log(`${String(l.line).padStart(7)}: ${l.rule ? `[${l.rule}] ` : ""}${l.text}`);
 }
 
-/** matches written at a time by printJson */
-const MATCHES_PER_WRITE = 4096;
+/** Bytes to stdout, whole: a pipe another process made non-blocking takes them as it drains. */
+function writeStdout(bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length; ) {
+    try {
+      off += writeSync(1, bytes, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      Bun.sleepSync(1);
+    }
+  }
+}
 
 /**
- * One compact JSON document: a day of a busy server's log is hundreds of thousands of matches,
- * written a few thousand at a time (one string of them all cost as much again as the engine).
- * The same text as JSON.stringify of the whole, keys in the same order.
+ * One compact JSON document, the same text as JSON.stringify of the whole, keys in the same
+ * order. A day of a busy server's log is hundreds of thousands of matches: they are written
+ * from the result's columns, a buffer at a time, never made objects or one string.
  */
 function printJson(r: RuleTestResult): void {
-  const { lines, matched, seconds, rules: hits, matches, unparsed, skipped, formats, missed, unparsedLines } = r;
+  const { lines, matched, seconds, rules: hits, unparsed, skipped, formats, missed, unparsedLines } = r;
   const head = JSON.stringify({ lines, matched, seconds, formats, rules: hits });
   const tail = JSON.stringify({ unparsed, skipped, missed, unparsedLines });
-  process.stdout.write(`${head.slice(0, -1)},"matches":[`);
-  for (let i = 0; i < matches.length; i += MATCHES_PER_WRITE) {
-    const some = JSON.stringify(matches.slice(i, i + MATCHES_PER_WRITE));
-    process.stdout.write(i === 0 ? some.slice(1, -1) : `,${some.slice(1, -1)}`);
-  }
-  process.stdout.write(`],${tail.slice(1)}\n`);
+  writeStdout(Buffer.from(`${head.slice(0, -1)},"matches":[`));
+  writeMatchesJson(r, writeStdout);
+  writeStdout(Buffer.from(`],${tail.slice(1)}\n`));
 }
 
 const testCommand: CommandModule<GlobalArgs, TestArgs> = {

@@ -95,13 +95,13 @@ export function testRules(rules: RuleSet, input: string | Uint8Array, o: RuleTes
 }
 
 /** bytes read at a time by testRulesInPieces (a line longer than this grows the buffer) */
-const PIECE_BYTES = 1 << 20;
+const PIECE_BYTES = 1 << 16;
 
 /**
  * testRules of a log read in pieces of whole lines, each decoded on its own: `read` fills
  * buffer[at, at + length) and returns the bytes it read, 0 at the end. A 100 MB log read whole
  * into one string cost several times the reading of it in 1 MiB pieces (fresh memory faulted in
- * page by page). A piece ends after a newline, which no UTF-8 sequence holds, so the pieces
+ * page by page); 64 KiB pieces took less system time again than 1 MiB (gen_auth.py's 1M lines). A piece ends after a newline, which no UTF-8 sequence holds, so the pieces
  * decode to the text of the whole. A journal export (its binary fields) is read whole, as bytes.
  */
 export function testRulesInPieces(rules: RuleSet, read: (buffer: Buffer, at: number, length: number) => number, o: RuleTestOptions = {}): RuleTestResult {
@@ -147,27 +147,195 @@ export function testRulesInPieces(rules: RuleSet, read: (buffer: Buffer, at: num
 
 const NL = 10;
 
+/** a match's action, as a number in MatchColumns */
+const ACTION_NAMES = ["count", "ban", "ignore", "success", "held"] as const satisfies readonly (Action | "held")[];
+const ACTION_CODE = new Map<Action | "held", number>(ACTION_NAMES.map((a, i) => [a, i]));
+const AMBIGUOUS = 0x80;
+const NO_HOST = -1;
+
+/** Texts (rule names, addresses) numbered once each, with their JSON text in bytes. */
+class Interned {
+  private readonly numbers = new Map<string, number>();
+  readonly texts: string[] = [];
+  readonly json: Buffer[] = [];
+
+  number(text: string): number {
+    let n = this.numbers.get(text);
+    if (n === undefined) {
+      n = this.texts.length;
+      this.numbers.set(text, n);
+      this.texts.push(text);
+      this.json.push(Buffer.from(JSON.stringify(text)));
+    }
+    return n;
+  }
+}
+
+/** the fields a later line sets on a match, in the order they were set (its JSON keeps that order) */
+type LaterFields = Pick<RuleTestMatch, "withdrawn" | "countedOn" | "counts">;
+
+/**
+ * The matches of a run, column by column: a day of a busy server's log makes hundreds of
+ * thousands, and as objects they were most of what the collector marked while the engine ran
+ * (bench/peers.ts, gen_auth.py's 1M lines: 400k objects, see NOTES). at(i) is the match as a
+ * RuleTestMatch, writeJson the same text as JSON.stringify of them all.
+ */
+class MatchColumns {
+  length = 0;
+  private lines = new Float64Array(1024);
+  private rules = new Uint32Array(1024);
+  /** a number in `hosts`, NO_HOST for none */
+  private hostOf = new Int32Array(1024);
+  /** ACTION_CODE, | AMBIGUOUS */
+  private kinds = new Uint8Array(1024);
+  /** the few matches a later line changed: withdrawn, countedOn, counts */
+  private readonly later = new Map<number, LaterFields>();
+  private readonly ruleNames = new Interned();
+  private readonly hosts = new Interned();
+
+  push(line: number, rule: string, host: string | null, action: Action, ambiguous: boolean): void {
+    if (this.length === this.lines.length) this.grow();
+    const i = this.length++;
+    this.lines[i] = line;
+    this.rules[i] = this.ruleNames.number(rule);
+    this.hostOf[i] = host === null ? NO_HOST : this.hosts.number(host);
+    this.kinds[i] = ACTION_CODE.get(action)! | (ambiguous ? AMBIGUOUS : 0);
+  }
+
+  line(i: number): number {
+    return this.lines[i]!;
+  }
+
+  host(i: number): string | null {
+    const h = this.hostOf[i]!;
+    return h === NO_HOST ? null : this.hosts.texts[h]!;
+  }
+
+  setHost(i: number, host: string | null): void {
+    this.hostOf[i] = host === null ? NO_HOST : this.hosts.number(host);
+  }
+
+  action(i: number): Action | "held" {
+    return ACTION_NAMES[this.kinds[i]! & ~AMBIGUOUS]!;
+  }
+
+  setAction(i: number, action: Action | "held"): void {
+    this.kinds[i] = (this.kinds[i]! & AMBIGUOUS) | ACTION_CODE.get(action)!;
+  }
+
+  /** the fields a later line sets, created on first use */
+  laterFields(i: number): LaterFields {
+    let f = this.later.get(i);
+    if (f === undefined) this.later.set(i, (f = {}));
+    return f;
+  }
+
+  at(i: number): RuleTestMatch {
+    const kind = this.kinds[i]!;
+    const base = { line: this.lines[i]!, rule: this.ruleNames.texts[this.rules[i]!]!, host: this.host(i), action: ACTION_NAMES[kind & ~AMBIGUOUS]! };
+    return Object.assign(kind & AMBIGUOUS ? { ...base, ambiguous: true as const } : base, this.later.get(i));
+  }
+
+  /** the matches as a JSON array's elements, comma-separated, in pieces handed to `write` (valid until it returns) */
+  writeJson(write: (bytes: Uint8Array) => void): void {
+    const out = new JsonBytes(write);
+    const actions = ACTION_NAMES.map((a) => Buffer.from(`,"action":"${a}"`));
+    for (let i = 0; i < this.length; i++) {
+      out.ascii(i === 0 ? '{"line":' : ',{"line":');
+      out.integer(this.lines[i]!);
+      out.ascii(',"rule":');
+      out.bytes(this.ruleNames.json[this.rules[i]!]!);
+      out.ascii(',"host":');
+      const h = this.hostOf[i]!;
+      if (h === NO_HOST) out.ascii("null");
+      else out.bytes(this.hosts.json[h]!);
+      const kind = this.kinds[i]!;
+      out.bytes(actions[kind & ~AMBIGUOUS]!);
+      if (kind & AMBIGUOUS) out.ascii(',"ambiguous":true');
+      const later = this.later.get(i);
+      if (later !== undefined) {
+        const fields = JSON.stringify(later);
+        if (fields !== "{}") out.ascii(`,${fields.slice(1, -1)}`);
+      }
+      out.ascii("}");
+    }
+    out.flush();
+  }
+
+  private grow(): void {
+    const n = this.lines.length * 2;
+    const lines = new Float64Array(n);
+    lines.set(this.lines);
+    this.lines = lines;
+    const rules = new Uint32Array(n);
+    rules.set(this.rules);
+    this.rules = rules;
+    const hostOf = new Int32Array(n);
+    hostOf.set(this.hostOf);
+    this.hostOf = hostOf;
+    const kinds = new Uint8Array(n);
+    kinds.set(this.kinds);
+    this.kinds = kinds;
+  }
+}
+
+/** JSON text into one reused buffer, handed to `write` as it fills. */
+class JsonBytes {
+  private readonly buffer = Buffer.allocUnsafe(1 << 16);
+  private used = 0;
+
+  constructor(private readonly write: (bytes: Uint8Array) => void) {}
+
+  /** `text`: ASCII only (keys, punctuation, numbers), shorter than the buffer */
+  ascii(text: string): void {
+    if (this.used + text.length > this.buffer.length) this.flush();
+    this.used += this.buffer.write(text, this.used, "latin1");
+  }
+
+  bytes(b: Uint8Array): void {
+    if (this.used + b.length > this.buffer.length) this.flush();
+    if (b.length > this.buffer.length) this.write(b);
+    else {
+      this.buffer.set(b, this.used);
+      this.used += b.length;
+    }
+  }
+
+  /** a non-negative integer below 2^53 */
+  integer(n: number): void {
+    if (this.used + 16 > this.buffer.length) this.flush();
+    let digits = 1;
+    for (let p = 10; p <= n; p *= 10) digits++;
+    for (let at = this.used + digits - 1; at >= this.used; at--, n = Math.floor(n / 10)) this.buffer[at] = 48 + (n % 10);
+    this.used += digits;
+  }
+
+  flush(): void {
+    if (this.used > 0) this.write(this.buffer.subarray(0, this.used));
+    this.used = 0;
+  }
+}
+
 /**
  * Where an attribution's affair shows: on its own line (the line in hand, or a held line whose
  * session ended without a verdict), or on the line in hand that brought an earlier line's
  * address or verdict: that line then counts it, and the earlier one points there. True when it
  * is the line in hand's own attribution.
  */
-function countOn(matches: RuleTestMatch[], a: Attribution, own: number): boolean {
-  const from = matches[a.tag]!;
+function countOn(matches: MatchColumns, a: Attribution, own: number): boolean {
+  const from = a.tag;
   if (a.tag === own || a.at !== own) {
-    from.host = a.host.text;
+    matches.setHost(from, a.host.text);
     /* a held line whose session ended without a verdict counts on itself */
-    if (a.tag !== own) from.action = a.rule.action;
+    if (a.tag !== own) matches.setAction(from, a.rule.action);
     return a.tag === own;
   }
-  const on = matches[own]!;
-  from.host = null;
-  from.action = "held";
-  from.countedOn = on.line;
-  on.host = a.host.text;
-  if (!counting(on.action)) on.action = "count";
-  (on.counts ??= []).push(from.line);
+  matches.setHost(from, null);
+  matches.setAction(from, "held");
+  matches.laterFields(from).countedOn = matches.line(own);
+  matches.setHost(own, a.host.text);
+  if (!counting(matches.action(own))) matches.setAction(own, "count");
+  (matches.laterFields(own).counts ??= []).push(matches.line(from));
   return false;
 }
 
@@ -178,7 +346,7 @@ function countOn(matches: RuleTestMatch[], a: Attribution, own: number): boolean
 function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts, add: (block: string) => void) => boolean): RuleTestResult {
   const hits: Record<string, number> = {};
   for (const r of rules.rules) hits[r.name] = 0;
-  const matches: RuleTestMatch[] = [];
+  const matches = new MatchColumns();
   const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
   /* the daemon's recogniser, in the lines' own time, as `inject --direct` replays them */
   const now = nowSeconds();
@@ -193,7 +361,7 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
   const sink = {
     attributed: (a: Attribution) => void attributions.push(a),
     succeeded: (_host: Ip, withdraw: (everything: boolean) => Withdrawn) => {
-      for (const tag of withdraw(false).tags) matches[tag]!.withdrawn = true;
+      for (const tag of withdraw(false).tags) matches.laterFields(tag).withdrawn = true;
     },
   };
   let lines = 0;
@@ -209,15 +377,14 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
       if (m) {
         hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
         const host = m.host?.text ?? null;
-        /* `ambiguous` only where a line reads two ways, so that the common match stays four fields */
         const own = matches.length;
-        matches.push(m.ambiguous ? { line, rule: m.rule.name, host, action: m.rule.action, ambiguous: true } : { line, rule: m.rule.name, host, action: m.rule.action });
+        matches.push(line, m.rule.name, host, m.rule.action, m.ambiguous);
         /* a counting line with its address and no attribution of its own waits for its connection's verdict */
         let attributedNow = false;
         for (const a of attributions) attributedNow = countOn(matches, a, own) || attributedNow;
         if (host !== null && !attributedNow && counting(m.rule.action)) {
-          matches[own]!.action = "held";
-          matches[own]!.host = null;
+          matches.setAction(own, "held");
+          matches.setHost(own, null);
         }
       }
       if (o.missed && !(m && counting(m.rule.action))) {
@@ -233,18 +400,39 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
   attributions.length = 0;
   recogniser.endOfLog(sink);
   for (const a of attributions) countOn(matches, a, -1);
-  return {
+  /* the log is over: lines of counting rules still without an address never get one */
+  let unattributed = 0;
+  for (let i = 0; i < matches.length; i++) if (matches.host(i) === null && counting(matches.action(i))) unattributed++;
+  let objects: RuleTestMatch[] | null = null;
+  const result: RuleTestResult = {
     lines,
     matched: matches.length,
     seconds,
     rules: hits,
-    matches,
+    /* made when asked for: `rules test --json` writes them from the columns */
+    get matches() {
+      objects ??= Array.from({ length: matches.length }, (_, i) => matches.at(i));
+      return objects;
+    },
     unparsed: recogniser.stats.unparsed,
     skipped,
-    /* the log is over: lines of counting rules still without an address never get one */
-    unattributed: matches.filter((m) => m.host === null && counting(m.action)).length,
+    unattributed,
     formats: format.seen(journalExport),
     ...(o.missed ? { missed } : {}),
     ...(o.unparsed ? { unparsedLines } : {}),
   };
+  columnsOf.set(result, matches);
+  return result;
+}
+
+const columnsOf = new WeakMap<RuleTestResult, MatchColumns>();
+
+/**
+ * A result's matches as the elements of a JSON array (JSON.stringify's text of `matches`
+ * without its brackets), in pieces handed to `write`, each valid until it returns.
+ */
+export function writeMatchesJson(r: RuleTestResult, write: (bytes: Uint8Array) => void): void {
+  const columns = columnsOf.get(r);
+  if (columns === undefined) throw new Error("writeMatchesJson: not a result of testRules");
+  columns.writeJson(write);
 }

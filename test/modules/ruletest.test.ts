@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadRules } from "../../src/modules/registry";
-import { type RuleTestResult, testRules, testRulesInPieces } from "../../src/modules/ruletest";
+import { type RuleTestResult, testRules, testRulesInPieces, writeMatchesJson } from "../../src/modules/ruletest";
 import { MAX_LINE } from "../../src/pipeline/split";
 
 const FIXTURES = join(import.meta.dir, "..", "fixtures");
@@ -48,7 +48,7 @@ const cases: [string, Uint8Array][] = [
     ]),
   ],
   ["a journal export", readFileSync(join(FIXTURES, "formats", "journal.export"))],
-  ["a line longer than a piece (1 MiB)", enc(`Nov 24 10:00:01 srv sshd[1]: Invalid user x from 192.0.2.1 port 22\n${"x".repeat(3 << 19)}\nNov 24 10:00:02 srv sshd[2]: Invalid user y from 192.0.2.2 port 22\n`)],
+  ["a line longer than a piece (64 KiB)", enc(`Nov 24 10:00:01 srv sshd[1]: Invalid user x from 192.0.2.1 port 22\n${"x".repeat(3 << 19)}\nNov 24 10:00:02 srv sshd[2]: Invalid user y from 192.0.2.2 port 22\n`)],
 ];
 
 describe("testRulesInPieces reads a log as testRules reads it whole", () => {
@@ -64,5 +64,33 @@ describe("testRulesInPieces reads a log as testRules reads it whole", () => {
     const r = testRulesInPieces(lg, reader(sshd, 1000));
     expect(r.matched).toBeGreaterThan(50);
     expect(r.lines).toBe(testRules(lg, sshd).lines);
+  });
+});
+
+describe("rules test --json writes the matches from their columns", () => {
+  const user = "203.0.113.61";
+  /* refused keys forgotten by a login, a mistyped password withdrawn by one, PAM's failure counted by sshd's */
+  const sessions = [
+    `Nov 25 11:40:01 srv sshd-session[5001]: Connection from ${user} port 40100 on 198.51.100.1 port 22 rdomain ""`,
+    `Nov 25 11:40:01 srv sshd-session[5001]: Failed publickey for deploy from ${user} port 40100 ssh2: RSA SHA256:cXV1eHF1dXhxdXV4cXV1eHF1dXhCb29iYXJiYXpxdXg`,
+    `Nov 25 11:40:02 srv sshd-session[5001]: Accepted publickey for deploy from ${user} port 40100 ssh2: ED25519 SHA256:o9d+Q0zkZ22QbxT7U93ejOff5l1U7AiEHfVDaJ2sKwQ`,
+    `Nov 25 11:42:00 srv sshd-session[5003]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=${user}  user=deploy`,
+    `Nov 25 11:42:02 srv sshd-session[5003]: Failed password for deploy from ${user} port 40104 ssh2`,
+    `Nov 25 11:42:05 srv sshd-session[5003]: Accepted password for deploy from ${user} port 40104 ssh2`,
+    `Nov 25 11:43:00 srv sshd-session[5004]: Failed publickey for deploy from ${user} port 40106 ssh2: RSA SHA256:cXV1eHF1dXhxdXV4cXV1eHF1dXhCb29iYXJiYXpxdXg`,
+  ].join("\n");
+  const written = (r: RuleTestResult): string => {
+    const pieces: Buffer[] = [];
+    writeMatchesJson(r, (bytes) => pieces.push(Buffer.from(bytes)));
+    return `[${Buffer.concat(pieces).toString("utf8")}]`;
+  };
+  test.each([
+    ["sshd's fixtures", sshd.toString("utf8"), ["ambiguous", "countedOn", "counts"]],
+    ["logins that withdraw and forget, and a held line the log's end counts", `${sessions}\n`, ["withdrawn", "countedOn", "counts"]],
+    ["sshd's fixtures 40 times (many buffers' worth)", sshd.toString("utf8").repeat(40), ["ambiguous", "countedOn", "counts"]],
+  ])("%s: the text of JSON.stringify(matches)", (_name, log, fieldsShown) => {
+    const r = testRules(lg, log);
+    expect(new Set(r.matches.flatMap((m) => Object.keys(m)))).toEqual(new Set(["line", "rule", "host", "action", ...fieldsShown]));
+    expect(written(r)).toBe(JSON.stringify(r.matches));
   });
 });
