@@ -32,17 +32,26 @@ export async function* blocksOf(chunks: AsyncIterable<Uint8Array>, splitter = ne
  */
 const REPLAY_BATCH = 1 << 18;
 
-/** Blocks of complete lines joined into batches of about REPLAY_BATCH characters. */
-async function* replayBatches(blocks: AsyncIterable<string>): AsyncGenerator<string> {
-  let batch = "";
-  for await (const block of blocks) {
-    batch += block;
-    if (batch.length >= REPLAY_BATCH) {
-      yield batch;
-      batch = "";
+/**
+ * The chunks joined into pieces of REPLAY_BATCH bytes (a longer chunk goes alone), in one reused
+ * buffer: each piece is decoded once, as one block of lines. Blocks decoded chunk by chunk and
+ * joined as strings cost a copy of every batch and fresh memory for it (the profile's nextJunk).
+ */
+async function* replayBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const buffer = new Uint8Array(REPLAY_BATCH);
+  let filled = 0;
+  for await (const chunk of chunks) {
+    if (filled + chunk.length > buffer.length && filled > 0) {
+      yield buffer.subarray(0, filled);
+      filled = 0;
+    }
+    if (chunk.length >= buffer.length) yield chunk;
+    else {
+      buffer.set(chunk, filled);
+      filled += chunk.length;
     }
   }
-  if (batch !== "") yield batch;
+  if (filled > 0) yield buffer.subarray(0, filled);
 }
 
 /** Write blocks of lines into a module's FIFO; fails at once when no module reads it. */
@@ -108,9 +117,12 @@ export async function injectDirect(
     onBan: (b) => bans.push(b),
   });
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
+  /* the WAL is copied into the database every 10,000 pages and at the end (closing it), not every 1,000: a
+     replay rewrites the same hosts' pages in commit after commit (gen-corpus: 3.3 -> 2.8 s CPU with the batches below) */
+  ctx.store.deferCheckpoints();
   const started = performance.now();
   const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
-  const blocks = Array.isArray(input) ? input : replayBatches(blocksOf(input as AsyncIterable<Uint8Array>, splitter));
+  const blocks = Array.isArray(input) ? input : blocksOf(replayBatches(input as AsyncIterable<Uint8Array>), splitter);
   const format = new SourceFormat(program);
   for await (const block of blocks) await runtime.processBlock(block, format);
   await runtime.endOfLog(format);
