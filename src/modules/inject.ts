@@ -33,26 +33,32 @@ export async function* blocksOf(chunks: AsyncIterable<Uint8Array>, splitter = ne
 const REPLAY_BATCH = 1 << 18;
 
 /**
- * The chunks joined into pieces of REPLAY_BATCH bytes (a longer chunk goes alone), in one reused
- * buffer: each piece is decoded once, as one block of lines. Blocks decoded chunk by chunk and
- * joined as strings cost a copy of every batch and fresh memory for it (the profile's nextJunk).
+ * The chunks joined into pieces of REPLAY_BATCH bytes that end after a newline (the rest waits
+ * for the next piece; a piece without one goes whole), in one reused buffer: each piece is
+ * decoded once into one flat block of whole lines. Blocks decoded chunk by chunk and joined as
+ * strings, or a line's start carried over by LineSplitter, make a rope that the first scan of
+ * the block copies whole (the profile's nextJunk).
  */
 async function* replayBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const buffer = new Uint8Array(REPLAY_BATCH);
   let filled = 0;
   for await (const chunk of chunks) {
-    if (filled + chunk.length > buffer.length && filled > 0) {
-      yield buffer.subarray(0, filled);
-      filled = 0;
-    }
-    if (chunk.length >= buffer.length) yield chunk;
-    else {
-      buffer.set(chunk, filled);
-      filled += chunk.length;
+    for (let at = 0; at < chunk.length; ) {
+      const n = Math.min(chunk.length - at, buffer.length - filled);
+      buffer.set(chunk.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled < buffer.length) continue;
+      const end = buffer.lastIndexOf(NL) + 1 || filled;
+      yield buffer.subarray(0, end);
+      buffer.copyWithin(0, end, filled);
+      filled -= end;
     }
   }
   if (filled > 0) yield buffer.subarray(0, filled);
 }
+
+const NL = 10;
 
 /** Write blocks of lines into a module's FIFO; fails at once when no module reads it. */
 export async function injectToFifo(path: string, blocks: AsyncIterable<string> | Iterable<string>): Promise<void> {
