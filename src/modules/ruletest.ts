@@ -264,19 +264,17 @@ class MatchColumns {
 
   private grow(): void {
     const n = this.lines.length * 2;
-    const lines = new Float64Array(n);
-    lines.set(this.lines);
-    this.lines = lines;
-    const rules = new Uint32Array(n);
-    rules.set(this.rules);
-    this.rules = rules;
-    const hostOf = new Int32Array(n);
-    hostOf.set(this.hostOf);
-    this.hostOf = hostOf;
-    const kinds = new Uint8Array(n);
-    kinds.set(this.kinds);
-    this.kinds = kinds;
+    this.lines = copiedInto(new Float64Array(n), this.lines);
+    this.rules = copiedInto(new Uint32Array(n), this.rules);
+    this.hostOf = copiedInto(new Int32Array(n), this.hostOf);
+    this.kinds = copiedInto(new Uint8Array(n), this.kinds);
   }
+}
+
+/** `into`, a larger column, holding `from` at its start */
+function copiedInto<T extends { set(from: T): void }>(into: T, from: T): T {
+  into.set(from);
+  return into;
 }
 
 /** JSON text into one reused buffer, handed to `write` as it fills. */
