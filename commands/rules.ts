@@ -1,7 +1,8 @@
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import type { CommandModule } from "yargs";
 import { loadConfig, type ModuleName, moduleConfig } from "../src/core/config";
 import { WatcherError } from "../src/core/errors";
+import { writeWhole } from "../src/core/write-whole";
 import type { Mode } from "../src/core/rules";
 import { loadRules } from "../src/modules/registry";
 import { type RuleTestLine, type RuleTestResult, testRules, testRulesInPieces, writeMatchesJson } from "../src/modules/ruletest";
@@ -23,17 +24,8 @@ function printLines(title: string, lines: readonly RuleTestLine[]): void {
   for (const l of lines) console.log(`${String(l.line).padStart(7)}: ${l.rule ? `[${l.rule}] ` : ""}${l.text}`);
 }
 
-/** Bytes to stdout, whole: a pipe another process made non-blocking takes them as it drains. */
-function writeStdout(bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length; ) {
-    try {
-      off += writeSync(1, bytes, off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      Bun.sleepSync(1);
-    }
-  }
-}
+/** Bytes to stdout, whole (a pipe another process made non-blocking takes them as it drains). */
+const writeStdout = (bytes: Uint8Array): void => writeWhole(1, bytes);
 
 /**
  * One compact JSON document, the same text as JSON.stringify of the whole, keys in the same

@@ -3,7 +3,8 @@
  * or `--direct` into its database in-process, for replaying old logs with their own times.
  */
 import { moduleSet } from "../core/firewall/types";
-import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync } from "node:fs";
+import { writeWhole } from "../core/write-whole";
 import { WatcherError } from "../core/errors";
 import type { ModuleContext } from "./context";
 import { SourceFormat } from "../pipeline/formats";
@@ -73,15 +74,11 @@ export async function injectToFifo(path: string, blocks: AsyncIterable<string> |
     throw new WatcherError(`cannot open ${path}: ${(e as Error).message}`);
   }
   const encoder = new TextEncoder();
-  const write = async (text: string) => {
-    const bytes = encoder.encode(text);
-    for (let off = 0; off < bytes.length; ) {
-      try {
-        off += writeSync(fd, bytes, off);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw new WatcherError(`writing to ${path}: ${(e as Error).message}`);
-        await Bun.sleep(2); /* the module is busy: the pipe is full */
-      }
+  const write = (text: string) => {
+    try {
+      writeWhole(fd, encoder.encode(text));
+    } catch (e) {
+      throw new WatcherError(`writing to ${path}: ${(e as Error).message}`);
     }
   };
   try {
@@ -90,7 +87,7 @@ export async function injectToFifo(path: string, blocks: AsyncIterable<string> |
       for (let start = 0; start < block.length; ) {
         let cut = block.lastIndexOf("\n", start + PIPE_BUF / 4 - 1); /* chars: up to 4 bytes each */
         if (cut < start) cut = block.indexOf("\n", start);
-        await write(block.slice(start, cut + 1));
+        write(block.slice(start, cut + 1));
         start = cut + 1;
       }
     }

@@ -101,8 +101,9 @@ const PIECE_BYTES = 1 << 16;
  * testRules of a log read in pieces of whole lines, each decoded on its own: `read` fills
  * buffer[at, at + length) and returns the bytes it read, 0 at the end. A 100 MB log read whole
  * into one string cost several times the reading of it in 1 MiB pieces (fresh memory faulted in
- * page by page); 64 KiB pieces took less system time again than 1 MiB (gen_auth.py's 1M lines). A piece ends after a newline, which no UTF-8 sequence holds, so the pieces
- * decode to the text of the whole. A journal export (its binary fields) is read whole, as bytes.
+ * page by page), and 64 KiB pieces less system time again than 1 MiB (gen_auth.py's 1M lines). A
+ * piece ends after a newline, which no UTF-8 sequence holds, so the pieces decode to the text of
+ * the whole. A journal export (its binary fields) is read whole, as bytes.
  */
 export function testRulesInPieces(rules: RuleSet, read: (buffer: Buffer, at: number, length: number) => number, o: RuleTestOptions = {}): RuleTestResult {
   let buffer = Buffer.allocUnsafe(PIECE_BYTES);

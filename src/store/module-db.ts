@@ -242,10 +242,11 @@ export class ModuleStore {
   }
 
   /**
-   * For the resident module: SQLite no longer copies the WAL into the database (and syncs both)
-   * inside whichever commit crosses 1,000 pages; the module calls checkpoint() on its timer
-   * instead. Those syncs took up to 6 ms, and the line whose commit ran one waited for it. A
-   * commit still does it past 10,000 pages (40 MB), which only a flood between two timer runs writes.
+   * SQLite no longer copies the WAL into the database (and syncs both) inside whichever commit
+   * crosses 1,000 pages, only past 10,000 (40 MB). The resident module calls checkpoint() on its
+   * timer instead: those syncs took up to 6 ms, and the line whose commit ran one waited for it;
+   * only a flood between two timer runs reaches the bound. A replay (`inject --direct`), which
+   * rewrites the same hosts' pages commit after commit, leaves the copy to the bound and its close.
    */
   deferCheckpoints(): void {
     this.db.exec("PRAGMA wal_autocheckpoint = 10000");
