@@ -52,17 +52,28 @@ export function queueDecision(store: Pick<ModuleStore, "addOutbox">, origin: str
   store.addOutbox(JSON.stringify(newDecision(origin, module, action, address, until, rule, time)));
 }
 
-/** Publish what waits in a module's outbox; returns how many went. Stops quietly without a connection. */
-export async function drainOutbox(store: ModuleStore, link: FleetLink, settings: FleetConfig, key: Buffer): Promise<number> {
+/**
+ * Publish what waits in a module's outbox after seq `after`, oldest first; stops quietly without a
+ * connection. Returns how many went and the seq of the last that went (`after` when none did).
+ */
+export async function publishOutbox(store: ModuleStore, link: FleetLink, settings: FleetConfig, key: Buffer, after = 0): Promise<{ published: number; through: number }> {
   let published = 0;
   for (;;) {
-    const rows = store.outbox(DRAIN_BATCH);
-    if (rows.length === 0) return published;
+    const rows = store.outbox(DRAIN_BATCH, after);
+    if (rows.length === 0) break;
     const sent = await link.run((c) => publishDecisions(c, settings, key, rows.map((r) => JSON.parse(r.decision) as Decision)));
-    if (sent === null) return published;
-    store.deleteOutbox(rows[rows.length - 1]!.seq);
+    if (sent === null) break;
+    after = rows[rows.length - 1]!.seq;
     published += sent;
   }
+  return { published, through: after };
+}
+
+/** Publish a module's outbox and delete what went (a command, a module not running); returns how many went. */
+export async function drainOutbox(store: ModuleStore, link: FleetLink, settings: FleetConfig, key: Buffer): Promise<number> {
+  const { published, through } = await publishOutbox(store, link, settings, key);
+  if (published > 0) store.deleteOutbox(through);
+  return published;
 }
 
 export interface ModuleFleetStats {
@@ -88,6 +99,9 @@ export class ModuleFleet {
   private draining: Promise<void> | null = null;
   /** a decision was queued since the last drain started: after the chunk, publish */
   private queued = false;
+  /** the seq of the last decision published, and of the last deleted from the outbox */
+  private publishedThrough = 0;
+  private deletedThrough = 0;
   /** calls of the share script so far: part of what makes each affair's member unique */
   private shares = 0;
   /** queued while a drain was under way: drain once more when it ends */
@@ -112,6 +126,7 @@ export class ModuleFleet {
     this.onFleetLimit = onFleetLimit;
     void this.link.start();
     this.timer = setInterval(() => {
+      this.deletePublished();
       /* what `watcher ban` queued, and what waited for a reconnect; the outbox grows only while Redis is away */
       if (this.link.connected) this.publish();
       else this.stats.dropped += this.store.trimOutbox(this.settings.outboxSize);
@@ -145,9 +160,10 @@ export class ModuleFleet {
       return;
     }
     this.queued = false;
-    this.draining = drainOutbox(this.store, this.link, this.settings, this.key)
-      .then((n) => {
-        this.stats.published += n;
+    this.draining = publishOutbox(this.store, this.link, this.settings, this.key, this.publishedThrough)
+      .then(({ published, through }) => {
+        this.stats.published += published;
+        this.publishedThrough = through;
       })
       .catch((e) => {
         this.lastError = (e as Error).message;
@@ -159,6 +175,21 @@ export class ModuleFleet {
           this.publish();
         }
       });
+  }
+
+  /**
+   * Published decisions leave the outbox once a second, in one statement, not in a transaction of
+   * their own after each publication: that one came between a ban and the next line. A crash
+   * before it publishes them again, and receivers drop what they have seen (the decision's id).
+   */
+  private deletePublished(): void {
+    if (this.publishedThrough === this.deletedThrough) return;
+    try {
+      this.store.deleteOutbox(this.publishedThrough);
+      this.deletedThrough = this.publishedThrough;
+    } catch (e) {
+      this.lastError = `outbox: ${(e as Error).message}`; /* a full disk: tried again on the next run */
+    }
   }
 
   /**
@@ -199,13 +230,14 @@ export class ModuleFleet {
   }
 
   snapshot(): ModuleFleetStats {
-    return { ...this.stats, outbox: this.store.outboxLength(), connected: this.link.connected, lastError: this.link.lastError ?? this.lastError };
+    return { ...this.stats, outbox: this.store.outboxLength(this.publishedThrough), connected: this.link.connected, lastError: this.link.lastError ?? this.lastError };
   }
 
   /** Stop; what was not published stays in the outbox for the next start. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.draining;
+    this.deletePublished();
     this.link.close();
   }
 }

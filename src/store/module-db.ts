@@ -158,6 +158,12 @@ export const MIGRATIONS: readonly string[] = [
     WHERE lines_written > 0;
    DROP TABLE affair_lines;
    ALTER TABLE hosts DROP COLUMN lines_written;`,
+  /* 8: outbox seqs never come back once their rows are gone (AUTOINCREMENT): a running module
+     publishes from a cursor (the last seq it sent) and deletes what went later */
+  `CREATE TABLE outbox_next (seq INTEGER PRIMARY KEY AUTOINCREMENT, decision TEXT NOT NULL);
+   INSERT INTO outbox_next (seq, decision) SELECT seq, decision FROM outbox;
+   DROP TABLE outbox;
+   ALTER TABLE outbox_next RENAME TO outbox;`,
 ];
 
 /** A hosts row as SQLite returns it. */
@@ -338,9 +344,9 @@ export class ModuleStore {
     this.insertOutbox.run(decision);
   }
 
-  /** The oldest waiting decisions. */
-  outbox(limit: number): { seq: number; decision: string }[] {
-    return this.db.query<{ seq: number; decision: string }, [number]>("SELECT seq, decision FROM outbox ORDER BY seq LIMIT ?").all(limit);
+  /** The oldest waiting decisions after seq `after`. */
+  outbox(limit: number, after = 0): { seq: number; decision: string }[] {
+    return this.db.query<{ seq: number; decision: string }, [number, number]>("SELECT seq, decision FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?").all(after, limit);
   }
 
   /** Published: gone from the outbox. */
@@ -348,8 +354,9 @@ export class ModuleStore {
     this.db.query("DELETE FROM outbox WHERE seq <= ?").run(throughSeq);
   }
 
-  outboxLength(): number {
-    return (this.db.query("SELECT count(*) AS n FROM outbox").get() as { n: number }).n;
+  /** Decisions waiting after seq `after`. */
+  outboxLength(after = 0): number {
+    return (this.db.query("SELECT count(*) AS n FROM outbox WHERE seq > ?").get(after) as { n: number }).n;
   }
 
   /** Keep at most `max` waiting decisions, dropping the oldest; returns how many were dropped. */

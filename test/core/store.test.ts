@@ -17,12 +17,12 @@ describe("module store", () => {
   test("creates the schema in WAL mode and records its version", () => {
     const path = tmp();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(7);
+    expect(store.schemaVersion).toBe(MIGRATIONS.length);
     store.close();
     const db = new Database(path);
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
     db.close();
-    expect(new ModuleStore(path).schemaVersion).toBe(7); /* reopening migrates nothing */
+    expect(new ModuleStore(path).schemaVersion).toBe(MIGRATIONS.length); /* reopening migrates nothing */
   });
   test("a resident module's commits leave the WAL to its timer's checkpoint, which copies it all into the database", () => {
     const path = tmp();
@@ -79,7 +79,7 @@ describe("module store", () => {
       PRAGMA user_version = 1;`);
     v1.close();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(7);
+    expect(store.schemaVersion).toBe(MIGRATIONS.length);
     expect(store.getHost("203.0.113.5")).toMatchObject({ affairs: 1, recent: [100], vhost: null });
   });
 
@@ -109,9 +109,25 @@ describe("module store", () => {
     expect(countedLines(v6, "203.0.113.5").map((l) => l.line)).toEqual(["third", "fourth", "fifth", "sixth", "seventh"]);
     v6.close();
     const store = new ModuleStore(path);
-    expect(store.schemaVersion).toBe(7);
+    expect(store.schemaVersion).toBe(MIGRATIONS.length);
     expect(parseCountedLines(store.getHost("203.0.113.5")?.lines).map((l) => l.line)).toEqual(["third", "fourth", "fifth", "sixth", "seventh"]);
     expect(store.getHost("203.0.113.6")?.lines).toBeUndefined();
+    store.close();
+  });
+
+  test("outbox seqs never come back: a decision queued after the outbox emptied comes after a publisher's cursor", () => {
+    const path = tmp();
+    const v7 = openDatabase(path, MIGRATIONS.slice(0, 7));
+    v7.exec(`INSERT INTO outbox (decision) VALUES ('a'), ('b'), ('c')`);
+    v7.close();
+    const store = new ModuleStore(path);
+    expect(store.outbox(10).map((r) => [r.seq, r.decision])).toEqual([[1, "a"], [2, "b"], [3, "c"]]);
+    /* all three published (the cursor is 3), then deleted */
+    store.deleteOutbox(3);
+    store.addOutbox("d");
+    expect(store.outbox(10, 3).map((r) => [r.seq, r.decision])).toEqual([[4, "d"]]);
+    expect(store.outboxLength(3)).toBe(1);
+    expect(store.outboxLength(4)).toBe(0);
     store.close();
   });
 

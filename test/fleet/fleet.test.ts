@@ -242,6 +242,13 @@ describe("fleet mode", () => {
       const m = status(a).modules.find((x) => x.module === "LG")!;
       return m.published >= 1000 && m.outbox === 0;
     });
+    /* what went leaves A's outbox table too, within a second (not in a transaction per publication) */
+    await waitFor("A's outbox table to be empty", () => {
+      const store = new ModuleStore(join(a, "var", "db", "LG.db"));
+      const waiting = store.outboxLength();
+      store.close();
+      return waiting === 0;
+    });
     start(c);
     await waitFor("C to catch up", async () => (await fleetSet(c)).length === 1000);
     const s = (await waitFor("C's counters", () => status(c).master?.applied === 1000 && status(c)))!.master!;
