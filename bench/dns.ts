@@ -10,12 +10,20 @@
  * Two corpora: every line a failed login from a new address (the worst case: a lookup per
  * line), and bench/gen-corpus.ts (a day of a busy server: 300 attackers among benign lines).
  *
- * Usage: node_modules/.bin/bun bench/dns.ts [--addresses 100000] [--lines 1000000] [--runs 7] [--only new|gen]
+ * `--paired RESOLVER` (at-once, servfail, late, dead, or off for the noise floor) measures only
+ * that resolver against DNS off, side by side: each round starts both processes at once (which
+ * one first alternates) and takes the ratio of their CPU times; the median of those ratios, their
+ * range and middle half. Run one after the other, a pair's ratio moved by ±10-30 % with the other
+ * work on this 2-core machine; run together, both meet the same load, and the middle half of the
+ * ratios spans a few per cent. Each process then has about one core, so the CPU figures are
+ * higher than alone: read the ratio.
+ *
+ * Usage: node_modules/.bin/bun bench/dns.ts [--addresses 100000] [--lines 1000000] [--runs 7] [--only new|gen] [--paired at-once|servfail|late|dead|off]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { TestDnsServer } from "../test/helpers/dns-server";
+import { type DnsRecords, TestDnsServer } from "../test/helpers/dns-server";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => {
@@ -26,6 +34,7 @@ const ADDRESSES = opt("addresses", 100_000);
 const LINES = opt("lines", 1_000_000);
 const RUNS = opt("runs", 7);
 const ONLY = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
+const PAIRED = args.includes("--paired") ? args[args.indexOf("--paired") + 1]! : null;
 const WATCHER = process.env.WATCHER_CMD?.split(" ") ?? [join(import.meta.dir, "..", "dist", "watcher")];
 const work = mkdtempSync(join(tmpdir(), "watcher-bench-dns-"));
 
@@ -55,7 +64,7 @@ function fromReverse(name: string): string {
 }
 
 /** A resolver that makes every address a TRUEHOST: PTR h6-<address>.example.net, whose AAAA is the address (h4-: A). */
-function confirmingRecords(delayMs: number) {
+function confirmingRecords(delayMs: number): DnsRecords {
   const hostName = (address: string) => (address.includes(":") ? `h6-${address.replaceAll(":", "-")}` : `h4-${address.replaceAll(".", "-")}`) + ".example.net";
   const back = (name: string) => {
     const m = /^h([46])-(.*)\.example\.net$/.exec(name);
@@ -90,14 +99,22 @@ async function run(corpus: string, servers: string[] | null): Promise<Run> {
   return { cpu: Number(usage.cpuTime.total) / 1e6, wall };
 }
 
+/** A resolver that answers every question SERVFAIL at once: our trouble, every address UNKNOWN. */
+/* the server only asks its servfail list whether it includes a name */
+const failingRecords: DnsRecords = { servfail: { includes: () => true } as unknown as string[] };
+
 const atOnce = await new TestDnsServer(confirmingRecords(0)).start();
 const slow = await new TestDnsServer(confirmingRecords(200)).start();
-const resolvers: [string, string[] | null][] = [
-  ["off", null],
-  ["answering at once", [atOnce.address]],
-  ["answering after 200 ms", [slow.address]],
-  ["dead (no answer)", ["127.0.0.1:9"]],
-];
+const failing = await new TestDnsServer(failingRecords).start();
+const named: Record<string, [string, string[]]> = {
+  "at-once": ["answering at once", [atOnce.address]],
+  late: ["answering after 200 ms", [slow.address]],
+  servfail: ["SERVFAIL at once", [failing.address]],
+  dead: ["dead (no answer)", ["127.0.0.1:9"]],
+};
+if (PAIRED !== null && PAIRED !== "off" && !(PAIRED in named)) throw new Error(`--paired ${PAIRED}: off or one of ${Object.keys(named).join(", ")}`);
+const resolvers: [string, string[] | null][] =
+  PAIRED === null ? [["off", null], named["at-once"]!, named.late!, named.dead!] : [["off", null], PAIRED === "off" ? ["off again (the noise floor)", null] : named[PAIRED]!];
 const corpora: [string, () => string][] = [
   [
     `${ADDRESSES.toLocaleString("en")} lines, each from a new address`,
@@ -109,7 +126,8 @@ const corpora: [string, () => string][] = [
   ],
   [`bench/gen-corpus.ts, ${LINES.toLocaleString("en")} lines (300 attackers)`, genCorpus],
 ];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)]!;
 const load = () => loadavg().map((l) => l.toFixed(1)).join(" ");
 for (const [i, [title, write]] of corpora.entries()) {
   if (ONLY && ONLY !== ["new", "gen"][i]) continue;
@@ -120,20 +138,23 @@ for (const [i, [title, write]] of corpora.entries()) {
   /* each round starts with another resolver: the first run of a round (cold caches, the corpus
      just written) must not always fall to the same one */
   for (let r = 0; r < RUNS; r++) {
-    for (let i = 0; i < resolvers.length; i++) {
-      const [name, servers] = resolvers[(r + i) % resolvers.length]!;
-      results.get(name)!.push(await run(corpus, servers));
-    }
+    const order = resolvers.map((_, i) => resolvers[(r + i) % resolvers.length]!);
+    if (PAIRED) {
+      const runs = await Promise.all(order.map(([, servers]) => run(corpus, servers)));
+      order.forEach(([name], i) => results.get(name)!.push(runs[i]!));
+    } else for (const [name, servers] of order) results.get(name)!.push(await run(corpus, servers));
   }
   const off = results.get("off")!;
-  console.log(`\n### ${title}, ${RUNS} rounds, from ${started} UTC, load average ${loadBefore} before, ${load()} after\n`);
-  console.log("| DNS | CPU s (median) | vs off: median of the rounds' ratios (range) | wall s |\n|---|---|---|---|");
+  const heading = PAIRED ? `${RUNS} pairs side by side` : `${RUNS} rounds`;
+  console.log(`\n### ${title}, ${heading}, from ${started} UTC, load average ${loadBefore} before, ${load()} after\n`);
+  console.log("| DNS | CPU s (median) | vs off: median of the rounds' ratios (range; middle half) | wall s |\n|---|---|---|---|");
   for (const [name, runs] of results) {
-    const ratios = runs.map((r, k) => r.cpu / off[k]!.cpu);
-    const range = `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+    const ratios = sorted(runs.map((r, k) => r.cpu / off[k]!.cpu));
+    const range = `${ratios[0]!.toFixed(3)}–${ratios[ratios.length - 1]!.toFixed(3)}; ${ratios[Math.floor((ratios.length - 1) / 4)]!.toFixed(3)}–${ratios[Math.ceil((3 * (ratios.length - 1)) / 4)]!.toFixed(3)}`;
     console.log(`| ${name} | ${median(runs.map((r) => r.cpu)).toFixed(2)} | ${median(ratios).toFixed(3)}× (${range}) | ${median(runs.map((r) => r.wall)).toFixed(2)} |`);
   }
 }
 atOnce.stop();
 slow.stop();
+failing.stop();
 rmSync(work, { recursive: true, force: true });
