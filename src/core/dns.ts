@@ -707,17 +707,16 @@ export class DnsClassifier {
       const ip = this.queue[this.queueHead++]!;
       this.active++;
       this.stats.lookups++;
-      void this.client
-        .classify(ip)
-        .catch((): HostClass => "UNKNOWN")
-        .then((cls) => {
-          this.active--;
-          this.waiting.delete(ip.text);
-          this.stats.classes[cls]++;
-          this.remember(ip.text, cls);
-          this.onResult(ip.text, cls);
-          this.pump();
-        });
+      const done = (cls: HostClass): void => {
+        this.active--;
+        this.waiting.delete(ip.text);
+        this.stats.classes[cls]++;
+        this.remember(ip.text, cls);
+        this.onResult(ip.text, cls);
+        this.pump();
+      };
+      /* one reaction per lookup: a failed lookup is our trouble, UNKNOWN */
+      this.client.classify(ip).then(done, () => done("UNKNOWN"));
     }
     /* the started ones leave the array once they are the larger part of it */
     if (this.queueHead === this.queue.length) {
