@@ -112,11 +112,17 @@ async function resolver(o: { fail?: boolean; delayMs?: number }): Promise<{ addr
     socket: {
       data: (sock, q, port, address) => {
         const reply = answer(q, o.fail ?? false);
-        const send = () => void sock.send(reply, port, address);
+        const send = () => {
+          try {
+            sock.send(reply, port, address);
+          } catch {
+            /* the module asked and exited meanwhile (ICMP port unreachable) */
+          }
+        };
         if (o.delayMs) setTimeout(send, o.delayMs);
         else send();
       },
-      /* a module that asked and exited (ICMP port unreachable): nothing to answer */
+      /* the ICMP error of a late answer to a module that had exited: nothing to do */
       error: () => {},
     },
   });
