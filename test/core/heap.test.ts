@@ -1,13 +1,13 @@
 import { expect, test } from "bun:test";
 import { heapSize } from "bun:jsc";
 import { readFileSync } from "node:fs";
-import { HeapBudget, releaseStartupPages } from "../../src/core/heap";
+import { HeapBudget, releaseStartupPages, YOUNG_EVERY_BYTES } from "../../src/core/heap";
 
 /*
  * What is ours is the decision; what a collection frees is JavaScriptCore's (conservative
  * about the stack, so not asserted here): the peak RSS it saves is measured by bench/peers.ts.
  */
-test("a full collection comes after a chunk that leaves the heap beyond its budget, measured from what the last one left", () => {
+test("a full collection comes after a young one that leaves the heap beyond its budget, measured from what the last one left", () => {
   Bun.gc(true); /* what earlier test files left: the budget starts from what is in use, as a module's does */
   const slack = 4 << 20;
   const budget = new HeapBudget(slack);
@@ -17,9 +17,11 @@ test("a full collection comes after a chunk that leaves the heap beyond its budg
      the budget (how much that takes depends on what the heap had room for: earlier test files) */
   const pending: { i: number; address: string }[][] = [];
   while (heapSize() <= start + slack && pending.length < 5_000) pending.push(Array.from({ length: 10_000 }, (_, i) => ({ i, address: `203.0.113.${i}` })));
-  expect(budget.afterChunk(0, 0)).toBe("full");
-  /* the next budget counts from the heap that collection left, the writes still in it */
+  /* the heap is measured after a young collection only (its input budget reached) */
   expect(budget.afterChunk(0, 0)).toBe(null);
+  expect(budget.afterChunk(YOUNG_EVERY_BYTES, 0)).toBe("full");
+  /* the next budget counts from the heap that collection left, the writes still in it */
+  expect(budget.afterChunk(YOUNG_EVERY_BYTES, 0)).toBe("young");
   expect(pending.every((writes) => writes.length === 10_000)).toBe(true);
 });
 
