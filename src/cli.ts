@@ -65,9 +65,14 @@ const COMMANDS: readonly (readonly [string, () => Promise<AnyCommand>])[] = [
   ["completion", async () => (await import("../commands/completion")).completionCommand],
 ];
 
-/** The first word typed that is no option nor an option's value: the command, if one was named. */
+/** The words typed that are no options nor options' values: the command and its subcommand or arguments. */
+function commandWords(args: readonly string[]): string[] {
+  return args.filter((a, i) => !a.startsWith("-") && args[i - 1] !== "--root" && args[i - 1] !== "--width");
+}
+
+/** The first of them: the command, if one was named. */
 function commandWord(args: readonly string[]): string | undefined {
-  return args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "--root" && args[i - 1] !== "--width");
+  return commandWords(args)[0];
 }
 
 /**
@@ -84,10 +89,12 @@ async function commandsToLoad(args: readonly string[]): Promise<AnyCommand[]> {
 /** yargs's "Did you mean status?" with the word that was typed: `unknown command "stauts"; did you mean status?` */
 function mistyped(message: string): string {
   const suggestion = /^Did you mean (\S+)\?$/.exec(message)?.[1];
-  const typed = commandWord(hideBin(process.argv));
+  /* the first word that names no command: `rules tset` mistyped its subcommand */
+  const typed = commandWords(hideBin(process.argv)).find((w) => !COMMANDS.some(([name]) => name === w));
   if (suggestion && typed) return `unknown command ${JSON.stringify(typed)}; did you mean ${suggestion}?`;
-  /* a word no command resembles: yargs calls it an unknown argument */
-  if (typed && message === `Unknown argument: ${typed}`) return `unknown command ${JSON.stringify(typed)}`;
+  /* a first word no command resembles: yargs calls it an unknown argument */
+  const first = commandWord(hideBin(process.argv));
+  if (first && message === `Unknown argument: ${first}`) return `unknown command ${JSON.stringify(first)}`;
   return message;
 }
 
@@ -121,6 +128,14 @@ const cli = yargs(hideBin(process.argv))
     process.stderr.write(`watcher: ${mistyped(message)}\nRun "watcher --help" for usage.\n`);
     process.exit(EXIT_USAGE);
   });
+
+/*
+ * yargs lays out the whole help text after a command starts, to show it should the command fail;
+ * ours never does (the fail handler above prints one line): ~40 ms of CPU in every run. Its
+ * internal methods are not in its types, so it is looked for and left alone when missing.
+ */
+const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
 
 try {
   await cli.parseAsync();

@@ -71,6 +71,8 @@ describe("mistyped commands", () => {
     expect(r.code).toBe(2);
     expect(r.err).toStartWith('watcher: unknown command "stauts"; did you mean status?\n');
     expect(run([WATCHER, "doctr", "--json"]).err).toStartWith('watcher: unknown command "doctr"; did you mean doctor?\n');
+    /* a mistyped subcommand is named, not the command before it */
+    expect(run([WATCHER, "rules", "tset"]).err).toStartWith('watcher: unknown command "tset"; did you mean test?\n');
   });
 
   test("a word like no command is called an unknown command", () => {
