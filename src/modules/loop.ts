@@ -61,6 +61,34 @@ export interface ModuleStatus {
 }
 
 const STATUS_EVERY_MS = 2000;
+
+/**
+ * When the status timer copies the WAL into the database. A checkpoint syncs the WAL and the
+ * database (4-47 ms each time on this kind of disk), and the line loop waits meanwhile: so it waits
+ * for a quiet moment, no input for `quietMs`, and only a flood that never pauses has it at most
+ * every `everyMs`. A commit still does it past 10,000 pages (ModuleStore.deferCheckpoints).
+ */
+export class CheckpointPolicy {
+  private lastInput = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private lastCheckpoint: number,
+    private readonly quietMs = 1000,
+    private readonly everyMs = 60_000,
+  ) {}
+
+  /** Input arrived at `now` (performance.now()). */
+  input(now: number): void {
+    this.lastInput = now;
+  }
+
+  /** Whether to checkpoint at `now`; if so, it counts as done. */
+  take(now: number): boolean {
+    if (now - this.lastInput < this.quietMs && now - this.lastCheckpoint < this.everyMs) return false;
+    this.lastCheckpoint = now;
+    return true;
+  }
+}
 /**
  * A module that starts puts the bans of the last hour back into its set: a crash between a
  * chunk's commit and the kernel's answer leaves a recorded ban out of the kernel, and the
@@ -104,6 +132,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   fleet?.start((address, total) => void turns.take(() => runtime.fleetBan(address, total).catch((e) => o.log(`fleet ban of ${address} failed: ${(e as Error).message}`))));
   const status = new StatusWriter(ctx, runtime, fleet, actions, ends, o);
   ctx.store.deferCheckpoints();
+  const checkpoints = new CheckpointPolicy(performance.now());
   const statusTimer = setInterval(() => {
     status.write();
     /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory;
@@ -111,7 +140,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
     void turns.take(() => {
       runtime.flushPending();
       checkBanEnds(ctx, ends, actions, endsCursor);
-      ctx.store.checkpoint();
+      if (checkpoints.take(performance.now())) ctx.store.checkpoint();
     });
   }, STATUS_EVERY_MS);
   const signals = handleSignals(ctx, runtime, fleet, status, o.log);
@@ -120,7 +149,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   /* memory follows what the module holds, not how many addresses it has seen (core/heap.ts) */
   releaseStartupPages();
   const heap = new HeapBudget();
-  await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log, heap)))]);
+  await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log, heap, checkpoints)))]);
   /* every source ended by itself (stdin, a file read to its end): what the sessions still held for a verdict counts, as a replay's does */
   if (!signals.stopping) await turns.take(() => runtime.endOfLog());
   await turns.done;
@@ -182,12 +211,13 @@ function checkBanEnds(ctx: ModuleContext, ends: BanEnds, actions: ModuleActions,
 }
 
 /** The read loop of one source: chunks into whole lines, each block through the runtime in its turn. */
-async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, signals: { readonly stopping: boolean }, log: (message: string) => void, heap: HeapBudget): Promise<void> {
+async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, signals: { readonly stopping: boolean }, log: (message: string) => void, heap: HeapBudget, checkpoints: CheckpointPolicy): Promise<void> {
   const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
   log(`reading ${source.label}`);
   for await (const chunk of source.chunks()) {
     if (signals.stopping) return;
     const arrived = performance.now();
+    checkpoints.input(arrived);
     const block = splitter.push(chunk);
     const matched = runtime.stats.matched;
     if (block !== "") await turns.take(() => runtime.processBlock(block, source.format, arrived));
