@@ -10,7 +10,7 @@
  * latest LINES_KEPT lines written with the host and gone when the host expires: `watcher why`
  * shows them.
  */
-import { appendCountedLine, type EventRecord, type HostRecord, LINE_EXCERPT_BYTES, type ModuleStore } from "../store/module-db";
+import { appendCountedLines, type CountedLine, type EventRecord, type HostRecord, LINE_EXCERPT_BYTES, LINES_KEPT, type ModuleStore } from "../store/module-db";
 
 const excerptBuffer = new Uint8Array(LINE_EXCERPT_BYTES);
 const encoder = new TextEncoder();
@@ -66,17 +66,35 @@ export interface PendingStats {
 /** while the disk is full, a write is tried again at most this often: each try rewrites everything held */
 const RETRY_MS = 5000;
 
+/** a replay's held writes go out before they reach this many hosts and events (memory, and maxEvents) */
+const HELD_MAX = 4096;
+
 export class PendingWrites {
   private hosts = new Map<string, HostRecord>();
+  /**
+   * The lines affairs counted since the last writeOut, by host (its latest LINES_KEPT), joined
+   * into the host's ring there, once: a ring rebuilt on each affair copied it whole every time.
+   */
+  private linesAdded = new Map<string, CountedLine[]>();
   private events: { event: EventRecord; hostClass: string | null }[] = [];
   private outbox: string[] = [];
   private droppedEvents = 0;
   private error: string | null = null;
   private lastTry = 0;
+  /** chunks run since the last transaction */
+  private chunksHeld = 0;
+  /** where the events of the chunk in hand begin */
+  private chunkEvents = 0;
 
+  /**
+   * `chunksPerCommit`: a replay holds its writes in memory over this many chunks (fewer while
+   * they grow past HELD_MAX) and writes them in one transaction: each transaction rewrites the
+   * pages of every host it touches, and the same attackers come back chunk after chunk.
+   */
   constructor(
     private readonly store: ModuleStore,
     private readonly maxEvents = 20_000,
+    private readonly chunksPerCommit = 1,
   ) {}
 
   getHost(address: string): HostRecord | null {
@@ -92,8 +110,12 @@ export class PendingWrites {
 
   /** An affair keeps countedLine in its host's ring of lines (its host was put just before). */
   addEvent(event: EventRecord, hostClass: string | null): void {
-    const host = event.kind === "affair" && this.countedLine !== null ? this.hosts.get(event.address) : undefined;
-    if (host) this.hosts.set(host.address, { ...host, lines: appendCountedLine(host.lines, { time: event.time, rule: event.rule, line: lineExcerpt(this.countedLine!) }) });
+    if (event.kind === "affair" && this.countedLine !== null && this.hosts.has(event.address)) {
+      const line = { time: event.time, rule: event.rule, line: lineExcerpt(this.countedLine) };
+      const added = this.linesAdded.get(event.address);
+      if (!added) this.linesAdded.set(event.address, [line]);
+      else if (added.push(line) > LINES_KEPT) added.shift();
+    }
     if (this.events.length >= this.maxEvents) this.droppedEvents++;
     else this.events.push({ event, hostClass });
   }
@@ -102,7 +124,8 @@ export class PendingWrites {
   noteBanReasons(bans: readonly { readonly address: string; readonly time: number; readonly reason: string }[]): void {
     if (bans.length === 0) return;
     const reasons = new Map(bans.map((b) => [`${b.address} ${b.time}`, b.reason]));
-    for (const { event } of this.events) {
+    for (let i = this.chunkEvents; i < this.events.length; i++) {
+      const { event } = this.events[i]!;
       if (event.kind === "ban" && !event.reason) {
         const reason = reasons.get(`${event.address} ${event.time}`);
         if (reason) event.reason = reason;
@@ -120,6 +143,12 @@ export class PendingWrites {
 
   /** Into the store, inside the caller's transaction. */
   writeOut(): void {
+    /* the rings first: should the transaction fail, the hosts held carry their lines */
+    for (const [address, added] of this.linesAdded) {
+      const host = this.hosts.get(address)!;
+      this.hosts.set(address, { ...host, lines: appendCountedLines(host.lines, added) });
+    }
+    this.linesAdded.clear();
     for (const h of this.hosts.values()) this.store.putHost(h);
     for (const { event, hostClass } of this.events) this.store.addEvent(event, hostClass);
     for (const d of this.outbox) this.store.addOutbox(d);
@@ -145,13 +174,20 @@ export class PendingWrites {
   /**
    * Run `fn` and write out in one transaction; on a storage failure, keep the writes, say so and
    * return false. While the storage is failing, `fn` runs on its own and its writes join the
-   * ones held, until RETRY_MS have passed since the last try (or `retryNow`).
+   * ones held, until RETRY_MS have passed since the last try (or `retryNow`); so it does while
+   * a replay holds its chunks' writes (chunksPerCommit), returning false with no error.
    */
   commit(fn: () => void, log: (message: string) => void, retryNow = false): boolean {
-    if (this.error !== null && !retryNow && Date.now() - this.lastTry < RETRY_MS) {
+    this.chunkEvents = this.events.length;
+    if (!retryNow && this.error === null && ++this.chunksHeld < this.chunksPerCommit && this.hosts.size + this.events.length < HELD_MAX) {
+      this.store.reading(fn);
+      return false;
+    }
+    if (!retryNow && this.error !== null && Date.now() - this.lastTry < RETRY_MS) {
       fn();
       return false;
     }
+    this.chunksHeld = 0;
     this.lastTry = Date.now();
     try {
       this.store.transaction(() => {

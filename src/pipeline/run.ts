@@ -65,6 +65,8 @@ export interface RuntimeOptions {
   /** classify new hosts by DNS (the resident loop; a replay does not) */
   readonly dns?: { readonly client: Pick<DnsClient, "classify">; readonly options: ClassifierOptions };
   readonly onBan?: (ban: BanReport) => void;
+  /** a replay: chunks whose writes go out in one transaction (PendingWrites); 1 when absent */
+  readonly chunksPerCommit?: number;
   /** storage trouble and recovery (the resident loop's log) */
   readonly log?: (message: string) => void;
   /** fleet mode (the resident loop): bans are queued for the other nodes, affairs shared */
@@ -100,7 +102,7 @@ export class ModuleRuntime {
     this.config = o.config;
     this.lists = o.lists;
     this.recogniser = new Recogniser(o.rules, { clock: o.clock, useLineTime: o.useLineTime });
-    this.writes = new PendingWrites(o.store);
+    this.writes = new PendingWrites(o.store, undefined, o.chunksPerCommit);
     this.counter = new Counter({ module: o.module, config: o.config, lists: o.lists, writes: this.writes, clock: o.clock, dns: o.dns, fleet: o.fleet });
     this.banning = new Banning(o.module, o.firewall, this.log, (ban) => o.onBan?.(ban));
   }

@@ -7,7 +7,7 @@ import { WatcherError } from "../../src/core/errors";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { FleetStore } from "../../src/store/fleet-db";
 import { countedLines } from "../../src/store/ban-queries";
-import { appendCountedLine, LINES_KEPT, MIGRATIONS, ModuleStore, parseCountedLines } from "../../src/store/module-db";
+import { appendCountedLines, LINES_KEPT, MIGRATIONS, ModuleStore, parseCountedLines } from "../../src/store/module-db";
 import { openDatabase } from "../../src/store/sqlite";
 import { newHost } from "../../src/pipeline/decide";
 
@@ -85,11 +85,19 @@ describe("module store", () => {
 
   test("a host keeps its latest counted lines, oldest first, in its row", () => {
     let ring: string | null = null;
-    for (let i = 1; i <= 7; i++) ring = appendCountedLine(ring, { time: 100 + i, rule: "failed-password", line: `line ${i}\twith a tab` });
+    for (let i = 1; i <= 7; i++) ring = appendCountedLines(ring, [{ time: 100 + i, rule: "failed-password", line: `line ${i}\twith a tab` }]);
     expect(parseCountedLines(ring).map((l) => l.line)).toEqual([3, 4, 5, 6, 7].map((i) => `line ${i}\twith a tab`));
     expect(parseCountedLines(ring)[0]).toEqual({ time: 103, rule: "failed-password", line: "line 3\twith a tab" });
     /* a journal message with a newline stays one entry */
-    expect(parseCountedLines(appendCountedLine(null, { time: 1, rule: "r", line: "a\nb" }))).toEqual([{ time: 1, rule: "r", line: "a b" }]);
+    expect(parseCountedLines(appendCountedLines(null, [{ time: 1, rule: "r", line: "a\nb" }]))).toEqual([{ time: 1, rule: "r", line: "a b" }]);
+    /* several lines at once make the ring that one at a time makes */
+    const counted = (i: number) => ({ time: 200 + i, rule: "r", line: `more ${i}` });
+    for (const n of [1, 2, 4, 5, 8]) {
+      let oneByOne = ring;
+      for (let i = 0; i < n; i++) oneByOne = appendCountedLines(oneByOne, [counted(i)]);
+      expect(appendCountedLines(ring, Array.from({ length: n }, (_, i) => counted(i)))).toBe(oneByOne!);
+      expect(appendCountedLines(null, Array.from({ length: n }, (_, i) => counted(i)))).toBe(parseCountedLines(oneByOne).slice(-n).map((l) => `${l.time}\tr\t${l.line}`).join("\n"));
+    }
     const path = tmp();
     const store = new ModuleStore(path);
     store.transaction(() => store.putHost({ ...newHost("203.0.113.5", 100, "failed-password"), lines: ring }));

@@ -8,6 +8,7 @@ import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { openModule } from "../../src/modules/context";
 import { injectDirect } from "../../src/modules/inject";
+import { ModuleRuntime, partsOf } from "../../src/pipeline/run";
 import { makeRoot, SAFE_CONFIG } from "../helpers/root";
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0) / 1000;
@@ -35,16 +36,20 @@ async function* chunksOf(bytes: Uint8Array, size: number): AsyncGenerator<Uint8A
   }
 }
 
+function tables(root: string) {
+  const db = new Database(join(root, "var/db/LG.db"), { readonly: true });
+  const hosts = db.query("SELECT * FROM hosts ORDER BY address").all();
+  const events = db.query("SELECT * FROM events ORDER BY rowid").all();
+  db.close();
+  return { hosts, events };
+}
+
 async function replay(chunks: AsyncIterable<Uint8Array> | readonly string[]) {
   const root = makeRoot("inject-pieces", { "etc/watcher.toml": SAFE_CONFIG });
   const ctx = openModule(root, "LG");
   const { stats, bans } = await injectDirect(ctx, chunks, null, () => NOW);
   await ctx.close();
-  const db = new Database(join(root, "var/db/LG.db"), { readonly: true });
-  const hosts = db.query("SELECT * FROM hosts ORDER BY address").all();
-  const events = db.query("SELECT * FROM events ORDER BY rowid").all();
-  db.close();
-  return { stats, bans, hosts, events };
+  return { stats, bans, ...tables(root) };
 }
 
 describe("a replay writes the same whatever the chunks it reads", () => {
@@ -59,5 +64,45 @@ describe("a replay writes the same whatever the chunks it reads", () => {
 
   test("as the text handed over whole (inject's arguments), which no piece cuts", async () => {
     expect(await replay([new TextDecoder().decode(bytes)])).toEqual(await replay(chunksOf(bytes, 1 << 16)));
+  }, 60_000);
+});
+
+describe("a replay holds its writes over several chunks (chunksPerCommit)", () => {
+  /* 4,000 lines in 20 blocks, one runtime writing each block, the other every 4 */
+  const lines = new TextDecoder().decode(log()).split("\n").filter((l) => l.length < 1000);
+  const blocks = Array.from({ length: 20 }, (_, i) => `${lines.slice(i * 200, (i + 1) * 200).join("\n")}\n`);
+
+  async function run(chunksPerCommit: number, afterBlock: (i: number, root: string) => void = () => {}, input = blocks) {
+    const root = makeRoot("inject-held", { "etc/watcher.toml": SAFE_CONFIG });
+    const ctx = openModule(root, "LG");
+    const bans: unknown[] = [];
+    const rt = new ModuleRuntime({ ...partsOf(ctx), clock: () => NOW, useLineTime: true, chunksPerCommit, onBan: (b) => bans.push(b) });
+    for (const [i, block] of input.entries()) {
+      await rt.processBlock(block);
+      afterBlock(i, root);
+    }
+    expect(rt.flushPending(true)).toBe(true);
+    await ctx.close();
+    return { stats: rt.stats, bans, ...tables(root) };
+  }
+
+  test("nothing reaches the database until the 4th chunk; then the same as a commit per chunk", async () => {
+    const written: number[] = [];
+    const held = await run(4, (_, root) => written.push(tables(root).events.length));
+    expect(written.slice(0, 3)).toEqual([0, 0, 0]);
+    expect(written[3]).toBeGreaterThan(0);
+    expect(written[4]).toBe(written[3]!);
+    const each = await run(1);
+    expect(each.events.length).toBeGreaterThan(1000);
+    expect(held).toEqual(each);
+  }, 60_000);
+
+  test("held writes go out before they grow past their bound, whatever chunksPerCommit says", async () => {
+    const twice = [...blocks, ...blocks];
+    const written: number[] = [];
+    const held = await run(1000, (_, root) => written.push(tables(root).events.length), twice);
+    /* 8,000 affairs: the bound (4,096 hosts and events) is passed on the way, not at the end only */
+    expect(written.some((n) => n > 0 && n < held.events.length)).toBe(true);
+    expect(held).toEqual(await run(1, undefined, twice));
   }, 60_000);
 });
