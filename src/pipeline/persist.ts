@@ -150,7 +150,7 @@ export class PendingWrites {
     }
     this.linesAdded.clear();
     for (const h of this.hosts.values()) this.store.putHost(h);
-    for (const { event, hostClass } of this.events) this.store.addEvent(event, hostClass);
+    this.store.addEvents(this.events);
     for (const d of this.outbox) this.store.addOutbox(d);
   }
 

@@ -202,12 +202,21 @@ export function hostFromRow(r: HostRow): HostRecord {
   };
 }
 
+type EventValues = [number, string, string, string, number, string | null, string | null, string | null, string | null];
+const EVENT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const EVENTS_A_STATEMENT = 32;
+
+function eventValues(e: EventRecord, hostClass: string | null): EventValues {
+  return [e.time, e.address, e.rule, e.kind, e.value, hostClass, e.user === null ? null : e.user.slice(0, 64), e.vhost, e.reason ?? null];
+}
+
 export class ModuleStore {
   private readonly db: Database;
   private readonly selectHost: Statement<HostRow, [string]>;
   private readonly upsertHost: Statement<unknown, [string, string | null, number, string, number, number, number, number, string, string | null, number, string | null, string | null]>;
   private readonly insertOutbox: Statement<unknown, [string]>;
-  private readonly insertEvent: Statement<unknown, [number, string, string, string, number, string | null, string | null, string | null, string | null]>;
+  private readonly insertEvent: Statement<unknown, EventValues>;
+  private readonly insertEvents: Statement<unknown, EventValues[number][]>;
 
   /** `readOnly`: for commands that only look (a dry run on a read-only root); the database must exist and be current. */
   constructor(
@@ -231,7 +240,8 @@ export class ModuleStore {
          last_seen = ?6, ban_count = ?7, banned_until = ?8, last_rule = ?9, vhost = ?10, preset = ?11, prefix_window = ?12, lines = coalesce(?13, lines)`,
     );
     this.insertOutbox = this.db.query("INSERT INTO outbox (decision) VALUES (?)");
-    this.insertEvent = this.db.query("INSERT INTO events (time, address, rule, kind, value, class, user, vhost, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    this.insertEvent = this.db.query(`INSERT INTO events (time, address, rule, kind, value, class, user, vhost, reason) VALUES ${EVENT_ROW}`);
+    this.insertEvents = this.db.query(`INSERT INTO events (time, address, rule, kind, value, class, user, vhost, reason) VALUES ${Array(EVENTS_A_STATEMENT).fill(EVENT_ROW).join(", ")}`);
   }
 
   get schemaVersion(): number {
@@ -289,7 +299,18 @@ export class ModuleStore {
   }
 
   addEvent(e: EventRecord, hostClass: string | null): void {
-    this.insertEvent.run(e.time, e.address, e.rule, e.kind, e.value, hostClass, e.user === null ? null : e.user.slice(0, 64), e.vhost, e.reason ?? null);
+    this.insertEvent.run(...eventValues(e, hostClass));
+  }
+
+  /** Events in order, EVENTS_A_STATEMENT rows an INSERT: a statement run per event cost a third more. */
+  addEvents(events: readonly { event: EventRecord; hostClass: string | null }[]): void {
+    let i = 0;
+    for (; i + EVENTS_A_STATEMENT <= events.length; i += EVENTS_A_STATEMENT) {
+      const values: EventValues[number][] = [];
+      for (let j = i; j < i + EVENTS_A_STATEMENT; j++) values.push(...eventValues(events[j]!.event, events[j]!.hostClass));
+      this.insertEvents.run(...values);
+    }
+    for (; i < events.length; i++) this.addEvent(events[i]!.event, events[i]!.hostClass);
   }
 
   /* each `banned_until > ?` query spells out `banned_until > 0` too: only then may SQLite answer it

@@ -7,7 +7,7 @@ import { WatcherError } from "../../src/core/errors";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { FleetStore } from "../../src/store/fleet-db";
 import { countedLines } from "../../src/store/ban-queries";
-import { appendCountedLines, LINES_KEPT, MIGRATIONS, ModuleStore, parseCountedLines } from "../../src/store/module-db";
+import { appendCountedLines, type EventKind, LINES_KEPT, MIGRATIONS, ModuleStore, parseCountedLines } from "../../src/store/module-db";
 import { openDatabase } from "../../src/store/sqlite";
 import { newHost } from "../../src/pipeline/decide";
 
@@ -56,6 +56,27 @@ describe("module store", () => {
     expect(store.activeBans(4999).map((h) => h.address)).toEqual(["2001:db8::5"]);
     expect(store.activeBans(5000)).toEqual([]);
     expect(store.events().map((e) => e.kind)).toEqual(["affair", "ban"]);
+  });
+  test("events written many a statement come out as written one by one, in order", () => {
+    const events = Array.from({ length: 75 }, (_, i) => ({
+      event: { time: 100 + i, address: `203.0.113.${i % 9}`, rule: i % 2 ? "failed-auth" : "invalid-user", kind: (i % 10 === 9 ? "ban" : "affair") as EventKind, value: i, user: i % 3 ? "u".repeat(70 + i) : null, vhost: i % 4 ? null : "www", reason: i % 10 === 9 ? `reason ${i}` : null },
+      hostClass: i % 5 ? null : "NXDOMAIN",
+    }));
+    const rows = (store: ModuleStore, path: string) => {
+      store.close();
+      const db = new Database(path, { readonly: true });
+      const all = db.query("SELECT rowid, * FROM events ORDER BY rowid").all();
+      db.close();
+      return all;
+    };
+    const [onePath, manyPath] = [tmp(), tmp()];
+    const one = new ModuleStore(onePath);
+    one.transaction(() => events.forEach((e) => one.addEvent(e.event, e.hostClass)));
+    const many = new ModuleStore(manyPath);
+    many.transaction(() => many.addEvents(events));
+    const written = rows(many, manyPath);
+    expect(written).toHaveLength(75);
+    expect(written).toEqual(rows(one, onePath));
   });
   test("a failed transaction leaves nothing behind", () => {
     const store = new ModuleStore(tmp());
