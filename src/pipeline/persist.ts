@@ -174,27 +174,32 @@ export class PendingWrites {
   /**
    * Run `fn` and write out in one transaction; on a storage failure, keep the writes, say so and
    * return false. While the storage is failing, `fn` runs on its own and its writes join the
-   * ones held, until RETRY_MS have passed since the last try (or `retryNow`); so it does while
-   * a replay holds its chunks' writes (chunksPerCommit), returning false with no error.
+   * ones held, until RETRY_MS have passed since the last try (or `retryNow`). A replay's chunks
+   * whose writes are held for later ones (chunksPerCommit) run in the write transaction those
+   * writes go out in, left open meanwhile; they return false with no error.
    */
   commit(fn: () => void, log: (message: string) => void, retryNow = false): boolean {
     this.chunkEvents = this.events.length;
-    if (!retryNow && this.error === null && ++this.chunksHeld < this.chunksPerCommit && this.hosts.size + this.events.length < HELD_MAX) {
-      this.store.reading(fn);
-      return false;
-    }
     if (!retryNow && this.error !== null && Date.now() - this.lastTry < RETRY_MS) {
       fn();
       return false;
     }
-    this.chunksHeld = 0;
-    this.lastTry = Date.now();
+    /* a replay's chunk whose writes wait for later ones: it runs in the write transaction they will go out in */
+    const hold = !retryNow && this.error === null && ++this.chunksHeld < this.chunksPerCommit && this.hosts.size + this.events.length < HELD_MAX;
+    if (!hold) {
+      this.chunksHeld = 0;
+      this.lastTry = Date.now();
+    }
     try {
-      this.store.transaction(() => {
-        fn();
-        this.writeOut();
-      });
+      if (!this.store.inTransaction) this.store.beginOpen();
+      fn();
+      if (hold) return false;
+      this.writeOut();
+      this.store.commitOpen();
     } catch (e) {
+      /* the writes stay here (the transaction held reads only until writeOut): nothing is lost */
+      this.store.rollbackOpen();
+      this.chunksHeld = 0;
       if (!isStorageFailure(e)) throw e;
       if (this.failed(e)) log(`database ${this.store.path}: ${this.error}; counting and banning from memory, trying again every few seconds`);
       return false;

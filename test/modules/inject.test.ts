@@ -97,6 +97,27 @@ describe("a replay holds its writes over several chunks (chunksPerCommit)", () =
     expect(held).toEqual(each);
   }, 60_000);
 
+  test("no other writer comes between held chunks' reads and their writes: it waits for them", async () => {
+    const tryWrite = (root: string) => {
+      const other = new Database(join(root, "var", "db", "LG.db"));
+      other.exec("PRAGMA busy_timeout = 0");
+      try {
+        other.exec("BEGIN IMMEDIATE; UPDATE hosts SET banned_until = 0; COMMIT");
+        return "written";
+      } catch (e) {
+        return (e as Error).message;
+      } finally {
+        other.close();
+      }
+    };
+    const tries: string[] = [];
+    await run(4, (i, root) => {
+      if (i < 8) tries.push(tryWrite(root));
+    });
+    /* chunks 0-2 and 4-6 hold the lock (a `watcher unban` meanwhile would have been overwritten); 3 and 7 wrote and let go */
+    expect(tries.map((t) => (t === "written" ? "written" : /locked|busy/i.test(t) ? "waits" : t))).toEqual(["waits", "waits", "waits", "written", "waits", "waits", "waits", "written"]);
+  }, 60_000);
+
   test("held writes go out before they grow past their bound, whatever chunksPerCommit says", async () => {
     const twice = [...blocks, ...blocks];
     const written: number[] = [];
