@@ -152,6 +152,18 @@ interface CompiledTemplate {
   readonly alt: RegExp | null;
   /** see alt; 0 when alt is null */
   readonly place: number;
+  /**
+   * The literal text the searched segment (the one holding <HOST>, after the wildcard) starts
+   * with, "" when it starts with a token: where the message holds it once, alt would find the
+   * place regex found, and is not run. Why: both regexes are the same but for that wildcard's
+   * greed, and what comes before it is read the same way by both (from ^, or a first place found
+   * inside a lookahead, which is never retried), so they differ only in where the wildcard stops,
+   * p. At each p, what follows is the same regex (its back-references name groups of its own or
+   * of the part before the wildcard, never the wildcard's), so it fits, and places <HOST>, the
+   * same way in both; regex takes the first p it fits at from one end, alt from the other. Every
+   * such p starts with this text: held once, the message has one such p, and both take it.
+   */
+  readonly lead: string;
   /** literal text the message must start (head) and end (tail) with for the regex to match: a startsWith and an endsWith turn most lines away before it runs */
   readonly head: string;
   readonly tail: string;
@@ -522,6 +534,7 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   if (typeof main === "string") return main;
   const alt = searched ? emit(true, true) : null;
   if (typeof alt === "string") return alt;
+  const lead = searched ? segments[keySegment]![0]!.text ?? "" : "";
   /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
   const regex = new RegExp(main.regex, "s");
   return {
@@ -530,6 +543,7 @@ export function compileTemplate(source: string): CompiledTemplate | string {
     groups: main.groups,
     alt: alt ? new RegExp(alt.regex, "s") : null,
     place: main.place,
+    lead,
     head: literalHead(source),
     tail: anchoredEnd ? items.at(-1)!.text ?? "" : "",
   };
@@ -763,10 +777,18 @@ function placeOf(m: RegExpExecArray, t: CompiledTemplate): number {
   return m[t.place]!.length;
 }
 
+/** Whether `text` (not "") stands in `message` exactly once (CompiledTemplate.lead). */
+function occursOnce(message: string, text: string): boolean {
+  if (text === "") return false;
+  const first = message.indexOf(text);
+  return first >= 0 && message.indexOf(text, first + 1) < 0;
+}
+
 /**
  * What one rule reads in a message that passed its prefilter: null when no template yields an
  * address. The first template that does gives the match; every other template that fits is read
- * too, and so is each template's other extreme (CompiledTemplate.alt). If they place <HOST> at two
+ * too, and so is each template's other extreme (CompiledTemplate.alt, unless the text before the
+ * place it searched for stands once in the message: CompiledTemplate.lead). If they place <HOST> at two
  * places, or read two different addresses, the line reads two ways: it is still this rule's line,
  * but its address (and service session id) are left to its session, `ambiguous` set. So it is when
  * a template finds, after a wildcard, a word that is no address (sshd with UseDNS writes the
@@ -792,9 +814,11 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     }
     if (t.alt) {
       readAt = placeOf(m, t);
-      const other = t.alt.exec(message);
-      /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
-      if (!other || placeOf(other, t) !== placeOf(m, t)) ambiguous = true;
+      if (!occursOnce(message, t.lead)) {
+        const other = t.alt.exec(message);
+        /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
+        if (!other || placeOf(other, t) !== readAt) ambiguous = true;
+      }
     }
     if (first === null) {
       first = {

@@ -437,23 +437,32 @@ function yearAt(now: number): number {
 
 /**
  * Local time is worked out once per hour of log and year (zones change their offset on the
- * hour); the lines of a log come in order, so remembering the last hour is enough. Its text (the
- * first 9 chars of the time, `Nov 24 10`) is kept as char codes: no string of the line is kept.
+ * hour); the lines of a log come in order, so remembering the last hours is enough. Two are
+ * kept: a line whose date lies ahead of now in this year (a November log read in February) has
+ * its hour worked out in this year and then in the one before (inLatestYear), and with one
+ * remembered each line cost two Dates. Its text (the first 9 chars of the time, `Nov 24 10`) is
+ * kept as char codes: no string of the line is kept.
  */
-const lastHourText = new Uint16Array(9);
-let lastHourYear = 0;
-let lastHourStart = 0;
+interface KnownHour {
+  readonly text: Uint16Array;
+  year: number;
+  start: number;
+}
+const knownHours: KnownHour[] = [0, 1].map(() => ({ text: new Uint16Array(9), year: Number.NaN, start: 0 }));
 
 /** `text` at `at` holds the time, whose first 9 chars (`Nov 24 10`) name its hour. */
 function hourStart(text: string, at: number, year: number, month: number, day: number, hour: number): number {
-  if (lastHourYear === year && sameHour(text, at)) return lastHourStart;
-  for (let i = 0; i < 9; i++) lastHourText[i] = text.charCodeAt(at + i);
-  lastHourYear = year;
-  lastHourStart = new Date(year, month, day, hour, 0, 0).getTime() / 1000;
-  return lastHourStart;
+  for (const known of knownHours) if (known.year === year && sameHour(known, text, at)) return known.start;
+  /* the one worked out longer ago makes room */
+  const known = knownHours.pop()!;
+  knownHours.unshift(known);
+  for (let i = 0; i < 9; i++) known.text[i] = text.charCodeAt(at + i);
+  known.year = year;
+  known.start = new Date(year, month, day, hour, 0, 0).getTime() / 1000;
+  return known.start;
 }
 
-function sameHour(text: string, at: number): boolean {
-  for (let i = 0; i < 9; i++) if (text.charCodeAt(at + i) !== lastHourText[i]) return false;
+function sameHour(known: KnownHour, text: string, at: number): boolean {
+  for (let i = 0; i < 9; i++) if (text.charCodeAt(at + i) !== known.text[i]) return false;
   return true;
 }

@@ -507,6 +507,19 @@ describe("parseSyslogTime: RFC 3164", () => {
     expect(parseSyslogTime("Jul  1 00:00:00", midJune)).toBe(local(2025, 6, 1, 0, 0, 0));
   });
 
+  test("lines of hours read in two years, one after the other, each keep their own year and hour", () => {
+    /* the hours worked out are remembered (two of them): a line ahead of now is worked out in this year, then the one before */
+    const lines: [string, number][] = [
+      ["Jul  1 00:00:00", local(2025, 6, 1, 0, 0, 0)],
+      ["Jul  1 00:00:01", local(2025, 6, 1, 0, 0, 1)],
+      ["Jun 15 12:05:00", local(2026, 5, 15, 12, 5, 0)],
+      ["Jul  1 00:59:59", local(2025, 6, 1, 0, 59, 59)],
+      ["Jun 15 12:00:00", local(2026, 5, 15, 12, 0, 0)],
+      ["Jul  1 01:00:00", local(2025, 6, 1, 1, 0, 0)],
+    ];
+    for (const [time, expected] of [...lines, ...lines]) expect([time, parseSyslogTime(time, midJune)]).toEqual([time, expected]);
+  });
+
   test("a January line a few seconds ahead of a New Year's Eve now belongs to the next year", () => {
     /* the latest year that does not put the line more than a day ahead of now */
     const newYearsEve = local(2026, 11, 31, 23, 59, 50);

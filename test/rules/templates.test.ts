@@ -107,6 +107,30 @@ describe("lines that read two ways (issue 16, item 2)", () => {
     expect(read(rules, "Failed password for x from 192.0.2.9 port 2 ssh2: from 203.0.113.9 port 1 ssh2: y")).toEqual({ host: null, ambiguous: true });
   });
 
+  test("the second search runs only when the text before the address stands twice in the line", () => {
+    const source = "^Accepted <WORD> for <USER> from <HOST> port <PORT> ssh2<ANY>$";
+    const t = compileTemplate(source);
+    if (typeof t === "string") throw new Error(t);
+    expect(t.lead).toBe(" from ");
+    const rules = ruleSet(JSON.stringify(source));
+    const once = "Accepted publickey for deploy from 203.0.113.9 port 1 ssh2: ED25519 SHA256:x";
+    const twice = "Accepted password for x from 192.0.2.9 port 2 ssh2 from 203.0.113.9 port 1 ssh2";
+    /* once: the second search is not run, and would have found the first one's place */
+    expect(read(rules, once)).toEqual({ host: "203.0.113.9", ambiguous: false });
+    expect(t.alt!.exec(once)![t.place]).toBe(t.regex.exec(once)![t.place]!);
+    /* twice: it runs, finds the other place, and the line reads two ways */
+    expect(read(rules, twice)).toEqual({ host: null, ambiguous: true });
+    expect(t.alt!.exec(twice)![t.place]!.length).toBeLessThan(t.regex.exec(twice)![t.place]!.length);
+    /* a text that stands many times (a space) leaves it to the second search, which agrees here */
+    const spaced = ruleSet('"^Disconnecting <USER> <HOST> port <PORT>: Too many authentication failures [preauth]$"');
+    expect(spaced.rules[0]!.templates[0]!.lead).toBe(" ");
+    expect(read(spaced, "Disconnecting root 203.0.113.9 port 4: Too many authentication failures [preauth]")).toEqual({ host: "203.0.113.9", ambiguous: false });
+    /* a searched part that starts with a token has none: the second search always runs */
+    const token = ruleSet('"^Failed for <USER><HOST> port <PORT><ANY>$"');
+    expect(token.rules[0]!.templates[0]!.lead).toBe("");
+    expect(read(token, "Failed for 192.0.2.9 port 2 203.0.113.9 port 1")).toEqual({ host: null, ambiguous: true });
+  });
+
   test("two templates of one rule reading two addresses: no address", () => {
     const rules = ruleSet('["^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2$", "^Failed <WORD> for <USER> from <HOST> port <PORT> ssh2: <ANY>$"]');
     expect(read(rules, "Failed password for invalid user test from 203.0.113.9 port 58946 ssh2: from 192.0.2.9 port 55555 ssh2")).toEqual({ host: null, ambiguous: true });
