@@ -190,8 +190,10 @@ export class PendingWrites {
       this.chunksHeld = 0;
       this.lastTry = Date.now();
     }
+    let ran = false;
     try {
       if (!this.store.inTransaction) this.store.beginOpen();
+      ran = true;
       fn();
       if (hold) return false;
       this.writeOut();
@@ -202,6 +204,8 @@ export class PendingWrites {
       this.chunksHeld = 0;
       if (!isStorageFailure(e)) throw e;
       if (this.failed(e)) log(`database ${this.store.path}: ${this.error}; counting and banning from memory, trying again every few seconds`);
+      /* no transaction to be had (another process held the lock beyond busy_timeout): the chunk's lines still count, from memory */
+      if (!ran) fn();
       return false;
     }
     const pending = this.stats();

@@ -1,5 +1,7 @@
 /** The module pipeline end to end in-process: real rules, real SQLite, the dry-run firewall. */
 import { describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
 import { networkInterfaces } from "node:os";
 import { makeRoot as makeRootIn } from "../helpers/root";
 import { moduleSetName } from "../../src/core/firewall/types";
@@ -40,6 +42,24 @@ describe("module runtime", () => {
     expect(rt.stats).toMatchObject({ lines: 5, matched: 5, affairs: 5, bans: 1 });
     await ctx.close();
   });
+
+  test("a chunk that finds the database locked beyond busy_timeout is still counted and banned, and written later", async () => {
+    const root = makeRoot();
+    const ctx = openModule(root, "LG");
+    const { rt, bans } = runtime(ctx);
+    /* another process (an expire, a `watcher ban`) holds the write lock longer than the 5 s a module waits */
+    const other = new Database(join(root, "var", "db", "LG.db"));
+    other.exec("BEGIN IMMEDIATE");
+    await rt.processBlock(failures("203.0.113.8", 5));
+    expect(bans.map((b) => b.address)).toEqual(["203.0.113.8"]);
+    expect((await ctx.firewall.list(moduleSetName("LG"))).map((e) => e.address)).toEqual(["203.0.113.8"]);
+    expect(rt.pending).toMatchObject({ hosts: 1, events: 6 });
+    other.exec("COMMIT");
+    other.close();
+    expect(rt.flushPending(true)).toBe(true);
+    expect(ctx.store.getHost("203.0.113.8")).toMatchObject({ banCount: 1, bannedUntil: NOW + 3600 });
+    await ctx.close();
+  }, 30_000);
 
   test("the lines of one connection count once per attempt", async () => {
     const ctx = openModule(makeRoot(), "LG");
