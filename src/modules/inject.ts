@@ -27,10 +27,8 @@ export async function* blocksOf(chunks: AsyncIterable<Uint8Array>, splitter = ne
 }
 
 /*
- * A replay commits once per 256 KiB of lines: a commit per 64 KiB read took a fifth of its time.
- * Each commit writes every page it dirtied, most of the hosts table when many attackers take turns,
- * so 1 MiB batches wrote 35k pages where these write 85k (gen_auth.py's 1M lines), but their CPU
- * time was the same within the noise on both corpora, for 9-26 MiB more peak RSS.
+ * A replay runs its lines 256 KiB at a time: a chunk per 64 KiB read took a fifth of its time, and
+ * 1 MiB batches cost the same CPU within the noise for 9-26 MiB more peak RSS (gen_auth.py's 1M lines).
  */
 const REPLAY_BATCH = 1 << 18;
 

@@ -89,6 +89,7 @@ export class CheckpointPolicy {
     return true;
   }
 }
+
 /**
  * A module that starts puts the bans of the last hour back into its set: a crash between a
  * chunk's commit and the kernel's answer leaves a recorded ban out of the kernel, and the

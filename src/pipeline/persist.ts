@@ -190,10 +190,10 @@ export class PendingWrites {
       this.chunksHeld = 0;
       this.lastTry = Date.now();
     }
-    let ran = false;
+    let begun = false;
     try {
       if (!this.store.inTransaction) this.store.beginOpen();
-      ran = true;
+      begun = true;
       fn();
       if (hold) return false;
       this.writeOut();
@@ -205,7 +205,7 @@ export class PendingWrites {
       if (!isStorageFailure(e)) throw e;
       if (this.failed(e)) log(`database ${this.store.path}: ${this.error}; counting and banning from memory, trying again every few seconds`);
       /* no transaction to be had (another process held the lock beyond busy_timeout): the chunk's lines still count, from memory */
-      if (!ran) fn();
+      if (!begun) fn();
       return false;
     }
     const pending = this.stats();

@@ -281,9 +281,9 @@ export class ModuleStore {
 
   /**
    * SQLite no longer copies the WAL into the database (and syncs both) inside whichever commit
-   * crosses 1,000 pages, only past 10,000 (40 MB). The resident module calls checkpoint() on its
-   * timer instead: those syncs took up to 6 ms, and the line whose commit ran one waited for it;
-   * only a flood between two timer runs reaches the bound. A replay (`inject --direct`), which
+   * crosses 1,000 pages, only past 10,000 (40 MB). The resident module calls checkpoint() from its
+   * timer in quiet moments instead (CheckpointPolicy): those syncs took up to 47 ms, and the line
+   * whose commit ran one waited for it; only a flood reaches the bound. A replay (`inject --direct`), which
    * rewrites the same hosts' pages commit after commit, leaves the copy to the bound and its close.
    */
   deferCheckpoints(): void {
