@@ -51,6 +51,8 @@ set +e
 "$bun" test --timeout 180000 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# a long run's tail is all some CI shows: say again why each test failed, right above the count
+awk '/^\((pass|skip|todo)\) /{n=0; next} /^\(fail\) /{if (!seen[$0]++) {print "--- why it failed:"; for (i=1;i<=n;i++) print buf[i]; print}; n=0; next} {if (n<80) buf[++n]=$0; else {for (i=1;i<80;i++) buf[i]=buf[i+1]; buf[80]=$0}}' "$log"
 passed=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -n1 | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -n1 | grep -Eo '[0-9]+' || echo 0)
 echo "${passed} passed, ${failed} failed"

@@ -277,7 +277,33 @@ describe("one root per firewall, and a root must exist (item 6)", () => {
 
 describe("a module restart loses no line (item 11, the master's part)", () => {
   const F_GETPIPE_SZ = 1032;
-  const libc = dlopen("libc.so.6", { fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
+  const FIONREAD = 0x541b;
+  const libc = dlopen("libc.so.6", {
+    fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+  });
+  /** bytes waiting in the pipe behind `fd` */
+  const inPipe = (fd: number): number => {
+    const n = new Int32Array(1);
+    return libc.symbols.ioctl(fd, FIONREAD, n) === 0 ? n[0]! : -1;
+  };
+  /** each of the root's module processes, and where each of its threads waits in the kernel */
+  const whereModulesWait = (root: string): string =>
+    modulePids(root)
+      .map((pid) => {
+        const threads = readdirSync(`/proc/${pid}/task`).map((t) => {
+          const at = (f: string) => {
+            try {
+              return readFileSync(`/proc/${pid}/task/${t}/${f}`, "utf8").trim();
+            } catch {
+              return "?";
+            }
+          };
+          return `${at("comm")}:${at("wchan")}`;
+        });
+        return `pid ${pid}: ${threads.join(" ")}`;
+      })
+      .join("\n");
 
   test("lines written while no module reads wait in the FIFO's enlarged pipe, and the module is back at once", async () => {
     const root = newRoot();
@@ -297,7 +323,7 @@ describe("a module restart loses no line (item 11, the master's part)", () => {
       }).catch((e: Error) => {
         /* a hang seen once in CI, not here: say where everything stood */
         const log = readFileSync(join(root, "var", "log", "watcher.log"), "utf8").split("\n").slice(-15).join("\n");
-        throw new Error(`${e.message}\nmaster: ${JSON.stringify(master(root))}\nmodule status: ${JSON.stringify(readJson(statusFile(runDir(root), "LG")))}\nwatcher.log ends:\n${log}`);
+        throw new Error(`${e.message}\nbytes in the pipe: ${inPipe(writer)}\nmaster: ${JSON.stringify(master(root))}\nmodule status: ${JSON.stringify(readJson(statusFile(runDir(root), "LG")))}\nmodules and their threads' waits:\n${whereModulesWait(root)}\nwatcher.log ends:\n${log}`);
       });
       expect(master(root)!.modules.LG!.pid).toBe(back.pid);
     } finally {
