@@ -65,37 +65,39 @@ const FIFO_WATCHDOG_MS = 1000;
 
 /**
  * A FIFO's chunks. Opened read-write, the FIFO always has a writer (us): it never reaches EOF.
- * Under load, a read that began as bytes arrived was seen to wait on (the test "lines written
- * while no module reads wait in the FIFO's enlarged pipe" timed out with 100 lines in the pipe):
- * a wake-up lost. So a read still waiting after FIFO_WATCHDOG_MS looks at the pipe through a
- * second, non-blocking descriptor and takes what waits there; the first read then gets what
- * comes after, so the order holds.
+ * Non-blocking, so Bun reads it on the main thread's epoll: a blocking read would wait for the
+ * logger in one of Bun's pool threads (two on a 2-core machine) for as long as the logger is
+ * quiet, and with the lifeline's read in the other, any other work given to the pool waited
+ * for the next line. A read still waiting after FIFO_WATCHDOG_MS while the pipe holds bytes
+ * (a wake-up lost, seen once in CI under the pool's reads) takes them straight from the pipe;
+ * the waiting read then gets what comes after, so the order holds.
  */
 async function* readFifo(path: string): AsyncGenerator<Uint8Array> {
-  const fh = await fsp.open(path, constants.O_RDWR);
-  const rescue = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  const buf = new Uint8Array(CHUNK);
+  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  const reader = Bun.file(fd).stream().getReader();
   const spare = new Uint8Array(CHUNK);
   try {
-    let pending = fh.read(buf, 0, CHUNK, null);
+    let pending = reader.read();
     for (;;) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<null>((resolve) => (timer = setTimeout(resolve, FIFO_WATCHDOG_MS, null)));
       const done = await Promise.race([pending, late]);
       clearTimeout(timer);
       if (done === null) {
-        const taken = readWaiting(rescue, spare);
+        const taken = readWaiting(fd, spare);
         if (taken > 0) yield spare.subarray(0, taken);
         continue;
       }
-      if (done.bytesRead === 0) return;
-      yield buf.subarray(0, done.bytesRead);
-      pending = fh.read(buf, 0, CHUNK, null);
+      if (done.done) return;
+      yield done.value;
+      pending = reader.read();
     }
   } finally {
-    closeSync(rescue);
-    /* not awaited: a read may still wait on it, and nothing more is read */
-    fh.close().catch(() => {});
+    /* the cancel ends the waiting read; the descriptor is closed once Bun has let it go */
+    void reader
+      .cancel()
+      .catch(() => {})
+      .finally(() => closeSync(fd));
   }
 }
 
