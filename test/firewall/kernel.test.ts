@@ -78,6 +78,17 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(watcher("unban", "LG", ATTACKER_V4).code).toBe(0); /* not banned: still fine */
     });
 
+    test("a second ban of an address still in the set renews its time in the kernel", () => {
+      const address = "198.51.100.77";
+      expect(watcher("ban", "LG", address, "--time", "1h").code).toBe(0);
+      expect(kernelTimeouts(net, backend).get(address)).toBeLessThanOrEqual(3600);
+      /* nftables: a ban goes in as a new element first; the kernel refuses that for one already there */
+      expect(watcher("ban", "LG", address, "--time", "10h").code).toBe(0);
+      expect(kernelTimeouts(net, backend).get(address)).toBeGreaterThan(3600);
+      expect(watcher("unban", "LG", address).code).toBe(0);
+      expect(kernelTimeouts(net, backend).has(address)).toBe(false);
+    });
+
     /* regression: nft refused a batch naming an address twice ("delete element { A, A }") */
     test("a replay that bans the same address twice in one batch", () => {
       const at = (ms: number) => new Date(Date.now() + ms).toISOString();

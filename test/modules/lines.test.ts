@@ -28,6 +28,19 @@ describe("LineSplitter", () => {
     const splitter = new LineSplitter();
     expect(splitter.push(new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode("Nov 24 10:00:01 srv sshd[1]: x\n")]))).toBe("Nov 24 10:00:01 srv sshd[1]: x\n");
   });
+  test("only the stream's first bytes lose a byte-order mark, after ASCII chunks too", () => {
+    const splitter = new LineSplitter();
+    expect(splitter.push(utf8("one\n"))).toBe("one\n");
+    expect(splitter.push(new Uint8Array([0xef, 0xbb, 0xbf, ...utf8("two\n")]))).toBe("\ufefftwo\n");
+  });
+
+  test("a character cut off by an ASCII chunk is invalid, and what follows keeps its order", () => {
+    /* the lead byte of ü waits in the decoder; the next chunk, ASCII, must go through it too */
+    const { lines, skipped } = run([utf8("one\nab"), new Uint8Array([0xc3]), utf8("cd\nthree\n")]);
+    expect(lines).toEqual(["one", "three"]);
+    expect(skipped).toEqual({ tooLong: 0, invalid: 1 });
+  });
+
   test("a chunk of whole lines comes out as one block", () => {
     const splitter = new LineSplitter();
     expect(splitter.push(utf8("one\ntwo\n"))).toBe("one\ntwo\n");

@@ -31,6 +31,7 @@ const MSG_DONTWAIT = 0x40;
 
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
+const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const NLMSG_ERROR = 2;
 const NLA_F_NESTED = 0x8000;
@@ -75,7 +76,8 @@ const DEFAULT_SNDBUF = 212_992;
 /** One change to one kernel set of the table: empty it, or add or delete elements (`timeouts`: with each element's timeout). */
 export type SetChange =
   | { readonly kind: "flush"; readonly set: string }
-  | { readonly kind: "add"; readonly set: string; readonly elements: readonly SetElement[]; readonly timeouts: boolean }
+  /* exclusive: an element already in the set makes the kernel refuse the whole transaction (EEXIST) instead of keeping the old one silently */
+  | { readonly kind: "add"; readonly set: string; readonly elements: readonly SetElement[]; readonly timeouts: boolean; readonly exclusive?: boolean }
   | { readonly kind: "delete"; readonly set: string; readonly elements: readonly SetElement[] };
 
 /** Messages under construction (header, nfgenmsg, attributes) in one growing buffer. */
@@ -275,7 +277,7 @@ export class NftNetlink {
         continue;
       }
       const type = c.kind === "add" ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
-      const flags = c.kind === "add" ? NLM_F_CREATE : 0;
+      const flags = c.kind === "add" ? NLM_F_CREATE | (c.exclusive ? NLM_F_EXCL : 0) : 0;
       const timeouts = c.kind === "add" && c.timeouts;
       let i = 0;
       while (i < c.elements.length) {

@@ -266,13 +266,17 @@ export class NftablesFirewall implements Firewall {
     const kind = this.kindOf(set);
     const parts = byPart(kind, ready);
     if (parts.size === 0) return { refused, clamped };
-    /* as banCommands: add, delete, add with the timeout */
+    /* new addresses (nearly every ban) go in as they are: one change, half the kernel's work of the
+       three below (line -> set p50 0.20 -> 0.12 ms, bench/kernel.ts); one already in the set makes
+       the kernel refuse that batch whole, and then it goes in as banCommands put it: add (so that
+       the delete finds it), delete, add with the timeout, which renews the element's timeout */
+    const fresh = (kernelSet: string, list: SetElement[]): SetChange[] => [{ kind: "add", set: kernelSet, elements: list, timeouts: true, exclusive: true }];
     const again = (kernelSet: string, list: SetElement[]): SetChange[] => [
       { kind: "add", set: kernelSet, elements: list, timeouts: false },
       { kind: "delete", set: kernelSet, elements: list },
       { kind: "add", set: kernelSet, elements: list, timeouts: true },
     ];
-    if (this.viaNetlink(set, kind, parts, again)) return { refused, clamped };
+    if (this.viaNetlink(set, kind, parts, fresh) || this.viaNetlink(set, kind, parts, again)) return { refused, clamped };
     const cmds = [...parts].flatMap(([family, list]) => this.banCommands(set, family, list));
     const first = this.attempt(cmds.join("\n"));
     if (first.error === null) return { refused, clamped };
