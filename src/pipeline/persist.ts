@@ -11,6 +11,7 @@
  * shows them.
  */
 import { appendCountedLines, type CountedLine, type EventRecord, type HostRecord, LINE_EXCERPT_BYTES, LINES_KEPT, type ModuleStore } from "../store/module-db";
+import { detached } from "./split";
 
 const excerptBuffer = new Uint8Array(LINE_EXCERPT_BYTES);
 const encoder = new TextEncoder();
@@ -33,7 +34,7 @@ export class CountedLines {
 
   /** A matched line without an address of its own: it may be counted when its session learns one. */
   wait(tag: number, line: string): void {
-    this.waiting.set(tag, line);
+    this.waiting.set(tag, detached(line));
     if (this.waiting.size > WAITING_LINES) this.waiting.delete(this.waiting.keys().next().value!);
   }
 

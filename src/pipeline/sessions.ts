@@ -47,6 +47,7 @@ import { BoundedMap } from "../core/bounded-map";
 import type { Ip } from "../core/ip";
 import type { CompiledRule } from "../core/rules";
 import { type HeaderScan, sessionKey } from "../core/syslog";
+import { detached } from "./split";
 
 interface Tally {
   readonly group: string;
@@ -319,7 +320,8 @@ export class SessionTable {
   private hold(key: SessionKey, s: Session, rule: CompiledRule, weight: number, tag: number, user: string | null): boolean {
     const held = (s.held ??= []);
     if (held.length >= MAX_HELD || held.some((h) => !sameUser(h.user, user))) return false;
-    held.push({ rule, weight, tag, user });
+    /* kept until the connection's verdict, minutes maybe: a copy, not a piece of the line's block */
+    held.push({ rule, weight, tag, user: user === null ? null : detached(user) });
     this.holding.delete(key);
     this.holding.set(key, s);
     return true;

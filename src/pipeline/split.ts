@@ -9,6 +9,17 @@
  */
 export const MAX_LINE = 64 * 1024;
 
+/**
+ * A copy of `part` (a line of a block, or text a regex took from one) that does not keep the block
+ * alive. In JavaScriptCore a slice or a capture shares its parent's characters: one line kept for
+ * minutes keeps its whole block (up to 256 KiB) in memory. Joining resolves into a fresh string.
+ */
+export function detached(part: string): string {
+  const joined = ` ${part}`;
+  joined.charCodeAt(0);
+  return joined.slice(1);
+}
+
 /* C0 controls other than tab, LF and CR; DEL; the replacement character the decoder puts for invalid UTF-8 */
 const JUNK = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]/g;
 const CR = 13;

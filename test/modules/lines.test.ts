@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { forEachLine, LineSplitter, MAX_LINE, type SkipCounts } from "../../src/pipeline/split";
+import { heapStats } from "bun:jsc";
+import { detached, forEachLine, LineSplitter, MAX_LINE, type SkipCounts } from "../../src/pipeline/split";
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -308,5 +309,31 @@ describe("forEachLine", () => {
     expect(linesOf("a\nb\nc\x00\n", skipped)).toEqual(["a", "b"]);
     expect(linesOf("d\ne\n", skipped)).toEqual(["d", "e"]);
     expect(skipped.invalid).toBe(1);
+  });
+});
+
+describe("detached", () => {
+  /** Memory outside the heap (string characters) after keeping `keep(line)` of each of 40 fresh 256 KiB blocks. */
+  function keptBytes(keep: (line: string) => string): number {
+    const bytes = new TextEncoder().encode("Nov 24 10:00:01 srv sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2\n".repeat(3200));
+    const decoder = new TextDecoder();
+    const kept: string[] = [];
+    Bun.gc(true);
+    const before = heapStats().extraMemorySize;
+    for (let i = 0; i < 40; i++) kept.push(keep(decoder.decode(bytes).slice(100 + i, 180 + i)));
+    Bun.gc(true);
+    expect(kept.every((k) => k.length === 80)).toBe(true);
+    return heapStats().extraMemorySize - before;
+  }
+
+  test("a kept line does not keep its block in memory, as a slice of it does", () => {
+    expect(keptBytes((line) => line)).toBeGreaterThan(8 * 1024 * 1024);
+    expect(keptBytes(detached)).toBeLessThan(1024 * 1024);
+  });
+
+  test("the copy reads as the part it was made of", () => {
+    const block = "one\ntwo three\n";
+    expect(detached(block.slice(4, 13))).toBe("two three");
+    expect(detached("")).toBe("");
   });
 });
