@@ -310,7 +310,8 @@ function kernelProbe(ns: string): { arrivals: Arrivals; close(): void } {
       const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");
       partial = lines.pop()!;
       for (const line of lines) {
-        const m = /^add element inet watcher watcher_fleet_v[46] \{ ([0-9a-f.:]+) /.exec(line);
+        /* "create": an element added as new (exclusively), "add" one put in again */
+        const m = /^(?:add|create) element inet watcher watcher_fleet_v[46] \{ ([0-9a-f.:]+) /.exec(line);
         if (m) arrivals.mark(canonical(m[1]!), now);
       }
     }
