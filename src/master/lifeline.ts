@@ -23,8 +23,8 @@ export function followMaster(log: (message: string) => void): void {
     process.kill(process.pid, "SIGTERM");
   };
   void (async () => {
-    /* the master never writes; reading is how the end is seen */
     for await (const _ of Bun.file(LIFELINE_FD).stream()) {
+      /* the master never writes; reading is how the end is seen */
     }
   })().then(
     () => stop("its end of the pipe closed"),

@@ -69,8 +69,9 @@ const FIFO_WATCHDOG_MS = 1000;
  * logger in one of Bun's pool threads (two on a 2-core machine) for as long as the logger is
  * quiet, and with the lifeline's read in the other, any other work given to the pool waited
  * for the next line. A read still waiting after FIFO_WATCHDOG_MS while the pipe holds bytes
- * (a wake-up lost, seen once in CI under the pool's reads) takes them straight from the pipe;
- * the waiting read then gets what comes after, so the order holds.
+ * (a lost wake-up: CI's restart test twice found its lines unread under the pool's reads)
+ * takes them straight from the pipe; the waiting read then gets what comes after, so the order
+ * holds.
  */
 async function* readFifo(path: string): AsyncGenerator<Uint8Array> {
   const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
