@@ -109,11 +109,16 @@ describe("fleet mode", () => {
     await waitFor("the unban on A", async () => (await lgSet(a)).length === 0);
     await waitFor("the unban on C", async () => (await fleetSet(c)).length === 0);
     expect(await fleetSet(b)).toEqual([]);
+    /* a node lifts the kernel's element first, then writes the lift and the decision it received */
     const host = new ModuleStore(join(a, "var", "db", "LG.db"));
-    expect(host.getHost("203.0.113.10")?.bannedUntil).toBe(0);
+    await waitFor("A's record of the lift", () => host.getHost("203.0.113.10")?.bannedUntil === 0);
     host.close();
     /* the report says which node a ban came from */
-    const report = JSON.parse(watcher(c, "report", "--json").out) as { fleet: { byOrigin: unknown[]; latest: { address: string; origin: string; action: string }[] } };
+    type Report = { fleet: { byOrigin: { origin: string; bans: number; unbans: number; refused: number }[]; latest: { address: string; origin: string; action: string }[] } };
+    const report = await waitFor("C's record of the unban", () => {
+      const r = JSON.parse(watcher(c, "report", "--json").out) as Report;
+      return r.fleet.byOrigin.some((o) => o.unbans > 0) ? r : null;
+    });
     expect(report.fleet.byOrigin).toEqual([
       { origin: "a", bans: 1, unbans: 0, refused: 0 },
       { origin: "b", bans: 0, unbans: 1, refused: 0 },
@@ -178,7 +183,11 @@ describe("fleet mode", () => {
     writeFileSync(join(c, "etc", "whitelist"), "");
     process.kill(Number(readFileSync(join(c, "var", "run", "watcher.pid"), "utf8")), "SIGHUP");
     await waitFor("the refused ban applied now", async () => (await fleetSet(c)).includes("203.0.113.5"));
-    const report = JSON.parse(watcher(c, "report", "--json").out) as { fleet: { byOrigin: unknown[] } };
+    /* written after the kernel took it */
+    const report = await waitFor("C's record of it", () => {
+      const r = JSON.parse(watcher(c, "report", "--json").out) as { fleet: { byOrigin: { origin: string; bans: number; unbans: number; refused: number }[] } };
+      return r.fleet.byOrigin.every((o) => o.refused === 0) ? r : null;
+    });
     expect(report.fleet.byOrigin).toEqual([{ origin: "a", bans: 2, unbans: 0, refused: 0 }]);
   });
 
