@@ -10,6 +10,7 @@ import { FleetStore } from "../../src/store/fleet-db";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { ModuleStore } from "../../src/store/module-db";
 import type { FleetStatusReport } from "../../src/fleet/nodes";
+import type { Report } from "../../src/report/report";
 import { ATTACKER_V4, TestNet } from "../helpers/netns";
 import { TestRedis } from "../helpers/redis";
 import { makeRoot, WATCHER, watcher } from "../helpers/root";
@@ -65,6 +66,11 @@ async function setOf(root: string, set: string): Promise<string[]> {
 const fleetSet = (root: string) => setOf(root, "watcher_fleet");
 const lgSet = (root: string) => setOf(root, "watcher_LG");
 
+/** The fleet part of the node's `report --json`. */
+function fleetReport(root: string): NonNullable<Report["fleet"]> {
+  return (JSON.parse(watcher(root, "report", "--json").out) as Report).fleet!;
+}
+
 function status(root: string): FleetStatusReport {
   const r = watcher(root, "fleet", "status", "--json");
   return JSON.parse(r.out) as FleetStatusReport;
@@ -114,16 +120,15 @@ describe("fleet mode", () => {
     await waitFor("A's record of the lift", () => host.getHost("203.0.113.10")?.bannedUntil === 0);
     host.close();
     /* the report says which node a ban came from */
-    type Report = { fleet: { byOrigin: { origin: string; bans: number; unbans: number; refused: number }[]; latest: { address: string; origin: string; action: string }[] } };
     const report = await waitFor("C's record of the unban", () => {
-      const r = JSON.parse(watcher(c, "report", "--json").out) as Report;
-      return r.fleet.byOrigin.some((o) => o.unbans > 0) ? r : null;
+      const r = fleetReport(c);
+      return r.byOrigin.some((o) => o.unbans > 0) ? r : null;
     });
-    expect(report.fleet.byOrigin).toEqual([
+    expect(report.byOrigin).toEqual([
       { origin: "a", bans: 1, unbans: 0, refused: 0 },
       { origin: "b", bans: 0, unbans: 1, refused: 0 },
     ]);
-    expect(report.fleet.latest.map((d) => [d.action, d.address, d.origin]).sort()).toEqual([["ban", "203.0.113.10", "a"], ["unban", "203.0.113.10", "b"]]);
+    expect(report.latest.map((d) => [d.action, d.address, d.origin]).sort()).toEqual([["ban", "203.0.113.10", "a"], ["unban", "203.0.113.10", "b"]]);
     expect(watcher(c, "report").out).toContain("fleet: decisions received by c");
     const nodes = status(a).nodes!;
     expect(nodes.map((n) => [n.node, n.live])).toEqual([["a", true], ["b", true], ["c", true]]);
@@ -185,10 +190,10 @@ describe("fleet mode", () => {
     await waitFor("the refused ban applied now", async () => (await fleetSet(c)).includes("203.0.113.5"));
     /* written after the kernel took it */
     const report = await waitFor("C's record of it", () => {
-      const r = JSON.parse(watcher(c, "report", "--json").out) as { fleet: { byOrigin: { origin: string; bans: number; unbans: number; refused: number }[] } };
-      return r.fleet.byOrigin.every((o) => o.refused === 0) ? r : null;
+      const r = fleetReport(c);
+      return r.byOrigin.every((o) => o.refused === 0) ? r : null;
     });
-    expect(report.fleet.byOrigin).toEqual([{ origin: "a", bans: 2, unbans: 0, refused: 0 }]);
+    expect(report.byOrigin).toEqual([{ origin: "a", bans: 2, unbans: 0, refused: 0 }]);
   });
 
   test("prefix bans go to the fleet: a rotating /64 banned on A is dropped whole on B, refused by C that protects an address in it; an unban of one of its addresses lifts it everywhere", async () => {
