@@ -14,7 +14,7 @@
  * The log's format is found from its lines, as the module finds it (formats.ts); --missed and
  * --unparsed show what no rule counted and what no format fits, like fail2ban-regex's missed lines.
  */
-import type { Action, RuleSet } from "../core/rules";
+import type { Action, CompiledRule, RuleSet } from "../core/rules";
 import { type Attribution, Recogniser } from "../pipeline/recognise";
 import { SourceFormat } from "../pipeline/formats";
 import { decodeLog, EXPORT_START_BYTES, forEachLine, isJournalExport, type SkipCounts } from "../pipeline/split";
@@ -154,19 +154,23 @@ const ACTION_CODE = new Map<Action | "held", number>(ACTION_NAMES.map((a, i) => 
 const AMBIGUOUS = 0x80;
 const NO_HOST = -1;
 
-/** Texts (rule names, addresses) numbered once each, with their JSON text in bytes. */
-class Interned {
-  private readonly numbers = new Map<string, number>();
+/**
+ * Addresses numbered once each, with their JSON text in bytes. By the Ip itself: the recogniser
+ * hands out one Ip per address it has seen lately, so most lookups find it without hashing a
+ * string; an address met again as another Ip gets another number, and its same text.
+ */
+class Hosts {
+  private readonly numbers = new Map<Ip, number>();
   readonly texts: string[] = [];
   readonly json: Buffer[] = [];
 
-  number(text: string): number {
-    let n = this.numbers.get(text);
+  number(host: Ip): number {
+    let n = this.numbers.get(host);
     if (n === undefined) {
       n = this.texts.length;
-      this.numbers.set(text, n);
-      this.texts.push(text);
-      this.json.push(Buffer.from(JSON.stringify(text)));
+      this.numbers.set(host, n);
+      this.texts.push(host.text);
+      this.json.push(Buffer.from(JSON.stringify(host.text)));
     }
     return n;
   }
@@ -184,6 +188,7 @@ type LaterFields = Pick<RuleTestMatch, "withdrawn" | "countedOn" | "counts">;
 class MatchColumns {
   length = 0;
   private lines = new Float64Array(1024);
+  /** the rule's index in the rule set */
   private rules = new Uint32Array(1024);
   /** a number in `hosts`, NO_HOST for none */
   private hostOf = new Int32Array(1024);
@@ -191,16 +196,23 @@ class MatchColumns {
   private kinds = new Uint8Array(1024);
   /** the few matches a later line changed: withdrawn, countedOn, counts */
   private readonly later = new Map<number, LaterFields>();
-  private readonly ruleNames = new Interned();
-  private readonly hosts = new Interned();
+  private readonly hosts = new Hosts();
+  /** by rule index: its name, and its name's JSON text */
+  private readonly ruleNames: readonly string[];
+  private readonly ruleJson: readonly Buffer[];
 
-  push(line: number, rule: string, host: string | null, action: Action, ambiguous: boolean): void {
+  constructor(rules: readonly CompiledRule[]) {
+    this.ruleNames = rules.map((r) => r.name);
+    this.ruleJson = this.ruleNames.map((name) => Buffer.from(JSON.stringify(name)));
+  }
+
+  push(line: number, rule: CompiledRule, host: Ip | null, ambiguous: boolean): void {
     if (this.length === this.lines.length) this.grow();
     const i = this.length++;
     this.lines[i] = line;
-    this.rules[i] = this.ruleNames.number(rule);
+    this.rules[i] = rule.index;
     this.hostOf[i] = host === null ? NO_HOST : this.hosts.number(host);
-    this.kinds[i] = ACTION_CODE.get(action)! | (ambiguous ? AMBIGUOUS : 0);
+    this.kinds[i] = ACTION_CODE.get(rule.action)! | (ambiguous ? AMBIGUOUS : 0);
   }
 
   line(i: number): number {
@@ -212,7 +224,7 @@ class MatchColumns {
     return h === NO_HOST ? null : this.hosts.texts[h]!;
   }
 
-  setHost(i: number, host: string | null): void {
+  setHost(i: number, host: Ip | null): void {
     this.hostOf[i] = host === null ? NO_HOST : this.hosts.number(host);
   }
 
@@ -233,7 +245,7 @@ class MatchColumns {
 
   at(i: number): RuleTestMatch {
     const kind = this.kinds[i]!;
-    const base = { line: this.lines[i]!, rule: this.ruleNames.texts[this.rules[i]!]!, host: this.host(i), action: ACTION_NAMES[kind & ~AMBIGUOUS]! };
+    const base = { line: this.lines[i]!, rule: this.ruleNames[this.rules[i]!]!, host: this.host(i), action: ACTION_NAMES[kind & ~AMBIGUOUS]! };
     return Object.assign(kind & AMBIGUOUS ? { ...base, ambiguous: true as const } : base, this.later.get(i));
   }
 
@@ -245,7 +257,7 @@ class MatchColumns {
       out.ascii(i === 0 ? '{"line":' : ',{"line":');
       out.integer(this.lines[i]!);
       out.ascii(',"rule":');
-      out.bytes(this.ruleNames.json[this.rules[i]!]!);
+      out.bytes(this.ruleJson[this.rules[i]!]!);
       out.ascii(',"host":');
       const h = this.hostOf[i]!;
       if (h === NO_HOST) out.ascii("null");
@@ -324,7 +336,7 @@ class JsonBytes {
 function countOn(matches: MatchColumns, a: Attribution, own: number): boolean {
   const from = a.tag;
   if (a.tag === own || a.at !== own) {
-    matches.setHost(from, a.host.text);
+    matches.setHost(from, a.host);
     /* a held line whose session ended without a verdict counts on itself */
     if (a.tag !== own) matches.setAction(from, a.rule.action);
     return a.tag === own;
@@ -332,7 +344,7 @@ function countOn(matches: MatchColumns, a: Attribution, own: number): boolean {
   matches.setHost(from, null);
   matches.setAction(from, "held");
   matches.laterFields(from).countedOn = matches.line(own);
-  matches.setHost(own, a.host.text);
+  matches.setHost(own, a.host);
   if (!counting(matches.action(own))) matches.setAction(own, "count");
   (matches.laterFields(own).counts ??= []).push(matches.line(from));
   return false;
@@ -343,9 +355,9 @@ function countOn(matches: MatchColumns, a: Attribution, own: number): boolean {
  * a journal export); only the engine's own time is its speed, not reading and decoding.
  */
 function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts, add: (block: string) => void) => boolean): RuleTestResult {
-  const hits: Record<string, number> = {};
-  for (const r of rules.rules) hits[r.name] = 0;
-  const matches = new MatchColumns();
+  /* by rule index */
+  const hitCounts = new Float64Array(rules.rules.length);
+  const matches = new MatchColumns(rules.rules);
   const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
   /* the daemon's recogniser, in the lines' own time, as `inject --direct` replays them */
   const now = nowSeconds();
@@ -374,10 +386,10 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
       attributions.length = 0;
       const m = recogniser.line(block, start, end, format, sink, matches.length);
       if (m) {
-        hits[m.rule.name] = (hits[m.rule.name] ?? 0) + 1;
-        const host = m.host?.text ?? null;
+        hitCounts[m.rule.index]!++;
+        const host = m.host;
         const own = matches.length;
-        matches.push(line, m.rule.name, host, m.rule.action, m.ambiguous);
+        matches.push(line, m.rule, host, m.ambiguous);
         /* a counting line with its address and no attribution of its own waits for its connection's verdict */
         let attributedNow = false;
         for (const a of attributions) attributedNow = countOn(matches, a, own) || attributedNow;
@@ -402,6 +414,8 @@ function runRules(rules: RuleSet, o: RuleTestOptions, feed: (skipped: SkipCounts
   /* the log is over: lines of counting rules still without an address never get one */
   let unattributed = 0;
   for (let i = 0; i < matches.length; i++) if (matches.host(i) === null && counting(matches.action(i))) unattributed++;
+  const hits: Record<string, number> = {};
+  for (const r of rules.rules) hits[r.name] = hitCounts[r.index]!;
   let objects: RuleTestMatch[] | null = null;
   const result: RuleTestResult = {
     lines,
