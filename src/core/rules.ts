@@ -154,8 +154,8 @@ interface CompiledTemplate {
   readonly place: number;
   /**
    * The literal text the searched segment (the one holding <HOST>, after the wildcard) starts
-   * with, "" when it starts with a token: where the message holds it once, alt would find the
-   * place regex found, and is not run. Why: both regexes are the same but for that wildcard's
+   * with, "" when it starts with a token: where the message lacks it, the template cannot fit;
+   * where it holds it once, regex and alt find the same match, and only the lazier runs. Why: both regexes are the same but for that wildcard's
    * greed, and what comes before it is read the same way by both (from ^, or a first place found
    * inside a lookahead, which is never retried), so they differ only in where the wildcard stops,
    * p. At each p, what follows is the same regex (its back-references name groups of its own or
@@ -164,6 +164,8 @@ interface CompiledTemplate {
    * such p starts with this text: held once, the message has one such p, and both take it.
    */
   readonly lead: string;
+  /** of regex and alt, the one whose wildcard searches lazily (reads the least where lead stands once): regex when alt is null */
+  readonly lazier: RegExp;
   /** literal text the message must start (head) and end (tail) with for the regex to match: a startsWith and an endsWith turn most lines away before it runs */
   readonly head: string;
   readonly tail: string;
@@ -535,13 +537,17 @@ export function compileTemplate(source: string): CompiledTemplate | string {
   const alt = searched ? emit(true, true) : null;
   if (typeof alt === "string") return alt;
   const lead = searched ? segments[keySegment]![0]!.text ?? "" : "";
+  /* the wildcard that searches for <HOST>: lazy, its regex finds the first place; greedy (<USER>), alt does */
+  const searchesLazily = searched && (wildcards[0]!.lazy ?? false);
   /* dotAll: a user name holding U+2028 or U+2029 (line separators to a regex) must not hide its line */
   const regex = new RegExp(main.regex, "s");
+  const altRegex = alt ? new RegExp(alt.regex, "s") : null;
   return {
     source,
     regex,
     groups: main.groups,
-    alt: alt ? new RegExp(alt.regex, "s") : null,
+    alt: altRegex,
+    lazier: altRegex && !searchesLazily ? altRegex : regex,
     place: main.place,
     lead,
     head: literalHead(source),
@@ -777,11 +783,11 @@ function placeOf(m: RegExpExecArray, t: CompiledTemplate): number {
   return m[t.place]!.length;
 }
 
-/** Whether `text` (not "") stands in `message` exactly once (CompiledTemplate.lead). */
-function occursOnce(message: string, text: string): boolean {
-  if (text === "") return false;
+/** How often `text` (not "") stands in `message`: 0, 1, or 2 for more (CompiledTemplate.lead). */
+function occurrences(message: string, text: string): 0 | 1 | 2 {
   const first = message.indexOf(text);
-  return first >= 0 && message.indexOf(text, first + 1) < 0;
+  if (first < 0) return 0;
+  return message.indexOf(text, first + 1) < 0 ? 1 : 2;
 }
 
 /**
@@ -804,7 +810,10 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
   let readAt = -1;
   for (const t of rule.templates) {
     if (!message.startsWith(t.head) || !message.endsWith(t.tail)) continue;
-    const m = t.regex.exec(message);
+    /* <HOST> searched for after a wildcard: its lead absent, the template cannot fit; held once, it has one place, and the lazier regex alone finds it */
+    const leads = t.alt && t.lead !== "" ? occurrences(message, t.lead) : 2;
+    if (leads === 0) continue;
+    const m = (leads === 1 ? t.lazier : t.regex).exec(message);
     if (!m) continue;
     const g = t.groups;
     const host = rule.sessionOnly ? null : parseLoggedIp(m[g.HOST]!);
@@ -814,7 +823,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     }
     if (t.alt) {
       readAt = placeOf(m, t);
-      if (!occursOnce(message, t.lead)) {
+      if (leads === 2) {
         const other = t.alt.exec(message);
         /* the flipped search fits wherever the first did; if it does not, the reading is not certain */
         if (!other || placeOf(other, t) !== readAt) ambiguous = true;
