@@ -8,7 +8,7 @@
  */
 import type { Ip } from "../core/ip";
 import type { CompiledRule, RuleMatch, RuleSet } from "../core/rules";
-import { HeaderScan } from "../core/syslog";
+import { HeaderScan, loadLocalZone } from "../core/syslog";
 import type { SourceFormat } from "./formats";
 import { SessionKeys, SessionTable, type Withdrawn } from "./sessions";
 
@@ -63,7 +63,9 @@ export class Recogniser {
   constructor(
     private rules: RuleSet,
     private readonly o: RecogniserOptions,
-  ) {}
+  ) {
+    loadLocalZone(o.clock());
+  }
 
   /** New rules (SIGHUP); sessions carry on. */
   reload(rules: RuleSet): void {
