@@ -11,7 +11,7 @@ import { SourceFormat } from "../pipeline/formats";
 import { LineSplitter } from "../pipeline/split";
 import { type BanReport, ModuleRuntime, partsOf, type RuntimeStats } from "../pipeline/run";
 import { nowSeconds } from "../core/duration";
-import { HeapBudget } from "../core/heap";
+import { HEAP_SLACK, HeapBudget, REPLAY_YOUNG_EVERY } from "../core/heap";
 
 /* writes up to PIPE_BUF bytes are atomic: our lines never interleave with the logger's */
 const PIPE_BUF = 4096;
@@ -134,10 +134,10 @@ export async function injectDirect(
   const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
   const blocks = Array.isArray(input) ? input : blocksOf(replayBatches(input as AsyncIterable<Uint8Array>), splitter);
   const format = new SourceFormat(program);
-  /* young objects collected after each batch, as the resident loop does (core/heap.ts): the batch's
-     strings die with it, and their memory serves the next one instead of fresh pages
-     (gen_auth.py's 1M lines: peak RSS 181 -> 108 MiB, CPU 3.76 -> 3.29 s) */
-  const heap = new HeapBudget();
+  /* young objects collected after batches, as the resident loop does (core/heap.ts), on a replay's
+     budget: the batches' strings die with them, and their memory serves the next ones instead of
+     fresh pages (gen_auth.py's 1M lines: peak RSS 181 -> 108 MiB, CPU 3.76 -> 3.29 s) */
+  const heap = new HeapBudget(HEAP_SLACK, REPLAY_YOUNG_EVERY);
   for await (const block of blocks) {
     const matched = runtime.stats.matched;
     await runtime.processBlock(block, format);
