@@ -3,9 +3,9 @@
  *
  * The JavaScript heap: JavaScriptCore collects young objects once ~18 MB have been allocated
  * since the last collection, and the whole heap only when it has grown well past its size after
- * the last full one. A module allocates ~6.5 KB per line (matches, sessions, host records), so
- * its heap held 30-36 MB of blocks for 10-15 MB in use. HeapBudget collects the young objects
- * after a share of input (YOUNG_EVERY_*), when the chunk's work is done and nearly all of it is
+ * the last full one. A module allocates ~6.5 KB per affair of a new attacker (matches, sessions,
+ * host records), so its heap held 30-36 MB of blocks for 10-15 MB in use. HeapBudget collects the
+ * young objects after a share of input (YOUNG_EVERY), when the chunk's work is done and nearly all of it is
  * garbage, and then the whole heap if it has grown `slack` beyond its size after the last full
  * collection (objects that outlive a young collection and die later: a chunk's pending writes,
  * sessions pushed out of their bounded table).
@@ -27,23 +27,33 @@ import { libc } from "./libc";
 export const HEAP_SLACK = 4 << 20;
 
 /**
- * Input between young collections, whichever comes first: bytes read, or lines matched (a
- * matched line allocates most: its match, session, host record and pending writes, ~6.5 KB when
- * each is a new attacker, so 600 make ~4 MB). 300,000 new attackers: peak RSS 84-86 MiB against
- * 112-117 without; bench/gen-corpus.ts 1M (7 % attack lines): 1.02x the CPU time without, where
- * every 128 KiB of input cost 1.14x and every 64 KiB 1.4x (1,675 synchronous collections).
+ * Input between young collections, whichever comes first: bytes read, lines matched, or affairs
+ * counted. An affair allocates most (its match, session, host record and pending writes, ~6.5 KB
+ * when each is a new attacker, so 600 make ~4 MB); a matched line that counts nothing (a login, a
+ * connection's end) far less. 300,000 new attackers: peak RSS 84-86 MiB against 112-117 without.
+ * A resident module's budget, 2026-12-06 (2 runs each, CPU / peak RSS): bench/gen-corpus.ts's 1M
+ * lines (22,000 affairs among 225,000 matched lines) 3.6-3.8 s / 89-91 MiB, against 4.2-4.4 s /
+ * 86 MiB when every 600 matched lines or 256 KiB collected (400 synchronous collections of ~1 ms,
+ * and 15 full ones); 100,000 new attackers and gen_auth.py's 1M: the same CPU and RSS either way.
+ * Every 1 MiB / 2,400 lines without the affairs' count cost 19 MiB of peak RSS (100k new attackers).
  * A quiet FIFO's chunks of a line or two add up to it slowly: no collection per line.
  */
-export const YOUNG_EVERY_BYTES = 256 << 10;
-export const YOUNG_EVERY_MATCHED = 600;
+export const YOUNG_EVERY: YoungBudget = { bytes: 512 << 10, matched: 1200, affairs: 600 };
 
 /**
- * A replay's budget (`inject --direct`): four times the resident module's. gen_auth.py's 1M lines:
- * 3.26-3.55 s of CPU against 3.60-3.64, gen-corpus 1M 2.06-2.27 against 2.15-2.43, peak RSS the
- * same (103 / 110 MiB: a replay's peak is its batches and pending writes). In the resident module
- * the same budget cost 19 MiB more peak RSS (107 against 88, 100k new attackers), so it keeps its own.
+ * A replay's budget (`inject --direct`), twice the resident module's. gen_auth.py's 1M lines:
+ * 3.26-3.55 s of CPU against 3.60-3.64 with every 256 KiB or 600 matched lines, gen-corpus 1M
+ * 2.06-2.27 against 2.15-2.43, peak RSS the same (103 / 110 MiB: a replay's peak is its batches
+ * and pending writes).
  */
-export const REPLAY_YOUNG_EVERY = { bytes: 1 << 20, matched: 2400 } as const;
+export const REPLAY_YOUNG_EVERY: YoungBudget = { bytes: 1 << 20, matched: 2400, affairs: 2400 };
+
+/** Input between young collections: whichever of its counts is reached first. */
+export interface YoungBudget {
+  readonly bytes: number;
+  readonly matched: number;
+  readonly affairs: number;
+}
 
 /** What afterChunk collected. */
 export type Collected = "young" | "full" | null;
@@ -52,19 +62,22 @@ export class HeapBudget {
   private afterLast = heapSize();
   private bytes = 0;
   private matched = 0;
+  private affairs = 0;
 
   constructor(
     private readonly slack = HEAP_SLACK,
-    private readonly young = { bytes: YOUNG_EVERY_BYTES, matched: YOUNG_EVERY_MATCHED },
+    private readonly young: YoungBudget = YOUNG_EVERY,
   ) {}
 
-  /** After a chunk of `bytes` of input, `matched` lines of it matched, has been processed: collect what its budgets call for. */
-  afterChunk(bytes: number, matched: number): Collected {
+  /** After a chunk of `bytes` of input, of which `matched` lines matched and counted `affairs`, has been processed: collect what its budgets call for. */
+  afterChunk(bytes: number, matched: number, affairs: number): Collected {
     this.bytes += bytes;
     this.matched += matched;
-    if (this.bytes < this.young.bytes && this.matched < this.young.matched) return null;
+    this.affairs += affairs;
+    if (this.bytes < this.young.bytes && this.matched < this.young.matched && this.affairs < this.young.affairs) return null;
     this.bytes = 0;
     this.matched = 0;
+    this.affairs = 0;
     edenGC();
     /* heapSize walks the heap (~17 µs, as much as a line's whole way to the kernel): it is measured
        here only, where what the heap holds is what survived, not after every chunk */

@@ -139,9 +139,9 @@ export async function injectDirect(
      fresh pages (gen_auth.py's 1M lines: peak RSS 181 -> 108 MiB, CPU 3.76 -> 3.29 s) */
   const heap = new HeapBudget(HEAP_SLACK, REPLAY_YOUNG_EVERY);
   for await (const block of blocks) {
-    const matched = runtime.stats.matched;
+    const { matched, affairs } = runtime.stats;
     await runtime.processBlock(block, format);
-    heap.afterChunk(block.length, runtime.stats.matched - matched);
+    heap.afterChunk(block.length, runtime.stats.matched - matched, runtime.stats.affairs - affairs);
   }
   await runtime.endOfLog(format);
   if (!runtime.flushPending(true)) {

@@ -220,9 +220,9 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
     const arrived = performance.now();
     checkpoints.input(arrived);
     const block = splitter.push(chunk);
-    const matched = runtime.stats.matched;
+    const { matched, affairs } = runtime.stats;
     if (block !== "") await turns.take(() => runtime.processBlock(block, source.format, arrived));
-    heap.afterChunk(chunk.length, runtime.stats.matched - matched);
+    heap.afterChunk(chunk.length, runtime.stats.matched - matched, runtime.stats.affairs - affairs);
   }
   const rest = splitter.end();
   if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.format));

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { heapSize } from "bun:jsc";
 import { readFileSync } from "node:fs";
-import { HeapBudget, releaseStartupPages, YOUNG_EVERY_BYTES } from "../../src/core/heap";
+import { HeapBudget, releaseStartupPages, YOUNG_EVERY } from "../../src/core/heap";
 
 /*
  * What is ours is the decision; what a collection frees is JavaScriptCore's (conservative
@@ -12,31 +12,35 @@ test("a full collection comes after a young one that leaves the heap beyond its 
   const slack = 4 << 20;
   const budget = new HeapBudget(slack);
   const start = heapSize();
-  expect(budget.afterChunk(0, 0)).toBe(null);
+  expect(budget.afterChunk(0, 0, 0)).toBe(null);
   /* objects held as a chunk's pending writes are until its commit, until the heap has grown past
      the budget (how much that takes depends on what the heap had room for: earlier test files) */
   const pending: { i: number; address: string }[][] = [];
   while (heapSize() <= start + slack && pending.length < 5_000) pending.push(Array.from({ length: 10_000 }, (_, i) => ({ i, address: `203.0.113.${i}` })));
   /* the heap is measured after a young collection only (its input budget reached) */
-  expect(budget.afterChunk(0, 0)).toBe(null);
-  expect(budget.afterChunk(YOUNG_EVERY_BYTES, 0)).toBe("full");
+  expect(budget.afterChunk(0, 0, 0)).toBe(null);
+  expect(budget.afterChunk(YOUNG_EVERY.bytes, 0, 0)).toBe("full");
   /* the next budget counts from the heap that collection left, the writes still in it */
-  expect(budget.afterChunk(YOUNG_EVERY_BYTES, 0)).toBe("young");
+  expect(budget.afterChunk(YOUNG_EVERY.bytes, 0, 0)).toBe("young");
   expect(pending.every((writes) => writes.length === 10_000)).toBe(true);
 });
 
-test("the young objects are collected once the input since the last such collection reaches its budget in bytes or in matched lines", () => {
+test("the young objects are collected once the input since the last such collection reaches its budget in bytes, matched lines or affairs", () => {
   Bun.gc(true);
-  const budget = new HeapBudget(1 << 30, { bytes: 64 << 10, matched: 50 });
+  const budget = new HeapBudget(1 << 30, { bytes: 64 << 10, matched: 50, affairs: 20 });
   /* a quiet source's chunks: a line each, no collection until they add up */
-  for (let i = 0; i < 10; i++) expect(budget.afterChunk(100, 1)).toBe(null);
-  expect(budget.afterChunk((64 << 10) - 1000, 0)).toBe("young");
-  /* both counts start again: 49 more matched lines are not enough, the 50th is */
-  expect(budget.afterChunk(100, 49)).toBe(null);
-  expect(budget.afterChunk(100, 1)).toBe("young");
+  for (let i = 0; i < 10; i++) expect(budget.afterChunk(100, 1, 1)).toBe(null);
+  expect(budget.afterChunk((64 << 10) - 1000, 0, 0)).toBe("young");
+  /* every count starts again: 49 more matched lines are not enough, the 50th is */
+  expect(budget.afterChunk(100, 49, 0)).toBe(null);
+  expect(budget.afterChunk(100, 1, 0)).toBe("young");
+  /* affairs, which allocate most, reach theirs before the matched lines that counted them */
+  expect(budget.afterChunk(100, 19, 19)).toBe(null);
+  expect(budget.afterChunk(100, 1, 1)).toBe("young");
   /* one busy chunk is a budget by itself */
-  expect(budget.afterChunk(64 << 10, 0)).toBe("young");
-  expect(budget.afterChunk(100, 50)).toBe("young");
+  expect(budget.afterChunk(64 << 10, 0, 0)).toBe("young");
+  expect(budget.afterChunk(100, 50, 0)).toBe("young");
+  expect(budget.afterChunk(100, 20, 20)).toBe("young");
 });
 
 /** Resident bytes of this process's own executable, read-only mappings. */
