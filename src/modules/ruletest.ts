@@ -150,7 +150,21 @@ const NL = 10;
 
 /** a match's action, as a number in MatchColumns */
 const ACTION_NAMES = ["count", "ban", "ignore", "success", "held"] as const satisfies readonly (Action | "held")[];
-const ACTION_CODE = new Map<Action | "held", number>(ACTION_NAMES.map((a, i) => [a, i]));
+/** its place in ACTION_NAMES: a switch, where a Map's lookup is a call into the runtime until the loop is compiled */
+function actionCode(action: Action | "held"): number {
+  switch (action) {
+    case "count":
+      return 0;
+    case "ban":
+      return 1;
+    case "ignore":
+      return 2;
+    case "success":
+      return 3;
+    case "held":
+      return 4;
+  }
+}
 const AMBIGUOUS = 0x80;
 const NO_HOST = -1;
 
@@ -163,8 +177,12 @@ class Hosts {
   private readonly numbers = new Map<Ip, number>();
   readonly texts: string[] = [];
   readonly json: Buffer[] = [];
+  /* a matched line's host is asked for twice in a row: its match, then its attribution */
+  private last: Ip | null = null;
+  private lastNumber = 0;
 
   number(host: Ip): number {
+    if (host === this.last) return this.lastNumber;
     let n = this.numbers.get(host);
     if (n === undefined) {
       n = this.texts.length;
@@ -172,6 +190,8 @@ class Hosts {
       this.texts.push(host.text);
       this.json.push(Buffer.from(JSON.stringify(host.text)));
     }
+    this.last = host;
+    this.lastNumber = n;
     return n;
   }
 }
@@ -192,7 +212,7 @@ class MatchColumns {
   private rules = new Uint32Array(1024);
   /** a number in `hosts`, NO_HOST for none */
   private hostOf = new Int32Array(1024);
-  /** ACTION_CODE, | AMBIGUOUS */
+  /** actionCode, | AMBIGUOUS */
   private kinds = new Uint8Array(1024);
   /** the few matches a later line changed: withdrawn, countedOn, counts */
   private readonly later = new Map<number, LaterFields>();
@@ -212,7 +232,7 @@ class MatchColumns {
     this.lines[i] = line;
     this.rules[i] = rule.index;
     this.hostOf[i] = host === null ? NO_HOST : this.hosts.number(host);
-    this.kinds[i] = ACTION_CODE.get(rule.action)! | (ambiguous ? AMBIGUOUS : 0);
+    this.kinds[i] = actionCode(rule.action) | (ambiguous ? AMBIGUOUS : 0);
   }
 
   line(i: number): number {
@@ -233,7 +253,7 @@ class MatchColumns {
   }
 
   setAction(i: number, action: Action | "held"): void {
-    this.kinds[i] = (this.kinds[i]! & AMBIGUOUS) | ACTION_CODE.get(action)!;
+    this.kinds[i] = (this.kinds[i]! & AMBIGUOUS) | actionCode(action);
   }
 
   /** the fields a later line sets, created on first use */
