@@ -40,6 +40,16 @@ const MAX_BACKOFF_S = 60;
 /** how often a signal held for a starting module looks whether it is caught yet */
 const HELD_SIGNAL_POLL_MS = 50;
 
+
+/**
+ * A module's environment: ours, with JavaScriptCore's last compiler tier (FTL) off unless the
+ * operator set it. A module's loop runs as fast in the tier below, and FTL's compilations cost
+ * peak RSS: 2026-12-06, `module LG --stdin` of bench/gen-corpus.ts's 1M lines took 2.6-3.4 s of
+ * CPU either way (3 runs each) and peaked at 82 MiB against 92-93; 1M new attackers 81 against 87.
+ */
+function moduleEnvironment(): Record<string, string | undefined> {
+  return { BUN_JSC_useFTLJIT: "0", ...process.env };
+}
 class ModuleChild {
   proc: Bun.Subprocess | null = null;
   startedAt: number | null = null;
@@ -62,7 +72,7 @@ class ModuleChild {
 
   start(): void {
     this.timer = null;
-    const proc = Bun.spawn([...selfCommand(), "--root", this.root, "module", this.module, `--${SUPERVISED_OPTION}`], { stdio: [...SUPERVISED_STDIO] });
+    const proc = Bun.spawn([...selfCommand(), "--root", this.root, "module", this.module, `--${SUPERVISED_OPTION}`], { stdio: [...SUPERVISED_STDIO], env: moduleEnvironment() });
     /* our end of the module's lifeline: never written, closed by the kernel if we die */
     const lifeline = proc.stdio[3];
     this.proc = proc;

@@ -55,6 +55,14 @@ describe("the master", () => {
     expect(watcher(root, "stop").code).toBe(0);
   });
 
+  test("a module runs with JavaScriptCore's last compiler tier off (its peak RSS, see master.ts)", () => {
+    const root = newRoot();
+    expect(watcher(root, "start").code).toBe(0);
+    const pid = master(root)!.modules.LG!.pid!;
+    const environment = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    expect(environment).toContain("BUN_JSC_useFTLJIT=0");
+  });
+
   test("SIGHUP: a newly whitelisted address loses its ban; modules reload their rules", async () => {
     const root = newRoot();
     expect(watcher(root, "start").code).toBe(0);
