@@ -41,7 +41,7 @@ export const HEAP_SLACK = 4 << 20;
 export const YOUNG_EVERY: YoungBudget = { bytes: 512 << 10, matched: 1200, affairs: 600 };
 
 /**
- * A replay's budget (`inject --direct`), twice the resident module's. gen_auth.py's 1M lines:
+ * A replay's budget (`inject --direct`), larger than the resident module's. gen_auth.py's 1M lines:
  * 3.26-3.55 s of CPU against 3.60-3.64 with every 256 KiB or 600 matched lines, gen-corpus 1M
  * 2.06-2.27 against 2.15-2.43, peak RSS the same (103 / 110 MiB: a replay's peak is its batches
  * and pending writes).

@@ -40,7 +40,6 @@ const MAX_BACKOFF_S = 60;
 /** how often a signal held for a starting module looks whether it is caught yet */
 const HELD_SIGNAL_POLL_MS = 50;
 
-
 /**
  * A module's environment: ours, with JavaScriptCore's last compiler tier (FTL) off unless the
  * operator set it. A module's loop runs as fast in the tier below, and FTL's compilations cost
@@ -50,6 +49,7 @@ const HELD_SIGNAL_POLL_MS = 50;
 function moduleEnvironment(): Record<string, string | undefined> {
   return { BUN_JSC_useFTLJIT: "0", ...process.env };
 }
+
 class ModuleChild {
   proc: Bun.Subprocess | null = null;
   startedAt: number | null = null;
