@@ -158,10 +158,11 @@ interface CompiledTemplate {
    * where it holds it once, regex and alt find the same match, and only the lazier runs. Why:
    * both regexes are the same but for that wildcard's greed, and what comes before it is read
    * the same way by both (from ^, or a first place found inside a lookahead, which is never
-   * retried), so they differ only in where the wildcard stops, p. At each p, what follows is the same regex (its back-references name groups of its own or
-   * of the part before the wildcard, never the wildcard's), so it fits, and places <HOST>, the
-   * same way in both; regex takes the first p it fits at from one end, alt from the other. Every
-   * such p starts with this text: held once, the message has one such p, and both take it.
+   * retried), so they differ only in where the wildcard stops, p. At each p, what follows is the
+   * same regex (its back-references name groups of its own or of the part before the wildcard,
+   * never the wildcard's), so it fits, and places <HOST>, the same way in both; regex takes the
+   * first p it fits at from one end, alt from the other. Every such p starts with this text: held
+   * once, the message has one such p, and both take it.
    */
   readonly lead: string;
   /** of regex and alt, the one whose wildcard searches lazily (reads the least where lead stands once): regex when alt is null */
