@@ -1,18 +1,18 @@
 /**
  * Fleet benchmarks, with a real redis-server (Debian's, on loopback and a Unix socket in a temp
  * folder, AOF with fsync every second; ended by PID) and the compiled dist/watcher. Started by
- * bench/fleet; see bench/README.md, section "Fleet". Needs root (a network namespace, nftables).
+ * bench/fleet; see bench/README.md, section "Fleet". Needs root (network namespaces, nftables).
  *
  *   throughput  publishDecisions (src/core/fleet.ts) of --decisions signed bans through a
  *               FleetLink in batches of 500, as a module's outbox drain does; --runs runs, with
  *               appendfsync everysec, then always; decisions/s
  *   memory      after the last everysec run: MEMORY USAGE of the stream, the active zset and the
  *               payload hash, and the used_memory delta, for --decisions active bans
- *   latency     node A (`watcher start`, root namespace, dry-run firewall, maxAffairs = 1) reads
- *               a failed login in its FIFO; node B (`watcher start` in a network namespace of
- *               its own, nftables, Redis through the Unix socket) gets the decision from the
- *               stream; time from the FIFO write to the element in B's watcher_fleet_v4/_v6,
- *               seen by `nft monitor elements` in that namespace; --bans bans, one at a time
+ *   latency     node A (`watcher start`, maxAffairs = 1) reads a failed login in its FIFO;
+ *               node B gets the decision from the stream. Each node runs in a network namespace
+ *               of its own, with nftables, and reaches Redis through its Unix socket. Time from
+ *               the FIFO write to the element in B's watcher_fleet_v4/_v6, as the kernel
+ *               announces it in B's namespace (element-worker.ts); --bans bans, one at a time
  *   apply       --apply decisions published at once (A stopped): time until every one is an
  *               element of B's kernel set
  *   hot         `watcher module LG --stdin < corpus` (--lines, bench/gen-corpus.ts) with the
@@ -181,8 +181,8 @@ function killPid(pid: number | null | undefined): void {
 }
 
 /** A network namespace of our own: lo only. Whatever runs in it when we are done is ours: killed by PID, then the namespace goes. */
-function makeNamespace(): string {
-  const ns = `wt-fleet-${process.pid}`;
+function makeNamespace(node: string): string {
+  const ns = `wt-fleet-${process.pid}-${node}`;
   sh(["ip", "netns", "add", ns]);
   cleanups.push(() => {
     const pids = Bun.spawnSync(["ip", "netns", "pids", ns], { stdout: "pipe", stderr: "ignore" }).stdout.toString();
@@ -294,28 +294,24 @@ class Arrivals {
   }
 }
 
-/** `nft monitor elements` in the namespace: every element added to B's fleet sets, when we hear of it. */
-function kernelProbe(ns: string): { arrivals: Arrivals; close(): void } {
+/**
+ * The kernel's announcements of elements added to B's fleet sets, heard in B's namespace by a
+ * thread of ours (element-worker.ts): when each address got there. Resolves once it listens.
+ */
+async function kernelProbe(ns: string): Promise<{ arrivals: Arrivals; close(): void }> {
   const arrivals = new Arrivals();
-  const monitor = Bun.spawn(["ip", "netns", "exec", ns, "nft", "monitor", "elements"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-  const close = () => {
-    if (monitor.exitCode === null) monitor.kill();
-  };
+  const worker = new Worker(join(import.meta.dir, "element-worker.ts"));
+  const close = () => worker.terminate();
   cleanups.push(close);
-  void (async () => {
-    const decoder = new TextDecoder();
-    let partial = "";
-    for await (const chunk of monitor.stdout) {
-      const now = performance.now();
-      const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) {
-        /* "create": an element added as new (exclusively), "add" one put in again */
-        const m = /^(?:add|create) element inet watcher watcher_fleet_v[46] \{ ([0-9a-f.:]+) /.exec(line);
-        if (m) arrivals.mark(canonical(m[1]!), now);
-      }
-    }
-  })();
+  await new Promise<void>((listening, failed) => {
+    worker.onerror = (e) => failed(new Error(`kernel probe: ${e.message}`));
+    worker.onmessage = (event: MessageEvent<{ ready: true } | { set: string; address: string; at: number }>) => {
+      const m = event.data;
+      if ("ready" in m) listening();
+      else if (/^watcher_fleet_v[46]$/.test(m.set)) arrivals.mark(canonical(m.address), m.at - performance.timeOrigin);
+    };
+    worker.postMessage(ns);
+  });
   return { arrivals, close };
 }
 
@@ -457,18 +453,17 @@ async function throughputAndMemory(o: Opts, redis: TestRedis, rows: Row[]): Prom
 
 async function latencyAndApply(o: Opts, redis: TestRedis, rows: Row[]): Promise<void> {
   redis.cli("FLUSHALL", "SYNC");
-  const ns = makeNamespace();
-  const rootA = makeRoot("node-a", `firewall = "dryrun"\n[modules.LG]\ndns = false\nmaxAffairs = 1\n[fleet]\nurl = "${redis.url}"\nnode = "a"\n`);
-  /* the namespace has its own loopback: B reaches Redis through the Unix socket */
+  const [nsA, ns] = [makeNamespace("a"), makeNamespace("b")];
+  /* each node in a namespace of its own (nftables, as on a server), reaching Redis through its Unix socket */
+  const rootA = makeRoot("node-a", `firewall = "nftables"\n[modules.LG]\ndns = false\nmaxAffairs = 1\n[fleet]\nurl = "${redis.socket}"\nnode = "a"\n`);
   const rootB = makeRoot("node-b", `firewall = "nftables"\n[modules.LG]\ndns = false\n[fleet]\nurl = "${redis.socket}"\nnode = "b"\n`);
-  progress("starting node A (root namespace, dry-run) and node B (own namespace, nftables)");
-  const [a, b] = await Promise.all([startNode("a", rootA, null), startNode("b", rootB, ns)]);
+  progress("starting node A and node B, each in a namespace of its own, nftables");
+  const [a, b] = await Promise.all([startNode("a", rootA, nsA), startNode("b", rootB, ns)]);
   const settings = fleetSettings(redis.url, "bench");
   const stream = fleetKeys(settings.prefix).stream;
-  const kernel = kernelProbe(ns);
+  const kernel = await kernelProbe(ns);
   const inRedis = streamProbe(redis.url, stream);
   await inRedis.ready;
-  await Bun.sleep(300); /* the monitor is listening */
 
   const fd = openSync(join(rootA, "var", "fifo", "WatchLG"), "w");
   let sshdPid = 20000;

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { NftablesFirewall } from "../src/core/firewall/nftables";
 import { IpsetFirewall } from "../src/core/firewall/ipset";
 import type { Firewall, SetElement } from "../src/core/firewall/types";
-import { libc } from "../src/core/libc";
+import { ElementAnnouncements, keyText } from "./element-announcements";
 import { loadConfig } from "../src/core/config";
 import { dbPath } from "../src/core/layout";
 import { checkBeforeStart } from "../src/master/master";
@@ -135,88 +135,21 @@ async function insideRestoreFromDatabase(backend: string, n: number, runs: numbe
 }
 
 /**
- * The kernel's own announcements of elements added to nf_tables sets: the multicast group `nft
- * monitor` listens to, joined here, in this process. A blocking recv() wakes the benchmark when
- * the kernel commits the element, with no process in between: `nft monitor` (used before
- * 2026-12-06) added its own wake-up, its printing, a pipe and ours, about 0.2 ms a ban under load.
- */
-class ElementAnnouncements {
-  private readonly fd: number;
-  private readonly buf = new Uint8Array(1 << 16);
-  private readonly view = new DataView(this.buf.buffer);
-  private readonly setName: Uint8Array;
-
-  constructor(set: string) {
-    this.setName = new TextEncoder().encode(`${set}\0`);
-    this.fd = libc().socket(16 /* AF_NETLINK */, 3 /* SOCK_RAW */, 12 /* NETLINK_NETFILTER */);
-    if (this.fd < 0) throw new Error("no netlink socket");
-    const ok = (rc: number, what: string) => {
-      if (rc !== 0) throw new Error(`setsockopt ${what} failed`);
-    };
-    /* bound (sockaddr_nl: family, pad, pid 0 = the kernel picks one, groups): an unbound socket's port id 0 is the one a broadcast skips */
-    const address = new DataView(new ArrayBuffer(12));
-    address.setUint16(0, 16, true);
-    address.setUint32(8, 1 << (7 - 1) /* NFNLGRP_NFTABLES */, true);
-    if (libc().bind(this.fd, new Uint8Array(address.buffer), 12) !== 0) throw new Error("cannot join the nf_tables multicast group");
-    ok(libc().setsockopt(this.fd, 1 /* SOL_SOCKET */, 20 /* SO_RCVTIMEO */, new BigInt64Array([2n, 0n]), 16), "timeout");
-    ok(libc().setsockopt(this.fd, 1, 33 /* SO_RCVBUFFORCE */, new Int32Array([1 << 22]), 4), "buffer");
-  }
-
-  /** Wait (blocking) until the kernel announces `key` added to the set: performance.now() then. */
-  arrived(address: string, key: Uint8Array): number {
-    for (;;) {
-      const n = libc().recv(this.fd, this.buf, this.buf.length, 0);
-      const now = performance.now();
-      if (n <= 0) throw new Error(`${address} never reached the kernel`);
-      for (let p = 0; p + 20 <= n; ) {
-        const length = this.view.getUint32(p, true);
-        if (this.view.getUint16(p + 4, true) === ((10 << 8) | 12) /* NFT_MSG_NEWSETELEM */ && this.announces(p + 20, p + length, key)) return now;
-        if (length < 16) break;
-        p += (length + 3) & ~3;
-      }
-    }
-  }
-
-  /** Do the attributes in [from, to) name our set and hold `key`? (set: attribute 2; elements: 3 > 1 > key 1 > value 1) */
-  private announces(from: number, to: number, key: Uint8Array): boolean {
-    let ours = false;
-    let found = false;
-    this.attributes(from, to, (type, at, end) => {
-      if (type === 2) ours = end - at === this.setName.length && this.setName.every((b, i) => this.buf[at + i] === b);
-      if (type === 3)
-        this.attributes(at, end, (_, e, eEnd) =>
-          this.attributes(e, eEnd, (t, k, kEnd) => {
-            if (t === 1) this.attributes(k, kEnd, (v, d, dEnd) => (found ||= v === 1 && dEnd - d === key.length && key.every((b, i) => this.buf[d + i] === b)));
-          }),
-        );
-    });
-    return ours && found;
-  }
-
-  private attributes(from: number, to: number, each: (type: number, at: number, end: number) => void): void {
-    for (let p = from; p + 4 <= to; ) {
-      const length = this.view.getUint16(p, true);
-      if (length < 4) return;
-      each(this.view.getUint16(p + 2, true) & 0x3fff, p + 4, p + length);
-      p += (length + 3) & ~3;
-    }
-  }
-
-  close(): void {
-    libc().close(this.fd);
-  }
-}
-
-/**
  * When did `address` reach the module's kernel set? nftables announces every element it adds:
  * the probe just listens, and takes no CPU or netlink lock from the module it measures. ipset
  * has no such events: it is asked, as fast as a process can be started.
  */
 function membershipWatch(backend: string): { arrived(address: string, since: number): Promise<number>; close(): void } {
   if (backend === "nftables") {
-    const announcements = new ElementAnnouncements("watcher_LG_v4");
+    const announcements = new ElementAnnouncements(2);
     return {
-      arrived: async (address) => announcements.arrived(address, new Uint8Array(address.split(".").map(Number))),
+      arrived: async (address) => {
+        for (;;) {
+          const message = announcements.receive();
+          if (message === null) throw new Error(`${address} never reached the kernel`);
+          if (message.elements.some((e) => e.set === "watcher_LG_v4" && keyText(e.key) === address)) return message.at;
+        }
+      },
       close: () => announcements.close(),
     };
   }

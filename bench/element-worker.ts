@@ -1,0 +1,31 @@
+/**
+ * bench/fleet.ts's kernel probe: a thread that enters a network namespace (setns applies to the
+ * calling thread only), listens there for the kernel's announcements of added set elements, and
+ * posts each with the time it came (performance.timeOrigin + now: the parent's clock differs).
+ * Its blocking recv leaves the parent's event loop free for the stream probe's timings.
+ * The parent sends the namespace's name once; the thread then listens until terminated (each
+ * recv gives up after 0.2 s, so a terminate takes effect).
+ */
+import { dlopen, FFIType } from "bun:ffi";
+import { closeSync, openSync } from "node:fs";
+import { ElementAnnouncements, keyText } from "./element-announcements";
+
+declare const self: Worker;
+
+const CLONE_NEWNET = 0x40000000;
+
+self.onmessage = (event: MessageEvent<string>) => {
+  const { setns } = dlopen("libc.so.6", { setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } }).symbols;
+  const ns = openSync(`/var/run/netns/${event.data}`, "r");
+  const entered = setns(ns, CLONE_NEWNET);
+  closeSync(ns);
+  if (entered !== 0) throw new Error(`cannot enter network namespace ${event.data}`);
+  const announcements = new ElementAnnouncements(0.2);
+  self.postMessage({ ready: true });
+  for (;;) {
+    const message = announcements.receive();
+    if (message === null) continue;
+    const at = performance.timeOrigin + message.at;
+    for (const e of message.elements) self.postMessage({ set: e.set, address: keyText(e.key), at });
+  }
+};
