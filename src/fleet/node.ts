@@ -120,7 +120,11 @@ export class FleetNode {
     this.loop = this.receiver.run();
     this.writeStatus();
     let ticks = 0;
-    this.timer = setInterval(() => (++ticks % (HEARTBEAT_MS / STATUS_MS) === 0 ? this.heartbeat() : this.writeStatus()), STATUS_MS);
+    this.timer = setInterval(() => {
+      this.receiver.saveCursor();
+      if (++ticks % (HEARTBEAT_MS / STATUS_MS) === 0) this.heartbeat();
+      else this.writeStatus();
+    }, STATUS_MS);
   }
 
   /** Sync in full before the next read (SIGHUP: the lists changed, so every decision is judged again). */
@@ -151,7 +155,7 @@ export class FleetNode {
   private writeStatus(): void {
     if (this.closed) return; /* a heartbeat that ends after close() writes nothing */
     this.stats.connected = this.reader.connected && this.writer.connected;
-    this.stats.cursor = this.parts.store.cursor;
+    this.stats.cursor = this.receiver.cursor;
     this.stats.lastError = this.reader.lastError ?? this.writer.lastError ?? this.stats.lastError;
     this.stats.updatedAt = nowSeconds();
     writeJson(statusFile(this.parts.loaded.paths.runDir, "fleet"), this.stats);
@@ -167,6 +171,7 @@ export class FleetNode {
     this.reader.close();
     this.writer.close();
     await this.loop;
+    this.receiver.saveCursor();
     if (this.loop) removeFile(statusFile(this.parts.loaded.paths.runDir, "fleet"));
     this.parts.store.close();
     for (const s of this.moduleStores.values()) s.close();

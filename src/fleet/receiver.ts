@@ -23,6 +23,12 @@ type StreamEntry = [id: string, fields: string[]];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The origin a stream entry claims (not yet verified). */
+function originOf(fields: readonly string[]): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "origin") return fields[i + 1];
+  return undefined;
+}
+
 /** The fields of a payload in the active set; whoever can write to Redis can write anything there. */
 function payloadFields(payload: string): string[] {
   try {
@@ -52,6 +58,12 @@ export class DecisionReceiver {
   /** a full sync was asked for (new lists: decisions refused before may be applied now) */
   private syncWanted = false;
   private closed = false;
+  /**
+   * The last id of batches that changed nothing here (this node's own decisions, duplicates):
+   * held in memory until the next batch that does, or saveCursor(). A commit of its own for
+   * each of them was most of the work a node did per decision it published.
+   */
+  private unsavedCursor: string | null = null;
 
   constructor(
     private readonly parts: NodeParts,
@@ -68,9 +80,25 @@ export class DecisionReceiver {
     this.syncWanted = true;
   }
 
+  /** The last stream id read and dealt with, or null before the first sync. */
+  get cursor(): string | null {
+    return this.unsavedCursor ?? this.parts.store.cursor;
+  }
+
+  /** Write a cursor held in memory to fleet.db (once a second, and at the end): a restart reads on from there. */
+  saveCursor(): void {
+    if (this.unsavedCursor === null) return;
+    try {
+      this.parts.store.cursor = this.unsavedCursor;
+      this.unsavedCursor = null;
+    } catch (e) {
+      this.stats.lastError = `fleet.db: ${(e as Error).message}`; /* a full disk: tried again on the next tick */
+    }
+  }
+
   /** Read until close(). */
   async run(): Promise<void> {
-    const { store, keys } = this.parts;
+    const { keys } = this.parts;
     while (!this.closed) {
       if (!this.link.connected) {
         await sleep(100);
@@ -82,7 +110,7 @@ export class DecisionReceiver {
           this.checkCursor = this.syncWanted = false;
           if (wanted || (await this.needsFullSync())) await this.fullSync();
         }
-        const cursor = store.cursor ?? "0-0";
+        const cursor = this.cursor ?? "0-0";
         const reply = await this.link.run((c) => c.send("XREAD", ["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", keys.stream, cursor]));
         const entries = (reply as Record<string, StreamEntry[]> | null)?.[keys.stream];
         if (entries?.length) await this.apply(entries);
@@ -110,7 +138,7 @@ export class DecisionReceiver {
    * sync in full.
    */
   private async needsFullSync(): Promise<boolean> {
-    const cursor = this.parts.store.cursor;
+    const cursor = this.cursor;
     if (cursor === null) return true;
     const info = await streamInfo(this.link, this.parts.keys.stream);
     return !!info?.trimmed && !!info.first && compareStreamIds(info.first, cursor) > 0;
@@ -144,6 +172,7 @@ export class DecisionReceiver {
       for (const [d, outcome] of outcomes) store.receive(d, outcome, now);
       store.cursor = info.last;
     });
+    this.unsavedCursor = null;
     this.stats.syncs++;
     this.parts.log(`fleet: full sync, ${bans.length} active fleet bans from ${decisions.length} decisions`);
     return bans.length;
@@ -184,6 +213,7 @@ export class DecisionReceiver {
     const latest = new Map<string, Decision>();
     const ids = new Set<string>();
     for (const [, fields] of entries) {
+      if (originOf(fields) === settings.node) continue; /* ours: already applied where it was decided */
       const d = this.verify(fields);
       if (!d || d.origin === settings.node) continue;
       if (ids.has(d.id) || store.seen(d.id)) {
@@ -205,12 +235,17 @@ export class DecisionReceiver {
       await this.liftLocalBans(unbans, now);
     }
     const last = entries[entries.length - 1]![0];
+    if (outcomes.length === 0) {
+      this.unsavedCursor = last;
+      return;
+    }
     store.transaction(() => {
       for (const [d, outcome] of outcomes) store.receive(d, outcome, now);
       for (const b of bans) store.putBan(b);
       for (const a of unbans) store.deleteBan(a);
       store.cursor = last;
     });
+    this.unsavedCursor = null;
     for (const b of bans) log(`fleet: ban ${b.address} until ${new Date(b.until * 1000).toISOString()} (${b.module} rule ${b.rule} on ${b.origin})`);
     for (const a of unbans) log(`fleet: unban ${a}`);
   }

@@ -142,6 +142,33 @@ describe("fleet mode", () => {
     expect(status(a).nodes!.map((n) => n.node)).toEqual(["a", "b"]);
   });
 
+  test("a node reads past its own decisions without a commit each: its cursor reaches fleet.db within seconds and at stop, and a restart applies none of them", async () => {
+    const [a, b] = [node("a"), node("b")];
+    await up(a, b);
+    feed(a, ["203.0.113.21", "203.0.113.22", "2001:db8:f1ee:23::1"].map((address) => failed(address, 5)).join(""));
+    await waitFor("A's bans on B", async () => (await fleetSet(b)).length === 3);
+    const last = redis.cli("XREVRANGE", "{watcher}:decisions", "+", "-", "COUNT", "1").split("\n")[0]!.trim();
+    expect(last).toMatch(/^\d+-\d+$/);
+    const cursorOf = (root: string) => {
+      const store = new FleetStore(join(root, "var", "db", "fleet.db"), { readOnly: true });
+      try {
+        return store.cursor;
+      } finally {
+        store.close();
+      }
+    };
+    await waitFor("A's cursor in fleet.db", () => cursorOf(a) === last);
+    expect(cursorOf(b)).toBe(last); /* B applied the batch: its cursor went in with it */
+    expect(fleetReport(a).byOrigin).toEqual([]); /* nothing received from others */
+    expect(watcher(a, "stop").code).toBe(0);
+    expect(cursorOf(a)).toBe(last);
+    start(a);
+    await waitFor("A reading the stream again, from its cursor (no full sync)", () => status(a).master?.connected);
+    expect(status(a).master?.syncs).toBe(0);
+    expect(status(a).master?.cursor).toBe(last);
+    expect(await fleetSet(a)).toEqual([]);
+  });
+
   test("affairs count across the fleet: 2 failed logins on each of 3 nodes with fleetMaxAffairs = 5 ban on all three", async () => {
     const fleet = "shareAffairs = true\nfleetMaxAffairs = 5";
     const nodes = ["a", "b", "c"].map((n) => node(n, { fleet }));
