@@ -110,27 +110,33 @@ function formatIpv4(b: Uint8Array): string {
 }
 
 function formatIpv6(b: Uint8Array): string {
-  const groups: number[] = [];
-  for (let g = 0; g < 8; g++) groups.push((b[g * 2]! << 8) | b[g * 2 + 1]!);
   /* RFC 5952: compress the longest run of two or more zero groups, the first on a tie */
   let bestStart = -1;
   let bestLength = 1;
   for (let g = 0; g < 8; ) {
-    if (groups[g] !== 0) {
+    if (b[g * 2] !== 0 || b[g * 2 + 1] !== 0) {
       g++;
       continue;
     }
     let end = g;
-    while (end < 8 && groups[end] === 0) end++;
+    while (end < 8 && b[end * 2] === 0 && b[end * 2 + 1] === 0) end++;
     if (end - g > bestLength) {
       bestStart = g;
       bestLength = end - g;
     }
     g = end;
   }
-  const hex = groups.map((v) => v.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
+  let text = "";
+  for (let g = 0; g < 8; g++) {
+    if (g === bestStart) {
+      text += "::";
+      g += bestLength - 1;
+      continue;
+    }
+    if (text !== "" && !text.endsWith(":")) text += ":";
+    text += ((b[g * 2]! << 8) | b[g * 2 + 1]!).toString(16);
+  }
+  return text;
 }
 
 function isIpv4Mapped(b: Uint8Array): boolean {
@@ -258,6 +264,12 @@ export function parseCidr(text: string): Cidr | null {
     if (ip.family === 4 && text.slice(0, slash).includes(":")) prefix -= 96; /* ::ffff:a.b.c.d/120 */
     if (prefix < 0 || prefix > bits) return null;
   }
+  return networkOf(ip, prefix);
+}
+
+/** The network of `prefix` bits (within the address's family: 0-32 or 0-128) that holds `ip`. */
+export function networkOf(ip: Ip, prefix: number): Cidr {
+  const bits = ip.family === 4 ? 32 : 128;
   const bytes = maskBytes(ip.bytes, prefix);
   const addr = ip.family === 4 ? formatIpv4(bytes) : formatIpv6(bytes);
   return { family: ip.family, bytes, prefix, text: prefix === bits ? addr : `${addr}/${prefix}` };

@@ -16,7 +16,7 @@
 import type { ModuleConfig } from "../core/config";
 import { formatDuration } from "../core/duration";
 import type { SetElement } from "../core/firewall/types";
-import { type Cidr, type Ip, parseCidr } from "../core/ip";
+import { type Cidr, type Ip, networkOf } from "../core/ip";
 import type { Lists } from "../core/lists";
 import type { EventRecord, HostRecord } from "../store/module-db";
 import { type BanPolicy, banDuration, newHost } from "./decide";
@@ -38,7 +38,7 @@ export function prefixMaxAffairs(policy: PrefixPolicy): number {
 export function prefixOf(ip: Ip, policy: PrefixPolicy): Cidr | null {
   const length = ip.family === 6 ? policy.ipv6Prefix : policy.ipv4Prefix;
   if (!length) return null;
-  return parseCidr(`${ip.text}/${length}`);
+  return networkOf(ip, length);
 }
 
 /** A prefix's recent affairs and bans: [time, address], oldest first. */
@@ -47,8 +47,25 @@ interface Window {
   bans: [number, string][];
 }
 
+/**
+ * Windows as last written, by their text: a busy prefix's window is read again at its next affair,
+ * usually from the record just written, and parsing it each time was most of a prefix's cost. A
+ * window read from here is never changed (countPrefixAffair makes new arrays).
+ */
+const written = new Map<string, Window>();
+const WRITTEN_MAX = 256;
+
+function writeWindow(w: Window): string {
+  const text = JSON.stringify(w);
+  if (written.size >= WRITTEN_MAX) written.clear();
+  written.set(text, w);
+  return text;
+}
+
 function readWindow(host: HostRecord): Window {
   if (!host.prefixWindow) return { affairs: [], bans: [] };
+  const known = written.get(host.prefixWindow);
+  if (known) return known;
   try {
     const w = JSON.parse(host.prefixWindow) as Window;
     return { affairs: Array.isArray(w.affairs) ? w.affairs : [], bans: Array.isArray(w.bans) ? w.bans : [] };
@@ -105,7 +122,7 @@ export function countPrefixAffair(
   const h: HostRecord = { ...prefix, lastSeen: Math.max(prefix.lastSeen, time), lastRule: rule, affairs: affairs.length, recent: [] };
   const reached = (affairs.length >= limit && addresses >= 2) || bans.length >= maxBans;
   const result = { affairs: affairs.length, addresses, banned: bans.length };
-  if (h.bannedUntil > time || !reached || !mayBan()) return { host: { ...h, prefixWindow: JSON.stringify({ affairs, bans }) }, banSeconds: 0, ...result };
+  if (h.bannedUntil > time || !reached || !mayBan()) return { host: { ...h, prefixWindow: writeWindow({ affairs, bans }) }, banSeconds: 0, ...result };
   const banSeconds = banDuration(policy, h.banCount);
   return { host: { ...h, banCount: h.banCount + 1, bannedUntil: time + banSeconds, affairs: 0, prefixWindow: JSON.stringify({ affairs: [], bans: [] }) }, banSeconds, ...result };
 }
