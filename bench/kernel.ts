@@ -23,7 +23,7 @@ import type { Firewall, SetElement } from "../src/core/firewall/types";
 import { ElementAnnouncements, keyText } from "./element-announcements";
 import { loadConfig } from "../src/core/config";
 import { dbPath } from "../src/core/layout";
-import { checkBeforeStart } from "../src/master/master";
+import { checkBeforeStart, moduleEnvironment } from "../src/master/master";
 import { restoreFirewall } from "../src/master/restore";
 import { ModuleStore } from "../src/store/module-db";
 
@@ -168,7 +168,8 @@ async function insideLatency(backend: string, bans: number, watcher: string, gap
   const root = mkdtempSync(join(tmpdir(), "watcher-latency-"));
   mkdirSync(join(root, "etc"));
   writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "${backend}"\n[modules.LG]\nmaxAffairs = 1\nbanTime = "1h"\ndns = false\n`);
-  const module = Bun.spawn([watcher, "--root", root, "module", "LG"], { stdout: "ignore", stderr: "ignore" });
+  /* in the environment the master gives its modules */
+  const module = Bun.spawn([watcher, "--root", root, "module", "LG"], { stdout: "ignore", stderr: "ignore", env: moduleEnvironment() });
   const fifo = join(root, "var", "fifo", "WatchLG");
   while (!existsSync(fifo)) await Bun.sleep(10);
   await Bun.sleep(200);

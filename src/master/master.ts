@@ -46,7 +46,7 @@ const HELD_SIGNAL_POLL_MS = 50;
  * peak RSS: 2026-12-06, `module LG --stdin` of bench/gen-corpus.ts's 1M lines took 2.6-3.4 s of
  * CPU either way (3 runs each) and peaked at 82 MiB against 92-93; 1M new attackers 81 against 87.
  */
-function moduleEnvironment(): Record<string, string | undefined> {
+export function moduleEnvironment(): Record<string, string | undefined> {
   return { BUN_JSC_useFTLJIT: "0", ...process.env };
 }
 
