@@ -8,7 +8,7 @@
  */
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, openSync } from "node:fs";
-import { ElementAnnouncements, keyText } from "./element-announcements";
+import { ElementAnnouncements, keyText, listenAtRealTimePriority } from "./element-announcements";
 
 declare const self: Worker;
 
@@ -21,6 +21,7 @@ self.onmessage = (event: MessageEvent<string>) => {
   closeSync(ns);
   if (entered !== 0) throw new Error(`cannot enter network namespace ${event.data}`);
   const announcements = new ElementAnnouncements(0.2);
+  if (!listenAtRealTimePriority()) throw new Error("cannot give the kernel probe real-time priority");
   self.postMessage({ ready: true });
   for (;;) {
     const message = announcements.receive();

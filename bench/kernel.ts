@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { NftablesFirewall } from "../src/core/firewall/nftables";
 import { IpsetFirewall } from "../src/core/firewall/ipset";
 import type { Firewall, SetElement } from "../src/core/firewall/types";
-import { ElementAnnouncements, keyText } from "./element-announcements";
+import { ElementAnnouncements, keyText, listenAtRealTimePriority } from "./element-announcements";
 import { loadConfig } from "../src/core/config";
 import { dbPath } from "../src/core/layout";
 import { checkBeforeStart, moduleEnvironment } from "../src/master/master";
@@ -142,6 +142,7 @@ async function insideRestoreFromDatabase(backend: string, n: number, runs: numbe
 function membershipWatch(backend: string): { arrived(address: string, since: number): Promise<number>; close(): void } {
   if (backend === "nftables") {
     const announcements = new ElementAnnouncements(2);
+    if (!listenAtRealTimePriority()) throw new Error("cannot give the probe real-time priority");
     return {
       arrived: async (address) => {
         for (;;) {
