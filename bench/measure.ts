@@ -21,7 +21,7 @@ export interface ProcessRun {
   stderr: string;
 }
 
-export async function runTimed(cmd: string[], options: { cwd?: string; stdinFile?: string } = {}): Promise<ProcessRun> {
+export async function runTimed(cmd: string[], options: { cwd?: string; stdinFile?: string; env?: Record<string, string | undefined> } = {}): Promise<ProcessRun> {
   const withTime = existsSync(GNU_TIME);
   const dir = withTime ? mkdtempSync(join(tmpdir(), "watcher-bench-time-")) : "";
   const rssFile = join(dir, "maxrss");
@@ -29,6 +29,7 @@ export async function runTimed(cmd: string[], options: { cwd?: string; stdinFile
     const t0 = performance.now();
     const p = Bun.spawn(withTime ? [GNU_TIME, "-f", "%M", "-o", rssFile, ...cmd] : cmd, {
       cwd: options.cwd,
+      env: options.env,
       stdin: options.stdinFile === undefined ? "ignore" : Bun.file(options.stdinFile),
       stdout: "pipe",
       stderr: "pipe",

@@ -13,7 +13,8 @@
 // engine (`rules test LG --json`, the JSON's own seconds), the same command's whole process,
 // and `inject LG --direct --json` (dry-run firewall, a fresh root each run); the whole processes
 // also by their CPU seconds (user+sys, against sshg-parser's), steadier than wall time under load. Then the peak RSS
-// of `module LG --stdin` fed one failed login from each of --rss-lines distinct addresses.
+// of `module LG --stdin` (in the environment the master gives its modules) fed one failed login
+// from each of --rss-lines distinct addresses.
 // Watcher runs inside `unshare --net` when that works (no packet can leave).
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -21,6 +22,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { generate } from "./gen-corpus";
 import { type ProcessRun, runTimed } from "./measure";
+import { moduleEnvironment } from "../src/master/master";
 
 const ROOT = dirname(import.meta.dir);
 const SSHG_PARSER = ["/usr/libexec/sshguard/sshg-parser", "/usr/lib/sshguard/sshg-parser", "/usr/local/libexec/sshg-parser"];
@@ -83,8 +85,8 @@ function freshRoot(tmp: string): string {
   return root;
 }
 
-async function checked(cmd: string[], stdinFile?: string): Promise<ProcessRun> {
-  const r = await runTimed(cmd, { cwd: ROOT, stdinFile });
+async function checked(cmd: string[], stdinFile?: string, env?: Record<string, string | undefined>): Promise<ProcessRun> {
+  const r = await runTimed(cmd, { cwd: ROOT, stdinFile, env });
   if (r.code !== 0) throw new Error(`${cmd.join(" ")} exited ${r.code}: ${r.stderr.trim().split("\n").slice(-3).join(" / ")}`);
   return r;
 }
@@ -173,10 +175,10 @@ async function main(): Promise<void> {
     /* memory bounded by caches, not by the number of hosts: one line from each of many addresses */
     const flood = join(tmp, "distinct.log");
     if (o.rssLines > 0) distinctAttackers(flood, o.rssLines);
-    /* peak RSS hardly moves with load: one run each */
+    /* peak RSS hardly moves with load: one run each, in the environment the master gives its modules (FTL off) */
     for (const w of o.rssLines > 0 ? watchers : []) {
       const root = freshRoot(tmp);
-      const r = await checked([...netns, ...w.cmd, "--root", root, "module", "LG", "--stdin"], flood);
+      const r = await checked([...netns, ...w.cmd, "--root", root, "module", "LG", "--stdin"], flood, moduleEnvironment());
       console.log(`| ${o.rssLines} distinct attackers | module LG --stdin: peak RSS | ${w.label} | ${r.rssMiB.toFixed(0)} MiB | one run, ${r.wall.toFixed(2)} s | — |`);
       rmSync(root, { recursive: true, force: true });
     }
