@@ -20,7 +20,7 @@ needs=(coreutils:mkfifo coreutils:stdbuf iproute2:ip nftables:nft ipset:ipset ip
        openssh-server:sshd openssh-client:ssh openssh-client:ssh-keygen rsyslog:rsyslogd util-linux:unshare
        redis-server:redis-server redis-tools:redis-cli fail2ban:fail2ban-client dropbear-bin:dropbear bash:bash zsh:zsh
        nginx:nginx dovecot-imapd:/usr/lib/dovecot/imap curl:curl openssl:openssl
-       vsftpd:/usr/sbin/vsftpd bind9:/usr/sbin/named python3:python3)
+       vsftpd:/usr/sbin/vsftpd bind9:/usr/sbin/named python3:python3 logrotate:logrotate)
 missing=()
 for pair in "${needs[@]}"; do
   command -v "${pair#*:}" >/dev/null 2>&1 || missing+=("${pair%%:*}")

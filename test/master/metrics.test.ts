@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { FleetStatusReport } from "../../src/fleet/nodes";
 import type { StatusReport } from "../../src/master/control";
 import { Histogram, LATENCY_BOUNDS, renderMetrics } from "../../src/ops/metrics";
 import { TestDnsServer } from "../helpers/dns-server";
@@ -247,6 +248,8 @@ describe("metrics", () => {
       const b = fleetNode("b", "dns = false", { "etc/whitelist": "198.51.100.61\n" });
       expect(watcher(a, "start").code).toBe(0);
       expect(watcher(b, "start").code).toBe(0);
+      /* B reads the stream before A bans: decisions it found in its first full sync would not count as received */
+      await waitFor("B to join the fleet", () => ((JSON.parse(watcher(b, "fleet", "status", "--json").out) as FleetStatusReport).master?.syncs ?? 0) >= 1);
       expect(watcher(a, "inject", "LG", failed(1, "203.0.113.60"), failed(2, "198.51.100.61")).code).toBe(0);
 
       const scrape = (root: string) => parseExposition(watcher(root, "metrics").out).samples;
