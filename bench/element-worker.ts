@@ -21,7 +21,7 @@ self.onmessage = (event: MessageEvent<string>) => {
   closeSync(ns);
   if (entered !== 0) throw new Error(`cannot enter network namespace ${event.data}`);
   const announcements = new ElementAnnouncements(0.2);
-  if (!listenAtRealTimePriority()) throw new Error("cannot give the kernel probe real-time priority");
+  if (!listenAtRealTimePriority()) throw new Error("cannot give the kernel probe real-time priority (sched_setscheduler: root or CAP_SYS_NICE needed)");
   self.postMessage({ ready: true });
   for (;;) {
     const message = announcements.receive();

@@ -142,7 +142,7 @@ async function insideRestoreFromDatabase(backend: string, n: number, runs: numbe
 function membershipWatch(backend: string): { arrived(address: string, since: number): Promise<number>; close(): void } {
   if (backend === "nftables") {
     const announcements = new ElementAnnouncements(2);
-    if (!listenAtRealTimePriority()) throw new Error("cannot give the probe real-time priority");
+    if (!listenAtRealTimePriority()) throw new Error("cannot give the probe real-time priority (sched_setscheduler: root or CAP_SYS_NICE needed)");
     return {
       arrived: async (address) => {
         for (;;) {
