@@ -23,6 +23,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { moduleEnvironment } from "../src/master/master";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => {
@@ -140,7 +141,8 @@ async function run(corpus: string, servers: string[] | null): Promise<Run> {
   const dns = servers ? `[dns]\nservers = ${JSON.stringify(servers)}\ntimeout = 1\nretries = 0\n` : "";
   writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n${dns}[modules.LG]\ndns = ${servers !== null}\n`);
   const started = performance.now();
-  const p = Bun.spawn([...WATCHER, "--root", root, "module", "LG", "--stdin"], { stdin: Bun.file(corpus), stdout: "ignore", stderr: "ignore" });
+  /* in the environment the master gives its modules (FTL off), as on a server */
+  const p = Bun.spawn([...WATCHER, "--root", root, "module", "LG", "--stdin"], { stdin: Bun.file(corpus), stdout: "ignore", stderr: "ignore", env: moduleEnvironment() });
   const code = await p.exited;
   const wall = (performance.now() - started) / 1000;
   if (code !== 0) throw new Error(`watcher module exited with ${code}`);
