@@ -75,14 +75,33 @@ export class Counter {
     this.lists = lists;
   }
 
+  /** DNS classes that arrived since the last chunk (their lookups ran between chunks) */
+  private arrivedClasses: [address: string, cls: HostClass][] = [];
+
   /**
-   * A DNS class arrived (between chunks): store it on the host, preset the counter if guilty.
-   * It waits in memory with the chunk's writes and goes out with the next commit (the next
-   * chunk, or the loop's flush every 2 s): a transaction per answer cost as much as the lines.
+   * A DNS class arrived (between chunks): it is stored on its host, and presets the counter if
+   * guilty, in the next transaction (the next chunk's, or the loop's flush every 2 s): a
+   * transaction per answer cost as much as the lines, and a read of the host outside one a lock
+   * and the host's pages per answer.
    */
   private applyClass(address: string, cls: HostClass): void {
-    const host = this.o.writes.getHost(address);
-    if (host) this.o.writes.putHost(classifyHost(host, cls, this.config, this.o.clock()));
+    this.arrivedClasses.push([address, cls]);
+  }
+
+  /** The classes that arrived since the last chunk onto their hosts: in the transaction, before the chunk's lines. */
+  applyArrivedClasses(): void {
+    if (this.arrivedClasses.length === 0) return;
+    const now = this.o.clock();
+    for (const [address, cls] of this.arrivedClasses) {
+      const host = this.o.writes.getHost(address);
+      if (host) this.o.writes.putHost(classifyHost(host, cls, this.config, now));
+    }
+    this.arrivedClasses = [];
+  }
+
+  /** Classes wait to be applied. */
+  get classesArrived(): boolean {
+    return this.arrivedClasses.length > 0;
   }
 
   /** What the recogniser attributed: an affair to count, unless a rate rule's rate is not reached. */

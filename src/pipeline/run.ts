@@ -150,6 +150,7 @@ export class ModuleRuntime {
     };
     let kernel: ReturnType<Banning["start"]> = null;
     const written = this.writes.commit(() => {
+      counter.applyArrivedClasses();
       this.stats.lines += forEachLine(block, this.stats.skipped, (start, end) => {
         tag = ++this.lineTag;
         lineStart = start;
@@ -188,7 +189,7 @@ export class ModuleRuntime {
 
   /** Write what waits in memory (DNS classes between chunks, or everything after a full disk); false while it cannot. `retryNow`: the last chance (exit). */
   flushPending(retryNow = false): boolean {
-    if (!this.writes.empty) this.writes.commit(() => {}, this.log, retryNow);
+    if (!this.writes.empty || this.counter.classesArrived) this.writes.commit(() => this.counter.applyArrivedClasses(), this.log, retryNow);
     return this.writes.empty;
   }
 
