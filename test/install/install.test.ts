@@ -66,6 +66,8 @@ ${REPO}/scripts/uninstall.sh --prefix ${prefix} > /dev/null`;
 for d in /usr/local/bin /etc/logrotate.d /etc/systemd/system /etc/rsyslog.d; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
 ${REPO}/scripts/install.sh --prefix ${prefix} --link > /dev/null
 readlink /usr/local/bin/watcher
+# should a step below fail, the master started here stops all the same
+trap '${prefix}/bin/watcher --root ${prefix} stop > /dev/null 2>&1 || true' EXIT
 /usr/local/bin/watcher --root ${prefix} start > /dev/null
 logrotate -f -s ${prefix}.state /etc/logrotate.d/watcher
 # the master writes the next line into the new file (a condition, polled)
