@@ -7,6 +7,7 @@
  * bench/fleet.ts through element-worker.ts, a thread that enters node B's namespace.
  */
 import { dlopen, FFIType } from "bun:ffi";
+import { closeSync, openSync } from "node:fs";
 import { libc } from "../src/core/libc";
 
 const AF_NETLINK = 16;
@@ -98,6 +99,24 @@ export function keyText(key: Uint8Array): string {
   return groups.join(":");
 }
 
+/** The two calls of libc's the probes need beyond src/core/libc.ts's, opened once. */
+let probeCalls: ReturnType<typeof openProbeCalls> | null = null;
+function openProbeCalls() {
+  return dlopen("libc.so.6", {
+    setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  }).symbols;
+}
+
+/** The calling thread into network namespace `name` (/var/run/netns): setns applies to this thread only. */
+export function enterNetworkNamespace(name: string): void {
+  probeCalls ??= openProbeCalls();
+  const fd = openSync(`/var/run/netns/${name}`, "r");
+  const entered = probeCalls.setns(fd, 0x40000000 /* CLONE_NEWNET */);
+  closeSync(fd);
+  if (entered !== 0) throw new Error(`cannot enter network namespace ${name}`);
+}
+
 /**
  * The calling thread (the one that waits in receive()) at real-time priority (SCHED_FIFO 10),
  * so that it wakes when the kernel announces an element, not when the processes being timed
@@ -105,6 +124,6 @@ export function keyText(key: Uint8Array): string {
  * into the 99th percentile. It only reads the time and sleeps again. False when refused.
  */
 export function listenAtRealTimePriority(): boolean {
-  const { sched_setscheduler } = dlopen("libc.so.6", { sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 } }).symbols;
-  return sched_setscheduler(0 /* this thread */, 1 /* SCHED_FIFO */, new Int32Array([10])) === 0;
+  probeCalls ??= openProbeCalls();
+  return probeCalls.sched_setscheduler(0 /* this thread */, 1 /* SCHED_FIFO */, new Int32Array([10])) === 0;
 }

@@ -6,20 +6,12 @@
  * The parent sends the namespace's name once; the thread then listens until terminated (each
  * recv gives up after 0.2 s, so a terminate takes effect).
  */
-import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, openSync } from "node:fs";
-import { ElementAnnouncements, keyText, listenAtRealTimePriority } from "./element-announcements";
+import { ElementAnnouncements, enterNetworkNamespace, keyText, listenAtRealTimePriority } from "./element-announcements";
 
 declare const self: Worker;
 
-const CLONE_NEWNET = 0x40000000;
-
 self.onmessage = (event: MessageEvent<string>) => {
-  const { setns } = dlopen("libc.so.6", { setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } }).symbols;
-  const ns = openSync(`/var/run/netns/${event.data}`, "r");
-  const entered = setns(ns, CLONE_NEWNET);
-  closeSync(ns);
-  if (entered !== 0) throw new Error(`cannot enter network namespace ${event.data}`);
+  enterNetworkNamespace(event.data);
   const announcements = new ElementAnnouncements(0.2);
   if (!listenAtRealTimePriority()) throw new Error("cannot give the kernel probe real-time priority (sched_setscheduler: root or CAP_SYS_NICE needed)");
   self.postMessage({ ready: true });
