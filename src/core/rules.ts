@@ -120,6 +120,8 @@ export interface CompiledRule {
   readonly patternEnds?: readonly boolean[];
   /** true when every matching message starts with one of the patterns: a startsWith, not an includes */
   readonly patternIsPrefix: boolean;
+  /** its templates read <PATH> or <AGENT>: a pattern counts only where that token read it (the line's other text only prefilters) */
+  readonly scoped: boolean;
   /**
    * present (true) when every template's literal head holds one of the patterns (no pattern must
    * end the message): a message that starts with no head is turned away by matchTemplates at no
@@ -134,7 +136,7 @@ export interface CompiledRule {
 }
 
 /** Tokens whose text a match hands on */
-type Captured = "HOST" | "USER" | "COUNT" | "VHOST" | "SESSION";
+type Captured = "HOST" | "USER" | "COUNT" | "VHOST" | "SESSION" | "SCOPE";
 
 interface CompiledTemplate {
   readonly source: string;
@@ -170,6 +172,8 @@ interface CompiledTemplate {
   /** literal text the message must start (head) and end (tail) with for the regex to match: a startsWith and an endsWith turn most lines away before it runs */
   readonly head: string;
   readonly tail: string;
+  /** the scope of the rule's patterns: the template reads <PATH> (they are looked for in a request's path) or <AGENT> (in that field); null for neither */
+  readonly scope: "path" | "field" | null;
 }
 
 export interface RuleMatch {
@@ -204,7 +208,7 @@ const HOST_WORD = "[^\\s,;()<>\\[\\]\"'=@]";
    only a template that writes it reads: Sendmail's `relay=[IPv6:2001:db8::5]`, `[IPv6:<HOST>]` */
 const WORD_START = `(?<=^|${HOST_DELIMITER}|\\[IPv6:)`;
 
-type TokenName = "HOST" | "PORT" | "COUNT" | "WORD" | "FIELD" | "TEXT" | "NOCOLON" | "VHOST" | "SESSION" | "USER" | "ANY";
+type TokenName = "HOST" | "PORT" | "COUNT" | "WORD" | "FIELD" | "TEXT" | "NOCOLON" | "PATH" | "AGENT" | "VHOST" | "SESSION" | "USER" | "ANY";
 
 interface Token {
   readonly name: TokenName;
@@ -240,6 +244,12 @@ const TOKENS: Readonly<Record<TokenName, Token>> = {
   TEXT: token("TEXT", "run", "[^<>]", 0, Infinity),
   /* text without a colon: a basic-auth user name can hold anything but one */
   NOCOLON: token("NOCOLON", "run", "[^:]", 0, Infinity),
+  /* where a web log's rule looks for its patterns, and nowhere else in the line (a Referer or a query
+     string names what a link's author chose, and every visitor who follows the link sends it): a
+     request target as the servers log it (no space, no double quote), read up to its query's `?`;
+     the inside of a quoted field (the User-Agent) */
+  PATH: token("PATH", "run", '[^ "]', 0, Infinity, { captured: "SCOPE" }),
+  AGENT: token("AGENT", "run", '[^"]', 0, Infinity, { captured: "SCOPE" }),
   /* a server name, or an address literal (IPv6 too) where a server has no name */
   VHOST: token("VHOST", "bounded", "[A-Za-z0-9_.:-]", 1, 253, { captured: "VHOST" }),
   SESSION: token("SESSION", "bounded", "[A-Za-z0-9+/=_.-]", 1, 64, { captured: "SESSION" }),
@@ -247,7 +257,7 @@ const TOKENS: Readonly<Record<TokenName, Token>> = {
   USER: token("USER", "wildcard", "[\\s\\S]", 0, Infinity, { captured: "USER" }),
   ANY: token("ANY", "wildcard", "[\\s\\S]", 0, Infinity, { lazy: true }),
 };
-const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|FIELD|TEXT|NOCOLON|VHOST|SESSION|USER|ANY)>/g;
+const TOKEN_RE = /<(HOST|PORT|COUNT|WORD|FIELD|TEXT|NOCOLON|PATH|AGENT|VHOST|SESSION|USER|ANY)>/g;
 /** anything written like a token: a known one, or a typo that would otherwise be literal text */
 const TOKEN_LIKE_RE = /<([A-Z][A-Z0-9_]*)>/g;
 
@@ -287,7 +297,7 @@ function unsearchableRun(segment: readonly Item[], direction: "forward" | "backw
 /** Builds the regex source left to right, numbering capture groups as they open. */
 class Emitter {
   private count = 0;
-  readonly groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0 };
+  readonly groups: Record<Captured, number> = { HOST: 0, USER: 0, COUNT: 0, VHOST: 0, SESSION: 0, SCOPE: 0 };
   /** the group that holds the message up to the end of the `placed` token (CompiledTemplate.place), 0 for none */
   readonly place: number;
   /** how the regex starts: `^`, and the place group's "(" (closed after the placed token) */
@@ -333,9 +343,9 @@ class Emitter {
         const follow = next && next.token === undefined ? next.text : "";
         /* a run followed by text holding a character the run cannot hold has one end only, just
            before that character: greedy matching finds it, and no atomic group is needed */
-        if ([...follow].some((c) => !inClass(item.token, c))) out += `${item.token.chars}*`;
+        if ([...follow].some((c) => !inClass(item.token, c))) out += this.run(item.token, `${item.token.chars}*`);
         else {
-          const n = this.open();
+          const n = this.open(item.token.captured);
           out += `(?=(${item.token.chars}*)${escapeRegex(follow)})(?:\\${n})`;
         }
       }
@@ -356,14 +366,19 @@ class Emitter {
       else {
         const prev = segment[i - 1];
         const before = prev && prev.token === undefined ? prev.text : "";
-        if ([...before].some((c) => !inClass(item.token, c))) out += `${item.token.chars}*`;
+        if ([...before].some((c) => !inClass(item.token, c))) out += this.run(item.token, `${item.token.chars}*`);
         else {
-          const n = this.open();
+          const n = this.open(item.token.captured);
           out += `(?:\\${n})(?<=${escapeRegex(before)}(${item.token.chars}*${before && nearest ? "?" : ""}))`;
         }
       }
     });
     return out;
+  }
+
+  /** a run's regex, in a group of its own when the run is captured */
+  private run(t: Token, body: string): string {
+    return t.captured ? (this.open(t.captured), `(${body})`) : body;
   }
 
   /** a wildcard searching for the segment after it: greedy (USER) or lazy (ANY); the other way round when flipped */
@@ -439,6 +454,7 @@ export function compileTemplate(source: string): CompiledTemplate | string {
     last = m.index + m[0].length;
     counts[t.name] = (counts[t.name] ?? 0) + 1;
     if (t.captured && counts[t.name]! > 1) return `has <${t.name}> more than once`;
+    if (counts.PATH && counts.AGENT) return "may hold <PATH> or <AGENT>, not both: the rule's patterns are looked for in one place";
     if (t.name === "ANY" && counts.ANY! > 1) return "has <ANY> more than once";
     if (t.name === key) keySeen = true;
     if (t.shape === "wildcard") {
@@ -553,6 +569,7 @@ export function compileTemplate(source: string): CompiledTemplate | string {
     lead,
     head: literalHead(source),
     tail: anchoredEnd ? items.at(-1)!.text ?? "" : "",
+    scope: counts.PATH ? "path" : counts.AGENT ? "field" : null,
   };
 }
 
@@ -658,10 +675,15 @@ export class RuleSet {
         if (r.held && (r.action !== "count" || !connections)) {
           throw new ConfigError(`${file}: rule "${r.name}", field held: only a counting rule (action = "count") in a file that marks where connections start or end (session = "start" / "end") can wait for its connection's verdict`);
         }
+        const scoped = templates.some((t) => t.scope !== null);
+        if (scoped && !templates.every((t) => t.scope !== null)) {
+          throw new ConfigError(`${file}: rule "${r.name}", field host: either every template holds <PATH> or <AGENT> or none does (the rule's patterns are looked for there)`);
+        }
+        if (scoped && anchored) throw new ConfigError(`${file}: rule "${r.name}", field pattern: a rule whose templates read <PATH> or <AGENT> looks for its patterns there, so none may start with ^`);
         const templateHeads = templates.map((t) => literalHead(t.source));
         /* the prefilter may act as a startsWith if every template's message starts with it */
-        const patternIsPrefix = anchored || (patterns.length === 1 && !ends[0] && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
-        const patternInHeads = !patternIsPrefix && templates.length > 0 && !ends.includes(true) && templateHeads.every((h) => patterns.some((p) => h.includes(p)));
+        const patternIsPrefix = anchored || (!scoped && patterns.length === 1 && !ends[0] && templates.length > 0 && templateHeads.every((h) => h.startsWith(patterns[0]!)));
+        const patternInHeads = !patternIsPrefix && !scoped && templates.length > 0 && !ends.includes(true) && templateHeads.every((h) => patterns.some((p) => h.includes(p)));
         const heads = anchored ? patterns : templates.length > 0 && templateHeads.every((h) => h !== "") ? [...new Set(templateHeads)] : [];
         /* an aggressive rule that marks its session's start or end keeps doing so in normal mode,
            counting nothing: a probe's "Connection closed by A port N [preauth]" still ends the pid's session */
@@ -684,6 +706,7 @@ export class RuleSet {
           patterns,
           ...(ends.includes(true) ? { patternEnds: ends } : {}),
           patternIsPrefix,
+          scoped,
           ...(patternInHeads ? { patternInHeads: true as const } : {}),
           rate: r.rate ?? null,
           heads,
@@ -767,12 +790,23 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
       message ??= text.slice(at, end);
     } else {
       message ??= text.slice(at, end);
-      if (!rule.patternInHeads && (rule.patternEnds ? !containsOrEndsWithAny(message, rule.patterns, rule.patternEnds) : !containsAny(message, rule.patterns))) continue;
+      if (!rule.patternInHeads && (rule.patternEnds && !rule.scoped ? !containsOrEndsWithAny(message, rule.patterns, rule.patternEnds) : !containsAny(message, rule.patterns))) continue;
     }
     const m = matchTemplates(rule, message);
     if (m) return m;
   }
   return null;
+}
+
+/** A request target's path: the text before its query. */
+function pathOf(target: string): string {
+  const query = target.indexOf("?");
+  return query < 0 ? target : target.slice(0, query);
+}
+
+/** Whether `text` holds one of the rule's patterns (ends with it, for a pattern written "text$"). */
+function holdsPattern(rule: CompiledRule, text: string): boolean {
+  return rule.patternEnds ? containsOrEndsWithAny(text, rule.patterns, rule.patternEnds) : containsAny(text, rule.patterns);
 }
 
 /**
@@ -817,6 +851,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     const m = (leads === 1 ? t.lazier : t.regex).exec(message);
     if (!m) continue;
     const g = t.groups;
+    if (t.scope !== null && !holdsPattern(rule, t.scope === "path" ? pathOf(m[g.SCOPE]!) : m[g.SCOPE]!)) continue;
     const host = rule.sessionOnly ? null : parseLoggedIp(m[g.HOST]!);
     if (!host && !rule.sessionOnly) {
       if (t.alt) unreadableAt = placeOf(m, t);

@@ -31,7 +31,7 @@ function extract(template: string, message: string): { host: string; user?: stri
 describe("unknown tokens are refused, naming the file, the rule and the field", () => {
   test("<HSOT> in a host template", () => {
     expect(loadError('"^from <HSOT> port <PORT>$"')).toBe(
-      'test.rule: rule "x", field host: template "^from <HSOT> port <PORT>$" has an unknown token <HSOT> (known: <HOST>, <PORT>, <COUNT>, <WORD>, <FIELD>, <TEXT>, <NOCOLON>, <VHOST>, <SESSION>, <USER>, <ANY>)',
+      'test.rule: rule "x", field host: template "^from <HSOT> port <PORT>$" has an unknown token <HSOT> (known: <HOST>, <PORT>, <COUNT>, <WORD>, <FIELD>, <TEXT>, <NOCOLON>, <PATH>, <AGENT>, <VHOST>, <SESSION>, <USER>, <ANY>)',
     );
   });
   test("<IP> in the second template of a list", () => {
