@@ -1,7 +1,8 @@
 /**
  * Everything that can be wrong before watcher touches anything: watcher.toml, the rule files of
  * the enabled modules, the lists, the blocklist settings, the fleet key and CA, the programs of
- * the actions, the logger's group and the firewall backend (installed, ours to use). One pass that collects every problem
+ * the actions, the logger's group, the firewall backend (installed, ours to use), and the files
+ * start opens: each module's FIFO path and database. One pass that collects every problem
  * the loaders name (file:line or key), so that an operator fixes them all at once: `watcher
  * check` prints them, and start and restart refuse (exit 2) with the same list.
  */
@@ -12,7 +13,9 @@ import { ConfigError } from "../core/errors";
 import { resolveBackend } from "../core/firewall";
 import { ipsetAvailable } from "../core/firewall/ipset";
 import { nftablesAvailable } from "../core/firewall/nftables";
-import { configFile } from "../core/layout";
+import { existsSync, statSync } from "node:fs";
+import { configFile, dbPath, fifoPath, fleetDbPath } from "../core/layout";
+import { openReadOnlyDatabase } from "../store/sqlite";
 import { Lists } from "../core/lists";
 import { RuleSet } from "../core/rules";
 import { parseToml } from "../core/toml";
@@ -134,6 +137,37 @@ function checkFirewall(loaded: LoadedConfig): string {
   return `firewall: ${backend}${auto}`;
 }
 
+/**
+ * What start would stop at after it has stopped the running watcher (restart): a FIFO path that
+ * holds another kind of file, a database SQLite cannot read through (quick_check reads every page:
+ * a second or so for a database of a million hosts). A file source that is not there yet is only
+ * noted: the module reads it once it appears.
+ */
+function checkModuleFiles(loaded: LoadedConfig, module: ModuleName, problems: string[]): string {
+  const { paths } = loaded;
+  const fifo = fifoPath(paths.fifoBase, module);
+  if (existsSync(fifo) && !statSync(fifo).isFIFO()) problems.push(`${fifo} exists but is not a FIFO; move it away (start makes the FIFO)`);
+  checkDatabase(dbPath(paths, module), problems);
+  const missing = moduleConfig(loaded.config, module).sources.flatMap((s) => (s.type === "file" && !existsSync(s.path) ? [s.path] : []));
+  return `files ${module}: ${missing.length ? `${missing.join(", ")} not there yet (read from its start once it appears)` : "ok"}`;
+}
+
+/** A database that exists must read whole; a missing one is made at start. */
+function checkDatabase(path: string, problems: string[]): void {
+  if (!existsSync(path)) return;
+  try {
+    const db = openReadOnlyDatabase(path);
+    try {
+      const result = db.query<{ quick_check: string }, []>("PRAGMA quick_check(1)").get()?.quick_check;
+      if (result !== "ok") problems.push(`${path}: damaged (${result}); move it away (start makes a new one) or repair it (sqlite3 ${path} .recover)`);
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    problems.push(`${path}: ${(e as Error).message.replace(`cannot open database ${path}`, "cannot be read")}; move it away (start makes a new one) or repair it`);
+  }
+}
+
 /** Every check of a loaded configuration; problems are added to `problems`. */
 export function checkLoaded(loaded: LoadedConfig, problems: string[] = []): CheckReport {
   const { config, paths } = loaded;
@@ -146,6 +180,7 @@ export function checkLoaded(loaded: LoadedConfig, problems: string[] = []): Chec
   const modules = enabledModules(config);
   note(`modules: ${modules.join(", ") || "none enabled"}`);
   for (const m of modules) note(checkRules(loaded, m, problems));
+  for (const m of modules) note(checkModuleFiles(loaded, m, problems));
   const lists = collect(problems, () => Lists.of(paths));
   if (lists) note(`lists: whitelist ${count(lists.whitelist.size, "entry", "entries")}, blacklist ${count(lists.blacklist.size, "entry", "entries")}`);
   note(checkBlocklists(loaded, problems));
@@ -154,6 +189,7 @@ export function checkLoaded(loaded: LoadedConfig, problems: string[] = []): Chec
     const key = collect(problems, () => loadFleetKey(paths.fleetKey));
     const ca = fleet.tlsCa ? collect(problems, () => readFleetCa(fleet.tlsCa!)) : "";
     if (key && ca !== null) note(`fleet: node ${fleet.node}, key ${paths.fleetKey}${fleet.tlsCa ? `, CA ${fleet.tlsCa}` : ""}`);
+    checkDatabase(fleetDbPath(paths), problems);
   } else note("fleet: off");
   if (config.actions.length && collect(problems, () => checkActionPrograms(config.actions, paths.configFile)) !== null) note(`actions: ${config.actions.map((a) => a.name).join(", ")}`);
   if (collect(problems, () => checkFifoGroup(config.fifoGroup)) !== null) note(`FIFOs: group ${config.fifoGroup}`);

@@ -4,7 +4,7 @@
  * and refusing a bad rule file before anything starts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { makeRoot, watcher } from "../helpers/root";
@@ -53,6 +53,35 @@ describe("the master", () => {
     });
     expect(status.lastExit).not.toBe(0);
     expect(watcher(root, "stop").code).toBe(0);
+  });
+
+  test("restart leaves the running watcher alone when start would fail: a plain file at the FIFO's path, a damaged database", async () => {
+    const root = newRoot();
+    expect(watcher(root, "start").code).toBe(0);
+    const pid = master(root)!.pid;
+    const fifo = join(root, "var", "fifo", "WatchLG");
+    rmSync(fifo);
+    writeFileSync(fifo, "a log line where the FIFO belongs\n");
+    let r = watcher(root, "restart");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("watcher was not restarted");
+    expect(r.err).toContain(`${fifo} exists but is not a FIFO`);
+    expect(watcher(root, "status").out).toContain(`watcher is running (pid ${pid}`);
+    rmSync(fifo);
+
+    /* every page after the header overwritten: the header reads, the pages do not */
+    const db = join(root, "var", "db", "LG.db");
+    await waitFor("LG's database", () => existsSync(db) && statSync(db).size >= 8192);
+    const bytes = readFileSync(db);
+    bytes.fill(0x5a, 4096);
+    writeFileSync(join(root, "damaged.db"), bytes);
+    r = watcher(root, "check");
+    expect(r.code).toBe(0); /* the database in use is whole */
+    renameSync(join(root, "damaged.db"), db);
+    r = watcher(root, "restart");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${db}: `);
+    expect(watcher(root, "status").out).toContain(`watcher is running (pid ${pid}`);
   });
 
   test("a module runs with JavaScriptCore's last compiler tier off (its peak RSS, see master.ts)", () => {

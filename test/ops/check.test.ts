@@ -137,6 +137,21 @@ keyFile = "etc/no-such.key"
     expect(r.err).toContain("2 problems");
   });
 
+  test("the files start opens: a FIFO path that holds a plain file, a damaged database; a file source not there yet is noted", () => {
+    const root = newRoot({
+      "etc/watcher.toml": `${SAFE_CONFIG}[modules.MB]\nenabled = true\ndns = false\nsources = [{ type = "file", path = "/nonexistent/mail.log" }]\n`,
+      "var/fifo/WatchLG": "a log line where the FIFO belongs\n",
+      "var/db/MB.db": "SQLite format 3\u0000 and then nothing a database holds",
+    });
+    const r = watcher(root, "check");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${root}/var/fifo/WatchLG exists but is not a FIFO; move it away`);
+    expect(r.err).toContain(`${root}/var/db/MB.db: `);
+    expect(r.err).toContain("move it away (start makes a new one)");
+    expect(r.out).toContain("ok  files MB: /nonexistent/mail.log not there yet (read from its start once it appears)");
+    expect(r.err).toContain("watcher check: 2 problems");
+  });
+
   test("a root that is not one: said, exit 2", () => {
     const r = watcher(join(newRoot({}), "nowhere"), "check");
     expect(r.code).toBe(2);
