@@ -12,7 +12,7 @@
 import { closeSync, mkdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import cron, { type ScheduledTask } from "node-cron";
-import { enabledModules, type LoadedConfig, loadConfig, type ModuleName, parseListen, selfCommand } from "../core/config";
+import { enabledModules, type LoadedConfig, loadConfig, type ModuleName, moduleConfig, parseListen, selfCommand } from "../core/config";
 import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
@@ -59,6 +59,8 @@ class ModuleChild {
   private backoff = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   stopping = false;
+  /** ended by renew(): it starts again at once, which is no restart after a failure */
+  private renewing = false;
   /** signals for a module still starting: delivered once it catches them (before, SIGHUP or SIGUSR1 would end it) */
   private readonly held = new Set<NodeJS.Signals>();
   private heldTimer: ReturnType<typeof setInterval> | null = null;
@@ -91,6 +93,11 @@ class ModuleChild {
     /* the next process reads config, rules and lists afresh: nothing held is owed to it */
     this.releaseHeld();
     if (this.stopping) return;
+    if (this.renewing) {
+      this.renewing = false;
+      this.start();
+      return;
+    }
     /* a module that ran a while starts over at once */
     if (this.startedAt && Date.now() - this.startedAt > MAX_BACKOFF_S * 1000) this.backoff = 0;
     this.log(`module ${this.module} exited with status ${code}; restarting ${this.backoff ? `in ${this.backoff}s` : "now"}`);
@@ -137,6 +144,21 @@ class ModuleChild {
     this.heldTimer = null;
   }
 
+  /**
+   * A new process at once, for what only a new process reads (its sources): the running one
+   * finishes the chunk in hand first, and the logger's lines wait in the FIFO meanwhile. A module
+   * that is down reads the new settings when it starts anyway.
+   */
+  async renew(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || this.stopping) return;
+    this.renewing = true;
+    proc.kill("SIGTERM");
+    const killed = setTimeout(() => proc.kill("SIGKILL"), STOP_GRACE_MS);
+    await proc.exited;
+    clearTimeout(killed);
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
@@ -173,9 +195,10 @@ const RESTART_SETTINGS = ["firewall", "fleet", "metrics", "fifoBase", "dbDir", "
 /**
  * The master's own settings read again on SIGHUP: the schedules and the blocklists. A file with
  * a problem (all of them said, as `watcher check` would) keeps the settings in force, and
- * `in force` comes back; settings that need a restart are named and wait for it.
+ * `in force` comes back; settings that need a restart are named, against what the master
+ * `started` with, at every SIGHUP until the restart (and not once the file is back to them).
  */
-function settingsAfterReload(inForce: LoadedConfig, log: (message: string) => void): LoadedConfig {
+function settingsAfterReload(started: LoadedConfig, inForce: LoadedConfig, log: (message: string) => void): LoadedConfig {
   const problems: string[] = [];
   let next: LoadedConfig;
   try {
@@ -188,8 +211,8 @@ function settingsAfterReload(inForce: LoadedConfig, log: (message: string) => vo
     log(`SIGHUP: kept the master's settings in force (schedules, blocklists): ${problems.join("; ")}`);
     return inForce;
   }
-  const changed = (key: (typeof RESTART_SETTINGS)[number]) => JSON.stringify(inForce.config[key]) !== JSON.stringify(next!.config[key]);
-  const modulesChanged = enabledModules(inForce.config).join() !== enabledModules(next!.config).join();
+  const changed = (key: (typeof RESTART_SETTINGS)[number]) => JSON.stringify(started.config[key]) !== JSON.stringify(next!.config[key]);
+  const modulesChanged = enabledModules(started.config).join() !== enabledModules(next!.config).join();
   const waiting = [...(modulesChanged ? ["the modules enabled"] : []), ...RESTART_SETTINGS.filter(changed)];
   if (waiting.length) log(`SIGHUP: ${waiting.join(", ")} changed: they take effect at the next restart`);
   return next!;
@@ -335,7 +358,9 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       process.on("SIGHUP", () => {
         void (async () => {
           try {
-            const next = settingsAfterReload(loaded, log);
+            const next = settingsAfterReload(started, loaded, log);
+            const sourcesOf = (l: LoadedConfig, m: ModuleName) => JSON.stringify(moduleConfig(l.config, m).sources);
+            const resourced = new Set(modules.filter((m) => sourcesOf(loaded, m) !== sourcesOf(next, m)));
             if (next !== loaded) {
               loaded = next;
               scheduleJobs();
@@ -346,7 +371,11 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
             for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
             for (const r of status.restore.refusals) log(r);
             for (const list of await emptySwitchedOffLists(loaded, firewall!)) log(`SIGHUP: emptied the set of blocklist ${list}: it is switched off or gone from the configuration`);
-            for (const c of children.values()) c.signal("SIGHUP");
+            for (const c of children.values()) if (!resourced.has(c.module)) c.signal("SIGHUP");
+            for (const m of resourced) {
+              log(`SIGHUP: module ${m} reads other sources now: starting it again`);
+              void children.get(m)?.renew();
+            }
             fleet?.resync();
             writeStatus();
             log("SIGHUP: lists reloaded and restored; modules reload config and rules");

@@ -143,11 +143,11 @@ function checkFirewall(loaded: LoadedConfig): string {
  * a second or so for a database of a million hosts). A file source that is not there yet is only
  * noted: the module reads it once it appears.
  */
-function checkModuleFiles(loaded: LoadedConfig, module: ModuleName, problems: string[]): string {
+function checkModuleFiles(loaded: LoadedConfig, module: ModuleName, databases: boolean, problems: string[]): string {
   const { paths } = loaded;
   const fifo = fifoPath(paths.fifoBase, module);
   if (existsSync(fifo) && !statSync(fifo).isFIFO()) problems.push(`${fifo} exists but is not a FIFO; move it away (start makes the FIFO)`);
-  checkDatabase(dbPath(paths, module), problems);
+  if (databases) checkDatabase(dbPath(paths, module), problems);
   const missing = moduleConfig(loaded.config, module).sources.flatMap((s) => (s.type === "file" && !existsSync(s.path) ? [s.path] : []));
   return `files ${module}: ${missing.length ? `${missing.join(", ")} not there yet (read from its start once it appears)` : "ok"}`;
 }
@@ -168,8 +168,11 @@ function checkDatabase(path: string, problems: string[]): void {
   }
 }
 
-/** Every check of a loaded configuration; problems are added to `problems`. */
-export function checkLoaded(loaded: LoadedConfig, problems: string[] = []): CheckReport {
+/**
+ * Every check of a loaded configuration; problems are added to `problems`. `databases`: read each
+ * database whole too (the commands do; the master, at its start and on SIGHUP, opens them anyway).
+ */
+export function checkLoaded(loaded: LoadedConfig, problems: string[] = [], databases = false): CheckReport {
   const { config, paths } = loaded;
   const checked: string[] = [];
   const root = paths.root;
@@ -180,7 +183,7 @@ export function checkLoaded(loaded: LoadedConfig, problems: string[] = []): Chec
   const modules = enabledModules(config);
   note(`modules: ${modules.join(", ") || "none enabled"}`);
   for (const m of modules) note(checkRules(loaded, m, problems));
-  for (const m of modules) note(checkModuleFiles(loaded, m, problems));
+  for (const m of modules) note(checkModuleFiles(loaded, m, databases, problems));
   const lists = collect(problems, () => Lists.of(paths));
   if (lists) note(`lists: whitelist ${count(lists.whitelist.size, "entry", "entries")}, blacklist ${count(lists.blacklist.size, "entry", "entries")}`);
   note(checkBlocklists(loaded, problems));
@@ -189,7 +192,7 @@ export function checkLoaded(loaded: LoadedConfig, problems: string[] = []): Chec
     const key = collect(problems, () => loadFleetKey(paths.fleetKey));
     const ca = fleet.tlsCa ? collect(problems, () => readFleetCa(fleet.tlsCa!)) : "";
     if (key && ca !== null) note(`fleet: node ${fleet.node}, key ${paths.fleetKey}${fleet.tlsCa ? `, CA ${fleet.tlsCa}` : ""}`);
-    checkDatabase(fleetDbPath(paths), problems);
+    if (databases) checkDatabase(fleetDbPath(paths), problems);
   } else note("fleet: off");
   if (config.actions.length && collect(problems, () => checkActionPrograms(config.actions, paths.configFile)) !== null) note(`actions: ${config.actions.map((a) => a.name).join(", ")}`);
   if (collect(problems, () => checkFifoGroup(config.fifoGroup)) !== null) note(`FIFOs: group ${config.fifoGroup}`);
@@ -197,10 +200,10 @@ export function checkLoaded(loaded: LoadedConfig, problems: string[] = []): Chec
   return { root, problems, checked, modules, lists };
 }
 
-/** `watcher check`: the root's configuration and all it points to, every problem listed. */
+/** `watcher check` (and start, restart): the root's configuration and all it points to, every problem listed. */
 export function checkInstall(rootOption: string | undefined): CheckReport {
   const problems: string[] = [];
-  return checkLoaded(loadLeniently(rootOption, problems), problems);
+  return checkLoaded(loadLeniently(rootOption, problems), problems, true);
 }
 
 /** A ConfigError (exit 2) listing every problem, or nothing when there is none. */

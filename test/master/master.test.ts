@@ -118,6 +118,37 @@ describe("the master", () => {
     expect(watcher(root, "stop").code).toBe(0);
   });
 
+  test("SIGHUP: a module whose sources changed starts again and reads the new ones; settings that need a restart are named until it", async () => {
+    const root = newRoot();
+    const config = (log: string, keep: boolean) =>
+      `firewall = "dryrun"\nkeepFirewallOnStop = ${keep}\n[modules.LG]\ndns = false\nmaxAffairs = 1\nsources = [{ type = "file", path = "${join(root, log)}" }]\n`;
+    for (const f of ["old.log", "new.log"]) writeFileSync(join(root, f), "");
+    writeFileSync(join(root, "etc", "watcher.toml"), config("old.log", false));
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("LG to open old.log", () => readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "old.log"))));
+    const first = master(root)!.modules.LG!.pid;
+    const log = () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8");
+
+    writeFileSync(join(root, "etc", "watcher.toml"), config("new.log", true));
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("LG to open new.log", () => readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "new.log"))));
+    expect(log()).toContain("SIGHUP: module LG reads other sources now: starting it again");
+    expect(log()).toContain("SIGHUP: keepFirewallOnStop changed: they take effect at the next restart");
+    const status = master(root)!.modules.LG!;
+    expect(status.pid).not.toBe(first);
+    expect(status.restarts).toBe(0); /* no failure */
+    appendFileSync(join(root, "new.log"), "Nov 25 10:00:00 srv sshd[7]: Invalid user x from 203.0.113.77 port 4\n");
+    await waitFor("the ban from new.log", async () => (await banned(root)).includes("203.0.113.77"));
+
+    /* the file back to what runs: nothing waits for a restart any more */
+    writeFileSync(join(root, "etc", "watcher.toml"), config("new.log", false));
+    const reloads = log().split("SIGHUP: lists reloaded").length;
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("the next reload", () => log().split("SIGHUP: lists reloaded").length > reloads);
+    expect(log().split("keepFirewallOnStop changed").length).toBe(2);
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
   test("all four modules run, each with its own FIFO, database and firewall set; a web log file is followed", async () => {
     const root = newRoot();
     writeFileSync(join(root, "access.log"), "");
