@@ -8,8 +8,10 @@
  * whitelisted address, and an entry of either list wider than WIDEST allows. Downloaded
  * blocklists go through the same test (Lists.dropConflict) and leave such entries out.
  */
-import { type ConfigFiles, diskFiles } from "./config-files";
-import type { Paths } from "./layout";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { type ConfigFiles, diskFiles, savedFiles } from "./config-files";
+import { defaultRunDir, type Paths } from "./layout";
 import { networkInterfaces } from "node:os";
 import { ConfigError } from "./errors";
 import { type Cidr, CidrSet, type Family, type Ip, isNeverBannable, parseCidr, parseIp, reservedOverlap } from "./ip";
@@ -66,6 +68,29 @@ function readEntries(file: string, files: ConfigFiles): { entries: Entry[]; prob
   return text === null ? { entries: [], problems: [] } : parseEntries(file, text);
 }
 
+/**
+ * A whitelist gone from disk that the configuration in force of a module still holds (its copy in
+ * var/run/MODULE.in-force.json) is refused, so the reload, restart or check that meets it keeps
+ * what runs: a stray rm or a deployment that misses the file must not make the networks it held
+ * bannable. Dropping them on purpose takes an empty file.
+ */
+function refuseLostWhitelist(paths: Pick<Paths, "root" | "whitelist">): void {
+  const runDir = defaultRunDir(paths.root);
+  let names: string[];
+  try {
+    names = readdirSync(runDir).filter((n) => n.endsWith(".in-force.json"));
+  } catch {
+    return; /* nothing has run here */
+  }
+  for (const name of names) {
+    const text = savedFiles(join(runDir, name))?.read(paths.whitelist);
+    const held = text ? parseEntries(paths.whitelist, text).entries.length : 0;
+    if (held > 0) {
+      throw new ConfigError(`${paths.whitelist}: not there, but the configuration in force (${join(runDir, name)}) whitelists ${held} ${held === 1 ? "entry" : "entries"} from it: put it back, or leave an empty file to whitelist nothing`);
+    }
+  }
+}
+
 /** Addresses configured on this machine's interfaces. */
 export function ownAddresses(): CidrSet {
   const set = new CidrSet();
@@ -101,8 +126,13 @@ export class Lists {
    * Read and check both lists; a ConfigError names every refused line (file:line). `own` is
    * this machine's addresses (a parameter for tests).
    */
-  /** The root's lists (`paths.whitelist`, `paths.blacklist`) with this machine's addresses. */
-  static of(paths: Pick<Paths, "whitelist" | "blacklist">, files: ConfigFiles = diskFiles): Lists {
+  /**
+   * The root's lists (`paths.whitelist`, `paths.blacklist`) with this machine's addresses. A
+   * whitelist file that is not there is an empty whitelist, unless a module's configuration in
+   * force was read with entries from it (lostWhitelist).
+   */
+  static of(paths: Pick<Paths, "root" | "whitelist" | "blacklist">, files: ConfigFiles = diskFiles): Lists {
+    if (files.read(paths.whitelist) === null) refuseLostWhitelist(paths);
     return Lists.load(paths.whitelist, paths.blacklist, ownAddresses(), files);
   }
 

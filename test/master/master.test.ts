@@ -106,6 +106,36 @@ describe("the master", () => {
     expect(watcher(root, "stop").code).toBe(0);
   });
 
+  test("a whitelist gone from disk is not an empty one: SIGHUP, check and restart keep what runs; an empty file empties it", async () => {
+    const root = newRoot({ "etc/whitelist": "203.0.113.32/28\n" });
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("the LG module to run", () => lgRunning(root));
+    const white = async () => {
+      const fw = new DryRunFirewall(join(root, "var", "db", "firewall-dryrun.db"), join(root, "var", "log", "firewall-dryrun.log"));
+      const list = (await fw.list("watcher_white")).map((e) => e.address);
+      await fw.close();
+      return list;
+    };
+    expect(await white()).toEqual(["203.0.113.32/28"]);
+    const whitelist = join(root, "etc", "whitelist");
+    rmSync(whitelist);
+    const log = () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8");
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("the refused reload", () => log().includes(`SIGHUP: nothing changed: ${whitelist}: not there, but the configuration in force`));
+    expect(await white()).toEqual(["203.0.113.32/28"]);
+    const check = watcher(root, "check");
+    expect(check.code).toBe(2);
+    expect(check.err).toContain("put it back, or leave an empty file to whitelist nothing");
+    expect(watcher(root, "restart").code).toBe(2);
+
+    writeFileSync(whitelist, "");
+    const reloads = log().split("SIGHUP: lists reloaded").length;
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("the next reload", () => log().split("SIGHUP: lists reloaded").length > reloads);
+    await waitFor("the emptied whitelist set", async () => (await white()).length === 0);
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
   test("a SIGHUP while a module starts is held until it listens: the module is not ended by it, and reloads", async () => {
     const root = newRoot();
     expect(watcher(root, "start").code).toBe(0);
