@@ -172,7 +172,11 @@ export interface StatusReport {
   startedAt: number | null;
   root: string;
   backend: string | null;
-  modules: (ModuleStatus & { restarts: number })[];
+  /**
+   * `running`: the module's process is alive now (the one test of it: doctor and the metrics read
+   * it too); `lastExit`: the status its last process exited with, null before any exit
+   */
+  modules: (ModuleStatus & { restarts: number; running: boolean; lastExit: number | null })[];
   /**
    * entries per set, when this process can read the firewall watcher uses; `full`: the share of
    * its fuller kernel set (`_v4` or `_v6`) against the backend's limit, null without a limit
@@ -211,6 +215,9 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       actions: own?.actions ?? {},
       configError: own?.configError ?? null,
       restarts: m.restarts,
+      /* the master lists a module once it has started it (a master still restoring the firewall lists none) and clears its pid when it exits */
+      running: m.pid !== null && isAlive(m.pid),
+      lastExit: m.lastExit,
     });
   }
   let firewall: StatusReport["firewall"] = null;

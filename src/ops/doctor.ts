@@ -12,15 +12,14 @@ import { formatDuration, nowSeconds } from "../core/duration";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall, ListedElement } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
-import { fifoPath, masterLogFile, statusFile } from "../core/layout";
+import { fifoPath, masterLogFile } from "../core/layout";
 import { Lists } from "../core/lists";
-import { isAlive, processState, readJson } from "../core/runfiles";
+import { processState } from "../core/runfiles";
 import { FleetLink, redactUrl } from "../fleet/link";
 import { FLEET_SET } from "../fleet/protocol";
 import { checkFirewallFree } from "../master/claim";
 import { gatherStatus, SET_NEARLY_FULL } from "../master/control";
 import { describeProcesses } from "../master/leftovers";
-import type { MasterStatus } from "../master/control";
 import { count } from "./check";
 import { liftProtectedBans, planFirewall, type ProtectedBan } from "../master/restore";
 
@@ -66,7 +65,7 @@ interface Drift {
 
 const ago = (seconds: number) => `${formatDuration(Math.max(0, seconds))} ago`;
 
-function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof gatherStatus>>, master: MasterStatus | null, idle: number, now: number): DoctorCheck[] {
+function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof gatherStatus>>, idle: number, now: number): DoctorCheck[] {
   const checks: DoctorCheck[] = [];
   const { config, paths } = loaded;
   const running = new Set(status.modules.map((m) => m.module));
@@ -75,10 +74,9 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
   }
   for (const m of status.modules) {
     const check = `module ${m.module}`;
-    const supervised = master?.modules[m.module];
     const restarts = m.restarts ? `; restarted ${count(m.restarts, "time")}` : "";
-    if (!m.pid || !isAlive(m.pid)) {
-      checks.push({ check, ok: false, message: `not running${supervised?.lastExit != null ? ` (last exit status ${supervised.lastExit})` : ""}${restarts}: the master restarts it, with a growing pause; see ${masterLogFile(paths)}` });
+    if (!m.running) {
+      checks.push({ check, ok: false, message: `not running${m.lastExit !== null ? ` (last exit status ${m.lastExit})` : ""}${restarts}: the master restarts it, with a growing pause; see ${masterLogFile(paths)}` });
       continue;
     }
     const state = processState(m.pid);
@@ -263,7 +261,6 @@ export async function runDoctor(loaded: LoadedConfig, o: DoctorOptions): Promise
   const { config, paths } = loaded;
   const now = nowSeconds();
   const status = await gatherStatus(paths.root);
-  const master = status.running ? readJson<MasterStatus>(statusFile(paths.runDir, "master")) : null;
   const checks: DoctorCheck[] = [];
   const fixed: string[] = [];
   if (!status.running) {
@@ -272,7 +269,7 @@ export async function runDoctor(loaded: LoadedConfig, o: DoctorOptions): Promise
   } else {
     checks.push({ check: "master", ok: true, message: `pid ${status.pid}, ${status.backend}, started ${ago(now - (status.startedAt ?? now))}` });
     if (status.configError) checks.push({ check: "configuration", ok: false, message: `${status.configError} (the running watcher goes on with what it loaded; "watcher check" lists every problem)` });
-    checks.push(...checkModules(loaded, status, master, o.idle, now));
+    checks.push(...checkModules(loaded, status, o.idle, now));
     const backend = resolveBackend(config.firewall);
     if (status.backend !== backend) {
       checks.push({ check: "drift", ok: false, message: `the master runs ${status.backend}, watcher.toml now says ${backend}: not compared; "watcher restart" applies the setting` });

@@ -120,7 +120,7 @@ export function renderMetrics(s: StatusReport): string {
   if (s.startedAt !== null) e.gauge("master_start_time_seconds", "when the master started (epoch seconds)", s.startedAt);
   for (const m of s.modules) {
     const module = m.module;
-    e.gauge("module_up", "1 when the module process runs", m.pid ? 1 : 0, { module });
+    e.gauge("module_up", "1 when the module process runs", m.running ? 1 : 0, { module });
     e.counter("module_restarts", "restarts of the module process by the master", m.restarts, { module });
     e.counter("lines", "log lines read", m.lines, { module });
     e.counter("matched_lines", "lines a rule matched", m.matched, { module });

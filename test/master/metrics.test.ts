@@ -346,7 +346,7 @@ describe("metrics", () => {
       running: true, pid: 1, configError: null, strayModules: [], startedAt: 1, root: "/", backend: "dryrun", jobs: [], restore: null, fleet: null,
       firewall: [{ set: odd, entries: 2, full: 0.5 }],
       modules: [{
-        module: "LG", pid: 2, startedAt: 1, updatedAt: 1, lines: 10, matched: 3, affairs: 2, bans: 1, dns: null, fleet: null, restarts: 0,
+        module: "LG", pid: 2, startedAt: 1, updatedAt: 1, lines: 10, matched: 3, affairs: 2, bans: 1, dns: null, fleet: null, restarts: 0, running: true, lastExit: null,
         pending: { hosts: 0, events: 0, droppedEvents: 0, error: null }, configError: null, refused: 0,
         rules: { [odd]: { matched: 3, affairs: 2 } }, latency: new Histogram(LATENCY_BOUNDS).snapshot(), bansEnded: { expired: 0, lifted: 0 }, actions: {},
       }],
