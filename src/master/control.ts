@@ -177,6 +177,8 @@ export interface StatusReport {
    * it too); `lastExit`: the status its last process exited with, null before any exit
    */
   modules: (ModuleStatus & { restarts: number; running: boolean; lastExit: number | null })[];
+  /** the master's modules whose process is not alive: their lines wait, nothing is counted or banned */
+  modulesDown: string[];
   /**
    * entries per set, when this process can read the firewall watcher uses; `full`: the share of
    * its fuller kernel set (`_v4` or `_v6`) against the backend's limit, null without a limit
@@ -245,6 +247,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
     root,
     backend: master?.backend ?? null,
     modules,
+    modulesDown: modules.filter((m) => !m.running).map((m) => m.module),
     firewall,
     jobs: master?.jobs ?? [],
     restore: master?.restore ?? null,

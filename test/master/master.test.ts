@@ -4,7 +4,7 @@
  * and refusing a bad rule file before anything starts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { makeRoot, watcher } from "../helpers/root";
@@ -52,6 +52,51 @@ describe("the master", () => {
       return m?.pid && m.pid !== first && m.restarts === 1 ? m : null;
     });
     expect(status.lastExit).not.toBe(0);
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
+  test("status says a module that keeps failing is down and exits 1; repaired, it exits 0 again", async () => {
+    const root = newRoot();
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("the LG module to run", () => lgRunning(root));
+    const healthy = watcher(root, "status", "--json");
+    expect(healthy.code).toBe(0);
+    expect(JSON.parse(healthy.out)).toMatchObject({ modulesDown: [], modules: [{ module: "LG", running: true, lastExit: null }] });
+
+    /* its database set aside (with its WAL) and garbage in its place: each new module process exits at once */
+    const dbDir = join(root, "var", "db");
+    const aside = join(root, "db-aside");
+    mkdirSync(aside);
+    const databaseFiles = (dir: string) => readdirSync(dir).filter((f) => f.startsWith("LG.db"));
+    for (const f of databaseFiles(dbDir)) renameSync(join(dbDir, f), join(aside, f));
+    writeFileSync(join(dbDir, "LG.db"), "this is not a database\n");
+    process.kill(master(root)!.modules.LG!.pid!, "SIGKILL");
+
+    /* exit 1 of a process that found the garbage, not the SIGKILL's */
+    const json = await waitFor("status --json to say LG is down", () => {
+      const r = watcher(root, "status", "--json");
+      const status = JSON.parse(r.out);
+      return r.code === 1 && status.modules[0].lastExit === 1 ? status : null;
+    });
+    expect(json).toMatchObject({ running: true, modulesDown: ["LG"], modules: [{ module: "LG", running: false, lastExit: 1 }] });
+    expect(json.modules[0].restarts).toBeGreaterThanOrEqual(2);
+    const text = await waitFor("status to say LG is down", () => {
+      const r = watcher(root, "status");
+      return r.code === 1 ? r.out : null;
+    });
+    expect(text).toStartWith("watcher is running");
+    expect(text).toMatch(/\n│ LG +│ - +│ down +│/);
+    expect(text).toMatch(/\nwarning: module LG is not running \(exited with status 1, restarted \d+ times\): its log lines wait, nothing is counted or banned\n/);
+
+    /* the database back: the next restart runs */
+    for (const f of databaseFiles(dbDir)) rmSync(join(dbDir, f));
+    for (const f of databaseFiles(aside)) renameSync(join(aside, f), join(dbDir, f));
+    const recovered = await waitFor("status to exit 0", () => {
+      const r = watcher(root, "status", "--json");
+      return r.code === 0 ? JSON.parse(r.out) : null;
+    });
+    expect(recovered).toMatchObject({ modulesDown: [], modules: [{ module: "LG", running: true, lastExit: 1 }] });
+    expect(watcher(root, "status").out).not.toContain("warning");
     expect(watcher(root, "stop").code).toBe(0);
   });
 

@@ -343,7 +343,7 @@ describe("metrics", () => {
   test("label values are escaped: a backslash, a double quote and a newline come back as they were", () => {
     const odd = 'a\\b"c\nd';
     const report: StatusReport = {
-      running: true, pid: 1, configError: null, strayModules: [], startedAt: 1, root: "/", backend: "dryrun", jobs: [], restore: null, fleet: null,
+      running: true, pid: 1, configError: null, strayModules: [], startedAt: 1, root: "/", backend: "dryrun", jobs: [], restore: null, fleet: null, modulesDown: [],
       firewall: [{ set: odd, entries: 2, full: 0.5 }],
       modules: [{
         module: "LG", pid: 2, startedAt: 1, updatedAt: 1, lines: 10, matched: 3, affairs: 2, bans: 1, dns: null, fleet: null, restarts: 0, running: true, lastExit: null,
