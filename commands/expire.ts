@@ -19,11 +19,11 @@ function count(n: number, noun: string): string {
 
 export const expireCommand: CommandModule<GlobalArgs, Args> = {
   command: "expire",
-  describe: "forget hosts whose last affair is older than the module's expireAfter and lift their bans (statistics stay)",
+  describe: "forget hosts whose last affair is older than the module's expireAfter and whose ban has ended (statistics stay)",
   builder: (y) =>
     y
       .option("module", moduleOption("this module only (default: the enabled modules)"))
-      .option("dry-run", { type: "boolean", describe: "list what would be forgotten and lifted; change nothing" })
+      .option("dry-run", { type: "boolean", describe: "list what would be forgotten; change nothing" })
       .option("json", { type: "boolean", describe: "one JSON document, stable for scripts" })
       .option("quiet", { type: "boolean", describe: "print nothing unless something fails (cron)" })
       .example("$0 expire --dry-run", "what the next run would remove"),
@@ -35,11 +35,11 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
     if (argv.quiet) return;
     if (argv.json) return printJson(results);
     for (const r of results) {
-      const [forget, lift] = r.dryRun ? ["would forget", "would lift"] : ["forgot", "lifted"];
-      console.log(`${r.module}: ${forget} ${count(r.expired.length, "host")} not seen for ${formatDuration(r.expireAfter)}, ${lift} ${count(r.lifted, "ban")}`);
+      const forget = r.dryRun ? "would forget" : "forgot";
+      console.log(`${r.module}: ${forget} ${count(r.expired.length, "host")} not seen for ${formatDuration(r.expireAfter)}`);
       if (r.expired.length === 0) continue;
-      const t = table(["address", "last seen", "last rule", "ban lifted"], outputWidth(argv));
-      for (const h of r.expired) t.push([h.address, h.lastSeen, h.lastRule, h.banLifted ? "yes" : ""]);
+      const t = table(["address", "last seen", "last rule"], outputWidth(argv));
+      for (const h of r.expired) t.push([h.address, h.lastSeen, h.lastRule]);
       console.log(t.toString());
     }
   },

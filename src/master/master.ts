@@ -175,7 +175,7 @@ class ModuleChild {
 /** The scheduled expiry (see ops/expire), said in the log where it forgot something. */
 async function expireJob(loaded: LoadedConfig, log: (m: string) => void): Promise<void> {
   for (const r of await expire(loaded, { now: nowSeconds(), dryRun: false })) {
-    if (r.expired.length) log(`expire ${r.module}: forgot ${r.expired.length} hosts, lifted ${r.lifted} bans`);
+    if (r.expired.length) log(`expire ${r.module}: forgot ${r.expired.length} hosts`);
   }
 }
 

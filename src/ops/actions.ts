@@ -247,14 +247,14 @@ interface KnownBan {
   rule: string;
 }
 
-/** How a ban ended: its time ran out, or it was found lifted (watcher unban, expire, the fleet) when it would have. */
+/** How a ban ended: its time ran out, or it was found lifted (watcher unban, the fleet) when it would have. */
 export type BanEnd = "expired" | "lifted";
 
 /**
  * The ends of this module's bans, for unban actions and the metrics. A ban is known from its
  * announcement (or, at start, from the database); when its time is up, the database says
  * whether it still holds (banned again meanwhile: followed further), was lifted, or ran out.
- * A ban lifted early (watcher unban, expire, the fleet) is seen when its unban event is recorded.
+ * A ban lifted early (watcher unban, the fleet) is seen when its unban event is recorded.
  */
 export class BanEnds {
   readonly ended: Record<BanEnd, number> = { expired: 0, lifted: 0 };

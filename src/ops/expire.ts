@@ -1,8 +1,9 @@
 /**
  * Expiry, one operation for the master's schedule and `watcher expire` alike: hosts whose last
- * affair is older than their module's expireAfter are forgotten, and a ban they still hold is
- * lifted from the kernel in the same step (events stay, for statistics); in a fleet, fleet.db
- * forgets the decisions it received long ago. Bans longer than the kernel takes (permanent
+ * affair is older than their module's expireAfter and whose ban (if any) has ended are forgotten
+ * (events stay, for statistics). A running ban, permanent ones too, keeps its host however short
+ * expireAfter is: expiry never lifts a ban, nor forgets the ban count that lengthens a repeat
+ * offender's next ban while it is still banned. In a fleet, fleet.db forgets the decisions it received long ago. Bans longer than the kernel takes (permanent
  * ones) are renewed in the kernel in the same run (ops/renew.ts). Safe while the modules write
  * (WAL, busy timeout) and idempotent. A dry run only reads: it works on a read-only root.
  */
@@ -25,17 +26,14 @@ export interface ExpiredHost {
   /** epoch seconds of its last affair */
   readonly lastSeen: number;
   readonly lastRule: string;
-  /** its ban was (or would be) lifted from the firewall */
-  readonly banLifted: boolean;
 }
 
 export interface ModuleExpiry {
   readonly module: ModuleName;
   readonly dryRun: boolean;
-  /** hosts whose last affair is older than this are forgotten */
+  /** hosts whose last affair is older than this, and whose ban has ended, are forgotten */
   readonly expireAfter: number;
   readonly expired: ExpiredHost[];
-  readonly lifted: number;
   /** long bans given the kernel's longest timeout again (ops/renew.ts) */
   readonly renewed: number;
 }
@@ -73,18 +71,14 @@ async function expireModule(loaded: LoadedConfig, module: ModuleName, o: ExpireO
   const expireAfter = moduleConfig(loaded.config, module).expireAfter;
   const store = new ModuleStore(dbPath(loaded.paths, module), { readOnly: o.dryRun });
   try {
-    const stale = store.hostsLastSeenBefore(o.now - expireAfter);
-    const expired = stale.map((h) => ({ address: h.address, lastSeen: h.lastSeen, lastRule: h.lastRule, banLifted: h.bannedUntil > o.now }));
-    const lifted = expired.filter((h) => h.banLifted).map((h) => h.address);
-    if (o.dryRun) return { module, dryRun: o.dryRun, expireAfter, expired, lifted: lifted.length, renewed: 0 };
-    /* an affair that came meanwhile keeps its host */
-    if (expired.length > 0) store.deleteHosts(expired.map((h) => h.address), o.now - expireAfter);
+    const expired = store.expirableHosts(o.now - expireAfter, o.now).map((h) => ({ address: h.address, lastSeen: h.lastSeen, lastRule: h.lastRule }));
+    if (o.dryRun) return { module, dryRun: o.dryRun, expireAfter, expired, renewed: 0 };
+    if (expired.length > 0) store.deleteExpirableHosts(expired.map((h) => h.address), o.now - expireAfter, o.now);
     const firewall = createFirewall(loaded.config, loaded.paths);
     try {
-      if (lifted.length > 0) await firewall.unban(moduleSetName(module), lifted);
       const held = store.activeBans(o.now).map((h) => ({ address: h.address, until: h.bannedUntil }));
       const renewed = await renewLongBans(firewall, moduleSetName(module), held, Lists.of(loaded.paths), o.now);
-      return { module, dryRun: o.dryRun, expireAfter, expired, lifted: lifted.length, renewed };
+      return { module, dryRun: o.dryRun, expireAfter, expired, renewed };
     } finally {
       await firewall.close();
     }

@@ -369,16 +369,20 @@ export class ModuleStore {
       .map(hostFromRow);
   }
 
-  /** Hosts whose last affair came before `time`; a ban until lifted (PERMANENT_UNTIL) keeps its host. */
-  hostsLastSeenBefore(time: number): HostRecord[] {
-    return this.db.query<HostRow, [number, number]>("SELECT * FROM hosts WHERE last_seen < ? AND banned_until < ?").all(time, PERMANENT_UNTIL).map(hostFromRow);
+  /**
+   * Hosts expiry may forget: last affair before `lastSeenBefore` and no ban running at `now`. A
+   * running ban keeps its host (a ban until lifted, PERMANENT_UNTIL, always): forgetting it would
+   * end the ban early and lose the ban count that lengthens the next one.
+   */
+  expirableHosts(lastSeenBefore: number, now: number): HostRecord[] {
+    return this.db.query<HostRow, [number, number]>("SELECT * FROM hosts WHERE last_seen < ? AND banned_until <= ?").all(lastSeenBefore, now).map(hostFromRow);
   }
 
-  /** Forget these hosts (and their counted lines), unless an affair came meanwhile (last seen at or after `lastSeenBefore`). */
-  deleteHosts(addresses: readonly string[], lastSeenBefore = Number.MAX_SAFE_INTEGER): void {
-    const del = this.db.query("DELETE FROM hosts WHERE address = ? AND last_seen < ?");
+  /** Forget these hosts (and their counted lines) if they are still expirable: an affair or a ban that came meanwhile keeps its host. */
+  deleteExpirableHosts(addresses: readonly string[], lastSeenBefore: number, now: number): void {
+    const del = this.db.query("DELETE FROM hosts WHERE address = ? AND last_seen < ? AND banned_until <= ?");
     this.transaction(() => {
-      for (const a of addresses) del.run(a, lastSeenBefore);
+      for (const a of addresses) del.run(a, lastSeenBefore, now);
     });
   }
 

@@ -11,16 +11,20 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/core/config";
 import type { HostClass } from "../../src/core/dns";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
-import { moduleSet } from "../../src/core/firewall/types";
+import { moduleSet, moduleSetName } from "../../src/core/firewall/types";
+import { parseIp } from "../../src/core/ip";
+import { nowSeconds } from "../../src/core/duration";
 import { openModule } from "../../src/modules/context";
 import { SourceFormat } from "../../src/pipeline/formats";
 import { ModuleRuntime, partsOf } from "../../src/pipeline/run";
+import { FOREVER, manualBan } from "../../src/ops/ban";
 import { expire as expireHosts } from "../../src/ops/expire";
+import { PERMANENT_UNTIL } from "../../src/store/module-db";
 import { layout, renderReport, sparkline } from "../../src/report/render";
 import { gatherReport, type Report, ReportSchema } from "../../src/report/report";
 import { csvField, parseDate, STAT_COLUMNS, statRows, toCsv } from "../../src/report/stat";
 import { BUN, TestNet } from "../helpers/netns";
-import { timeoutForHangsOnly } from "../helpers/wait";
+import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
 
 timeoutForHangsOnly();
 
@@ -375,9 +379,9 @@ describe("expire", () => {
     const before = stat();
     const expire = (module: "LG" | undefined, now: number, dryRun: boolean) => expireHosts(loadConfig(root), { module, now, dryRun });
     const dry = await expire(undefined, NOW, true);
-    expect(dry.map((r) => [r.module, r.dryRun, r.expired, r.lifted])).toEqual([
-      ["LG", true, [{ address: "192.0.2.99", lastSeen: Date.parse("2026-10-01T08:00:00Z") / 1000, lastRule: "failed-auth", banLifted: false }], 0],
-      ["WB", true, [], 0],
+    expect(dry.map((r) => [r.module, r.dryRun, r.expired])).toEqual([
+      ["LG", true, [{ address: "192.0.2.99", lastSeen: Date.parse("2026-10-01T08:00:00Z") / 1000, lastRule: "failed-auth" }]],
+      ["WB", true, []],
     ]);
     expect((await expire("LG", NOW, true))[0]!.expired).toHaveLength(1); /* the dry run changed nothing */
     expect((await expire("LG", NOW, false))[0]!.expired.map((h) => h.address)).toEqual(["192.0.2.99"]);
@@ -386,12 +390,47 @@ describe("expire", () => {
     const lg = (await reportAt()).modules[0]!;
     expect([lg.tracked, lg.banned]).toEqual([3, 1]);
   });
+
+  test("a running ban keeps its host and its set element however short expireAfter is; a permanent one for ever", async () => {
+    const fresh = makeRoot();
+    writeFileSync(join(fresh, "etc", "watcher.toml"), 'firewall = "dryrun"\n[modules.LG]\ndns = false\nexpireAfter = "10s"\n');
+    /* real time: the dry-run firewall times its elements out by the clock */
+    const bannedAt = nowSeconds();
+    const ctx = openModule(fresh, "LG");
+    try {
+      const hour = await manualBan(ctx, parseIp("203.0.113.121")!, undefined, bannedAt);
+      expect(hour.seconds).toBe(3600); /* banTime's default */
+      await manualBan(ctx, parseIp("192.0.2.77")!, FOREVER, bannedAt);
+      const expireAt = async (now: number) => (await expireHosts(loadConfig(fresh), { module: "LG", now, dryRun: false }))[0]!.expired.map((h) => h.address);
+      const setAt = async (now: number) => {
+        const fw = firewallOf(fresh, () => now);
+        try {
+          return (await fw.list(moduleSetName("LG"))).map((e) => e.address).sort();
+        } finally {
+          await fw.close();
+        }
+      };
+
+      expect(await expireAt(bannedAt + 11)).toEqual([]);
+      expect(ctx.store.getHost("203.0.113.121")).toMatchObject({ bannedUntil: hour.until, banCount: 1 });
+      expect(await setAt(bannedAt + 11)).toEqual(["192.0.2.77", "203.0.113.121"]);
+
+      /* the hour is over: forgotten, ban count and all; the permanent ban stays */
+      expect(await expireAt(hour.until)).toEqual(["203.0.113.121"]);
+      expect(ctx.store.getHost("203.0.113.121")).toBeNull();
+      expect(await expireAt(hour.until + 400 * 86400)).toEqual([]);
+      expect(ctx.store.getHost("192.0.2.77")).toMatchObject({ bannedUntil: PERMANENT_UNTIL });
+      expect(await setAt(hour.until)).toEqual(["192.0.2.77"]);
+    } finally {
+      await ctx.close();
+    }
+  });
 });
 
 describe("expire in a network namespace, with the nftables backend", () => {
 
   /* root and nft: the suite runs as root (scripts/test.sh), so this always runs */
-  test("a ban older than expireAfter leaves the kernel set; --dry-run only lists it; a second run does nothing", async () => {
+  test("a running ban older than expireAfter stays in the kernel set and keeps its host; an ended one is forgotten; --dry-run only lists", async () => {
     const watcher = join(REPO, "dist", "watcher");
     if (!existsSync(watcher)) throw new Error("dist/watcher is missing: run npm run build (npm test does)");
     const net = new TestNet().setup();
@@ -403,28 +442,30 @@ describe("expire in a network namespace, with the nftables backend", () => {
       const expireCli = (...args: string[]) => inNs([...cliRunner(nsRoot), "--root", nsRoot, "expire", ...args]);
       const kernelSet = (): string[] => {
         const doc = JSON.parse(inNs(["nft", "-j", "list", "set", "inet", "watcher", "watcher_LG_v4"]).out);
-        return doc.nftables.flatMap((i: { set?: { elem?: { elem: { val: string } }[] } }) => i.set?.elem ?? []).map((e: { elem: { val: string } }) => e.elem.val);
+        return doc.nftables.flatMap((i: { set?: { elem?: { elem: { val: string } }[] } }) => i.set?.elem ?? []).map((e: { elem: { val: string } }) => e.elem.val).sort();
       };
 
-      expect(inNs([watcher, "--root", nsRoot, "ban", "LG", "203.0.113.5", "--time", "1h"]).code).toBe(0);
-      expect(kernelSet()).toEqual(["203.0.113.5"]);
-      expect(expireCli().out).toBe("LG: forgot 0 hosts not seen for 1h, lifted 0 bans\n");
-      /* last seen two hours ago: the host's record is made older, rather than the test waiting for expireAfter to pass */
+      expect(inNs([watcher, "--root", nsRoot, "ban", "LG", "203.0.113.5", "--time", "1d"]).code).toBe(0);
+      expect(inNs([watcher, "--root", nsRoot, "ban", "LG", "203.0.113.6", "--time", "2s"]).code).toBe(0);
+      expect(kernelSet()).toEqual(["203.0.113.5", "203.0.113.6"]);
+      /* last seen two hours ago: the hosts' records are made older, rather than the test waiting for expireAfter to pass */
       const db = new Database(join(nsRoot, "var", "db", "LG.db"));
-      db.run("UPDATE hosts SET first_seen = first_seen - 7200, last_seen = last_seen - 7200 WHERE address = '203.0.113.5'");
+      db.run("UPDATE hosts SET first_seen = first_seen - 7200, last_seen = last_seen - 7200");
       db.close();
+      await waitFor("the 2 s ban's end", () => kernelSet().length === 1);
 
       const dry = expireCli("--dry-run", "--json");
       expect(dry.code).toBe(0);
-      expect(JSON.parse(dry.out)).toMatchObject([{ module: "LG", dryRun: true, expired: [{ address: "203.0.113.5", lastRule: "manual", banLifted: true }], lifted: 1 }]);
-      expect(kernelSet()).toEqual(["203.0.113.5"]);
+      expect(JSON.parse(dry.out)).toMatchObject([{ module: "LG", dryRun: true, expired: [{ address: "203.0.113.6", lastRule: "manual" }] }]);
 
       const done = expireCli();
-      expect([done.code, done.out.split("\n")[0]]).toEqual([0, "LG: forgot 1 host not seen for 1h, lifted 1 ban"]);
-      expect(done.out).toContain("203.0.113.5");
-      expect(kernelSet()).toEqual([]);
+      expect([done.code, done.out.split("\n")[0]]).toEqual([0, "LG: forgot 1 host not seen for 1h"]);
+      expect(done.out).toContain("203.0.113.6");
+      expect(done.out).not.toContain("203.0.113.5");
+      expect(kernelSet()).toEqual(["203.0.113.5"]);
       expect(expireCli("--quiet")).toMatchObject({ code: 0, out: "" });
-      expect(expireCli().out).toBe("LG: forgot 0 hosts not seen for 1h, lifted 0 bans\n");
+      expect(expireCli().out).toBe("LG: forgot 0 hosts not seen for 1h\n");
+      expect(kernelSet()).toEqual(["203.0.113.5"]);
     } finally {
       net.cleanup();
     }
