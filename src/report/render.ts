@@ -149,7 +149,7 @@ function moduleSection(m: ModuleReport, report: Report, width: number): string {
     titledTable(
       "latest bans",
       banColumns,
-      m.latestBans.map((b) => [b.time, b.address, ...(vhostColumn ? [b.vhost ?? "-"] : []), b.rule, b.until === null && !b.lifted ? "forever" : formatDuration(b.seconds), b.lifted ? `${b.until} (lifted)` : (b.until ?? "until unbanned")]),
+      m.latestBans.map((b) => [b.time, b.address, ...(vhostColumn ? [b.vhost ?? "-"] : []), b.rule, b.seconds === null ? "forever" : formatDuration(b.seconds), b.lifted ? `${b.until} (lifted)` : (b.until ?? "until unbanned")]),
       width,
     ),
   );

@@ -44,8 +44,12 @@ export const ModuleReportSchema = z
     byClass: z.array(z.object({ class: z.enum(HOST_CLASSES), addresses: Count, affairs: Count }).strict()),
     byRule: z.array(z.object({ rule: z.string(), affairs: Count, addresses: Count, bans: Count }).strict()),
     topAttackers: z.array(z.object({ address: z.string(), affairs: Count, bans: Count, class: z.enum(HOST_CLASSES), lastSeen: Iso }).strict()),
-    /** `until` is when the ban ended or ends (null: kept until unbanned); `lifted` when an unban ended it early */
-    latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count, until: Iso.nullable(), lifted: z.boolean(), vhost: z.string().nullable() }).strict()),
+    /**
+     * `seconds` the ban's length, null for a permanent one (`ban --time forever`, kept until
+     * unbanned); `until` when it ended or ends (null: permanent and not lifted); `lifted` when an
+     * unban ended it early
+     */
+    latestBans: z.array(z.object({ time: Iso, address: z.string(), rule: z.string(), seconds: Count.nullable(), until: Iso.nullable(), permanent: z.boolean(), lifted: z.boolean(), vhost: z.string().nullable() }).strict()),
     /** networks banned whole now (a rotating IPv6 /64: pipeline/prefixes.ts), soonest end first; empty for a vhost */
     prefixBans: z.array(z.object({ prefix: z.string(), until: Iso.nullable(), bans: Count, reason: z.string().nullable() }).strict()),
     /** affairs per hour, oldest first; the last hour is the current one */
@@ -175,7 +179,10 @@ function moduleFacts(reader: ReportReader, module: ModuleName, title: string, ex
   /* a ban an unban lifted early ends when it was lifted: it is never shown as running */
   r.latestBans = reader
     .latestBans(since, top)
-    .map((b) => ({ time: iso(b.time), address: b.address, rule: b.rule, seconds: b.value, until: untilOf(b.lifted ?? b.time + b.value), lifted: b.lifted !== null, vhost: b.vhost }));
+    .map((b) => {
+      const permanent = b.time + b.value >= PERMANENT_UNTIL;
+      return { time: iso(b.time), address: b.address, rule: b.rule, seconds: permanent ? null : b.value, until: untilOf(b.lifted ?? b.time + b.value), permanent, lifted: b.lifted !== null, vhost: b.vhost };
+    });
   for (const { h, n } of reader.hourly(hourStart)) r.hourly.affairs[h] = n;
   if (vhost === null) r.prefixBans = reader.prefixBans(now).map((h) => ({ prefix: h.address, until: untilOf(h.banned_until), bans: h.ban_count, reason: h.reason }));
   return r;

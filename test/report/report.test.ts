@@ -230,7 +230,7 @@ describe("report", () => {
       { rule: "failed-auth", affairs: 4, addresses: 2, bans: 1 },
       { rule: "invalid-user", affairs: 3, addresses: 1, bans: 0 },
     ]);
-    expect(lg!.latestBans).toEqual([{ time: "2026-11-25T11:50:01Z", address: "203.0.113.5", rule: "failed-auth", seconds: 3600, until: "2026-11-25T12:50:01Z", lifted: false, vhost: null }]);
+    expect(lg!.latestBans).toEqual([{ time: "2026-11-25T11:50:01Z", address: "203.0.113.5", rule: "failed-auth", seconds: 3600, until: "2026-11-25T12:50:01Z", permanent: false, lifted: false, vhost: null }]);
     expect(lg!.hourly.start).toBe("2026-11-24T13:00:00Z");
     expect(lg!.hourly.affairs[7]).toBe(2); /* 20:00Z */
     expect(lg!.hourly.affairs[20]).toBe(3); /* 09:00Z */
@@ -313,6 +313,19 @@ describe("report from the command line", () => {
     const forever = ReportSchema.parse(JSON.parse(watcher("report", "--json", "--module", "LG").stdout.toString())).modules[0]!;
     expect(forever.latestBans[0]).toMatchObject({ address: "203.0.113.62", until: null, lifted: false });
     expect(watcher("report", "--module", "LG", "--width", "160").stdout.toString()).toContain("until unbanned");
+  });
+
+  test("a permanent ban is permanent in the report, not a length of millions of days, lifted or not", () => {
+    const fresh = makeRoot();
+    const watcher = (...args: string[]) => Bun.spawnSync([join(REPO, "dist", "watcher"), "--root", fresh, ...args], { stdout: "pipe", stderr: "pipe" });
+    const latestBan = () => ReportSchema.parse(JSON.parse(watcher("report", "--json", "--module", "LG").stdout.toString())).modules[0]!.latestBans[0];
+    const banRow = () => watcher("report", "--module", "LG", "--width", "160").stdout.toString().split("\n").find((l) => /^│ \S+Z +│ 192\.0\.2\.77 /.test(l)); /* latest bans: time first */
+    expect(watcher("ban", "LG", "192.0.2.77", "--time", "forever").exitCode).toBe(0);
+    expect(latestBan()).toMatchObject({ address: "192.0.2.77", seconds: null, until: null, permanent: true, lifted: false });
+    expect(banRow()).toMatch(/│ forever │ until unbanned │$/);
+    expect(watcher("unban", "LG", "192.0.2.77").exitCode).toBe(0);
+    expect(latestBan()).toMatchObject({ seconds: null, permanent: true, lifted: true });
+    expect(banRow()).toMatch(/│ forever │ \S+ \(lifted\) │$/);
   });
 
   test("a blocklist never fetched reads never, due at the next run, not 1970; its count is its set's", () => {
