@@ -38,7 +38,8 @@ export const banCommand: CommandModule<GlobalArgs, BanArgs> = {
   builder: (y) =>
     moduleArg(y)
       .positional("address", { type: "string", demandOption: true, describe: "IPv4 or IPv6 address, or a network (CIDR)" })
-      .option("time", { type: "string", describe: 'ban time, e.g. "1h", "7d", or "forever" (until unbanned) (default: the module\'s ban time, grown for repeat offenders)' })
+      /* nargs: the word after --time is its value even when it starts with a dash: "-1h" is refused as a duration, not read as -1 -h (help, exit 0, no ban) */
+      .option("time", { type: "string", nargs: 1, describe: 'ban time, e.g. "1h", "7d", or "forever" (until unbanned) (default: the module\'s ban time, grown for repeat offenders)' })
       .option("json", { type: "boolean" }),
   handler: async (argv) => {
     const target = parseOperatorTarget(argv.address);

@@ -124,7 +124,8 @@ const cli = yargs(hideBin(process.argv))
   .alias("h", "help")
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((message, error) => {
-    if (error) throw error; /* handled below, with its own exit code */
+    /* our errors are handled below, with their own exit code; yargs's own (YError: no value after --time) are bad usage */
+    if (error && error.name !== "YError") throw error;
     process.stderr.write(`watcher: ${mistyped(message)}\nRun "watcher --help" for usage.\n`);
     process.exit(EXIT_USAGE);
   });

@@ -189,6 +189,22 @@ describe("inject --direct, ban, unban", () => {
     expect(run(["--root", root, "ban", "LG", "203.0.113.300"]).code).toBe(2);
     expect(run(["--root", root, "ban", "LG", "203.0.113.9", "--time", "soon"]).code).toBe(2);
   });
+
+  test("a negative or missing --time is refused, exit 2 naming the option, however written; nothing is banned", () => {
+    const root = newRoot();
+    /* "-1h" once read as the flags -1 -h: the help, exit 0, no ban */
+    for (const time of [["--time", "-1h"], ["--time=-1h"], ["--time", "-1d"]]) {
+      const r = run(["--root", root, "ban", "LG", "203.0.113.61", ...time]);
+      expect([r.code, r.out]).toEqual([2, ""]);
+      expect(r.err).toStartWith("watcher: --time: expected a duration");
+    }
+    for (const missing of [["--time"], ["--time", "--json"]]) {
+      const r = run(["--root", root, "ban", "LG", "203.0.113.61", ...missing]);
+      expect([r.code, r.out]).toEqual([2, ""]);
+      expect(r.err).toStartWith("watcher: Not enough arguments following: time\n");
+    }
+    expect(run(["--root", root, "bans", "--json"]).out).toBe("[]\n");
+  });
 });
 
 describe("the resident module", () => {
