@@ -3,7 +3,7 @@
  * or `--direct` into its database in-process, for replaying old logs with their own times.
  */
 import { moduleSet } from "../core/firewall/types";
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { writeWhole } from "../core/write-whole";
 import { WatcherError } from "../core/errors";
 import type { ModuleContext } from "./context";
@@ -67,17 +67,24 @@ async function* replayBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator
 
 const NL = 10;
 
-/** Write blocks of lines into a module's FIFO; fails at once when no module reads it. */
+/* what remakes a module's FIFO: the master at its start, a running module within seconds */
+const FIFO_REMADE = '"watcher restart" makes it (a running module makes it again within seconds)';
+
+/** Write blocks of lines into a module's FIFO; fails at once when no module reads it, or the FIFO is gone. */
 export async function injectToFifo(path: string, blocks: AsyncIterable<string> | Iterable<string>): Promise<void> {
   let fd: number;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENXIO" || code === "ENOENT") {
-      throw new WatcherError(`no module is reading ${path}: start it (watcher module <MODULE>), or use --direct to process the lines here`);
-    }
+    if (code === "ENOENT") throw new WatcherError(`${path} does not exist: ${FIFO_REMADE}; or use --direct to process the lines here`);
+    if (code === "ENXIO") throw new WatcherError(`no module is reading ${path}: start it (watcher module <MODULE>), or use --direct to process the lines here`);
     throw new WatcherError(`cannot open ${path}: ${(e as Error).message}`);
+  }
+  /* a file put in the FIFO's place is the operator's: not a byte written into it */
+  if (!fstatSync(fd).isFIFO()) {
+    closeSync(fd);
+    throw new WatcherError(`${path} is not a FIFO: move it away, then ${FIFO_REMADE}; or use --direct to process the lines here`);
   }
   const encoder = new TextEncoder();
   const write = (text: string) => {

@@ -221,6 +221,13 @@ describe("faults", () => {
     expect(log).toContain(`stopped: ${written} lines, ${written} matched, ${written} affairs`);
   });
 
+  test("inject into a FIFO that is gone names it and says what makes it again", async () => {
+    const root = newRoot("[modules.LG]\ndns = false\n");
+    const { err, code } = await injectFifo(root, failedPassword("203.0.113.73", 7000));
+    expect(code).not.toBe(0);
+    expect(err).toContain(`${join(root, "var", "fifo", "WatchLG")} does not exist: "watcher restart" makes it (a running module makes it again within seconds)`);
+  });
+
   test("the DNS server never answers (its queries are dropped): the module keeps reading and banning, and presumes no guilt", async () => {
     /* a socket that takes queries and never answers; each lookup fails after 10 s, so a line that waited for one would be seen */
     const silent = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data: () => {} } });

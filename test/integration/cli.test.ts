@@ -210,7 +210,7 @@ describe("inject --direct, ban, unban", () => {
 describe("the resident module", () => {
   test("reads its FIFO, bans, and stops cleanly on SIGTERM", async () => {
     const root = newRoot();
-    expect(run(["--root", root, "inject", "LG", attack("203.0.113.20", 1).trim()]).err).toContain("no module is reading");
+    expect(run(["--root", root, "inject", "LG", attack("203.0.113.20", 1).trim()]).err).toContain("WatchLG does not exist");
     const module = Bun.spawn([WATCHER, "--root", root, "module", "LG"], { stderr: "pipe", stdout: "ignore" });
     started.push(module);
     const fifo = join(root, "var", "fifo", "WatchLG");
