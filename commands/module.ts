@@ -6,7 +6,7 @@ import { reopenOnSignal } from "../src/core/log-file";
 import { followMaster, SUPERVISED_OPTION } from "../src/master/lifeline";
 import { openModule, openModuleInForce } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
-import { openSource } from "../src/pipeline/read";
+import { fifoAccess, openSource } from "../src/pipeline/read";
 import { type GlobalArgs, moduleArg, stderrLog } from "./common";
 
 interface Args extends GlobalArgs {
@@ -47,8 +47,8 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
       : argv.file?.length
         ? argv.file.map((path) => ({ type: "file", path, program }))
         : ctx.moduleConfig.sources;
-    const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module, ctx.rules.programs));
     const log = stderrLog(`watcher module ${ctx.module}`);
+    const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module, ctx.rules.programs, { access: fifoAccess(ctx.config), log }));
     if (argv.supervised) reopenOnSignal(masterLogFile(ctx.paths), log);
     const stats = await runModuleLoop(ctx, sources, { log, configError });
     log(`stopped: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans`);

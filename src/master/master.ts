@@ -22,7 +22,7 @@ import { holdLock, readJson, removeFile, runningMaster, writeFileAtomic, writeJs
 import { emptySwitchedOffLists, refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { checkLoaded, refuseProblems } from "../ops/check";
-import { ensureFifo } from "../pipeline/read";
+import { ensureFifo, fifoAccess } from "../pipeline/read";
 import { expire } from "../ops/expire";
 import { claimFirewall, type FirewallClaim } from "./claim";
 import { FifoKeeper } from "./fifos";
@@ -333,7 +333,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     }
     for (const m of modules) {
       const fifo = fifoPath(paths.fifoBase, m);
-      ensureFifo(fifo, { mode: config.fifoMode, group: config.fifoGroup });
+      ensureFifo(fifo, fifoAccess(config));
       /* while a module restarts, the logger's lines wait in the pipe */
       const size = fifos.keep(fifo);
       if (m === modules[0]) log(`FIFOs held open with ${size}-byte pipe buffers`);

@@ -3,9 +3,10 @@
  * them (split.ts). A FIFO is opened read-write so that loggers can come and go without an
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
-import { chmodSync, chownSync, closeSync, constants, existsSync, promises as fsp, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, constants, existsSync, fstatSync, promises as fsp, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../core/config";
+import { type Config, fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../core/config";
+import { growPipe } from "../master/fifos";
 import { readJson, writeJson } from "../core/runfiles";
 import { WatcherError } from "../core/errors";
 import { fifoPath, journalCursorFile, positionFileFor } from "../core/layout";
@@ -18,6 +19,11 @@ export interface FifoAccess {
   /** octal text, "0620" */
   readonly mode: string;
   readonly group: string;
+}
+
+/** The mode and group the configuration gives the FIFOs. */
+export function fifoAccess(config: Pick<Config, "fifoMode" | "fifoGroup">): FifoAccess {
+  return { mode: config.fifoMode, group: config.fifoGroup };
 }
 
 /**
@@ -63,6 +69,15 @@ export async function* readChunks(fh: fsp.FileHandle): AsyncGenerator<Uint8Array
 /** How long a FIFO read may wait while the pipe holds bytes before they are taken another way. */
 const FIFO_WATCHDOG_MS = 1000;
 
+/** How often a module looks whether the path of its FIFO still names the FIFO it reads: a stat and an fstat. */
+const FIFO_CHECK_MS = 3000;
+
+/** What a module needs to make its FIFO again: the master's mode and group for it, and where to say so. */
+export interface FifoUpkeep {
+  readonly access: FifoAccess;
+  readonly log: (message: string) => void;
+}
+
 /**
  * A FIFO's chunks. Opened read-write, the FIFO always has a writer (us): it never reaches EOF.
  * Non-blocking, so Bun reads it on the main thread's epoll: a blocking read would wait for the
@@ -72,10 +87,19 @@ const FIFO_WATCHDOG_MS = 1000;
  * (a lost wake-up: CI's restart test twice found its lines unread under the pool's reads)
  * takes them straight from the pipe; the waiting read then gets what comes after, so the order
  * holds.
+ *
+ * When the path no longer names this FIFO (a stray `rm`, a tmpfiles rule: no logger can open
+ * it any more), the FIFO at the path is read instead, made again if missing (FifoWatch). The
+ * one it replaced goes on being read, read-only, at each wake-up (every FIFO_WATCHDOG_MS at
+ * the latest) until it is empty and no writer holds it: neither what it buffered nor what a
+ * logger that keeps it open writes later is lost. It is read to empty before each chunk of
+ * the new one, so their lines never mix (loggers write whole lines, atomically).
  */
-async function* readFifo(path: string): AsyncGenerator<Uint8Array> {
-  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
-  const reader = Bun.file(fd).stream().getReader();
+async function* readFifo(path: string, upkeep: FifoUpkeep): AsyncGenerator<Uint8Array> {
+  let fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  let reader = Bun.file(fd).stream().getReader();
+  const replaced: number[] = [];
+  const watch = new FifoWatch(path, upkeep);
   const spare = new Uint8Array(CHUNK);
   try {
     let pending = reader.read();
@@ -84,41 +108,119 @@ async function* readFifo(path: string): AsyncGenerator<Uint8Array> {
       const late = new Promise<null>((resolve) => (timer = setTimeout(resolve, FIFO_WATCHDOG_MS, null)));
       const done = await Promise.race([pending, late]);
       clearTimeout(timer);
+      for (const old of [...replaced]) {
+        if (!(yield* takeWaiting(old, spare))) continue;
+        closeSync(old);
+        replaced.splice(replaced.indexOf(old), 1);
+      }
       if (done === null) {
         const taken = readWaiting(fd, spare);
-        if (taken > 0) yield spare.subarray(0, taken);
-        continue;
+        if (taken) yield spare.subarray(0, taken);
+      } else {
+        if (done.done) return;
+        yield done.value;
+        pending = reader.read();
       }
-      if (done.done) return;
-      yield done.value;
+      const next = watch.replacement(fd);
+      if (next === null) continue;
+      /* a read-only descriptor of the old FIFO, opened before ours closes, reaches EOF once its other writers are gone */
+      replaced.push(openSync(`/proc/self/fd/${fd}`, constants.O_RDONLY | constants.O_NONBLOCK));
+      const last = await stopReading(reader, fd, pending);
+      if (last) yield last;
+      fd = next;
+      reader = Bun.file(fd).stream().getReader();
       pending = reader.read();
     }
   } finally {
-    /* the cancel ends the waiting read; the descriptor is closed once Bun has let it go */
-    void reader
-      .cancel()
-      .catch(() => {})
-      .finally(() => closeSync(fd));
+    void stopReading(reader, fd, null);
+    for (const old of replaced) closeSync(old);
   }
 }
 
-/** What the pipe holds now, read without waiting; 0 when it is empty. */
-function readWaiting(fd: number, into: Uint8Array): number {
+/**
+ * End Bun's reading of `fd` and close it: the cancel ends the waiting read, and the descriptor
+ * is closed once Bun has let it go. What the waiting read had taken before, if anything.
+ */
+async function stopReading(reader: { cancel(): Promise<void> }, fd: number, pending: Promise<{ done: boolean; value?: Uint8Array }> | null): Promise<Uint8Array | null> {
+  void reader
+    .cancel()
+    .catch(() => {})
+    .finally(() => closeSync(fd));
+  const last = await pending;
+  return last?.value ?? null;
+}
+
+/** What the pipe holds now, read without waiting: 0 at EOF, null when it is empty. */
+function readWaiting(fd: number, into: Uint8Array): number | null {
   try {
     return readSync(fd, into, 0, into.length, null);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EAGAIN") return 0;
+    if ((e as NodeJS.ErrnoException).code === "EAGAIN") return null;
     throw e;
   }
 }
 
-export function fifoSource(path: string): Source {
+/** The chunks a replaced FIFO holds now; true when it is done with: empty, and no writer holds it. */
+async function* takeWaiting(fd: number, into: Uint8Array): AsyncGenerator<Uint8Array, boolean> {
+  for (;;) {
+    const taken = readWaiting(fd, into);
+    if (taken === null) return false;
+    if (taken === 0) return true;
+    yield into.subarray(0, taken);
+  }
+}
+
+/**
+ * Whether the path of a module's FIFO still names the FIFO it reads (same device and inode),
+ * looked at every FIFO_CHECK_MS at most. When it does not, the FIFO there is made as the master
+ * makes it (ensureFifo) if it is missing; something that is not a FIFO is the operator's, left
+ * alone, and said once.
+ */
+class FifoWatch {
+  private nextCheck = performance.now() + FIFO_CHECK_MS;
+  /** the problem last logged: said again only when it changes */
+  private problem: string | null = null;
+
+  constructor(
+    private readonly path: string,
+    private readonly upkeep: FifoUpkeep,
+  ) {}
+
+  /** A descriptor of the FIFO now at the path, when it is not the one `fd` reads and it can be read; else null. */
+  replacement(fd: number): number | null {
+    const now = performance.now();
+    if (now < this.nextCheck) return null;
+    this.nextCheck = now + FIFO_CHECK_MS;
+    try {
+      const reading = fstatSync(fd);
+      const found = statSync(this.path, { throwIfNoEntry: false });
+      if (found && found.dev === reading.dev && found.ino === reading.ino) {
+        this.problem = null;
+        return null;
+      }
+      ensureFifo(this.path, this.upkeep.access);
+      const next = openSync(this.path, constants.O_RDWR | constants.O_NONBLOCK);
+      /* the master holds only the FIFO it made: this one's pipe is grown here */
+      growPipe(next);
+      this.problem = null;
+      this.upkeep.log(found ? `${this.path} was replaced by another FIFO; reading it` : `${this.path} was removed; made it again and reading it`);
+      return next;
+    } catch (e) {
+      const problem = `${(e as Error).message}: loggers cannot reach this module until then (it reads the FIFO that was there, and makes it again once the path is free)`;
+      if (problem !== this.problem) this.upkeep.log(problem);
+      this.problem = problem;
+      return null;
+    }
+  }
+}
+
+export function fifoSource(path: string, upkeep: FifoUpkeep): Source {
   return {
     label: `fifo ${path}`,
     format: new SourceFormat(),
     async *chunks() {
       ensureFifo(path);
-      yield* readFifo(path);
+      yield* readFifo(path, upkeep);
     },
   };
 }
@@ -257,10 +359,11 @@ export function journalSource(matches: readonly string[], cursorFile: string): S
   };
 }
 
-export function openSource(config: SourceConfig, paths: Pick<Paths, "fifoBase" | "runDir">, module: ModuleName, programs: readonly string[] = []): Source {
+/** `upkeep`: for a FIFO, how to make it again when it is removed */
+export function openSource(config: SourceConfig, paths: Pick<Paths, "fifoBase" | "runDir">, module: ModuleName, programs: readonly string[], upkeep: FifoUpkeep): Source {
   switch (config.type) {
     case "fifo":
-      return fifoSource(fifoPath(paths.fifoBase, module));
+      return fifoSource(fifoPath(paths.fifoBase, module), upkeep);
     case "file":
       return fileSource(config.path, config.program ?? null, positionFileFor(paths.runDir, module, config.path));
     case "stdin":

@@ -7,7 +7,7 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
@@ -37,6 +37,18 @@ async function startModule(root: string): Promise<Bun.Subprocess<"ignore", "igno
   const fifo = join(root, "var", "fifo", "WatchLG");
   await waitFor("the module reading its FIFO", () => p.exitCode === null && fifoHasReader(fifo));
   return p;
+}
+
+/** startModule, with its log read as it comes: `text()` what it said so far, `log` all of it once it exits. */
+async function startModuleLogged(root: string): Promise<{ module: Bun.Subprocess<"ignore", "ignore", "pipe">; text: () => string; log: Promise<string> }> {
+  const module = await startModule(root);
+  let said = "";
+  const log = (async () => {
+    const decoder = new TextDecoder();
+    for await (const bytes of module.stderr) said += decoder.decode(bytes, { stream: true });
+    return said;
+  })();
+  return { module, text: () => said, log };
 }
 
 async function stopModule(p: Bun.Subprocess<"ignore", "ignore", "pipe">): Promise<string> {
@@ -219,6 +231,67 @@ describe("faults", () => {
     expect(affairEvents(root)).toBe(written);
     const log = await stopModule(module);
     expect(log).toContain(`stopped: ${written} lines, ${written} matched, ${written} affairs`);
+  });
+
+  test("the FIFO removed while the module runs: made again within seconds as the master makes it, read, and nothing written into the old one is lost", async () => {
+    const root = newRoot('fifoMode = "0600"\n[modules.LG]\ndns = false\nmaxAffairs = 5\n');
+    const { module, log } = await startModuleLogged(root);
+    const fifo = join(root, "var", "fifo", "WatchLG");
+    const old = statSync(fifo);
+    /* a logger that keeps the FIFO open, as rsyslog's ompipe does */
+    const held = openSync(fifo, constants.O_WRONLY);
+    const send = (fd: number, text: string) => {
+      const bytes = new TextEncoder().encode(text);
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+    };
+    /* lines written into the old FIFO just before its removal, while the module cannot read them */
+    module.kill("SIGSTOP");
+    send(held, [1, 2, 3].map((i) => failedPassword("203.0.113.70", 4000 + i)).join(""));
+    rmSync(fifo);
+    module.kill("SIGCONT");
+    await waitFor("the FIFO made again", () => statSync(fifo, { throwIfNoEntry: false })?.isFIFO());
+    const made = statSync(fifo);
+    expect(made.ino).not.toBe(old.ino);
+    expect(made.mode & 0o777).toBe(0o600); /* fifoMode, as the master makes it */
+    /* the held logger writes on into the old FIFO, then goes; a new writer opens the path, writes and closes */
+    send(held, [4, 5].map((i) => failedPassword("203.0.113.70", 4000 + i)).join(""));
+    closeSync(held);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    send(writer, [1, 2, 3, 4, 5].map((i) => failedPassword("203.0.113.71", 5000 + i)).join(""));
+    closeSync(writer);
+    await waitFor("both bans", () => ["203.0.113.70", "203.0.113.71"].every((a) => bannedInDb(root).has(a)));
+    module.kill("SIGTERM");
+    expect(await module.exited).toBe(0);
+    const text = await log;
+    expect(text).toContain(`${fifo} was removed; made it again and reading it`);
+    expect(text).toContain("stopped: 10 lines, 10 matched, 10 affairs, 2 bans");
+  });
+
+  test("a file put where the FIFO was: said once, left alone, refused by inject; the FIFO is made again once the path is free", async () => {
+    const root = newRoot("[modules.LG]\ndns = false\nmaxAffairs = 5\n");
+    const { module, log, text } = await startModuleLogged(root);
+    const fifo = join(root, "var", "fifo", "WatchLG");
+    rmSync(fifo);
+    writeFileSync(fifo, "the operator's\n");
+    const notFifo = `${fifo} exists but is not a FIFO; move it away`;
+    await waitFor("the error", () => text().includes(notFifo));
+    const inject = await injectFifo(root, failedPassword("203.0.113.72", 6000));
+    expect(inject.code).not.toBe(0);
+    expect(inject.err).toContain(`${fifo} is not a FIFO: move it away, then "watcher restart" makes it`);
+    /* two more checks (3 s apart) with the file there, by the module's clock in its status file */
+    const saidAt = Date.now() / 1000;
+    const updatedAt = () => (JSON.parse(readFileSync(join(root, "var", "run", "LG.json"), "utf8")) as { updatedAt: number }).updatedAt;
+    await waitFor("two more checks", () => updatedAt() >= saidAt + 7);
+    expect(readFileSync(fifo, "utf8")).toBe("the operator's\n");
+    rmSync(fifo);
+    expect((await waitFor("the FIFO made again", () => statSync(fifo, { throwIfNoEntry: false }))).isFIFO()).toBe(true);
+    /* the error, found at each check while the file stood there, was said once */
+    expect(text().split(notFifo).length - 1).toBe(1);
+    expect((await injectFifo(root, [1, 2, 3, 4, 5].map((i) => failedPassword("203.0.113.72", 6000 + i)).join(""))).code).toBe(0);
+    await waitFor("the ban", () => bannedInDb(root).has("203.0.113.72"));
+    module.kill("SIGTERM");
+    expect(await module.exited).toBe(0);
+    expect(await log).toContain("stopped: 5 lines, 5 matched, 5 affairs, 1 bans");
   });
 
   test("inject into a FIFO that is gone names it and says what makes it again", async () => {
