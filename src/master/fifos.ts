@@ -6,7 +6,7 @@
  * syslog-ng drop lines.
  */
 import { libc } from "../core/libc";
-import { closeSync, constants, openSync, readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 
 const F_SETPIPE_SZ = 1031;
 const F_GETPIPE_SZ = 1032;
@@ -38,16 +38,39 @@ export function growPipe(fd: number): number {
 }
 
 export class FifoKeeper {
-  private readonly fds: number[] = [];
+  /** by path: the fd held open */
+  private readonly fds = new Map<string, number>();
 
   /** Hold `path` (an existing FIFO) open; the size of its pipe buffer in bytes. */
   keep(path: string): number {
     const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    this.fds.push(fd);
+    this.fds.set(path, fd);
     return growPipe(fd);
   }
 
+  /**
+   * Hold the FIFO that `path` names now, when it is another than the one held: a module makes its
+   * FIFO again when it was removed (pipeline/read.ts), and the new one needs its keeper while that
+   * module restarts. Quiet when the path is no FIFO (the module says so).
+   */
+  refresh(path: string): void {
+    const held = this.fds.get(path);
+    try {
+      const now = statSync(path);
+      if (!now.isFIFO()) return;
+      if (held !== undefined) {
+        const old = fstatSync(held);
+        if (old.ino === now.ino && old.dev === now.dev) return;
+        closeSync(held);
+      }
+      this.keep(path);
+    } catch {
+      /* gone again: the module makes it */
+    }
+  }
+
   close(): void {
-    for (const fd of this.fds.splice(0)) closeSync(fd);
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
   }
 }

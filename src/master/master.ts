@@ -70,6 +70,8 @@ class ModuleChild {
     private readonly root: string,
     private readonly log: (m: string) => void,
     private readonly changed: () => void,
+    /** before a new process: its FIFO may have been made again by the one that ended (FifoKeeper.refresh) */
+    private readonly beforeStart: () => void = () => {},
   ) {}
 
   start(): void {
@@ -93,6 +95,7 @@ class ModuleChild {
     /* the next process reads config, rules and lists afresh: nothing held is owed to it */
     this.releaseHeld();
     if (this.stopping) return;
+    this.beforeStart();
     if (this.renewing) {
       this.renewing = false;
       this.start();
@@ -343,7 +346,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       log(`metrics: http://${config.metrics.listen}/metrics`);
     }
     for (const m of modules) {
-      const child = new ModuleChild(m, paths.root, log, writeStatus);
+      const child = new ModuleChild(m, paths.root, log, writeStatus, () => fifos.refresh(fifoPath(paths.fifoBase, m)));
       children.set(m, child);
       child.start();
     }
