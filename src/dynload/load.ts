@@ -71,6 +71,18 @@ export function cachedEntries(paths: Paths, list: DynList): string[] {
   return out;
 }
 
+/**
+ * The cached entries of a list that its kernel set holds: those that cover no protected address
+ * (protectedFilter), as restore and refreshList put them there. `bans` and `why` read these, never
+ * the whole copy: a list's line 0.0.0.0/0, left out, drops nobody.
+ */
+export function enforcedEntries(paths: Paths, list: DynList, lists: Lists): Cidr[] {
+  const coversProtected = protectedFilter(lists);
+  return cachedEntries(paths, list)
+    .map((t) => parseCidr(t)!)
+    .filter((n) => !coversProtected(n));
+}
+
 function isRemote(url: string): boolean {
   return /^https?:\/\//.test(url);
 }

@@ -12,7 +12,7 @@ import { FleetStore } from "../store/fleet-db";
 import { existsSync } from "node:fs";
 import { BLACKLIST_SET, type Firewall, moduleSet, outcomeMessages, type SetElement, type SetSpec, WHITELIST_SET } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
-import { cachedEntries, protectedFilter } from "../dynload/load";
+import { enforcedEntries } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import type { Lists } from "../core/lists";
 import { type HostRecord, kernelTimeout, ModuleStore } from "../store/module-db";
@@ -68,10 +68,8 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
   networks(WHITELIST_SET, lists.whitelist.entries());
   networks(BLACKLIST_SET, lists.blacklist.entries());
   /* blocklists from their last good copies: no network at boot */
-  const coversProtected = protectedFilter(lists);
   for (const list of dynLists(loaded.config).filter((l) => l.enabled)) {
-    const nets = cachedEntries(loaded.paths, list).map((t) => parseCidr(t)!);
-    networks(dynloadSetName(list.name), nets.filter((n) => !coversProtected(n)).map((n) => n.text));
+    networks(dynloadSetName(list.name), enforcedEntries(loaded.paths, list, lists).map((n) => n.text));
   }
   const exists = (path: string) => !readOnly || existsSync(path);
   if (loaded.config.fleet) {

@@ -7,7 +7,7 @@ import { type Database } from "bun:sqlite";
 import { type LoadedConfig, moduleConfig, moduleNames, type ModuleName } from "../core/config";
 import { type Cidr, cidrOverlaps, parseCidr } from "../core/ip";
 import { Lists } from "../core/lists";
-import { cachedEntries, readState } from "../dynload/load";
+import { enforcedEntries, readState } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { dbPath, fleetDbPath } from "../core/layout";
 import { fleetBans, moduleBans, openForReading, openModuleForReading } from "../store/ban-queries";
@@ -101,12 +101,13 @@ function fleetBansInForce(loaded: LoadedConfig, now: number): BanInForce[] {
 }
 
 function listBansInForce(loaded: LoadedConfig, withBlocklists: boolean): { bans: BanInForce[]; blocklistEntries: number } {
-  const bans: BanInForce[] = Lists.of(loaded.paths)
-    .blacklist.entries()
+  const lists = Lists.of(loaded.paths);
+  const bans: BanInForce[] = lists.blacklist
+    .entries()
     .map((address) => ({ source: "blacklist", where: "blacklist", module: null, address, since: null, until: null, rule: null, reason: `listed in ${loaded.paths.blacklist}`, class: null, origin: null }));
   let blocklistEntries = 0;
   for (const list of dynLists(loaded.config).filter((l) => l.enabled)) {
-    const entries = cachedEntries(loaded.paths, list);
+    const entries = enforcedEntries(loaded.paths, list, lists).map((n) => n.text);
     if (!withBlocklists) {
       blocklistEntries += entries.length;
       continue;

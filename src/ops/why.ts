@@ -10,7 +10,7 @@ import { type LoadedConfig, moduleNames, type ModuleConfig, type ModuleName, mod
 import { formatDuration, iso } from "../core/duration";
 import { cidrContains, type Ip, parseCidr } from "../core/ip";
 import { Lists, type Protection } from "../core/lists";
-import { cachedEntries } from "../dynload/load";
+import { enforcedEntries } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { dbPath, fleetDbPath } from "../core/layout";
 import { banDuration } from "../pipeline/decide";
@@ -133,10 +133,7 @@ function listsStory(loaded: LoadedConfig, ip: Ip): Story["lists"] {
   const net = parseCidr(ip.text)!;
   const blocklists: { list: string; entry: string }[] = [];
   for (const list of dynLists(loaded.config).filter((l) => l.enabled)) {
-    for (const entry of cachedEntries(loaded.paths, list)) {
-      const n = parseCidr(entry);
-      if (n && cidrContains(n, ip)) blocklists.push({ list: list.name, entry });
-    }
+    for (const n of enforcedEntries(loaded.paths, list, lists)) if (cidrContains(n, ip)) blocklists.push({ list: list.name, entry: n.text });
   }
   return { protection: lists.protection(ip), whitelist: lists.whitelist.overlapping(net)?.text ?? null, blacklist: lists.blacklist.overlapping(net)?.text ?? null, blocklists };
 }

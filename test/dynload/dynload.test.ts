@@ -126,6 +126,11 @@ describe("entries that would drop the server's own traffic are left out and name
     const text = await dynload(root, "hostile", "--force");
     expect(text.out).toStartWith("hostile: loaded 2 networks in ");
     expect(text.out).toContain("; left out 9 that cover protected addresses: 0.0.0.0/0, ::/0, 203.0.113.0/24, 127.0.0.0/8, 127.0.0.1, ...");
+    /* bans and why tell what the set holds, never the lines left out */
+    const bans = JSON.parse((await watcher(root, "bans", "--blocklists", "--json")).out) as { address: string }[];
+    expect(bans.map((b) => b.address).sort()).toEqual(["198.51.100.0/25", "2a06:e480::/29"]);
+    expect((await watcher(root, "why", "192.0.2.50")).out).not.toContain("blocklist hostile");
+    expect((await watcher(root, "why", "198.51.100.9")).out).toContain("blocklist hostile entry 198.51.100.0/25");
     const start = await watcher(root, "start");
     expect({ code: start.code, err: start.err }).toEqual({ code: 0, err: "" });
     expect(await setOf(root, "watcher_dl_hostile")).toEqual(["198.51.100.0/25", "2a06:e480::/29"]);
