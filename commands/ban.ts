@@ -10,6 +10,8 @@ import { logManualDecision } from "../src/ops/manual-log";
 import { publishNow } from "../src/fleet/publisher";
 import { type GlobalArgs, isoTime, moduleArg, printJson, MODULES_HELP } from "./common";
 import { checkFirewallFree } from "../src/master/claim";
+import { listedDrops, listsStory } from "../src/ops/why";
+import { parseIp } from "../src/core/ip";
 
 interface BanArgs extends GlobalArgs {
   module: ModuleName;
@@ -116,9 +118,15 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
         await firewall.close();
       }
     }
-    if (argv.json) printJson({ address: target.text, where: module ?? "everywhere", wasBanned: lifted.length > 0, lifted, fleet });
-    else if (lifted.length) console.log(`unbanned ${liftedText(target.text, lifted)}${fleetNote(fleet)}`);
-    else if (where === "") console.log(`${target.text} was not banned: no module has a database yet`);
-    else console.log(`${target.text} was not banned in ${where}; removed from the firewall sets if it was there${fleetNote(fleet)}`);
+    /* a list's drop is no ban: unban cannot lift it, and must not seem to */
+    const address = parseIp(target.text);
+    const stillDroppedBy = address ? listedDrops(listsStory(loaded, address)) : [];
+    if (argv.json) printJson({ address: target.text, where: module ?? "everywhere", wasBanned: lifted.length > 0, lifted, fleet, stillDroppedBy });
+    else {
+      if (lifted.length) console.log(`unbanned ${liftedText(target.text, lifted)}${fleetNote(fleet)}`);
+      else if (where === "") console.log(`${target.text} was not banned: no module has a database yet`);
+      else console.log(`${target.text} was not banned in ${where}; removed from the firewall sets if it was there${fleetNote(fleet)}`);
+      if (stillDroppedBy.length) console.log(`note: ${target.text} is still dropped by ${stillDroppedBy.join("; ")}: remove it from that list (and reload) to let it in`);
+    }
   },
 };

@@ -128,7 +128,12 @@ function moduleStory(db: Database, module: ModuleName, policy: ModuleConfig, ip:
   };
 }
 
-function listsStory(loaded: LoadedConfig, ip: Ip): Story["lists"] {
+/** The lists that drop an address, in words: what unban cannot lift. */
+export function listedDrops(lists: Story["lists"]): string[] {
+  return [...(lists.blacklist ? [`blacklist entry ${lists.blacklist}`] : []), ...lists.blocklists.map((b) => `blocklist ${b.list} entry ${b.entry}`)];
+}
+
+export function listsStory(loaded: LoadedConfig, ip: Ip): Story["lists"] {
   const lists = Lists.of(loaded.paths);
   const net = parseCidr(ip.text)!;
   const blocklists: { list: string; entry: string }[] = [];
@@ -179,8 +184,7 @@ export function whyStory(loaded: LoadedConfig, ip: Ip, now: number, limit: numbe
       for (const n of m.networks) if (n.inForce) droppedBy.push(`${m.module} ban of network ${n.network} ${until(n.bannedUntil)}`);
     }
     if (fleet?.ban) droppedBy.push(`fleet ban ${until(fleet.ban.until)} (decided by ${fleet.ban.origin}, ${fleet.ban.module} rule ${fleet.ban.rule})`);
-    if (lists.blacklist) droppedBy.push(`blacklist entry ${lists.blacklist}`);
-    for (const b of lists.blocklists) droppedBy.push(`blocklist ${b.list} entry ${b.entry}`);
+    droppedBy.push(...listedDrops(lists));
   }
   return { address: ip.text, now, lists, droppedBy, modules, fleet };
 }

@@ -160,6 +160,16 @@ describe("inject --direct, ban, unban", () => {
     expect(doc.matched).toBe(2);
     expect(p.stdout.toString()).not.toContain("203.0.113.9");
   });
+  test("unban of an address a list drops says it stays dropped, and by which entry", () => {
+    const root = newRoot({ "etc/blacklist": "203.0.113.77\n" });
+    for (const args of [["unban", "203.0.113.77"], ["unban", "LG", "203.0.113.77"]]) {
+      const r = run(["--root", root, ...args]);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("note: 203.0.113.77 is still dropped by blacklist entry 203.0.113.77: remove it from that list (and reload) to let it in");
+    }
+    expect(JSON.parse(run(["--root", root, "unban", "203.0.113.77", "--json"]).out).stillDroppedBy).toEqual(["blacklist entry 203.0.113.77"]);
+    expect(JSON.parse(run(["--root", root, "unban", "203.0.113.78", "--json"]).out).stillDroppedBy).toEqual([]);
+  });
   test("replays a log, says whom it banned and why, and the firewall has it", async () => {
     const root = newRoot({ "etc/whitelist": "198.51.100.0/24\n" });
     const r = run(["--root", root, "inject", "LG", "--direct", "--json"], attack("203.0.113.5", 5) + attack("198.51.100.5", 9) + attack("2001:db8::5", 2));
