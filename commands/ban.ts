@@ -1,10 +1,10 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, type ModuleName } from "../src/core/config";
+import { type ModuleName } from "../src/core/config";
 import { formatDuration, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { createFirewall } from "../src/core/firewall";
 import { Lists } from "../src/core/lists";
-import { openModule } from "../src/modules/context";
+import { controlConfig, openModule } from "../src/modules/context";
 import { type BanLength, FOREVER, type Lifted, manualBan, manualUnban, parseOperatorTarget, refuseProtected, unbanEverywhere } from "../src/ops/ban";
 import { logManualDecision } from "../src/ops/manual-log";
 import { publishNow } from "../src/fleet/publisher";
@@ -47,9 +47,9 @@ export const banCommand: CommandModule<GlobalArgs, BanArgs> = {
     const target = parseOperatorTarget(argv.address);
     const length = banLength(argv.time);
     /* before the module is opened, so a refused ban leaves no database or firewall set behind */
-    const { paths } = loadConfig(argv.root);
-    refuseProtected(Lists.of(paths), target);
-    const ctx = openModule(argv.root, argv.module);
+    const { loaded, files } = controlConfig(argv.root);
+    refuseProtected(Lists.of(loaded.paths, files), target);
+    const ctx = openModule(argv.root, argv.module, undefined, files);
     try {
       checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `ban ${target.text}`);
       const ban = await manualBan(ctx, target, length);
@@ -93,9 +93,9 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
     let lifted: Lifted[];
     let where: string;
     let fleet: Awaited<ReturnType<typeof publishNow>> = null;
-    const loaded = loadConfig(argv.root);
+    const { loaded, files } = controlConfig(argv.root);
     if (module) {
-      const ctx = openModule(argv.root, module);
+      const ctx = openModule(argv.root, module, undefined, files);
       try {
         checkFirewallFree(ctx.firewall.backend, ctx.paths.root, `unban ${target.text}`);
         lifted = await manualUnban(ctx, target);
@@ -106,7 +106,7 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
         await ctx.close();
       }
     } else {
-      const lists = Lists.of(loaded.paths);
+      const lists = Lists.of(loaded.paths, files);
       const firewall = createFirewall(loaded.config, loaded.paths);
       try {
         checkFirewallFree(firewall.backend, loaded.paths.root, `unban ${target.text}`);
@@ -120,7 +120,7 @@ export const unbanCommand: CommandModule<GlobalArgs, UnbanArgs> = {
     }
     /* a list's drop is no ban: unban cannot lift it, and must not seem to */
     const address = parseIp(target.text);
-    const stillDroppedBy = address ? listedDrops(listsStory(loaded, address)) : [];
+    const stillDroppedBy = address ? listedDrops(listsStory(loaded, address, files)) : [];
     if (argv.json) printJson({ address: target.text, where: module ?? "everywhere", wasBanned: lifted.length > 0, lifted, fleet, stillDroppedBy });
     else {
       if (lifted.length) console.log(`unbanned ${liftedText(target.text, lifted)}${fleetNote(fleet)}`);

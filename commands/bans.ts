@@ -1,10 +1,11 @@
 import type { CommandModule } from "yargs";
-import { loadConfig, type ModuleName } from "../src/core/config";
+import { type ModuleName } from "../src/core/config";
 import { nowSeconds, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { type BanInForce, type BanOrder, bansInForce } from "../src/ops/bans";
 import { parseOperatorTarget } from "../src/ops/ban";
 import { type GlobalArgs, isoTime, moduleOption, printJson, table, outputWidth } from "./common";
+import { controlConfig } from "../src/modules/context";
 
 interface Args extends GlobalArgs {
   address?: string;
@@ -61,7 +62,7 @@ export const bansCommand: CommandModule<GlobalArgs, Args> = {
     if (argv.limit !== undefined && !(Number.isInteger(argv.limit) && argv.limit >= 0)) throw new ConfigError(`--limit: expected a whole number, 0 for all, got ${argv.limit}`);
     const match = argv.address === undefined ? undefined : parseOperatorTarget(argv.address);
     const since = argv.since === undefined ? undefined : parseSince(argv.since, now);
-    const view = bansInForce(loadConfig(argv.root), { now, module: argv.module, since, match, blocklists: argv.blocklists, order: argv.sort });
+    const view = bansInForce(controlConfig(argv.root).loaded, { now, module: argv.module, since, match, blocklists: argv.blocklists, order: argv.sort });
     const limit = argv.limit ?? (process.stdout.isTTY && !argv.json ? TERMINAL_ROWS : 0);
     const shown = limit > 0 ? view.bans.slice(0, limit) : view.bans;
     if (argv.json) {

@@ -1,9 +1,9 @@
 import type { CommandModule } from "yargs";
-import { loadConfig } from "../src/core/config";
 import { parseDuration } from "../src/core/duration";
 import { ConfigError, EXIT_RUNTIME } from "../src/core/errors";
 import { runDoctor } from "../src/ops/doctor";
 import { type GlobalArgs, printJson } from "./common";
+import { controlConfig } from "../src/modules/context";
 
 interface Args extends GlobalArgs {
   fix?: boolean;
@@ -24,7 +24,7 @@ export const doctorCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const idle = parseDuration(argv.idle);
     if (idle === null) throw new ConfigError(`--idle: expected a duration such as "30m" or "2h", got ${JSON.stringify(argv.idle)}`);
-    const report = await runDoctor(loadConfig(argv.root), { fix: !!argv.fix, idle });
+    const report = await runDoctor(controlConfig(argv.root).loaded, { fix: !!argv.fix, idle });
     if (!report.healthy) process.exitCode = EXIT_RUNTIME;
     if (argv.json) {
       printJson(report);

@@ -1,12 +1,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CommandModule } from "yargs";
-import { loadConfig, type ModuleName, requireRoot } from "../src/core/config";
+import { type ModuleName, requireRoot } from "../src/core/config";
 import { nowSeconds, parseDuration } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { renderReport } from "../src/report/render";
 import { gatherReport, isQuiet, knownVhosts, type Report } from "../src/report/report";
 import { type GlobalArgs, moduleOption, printJson } from "./common";
+import { controlConfig } from "../src/modules/context";
 
 interface Args extends GlobalArgs {
   module?: ModuleName;
@@ -50,7 +51,7 @@ export const reportCommand: CommandModule<GlobalArgs, Args> = {
     if (seconds === null) throw new ConfigError(`--since: expected a duration such as "24h", "7d", got ${JSON.stringify(argv.since)}`);
     if (argv.perVhost && !argv.out) throw new ConfigError("--per-vhost writes files: give the folder with --out DIR");
     if (argv.perVhost && argv.vhost) throw new ConfigError("--per-vhost writes every vhost's report; leave out --vhost");
-    const loaded = loadConfig(argv.root);
+    const { loaded } = controlConfig(argv.root);
     requireRoot(loaded.paths.root);
     const now = nowSeconds();
     /* the global --width; a report is laid out in 100 columns where there is no terminal */

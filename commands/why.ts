@@ -1,5 +1,4 @@
 import type { CommandModule } from "yargs";
-import { loadConfig } from "../src/core/config";
 import { formatDuration, nowSeconds } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { parseOperatorAddress } from "../src/core/lists";
@@ -7,6 +6,7 @@ import { type ModuleStory, NAMES_NOT_KEPT, type Story, whyStory } from "../src/o
 import type { StoredEvent } from "../src/store/ban-queries";
 import { PERMANENT_UNTIL } from "../src/store/module-db";
 import { type GlobalArgs, isoTime, printJson, table, outputWidth } from "./common";
+import { controlConfig } from "../src/modules/context";
 
 interface Args extends GlobalArgs {
   address: string;
@@ -130,7 +130,7 @@ export const whyCommand: CommandModule<GlobalArgs, Args> = {
   handler: (argv) => {
     if (!(Number.isInteger(argv.limit) && argv.limit >= 0)) throw new ConfigError(`--limit: expected a whole number, 0 for all, got ${argv.limit}`);
     const ip = parseOperatorAddress(argv.address);
-    const story = whyStory(loadConfig(argv.root), ip, nowSeconds(), argv.limit);
+    const story = whyStory(controlConfig(argv.root).loaded, ip, nowSeconds(), argv.limit);
     if (argv.json) printJson(storyJson(story));
     else process.stdout.write(storyText(story, outputWidth(argv)));
   },

@@ -1,5 +1,7 @@
 /** Everything a module needs, opened from the root: config, rules, lists, store, firewall. */
-import { type Config, discoverRoot, loadConfig, type ModuleConfig, type ModuleName, type Paths, moduleConfig } from "../core/config";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Config, discoverRoot, type LoadedConfig, loadConfig, type ModuleConfig, type ModuleName, type Paths, moduleConfig } from "../core/config";
 import { type ConfigFiles, diskFiles, RecordingFiles, savedFiles } from "../core/config-files";
 import { ConfigError } from "../core/errors";
 import { createFirewall } from "../core/firewall";
@@ -8,7 +10,7 @@ import { Lists } from "../core/lists";
 import type { Mode, RuleSet } from "../core/rules";
 import { ModuleStore } from "../store/module-db";
 import { loadRules } from "./registry";
-import { dbPath, inForceFile } from "../core/layout";
+import { dbPath, defaultRunDir, inForceFile } from "../core/layout";
 import { nowSeconds } from "../core/duration";
 
 export interface ModuleContext {
@@ -64,6 +66,44 @@ export function openModuleInForce(root: string | undefined, module: ModuleName):
     const since = new Date(saved.savedAt * 1000).toISOString();
     return { ctx: openModule(root, module, undefined, saved), configError: `${e.message} (running on the configuration in force since ${since} until this is fixed)` };
   }
+}
+
+/**
+ * The configuration the controls act on (ban, unban, bans, why, report, doctor): the disk's, or,
+ * while watcher.toml or a list there does not load (an edit half done), the running modules'
+ * configuration in force (the newest of var/run/*.in-force.json), said on stderr: a ban that locks
+ * someone out can still be lifted, and a drop explained. `files` reads the files it came from.
+ */
+export function controlConfig(root: string | undefined): { loaded: LoadedConfig; files: ConfigFiles } {
+  try {
+    const loaded = loadConfig(root);
+    Lists.of(loaded.paths);
+    return { loaded, files: diskFiles };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const saved = newestInForce(root);
+    if (!saved) throw e;
+    process.stderr.write(`warning: ${e.message}\n  (acting on the configuration in force since ${new Date(saved.savedAt * 1000).toISOString()}, as the running watcher does, until this is fixed)\n`);
+    return { loaded: loadConfig(root, saved), files: saved };
+  }
+}
+
+/** The configuration in force a module saved last, null when none was (or the root is none). */
+function newestInForce(root: string | undefined): ReturnType<typeof savedFiles> {
+  let runDir: string;
+  let names: string[];
+  try {
+    runDir = defaultRunDir(discoverRoot(root));
+    names = readdirSync(runDir).filter((n) => n.endsWith(".in-force.json"));
+  } catch {
+    return null;
+  }
+  let newest: ReturnType<typeof savedFiles> = null;
+  for (const name of names) {
+    const saved = savedFiles(join(runDir, name));
+    if (saved && (!newest || saved.savedAt > newest.savedAt)) newest = saved;
+  }
+  return newest;
 }
 
 /**

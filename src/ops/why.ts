@@ -10,6 +10,7 @@ import { type LoadedConfig, moduleNames, type ModuleConfig, type ModuleName, mod
 import { formatDuration, iso } from "../core/duration";
 import { cidrContains, type Ip, parseCidr } from "../core/ip";
 import { Lists, type Protection } from "../core/lists";
+import { type ConfigFiles, diskFiles } from "../core/config-files";
 import { enforcedEntries } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
 import { dbPath, fleetDbPath } from "../core/layout";
@@ -133,8 +134,8 @@ export function listedDrops(lists: Story["lists"]): string[] {
   return [...(lists.blacklist ? [`blacklist entry ${lists.blacklist}`] : []), ...lists.blocklists.map((b) => `blocklist ${b.list} entry ${b.entry}`)];
 }
 
-export function listsStory(loaded: LoadedConfig, ip: Ip): Story["lists"] {
-  const lists = Lists.of(loaded.paths);
+export function listsStory(loaded: LoadedConfig, ip: Ip, files: ConfigFiles = diskFiles): Story["lists"] {
+  const lists = Lists.of(loaded.paths, files);
   const net = parseCidr(ip.text)!;
   const blocklists: { list: string; entry: string }[] = [];
   for (const list of dynLists(loaded.config).filter((l) => l.enabled)) {

@@ -75,3 +75,29 @@ describe.each([
     expect(log(root)).toMatch(new RegExp(`${named.source}.*running on the configuration in force`));
   }, 180_000);
 });
+
+describe("the controls while watcher.toml is broken on disk", () => {
+  test("ban, unban, bans and why act on the configuration in force, and say so; check still refuses", async () => {
+    const root = makeRoot("inforce", { "etc/watcher.toml": CONFIG });
+    roots.push(root);
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("LG to write its status", () => readJson(statusFile(join(root, "var", "run"), "LG")), 60_000);
+    writeFileSync(join(root, "etc", "watcher.toml"), CONFIG.replace("maxAffairs = 2", "maxAffairs = 0"));
+    const warned = /^warning: .*watcher\.toml: modules\.LG\.maxAffairs: .*\n {2}\(acting on the configuration in force since .*, as the running watcher does, until this is fixed\)$/m;
+
+    const ban = watcher(root, "ban", "LG", "203.0.113.61", "--time", "1h");
+    expect(ban.code).toBe(0);
+    expect(ban.err).toMatch(warned);
+    expect(await banned(root)).toContain("203.0.113.61");
+    const bans = watcher(root, "bans", "--json");
+    expect(bans.code).toBe(0);
+    expect(JSON.parse(bans.out).map((b: { address: string }) => b.address)).toContain("203.0.113.61");
+    expect(watcher(root, "why", "203.0.113.61").out).toContain("LG ban");
+    const unban = watcher(root, "unban", "203.0.113.61");
+    expect(unban.code).toBe(0);
+    expect(unban.err).toMatch(warned);
+    expect(unban.out).toContain("unbanned 203.0.113.61");
+    expect(await banned(root)).not.toContain("203.0.113.61");
+    expect(watcher(root, "check").code).toBe(2);
+  }, 180_000);
+});
