@@ -3,8 +3,8 @@
  * them (split.ts). A FIFO is opened read-write so that loggers can come and go without an
  * EOF; a file is followed across rename and copytruncate rotation; stdin ends at EOF.
  */
-import { chmodSync, chownSync, closeSync, constants, existsSync, fstatSync, promises as fsp, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { chmodSync, chownSync, closeSync, constants, existsSync, fstatSync, promises as fsp, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { type Config, fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../core/config";
 import { growPipe } from "../master/fifos";
 import { readJson, writeJson } from "../core/runfiles";
@@ -248,14 +248,69 @@ export function stdinSource(program: string | null = null): Source {
 interface FilePosition {
   ino: number;
   position: number;
+  /**
+   * hex of the bytes just before `position` (up to TAIL_BYTES): a file rewritten in place while
+   * watcher was stopped (copytruncate, then new lines past the old position) is told from one
+   * that only grew; absent or "" when not known
+   */
+  tail?: string;
+}
+
+const TAIL_BYTES = 32;
+
+/** The hex of the last TAIL_BYTES read, after `chunk` followed what `before` ends with. */
+function tailAfter(before: string, chunk: Uint8Array): string {
+  const bytes = chunk.length >= TAIL_BYTES ? chunk.subarray(chunk.length - TAIL_BYTES) : Buffer.concat([Buffer.from(before, "hex"), chunk]).subarray(-TAIL_BYTES);
+  return Buffer.from(bytes).toString("hex");
+}
+
+/** Whether the file's bytes before `at.position` are still those read there (no tail known: yes). */
+async function sameTail(fh: fsp.FileHandle, at: FilePosition): Promise<boolean> {
+  const want = Buffer.from(at.tail ?? "", "hex");
+  if (want.length === 0) return true;
+  if (at.position < want.length) return false;
+  const got = Buffer.alloc(want.length);
+  const { bytesRead } = await fh.read(got, 0, want.length, at.position - want.length);
+  return bytesRead === want.length && got.equals(want);
+}
+
+/**
+ * The file a position was saved in, renamed away while watcher was stopped (rotation: auth.log
+ * became auth.log.1 beside a new auth.log): found by its inode among the path's siblings whose
+ * names start with its own, and only if it still holds what was read; null when it is gone
+ * (compressed, deleted) or another file has its inode now.
+ */
+async function rotatedAway(path: string, saved: FilePosition): Promise<fsp.FileHandle | null> {
+  const dir = dirname(path);
+  const name = basename(path);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n !== name && n.startsWith(name));
+  } catch {
+    return null;
+  }
+  for (const n of names) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(join(dir, n));
+    } catch {
+      continue;
+    }
+    if (st.ino !== saved.ino || !st.isFile() || st.size < saved.position) continue;
+    const fh = await fsp.open(join(dir, n), constants.O_RDONLY);
+    if (await sameTail(fh, saved)) return fh;
+    await fh.close();
+  }
+  return null;
 }
 
 /**
  * Follow a file like `tail -F`: read what is appended, reopen when it is renamed or replaced
  * (draining the old file first), start over when it is truncated (copytruncate). With a
  * `positionFile` the place reached is remembered after each chunk is processed, so a restart
- * carries on where it stopped (a file replaced meanwhile is read from its start); without one,
- * or the first time, reading starts at the end: history is for `inject --direct`.
+ * carries on where it stopped: a file rotated meanwhile is read to its end where it was renamed
+ * to (rotatedAway) and the new one from its start; one rewritten in place (copytruncate) from its
+ * start. Without one, or the first time, reading starts at the end: history is for `inject --direct`.
  */
 export function fileSource(path: string, program: string | null = null, positionFile: string | null = null, pollMs = 250): Source {
   return {
@@ -266,10 +321,11 @@ export function fileSource(path: string, program: string | null = null, position
       let fh: fsp.FileHandle | null = null;
       let ino = -1;
       let position = 0;
+      let tail = "";
       const saved = positionFile ? readJson<FilePosition>(positionFile) : null;
       let first = true;
       const remember = () => {
-        if (positionFile) writeJson(positionFile, { ino, position } satisfies FilePosition);
+        if (positionFile) writeJson(positionFile, { ino, position, tail } satisfies FilePosition);
       };
       for (;;) {
         let st: ReturnType<typeof statSync> | null = null;
@@ -286,21 +342,38 @@ export function fileSource(path: string, program: string | null = null, position
               yield buf.subarray(0, r.bytesRead);
             }
             await fh.close();
+          } else if (saved && saved.ino !== st.ino) {
+            /* rotated while we were stopped: what the old file got after our position, first */
+            const old = await rotatedAway(path, saved);
+            if (old) {
+              ({ ino, position } = saved);
+              tail = saved.tail ?? "";
+              for (let r = await old.read(buf, 0, CHUNK, position); r.bytesRead > 0; r = await old.read(buf, 0, CHUNK, position)) {
+                position += r.bytesRead;
+                tail = tailAfter(tail, buf.subarray(0, r.bytesRead));
+                yield buf.subarray(0, r.bytesRead);
+                remember();
+              }
+              await old.close();
+            }
           }
           fh = await fsp.open(path, constants.O_RDONLY);
+          const resumes = first && saved !== null && saved.ino === st.ino && saved.position <= st.size && (await sameTail(fh, saved));
           ino = st.ino;
-          if (!first) position = 0;
-          else if (!saved) position = st.size;
-          else position = saved.ino === st.ino && saved.position <= st.size ? saved.position : 0;
+          if (!first || (saved && !resumes)) position = 0;
+          else position = resumes ? saved!.position : st.size;
+          tail = resumes ? (saved!.tail ?? "") : "";
           first = false;
           remember();
         } else if (st && fh && st.size < position) {
           position = 0; /* copytruncate */
+          tail = "";
         }
         if (fh) {
           const r = await fh.read(buf, 0, CHUNK, position);
           if (r.bytesRead > 0) {
             position += r.bytesRead;
+            tail = tailAfter(tail, buf.subarray(0, r.bytesRead));
             yield buf.subarray(0, r.bytesRead);
             remember(); /* the chunk has been processed when we are asked for the next */
             continue;

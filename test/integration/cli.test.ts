@@ -270,6 +270,46 @@ describe("the resident module", () => {
     expect(await module.exited).toBe(0);
   });
 
+  test("a file rotated or rewritten while the module was stopped: nothing skipped, nothing read twice", async () => {
+    const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\nmaxAffairs = 100\n' });
+    const file = join(root, "auth.log");
+    writeFileSync(file, "");
+    const affairs = (address: string) => {
+      const { Database } = require("bun:sqlite") as typeof import("bun:sqlite");
+      const db = new Database(join(root, "var", "db", "LG.db"), { readonly: true });
+      const row = db.query("SELECT COUNT(*) AS n FROM events WHERE kind = 'affair' AND address = ?").get(address) as { n: number };
+      db.close();
+      return row.n;
+    };
+    const session = async (while_stopped: () => void) => {
+      const p = Bun.spawn([WATCHER, "--root", root, "module", "LG", "--file", file], { stderr: "pipe", stdout: "ignore" });
+      started.push(p);
+      await waitFor("the module to read the file to its end", () => {
+        const at = readJson<{ ino: number; position: number }>(positionFileFor(join(root, "var", "run"), "LG", file));
+        return at?.ino === statSync(file).ino && at.position === statSync(file).size;
+      });
+      /* SIGTERM before its handler is set would end it at once (exit 143), not after the chunk in hand */
+      await waitFor("the module to catch SIGTERM", () => /^SigCgt:\s*[0-9a-f]*[4567cdef][0-9a-f]{3}$/m.test(readFileSync(`/proc/${p.pid}/status`, "utf8")));
+      p.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      while_stopped();
+    };
+    await session(() => appendFileSync(file, attack("203.0.113.50", 2, 5000)));
+    /* read, then renamed away with a line more, and a new file */
+    await session(() => {
+      appendFileSync(file, attack("203.0.113.51", 1, 6000));
+      renameSync(file, `${file}.1`);
+      writeFileSync(file, attack("203.0.113.51", 2, 6100));
+    });
+    /* copytruncate: the old content copied away, the file emptied, and more written than was read before */
+    await session(() => {
+      writeFileSync(file, "");
+      appendFileSync(file, attack("203.0.113.52", 5, 7000));
+    });
+    await session(() => {});
+    expect([affairs("203.0.113.50"), affairs("203.0.113.51"), affairs("203.0.113.52")]).toEqual([2, 3, 5]);
+  });
+
   test("follows a file across rotation (--file)", async () => {
     const root = newRoot();
     const file = join(root, "auth.log");
