@@ -42,8 +42,13 @@ export class DryRunFirewall implements Firewall {
     }
   }
 
+  /** The operation into the log; a log that cannot be written (a full disk) loses the line, never the operation. */
   private log(op: string, set: string, detail: string): void {
-    appendFileSync(this.logPath, `${new Date(this.clock() * 1000).toISOString()} ${op} ${set} ${detail}\n`);
+    try {
+      appendFileSync(this.logPath, `${new Date(this.clock() * 1000).toISOString()} ${op} ${set} ${detail}\n`);
+    } catch {
+      /* the module says what cannot be written (its database shares the disk) */
+    }
   }
 
   private expiry(e: SetElement): number {
@@ -61,9 +66,15 @@ export class DryRunFirewall implements Firewall {
     const { elements, refused, clamped } = prepareElements(given, this.maxTimeout);
     if (elements.length === 0) return { refused, clamped };
     const put = this.db.query("INSERT OR REPLACE INTO elements (set_name, address, expires_at) VALUES (?, ?, ?)");
-    this.db.transaction(() => {
-      for (const e of elements) put.run(set, e.address, this.expiry(e));
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const e of elements) put.run(set, e.address, this.expiry(e));
+      })();
+    } catch (e) {
+      /* what a kernel refusing the batch would answer: said with each ban, never the module's end */
+      const reason = `the dry-run firewall could not record it: ${(e as Error).message}`;
+      return { refused: [...refused, ...elements.map((el) => ({ address: el.address, reason }))], clamped };
+    }
     this.log("add", set, elements.map((e) => `${e.address} timeout ${e.timeout}s`).join(", "));
     return { refused, clamped };
   }
