@@ -43,11 +43,18 @@ export class FleetLink {
   private next = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  /** the connection failed and has not come back yet */
+  private down = false;
   lastError: string | null = null;
 
+  /**
+   * `onConnect` after every connection; `onOutage` once when Redis goes away (or cannot be
+   * reached at first), with why, and once when it is back (null): a log says each outage once.
+   */
   constructor(
     private readonly settings: FleetConfig,
     private readonly onConnect: () => void = () => {},
+    private readonly onOutage: (error: string | null) => void = () => {},
   ) {
     this.tls = settings.tlsCa ? { ca: readFleetCa(settings.tlsCa) } : undefined;
   }
@@ -74,6 +81,10 @@ export class FleetLink {
         };
         this.retryDelay = 0.2;
         this.lastError = null;
+        if (this.down) {
+          this.down = false;
+          this.onOutage(null);
+        }
         this.onConnect();
         return true;
       }
@@ -106,7 +117,12 @@ export class FleetLink {
 
   private failed(message: string): void {
     this.lastError = message;
-    if (this.closed || this.timer) return;
+    if (this.closed) return;
+    if (!this.down) {
+      this.down = true;
+      this.onOutage(message);
+    }
+    if (this.timer) return;
     this.timer = setTimeout(() => void this.start(), this.retryDelay * 1000);
     this.retryDelay = Math.min(10, this.retryDelay * 2);
   }

@@ -106,7 +106,17 @@ export class FleetNode {
       refusals: [],
       updatedAt: nowSeconds(),
     };
-    this.reader = new FleetLink(settings, () => this.receiver.reconnected());
+    /* the reader's link tells the log of Redis going away and coming back (once each: the others are quiet) */
+    this.reader = new FleetLink(
+      settings,
+      () => this.receiver.reconnected(),
+      (error) =>
+        this.parts.log(
+          error === null
+            ? "fleet: Redis is back: reading the stream on from where this node stopped; decisions kept in the outboxes go out"
+            : `fleet: Redis not reachable (${error}): banning locally, decisions wait in the outboxes; trying again`,
+        ),
+    );
     this.writer = new FleetLink(settings, () => this.heartbeat());
     this.receiver = new DecisionReceiver(this.parts, this.reader, this.stats);
   }

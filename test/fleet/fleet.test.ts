@@ -328,6 +328,10 @@ describe("fleet mode", () => {
     await waitFor("B to have every ban", async () => (await fleetSet(b)).length === 400);
     expect(await fleetSet(b)).toEqual([...addresses].sort());
     await waitFor("A's outbox to be empty", () => status(a).modules.find((x) => x.module === "LG")!.outbox === 0);
+    /* the master's log says each outage once: gone, and back */
+    const log = readFileSync(join(a, "var", "log", "watcher.log"), "utf8");
+    expect(log.match(/fleet: Redis not reachable \(.*\): banning locally, decisions wait in the outboxes; trying again/g)?.length).toBe(1);
+    expect(log.match(/fleet: Redis is back: reading the stream on/g)?.length).toBe(1);
   });
 
   test("with Redis away at start, a node bans locally and publishes once Redis is there", async () => {
