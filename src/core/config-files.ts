@@ -4,7 +4,8 @@
  * configuration in force) and reads that back when it restarts while a file on disk is broken,
  * e.g. after a kill -9, before the operator has fixed an edit that was never reloaded.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { ConfigError } from "./errors";
 import { readJson, writeJson } from "./runfiles";
 
 export interface ConfigFiles {
@@ -42,7 +43,11 @@ export class RecordingFiles implements ConfigFiles {
 
 /** The disk, for commands that do not keep what they read. */
 export const diskFiles: ConfigFiles = {
-  read: (path) => (existsSync(path) ? readFileSync(path, "utf8") : null),
+  read: (path) => {
+    if (!existsSync(path)) return null;
+    if (statSync(path).isDirectory()) throw new ConfigError(`${path}: is a folder, not a file`);
+    return readFileSync(path, "utf8");
+  },
   list: (dir) => (existsSync(dir) ? readdirSync(dir) : null),
 };
 

@@ -8,7 +8,7 @@
  * PID, namespaces deleted.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, closeSync, constants, openSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
 import { readJson } from "../../src/core/runfiles";
@@ -220,5 +220,20 @@ node = "doctor-test"
       dns.stop();
       await redis.cleanup();
     }
+  });
+});
+
+describe("doctor on a master with the dry-run firewall", () => {
+  test("a file source that is not there is a finding that names it", async () => {
+    const root = newRoot({});
+    const missing = join(root, "logs", "authh.log");
+    writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n[modules.LG]\ndns = false\nsources = [{ type = "file", path = "${missing}" }]\n`);
+    expect(watcher(root, "start").code).toBe(0);
+    await modulePid(root);
+    const r = await run([WATCHER, "--root", root, "doctor", "--json"]);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.out) as DoctorReport;
+    expect(check(report, "input LG")).toMatchObject({ ok: false, message: `${missing} not there: nothing is read from it until it appears (a typo in sources?)` });
+    expect(watcher(root, "stop").code).toBe(0);
   });
 });

@@ -64,6 +64,15 @@ describe("files that are not what they should be", () => {
     expect(r.err).not.toMatch(NO_STACK);
   });
 
+  test("a whitelist that is a folder: check exits 2 naming it, no stack trace", () => {
+    const root = makeRoot("whitedir", { "etc/watcher.toml": CONFIG });
+    mkdirSync(join(root, "etc", "whitelist"));
+    const r = watcher(root, "check");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${join(root, "etc", "whitelist")}: is a folder, not a file`);
+    expect(r.err).not.toMatch(NO_STACK);
+  });
+
   test("a dbDir that cannot be made: exit 1 naming it, no stack trace", () => {
     const root = makeRoot("dbdir", { "etc/watcher.toml": `${CONFIG}`.replace('firewall = "dryrun"', 'firewall = "dryrun"\ndbDir = "etc/watcher.toml/db"') });
     const p = Bun.spawnSync([WATCHER, "--root", root, "inject", "LG", "--direct"], { stdin: new TextEncoder().encode("Dec  6 10:00:00 host sshd[7]: Invalid user a from 203.0.113.9 port 4000\n"), stderr: "pipe" });
