@@ -203,7 +203,11 @@ export function checkLoaded(loaded: LoadedConfig, problems: string[] = [], datab
 /** `watcher check` (and start, restart): the root's configuration and all it points to, every problem listed. */
 export function checkInstall(rootOption: string | undefined): CheckReport {
   const problems: string[] = [];
-  return checkLoaded(loadLeniently(rootOption, problems), problems, true);
+  const loaded = loadLeniently(rootOption, problems);
+  const report = checkLoaded(loaded, problems, true);
+  /* a watcher.toml in error gets no "ok" line; the rest was checked with its keys in error (all of them, when it is no TOML) at their defaults */
+  if (!problems.some((p) => p.startsWith(loaded.paths.configFile))) return report;
+  return { ...report, checked: report.checked.filter((line) => !line.startsWith("configuration: ")) };
 }
 
 /** A ConfigError (exit 2) listing every problem, or nothing when there is none. */

@@ -112,8 +112,9 @@ keyFile = "etc/no-such.key"
     for (const e of expected) expect(problems.some((p) => p.startsWith(e))).toBe(true);
     expect(problems.at(-1)).toBe(`watcher check: ${expected.length} problems in ${root}; nothing was changed`);
     expect(problems.length).toBe(expected.length + 1);
-    /* what is good is still said */
+    /* what is good is still said; watcher.toml, in error, is not "ok" */
     expect(r.out).toContain("ok  modules: LG, MB");
+    expect(r.out).not.toContain("ok  configuration:");
     expect(tree(root)).toEqual(before);
 
     const json = JSON.parse(watcher(root, "check", "--json").out);
