@@ -115,15 +115,13 @@ function wrap(parts: readonly string[], width: number): string {
   return lines.join("\n");
 }
 
-function hhmm(isoTime: string): string {
-  return `${isoTime.slice(11, 16)}Z`;
-}
 
 function moduleSection(m: ModuleReport, report: Report, width: number): string {
   const heading = m.vhost === null ? `${m.module}: ${m.title}` : `${m.module}: ${m.title}, vhost ${m.vhost}`;
   const summary = wrap([`tracked ${m.tracked}`, `banned now ${m.banned}`, `affairs today ${m.affairsToday}`, `since ${report.since}: affairs ${m.affairs}, bans ${m.bans}`], width);
   const max = Math.max(0, ...m.hourly.affairs);
-  const spark = `affairs per hour since ${hhmm(m.hourly.start)}: ${sparkline(m.hourly.affairs)} (max ${max})`;
+  /* the hour it starts at alone read as a time to come (since 02:00Z at 01:58Z): the hours are named by their place */
+  const spark = `affairs in each of the last 24 hours: ${sparkline(m.hourly.affairs)} (max ${max})`;
   const right = { align: "right" } as const;
   const blocks = [
     titledTable("by class", [{ head: "class" }, { head: "addresses", ...right }, { head: "affairs", ...right }], m.byClass.map((c) => [c.class, c.addresses, c.affairs]), width),
