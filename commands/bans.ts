@@ -19,8 +19,6 @@ interface Args extends GlobalArgs {
 
 /** rows a terminal shows unless --limit says otherwise; a pipe gets them all */
 const TERMINAL_ROWS = 50;
-/** a reason longer than this is cut in the table (JSON has it whole) */
-const REASON_COLUMN = 60;
 
 /** "2h" (that long ago) or an ISO 8601 time, as epoch seconds. */
 function parseSince(text: string, now: number): number {
@@ -38,11 +36,6 @@ function jsonOf(b: BanInForce) {
     until: b.until === null ? null : isoTime(b.until),
     permanent: b.until === null,
   };
-}
-
-function cut(text: string | null, width: number): string {
-  if (text === null) return "";
-  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
 }
 
 export const bansCommand: CommandModule<GlobalArgs, Args> = {
@@ -73,7 +66,7 @@ export const bansCommand: CommandModule<GlobalArgs, Args> = {
     else {
       const t = table(["address", "where", "since", "until", "rule", "class", "origin", "reason"], outputWidth(argv));
       for (const b of shown) {
-        t.push([b.address, b.where, b.since === null ? "" : isoTime(b.since), b.until === null ? "until lifted" : isoTime(b.until), b.rule ?? "", b.class ?? "", b.origin ?? "", cut(b.reason, REASON_COLUMN)]);
+        t.push([b.address, b.where, b.since === null ? "" : isoTime(b.since), b.until === null ? "until lifted" : isoTime(b.until), b.rule ?? "", b.class ?? "", b.origin ?? "", b.reason ?? ""]);
       }
       console.log(t.toString());
       const more = view.bans.length - shown.length;

@@ -112,6 +112,8 @@ describe("watcher bans", () => {
     expect(text.code).toBe(0);
     expect(text.out).toContain(`│ ${TRUEHOST}`);
     expect(text.out).not.toContain(QUIET);
+    /* a reason longer than its column is wrapped, never cut: whole on a wide enough table */
+    expect(watcher(root, "bans", "--width", "300").out).toContain(nx!.reason!);
   });
 
   test("filters: an address or network, --module, --since; --sort until; --limit says how many more", () => {
