@@ -106,7 +106,7 @@ function moduleText(m: ModuleStory, out: string[], width: number): void {
 /** The story as text for a terminal or a mail. */
 export function storyText(s: Story, width = Infinity): string {
   const out: string[] = [];
-  const head = s.droppedBy.length ? `dropped by ${s.droppedBy.join("; ")}` : s.lists.protection ? "never dropped" : "not dropped by watcher";
+  const head = s.droppedBy.length ? `dropped by ${s.droppedBy.join("; ")}` : s.lists.protection ? `not dropped: never banned (${s.lists.protection})` : "not dropped by watcher";
   out.push(`${s.address}: ${head} (as of ${isoTime(s.now)})`);
   out.push(`lists: ${listsText(s)}`);
   if (s.modules.length === 0) out.push("no module has a record of it");

@@ -29,7 +29,7 @@ const CLASS_MEANING: Record<string, string> = {
 };
 const NOT_CLASSIFIED = "not classified: DNS is off for this module, or no answer came yet";
 /** core/dns.ts: a reverse name is the attacker's text, never stored */
-export const NAMES_NOT_KEPT = "the DNS answers are not kept: a reverse name is text the address's owner writes (core/dns.ts)";
+export const NAMES_NOT_KEPT = "the DNS answers are not kept: a reverse name is text the address's owner writes";
 
 export interface BanStory {
   readonly time: number;
