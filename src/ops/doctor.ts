@@ -5,7 +5,7 @@
  * classes) and Redis answering (fleet). `watcher check` looks at the files; this looks at the
  * processes, the kernel and the network.
  */
-import { existsSync, statfsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { enabledModules, type LoadedConfig, type ModuleName, moduleConfig } from "../core/config";
 import { DnsClient, reverseName, systemNameServers } from "../core/dns";
 import { formatDuration, nowSeconds } from "../core/duration";
@@ -96,6 +96,30 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
     checks.push(checkFeed(loaded, m.module as ModuleName, m.lastLineAt ?? null, m.startedAt, idle, now));
   }
   return checks;
+}
+
+/**
+ * Pure-FTPd writes the client's reverse name where its address goes unless it runs with -H
+ * (Debian: DontResolve): a name is the text the address's owner chooses, and one that reads as an
+ * address (a PTR record "198.51.100.7") would have watcher count that address. A finding for each
+ * pure-ftpd process of this machine that runs without it, when FT is enabled.
+ */
+function checkPureFtpd(loaded: LoadedConfig): DoctorCheck[] {
+  if (!enabledModules(loaded.config).includes("FT")) return [];
+  const resolving: number[] = [];
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    let args: string[];
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "pure-ftpd") continue;
+      args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; /* gone meanwhile */
+    }
+    const dontResolve = args.some((a) => a === "--dontresolve" || /^-[A-Za-z]*H[A-Za-z]*$/.test(a));
+    if (!dontResolve) resolving.push(Number(pid));
+  }
+  if (resolving.length === 0) return [];
+  return [{ check: "pure-ftpd", ok: false, message: `pid ${resolving.join(", ")} runs without -H: its lines name the client's reverse name, which the client's owner writes, and one that reads as an address would be counted against that address; run it with -H (Debian: echo yes > /etc/pure-ftpd/conf/DontResolve)` }];
 }
 
 /** Lines seen recently: the logger feeds the FIFO (or the module's other sources give lines). */
@@ -272,6 +296,7 @@ export async function runDoctor(loaded: LoadedConfig, o: DoctorOptions): Promise
     checks.push({ check: "master", ok: true, message: `pid ${status.pid}, ${status.backend}, started ${ago(now - (status.startedAt ?? now))}` });
     if (status.configError) checks.push({ check: "configuration", ok: false, message: `${status.configError} (the running watcher goes on with what it loaded; "watcher check" lists every problem)` });
     checks.push(...checkModules(loaded, status, o.idle, now));
+    checks.push(...checkPureFtpd(loaded));
     const backend = resolveBackend(config.firewall);
     if (status.backend !== backend) {
       checks.push({ check: "drift", ok: false, message: `the master runs ${status.backend}, watcher.toml now says ${backend}: not compared; "watcher restart" applies the setting` });

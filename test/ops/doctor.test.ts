@@ -8,7 +8,7 @@
  * PID, namespaces deleted.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, closeSync, constants, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
 import { readJson } from "../../src/core/runfiles";
@@ -234,6 +234,36 @@ describe("doctor on a master with the dry-run firewall", () => {
     expect(r.code).toBe(1);
     const report = JSON.parse(r.out) as DoctorReport;
     expect(check(report, "input LG")).toMatchObject({ ok: false, message: `${missing} not there: nothing is read from it until it appears (a typo in sources?)` });
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+});
+
+describe("doctor and Pure-FTPd", () => {
+  test("a pure-ftpd that resolves names (no -H) is a finding while FT is enabled; one with -H is not", async () => {
+    const root = newRoot({ "etc/watcher.toml": 'firewall = "dryrun"\n[modules.LG]\ndns = false\n[modules.FT]\nenabled = true\ndns = false\n' });
+    /* a process named pure-ftpd, as the daemon is: its name and arguments are all doctor reads */
+    const fake = join(root, "pure-ftpd");
+    writeFileSync(fake, "#!/bin/sh\nread line\n"); /* waits on its stdin: no child process to leave behind */
+    chmodSync(fake, 0o755);
+    expect(watcher(root, "start").code).toBe(0);
+    await modulePid(root);
+    const finding = async () => (JSON.parse((await run([WATCHER, "--root", root, "doctor", "--json"])).out) as DoctorReport).checks.find((c) => c.check === "pure-ftpd");
+    const resolving = Bun.spawn([fake, "-l", "puredb:/etc/pure-ftpd/pureftpd.pdb"], { stdin: "pipe" });
+    try {
+      await waitFor("the fake pure-ftpd", () => readFileSync(`/proc/${resolving.pid}/comm`, "utf8").trim() === "pure-ftpd");
+      expect((await finding())?.message).toContain(`pid ${resolving.pid} runs without -H`);
+    } finally {
+      resolving.kill();
+      await resolving.exited;
+    }
+    const numeric = Bun.spawn([fake, "-l", "puredb:/etc/pure-ftpd/pureftpd.pdb", "-H"], { stdin: "pipe" });
+    try {
+      await waitFor("the fake pure-ftpd", () => readFileSync(`/proc/${numeric.pid}/comm`, "utf8").trim() === "pure-ftpd");
+      expect(await finding()).toBeUndefined();
+    } finally {
+      numeric.kill();
+      await numeric.exited;
+    }
     expect(watcher(root, "stop").code).toBe(0);
   });
 });
