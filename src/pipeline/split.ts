@@ -1,8 +1,11 @@
 /**
  * Bytes in, log lines out. The hot path never makes one string per line: the splitter hands
  * out blocks of complete lines and forEachLine walks them by offsets. Lines longer than
- * 64 KiB, lines that are not valid UTF-8 and binary junk (control characters) are skipped
- * and counted, never passed on: the loop must survive whatever a FIFO or a file throws at it.
+ * 64 KiB and binary junk (control characters) are skipped and counted, never passed on: the loop
+ * must survive whatever a FIFO or a file throws at it. Bytes that are no UTF-8 (a Latin-1 user
+ * name, which ProFTPD, MariaDB or Courier write as the client sent it) become U+FFFD and the line
+ * is read: the parts the rules read an address from are the server's ASCII, and a byte of the
+ * client's must not hide its whole line.
  * A stream that starts as systemd's journal export format (`journalctl -o export`) is read as
  * such, in bytes: each entry becomes one syslog line, and a binary field (a message holding a
  * newline, whose bytes may look like further fields) is skipped by its length, never read as lines.
@@ -20,8 +23,8 @@ export function detached(part: string): string {
   return joined.slice(1);
 }
 
-/* C0 controls other than tab, LF and CR; DEL; the replacement character the decoder puts for invalid UTF-8 */
-const JUNK = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]/g;
+/* C0 controls other than tab, LF and CR; DEL */
+const JUNK = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g;
 const CR = 13;
 
 export interface SkipCounts {

@@ -35,11 +35,11 @@ describe("LineSplitter", () => {
     expect(splitter.push(new Uint8Array([0xef, 0xbb, 0xbf, ...utf8("two\n")]))).toBe("\ufefftwo\n");
   });
 
-  test("a character cut off by an ASCII chunk is invalid, and what follows keeps its order", () => {
+  test("a character cut off by an ASCII chunk is no UTF-8: read as U+FFFD, and what follows keeps its order", () => {
     /* the lead byte of ü waits in the decoder; the next chunk, ASCII, must go through it too */
     const { lines, skipped } = run([utf8("one\nab"), new Uint8Array([0xc3]), utf8("cd\nthree\n")]);
-    expect(lines).toEqual(["one", "three"]);
-    expect(skipped).toEqual({ tooLong: 0, invalid: 1 });
+    expect(lines).toEqual(["one", "ab\ufffdcd", "three"]);
+    expect(skipped).toEqual({ tooLong: 0, invalid: 0 });
   });
 
   test("a chunk of whole lines comes out as one block", () => {
@@ -104,11 +104,11 @@ describe("LineSplitter", () => {
     expect(splitter.end()).toBe("");
   });
 
-  test("end() flushes a character cut off at the end of the input as invalid", () => {
+  test("end() flushes a character cut off at the end of the input, as U+FFFD", () => {
     const bytes = utf8("ok\nbroken ü");
     const { lines, skipped } = run([bytes.slice(0, bytes.length - 1)]);
-    expect(lines).toEqual(["ok"]);
-    expect(skipped.invalid).toBe(1);
+    expect(lines).toEqual(["ok", "broken \ufffd"]);
+    expect(skipped.invalid).toBe(0);
   });
 
   test("a line of exactly MAX_LINE characters is kept", () => {
@@ -240,7 +240,6 @@ describe("forEachLine", () => {
     ["\x1b", "escape"],
     ["\x1f", "unit separator"],
     ["\x7f", "DEL"],
-    ["\ufffd", "replacement character (invalid UTF-8)"],
   ])("a line with %p (%s) is skipped and counted as invalid", (junk) => {
     const skipped: SkipCounts = { tooLong: 0, invalid: 0 };
     const calls: [string, number][] = [];
@@ -272,11 +271,11 @@ describe("forEachLine", () => {
     expect(skipped.invalid).toBe(2);
   });
 
-  test("invalid UTF-8 bytes from the splitter are skipped and counted", () => {
+  test("bytes that are no UTF-8 come through as U+FFFD: the line is read, not skipped", () => {
     const bad = Uint8Array.of(...utf8("before\nbad "), 0xff, 0xfe, ...utf8(" bytes\n"), 0xc3, ...utf8("x\nafter\n"));
     const { lines, skipped } = run([bad]);
-    expect(lines).toEqual(["before", "after"]);
-    expect(skipped).toEqual({ tooLong: 0, invalid: 2 });
+    expect(lines).toEqual(["before", "bad \ufffd\ufffd bytes", "\ufffdx", "after"]);
+    expect(skipped).toEqual({ tooLong: 0, invalid: 0 });
   });
 
   test("an over-long line is counted as too long, not passed on", () => {
