@@ -396,7 +396,8 @@ export function journalSource(matches: readonly string[], cursorFile: string): S
     format: new SourceFormat(),
     async *chunks() {
       const cursor = existsSync(cursorFile) ? readFileSync(cursorFile, "utf8").trim() : "";
-      const args = ["journalctl", "-f", "-o", "json", "--no-pager", ...(cursor ? [`--after-cursor=${cursor}`] : ["-n", "0"]), ...matches];
+      /* --all: without it, a field over 4096 bytes comes as null (a long user name would hide its line) */
+      const args = ["journalctl", "-f", "-o", "json", "--all", "--no-pager", ...(cursor ? [`--after-cursor=${cursor}`] : ["-n", "0"]), ...matches];
       const proc = Bun.spawn(args, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
       const decoder = new TextDecoder();
       const encoder = new TextEncoder();

@@ -179,13 +179,25 @@ export interface JournalEntry {
   MESSAGE?: unknown;
 }
 
-/** A journal entry as a syslog line (ISO time, host, identifier[pid]: message); null for binary messages. */
+/** The text of a journal field: a string, or the bytes `journalctl -o json` gives as an array of numbers for one that is no printable UTF-8 (no UTF-8 becomes U+FFFD); null for anything else. */
+function fieldText(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  if (!Array.isArray(value) || !value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) return null;
+  return new TextDecoder().decode(Uint8Array.from(value as number[]));
+}
+
+/**
+ * A journal entry as a syslog line (ISO time, host, identifier[pid]: message); null without a
+ * message. A message of bytes that are no printable UTF-8 is read too (a Latin-1 user name must
+ * not hide its line); its control characters then skip the line in forEachLine, as in any source.
+ */
 export function journalLine(e: JournalEntry): string | null {
-  if (typeof e.MESSAGE !== "string" || !e.SYSLOG_IDENTIFIER || !e.__REALTIME_TIMESTAMP || !/^\d{1,20}$/.test(e.__REALTIME_TIMESTAMP)) return null;
+  const text = fieldText(e.MESSAGE);
+  if (text === null || !e.SYSLOG_IDENTIFIER || !e.__REALTIME_TIMESTAMP || !/^\d{1,20}$/.test(e.__REALTIME_TIMESTAMP)) return null;
   const time = new Date(Number(BigInt(e.__REALTIME_TIMESTAMP) / 1000n)).toISOString();
   const pid = e.SYSLOG_PID ?? e._PID;
   /* one entry, one line: a newline inside a message must not start a line of its own */
-  const message = e.MESSAGE.replace(/[\r\n]/g, " ");
+  const message = text.replace(/[\r\n]/g, " ");
   return `${time} ${e._HOSTNAME ?? "-"} ${e.SYSLOG_IDENTIFIER}${pid ? `[${pid}]` : ""}: ${message}`;
 }
 
