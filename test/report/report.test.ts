@@ -433,7 +433,8 @@ describe("expire", () => {
       expect(ctx.store.getHost("203.0.113.121")).toBeNull();
       expect(await expireAt(hour.until + 400 * 86400)).toEqual([]);
       expect(ctx.store.getHost("192.0.2.77")).toMatchObject({ bannedUntil: PERMANENT_UNTIL });
-      expect(await setAt(hour.until)).toEqual(["192.0.2.77"]);
+      /* the dry-run set times its element out by its own clock, which may have read the next second when it was banned */
+      expect(await setAt(hour.until + 2)).toEqual(["192.0.2.77"]);
     } finally {
       await ctx.close();
     }

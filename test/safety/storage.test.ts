@@ -83,6 +83,26 @@ describe("files that are not what they should be", () => {
   });
 });
 
+/**
+ * `module LG --stdin` (behind `wrap`, a command that runs it) in a mount namespace whose dbDir is a
+ * 1 MiB tmpfs: a first failed login while there is room, until `ready` is in the module's log; then
+ * the disk is filled and root/flood.log follows. Prints "module exit 0" when it exits so, then its log.
+ */
+function floodOnFullDisk(root: string, ready: string, wrap = "") {
+  return inMountNamespace(`
+      mount -t tmpfs -o size=1m tmpfs "${root}/db"
+      mkfifo "${root}/in"
+      ${wrap} "$W" --root "${root}" module LG --stdin < "${root}/in" 2> "${root}/module.log" &
+      exec 3> "${root}/in"
+      echo "Nov 25 09:49:39 srv sshd-session[1]: Failed password for root from 203.0.113.1 port 4000 ssh2" >&3
+      while ! grep -q "${ready}" "${root}/module.log"; do sleep 0.05; done
+      dd if=/dev/zero of="${root}/db/filler" bs=16k 2>/dev/null || true
+      cat "${root}/flood.log" >&3
+      exec 3>&-
+      wait $! && echo "module exit 0"
+      cat "${root}/module.log"`);
+}
+
 describe("a full disk", () => {
   test("the dry-run firewall on the full disk: each ban said as not recorded, the module goes on to the end of its input", () => {
     const root = makeRoot("diskfull-dryrun", { "etc/watcher.toml": CONFIG.replace('firewall = "dryrun"', `firewall = "dryrun"\ndbDir = "db"`).replace("dns = false", "dns = false\nmaxAffairs = 1") });
@@ -90,24 +110,12 @@ describe("a full disk", () => {
     let flood = "";
     for (let i = 0; i < 2000; i++) flood += `Nov 25 09:49:39 srv sshd-session[${1000 + i}]: Failed password for root from 198.51.100.${i % 250} port ${4000 + i} ssh2\n`;
     writeFileSync(join(root, "flood.log"), flood);
-    const r = inMountNamespace(`
-      mount -t tmpfs -o size=1m tmpfs "${root}/db"
-      mkfifo "${root}/in"
-      "$W" --root "${root}" module LG --stdin < "${root}/in" 2> "${root}/module.log" &
-      exec 3> "${root}/in"
-      echo "Nov 25 09:49:39 srv sshd-session[1]: Failed password for root from 203.0.113.1 port 4000 ssh2" >&3
-      while ! grep -q "ban 203.0.113.1 " "${root}/module.log"; do sleep 0.05; done
-      dd if=/dev/zero of="${root}/db/filler" bs=16k 2>/dev/null || true
-      cat "${root}/flood.log" >&3
-      exec 3>&-
-      wait $! && echo "module exit 0"
-      cat "${root}/module.log"`);
+    const r = floodOnFullDisk(root, "ban 203.0.113.1 ");
     expect(r.out).toContain("module exit 0");
     expect(r.out).toMatch(/the dry-run firewall could not record it: .*full/);
     expect(r.out).toMatch(/stopped: 2001 lines, 2001 matched/);
     expect(r.out).not.toMatch(NO_STACK);
   }, 300_000);
-
 
   test("200,000 new attackers while the database cannot be written: every host held, events bounded, no stack trace", () => {
     const root = makeRoot("diskfull", { "etc/watcher.toml": CONFIG.replace('firewall = "dryrun"', `firewall = "dryrun"\ndbDir = "db"`) });
@@ -116,18 +124,7 @@ describe("a full disk", () => {
     for (let i = 0; i < 200_000; i++) flood += `Nov 25 09:49:39 srv sshd-session[${1000 + i}]: Failed password for root from 2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1 port 4000 ssh2\n`;
     writeFileSync(join(root, "flood.log"), flood);
     /* the database is made while there is room; then the disk fills up and the flood comes */
-    const r = inMountNamespace(`
-      mount -t tmpfs -o size=1m tmpfs "${root}/db"
-      mkfifo "${root}/in"
-      /usr/bin/time -f "peak %M KiB" "$W" --root "${root}" module LG --stdin < "${root}/in" 2> "${root}/module.log" &
-      exec 3> "${root}/in"
-      echo "Nov 25 09:49:39 srv sshd-session[1]: Failed password for root from 203.0.113.1 port 4000 ssh2" >&3
-      while ! grep -q "reading stdin" "${root}/module.log"; do sleep 0.05; done
-      dd if=/dev/zero of="${root}/db/filler" bs=16k 2>/dev/null || true
-      cat "${root}/flood.log" >&3
-      exec 3>&-
-      wait
-      cat "${root}/module.log"`);
+    const r = floodOnFullDisk(root, "reading stdin", '/usr/bin/time -f "peak %M KiB"');
     expect(r.out).toMatch(/database .*LG\.db: database or disk is full; counting and banning from memory/);
     expect(r.out).not.toMatch(NO_STACK);
     /* 200,000 addresses, each in a /64 of its own: each with its prefix's counter (and the first
