@@ -5,37 +5,8 @@
  * 1 MiB by default) for the new module instead of failing with EPIPE, which makes rsyslog and
  * syslog-ng drop lines.
  */
-import { libc } from "../core/libc";
-import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from "node:fs";
-
-const F_SETPIPE_SZ = 1031;
-const F_GETPIPE_SZ = 1032;
-/** what a pipe holds by default (16 pages) */
-const DEFAULT_PIPE_SIZE = 65536;
-
-function pipeFcntl(fd: number, cmd: number, arg: number): number {
-  return libc().fcntl(fd, cmd, arg);
-}
-
-function pipeMaxSize(): number {
-  try {
-    const n = Number(readFileSync("/proc/sys/fs/pipe-max-size", "utf8").trim());
-    return Number.isInteger(n) && n > 0 ? n : DEFAULT_PIPE_SIZE;
-  } catch {
-    return DEFAULT_PIPE_SIZE;
-  }
-}
-
-/**
- * Grow the pipe behind `fd` as far as the kernel lets this process (a user over its pipe
- * quota gets less): the bytes it holds now.
- */
-export function growPipe(fd: number): number {
-  for (let size = pipeMaxSize(); size > DEFAULT_PIPE_SIZE; size = Math.floor(size / 2)) {
-    if (pipeFcntl(fd, F_SETPIPE_SZ, size) > 0) break;
-  }
-  return pipeFcntl(fd, F_GETPIPE_SZ, 0);
-}
+import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
+import { growPipe } from "../core/pipes";
 
 export class FifoKeeper {
   /** by path: the fd held open */

@@ -6,7 +6,7 @@
 import { chmodSync, chownSync, closeSync, constants, existsSync, fstatSync, promises as fsp, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type Config, fifoGroupId, type ModuleName, type Paths, type SourceConfig } from "../core/config";
-import { growPipe } from "../master/fifos";
+import { growPipe } from "../core/pipes";
 import { readJson, writeJson } from "../core/runfiles";
 import { WatcherError } from "../core/errors";
 import { fifoPath, journalCursorFile, positionFileFor } from "../core/layout";
