@@ -13,16 +13,16 @@ export function schemaVersion(db: Database): number {
   return (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
 }
 
-/** Apply the migrations the database lacks, each in its own transaction with its version. */
+/** Apply the migrations the database lacks, all in one transaction with the newest version. */
 function migrate(db: Database, migrations: readonly string[]): void {
   const version = schemaVersion(db);
   if (version > migrations.length) throw new Error(`schema version ${version} is newer than this watcher knows (${migrations.length}); upgrade watcher`);
-  for (let v = version; v < migrations.length; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]!);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-    }).immediate();
-  }
+  if (version === migrations.length) return;
+  /* every step in one transaction: a command reading the file meanwhile (why, report) sees the old version or the newest, never one in between that it would refuse */
+  db.transaction(() => {
+    for (let v = version; v < migrations.length; v++) db.exec(migrations[v]!);
+    db.exec(`PRAGMA user_version = ${migrations.length}`);
+  }).immediate();
 }
 
 /** Open (creating it and its folder) and upgrade a database; throws WatcherError naming the file. */

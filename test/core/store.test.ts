@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { WatcherError } from "../../src/core/errors";
+import { openDatabase, schemaVersion } from "../../src/store/sqlite";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { FleetStore } from "../../src/store/fleet-db";
 import { countedLines } from "../../src/store/ban-queries";
 import { appendCountedLines, type EventKind, LINES_KEPT, MIGRATIONS, ModuleStore, parseCountedLines } from "../../src/store/module-db";
-import { openDatabase } from "../../src/store/sqlite";
 import { newHost } from "../../src/pipeline/decide";
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), "watcher-store-")), "var", "db", "LG.db");
@@ -167,6 +167,22 @@ describe("module store", () => {
     db.exec("PRAGMA user_version = 99");
     db.close();
     expect(() => new ModuleStore(path)).toThrow(WatcherError);
+  });
+});
+
+describe("migrations", () => {
+  test("all of them or none: a step that fails leaves the database at its old version, with none of the steps before it", () => {
+    const path = tmp();
+    expect(() => openDatabase(path, ["CREATE TABLE a (x)", "CREATE TABLE b (x)", "NOT SQL"])).toThrow(WatcherError);
+    const db = new Database(path);
+    /* a reader (why, report) never meets a version in between, which it would refuse */
+    expect(schemaVersion(db)).toBe(0);
+    expect(db.query("SELECT name FROM sqlite_master").all()).toEqual([]);
+    db.close();
+    openDatabase(path, ["CREATE TABLE a (x)", "CREATE TABLE b (x)"]).close();
+    const done = new Database(path);
+    expect(schemaVersion(done)).toBe(2);
+    done.close();
   });
 });
 
