@@ -240,7 +240,12 @@ export function stdinSource(program: string | null = null): Source {
         yield* Bun.stdin.stream();
         return;
       }
-      yield* readChunks(stdin);
+      /* closed here: Bun ends the process when the collector finds a FileHandle left open */
+      try {
+        yield* readChunks(stdin);
+      } finally {
+        await stdin.close();
+      }
     },
   };
 }
@@ -298,8 +303,13 @@ async function rotatedAway(path: string, saved: FilePosition): Promise<fsp.FileH
     }
     if (st.ino !== saved.ino || !st.isFile() || st.size < saved.position) continue;
     const fh = await fsp.open(join(dir, n), constants.O_RDONLY);
-    if (await sameTail(fh, saved)) return fh;
-    await fh.close();
+    let same = false;
+    try {
+      same = await sameTail(fh, saved);
+    } finally {
+      if (!same) await fh.close();
+    }
+    if (same) return fh;
   }
   return null;
 }
@@ -327,59 +337,68 @@ export function fileSource(path: string, program: string | null = null, position
       const remember = () => {
         if (positionFile) writeJson(positionFile, { ino, position, tail } satisfies FilePosition);
       };
-      for (;;) {
-        let st: ReturnType<typeof statSync> | null = null;
-        try {
-          st = statSync(path);
-        } catch {
-          st = null; /* between rename and re-creation */
-        }
-        if (st && st.ino !== ino) {
-          /* rotated: drain the old file, then switch */
-          if (fh) {
-            for (let r = await fh.read(buf, 0, CHUNK, position); r.bytesRead > 0; r = await fh.read(buf, 0, CHUNK, position)) {
-              position += r.bytesRead;
-              yield buf.subarray(0, r.bytesRead);
-            }
-            await fh.close();
-          } else if (saved && saved.ino !== st.ino) {
-            /* rotated while we were stopped: what the old file got after our position, first */
-            const old = await rotatedAway(path, saved);
-            if (old) {
-              ({ ino, position } = saved);
-              tail = saved.tail ?? "";
-              for (let r = await old.read(buf, 0, CHUNK, position); r.bytesRead > 0; r = await old.read(buf, 0, CHUNK, position)) {
+      /* every handle closed when the reading stops (see stdinSource) */
+      try {
+        for (;;) {
+          let st: ReturnType<typeof statSync> | null = null;
+          try {
+            st = statSync(path);
+          } catch {
+            st = null; /* between rename and re-creation */
+          }
+          if (st && st.ino !== ino) {
+            /* rotated: drain the old file, then switch */
+            if (fh) {
+              for (let r = await fh.read(buf, 0, CHUNK, position); r.bytesRead > 0; r = await fh.read(buf, 0, CHUNK, position)) {
                 position += r.bytesRead;
-                tail = tailAfter(tail, buf.subarray(0, r.bytesRead));
                 yield buf.subarray(0, r.bytesRead);
-                remember();
               }
-              await old.close();
+              await fh.close();
+              fh = null;
+            } else if (saved && saved.ino !== st.ino) {
+              /* rotated while we were stopped: what the old file got after our position, first */
+              const old = await rotatedAway(path, saved);
+              if (old) {
+                ({ ino, position } = saved);
+                tail = saved.tail ?? "";
+                try {
+                  for (let r = await old.read(buf, 0, CHUNK, position); r.bytesRead > 0; r = await old.read(buf, 0, CHUNK, position)) {
+                    position += r.bytesRead;
+                    tail = tailAfter(tail, buf.subarray(0, r.bytesRead));
+                    yield buf.subarray(0, r.bytesRead);
+                    remember();
+                  }
+                } finally {
+                  await old.close();
+                }
+              }
+            }
+            fh = await fsp.open(path, constants.O_RDONLY);
+            const resumes = first && saved !== null && saved.ino === st.ino && saved.position <= st.size && (await sameTail(fh, saved));
+            ino = st.ino;
+            if (!first || (saved && !resumes)) position = 0;
+            else position = resumes ? saved!.position : st.size;
+            tail = resumes ? (saved!.tail ?? "") : "";
+            first = false;
+            remember();
+          } else if (st && fh && st.size < position) {
+            position = 0; /* copytruncate */
+            tail = "";
+          }
+          if (fh) {
+            const r = await fh.read(buf, 0, CHUNK, position);
+            if (r.bytesRead > 0) {
+              position += r.bytesRead;
+              tail = tailAfter(tail, buf.subarray(0, r.bytesRead));
+              yield buf.subarray(0, r.bytesRead);
+              remember(); /* the chunk has been processed when we are asked for the next */
+              continue;
             }
           }
-          fh = await fsp.open(path, constants.O_RDONLY);
-          const resumes = first && saved !== null && saved.ino === st.ino && saved.position <= st.size && (await sameTail(fh, saved));
-          ino = st.ino;
-          if (!first || (saved && !resumes)) position = 0;
-          else position = resumes ? saved!.position : st.size;
-          tail = resumes ? (saved!.tail ?? "") : "";
-          first = false;
-          remember();
-        } else if (st && fh && st.size < position) {
-          position = 0; /* copytruncate */
-          tail = "";
+          await Bun.sleep(pollMs);
         }
-        if (fh) {
-          const r = await fh.read(buf, 0, CHUNK, position);
-          if (r.bytesRead > 0) {
-            position += r.bytesRead;
-            tail = tailAfter(tail, buf.subarray(0, r.bytesRead));
-            yield buf.subarray(0, r.bytesRead);
-            remember(); /* the chunk has been processed when we are asked for the next */
-            continue;
-          }
-        }
-        await Bun.sleep(pollMs);
+      } finally {
+        await fh?.close();
       }
     },
   };

@@ -57,6 +57,9 @@ async function stopModule(p: Bun.Subprocess<"ignore", "ignore", "pipe">): Promis
   return new Response(p.stderr).text();
 }
 
+/** what injectFifo says when the lines went in (compared whole, so a failure shows its message) */
+const INJECTED = { code: 0, err: "" };
+
 /** `watcher inject LG` (into the FIFO) with this text on stdin. */
 async function injectFifo(root: string, text: string): Promise<{ code: number; err: string }> {
   const file = join(root, `chunk-${Math.random().toString(36).slice(2)}.log`);
@@ -153,7 +156,7 @@ describe("faults", () => {
 
     let module = await startModule(root);
     const KILL_AT = 9; /* the tenth chunk is on its way when the module dies */
-    for (let c = 0; c < KILL_AT; c++) expect((await injectFifo(root, chunks[c]!)).code).toBe(0);
+    for (let c = 0; c < KILL_AT; c++) expect(await injectFifo(root, chunks[c]!)).toEqual(INJECTED);
     const before = KILL_AT * CHUNK;
     await waitFor("the first chunks read", () => affairEvents(root) === before);
     expect(bannedInDb(root).size).toBeGreaterThan(100);
@@ -177,9 +180,9 @@ describe("faults", () => {
 
     /* restart and finish the flood; a sentinel attacker at the end says everything was read */
     module = await startModule(root);
-    for (let c = KILL_AT + 1; c < chunks.length; c++) expect((await injectFifo(root, chunks[c]!)).code).toBe(0);
+    for (let c = KILL_AT + 1; c < chunks.length; c++) expect(await injectFifo(root, chunks[c]!)).toEqual(INJECTED);
     const SENTINEL = "2001:db8:5e::1";
-    expect((await injectFifo(root, Array.from({ length: 5 }, (_, i) => failedPassword(SENTINEL, 3000 + i)).join(""))).code).toBe(0);
+    expect(await injectFifo(root, Array.from({ length: 5 }, (_, i) => failedPassword(SENTINEL, 3000 + i)).join(""))).toEqual(INJECTED);
     await waitFor("the sentinel's ban", () => bannedInDb(root).has(SENTINEL));
     const log = await stopModule(module);
     expect(log).toContain("stopped:");
@@ -222,10 +225,10 @@ describe("faults", () => {
       await Bun.sleep(writer % 2 === 0 ? 250 : 50);
     }
     /* two writers through `watcher inject`, and a last single line after a long pause */
-    expect((await injectFifo(root, batch(500))).code).toBe(0);
-    expect((await injectFifo(root, batch(500))).code).toBe(0);
+    expect(await injectFifo(root, batch(500))).toEqual(INJECTED);
+    expect(await injectFifo(root, batch(500))).toEqual(INJECTED);
     await Bun.sleep(600);
-    expect((await injectFifo(root, batch(1))).code).toBe(0);
+    expect(await injectFifo(root, batch(1))).toEqual(INJECTED);
     await waitFor(`${written} affairs`, () => affairEvents(root) >= written);
     await Bun.sleep(200);
     expect(affairEvents(root)).toBe(written);
@@ -287,7 +290,7 @@ describe("faults", () => {
     expect((await waitFor("the FIFO made again", () => statSync(fifo, { throwIfNoEntry: false }))).isFIFO()).toBe(true);
     /* the error, found at each check while the file stood there, was said once */
     expect(text().split(notFifo).length - 1).toBe(1);
-    expect((await injectFifo(root, [1, 2, 3, 4, 5].map((i) => failedPassword("203.0.113.72", 6000 + i)).join(""))).code).toBe(0);
+    expect(await injectFifo(root, [1, 2, 3, 4, 5].map((i) => failedPassword("203.0.113.72", 6000 + i)).join(""))).toEqual(INJECTED);
     await waitFor("the ban", () => bannedInDb(root).has("203.0.113.72"));
     module.kill("SIGTERM");
     expect(await module.exited).toBe(0);
@@ -311,7 +314,7 @@ describe("faults", () => {
       const classOf = () => new Map(query<{ address: string; class: string | null }>(root, "SELECT address, class FROM hosts").map((r) => [r.address, r.class]));
       let pid = 30000;
       for (let round = 0; round < 3; round++) {
-        expect((await injectFifo(root, attackers.map((a) => failedPassword(a, pid++)).join(""))).code).toBe(0);
+        expect(await injectFifo(root, attackers.map((a) => failedPassword(a, pid++)).join(""))).toEqual(INJECTED);
         await Bun.sleep(150);
       }
       await waitFor("all bans", () => attackers.every((a) => bannedInDb(root).has(a)));
@@ -324,7 +327,7 @@ describe("faults", () => {
       const classes = query<{ class: string | null }>(root, "SELECT DISTINCT class FROM hosts").map((r) => r.class);
       expect(classes.filter((c) => c === "NXDOMAIN" || c === "FAKEHOST")).toEqual([]);
       /* and it goes on: a new attacker after the lookups have failed */
-      for (let i = 0; i < 3; i++) expect((await injectFifo(root, failedPassword("198.51.100.200", pid++))).code).toBe(0);
+      for (let i = 0; i < 3; i++) expect(await injectFifo(root, failedPassword("198.51.100.200", pid++))).toEqual(INJECTED);
       await waitFor("the late attacker's ban", () => bannedInDb(root).has("198.51.100.200"));
       const fw = await firewallSet(root);
       expect([...bannedInDb(root)].filter((a) => !fw.has(a))).toEqual([]);
@@ -342,13 +345,13 @@ describe("faults", () => {
       const module = await startModule(root);
       let pid = 40000;
       /* one affair of a first attacker: its lookup answers NXDOMAIN, which presets its counter */
-      expect((await injectFifo(root, failedPassword("203.0.113.230", pid++))).code).toBe(0);
+      expect(await injectFifo(root, failedPassword("203.0.113.230", pid++))).toEqual(INJECTED);
       await waitFor("the first classification", () => query<{ class: string | null }>(root, "SELECT class FROM hosts WHERE address = '203.0.113.230'")[0]?.class === "NXDOMAIN");
       dns.stop();
       /* the server is gone: new attackers are counted and banned as unclassified hosts */
       const later = Array.from({ length: 10 }, (_, i) => `2001:db8:d::${i + 1}`);
       for (let round = 0; round < 3; round++) {
-        expect((await injectFifo(root, later.map((a) => failedPassword(a, pid++)).join(""))).code).toBe(0);
+        expect(await injectFifo(root, later.map((a) => failedPassword(a, pid++)).join(""))).toEqual(INJECTED);
         await Bun.sleep(100);
       }
       await waitFor("the later bans", () => later.every((a) => bannedInDb(root).has(a)));
@@ -357,7 +360,7 @@ describe("faults", () => {
       await waitFor("the later lookups to fail", () => laterClasses().every((c) => c !== null));
       expect(laterClasses()).toEqual(["UNKNOWN"]);
       /* the first attacker's preset counter still works: its second affair bans */
-      expect((await injectFifo(root, failedPassword("203.0.113.230", pid++))).code).toBe(0);
+      expect(await injectFifo(root, failedPassword("203.0.113.230", pid++))).toEqual(INJECTED);
       await waitFor("the preset ban", () => bannedInDb(root).has("203.0.113.230"));
       expect(module.exitCode).toBeNull();
       await stopModule(module);
