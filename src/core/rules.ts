@@ -122,6 +122,8 @@ export interface CompiledRule {
   readonly patternIsPrefix: boolean;
   /** its templates read <PATH> or <AGENT>: a pattern counts only where that token read it (the line's other text only prefilters) */
   readonly scoped: boolean;
+  /** some template reads <PATH>: a line holding "%" passes the prefilter, as its path may spell a pattern percent-encoded (pathHoldsPattern) */
+  readonly pathScoped: boolean;
   /**
    * present (true) when every template's literal head holds one of the patterns (no pattern must
    * end the message): a message that starts with no head is turned away by matchTemplates at no
@@ -707,6 +709,7 @@ export class RuleSet {
           ...(ends.includes(true) ? { patternEnds: ends } : {}),
           patternIsPrefix,
           scoped,
+          pathScoped: templates.some((t) => t.scope === "path"),
           ...(patternInHeads ? { patternInHeads: true as const } : {}),
           rate: r.rate ?? null,
           heads,
@@ -790,7 +793,7 @@ function matchIn(index: ProgramRules, text: string, at: number, end: number): Ru
       message ??= text.slice(at, end);
     } else {
       message ??= text.slice(at, end);
-      if (!rule.patternInHeads && (rule.patternEnds && !rule.scoped ? !containsOrEndsWithAny(message, rule.patterns, rule.patternEnds) : !containsAny(message, rule.patterns))) continue;
+      if (!rule.patternInHeads && (rule.patternEnds && !rule.scoped ? !containsOrEndsWithAny(message, rule.patterns, rule.patternEnds) : !containsAny(message, rule.patterns) && !(rule.pathScoped && message.includes("%")))) continue;
     }
     const m = matchTemplates(rule, message);
     if (m) return m;
@@ -803,6 +806,19 @@ function pathOf(target: string): string {
   const query = target.indexOf("?");
   return query < 0 ? target : target.slice(0, query);
 }
+
+/**
+ * Whether the path of a request target holds one of the rule's patterns, as logged or as the
+ * server reads it: servers log the request line raw and decode %XX once before they look for the
+ * file, so `GET /%2eenv` fetches /.env (the query, split off first, is never decoded into the path).
+ */
+function pathHoldsPattern(rule: CompiledRule, target: string): boolean {
+  const path = pathOf(target);
+  if (holdsPattern(rule, path)) return true;
+  return path.includes("%") && holdsPattern(rule, path.replace(PERCENT_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))));
+}
+
+const PERCENT_ESCAPE = /%([0-9A-Fa-f]{2})/g;
 
 /** Whether `text` holds one of the rule's patterns (ends with it, for a pattern written "text$"). */
 function holdsPattern(rule: CompiledRule, text: string): boolean {
@@ -851,7 +867,7 @@ export function matchTemplates(rule: CompiledRule, message: string): RuleMatch |
     const m = (leads === 1 ? t.lazier : t.regex).exec(message);
     if (!m) continue;
     const g = t.groups;
-    if (t.scope !== null && !holdsPattern(rule, t.scope === "path" ? pathOf(m[g.SCOPE]!) : m[g.SCOPE]!)) continue;
+    if (t.scope !== null && !(t.scope === "path" ? pathHoldsPattern(rule, m[g.SCOPE]!) : holdsPattern(rule, m[g.SCOPE]!))) continue;
     const host = rule.sessionOnly ? null : parseLoggedIp(m[g.HOST]!);
     if (!host && !rule.sessionOnly) {
       if (t.alt) unreadableAt = placeOf(m, t);

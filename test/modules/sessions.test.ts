@@ -6,7 +6,7 @@ import { PAIR_SECONDS, SessionKeys, SessionTable } from "../../src/pipeline/sess
 import { testRules } from "../../src/modules/ruletest";
 
 function rule(name: string, extra: Partial<CompiledRule> = {}): CompiledRule {
-  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, held: false, connections: true, sessionOnly: false, patterns: [name], patternIsPrefix: false, scoped: false, rate: null, heads: [], templates: [], ...extra };
+  return { name, file: "t", index: 0, action: "count", mode: "normal", group: "attempt", stream: name, once: false, session: null, pair: null, forgiven: false, held: false, connections: true, sessionOnly: false, patterns: [name], patternIsPrefix: false, scoped: false, pathScoped: false, rate: null, heads: [], templates: [], ...extra };
 }
 const ip = (s: string): Ip => parseIp(s)!;
 const A = ip("203.0.113.5");
