@@ -127,13 +127,27 @@ export class FleetLink {
     this.retryDelay = Math.min(10, this.retryDelay * 2);
   }
 
-  /** fn on the live connection, or null when there is none; an error drops the connection for a retry. */
-  async run<T>(fn: (client: RedisClient) => Promise<T>): Promise<T | null> {
+  /**
+   * fn on the live connection, or null when there is none; an error drops the connection for a
+   * retry. So does no answer within connectTimeout (plus `waitMs`, the time a blocking command
+   * asks the server to wait): a Redis that is stopped (SIGSTOP, a frozen VM) keeps its socket
+   * open and answers nothing, and the link would otherwise say "connected" while no decision moves.
+   */
+  async run<T>(fn: (client: RedisClient) => Promise<T>, waitMs = 0): Promise<T | null> {
     const client = this.client;
     if (!client?.connected) return null;
+    const seconds = this.settings.connectTimeout + waitMs / 1000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const silent = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not answer within ${seconds} s`)), seconds * 1000)));
     try {
-      return await fn(client);
+      return await Promise.race([fn(client), silent]);
     } catch (e) {
+      if (this.client === client && (e as Error).message.startsWith("Redis did not answer")) {
+        this.client = null;
+        client.close();
+        this.failed((e as Error).message);
+        throw e;
+      }
       /* a command's own error (a missing key, say) is the caller's; a lost connection is ours,
          and so is a primary demoted to a replica by a failover (READONLY): find the new one */
       const demoted = (e as Error).message.startsWith("READONLY");
@@ -144,6 +158,8 @@ export class FleetLink {
         this.failed((e as Error).message);
       }
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

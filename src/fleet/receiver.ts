@@ -111,7 +111,7 @@ export class DecisionReceiver {
           if (wanted || (await this.needsFullSync())) await this.fullSync();
         }
         const cursor = this.cursor ?? "0-0";
-        const reply = await this.link.run((c) => c.send("XREAD", ["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", keys.stream, cursor]));
+        const reply = await this.link.run((c) => c.send("XREAD", ["COUNT", String(READ_BATCH), "BLOCK", String(BLOCK_MS), "STREAMS", keys.stream, cursor]), BLOCK_MS);
         const entries = (reply as Record<string, StreamEntry[]> | null)?.[keys.stream];
         if (entries?.length) await this.apply(entries);
       } catch (e) {

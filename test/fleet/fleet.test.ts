@@ -334,6 +334,24 @@ describe("fleet mode", () => {
     expect(log.match(/fleet: Redis is back: reading the stream on/g)?.length).toBe(1);
   });
 
+  test("Redis frozen (SIGSTOP, its socket open): the node says so within seconds, bans locally, and publishes once it answers again", async () => {
+    const a = node("a", { fleet: "connectTimeout = 1" });
+    const b = node("b");
+    await up(a, b);
+    redis.freeze();
+    try {
+      await waitFor("A to see that Redis does not answer", () => status(a).master?.connected === false);
+      feed(a, failed("203.0.113.98", 5));
+      await waitFor("the local ban", async () => (await lgSet(a)).includes("203.0.113.98"));
+    } finally {
+      redis.thaw();
+    }
+    await waitFor("the ban to reach B", async () => (await fleetSet(b)).includes("203.0.113.98"));
+    await waitFor("A connected again", () => status(a).master?.connected === true);
+    const log = readFileSync(join(a, "var", "log", "watcher.log"), "utf8");
+    expect(log).toContain("Redis did not answer within 3 s");
+  });
+
   test("with Redis away at start, a node bans locally and publishes once Redis is there", async () => {
     await redis.stop();
     const a = node("a");

@@ -83,6 +83,15 @@ export class TestRedis {
     return Bun.spawnSync(["redis-cli", "-p", String(this.port), ...args], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
   }
 
+  /** Stop the server where it stands (SIGSTOP): its sockets stay open and nothing answers, as a frozen VM's. */
+  freeze(): void {
+    this.proc?.kill("SIGSTOP");
+  }
+
+  thaw(): void {
+    this.proc?.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
