@@ -377,13 +377,21 @@ function inLatestYear(text: string, at: number, month: number, day: number, hh: 
   const seconds = mm * 60 + ss;
   const t = hourStart(text, at, year, month, day, hh) + seconds;
   if (Number.isNaN(t)) return null;
-  if (t > now + 86400) return hourStart(text, at, year - 1, month, day, hh) + seconds;
+  if (t > now + 86400) return dateExists(year - 1, month, day) ? hourStart(text, at, year - 1, month, day, hh) + seconds : null;
   /* a date far behind now may be next year's: a January line read on New Year's Eve */
-  if (now - t > 300 * 86400) {
+  if (now - t > 300 * 86400 && dateExists(year + 1, month, day)) {
     const next = hourStart(text, at, year + 1, month, day, hh) + seconds;
     if (next <= now + 86400) return next;
   }
-  return t;
+  return dateExists(year, month, day) ? t : null;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Feb 30 or Apr 31 is no date (Date would roll it into the next month); Feb 29 only in a leap year. */
+function dateExists(year: number, month: number, day: number): boolean {
+  if (day <= DAYS_IN_MONTH[month]!) return true;
+  return month === 1 && day === 29 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
 }
 
 /** The shapes syslogTimeAt does not read from char codes. */

@@ -520,6 +520,11 @@ describe("parseSyslogTime: RFC 3164", () => {
     for (const [time, expected] of [...lines, ...lines]) expect([time, parseSyslogTime(time, midJune)]).toEqual([time, expected]);
   });
 
+  test("Feb 29 reads in a leap year, never as Mar 1 (a date Date would roll over)", () => {
+    expect(parseSyslogTime("Feb 29 10:00:01", local(2028, 2, 1, 0, 0, 0))).toBe(local(2028, 1, 29, 10, 0, 1));
+    expect(parseSyslogTime("Feb 29 10:00:01", local(2027, 2, 1, 0, 0, 0))).toBeNull();
+  });
+
   test("a January line a few seconds ahead of a New Year's Eve now belongs to the next year", () => {
     /* the latest year that does not put the line more than a day ahead of now */
     const newYearsEve = local(2026, 11, 31, 23, 59, 50);
@@ -536,6 +541,9 @@ describe("parseSyslogTime: RFC 3164", () => {
     "Nov 24 10:60:01",
     "Nov 24 10:00:61",
     "Nov 24 aa:bb:cc",
+    "Feb 30 10:00:01",
+    "Apr 31 10:00:01",
+    "Feb 29 10:00:01",
     "-",
     "",
   ])("unreadable %p is null", (time) => {
