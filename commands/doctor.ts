@@ -24,7 +24,8 @@ export const doctorCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const idle = parseDuration(argv.idle);
     if (idle === null) throw new ConfigError(`--idle: expected a duration such as "30m" or "2h", got ${JSON.stringify(argv.idle)}`);
-    const report = await runDoctor(controlConfig(argv.root).loaded, { fix: !!argv.fix, idle });
+    const { loaded, files } = controlConfig(argv.root);
+    const report = await runDoctor(loaded, { fix: !!argv.fix, idle, files });
     if (!report.healthy) process.exitCode = EXIT_RUNTIME;
     if (argv.json) {
       printJson(report);

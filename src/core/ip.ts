@@ -365,6 +365,11 @@ export class CidrSet {
     return this.nets.find((n) => cidrOverlaps(n, net)) ?? null;
   }
 
+  /** every entry */
+  values(): Cidr[] {
+    return [...this.exact.values(), ...this.nets];
+  }
+
   /** canonical text of every entry */
   entries(): string[] {
     return [...this.exact.keys(), ...this.nets.map((n) => n.text)];

@@ -4,15 +4,18 @@
  * (never counted, never banned) and who is banned at sight.
  *
  * A list that could cut the server off is refused whole, with its file and line: a blacklist
- * entry that is or covers a reserved (loopback, link-local, unspecified, multicast), own or
- * whitelisted address, and an entry of either list wider than WIDEST allows. Downloaded
- * blocklists go through the same test (Lists.dropConflict) and leave such entries out.
+ * entry that is or covers a reserved (loopback, link-local, unspecified, multicast) or
+ * whitelisted address, and an entry of either list wider than WIDEST allows. A blacklist entry
+ * that holds an address of this machine is left out while it does (Lists.leftOut): interfaces
+ * gain and lose addresses while watcher runs (DHCP, a link coming up), and a boot must not fail,
+ * nor the kernel drop the machine's own traffic, for that. Downloaded blocklists go through the
+ * same test (Lists.dropConflict) and leave such entries out.
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type ConfigFiles, diskFiles, savedFiles } from "./config-files";
 import { defaultRunDir, type Paths } from "./layout";
-import { networkInterfaces } from "node:os";
+import { interfaceAddresses } from "./interfaces";
 import { ConfigError } from "./errors";
 import { type Cidr, CidrSet, type Family, type Ip, isNeverBannable, parseCidr, parseIp, reservedOverlap } from "./ip";
 
@@ -91,14 +94,12 @@ function refuseLostWhitelist(paths: Pick<Paths, "root" | "whitelist">): void {
   }
 }
 
-/** Addresses configured on this machine's interfaces. */
+/** Addresses configured on this machine's interfaces, up or down (interfaceAddresses). */
 export function ownAddresses(): CidrSet {
   const set = new CidrSet();
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
-      const net = parseCidr(a.address);
-      if (net) set.add(net);
-    }
+  for (const address of interfaceAddresses()) {
+    const net = parseCidr(address);
+    if (net) set.add(net);
   }
   return set;
 }
@@ -116,11 +117,53 @@ function tooWide(net: Cidr, widest: Record<Family, number>, list: string): strin
 }
 
 export class Lists {
+  private ownNow = new CidrSet();
+  private dropped = new CidrSet();
+  private ownConflicts: string[] = [];
+
+  /** `listed`: the blacklist's entries; those that hold an address in `own` are left out (leftOut). */
   constructor(
     readonly whitelist: CidrSet,
-    readonly blacklist: CidrSet,
-    readonly own: CidrSet,
-  ) {}
+    private readonly listed: CidrSet,
+    own: CidrSet,
+    private readonly blacklistFile = "the blacklist",
+  ) {
+    this.setOwn(own);
+  }
+
+  /** this machine's addresses, as last read */
+  get own(): CidrSet {
+    return this.ownNow;
+  }
+
+  /** the blacklist in force: its entries but those that hold an address of this machine */
+  get blacklist(): CidrSet {
+    return this.dropped;
+  }
+
+  /** why each blacklist entry left out is, in words (`FILE: "192.0.2.0/24" covers 192.0.2.1, an address of this machine: left out while it is`) */
+  get leftOut(): readonly string[] {
+    return this.ownConflicts;
+  }
+
+  /** This machine's addresses as they are now (interfaces gain and lose them); true when they changed. */
+  refreshOwn(own: CidrSet): boolean {
+    const now = own.entries().sort().join(" ");
+    if (now === this.ownNow.entries().sort().join(" ")) return false;
+    this.setOwn(own);
+    return true;
+  }
+
+  private setOwn(own: CidrSet): void {
+    this.ownNow = own;
+    this.dropped = new CidrSet();
+    this.ownConflicts = [];
+    for (const net of this.listed.values()) {
+      const mine = own.overlapping(net);
+      if (mine) this.ownConflicts.push(`${this.blacklistFile}: ${JSON.stringify(net.text)} ${relation(net, mine)} ${mine.text}, an address of this machine: left out while it is`);
+      else this.dropped.add(net);
+    }
+  }
 
   /**
    * Read and check both lists; a ConfigError names every refused line (file:line). `own` is
@@ -145,14 +188,15 @@ export class Lists {
       if (wide) problems.push(`${whitelistFile}:${e.line}: ${JSON.stringify(e.text)} ${wide}: narrow it`);
     }
     problems.push(...black.problems);
-    const lists = new Lists(setOf(white.entries), new CidrSet(), own);
+    const whitelist = setOf(white.entries);
+    const listed = new CidrSet();
     for (const e of black.entries) {
-      const conflict = lists.dropConflict(e.net);
+      const conflict = refusal(e.net, whitelist, null);
       if (conflict) problems.push(`${blacklistFile}:${e.line}: ${JSON.stringify(e.text)} ${conflict}: the blacklist must never drop it; remove or narrow the line`);
-      else lists.blacklist.add(e.net);
+      else listed.add(e.net);
     }
     if (problems.length) throw new ConfigError(problems.join("\n"));
-    return lists;
+    return new Lists(whitelist, listed, own, blacklistFile);
   }
 
   /** Why an address must never be counted or banned, or null when it may be. */
@@ -169,20 +213,25 @@ export class Lists {
    * whitelisted address. For a single address this is protection(), in words.
    */
   dropConflict(net: Cidr): string | null {
-    const wide = tooWide(net, WIDEST.drop, "a drop list");
-    if (wide) return wide;
-    const reserved = reservedOverlap(net);
-    if (reserved) return `${relation(net, reserved.net)} ${reserved.net.text} (${reserved.what})`;
-    const own = this.own.overlapping(net);
-    if (own) return `${relation(net, own)} ${own.text}, an address of this machine`;
-    const white = this.whitelist.overlapping(net);
-    if (white) return `${relation(net, white)} whitelisted ${white.text}`;
-    return null;
+    return refusal(net, this.whitelist, this.own);
   }
 
   isBlacklisted(ip: Ip): boolean {
     return this.blacklist.contains(ip);
   }
+}
+
+/** Why `net` must not go into a set that drops: too wide, reserved, one of `own` (when given), whitelisted; else null. */
+function refusal(net: Cidr, whitelist: CidrSet, own: CidrSet | null): string | null {
+  const wide = tooWide(net, WIDEST.drop, "a drop list");
+  if (wide) return wide;
+  const reserved = reservedOverlap(net);
+  if (reserved) return `${relation(net, reserved.net)} ${reserved.net.text} (${reserved.what})`;
+  const mine = own?.overlapping(net);
+  if (mine) return `${relation(net, mine)} ${mine.text}, an address of this machine`;
+  const white = whitelist.overlapping(net);
+  if (white) return `${relation(net, white)} whitelisted ${white.text}`;
+  return null;
 }
 
 /** Parse an address given by an operator (CLI): canonical Ip or a usage error. */

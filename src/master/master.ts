@@ -17,7 +17,7 @@ import { WatcherError } from "../core/errors";
 import { createFirewall, resolveBackend } from "../core/firewall";
 import type { Firewall } from "../core/firewall/types";
 import { redactUrl } from "../fleet/link";
-import { Lists } from "../core/lists";
+import { Lists, ownAddresses } from "../core/lists";
 import { holdLock, readJson, removeFile, runningMaster, writeFileAtomic, writeJson } from "../core/runfiles";
 import { emptySwitchedOffLists, refreshLists } from "../dynload/load";
 import { dynLists } from "../dynload/lists";
@@ -39,6 +39,8 @@ import { gatherStatus, type MasterStatus } from "./control";
 const MAX_BACKOFF_S = 60;
 /** how often a signal held for a starting module looks whether it is caught yet */
 const HELD_SIGNAL_POLL_MS = 50;
+/** how often the master and each module read this machine's addresses (a netlink dump, ~0.1 ms) */
+const OWN_CHECK_MS = 2000;
 
 /**
  * A module's environment: ours, with JavaScriptCore's last compiler tier (FTL) off unless the
@@ -314,6 +316,28 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     }
   };
   let statusError: string | null = null;
+  /*
+   * This machine's addresses, looked at every few seconds: one it gains (DHCP, a link coming up)
+   * leaves the blacklist and a blocklist's sets and loses its bans at once, as a SIGHUP would do
+   * for a whitelist entry (the modules look for themselves: their loop's timer).
+   */
+  let ownWatch: ReturnType<typeof setInterval> | null = null;
+  let followingOwn = false;
+  const followOwnAddresses = async () => {
+    if (followingOwn || !lists.refreshOwn(ownAddresses())) return;
+    followingOwn = true;
+    try {
+      log(`this machine's addresses are now ${lists.own.entries().join(", ")}: restoring the sets without them`);
+      for (const l of lists.leftOut) log(l);
+      status.restore = await restoreFirewall(loaded, firewall!, modules, lists, nowSeconds());
+      for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
+      writeStatus();
+    } catch (e) {
+      log(`restoring the sets after an address change failed: ${(e as Error).message}`);
+    } finally {
+      followingOwn = false;
+    }
+  };
 
   try {
     if (resolveBackend(config.firewall) !== "dryrun") claim = claimFirewall(paths.root);
@@ -328,6 +352,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     log(`restored ${entries} entries into ${status.restore.sets.length} sets (${firewall.backend}) in ${status.restore.seconds.toFixed(3)} s`);
     for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
     for (const r of status.restore.refusals) log(r);
+    for (const l of lists.leftOut) log(l);
     for (const list of await emptySwitchedOffLists(loaded, firewall)) log(`emptied the set of blocklist ${list}: it is switched off or gone from the configuration`);
     if (config.fleet) {
       fleet = new FleetNode(loaded, firewall, modules, () => lists, log);
@@ -351,6 +376,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       child.start();
     }
     scheduleJobs();
+    ownWatch = setInterval(() => void followOwnAddresses(), OWN_CHECK_MS);
     status.ready = true;
     writeStatus();
     log(`running: ${modules.join(", ") || "no modules enabled"} (pid ${process.pid})`);
@@ -373,6 +399,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
             status.restore = await restoreFirewall(loaded, firewall!, modules, lists, nowSeconds());
             for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
             for (const r of status.restore.refusals) log(r);
+            for (const l of lists.leftOut) log(l);
             for (const list of await emptySwitchedOffLists(loaded, firewall!)) log(`SIGHUP: emptied the set of blocklist ${list}: it is switched off or gone from the configuration`);
             for (const c of children.values()) if (!resourced.has(c.module)) c.signal("SIGHUP");
             for (const m of resourced) {
@@ -390,6 +417,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     });
     log("stopping");
   } finally {
+    if (ownWatch) clearInterval(ownWatch);
     for (const t of tasks) t.task.stop();
     await metrics?.stop(true);
     await Promise.all([...children.values()].map((c) => c.stop()));

@@ -11,6 +11,7 @@ import { HeapBudget, releaseStartupPages } from "../core/heap";
 import { type ClassifierStats, DnsClient, systemNameServers } from "../core/dns";
 import { moduleSet, moduleSetName, outcomeMessages, type SetElement } from "../core/firewall/types";
 import { parseCidr, parseIp } from "../core/ip";
+import { ownAddresses } from "../core/lists";
 import { kernelTimeout } from "../store/module-db";
 import { statusFile } from "../core/layout";
 import { removeFile, writeJson } from "../core/runfiles";
@@ -135,6 +136,9 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   ctx.store.deferCheckpoints();
   const checkpoints = new CheckpointPolicy(performance.now());
   const statusTimer = setInterval(() => {
+    /* an address this machine gains while running (DHCP, a link coming up) is protected within seconds */
+    const own = ownAddresses();
+    if (runtime.refreshOwnAddresses(own)) o.log(`this machine's addresses are now ${own.entries().join(", ")}: never counted nor banned`);
     status.write();
     /* DNS classes arrive between chunks; after a full disk, the writes that wait in memory;
        the WAL's checkpoint, here rather than in the commit of a line waiting for its ban */

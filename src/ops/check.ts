@@ -185,7 +185,7 @@ export function checkLoaded(loaded: LoadedConfig, problems: string[] = [], datab
   for (const m of modules) note(checkRules(loaded, m, problems));
   for (const m of modules) note(checkModuleFiles(loaded, m, databases, problems));
   const lists = collect(problems, () => Lists.of(paths));
-  if (lists) note(`lists: whitelist ${count(lists.whitelist.size, "entry", "entries")}, blacklist ${count(lists.blacklist.size, "entry", "entries")}`);
+  if (lists) note(`lists: whitelist ${count(lists.whitelist.size, "entry", "entries")}, blacklist ${count(lists.blacklist.size, "entry", "entries")}${lists.leftOut.map((l) => `; ${l}`).join("")}`);
   note(checkBlocklists(loaded, problems));
   if (config.fleet) {
     const fleet = config.fleet;

@@ -5,6 +5,7 @@
  * classes) and Redis answering (fleet). `watcher check` looks at the files; this looks at the
  * processes, the kernel and the network.
  */
+import type { ConfigFiles } from "../core/config-files";
 import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { enabledModules, type LoadedConfig, type ModuleName, moduleConfig } from "../core/config";
 import { DnsClient, reverseName, systemNameServers } from "../core/dns";
@@ -43,6 +44,8 @@ export interface DoctorOptions {
   readonly fix: boolean;
   /** a module that read no line for this many seconds is a finding (its logger may not feed it) */
   readonly idle: number;
+  /** where the lists are read (controlConfig: the disk, or the configuration in force) */
+  readonly files?: ConfigFiles;
 }
 
 /** A module whose status file is older than this has stopped working (it writes it every 2 s). */
@@ -304,7 +307,8 @@ export async function runDoctor(loaded: LoadedConfig, o: DoctorOptions): Promise
       const modules = status.modules.map((m) => m.module as ModuleName);
       const firewall = createFirewall(config, paths);
       try {
-        const lists = Lists.of(paths);
+        const lists = Lists.of(paths, o.files);
+        if (lists.leftOut.length) checks.push({ check: "blacklist", ok: false, message: `${lists.leftOut.join("; ")}: narrow the line, so that it drops what it was meant to` });
         let drift = await findDrift(loaded, firewall, modules, lists);
         if (drift.length) {
           await Bun.sleep(SECOND_LOOK_MS);

@@ -10,6 +10,7 @@ import { formatDuration } from "../core/duration";
 import type { Firewall } from "../core/firewall/types";
 import { type Ip, parseIp } from "../core/ip";
 import type { Lists } from "../core/lists";
+import type { CidrSet } from "../core/ip";
 import type { RuleSet } from "../core/rules";
 import { FLEET_AFFAIRS_RULE, type ModuleFleet } from "../fleet/publisher";
 import type { ModuleContext, Reloadable } from "../modules/context";
@@ -116,6 +117,11 @@ export class ModuleRuntime {
     return this.counter.dns;
   }
 
+  /** This machine's addresses as they are now (interfaces gain and lose them): from here on never counted nor banned; true when they changed. */
+  refreshOwnAddresses(own: CidrSet): boolean {
+    return this.lists.refreshOwn(own);
+  }
+
   /** New settings, rules and lists (SIGHUP); counts and sessions carry on. */
   reload(next: Reloadable): void {
     this.config = next.moduleConfig;
@@ -203,9 +209,9 @@ export class ModuleRuntime {
     const now = this.o.clock();
     if (!ip || this.lists.protection(ip) || (this.writes.getHost(address)?.bannedUntil ?? 0) > now) return;
     if (!this.flushPending()) return; /* banNow writes the store itself; with the disk full, the local count decides */
-    const { module, store, firewall, lists } = this.o;
+    const { module, store, firewall } = this.o;
     const reason = `${total} affairs across the fleet within ${formatDuration(this.config.findTime)}`;
-    const ban = await banNow({ module, config: this.config, store, firewall, lists, publisher: this.o.fleet?.publisher ?? null }, ip, FLEET_AFFAIRS_RULE, undefined, now, reason);
+    const ban = await banNow({ module, config: this.config, store, firewall, lists: this.lists, publisher: this.o.fleet?.publisher ?? null }, ip, FLEET_AFFAIRS_RULE, undefined, now, reason);
     this.counter.stats.bans++;
     this.updateStats();
     this.o.fleet?.sink.decided();
