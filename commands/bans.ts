@@ -55,7 +55,8 @@ export const bansCommand: CommandModule<GlobalArgs, Args> = {
     if (argv.limit !== undefined && !(Number.isInteger(argv.limit) && argv.limit >= 0)) throw new ConfigError(`--limit: expected a whole number, 0 for all, got ${argv.limit}`);
     const match = argv.address === undefined ? undefined : parseOperatorTarget(argv.address);
     const since = argv.since === undefined ? undefined : parseSince(argv.since, now);
-    const view = bansInForce(controlConfig(argv.root).loaded, { now, module: argv.module, since, match, blocklists: argv.blocklists, order: argv.sort });
+    const { loaded, files } = controlConfig(argv.root);
+    const view = bansInForce(loaded, { now, module: argv.module, since, match, blocklists: argv.blocklists, order: argv.sort }, files);
     const limit = argv.limit ?? (process.stdout.isTTY && !argv.json ? TERMINAL_ROWS : 0);
     const shown = limit > 0 ? view.bans.slice(0, limit) : view.bans;
     if (argv.json) {

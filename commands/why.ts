@@ -130,7 +130,8 @@ export const whyCommand: CommandModule<GlobalArgs, Args> = {
   handler: (argv) => {
     if (!(Number.isInteger(argv.limit) && argv.limit >= 0)) throw new ConfigError(`--limit: expected a whole number, 0 for all, got ${argv.limit}`);
     const ip = parseOperatorAddress(argv.address);
-    const story = whyStory(controlConfig(argv.root).loaded, ip, nowSeconds(), argv.limit);
+    const { loaded, files } = controlConfig(argv.root);
+    const story = whyStory(loaded, ip, nowSeconds(), argv.limit, files);
     if (argv.json) printJson(storyJson(story));
     else process.stdout.write(storyText(story, outputWidth(argv)));
   },

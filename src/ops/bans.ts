@@ -3,6 +3,7 @@
  * prefix, a manual network), the fleet's (fleet.db), the blacklist, a blocklist. Read only:
  * lifted bans are over in the databases (banned_until 0), so they never show as current.
  */
+import { type ConfigFiles, diskFiles } from "../core/config-files";
 import { type Database } from "bun:sqlite";
 import { type LoadedConfig, moduleConfig, moduleNames, type ModuleName } from "../core/config";
 import { type Cidr, cidrOverlaps, parseCidr } from "../core/ip";
@@ -100,8 +101,8 @@ function fleetBansInForce(loaded: LoadedConfig, now: number): BanInForce[] {
   }));
 }
 
-function listBansInForce(loaded: LoadedConfig, withBlocklists: boolean): { bans: BanInForce[]; blocklistEntries: number } {
-  const lists = Lists.of(loaded.paths);
+function listBansInForce(loaded: LoadedConfig, withBlocklists: boolean, files: ConfigFiles): { bans: BanInForce[]; blocklistEntries: number } {
+  const lists = Lists.of(loaded.paths, files);
   const bans: BanInForce[] = lists.blacklist
     .entries()
     .map((address) => ({ source: "blacklist", where: "blacklist", module: null, address, since: null, until: null, rule: null, reason: `listed in ${loaded.paths.blacklist}`, class: null, origin: null }));
@@ -129,13 +130,14 @@ function compare(order: BanOrder): (a: BanInForce, b: BanInForce) => number {
   return (a, b) => key(a) - key(b) || a.where.localeCompare(b.where) || a.address.localeCompare(b.address);
 }
 
-export function bansInForce(loaded: LoadedConfig, q: BansQuery): BansView {
+/** `files`: where the lists are read (controlConfig: the disk, or the configuration in force) */
+export function bansInForce(loaded: LoadedConfig, q: BansQuery, files: ConfigFiles = diskFiles): BansView {
   const modules = q.module ? [q.module].filter((m) => moduleConfig(loaded.config, m)) : moduleNames(loaded.config); /* an unknown module is a ConfigError */
   let bans = modules.flatMap((m) => moduleBansInForce(loaded, m, q.now));
   bans.push(...fleetBansInForce(loaded, q.now).filter((b) => !q.module || b.module === q.module));
   let blocklistEntries = 0;
   if (!q.module) {
-    const lists = listBansInForce(loaded, q.blocklists === true || q.match !== undefined);
+    const lists = listBansInForce(loaded, q.blocklists === true || q.match !== undefined, files);
     bans.push(...lists.bans);
     blocklistEntries = lists.blocklistEntries;
   }

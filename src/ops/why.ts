@@ -164,7 +164,8 @@ function until(u: number | null): string {
 }
 
 /** `limit`: at most this many of the latest events per module (0: all). */
-export function whyStory(loaded: LoadedConfig, ip: Ip, now: number, limit: number): Story {
+/** `files`: where the lists are read (controlConfig: the disk, or the configuration in force) */
+export function whyStory(loaded: LoadedConfig, ip: Ip, now: number, limit: number, files: ConfigFiles = diskFiles): Story {
   const modules: ModuleStory[] = [];
   for (const module of moduleNames(loaded.config)) {
     const db = openModuleForReading(dbPath(loaded.paths, module));
@@ -176,7 +177,7 @@ export function whyStory(loaded: LoadedConfig, ip: Ip, now: number, limit: numbe
       db.close();
     }
   }
-  const lists = listsStory(loaded, ip);
+  const lists = listsStory(loaded, ip, files);
   const fleet = fleetStory(loaded, ip, now);
   const droppedBy: string[] = [];
   if (!lists.protection) {

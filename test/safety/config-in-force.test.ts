@@ -4,7 +4,7 @@
  * is killed with SIGKILL after watcher.toml or a rule file was broken on disk.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { readJson } from "../../src/core/runfiles";
@@ -76,28 +76,37 @@ describe.each([
   }, 180_000);
 });
 
-describe("the controls while watcher.toml is broken on disk", () => {
+describe.each([
+  ["watcher.toml is broken", (root: string) => writeFileSync(join(root, "etc", "watcher.toml"), CONFIG.replace("maxAffairs = 2", "maxAffairs = 0")), /watcher\.toml: modules\.LG\.maxAffairs: /],
+  ["the whitelist has a bad line", (root: string) => writeFileSync(join(root, "etc", "whitelist"), "198.51.100.0/24\ngarbage line\n"), /whitelist:2: "garbage line"/],
+  ["the whitelist is gone", (root: string) => rmSync(join(root, "etc", "whitelist")), /whitelist: not there, but the configuration in force/],
+])("the controls while %s on disk", (_what, breakIt, named) => {
   test("ban, unban, bans and why act on the configuration in force, and say so; check still refuses", async () => {
-    const root = makeRoot("inforce", { "etc/watcher.toml": CONFIG });
+    const root = makeRoot("inforce", { "etc/watcher.toml": CONFIG, "etc/whitelist": "198.51.100.0/24\n" });
     roots.push(root);
     expect(watcher(root, "start").code).toBe(0);
     await waitFor("LG to write its status", () => readJson(statusFile(join(root, "var", "run"), "LG")), 60_000);
-    writeFileSync(join(root, "etc", "watcher.toml"), CONFIG.replace("maxAffairs = 2", "maxAffairs = 0"));
-    const warned = /^warning: .*watcher\.toml: modules\.LG\.maxAffairs: .*\n {2}\(acting on the configuration in force since .*, as the running watcher does, until this is fixed\)$/m;
+    breakIt(root);
+    const warned = /^warning: .*\n {2}\(acting on the configuration in force since .*, as the running watcher does, until this is fixed\)$/m;
 
     const ban = watcher(root, "ban", "LG", "203.0.113.61", "--time", "1h");
     expect(ban.code).toBe(0);
     expect(ban.err).toMatch(warned);
+    expect(ban.err).toMatch(named);
     expect(await banned(root)).toContain("203.0.113.61");
     const bans = watcher(root, "bans", "--json");
     expect(bans.code).toBe(0);
     expect(JSON.parse(bans.out).map((b: { address: string }) => b.address)).toContain("203.0.113.61");
     expect(watcher(root, "why", "203.0.113.61").out).toContain("LG ban");
+    /* the whitelist in force still protects */
+    expect(watcher(root, "why", "198.51.100.9").out).toContain("whitelisted");
+    expect(watcher(root, "ban", "LG", "198.51.100.9").code).toBe(2);
     const unban = watcher(root, "unban", "203.0.113.61");
     expect(unban.code).toBe(0);
     expect(unban.err).toMatch(warned);
     expect(unban.out).toContain("unbanned 203.0.113.61");
     expect(await banned(root)).not.toContain("203.0.113.61");
+    expect(watcher(root, "doctor").err).toMatch(warned);
     expect(watcher(root, "check").code).toBe(2);
   }, 180_000);
 });
