@@ -1,10 +1,10 @@
 import type { CommandModule } from "yargs";
 import { formatDuration } from "../src/core/duration";
-import { ConfigError } from "../src/core/errors";
+import { ConfigError, WatcherError } from "../src/core/errors";
 import { openModule } from "../src/modules/context";
 import { blocksOf, injectDirect, injectToFifo } from "../src/modules/inject";
 import { stdinSource } from "../src/pipeline/read";
-import { loadConfig, type ModuleName } from "../src/core/config";
+import { loadConfig, moduleConfig, type ModuleName } from "../src/core/config";
 import { type GlobalArgs, isoTime, moduleArg, printJson, type Progress, progress } from "./common";
 import { fstatSync } from "node:fs";
 import { checkFirewallFree } from "../src/master/claim";
@@ -61,7 +61,11 @@ export const injectCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const argumentLines = argv.line?.length ? [`${argv.line.join("\n")}\n`] : null;
     if (!argv.direct) {
-      const { paths } = loadConfig(argv.root);
+      const { config, paths } = loadConfig(argv.root);
+      const { sources } = moduleConfig(config, argv.module);
+      if (!sources.some((s) => s.type === "fifo")) {
+        throw new WatcherError(`${argv.module} reads ${sources.map((s) => s.type).join(", ")} (its sources in watcher.toml), not its FIFO: nothing would read these lines; use --direct, or add { type = "fifo" } to its sources`);
+      }
       await injectToFifo(fifoPath(paths.fifoBase, argv.module), argumentLines ?? blocksOf(stdinSource().chunks()));
       return;
     }

@@ -40,6 +40,14 @@ export class FifoKeeper {
     }
   }
 
+  /** Let go of `path`: its module reads other sources now, and writers must learn that no one reads it. */
+  release(path: string): void {
+    const held = this.fds.get(path);
+    if (held === undefined) return;
+    closeSync(held);
+    this.fds.delete(path);
+  }
+
   close(): void {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();

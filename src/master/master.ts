@@ -359,12 +359,13 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       await fleet.start();
       log(`fleet: node ${config.fleet.node} joining through ${redactUrl(config.fleet.url)}`);
     }
-    for (const m of modules) {
+    /* while a module restarts, the logger's lines wait in the pipe; a module that reads no FIFO has none held (inject then says so) */
+    const fifoModules = modules.filter((m) => readsFifo(loaded, m));
+    for (const m of fifoModules) {
       const fifo = fifoPath(paths.fifoBase, m);
       ensureFifo(fifo, fifoAccess(config));
-      /* while a module restarts, the logger's lines wait in the pipe */
       const size = fifos.keep(fifo);
-      if (m === modules[0]) log(`FIFOs held open with ${size}-byte pipe buffers`);
+      if (m === fifoModules[0]) log(`FIFOs held open with ${size}-byte pipe buffers`);
     }
     if (config.metrics) {
       metrics = serveMetrics(config.metrics.listen, paths.root, log);
@@ -403,6 +404,11 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
             for (const list of await emptySwitchedOffLists(loaded, firewall!)) log(`SIGHUP: emptied the set of blocklist ${list}: it is switched off or gone from the configuration`);
             for (const c of children.values()) if (!resourced.has(c.module)) c.signal("SIGHUP");
             for (const m of resourced) {
+              const fifo = fifoPath(paths.fifoBase, m);
+              if (readsFifo(loaded, m)) {
+                ensureFifo(fifo, fifoAccess(loaded.config));
+                fifos.refresh(fifo);
+              } else fifos.release(fifo);
               log(`SIGHUP: module ${m} reads other sources now: starting it again`);
               void children.get(m)?.renew();
             }
@@ -432,6 +438,11 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     if (readJson<number>(pidFile(paths.runDir)) === process.pid) removeFile(pidFile(paths.runDir));
     log("stopped");
   }
+}
+
+/** Whether the module's sources hold its FIFO. */
+function readsFifo(loaded: LoadedConfig, module: ModuleName): boolean {
+  return moduleConfig(loaded.config, module).sources.some((s) => s.type === "fifo");
 }
 
 /**

@@ -11,7 +11,7 @@ import { makeRoot, watcher } from "../helpers/root";
 import { readJson } from "../../src/core/runfiles";
 import type { ModuleStatus } from "../../src/modules/loop";
 import type { MasterStatus } from "../../src/master/control";
-import { timeoutForHangsOnly, waitFor } from "../helpers/wait";
+import { fifoHasReader, timeoutForHangsOnly, waitFor } from "../helpers/wait";
 import { positionFileFor, statusFile } from "../../src/core/layout";
 
 timeoutForHangsOnly();
@@ -224,7 +224,30 @@ describe("the master", () => {
     expect(watcher(root, "stop").code).toBe(0);
   });
 
-  test("all four modules run, each with its own FIFO, database and firewall set; a web log file is followed", async () => {
+  test("a module that reads a file has no FIFO held: inject refuses and keeps no line for later; once SIGHUP gives it its FIFO, inject reaches it", async () => {
+    const root = newRoot();
+    writeFileSync(join(root, "auth.log"), "");
+    const fileSources = `sources = [{ type = "file", path = "${join(root, "auth.log")}" }]\n`;
+    writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n[modules.LG]\ndns = false\nmaxAffairs = 1\n${fileSources}`);
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("LG to open auth.log", () => readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "auth.log"))));
+    const line = "Nov 25 10:00:00 srv sshd[7]: Invalid user x from 203.0.113.78 port 4";
+    const refused = watcher(root, "inject", "LG", line);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('LG reads file (its sources in watcher.toml), not its FIFO: nothing would read these lines; use --direct, or add { type = "fifo" } to its sources');
+
+    writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n[modules.LG]\ndns = false\nmaxAffairs = 1\n`);
+    const first = master(root)!.modules.LG!.pid;
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("LG started again on its FIFO", () => readJson<{ pid: number }>(statusFile(join(root, "var", "run"), "LG"))?.pid !== first && fifoHasReader(join(root, "var", "fifo", "WatchLG")));
+    expect(watcher(root, "inject", "LG", line.replace("203.0.113.78", "203.0.113.79")).code).toBe(0);
+    await waitFor("the ban of the line injected after SIGHUP", async () => (await banned(root)).includes("203.0.113.79"));
+    /* the line refused before was never kept in a pipe to be read later */
+    expect(await banned(root)).not.toContain("203.0.113.78");
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
+  test("all four modules run, each with its own FIFO (but WB, which reads a file), database and firewall set; a web log file is followed", async () => {
     const root = newRoot();
     writeFileSync(join(root, "access.log"), "");
     writeFileSync(
@@ -236,7 +259,9 @@ describe("the master", () => {
     const status = JSON.parse(watcher(root, "status", "--json").out);
     expect(status.modules.map((m: { module: string }) => m.module)).toEqual(["LG", "MX", "MB", "WB"]);
     expect(status.firewall.map((f: { set: string }) => f.set)).toEqual(["watcher_white", "watcher_black", "watcher_LG", "watcher_MX", "watcher_MB", "watcher_WB"]);
-    for (const m of ["LG", "MX", "MB", "WB"]) expect(statSync(join(root, "var", "fifo", `Watch${m}`)).isFIFO()).toBe(true);
+    for (const m of ["LG", "MX", "MB"]) expect(statSync(join(root, "var", "fifo", `Watch${m}`)).isFIFO()).toBe(true);
+    /* WB reads its file only: no FIFO that a logger could fill for nobody */
+    expect(existsSync(join(root, "var", "fifo", "WatchWB"))).toBe(false);
     /* the file source starts at the end of the file: wait until it has opened it */
     await waitFor("WB to open the web log", () => readJson(positionFileFor(join(root, "var", "run"), "WB", join(root, "access.log"))));
     appendFileSync(join(root, "access.log"), '203.0.113.199 - - [25/Nov/2026:10:00:01 +0000] "GET /.env HTTP/1.1" 404 196 "-" "-"\n');
