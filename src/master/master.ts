@@ -372,7 +372,9 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       log(`metrics: http://${config.metrics.listen}/metrics`);
     }
     for (const m of modules) {
-      const child = new ModuleChild(m, paths.root, log, writeStatus, () => fifos.refresh(fifoPath(paths.fifoBase, m)));
+      const child = new ModuleChild(m, paths.root, log, writeStatus, () => {
+        if (readsFifo(loaded, m)) fifos.refresh(fifoPath(paths.fifoBase, m));
+      });
       children.set(m, child);
       child.start();
     }
