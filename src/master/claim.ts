@@ -6,10 +6,10 @@
  * its whole life: an exclusive flock on `/run/watcher/firewall-net-<inode>.lock`, holding
  * `{root, pid}`. The kernel lets go when the master dies; a dry-run root never claims.
  */
-import { readlinkSync, readFileSync, unlinkSync } from "node:fs";
+import { existsSync, readlinkSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors";
-import { type HeldLock, holdLock, isAlive, isLocked } from "../core/runfiles";
+import { type HeldLock, holdLock, isAlive, isLocked, removeFile, writeFileAtomic } from "../core/runfiles";
 
 const CLAIM_DIR = "/run/watcher";
 
@@ -78,6 +78,34 @@ export interface FirewallClaim {
   release(): void;
 }
 
+/**
+ * The root whose master set up this namespace's firewall last, kept after that master stops:
+ * its sets stay for its next start (keepFirewallOnStop), and another root's `stop
+ * --remove-firewall` (an uninstall tried on a test root) must not take them away.
+ */
+function setterFile(): string {
+  return claimFile().replace(/\.lock$/, ".root");
+}
+
+/** After this root's rules and sets are gone: no root's firewall is kept here any more. */
+export function forgetFirewallRoot(root: string): void {
+  if (readOwner(setterFile())?.root === root) removeFile(setterFile());
+}
+
+/**
+ * Refuse (exit 2) removing this namespace's firewall when another root, still on disk, set it
+ * up and only stopped: the rules and sets are that root's to remove.
+ */
+export function checkFirewallRemovable(backend: string, root: string): void {
+  if (backend === "dryrun") return;
+  const setter = readOwner(setterFile());
+  if (!setter || setter.root === root || !existsSync(join(setter.root, "etc"))) return;
+  throw new ConfigError(
+    `the firewall stays: the rules and sets of this network namespace (${networkNamespace()}) are those root ${setter.root} set up ` +
+      `and kept when it stopped, for its next start; remove them from there ("watcher --root ${setter.root} stop --remove-firewall")`,
+  );
+}
+
 /** Claim this namespace's firewall for `root` until released or until this process ends. */
 export function claimFirewall(root: string): FirewallClaim {
   const path = claimFile();
@@ -88,8 +116,10 @@ export function claimFirewall(root: string): FirewallClaim {
     throw new ConfigError(`cannot claim the firewall (${path}): ${(e as Error).message}`);
   }
   if (!held) throw refusal(otherFirewallOwner(root) ?? { root: "(unknown)", pid: 0 }, "watcher did not start");
+  const owner = `${JSON.stringify({ root, pid: process.pid } satisfies FirewallOwner)}\n`;
   try {
-    held.write(`${JSON.stringify({ root, pid: process.pid } satisfies FirewallOwner)}\n`);
+    held.write(owner);
+    writeFileAtomic(setterFile(), owner);
   } catch {
     /* a full /run: the claim holds all the same; others cannot name its owner */
   }

@@ -17,7 +17,7 @@ import type { ModuleStatus } from "../modules/loop";
 import { parseToml } from "../core/toml";
 import { dynLists, dynloadSetName } from "../dynload/lists";
 import { Histogram, LATENCY_BOUNDS } from "../ops/metrics";
-import { checkFirewallFree } from "./claim";
+import { checkFirewallFree, checkFirewallRemovable, forgetFirewallRoot } from "./claim";
 import type { FleetNodeStats } from "../fleet/node";
 import { endProcesses, type ModuleProcess, moduleProcesses, STOP_GRACE_MS } from "./leftovers";
 import type { RestoreProgress, RestoreReport } from "./restore";
@@ -139,10 +139,12 @@ export async function stopMaster(rootOption: string | undefined): Promise<StopRe
 export async function stopAndRemoveFirewall(rootOption: string | undefined): Promise<StopReport & { backend: string }> {
   const { config, paths } = loadConfig(rootOption);
   checkFirewallFree(resolveBackend(config.firewall), paths.root, "the firewall stays");
+  checkFirewallRemovable(resolveBackend(config.firewall), paths.root);
   const stopped = await stopMaster(rootOption);
   const firewall = createFirewall(config, paths);
   try {
     await firewall.teardown();
+    forgetFirewallRoot(paths.root);
   } finally {
     await firewall.close();
   }

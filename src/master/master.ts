@@ -24,7 +24,7 @@ import { dynLists } from "../dynload/lists";
 import { checkLoaded, refuseProblems } from "../ops/check";
 import { ensureFifo, fifoAccess } from "../pipeline/read";
 import { expire } from "../ops/expire";
-import { claimFirewall, type FirewallClaim } from "./claim";
+import { claimFirewall, type FirewallClaim, forgetFirewallRoot } from "./claim";
 import { FifoKeeper } from "./fifos";
 import { FleetNode } from "../fleet/node";
 import { describeProcesses, endLeftovers, STOP_GRACE_MS } from "./leftovers";
@@ -431,7 +431,10 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     await Promise.all([...children.values()].map((c) => c.stop()));
     await fleet?.close();
     if (firewall) {
-      if (!config.keepFirewallOnStop) await firewall.teardown();
+      if (!config.keepFirewallOnStop) {
+        await firewall.teardown();
+        forgetFirewallRoot(paths.root);
+      }
       await firewall.close();
     }
     claim?.release();

@@ -222,7 +222,7 @@ describe("one root per firewall, and a root must exist (item 6)", () => {
     expect(existsSync(join(noEtc, "var", "run", "master.json"))).toBe(false);
   });
 
-  test("nftables: a second root's start and stop --remove-firewall are refused while the first root's master runs", async () => {
+  test("nftables: a second root's start and stop --remove-firewall are refused while the first root's master runs; its uninstall, while the first keeps its sets stopped", async () => {
     const net = new TestNet().setup();
     nets.push(net);
     const ns = net.server;
@@ -265,6 +265,11 @@ describe("one root per firewall, and a root must exist (item 6)", () => {
       expect(w(c, "stop").code).toBe(0);
 
       expect(w(a, "stop").code).toBe(0);
+      /* stopped, the first root keeps its sets for its next start: another root's uninstall leaves them */
+      const removeStopped = w(b, "stop", "--remove-firewall");
+      expect(removeStopped.code).toBe(2);
+      expect(removeStopped.err).toContain(`are those root ${a} set up and kept when it stopped`);
+      expect(listed()).toContain("203.0.113.5");
       expect(w(b, "start").code).toBe(0);
       expect(w(b, "stop", "--remove-firewall").code).toBe(0);
       expect(net.exec(ns, ["nft", "list", "table", "inet", "watcher"]).code).not.toBe(0);
