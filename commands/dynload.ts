@@ -7,6 +7,7 @@ import { type GlobalArgs, isoTime, printJson, progress } from "./common";
 import { dynLists } from "../src/dynload/lists";
 import { checkFirewallFree } from "../src/master/claim";
 import { nowSeconds } from "../src/core/duration";
+import { count } from "../src/ops/check";
 
 interface Args extends GlobalArgs {
   list?: string;
@@ -18,13 +19,13 @@ interface Args extends GlobalArgs {
 function describe(o: Outcome): string {
   switch (o.result) {
     case "loaded":
-      return `${o.list}: loaded ${o.entries} networks in ${o.seconds.toFixed(2)} s${o.leftOut.length ? `; left out ${o.leftOut.length} that cover protected addresses: ${o.leftOut.slice(0, 5).join(", ")}${o.leftOut.length > 5 ? ", ..." : ""}` : ""}`;
+      return `${o.list}: loaded ${count(o.entries, "network")} in ${o.seconds.toFixed(2)} s${o.leftOut.length ? `; left out ${o.leftOut.length} that cover protected addresses: ${o.leftOut.slice(0, 5).join(", ")}${o.leftOut.length > 5 ? ", ..." : ""}` : ""}`;
     case "not-modified":
-      return `${o.list}: not modified (${o.entries} networks in force)`;
+      return `${o.list}: not modified (${count(o.entries, "network")} in force)`;
     case "not-due":
       return `${o.list}: not due before ${isoTime(o.next)} (${o.why})`;
     case "failed":
-      return `${o.list}: kept the list in force (${o.entries} networks): ${o.error}`;
+      return `${o.list}: kept the list in force (${count(o.entries, "network")}): ${o.error}`;
   }
 }
 

@@ -32,6 +32,11 @@ export interface ListState {
   leftOut: string[];
 }
 
+/** The networks of the copy in force that its set holds: those of its lines not left out. */
+function inForce(state: ListState): number {
+  return state.entries - state.leftOut.length;
+}
+
 const EMPTY: ListState = { lastAttempt: 0, lastSuccess: 0, entries: 0, etag: {}, lastModified: {}, expires: 0, lastError: null, leftOut: [] };
 
 export type Outcome =
@@ -158,7 +163,7 @@ export async function refreshList(list: DynList, o: LoadOptions): Promise<Outcom
       state.lastSuccess = o.now;
       state.lastError = null;
       writeJson(stateFile(o.paths, list.name), state);
-      return { list: list.name, result: "not-modified", entries: state.entries };
+      return { list: list.name, result: "not-modified", entries: inForce(state) };
     }
     /* a URL that did not change keeps its cached entries */
     const perUrl = fetched.map((f, i) => (f.body === null ? cachedEntries(o.paths, { ...list, urls: [list.urls[i]!] }).map((t) => parseCidr(t)!) : parseList(list.format, f.body)));
@@ -192,7 +197,7 @@ export async function refreshList(list: DynList, o: LoadOptions): Promise<Outcom
     if (!(e instanceof FormatError)) throw e;
     state.lastError = e.message;
     writeJson(stateFile(o.paths, list.name), state);
-    return { list: list.name, result: "failed", error: e.message, entries: state.entries };
+    return { list: list.name, result: "failed", error: e.message, entries: inForce(state) };
   }
 }
 

@@ -151,7 +151,9 @@ describe("a list that goes wrong keeps the old one in force", () => {
       expect(r.code).toBe(1);
       /* a failure goes to stderr (issue 20, item 8), nothing to stdout */
       expect(r.out).toBe("");
-      expect(r.err).toMatch(/^watcher dynload: sh: kept the list in force \(3 networks\): /);
+      /* what its set holds: 203.0.113.0/24, whitelisted, was left out */
+      expect(before).toHaveLength(2);
+      expect(r.err).toMatch(/^watcher dynload: sh: kept the list in force \(2 networks\): /);
       expect(r.err).toContain(bad === "500" ? "HTTP 500" : bad === "truncated" ? "cut short" : "not JSON");
       expect(await setOf(root, "watcher_dl_sh")).toEqual(before);
       const state = JSON.parse(readFileSync(join(root, "var", "dynload", "sh.json"), "utf8"));
@@ -177,6 +179,17 @@ describe("a list that goes wrong keeps the old one in force", () => {
     const before = conditional.length;
     expect((await dynload(root)).out).toBe("ten: not modified (10 networks in force)\n");
     expect(conditional.length).toBe(before + 1);
+  });
+
+  test("the networks in force are those its set holds: a line left out is not counted when the list is not modified or fails", async () => {
+    mode = "ok";
+    const root = makeRoot("dynload", { "etc/watcher.toml": `${SAFE_CONFIG}[dynload.lists.ten]\nurls = ["${base}/ten.txt"]\nformat = "cidr-lines"\ninterval = 0\n`, "etc/whitelist": "198.51.100.20\n" });
+    expect((await dynload(root)).out).toMatch(/^ten: loaded 9 networks in [\d.]+ s; left out 1 that cover protected addresses: 198\.51\.100\.16\/28\n$/);
+    expect((await dynload(root)).out).toBe("ten: not modified (9 networks in force)\n");
+    mode = "500";
+    expect((await dynload(root)).err).toContain("ten: kept the list in force (9 networks)");
+    mode = "ok";
+    expect(await setOf(root, "watcher_dl_ten")).toHaveLength(9);
   });
 });
 

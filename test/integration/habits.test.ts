@@ -90,7 +90,7 @@ describe("--quiet and progress", () => {
   test("dynload: lists done on a terminal, nothing on a pipe", async () => {
     const shown = await onTerminal(`${WATCHER} --root ${root} dynload --force`);
     expect(shown).toContain("\r\x1b[Kdynload: 0 lists of 1 lists (0 %)");
-    expect(shown).toContain("own: loaded 1 networks");
+    expect(shown).toContain("own: loaded 1 network ");
     expect(shown).toContain("dynload: 1 lists of 1 lists (100 %), own ");
     writeFileSync(join(root, "etc", "whitelist"), "");
     const piped = await run(["dynload", "own"]);
