@@ -201,7 +201,7 @@ describe("formats written from the programs' documentation and source", () => {
       "Dec  6 07:49:15 db mysqld[990]: 2026-12-06  7:49:15 7 [Warning] Access denied for user 'root'@'203.0.113.26' (using password: YES)",
       "2026-12-06T07:49:16.000001+01:00 8 [Warning] Access denied for user 'root'@'203.0.113.27' (using password: YES)",
     ].join("\n");
-    const r = testRules(rules("DB"), log);
+    const r = testRules(loadRules("DB", RULES, "aggressive"), log);
     expect(r.formats).toEqual({ "mysql error log": 6, syslog: 1 });
     expect(r.matches.map((m) => m.host)).toEqual(["203.0.113.21", "203.0.113.22", "203.0.113.23", "203.0.113.24", "203.0.113.25", "203.0.113.26", "203.0.113.27"]);
   });
