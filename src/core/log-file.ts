@@ -33,10 +33,29 @@ function stderrWasRotatedFrom(path: string): boolean {
    process that writes watcher.log go to fd 2 itself (a regular file: a write never waits) */
 let writesLogFile = false;
 
-/** One line of the process's log: to watcher.log when this process writes it, else to stderr. */
+/* lines a full (or failing) log disk took, said in the first line written after it */
+let lost = 0;
+let lostWhy = "";
+
+/**
+ * One line of the process's log: to watcher.log when this process writes it, else to stderr.
+ * Never throws: a log disk that is full must not end a module (its bans go on; the master would
+ * even skip the restart of one that died of it), so a line that cannot be written is counted, and
+ * the next one that can be says how many went.
+ */
 export function writeLogLine(line: string): void {
-  if (writesLogFile) writeSync(2, line);
-  else process.stderr.write(line);
+  if (!writesLogFile) {
+    process.stderr.write(line);
+    return;
+  }
+  try {
+    if (lost > 0) writeSync(2, `${line.slice(0, line.indexOf(": ") + 2)}${lost} log ${lost === 1 ? "line" : "lines"} lost before this one (${lostWhy})\n`);
+    lost = 0;
+    writeSync(2, line);
+  } catch (e) {
+    lost++;
+    lostWhy = (e as Error).message;
+  }
 }
 
 /**

@@ -105,9 +105,10 @@ class ModuleChild {
     }
     /* a module that ran a while starts over at once */
     if (this.startedAt && Date.now() - this.startedAt > MAX_BACKOFF_S * 1000) this.backoff = 0;
-    this.log(`module ${this.module} exited with status ${code}; restarting ${this.backoff ? `in ${this.backoff}s` : "now"}`);
-    this.restarts++;
+    /* the restart is set before anything is said: nothing said may keep it from coming */
     this.timer = setTimeout(() => this.start(), this.backoff * 1000);
+    this.restarts++;
+    this.log(`module ${this.module} exited with status ${code}; restarting ${this.backoff ? `in ${this.backoff}s` : "now"}`);
     this.backoff = this.backoff === 0 ? 1 : Math.min(MAX_BACKOFF_S, this.backoff * 2);
     this.changed();
   }

@@ -103,6 +103,39 @@ function floodOnFullDisk(root: string, ready: string, wrap = "") {
       cat "${root}/module.log"`);
 }
 
+describe("a full log disk", () => {
+  test("the master and its module go on banning; once there is room the log says how many lines it lost", () => {
+    const root = makeRoot("logfull", { "etc/watcher.toml": CONFIG.replace("dns = false", "dns = false\nmaxAffairs = 1") });
+    const fifo = join(root, "var", "fifo", "WatchLG");
+    const failed = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `Nov 25 09:49:39 srv sshd-session[${1000 + from + i}]: Failed password for root from 198.51.100.${from + i} port 4000 ssh2\n`).join("");
+    writeFileSync(join(root, "first.log"), failed(1, 101));
+    writeFileSync(join(root, "later.log"), failed(101, 102));
+    /* the bans in force, counted by the control every operator runs */
+    const bans = `"$W" --root "${root}" bans --json | grep -c '"address"' || true`;
+    const r = inMountNamespace(`
+      mkdir -p "${root}/var/log"
+      mount -t tmpfs -o size=256k tmpfs "${root}/var/log"
+      "$W" --root "${root}" start > /dev/null
+      dd if=/dev/zero of="${root}/var/log/filler" bs=4k 2>/dev/null || true
+      cat "${root}/first.log" > "${fifo}"
+      for i in $(seq 1 600); do [ "$(${bans})" -ge 100 ] && break; sleep 0.1; done
+      echo "bans while full: $(${bans})"
+      echo "restarts: $("$W" --root "${root}" status --json | grep -o '"restarts": *[0-9]*' | head -1)"
+      rm "${root}/var/log/filler"
+      cat "${root}/later.log" > "${fifo}"
+      for i in $(seq 1 600); do [ "$(${bans})" -ge 101 ] && break; sleep 0.1; done
+      echo "bans after: $(${bans})"
+      "$W" --root "${root}" stop > /dev/null
+      cat "${root}/var/log/watcher.log"`);
+    expect(r.err).toBe("");
+    expect(r.out).toContain("bans while full: 100\n");
+    expect(r.out).toMatch(/restarts": *0/);
+    expect(r.out).toContain("bans after: 101\n");
+    expect(r.out).toMatch(/watcher module LG: \d+ log lines lost before this one \(.*(space|ENOSPC).*\)/);
+    expect(r.out).toContain("ban 198.51.100.101 ");
+  }, 300_000);
+});
+
 describe("a full disk", () => {
   test("the dry-run firewall on the full disk: each ban said as not recorded, the module goes on to the end of its input", () => {
     const root = makeRoot("diskfull-dryrun", { "etc/watcher.toml": CONFIG.replace('firewall = "dryrun"', `firewall = "dryrun"\ndbDir = "db"`).replace("dns = false", "dns = false\nmaxAffairs = 1") });
