@@ -13,9 +13,11 @@ import type { CommandModule } from "yargs";
 import pkg from "../package.json";
 import { BUILTIN_MODULES, loadConfig, moduleNames } from "./core/config";
 import { ConfigError, EXIT_RUNTIME, EXIT_USAGE, WatcherError } from "./core/errors";
+import { writeLogLine } from "./core/log-file";
 
 function fail(message: string, code: number): never {
-  process.stderr.write(`watcher: ${message}\n`);
+  /* a module's or the master's last words go to watcher.log as it is now, not to the file logrotate moved away */
+  writeLogLine(`watcher: ${message}\n`);
   process.exit(code);
 }
 
