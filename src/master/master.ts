@@ -39,8 +39,12 @@ import { gatherStatus, type MasterStatus } from "./control";
 const MAX_BACKOFF_S = 60;
 /** how often a signal held for a starting module looks whether it is caught yet */
 const HELD_SIGNAL_POLL_MS = 50;
-/** how often the master and each module read this machine's addresses (a netlink dump, ~0.1 ms) */
-const OWN_CHECK_MS = 2000;
+/**
+ * How often the master reads this machine's addresses (a netlink dump, ~0.1 ms) and looks whether
+ * watcher's rules are still in the firewall (nftables: one listing of its chain; ipset: four
+ * iptables -C): the longest an address gained or a flushed ruleset goes unnoticed.
+ */
+const MACHINE_CHECK_MS = 2000;
 
 /**
  * A module's environment: ours, with JavaScriptCore's last compiler tier (FTL) off unless the
@@ -320,23 +324,32 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
   /*
    * This machine's addresses, looked at every few seconds: one it gains (DHCP, a link coming up)
    * leaves the blacklist and a blocklist's sets and loses its bans at once, as a SIGHUP would do
-   * for a whitelist entry (the modules look for themselves: their loop's timer).
+   * for a whitelist entry (the modules look for themselves: their loop's timer). And watcher's
+   * rules in the firewall: a flushed ruleset is put back with every set, as at start.
    */
   let ownWatch: ReturnType<typeof setInterval> | null = null;
-  let followingOwn = false;
-  const followOwnAddresses = async () => {
-    if (followingOwn || !lists.refreshOwn(ownAddresses())) return;
-    followingOwn = true;
+  let watching = false;
+  /* one look at a time: an address change and a firewall that lost watcher's hook both restore everything */
+  const watchMachine = async () => {
+    if (watching) return;
+    watching = true;
     try {
-      log(`this machine's addresses are now ${lists.own.entries().join(", ")}: restoring the sets without them`);
-      for (const l of lists.leftOut) log(l);
+      const own = lists.refreshOwn(ownAddresses());
+      const hooked = await firewall!.intact();
+      if (!own && hooked) return;
+      if (own) {
+        log(`this machine's addresses are now ${lists.own.entries().join(", ")}: restoring the sets without them`);
+        for (const l of lists.leftOut) log(l);
+      }
+      if (!hooked) log(`watcher's rules are gone from the firewall (nft flush ruleset, iptables -F, a firewall service reloaded): restoring them with every set`);
       status.restore = await restoreFirewall(loaded, firewall!, modules, lists, nowSeconds());
+      if (!hooked) log(`restored ${status.restore.sets.reduce((n, s) => n + s.entries, 0)} entries into ${status.restore.sets.length} sets in ${status.restore.seconds.toFixed(3)} s`);
       for (const a of status.restore.lifted) log(`lifted the ban of ${a}: it is protected now`);
       writeStatus();
     } catch (e) {
-      log(`restoring the sets after an address change failed: ${(e as Error).message}`);
+      log(`restoring the firewall failed: ${(e as Error).message}; trying again in ${MACHINE_CHECK_MS / 1000} s`);
     } finally {
-      followingOwn = false;
+      watching = false;
     }
   };
 
@@ -380,7 +393,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       child.start();
     }
     scheduleJobs();
-    ownWatch = setInterval(() => void followOwnAddresses(), OWN_CHECK_MS);
+    ownWatch = setInterval(() => void watchMachine(), MACHINE_CHECK_MS);
     status.ready = true;
     writeStatus();
     log(`running: ${modules.join(", ") || "no modules enabled"} (pid ${process.pid})`);

@@ -18,6 +18,7 @@ export type Operation =
   | { op: "ban" | "restore"; set: string; elements: SetElement[] }
   | { op: "unban"; set: string; addresses: string[] }
   | { op: "list"; set: string }
+  | { op: "intact" }
   /** the ipset backend's session process dies (SIGKILL), as if the OOM killer took it */
   | { op: "kill-ipset-session" }
   /** elements straight into kernel set `kernelSet` (`watcher_LG_v4`) over netlink */
@@ -31,6 +32,7 @@ const results: unknown[] = [];
 for (const o of ops) {
   try {
     if (o.op === "limits") results.push({ maxTimeout: fw.maxTimeout ?? null, maxElements: fw.maxElements ?? null });
+    else if (o.op === "intact") results.push(await fw.intact());
     else if (o.op === "ensure") results.push((await fw.ensure(o.sets)) ?? null);
     else if (o.op === "ban") results.push((await fw.ban(o.set, o.elements)) ?? null);
     else if (o.op === "restore") results.push((await fw.restore(o.set, o.elements)) ?? null);

@@ -245,5 +245,20 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(black!.refused.map((r) => r.address)).toEqual(backend === "nftables" ? [] : ["0.0.0.0/0", "::/0"]);
       expect(lg).toEqual({ refused: [], clamped: 0 });
     });
+
+    /* last: it flushes the namespace's firewall */
+    test("flushed under it (nft flush ruleset, iptables -F): intact() says so, and a ban is refused, never thrown, until ensure() puts the hook back", () => {
+      const LG = { name: "watcher_LG", kind: "addresses" } as const;
+      const ban: Operation = { op: "ban", set: "watcher_LG", elements: [{ address: ATTACKER_V4, timeout: 60 }] };
+      expect(drive([{ op: "ensure", sets: [LG] }, { op: "intact" }])).toEqual([null, true]);
+      expect(net.exec(net.server, backend === "nftables" ? ["nft", "flush", "ruleset"] : ["sh", "-c", "iptables -F && ip6tables -F"]).code).toBe(0);
+      const [intact, banned] = drive([{ op: "intact" }, ban]) as [boolean, Outcome];
+      expect(intact).toBe(false);
+      /* nftables: the table went with its sets, and nothing can go in; ipset: the sets stay, unhooked */
+      if (backend === "nftables") expect(banned).toEqual({ refused: [{ address: ATTACKER_V4, reason: expect.stringContaining("table inet watcher is gone") }], clamped: 0 });
+      else expect(banned).toEqual({ refused: [], clamped: 0 });
+      expect(drive([{ op: "ensure", sets: [LG] }, { op: "intact" }, ban])).toEqual([null, true, { refused: [], clamped: 0 }]);
+      expect(net.reachable(ATTACKER_V4, 300)).toBe(false);
+    });
   });
 }

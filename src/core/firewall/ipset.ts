@@ -321,6 +321,16 @@ export class IpsetFirewall implements Firewall {
     );
   }
 
+  async intact(): Promise<boolean> {
+    const holds = (tool: string, ...rule: string[]) => Bun.spawnSync([tool, "-w", "-C", ...rule], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+    for (const tool of ["iptables", "ip6tables"]) {
+      for (const hook of this.hookForward ? ["INPUT", "FORWARD"] : ["INPUT"]) if (!holds(tool, hook, "-j", CHAIN)) return false;
+      /* `iptables -F` empties every chain, ours with the others: its loopback rule comes first */
+      if (!holds(tool, CHAIN, "-i", "lo", "-j", "RETURN")) return false;
+    }
+    return true;
+  }
+
   async teardown(): Promise<void> {
     for (const tool of ["iptables", "ip6tables"]) {
       for (const hook of ["INPUT", "FORWARD"]) {

@@ -83,6 +83,8 @@ function notAboutAnElement(error: string): boolean {
   return /No such file or directory|Operation not permitted|Permission denied|Cannot allocate memory|Protocol not supported/.test(error.split("\n")[0] ?? "");
 }
 
+const TABLE_GONE = `table ${TABLE} is gone (nft flush ruleset?): the master puts it back within seconds, and the next try bans`;
+
 /** nft's complaint about one element, in an operator's words. */
 function refusalReason(error: string): string {
   const first = (error.split("\n")[0] ?? error).replace(/^Error: /, "").replace(/^Could not process rule: /, "");
@@ -280,6 +282,8 @@ export class NftablesFirewall implements Firewall {
     const cmds = [...parts].flatMap(([family, list]) => this.banCommands(set, family, list));
     const first = this.attempt(cmds.join("\n"));
     if (first.error === null) return { refused, clamped };
+    /* the table gone (nft flush ruleset): nothing can go in until the master restores it, within seconds */
+    if (/^Error: No such file or directory/.test(first.error)) return { refused: [...refused, ...ready.map((e) => ({ address: e.address, reason: TABLE_GONE }))], clamped };
     if (notAboutAnElement(first.error)) throw new WatcherError(`nftables refused the change: ${first.error}`);
     /* one element spoiled the batch: add the others, by halves */
     for (const [family, list] of parts) {
@@ -358,6 +362,10 @@ export class NftablesFirewall implements Firewall {
       const doc: { nftables?: { set?: { elem?: (JsonElem | string)[] } }[] } = JSON.parse(this.run(`list set ${TABLE} ${kernelSet}`, this.jsonCtx));
       return (doc.nftables ?? []).flatMap((item) => (item.set?.elem ?? []).map(fromJson));
     });
+  }
+
+  async intact(): Promise<boolean> {
+    return this.attempt(`list chain ${TABLE} input`).error === null;
   }
 
   async teardown(): Promise<void> {

@@ -79,14 +79,22 @@ export interface Firewall {
   ensure(sets: readonly SetSpec[]): Promise<void>;
   /**
    * Add (or refresh the timeout of) elements: the hot path, batched per read chunk. Every
-   * element the kernel takes is added; the ones it refuses are reported, never thrown. Throws
-   * only for what is not about an element (the set is gone, the backend is unusable).
+   * element the kernel takes is added; the ones it refuses are reported, never thrown, and so are
+   * all of them when watcher's table is gone (the master restores it: intact()). Throws only for
+   * what is not about an element (the backend is unusable).
    */
   ban(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome>;
   unban(set: string, addresses: readonly string[]): Promise<void>;
   /** Replace a set's whole content in one atomic operation (restore at start, list reloads) with what the kernel takes; refusals as in ban(). */
   restore(set: string, elements: readonly SetElement[]): Promise<FirewallOutcome>;
   list(set: string): Promise<ListedElement[]>;
+  /**
+   * Whether watcher's hook into the firewall is still there (its table and chain; its chain's jump
+   * from INPUT): `nft flush ruleset` (what `systemctl reload nftables` runs with Debian's
+   * nftables.conf) or `iptables -F` take it away, and with it every drop. The master looks every
+   * few seconds and restores what it takes.
+   */
+  intact(): Promise<boolean>;
   /** Remove everything watcher created. */
   teardown(): Promise<void>;
   close(): Promise<void>;
