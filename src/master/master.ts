@@ -334,6 +334,8 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     if (watching) return;
     watching = true;
     try {
+      /* a status file that could not be written (a full or read-only run folder) is tried again */
+      if (statusError) writeStatus();
       const own = lists.refreshOwn(ownAddresses());
       const hooked = await firewall!.intact();
       if (!own && hooked) return;
