@@ -87,6 +87,12 @@ export function parseCountedLines(lines: string | null | undefined): CountedLine
 
 export type EventKind = "affair" | "ban" | "unban";
 
+/** A place in the events' time order (index events_time): a time and, among equal times, a rowid. */
+export interface EventCursor {
+  time: number;
+  rowid: number;
+}
+
 export interface EventRecord {
   time: number;
   address: string;
@@ -230,7 +236,7 @@ export class ModuleStore {
         throw new WatcherError(`database ${path} has schema version ${this.schemaVersion}, not ${MIGRATIONS.length}; run "watcher module" or "watcher restart" once to upgrade it`);
       }
     } else {
-      this.db = openDatabase(path, MIGRATIONS);
+      this.db = openDatabase(path, MIGRATIONS, { incrementalVacuum: true });
     }
     this.selectHost = this.db.query("SELECT * FROM hosts WHERE address = ?");
     this.upsertHost = this.db.query(
@@ -384,6 +390,63 @@ export class ModuleStore {
     this.transaction(() => {
       for (const a of addresses) del.run(a, lastSeenBefore, now);
     });
+  }
+
+  /**
+   * Events expiry deletes: older than `before`, except the bans and unbans of a host whose ban
+   * runs at `now` (`bans` and `why` show its ban and reason however old) and the newest event (its
+   * rowid is the cursor of the unbans a running module looks for, unbansAfter: were the table
+   * emptied, new rowids would start again below it). The (time, rowid) walk is the order of the
+   * index events_time, which holds the rowid.
+   */
+  private static readonly EXPIRABLE_EVENTS = `time < ?1 AND rowid < (SELECT max(rowid) FROM events)
+    AND (kind = 'affair' OR NOT EXISTS (SELECT 1 FROM hosts h WHERE h.address = events.address AND h.banned_until > ?2 AND h.banned_until > 0))`;
+
+  /** How many events deleteExpirableEvents would delete (a dry run). */
+  expirableEventCount(before: number, now: number): number {
+    return this.db.query<{ n: number }, [number, number]>(`SELECT count(*) n FROM events WHERE ${ModuleStore.EXPIRABLE_EVENTS}`).get(before, now)!.n;
+  }
+
+  /**
+   * Delete the expirable events (see EXPIRABLE_EVENTS) among the next `limit` events older than
+   * `before` after `from` in time order, in one short write transaction; returns how many went and
+   * where the next batch starts (null: none is left). Batches keep the write lock short, so a
+   * module's commit waits for one batch at most (its busy_timeout), never for the whole expiry.
+   */
+  deleteExpirableEvents(before: number, now: number, limit: number, from: EventCursor = { time: Number.MIN_SAFE_INTEGER, rowid: 0 }): { deleted: number; next: EventCursor | null } {
+    return this.transaction(() => {
+      const last = this.db
+        .query<EventCursor, [number, number, number, number]>("SELECT time, rowid FROM events WHERE time < ?1 AND (time, rowid) > (?2, ?3) ORDER BY time, rowid LIMIT 1 OFFSET ?4")
+        .get(before, from.time, from.rowid, limit - 1);
+      const deleted = this.db
+        .query<unknown, [number, number, number, number, number]>(
+          `DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE time < ?1 AND (time, rowid) > (?3, ?4) ORDER BY time, rowid LIMIT ?5)
+             AND ${ModuleStore.EXPIRABLE_EVENTS}`,
+        )
+        .run(before, now, from.time, from.rowid, limit).changes;
+      return { deleted, next: last ?? null };
+    });
+  }
+
+  /** The file's pages, those free (left by deleted rows, reused by the next writes), their size, and whether incrementalVacuum can give free ones back. */
+  pages(): { total: number; free: number; size: number; incremental: boolean } {
+    const pragma = (name: string) => Object.values(this.db.query(`PRAGMA ${name}`).get() as Record<string, number>)[0]!;
+    return { total: pragma("page_count"), free: pragma("freelist_count"), size: pragma("page_size"), incremental: pragma("auto_vacuum") === 2 };
+  }
+
+  /** Give at most `pages` free pages back to the file system (a database with auto_vacuum INCREMENTAL), in one short write transaction. */
+  incrementalVacuum(pages: number): void {
+    this.db.exec(`PRAGMA incremental_vacuum(${Math.max(1, Math.floor(pages))})`);
+  }
+
+  /**
+   * Rewrite the file whole with auto_vacuum INCREMENTAL, so that incrementalVacuum works on it from
+   * then on (a database created before it). It holds the write lock for as long as it takes, about
+   * 17 ms per MB of rows kept on the build machine, and needs that much free disk beside the file.
+   */
+  vacuumIntoIncremental(): void {
+    this.db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+    this.db.exec("VACUUM");
   }
 
   /** A fleet decision to publish (JSON), in the caller's transaction. */

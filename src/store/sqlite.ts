@@ -25,12 +25,18 @@ function migrate(db: Database, migrations: readonly string[]): void {
   }).immediate();
 }
 
-/** Open (creating it and its folder) and upgrade a database; throws WatcherError naming the file. */
-export function openDatabase(path: string, migrations: readonly string[]): Database {
+/**
+ * Open (creating it and its folder) and upgrade a database; throws WatcherError naming the file.
+ * `incrementalVacuum`: a database created now can give the pages of deleted rows back to the
+ * file system in small steps (PRAGMA incremental_vacuum). SQLite takes the setting only before
+ * the file's first page is written (journal_mode = WAL writes it); on an existing file it waits
+ * for a VACUUM, which converts it.
+ */
+export function openDatabase(path: string, migrations: readonly string[], { incrementalVacuum = false } = {}): Database {
   try {
     mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path, { create: true, strict: true });
-    db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    db.exec(`PRAGMA busy_timeout = 5000; ${incrementalVacuum ? "PRAGMA auto_vacuum = INCREMENTAL;" : ""} PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;`);
     migrate(db, migrations);
     return db;
   } catch (e) {

@@ -160,6 +160,28 @@ describe("module store", () => {
     store.close();
   });
 
+  test("old events go in batches by time; the decisions of a ban in force and the newest event stay; a new file can give pages back", () => {
+    const store = new ModuleStore(tmp());
+    const ev = (time: number, address: string, kind: EventKind) => ({ event: { time, address, rule: "r", kind, value: 1, user: null, vhost: null }, hostClass: null });
+    store.putHost({ ...newHost("203.0.113.1", 10, "r"), bannedUntil: 5000 });
+    /* written out of time order, as a replay of old logs writes them */
+    store.addEvents([ev(10, "192.0.2.2", "affair"), ev(10, "203.0.113.1", "ban"), ev(10, "203.0.113.1", "affair"), ev(20, "192.0.2.3", "ban"), ev(10, "192.0.2.3", "unban"), ev(5, "192.0.2.4", "affair"), ev(30, "192.0.2.1", "affair")]);
+    expect(store.expirableEventCount(25, 100)).toBe(5);
+    const batches: number[] = [];
+    for (let from, left = true; left; ) {
+      const batch = store.deleteExpirableEvents(25, 100, 2, from);
+      batches.push(batch.deleted);
+      left = batch.next !== null;
+      from = batch.next ?? undefined;
+    }
+    expect(batches.reduce((a, b) => a + b)).toBe(5);
+    expect(store.events().map((e) => [e.time, e.address, e.kind])).toEqual([[10, "203.0.113.1", "ban"], [30, "192.0.2.1", "affair"]]);
+    /* past the ban's end its event goes too; the newest event stays whatever its age (the unbans cursor) */
+    expect(store.expirableEventCount(1000, 6000)).toBe(1);
+    expect(store.pages().incremental).toBe(true);
+    store.close();
+  });
+
   test("a database from a newer watcher is refused", () => {
     const path = tmp();
     new ModuleStore(path).close();
