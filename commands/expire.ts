@@ -17,13 +17,17 @@ function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
+function formatBytes(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.ceil(n / 1e3)} kB`;
+}
+
 export const expireCommand: CommandModule<GlobalArgs, Args> = {
   command: "expire",
-  describe: "forget hosts whose last affair is older than the module's expireAfter and whose ban has ended (statistics stay)",
+  describe: "forget hosts whose last affair is older than the module's expireAfter and whose ban has ended; delete events older than its eventRetention",
   builder: (y) =>
     y
       .option("module", moduleOption("this module only (default: the enabled modules)"))
-      .option("dry-run", { type: "boolean", describe: "list what would be forgotten; change nothing" })
+      .option("dry-run", { type: "boolean", describe: "list what would be forgotten, count the events that would be deleted; change nothing" })
       .option("json", { type: "boolean", describe: "one JSON document, stable for scripts" })
       .option("quiet", { type: "boolean", describe: "print nothing unless something fails (cron)" })
       .example("$0 expire --dry-run", "what the next run would remove"),
@@ -36,7 +40,9 @@ export const expireCommand: CommandModule<GlobalArgs, Args> = {
     if (argv.json) return printJson(results);
     for (const r of results) {
       const forget = r.dryRun ? "would forget" : "forgot";
-      console.log(`${r.module}: ${forget} ${count(r.expired.length, "host")} not seen for ${formatDuration(r.expireAfter)}`);
+      const events = r.eventRetention === 0 ? "kept all events" : `${r.dryRun ? "would delete" : "deleted"} ${count(r.eventsExpired, "event")} older than ${formatDuration(r.eventRetention)}`;
+      const freed = r.bytesFreed > 0 ? `, ${formatBytes(r.bytesFreed)} given back` : "";
+      console.log(`${r.module}: ${forget} ${count(r.expired.length, "host")} not seen for ${formatDuration(r.expireAfter)}; ${events}${freed}`);
       if (r.expired.length === 0) continue;
       const t = table(["address", "last seen", "last rule"], outputWidth(argv));
       for (const h of r.expired) t.push([h.address, h.lastSeen, h.lastRule]);

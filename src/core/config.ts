@@ -98,8 +98,18 @@ const moduleSchema = (enabledByDefault: boolean, dnsByDefault = true) =>
     prefixMaxAffairs: z.number().int().min(2).max(100000).optional(),
     /** addresses of one prefix banned within findTime that ban the prefix */
     prefixMaxBans: z.number().int().min(2).max(1000).default(3),
-    /** `expire` removes hosts whose last affair is older (their statistics stay in events) */
+    /** `expire` removes hosts whose last affair is older (their events stay, for eventRetention) */
     expireAfter: Duration.default(30 * 86400),
+    /**
+     * `expire` deletes events (affairs, bans, unbans) older than this; 0 keeps them for ever. Three
+     * months: the longest window the README's reports read is 30 days (`report --since 30d`), `why`
+     * tells the story of every host expireAfter (30 days) keeps, and a month's `stat` CSV (written on
+     * the 1st for the month before) can still be written again a month or two later. The bans and
+     * unbans of a ban in force stay however old (`bans`, `why` show its reason). Events take about
+     * 91 bytes each: without a bound a flood fills the disk. Never shorter than expireAfter (a longer
+     * expireAfter wins): the events of a host still tracked stay, for `why` and `report --vhost`.
+     */
+    eventRetention: Duration.default(90 * 86400),
     sources: z.array(SourceSchema).min(1).default([{ type: "fifo" }]),
     /** with [fleet]: this module's bans go to the other nodes */
     fleetPublish: z.boolean().default(true),

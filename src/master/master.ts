@@ -32,7 +32,7 @@ import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { restoreFirewall } from "./restore";
 import { fifoPath, lockFile, masterLogFile, pidFile, statusFile } from "../core/layout";
 import { reopenOnSignal } from "../core/log-file";
-import { nowSeconds } from "../core/duration";
+import { formatDuration, nowSeconds } from "../core/duration";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../ops/metrics";
 import { gatherStatus, type MasterStatus } from "./control";
 
@@ -186,6 +186,7 @@ class ModuleChild {
 async function expireJob(loaded: LoadedConfig, log: (m: string) => void): Promise<void> {
   for (const r of await expire(loaded, { now: nowSeconds(), dryRun: false })) {
     if (r.expired.length) log(`expire ${r.module}: forgot ${r.expired.length} hosts`);
+    if (r.eventsExpired) log(`expire ${r.module}: deleted ${r.eventsExpired} events older than ${formatDuration(r.eventRetention)}${r.bytesFreed ? `, ${r.bytesFreed} bytes given back` : ""}`);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * `watcher stat`: CSV statistics (RFC 4180: header row, CRLF, fields quoted where needed) per
- * period, module, rule, host class and vhost. Computed from events, which expiry keeps, so
- * the figures of a month ago stay the same after its hosts are forgotten. Periods are UTC.
+ * period, module, rule, host class and vhost. Computed from events, which expiry keeps for the
+ * module's eventRetention (90 days by default), so the figures of a month ago stay the same after
+ * its hosts are forgotten. Periods are UTC.
  */
 import type { Database } from "bun:sqlite";
 import type { LoadedConfig, ModuleName } from "../core/config";

@@ -473,12 +473,14 @@ describe("expire in a network namespace, with the nftables backend", () => {
       expect(JSON.parse(dry.out)).toMatchObject([{ module: "LG", dryRun: true, expired: [{ address: "203.0.113.6", lastRule: "manual" }] }]);
 
       const done = expireCli();
-      expect([done.code, done.out.split("\n")[0]]).toEqual([0, "LG: forgot 1 host not seen for 1h"]);
+      expect(done.code).toBe(0);
+      /* a new database gives back the pages its migrations freed (a table made and dropped) */
+      expect(done.out.split("\n")[0]).toMatch(/^LG: forgot 1 host not seen for 1h; deleted 0 events older than 90d(, \d+ kB given back)?$/);
       expect(done.out).toContain("203.0.113.6");
       expect(done.out).not.toContain("203.0.113.5");
       expect(kernelSet()).toEqual(["203.0.113.5"]);
       expect(expireCli("--quiet")).toMatchObject({ code: 0, out: "" });
-      expect(expireCli().out).toBe("LG: forgot 0 hosts not seen for 1h\n");
+      expect(expireCli().out).toBe("LG: forgot 0 hosts not seen for 1h; deleted 0 events older than 90d\n");
       expect(kernelSet()).toEqual(["203.0.113.5"]);
     } finally {
       net.cleanup();
