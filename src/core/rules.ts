@@ -74,9 +74,17 @@ const ProgramSchema = z
 const RuleFileSchema = z
   .object({
     programs: z.array(ProgramSchema).min(1, "list at least one program"),
+    /*
+     * Programs of `programs` whose lines a client can write whole: the server writes client text
+     * raw, newlines too, so one request makes it write a line like any other, naming any address
+     * (nginx's own error log file: a decoded path). This file's rules read their lines in
+     * aggressive mode only; in normal mode they take them and count nothing.
+     */
+    forgeable: z.array(ProgramSchema).default([]),
     rule: z.array(RuleSchema).min(1, "define at least one [[rule]]"),
   })
-  .strict();
+  .strict()
+  .refine((f) => f.forgeable.every((p) => f.programs.includes(p)), { message: "every program in forgeable is one of programs", path: ["forgeable"] });
 
 export type RuleSpec = z.infer<typeof RuleSchema>;
 
@@ -596,13 +604,13 @@ function describeZodIssue(file: string, data: unknown, issue: z.core.$ZodIssue):
 }
 
 /** Parse one rule file's text; `file` names it in every error. */
-export function parseRuleFile(file: string, text: string): { programs: string[]; rules: RuleSpec[] } {
+export function parseRuleFile(file: string, text: string): { programs: string[]; forgeable: string[]; rules: RuleSpec[] } {
   const data = parseToml(file, text);
   const parsed = RuleFileSchema.safeParse(data);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => describeZodIssue(file, data, i)).join("\n"));
   }
-  return { programs: parsed.data.programs, rules: parsed.data.rule };
+  return { programs: parsed.data.programs, forgeable: parsed.data.forgeable, rules: parsed.data.rule };
 }
 
 export interface RuleSource {
@@ -717,9 +725,11 @@ export class RuleSet {
         };
         all.push(rule);
         if (inactive && !r.session) continue;
+        /* a forgeable program's lines are taken and count nothing in normal mode (RuleFileSchema.forgeable) */
+        const untrusted = mode !== "aggressive" && rule.action !== "ignore" ? { ...rule, action: "ignore" as const } : rule;
         for (const p of spec.programs) {
           const list = programRules.get(p) ?? [];
-          list.push(rule);
+          list.push(spec.forgeable.includes(p) ? untrusted : rule);
           programRules.set(p, list);
         }
       }
