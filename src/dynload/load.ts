@@ -99,7 +99,7 @@ interface Fetched {
   expires?: number;
 }
 
-async function download(url: string, state: ListState, timeout: number): Promise<Fetched> {
+async function download(url: string, state: ListState, timeout: number, stop?: AbortSignal): Promise<Fetched> {
   if (!isRemote(url)) {
     const path = url.replace(/^file:\/\//, "");
     try {
@@ -113,7 +113,8 @@ async function download(url: string, state: ListState, timeout: number): Promise
   if (state.lastModified[url]) headers["if-modified-since"] = state.lastModified[url]!;
   let res: Response;
   try {
-    res = await fetch(url, { headers, signal: AbortSignal.timeout(timeout * 1000) });
+    const late = AbortSignal.timeout(timeout * 1000);
+    res = await fetch(url, { headers, signal: stop ? AbortSignal.any([late, stop]) : late });
   } catch (e) {
     throw new FormatError(`${url}: ${(e as Error).message}`);
   }
@@ -142,6 +143,8 @@ export interface LoadOptions {
   readonly force: boolean;
   readonly timeout: number;
   readonly maxShrink: number;
+  /** aborted when watcher stops: a download in flight ends at once, the list in force stays */
+  readonly stop?: AbortSignal;
 }
 
 /** Refresh one list if due (or forced): download, check, load atomically, cache. */
@@ -158,7 +161,7 @@ export async function refreshList(list: DynList, o: LoadOptions): Promise<Outcom
   writeJson(stateFile(o.paths, list.name), state);
   const started = performance.now();
   try {
-    const fetched = await Promise.all(list.urls.map((url) => download(url, state, o.timeout)));
+    const fetched = await Promise.all(list.urls.map((url) => download(url, state, o.timeout, o.stop)));
     if (fetched.every((f) => f.body === null)) {
       state.lastSuccess = o.now;
       state.lastError = null;
@@ -206,7 +209,7 @@ export async function refreshLists(
   loaded: { config: Config; paths: Paths },
   firewall: Firewall,
   lists: Lists,
-  o: { only?: string; force: boolean; now: number; progress?: (outcome: Outcome) => void },
+  o: { only?: string; force: boolean; now: number; progress?: (outcome: Outcome) => void; stop?: AbortSignal },
 ): Promise<Outcome[]> {
   const all = dynLists(loaded.config);
   if (o.only && !all.some((l) => l.name === o.only)) {
@@ -215,6 +218,7 @@ export async function refreshLists(
   const chosen = all.filter((l) => (o.only ? l.name === o.only : l.enabled));
   const outcomes: Outcome[] = [];
   for (const list of chosen) {
+    if (o.stop?.aborted) break;
     const outcome = await refreshList(list, {
       paths: loaded.paths,
       lists,
@@ -223,6 +227,7 @@ export async function refreshLists(
       force: o.force,
       timeout: loaded.config.dynload.timeout,
       maxShrink: loaded.config.dynload.maxShrink,
+      ...(o.stop ? { stop: o.stop } : {}),
     });
     o.progress?.(outcome);
     outcomes.push(outcome);

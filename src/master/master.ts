@@ -288,6 +288,9 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     modules: {},
     jobs: [],
   };
+  /* aborted at stop: a blocklist download in flight ends then, not at its timeout */
+  const stopping = new AbortController();
+  let downloading = false;
   /* (re)made at start and after each SIGHUP, from the settings in force */
   const scheduleJobs = () => {
     for (const t of tasks.splice(0)) void t.task.destroy();
@@ -295,13 +298,17 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     const expire = cron.schedule(schedule.expire, () => expireJob(loaded, log).catch((e) => log(`expire failed: ${(e as Error).message}`)));
     tasks.push({ name: "expire", schedule: schedule.expire, task: expire });
     if (dynLists(loaded.config).some((l) => l.enabled)) {
-      const dynload = cron.schedule(schedule.dynload, () =>
-        refreshLists(loaded, firewall!, lists, { force: false, now: nowSeconds() })
+      const dynload = cron.schedule(schedule.dynload, () => {
+        /* one run at a time: a server that hangs until its timeout must not have runs pile up */
+        if (downloading) return;
+        downloading = true;
+        refreshLists(loaded, firewall!, lists, { force: false, now: nowSeconds(), stop: stopping.signal })
           .then((outcomes) => {
             for (const o of outcomes) if (o.result === "loaded" || o.result === "failed") log(`dynload ${o.list}: ${o.result === "loaded" ? `${o.entries} networks` : o.error}`);
           })
-          .catch((e) => log(`dynload failed: ${(e as Error).message}`)),
-      );
+          .catch((e) => log(`dynload failed: ${(e as Error).message}`))
+          .finally(() => (downloading = false));
+      });
       tasks.push({ name: "dynload", schedule: schedule.dynload, task: dynload });
     }
   };
@@ -442,6 +449,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     });
     log("stopping");
   } finally {
+    stopping.abort();
     if (ownWatch) clearInterval(ownWatch);
     for (const t of tasks) t.task.stop();
     await metrics?.stop(true);

@@ -27,6 +27,7 @@ const TEN = Array.from({ length: 10 }, (_, i) => `198.51.100.${i * 16}/28`);
 /** What each path answers; `mode` lets a test make the server misbehave. */
 let mode: "ok" | "500" | "truncated" | "garbage" | "shrunk" = "ok";
 const conditional: string[] = [];
+const hanging: string[] = [];
 const server = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
@@ -48,6 +49,10 @@ const server = Bun.serve({
       case "/hostile.txt":
         /* a publisher's mistake, or a poisoned list: everything, loopback, link-local, our whitelist */
         return new Response("0.0.0.0/0\n::/0\n203.0.113.0/24\n127.0.0.0/8\n::ffff:127.0.0.1\n169.254.0.0/16\nfe80::/64\n203.0.113.7\n2000::/3\n198.51.100.0/25\n2a06:e480::/29\n");
+      case "/hang.txt":
+        /* a server that takes the request and never answers */
+        hanging.push(path);
+        return new Promise<Response>(() => {});
       case "/ten.txt": {
         if (req.headers.get("if-none-match") === '"v1"' && mode === "ok") {
           conditional.push(path);
@@ -227,6 +232,21 @@ describe("start restores the blocklists from their cache, without network", () =
     expect((await setOf(root, "watcher_dl_ten")).length).toBe(10);
     expect((await watcher(root, "stop")).code).toBe(0);
     mode = "ok";
+  });
+});
+
+describe("a server that never answers", () => {
+  test("stop ends the master at once, the download in flight with it", async () => {
+    const root = makeRoot("dynload", {
+      "etc/watcher.toml": `${SAFE_CONFIG}[dynload]\ntimeout = 600\n[dynload.lists.slow]\nurls = ["${base}/hang.txt"]\nformat = "cidr-lines"\ninterval = 0\n[schedule]\ndynload = "* * * * * *"\n`,
+    });
+    const before = hanging.length;
+    expect((await watcher(root, "start")).code).toBe(0);
+    await waitFor("the download under way", () => hanging.length > before);
+    /* without the abort the master lived on until the download's timeout, and stop gave up after its 30 s */
+    const stopped = await watcher(root, "stop");
+    expect(stopped).toMatchObject({ code: 0, err: "" });
+    expect(readFileSync(join(root, "var", "log", "watcher.log"), "utf8")).toMatch(/watcher: stopped\n$/);
   });
 });
 
