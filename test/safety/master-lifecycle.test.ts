@@ -190,6 +190,8 @@ describe("restart, status and stop with a bad configuration (item 5)", () => {
     const root = newRoot({ "etc/watcher.toml": 'runDir = "state/run"\nfirewall = "dryrun"\n[modules.LG]\ndns = false\n' });
     expect(watcher(root, "start").code).toBe(0);
     const pid = await waitFor("the master in state/run", () => readJson<MasterStatus>(join(root, "state", "run", "master.json"))?.pid);
+    /* the module running, its configuration in force saved: one that read the file broken would stop, and status say so */
+    await waitFor("LG's status in state/run", () => readJson(join(root, "state", "run", "LG.json")));
     writeFileSync(join(root, "etc", "watcher.toml"), 'runDir = "state/run"\nfirewall = "dryrun"\nbanTme = "1h"\n');
     const s = watcher(root, "status");
     expect(s.code).toBe(0);
