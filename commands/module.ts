@@ -3,7 +3,7 @@ import type { ModuleName, SourceConfig } from "../src/core/config";
 import { ConfigError } from "../src/core/errors";
 import { masterLogFile } from "../src/core/layout";
 import { reopenOnSignal } from "../src/core/log-file";
-import { followMaster, SUPERVISED_OPTION } from "../src/master/lifeline";
+import { followMaster, RESTART_EXIT, SUPERVISED_OPTION } from "../src/master/lifeline";
 import { openModule, openModuleInForce } from "../src/modules/context";
 import { runModuleLoop } from "../src/modules/loop";
 import { fifoAccess, openSource } from "../src/pipeline/read";
@@ -50,9 +50,10 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
     const log = stderrLog(`watcher module ${ctx.module}`);
     const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module, ctx.rules.programs, { access: fifoAccess(ctx.config), log }));
     if (argv.supervised) reopenOnSignal(masterLogFile(ctx.paths), log);
-    const stats = await runModuleLoop(ctx, sources, { log, configError });
+    const { stats, restart } = await runModuleLoop(ctx, sources, { log, configError, ownSources: configured === ctx.moduleConfig.sources, supervised: argv.supervised === true });
     log(`stopped: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans`);
     await ctx.close();
-    process.exit(0); /* a FIFO read may still be pending: leave now */
+    /* a FIFO read may still be pending: leave now; the master starts us again at once on RESTART_EXIT */
+    process.exit(restart === null ? 0 : RESTART_EXIT);
   },
 };

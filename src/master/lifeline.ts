@@ -10,6 +10,13 @@
 export const SUPERVISED_OPTION = "supervised";
 const LIFELINE_FD = 3;
 
+/**
+ * The exit status of a supervised module that asks to be started again at once: a SIGHUP changed
+ * what it reads only when it starts (its sources, its DNS client: modules/start-settings.ts). The
+ * master starts it again without pause and counts no restart (EX_TEMPFAIL of sysexits.h).
+ */
+export const RESTART_EXIT = 75;
+
 /** Bun.spawn's stdio for a supervised module: its own stdout and stderr, and the lifeline. */
 export const SUPERVISED_STDIO = ["ignore", "inherit", "inherit", "pipe"] as const;
 

@@ -28,7 +28,7 @@ import { claimFirewall, type FirewallClaim, forgetFirewallRoot } from "./claim";
 import { FifoKeeper } from "./fifos";
 import { FleetNode } from "../fleet/node";
 import { describeProcesses, endLeftovers, STOP_GRACE_MS } from "./leftovers";
-import { SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
+import { RESTART_EXIT, SUPERVISED_OPTION, SUPERVISED_STDIO } from "./lifeline";
 import { restoreFirewall } from "./restore";
 import { fifoPath, lockFile, masterLogFile, pidFile, statusFile } from "../core/layout";
 import { reopenOnSignal } from "../core/log-file";
@@ -65,8 +65,6 @@ class ModuleChild {
   private backoff = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   stopping = false;
-  /** ended by renew(): it starts again at once, which is no restart after a failure */
-  private renewing = false;
   /** signals for a module still starting: delivered once it catches them (before, SIGHUP or SIGUSR1 would end it) */
   private readonly held = new Set<NodeJS.Signals>();
   private heldTimer: ReturnType<typeof setInterval> | null = null;
@@ -102,8 +100,9 @@ class ModuleChild {
     this.releaseHeld();
     if (this.stopping) return;
     this.beforeStart();
-    if (this.renewing) {
-      this.renewing = false;
+    /* a SIGHUP changed what the module reads only at start: at once, and no restart after a failure */
+    if (code === RESTART_EXIT) {
+      this.log(`module ${this.module} exited to read its new settings; starting it now`);
       this.start();
       return;
     }
@@ -152,21 +151,6 @@ class ModuleChild {
     this.held.clear();
     if (this.heldTimer) clearInterval(this.heldTimer);
     this.heldTimer = null;
-  }
-
-  /**
-   * A new process at once, for what only a new process reads (its sources): the running one
-   * finishes the chunk in hand first, and the logger's lines wait in the FIFO meanwhile. A module
-   * that is down reads the new settings when it starts anyway.
-   */
-  async renew(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || this.stopping) return;
-    this.renewing = true;
-    proc.kill("SIGTERM");
-    const killed = setTimeout(() => proc.kill("SIGKILL"), STOP_GRACE_MS);
-    await proc.exited;
-    clearTimeout(killed);
   }
 
   async stop(): Promise<void> {
@@ -415,8 +399,8 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
         void (async () => {
           try {
             const next = settingsAfterReload(started, loaded, log);
-            const sourcesOf = (l: LoadedConfig, m: ModuleName) => JSON.stringify(moduleConfig(l.config, m).sources);
-            const resourced = new Set(modules.filter((m) => sourcesOf(loaded, m) !== sourcesOf(next, m)));
+            /* a module whose sources changed starts again by itself (RESTART_EXIT): its FIFO is held, or let go, first */
+            const refifoed = modules.filter((m) => readsFifo(loaded, m) !== readsFifo(next, m));
             if (next !== loaded) {
               loaded = next;
               scheduleJobs();
@@ -428,16 +412,14 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
             for (const r of status.restore.refusals) log(r);
             for (const l of lists.leftOut) log(l);
             for (const list of await emptySwitchedOffLists(loaded, firewall!)) log(`SIGHUP: emptied the set of blocklist ${list}: it is switched off or gone from the configuration`);
-            for (const c of children.values()) if (!resourced.has(c.module)) c.signal("SIGHUP");
-            for (const m of resourced) {
+            for (const m of refifoed) {
               const fifo = fifoPath(paths.fifoBase, m);
               if (readsFifo(loaded, m)) {
                 ensureFifo(fifo, fifoAccess(loaded.config));
                 fifos.refresh(fifo);
               } else fifos.release(fifo);
-              log(`SIGHUP: module ${m} reads other sources now: starting it again`);
-              void children.get(m)?.renew();
             }
+            for (const c of children.values()) c.signal("SIGHUP");
             fleet?.resync();
             writeStatus();
             log("SIGHUP: lists reloaded and restored; modules reload config and rules");

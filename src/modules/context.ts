@@ -26,6 +26,8 @@ export interface ModuleContext {
 }
 
 export interface Reloadable {
+  /** the whole configuration: what a module reads only at start is compared with it (start-settings.ts) */
+  readonly config: Config;
   readonly moduleConfig: ModuleConfig;
   readonly rules: RuleSet;
   readonly lists: Lists;
@@ -36,6 +38,7 @@ export function readReloadable(root: string, module: ModuleName, files: ConfigFi
   const { config, paths } = loadConfig(root, files);
   const settings = moduleConfig(config, module);
   return {
+    config,
     moduleConfig: settings,
     rules: loadRules(module, paths.rulesDir, settings.mode, files),
     lists: Lists.of(paths, files),

@@ -2,7 +2,9 @@
  * The resident module loop (`watcher module LG`, what `start` forks): read every source,
  * split lines, run each chunk through the runtime, until SIGTERM/SIGINT; then finish the
  * chunk in hand, close the database and exit cleanly. SIGHUP reloads rules and lists without
- * losing counts. A status file in the run folder tells `watcher status` how it is doing, and
+ * losing counts; when it changes what the module reads only at start (its sources, its DNS
+ * client, its actions: start-settings.ts), a supervised module stops as for SIGTERM and asks the
+ * master to start it again (RESTART_EXIT). A status file in the run folder tells `watcher status` how it is doing, and
  * carries the counters the metrics show (ops/metrics.ts). The operator's actions run here,
  * on this module's bans and their ends (ops/actions.ts).
  */
@@ -24,6 +26,7 @@ import { type ActionStats, type BanEnd, BanEnds, ModuleActions } from "../ops/ac
 import type { HistogramSnapshot } from "../ops/metrics";
 import { LineSplitter } from "../pipeline/split";
 import { keepInForce, type ModuleContext, readReloadable } from "./context";
+import { changedAtStart, type StartSettings, startSettings } from "./start-settings";
 import { nowSeconds } from "../core/duration";
 
 /** What a module writes about itself every few seconds. */
@@ -103,6 +106,19 @@ export interface LoopOptions {
   readonly clock?: () => number;
   /** the broken file that made the module start on its configuration in force (openModuleInForce) */
   readonly configError?: string | null;
+  /** the module reads its configured sources (not --stdin or --file): a SIGHUP that changes them needs a new process */
+  readonly ownSources?: boolean;
+  /**
+   * the master's module: a SIGHUP that changes what it reads only at start stops the loop, which
+   * says so (`restart`) for the master to start it again; otherwise that is only logged
+   */
+  readonly supervised?: boolean;
+}
+
+/** How the loop ended: `restart` names the settings read at start that a SIGHUP changed, when it stopped for them. */
+export interface LoopEnd {
+  readonly stats: RuntimeStats;
+  readonly restart: string | null;
 }
 
 /**
@@ -122,7 +138,7 @@ class Turns {
   }
 }
 
-export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source[], o: LoopOptions): Promise<RuntimeStats> {
+export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source[], o: LoopOptions): Promise<LoopEnd> {
   const turns = new Turns();
   const { runtime, fleet, dnsClient, actions, ends } = wire(ctx, o);
   await ctx.firewall.ensure([moduleSet(ctx.module)]);
@@ -148,7 +164,8 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
       if (checkpoints.take(performance.now())) ctx.store.checkpoint();
     });
   }, STATUS_EVERY_MS);
-  const signals = handleSignals(ctx, runtime, fleet, status, o.log);
+  const running = startSettings(ctx.module, ctx.config, ctx.moduleConfig, ctx.rules.programs, o.ownSources ?? false);
+  const signals = handleSignals(ctx, runtime, fleet, status, running, o);
 
   /* a stdin or file source may end by itself; FIFOs end only on a signal */
   /* memory follows what the module holds, not how many addresses it has seen (core/heap.ts) */
@@ -167,7 +184,7 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   dnsClient?.close();
   await actions.close();
   status.remove();
-  return runtime.stats;
+  return { stats: runtime.stats, restart: signals.restart };
 }
 
 /** The resident module's parts: the runtime, the DNS client and fleet publisher it talks to, the actions its bans run. */
@@ -232,9 +249,28 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
   if (!signals.stopping && rest !== "") await turns.take(() => runtime.processBlock(rest, source.format));
 }
 
-/** SIGHUP reloads config, rules and lists (the configuration in force stays when a file is bad); SIGTERM/SIGINT stop after the chunk in hand. */
-function handleSignals(ctx: ModuleContext, runtime: ModuleRuntime, fleet: ModuleFleet | null, status: StatusWriter, log: (message: string) => void) {
+/**
+ * SIGHUP reloads config, rules and lists (the configuration in force stays when a file is bad);
+ * one that changes what the module read at start (`running`) stops a supervised module after the
+ * chunk in hand, to be started again on it (its new configuration is the one in force by then).
+ * SIGTERM/SIGINT stop after the chunk in hand.
+ */
+function handleSignals(ctx: ModuleContext, runtime: ModuleRuntime, fleet: ModuleFleet | null, status: StatusWriter, running: StartSettings, o: LoopOptions) {
+  const log = o.log;
+  const signals = { stopping: false, restart: null as string | null, stop: Promise.resolve() };
+  let stop: (message: string) => void = () => {};
+  signals.stop = new Promise<void>((resolve) => {
+    stop = (message: string) => {
+      if (signals.stopping) return;
+      signals.stopping = true;
+      log(message);
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM: stopping after the chunk in hand"));
+    process.once("SIGINT", () => stop("SIGINT: stopping after the chunk in hand"));
+  });
   process.on("SIGHUP", () => {
+    let changed: string[];
     try {
       const files = new RecordingFiles();
       const next = readReloadable(ctx.paths.root, ctx.module, files);
@@ -243,21 +279,19 @@ function handleSignals(ctx: ModuleContext, runtime: ModuleRuntime, fleet: Module
       runtime.reload(next);
       fleet?.reload(next.moduleConfig.findTime);
       log(`SIGHUP: reloaded config, ${next.rules.rules.length} rules, ${next.lists.whitelist.size} whitelist and ${next.lists.blacklist.size} blacklist entries`);
+      changed = changedAtStart(running, startSettings(ctx.module, next.config, next.moduleConfig, next.rules.programs, o.ownSources ?? false));
     } catch (e) {
       status.configError = `${(e as Error).message} (the configuration in force stays until this is fixed)`;
       log(`SIGHUP: kept the rules and lists in force: ${(e as Error).message}`);
+      return;
     }
-  });
-  const signals = { stopping: false, stop: Promise.resolve() };
-  signals.stop = new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      if (signals.stopping) return;
-      signals.stopping = true;
-      log(`${signal}: stopping after the chunk in hand`);
-      resolve();
-    };
-    process.once("SIGTERM", () => onSignal("SIGTERM"));
-    process.once("SIGINT", () => onSignal("SIGINT"));
+    if (changed.length === 0 || signals.stopping) return;
+    if (!o.supervised) {
+      log(`SIGHUP: ${changed.join(", ")} changed: read only when the module starts, they take effect when it is started again`);
+      return;
+    }
+    signals.restart = changed.join(", ");
+    stop(`SIGHUP: ${signals.restart} changed, read only when the module starts: stopping after the chunk in hand to be started again`);
   });
   return signals;
 }

@@ -12,6 +12,7 @@ import { readJson } from "../../src/core/runfiles";
 import type { ModuleStatus } from "../../src/modules/loop";
 import type { MasterStatus } from "../../src/master/control";
 import { fifoHasReader, timeoutForHangsOnly, waitFor } from "../helpers/wait";
+import { TestDnsServer } from "../helpers/dns-server";
 import { positionFileFor, statusFile } from "../../src/core/layout";
 
 timeoutForHangsOnly();
@@ -207,7 +208,8 @@ describe("the master", () => {
     writeFileSync(join(root, "etc", "watcher.toml"), config("new.log", true));
     process.kill(master(root)!.pid, "SIGHUP");
     await waitFor("LG to open new.log", () => readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "new.log"))));
-    expect(log()).toContain("SIGHUP: module LG reads other sources now: starting it again");
+    expect(log()).toContain("SIGHUP: sources changed, read only when the module starts: stopping after the chunk in hand to be started again");
+    expect(log()).toContain("module LG exited to read its new settings; starting it now");
     expect(log()).toContain("SIGHUP: keepFirewallOnStop changed: they take effect at the next restart");
     const status = master(root)!.modules.LG!;
     expect(status.pid).not.toBe(first);
@@ -222,6 +224,76 @@ describe("the master", () => {
     await waitFor("the next reload", () => log().split("SIGHUP: lists reloaded").length > reloads);
     expect(log().split("keepFirewallOnStop changed").length).toBe(2);
     expect(watcher(root, "stop").code).toBe(0);
+  });
+
+  test("SIGHUP: new sources that a broken file keeps from the module at first are read once a SIGHUP loads them (the module knows what it runs with)", async () => {
+    const root = newRoot();
+    const config = (log: string) => `firewall = "dryrun"\n[modules.LG]\ndns = false\nmaxAffairs = 1\nsources = [{ type = "file", path = "${join(root, log)}" }]\n`;
+    for (const f of ["auth.log", "auth2.log"]) writeFileSync(join(root, f), "");
+    const toml = join(root, "etc", "watcher.toml");
+    writeFileSync(toml, config("auth.log"));
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("LG to open auth.log", () => readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "auth.log"))));
+    const first = master(root)!.modules.LG!.pid!;
+    const log = () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8");
+
+    /* the new sources, and the file broken before LG can read it again: it is held stopped while the master's SIGHUP reaches it */
+    writeFileSync(toml, config("auth2.log"));
+    process.kill(first, "SIGSTOP");
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("the master's reload", () => log().includes("SIGHUP: lists reloaded and restored"));
+    writeFileSync(toml, `${config("auth2.log")}[broken\n`);
+    process.kill(first, "SIGCONT");
+    await waitFor("LG on its configuration in force", () => readJson<ModuleStatus>(statusFile(join(root, "var", "run"), "LG"))?.configError);
+    expect(readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "auth2.log")))).toBeNull();
+
+    /* the file repaired: this SIGHUP brings the sources the module does not run with yet */
+    writeFileSync(toml, config("auth2.log"));
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("LG to open auth2.log", () => readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "auth2.log"))));
+    expect(master(root)!.modules.LG!.restarts).toBe(0); /* no failure */
+    appendFileSync(join(root, "auth2.log"), "Nov 25 10:00:00 srv sshd[7]: Invalid user x from 203.0.113.80 port 4\n");
+    await waitFor("the ban from auth2.log", async () => (await banned(root)).includes("203.0.113.80"));
+    expect(readJson<ModuleStatus>(statusFile(join(root, "var", "run"), "LG"))!.configError).toBeNull();
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
+  test("SIGHUP: dns = true, and new [dns] servers, start the module again on a DNS client that uses them; lines injected meanwhile are counted", async () => {
+    const records = { ptr: { "81.113.0.203.in-addr.arpa": ["a.example"], "82.113.0.203.in-addr.arpa": ["b.example"] } };
+    const [one, two] = await Promise.all([new TestDnsServer(records).start(), new TestDnsServer(records).start()]);
+    try {
+      const root = newRoot();
+      const config = (dns: boolean, server: TestDnsServer) => `firewall = "dryrun"\n[dns]\nservers = ["${server.address}"]\n[modules.LG]\ndns = ${dns}\nmaxAffairs = 1\n`;
+      const toml = join(root, "etc", "watcher.toml");
+      writeFileSync(toml, config(false, one));
+      expect(watcher(root, "start").code).toBe(0);
+      await waitFor("the LG module to run", () => lgRunning(root));
+      const line = (address: string) => `Nov 25 10:00:00 srv sshd[7]: Invalid user x from ${address} port 4`;
+      const lgPid = () => readJson<ModuleStatus>(statusFile(join(root, "var", "run"), "LG"))?.pid;
+
+      const first = lgPid();
+      writeFileSync(toml, config(true, one));
+      process.kill(master(root)!.pid, "SIGHUP");
+      /* at once, while the module may be starting again: the line waits in the FIFO */
+      expect(watcher(root, "inject", "LG", line("203.0.113.81")).code).toBe(0);
+      await waitFor("the ban of the line injected during the restart", async () => (await banned(root)).includes("203.0.113.81"));
+      await waitFor("LG started again", () => lgRunning(root) && lgPid() !== first);
+      expect(watcher(root, "inject", "LG", line("203.0.113.82")).code).toBe(0);
+      await waitFor("a lookup through the first server", () => one.queries.get("82.113.0.203.in-addr.arpa"));
+
+      const second = lgPid();
+      writeFileSync(toml, config(true, two));
+      process.kill(master(root)!.pid, "SIGHUP");
+      await waitFor("LG started again", () => lgRunning(root) && lgPid() !== second);
+      expect(watcher(root, "inject", "LG", line("203.0.113.83")).code).toBe(0);
+      await waitFor("a lookup through the second server", () => two.queries.get("83.113.0.203.in-addr.arpa"));
+      expect(master(root)!.modules.LG!.restarts).toBe(0);
+      expect(readFileSync(join(root, "var", "log", "watcher.log"), "utf8")).toContain("SIGHUP: dns changed, read only when the module starts");
+      expect(watcher(root, "stop").code).toBe(0);
+    } finally {
+      one.stop();
+      two.stop();
+    }
   });
 
   test("a module that reads a file has no FIFO held: inject refuses and keeps no line for later; once SIGHUP gives it its FIFO, inject reaches it", async () => {
