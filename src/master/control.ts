@@ -218,6 +218,7 @@ export async function gatherStatus(rootOption: string | undefined): Promise<Stat
       bansEnded: own?.bansEnded ?? { expired: 0, lifted: 0 },
       actions: own?.actions ?? {},
       configError: own?.configError ?? null,
+      sources: own?.sources ?? null,
       restarts: m.restarts,
       /* the master lists a module once it has started it (a master still restoring the firewall lists none) and clears its pid when it exits */
       running: m.pid !== null && isAlive(m.pid),

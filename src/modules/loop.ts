@@ -8,6 +8,7 @@
  * carries the counters the metrics show (ops/metrics.ts). The operator's actions run here,
  * on this module's bans and their ends (ops/actions.ts).
  */
+import type { SourceConfig } from "../core/config";
 import { RecordingFiles } from "../core/config-files";
 import { HeapBudget, releaseStartupPages } from "../core/heap";
 import { type ClassifierStats, DnsClient, systemNameServers } from "../core/dns";
@@ -62,6 +63,11 @@ export interface ModuleStatus {
    * (a restart after an edit not yet reloaded): the error, naming the file; null or absent otherwise.
    */
   configError?: string | null;
+  /**
+   * The configured sources this process reads (what it started with: an edit takes effect at the
+   * SIGHUP that loads it); null with --stdin or --file; absent from older modules' files.
+   */
+  sources?: SourceConfig[] | null;
 }
 
 const STATUS_EVERY_MS = 2000;
@@ -326,7 +332,7 @@ class StatusWriter {
     const s: ModuleStatus = {
       module: this.ctx.module, pid: process.pid, startedAt: this.startedAt, updatedAt: now, lines, lastLineAt: this.lastLineAt, matched, affairs, bans,
       dns: this.runtime.dns?.stats ?? null, fleet: this.fleet?.snapshot() ?? null, pending: this.runtime.pending, configError: this.configError,
-      refused: this.runtime.stats.refused, rules: Object.fromEntries(this.runtime.rules), latency: this.runtime.latency, bansEnded: { ...this.ends.ended }, actions: this.actions.stats,
+      sources: this.o.ownSources ? this.ctx.moduleConfig.sources : null, refused: this.runtime.stats.refused, rules: Object.fromEntries(this.runtime.rules), latency: this.runtime.latency, bansEnded: { ...this.ends.ended }, actions: this.actions.stats,
     };
     const written = writeJson(this.path, s, (why) => this.written && this.o.log(`${why}; the module goes on`));
     if (written && !this.written) this.o.log(`status ${this.path} written again`);

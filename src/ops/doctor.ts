@@ -7,7 +7,7 @@
  */
 import type { ConfigFiles } from "../core/config-files";
 import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
-import { enabledModules, type LoadedConfig, type ModuleName, moduleConfig } from "../core/config";
+import { enabledModules, type LoadedConfig, type ModuleName, moduleConfig, type SourceConfig } from "../core/config";
 import { DnsClient, reverseName, systemNameServers } from "../core/dns";
 import { formatDuration, nowSeconds } from "../core/duration";
 import { createFirewall, resolveBackend } from "../core/firewall";
@@ -96,7 +96,7 @@ function checkModules(loaded: LoadedConfig, status: Awaited<ReturnType<typeof ga
     if (m.configError) checks.push({ check: `${check} configuration`, ok: false, message: `runs on its last good configuration: ${m.configError}` });
     if (m.pending.error) checks.push({ check: `${check} writes`, ok: false, message: `${m.pending.hosts} hosts and ${m.pending.events} events wait in memory, not written: ${m.pending.error}` });
     checks.push({ check, ok: true, message: `pid ${m.pid}, ${count(m.lines, "line")}, ${count(m.affairs, "affair")}, ${count(m.bans, "ban")} since it started ${ago(now - m.startedAt)}${restarts}` });
-    checks.push(checkFeed(loaded, m.module as ModuleName, m.lastLineAt ?? null, m.startedAt, idle, now));
+    checks.push(checkFeed(loaded, m.module as ModuleName, m.sources ?? null, m.lastLineAt ?? null, m.startedAt, idle, now));
   }
   return checks;
 }
@@ -125,9 +125,13 @@ function checkPureFtpd(loaded: LoadedConfig): DoctorCheck[] {
   return [{ check: "pure-ftpd", ok: false, message: `pid ${resolving.join(", ")} runs without -H: its lines name the client's reverse name, which the client's owner writes, and one that reads as an address would be counted against that address; run it with -H (Debian: echo yes > /etc/pure-ftpd/conf/DontResolve)` }];
 }
 
-/** Lines seen recently: the logger feeds the FIFO (or the module's other sources give lines). */
-function checkFeed(loaded: LoadedConfig, module: ModuleName, lastLineAt: number | null, startedAt: number, idle: number, now: number): DoctorCheck {
-  const sources = moduleConfig(loaded.config, module).sources;
+/**
+ * Lines seen recently: the logger feeds the FIFO (or the module's other sources give lines). The
+ * sources are those the module says it reads (`reading`), else the configuration's: an edit not
+ * yet loaded by a SIGHUP is not read.
+ */
+function checkFeed(loaded: LoadedConfig, module: ModuleName, reading: readonly SourceConfig[] | null, lastLineAt: number | null, startedAt: number, idle: number, now: number): DoctorCheck {
+  const sources = reading ?? moduleConfig(loaded.config, module).sources;
   const fifo = fifoPath(loaded.paths.fifoBase, module);
   const check = `input ${module}`;
   const fromFifo = sources.some((s) => s.type === "fifo");

@@ -258,6 +258,21 @@ describe("the master", () => {
     expect(watcher(root, "stop").code).toBe(0);
   });
 
+  test("doctor names the sources the module reads, not an edit of them no SIGHUP has loaded yet", async () => {
+    const root = newRoot();
+    const config = (log: string) => `firewall = "dryrun"\n[modules.LG]\ndns = false\nsources = [{ type = "file", path = "${join(root, log)}" }]\n`;
+    for (const f of ["auth.log", "auth2.log"]) writeFileSync(join(root, f), "");
+    writeFileSync(join(root, "etc", "watcher.toml"), config("auth.log"));
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("LG to open auth.log", () => readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "auth.log"))));
+    appendFileSync(join(root, "auth.log"), "Nov 25 10:00:00 srv sshd[7]: Server listening on 0.0.0.0 port 22.\n");
+    await waitFor("the line read", () => (readJson<ModuleStatus>(statusFile(join(root, "var", "run"), "LG"))?.lines ?? 0) > 0);
+    writeFileSync(join(root, "etc", "watcher.toml"), config("auth2.log"));
+    const input = (JSON.parse(watcher(root, "doctor", "--json").out) as { checks: { check: string; ok: boolean; message: string }[] }).checks.find((c) => c.check === "input LG")!;
+    expect(input.message).toStartWith(`${join(root, "auth.log")}: last line`);
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
   test("SIGHUP: dns = true, and new [dns] servers, start the module again on a DNS client that uses them; lines injected meanwhile are counted", async () => {
     const records = { ptr: { "81.113.0.203.in-addr.arpa": ["a.example"], "82.113.0.203.in-addr.arpa": ["b.example"] } };
     const [one, two] = await Promise.all([new TestDnsServer(records).start(), new TestDnsServer(records).start()]);
