@@ -35,8 +35,10 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
       .example("journalctl -u ssh -o short-iso -f | $0 module LG --stdin", "read journald through a pipe")
       .example("$0 module LG --file /var/log/sshd.log", "follow sshd's own log (sshd -E): its format is found from its lines"),
   handler: async (argv) => {
-    /* a SIGHUP before the loop listens for it (the master's reload during our start-up) must not end us */
-    process.on("SIGHUP", () => {});
+    /* a SIGHUP before the loop listens for it (the master's reload during our start-up) must not end
+       us, nor be lost: the files may have changed after we read them, so the loop reloads once it listens */
+    let earlySighup = false;
+    process.on("SIGHUP", () => (earlySighup = true));
     process.on("SIGUSR1", () => {}); /* the master's after logrotate: watcher.log is opened again below, if we write it */
     if (argv.supervised) followMaster(stderrLog(`watcher module ${argv.module}`));
     /* the master's module keeps protecting on its configuration in force when a file on disk is broken */
@@ -50,7 +52,7 @@ export const moduleCommand: CommandModule<GlobalArgs, Args> = {
     const log = stderrLog(`watcher module ${ctx.module}`);
     const sources = configured.map((s) => openSource(s, ctx.paths, ctx.module, ctx.rules.programs, { access: fifoAccess(ctx.config), log }));
     if (argv.supervised) reopenOnSignal(masterLogFile(ctx.paths), log);
-    const { stats, restart } = await runModuleLoop(ctx, sources, { log, configError, ownSources: configured === ctx.moduleConfig.sources, supervised: argv.supervised === true });
+    const { stats, restart } = await runModuleLoop(ctx, sources, { log, configError, ownSources: configured === ctx.moduleConfig.sources, supervised: argv.supervised === true, sighupBeforeLoop: () => earlySighup });
     log(`stopped: ${stats.lines} lines, ${stats.matched} matched, ${stats.affairs} affairs, ${stats.bans} bans`);
     await ctx.close();
     /* a FIFO read may still be pending: leave now; the master starts us again at once on RESTART_EXIT */

@@ -119,6 +119,8 @@ export interface LoopOptions {
    * says so (`restart`) for the master to start it again; otherwise that is only logged
    */
   readonly supervised?: boolean;
+  /** whether a SIGHUP came before the loop listened (while the module opened): it reloads then, once */
+  readonly sighupBeforeLoop?: () => boolean;
 }
 
 /** How the loop ended: `restart` names the settings read at start that a SIGHUP changed, when it stopped for them. */
@@ -275,7 +277,7 @@ function handleSignals(ctx: ModuleContext, runtime: ModuleRuntime, fleet: Module
     process.once("SIGTERM", () => stop("SIGTERM: stopping after the chunk in hand"));
     process.once("SIGINT", () => stop("SIGINT: stopping after the chunk in hand"));
   });
-  process.on("SIGHUP", () => {
+  const reload = () => {
     let changed: string[];
     try {
       const files = new RecordingFiles();
@@ -298,7 +300,9 @@ function handleSignals(ctx: ModuleContext, runtime: ModuleRuntime, fleet: Module
     }
     signals.restart = changed.join(", ");
     stop(`SIGHUP: ${signals.restart} changed, read only when the module starts: stopping after the chunk in hand to be started again`);
-  });
+  };
+  process.on("SIGHUP", reload);
+  if (o.sighupBeforeLoop?.()) reload();
   return signals;
 }
 
