@@ -179,7 +179,13 @@ export async function runModuleLoop(ctx: ModuleContext, sources: readonly Source
   /* memory follows what the module holds, not how many addresses it has seen (core/heap.ts) */
   releaseStartupPages();
   const heap = new HeapBudget();
-  await Promise.race([signals.stop, Promise.all(sources.map((source) => readSource(source, runtime, turns, signals, o.log, heap, checkpoints)))]);
+  const readers = sources.map((source) => readSource(source, runtime, turns, signals, o.log, heap, checkpoints));
+  await Promise.race([signals.stop, Promise.all(readers)]);
+  if (signals.stopping) {
+    /* a FIFO takes nothing more from its pipe and what it took is processed: the rest waits there for the next process */
+    for (const source of sources) source.stop?.();
+    await Promise.all(readers.filter((_, i) => sources[i]!.stop));
+  }
   /* every source ended by itself (stdin, a file read to its end): what the sessions still held for a verdict counts, as a replay's does */
   if (!signals.stopping) await turns.take(() => runtime.endOfLog());
   await turns.done;
@@ -245,7 +251,8 @@ async function readSource(source: Source, runtime: ModuleRuntime, turns: Turns, 
   const splitter = new LineSplitter(runtime.stats.skipped, () => runtime.stats.lines++);
   log(`reading ${source.label}`);
   for await (const chunk of source.chunks()) {
-    if (signals.stopping) return;
+    /* stopping: a FIFO's last chunks were taken from its pipe and are processed; a file or the journal is read again from its position */
+    if (signals.stopping && !source.stop) return;
     const arrived = performance.now();
     checkpoints.input(arrived);
     const block = splitter.push(chunk);

@@ -50,6 +50,12 @@ export interface Source {
   readonly format: SourceFormat;
   /** each chunk is valid until the next is asked for (see readChunks) */
   chunks(): AsyncIterable<Uint8Array>;
+  /**
+   * A FIFO's: take nothing more from the pipe (the module stops); the chunks end with what was
+   * taken already, which the reader must still process: what is left waits in the pipe for the
+   * next process. Absent where the next process reads again from a position (file, journal).
+   */
+  stop?(): void;
 }
 
 /**
@@ -94,10 +100,16 @@ export interface FifoUpkeep {
  * the latest) until it is empty and no writer holds it: neither what it buffered nor what a
  * logger that keeps it open writes later is lost. It is read to empty before each chunk of
  * the new one, so their lines never mix (loggers write whole lines, atomically).
+ *
+ * Once `stopped` (the module stops, to exit or to start again), the waiting read is ended and
+ * what it had taken is the last chunk: what the logger writes meanwhile stays in the pipe, which
+ * the master holds open, for the next process.
  */
-async function* readFifo(path: string, upkeep: FifoUpkeep): AsyncGenerator<Uint8Array> {
+async function* readFifo(path: string, upkeep: FifoUpkeep, stopped: Promise<void>): AsyncGenerator<Uint8Array> {
   let fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
   let reader = Bun.file(fd).stream().getReader();
+  let reading = true;
+  const stop = stopped.then(() => "stopped" as const);
   const replaced: number[] = [];
   const watch = new FifoWatch(path, upkeep);
   const spare = new Uint8Array(CHUNK);
@@ -106,8 +118,15 @@ async function* readFifo(path: string, upkeep: FifoUpkeep): AsyncGenerator<Uint8
     for (;;) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<null>((resolve) => (timer = setTimeout(resolve, FIFO_WATCHDOG_MS, null)));
-      const done = await Promise.race([pending, late]);
+      const done = await Promise.race([pending, late, stop]);
       clearTimeout(timer);
+      if (done === "stopped") {
+        /* what the waiting read took is the caller's to process; the rest stays in the pipe */
+        reading = false;
+        const last = await stopReading(reader, fd, pending);
+        if (last) yield last;
+        return;
+      }
       for (const old of [...replaced]) {
         if (!(yield* takeWaiting(old, spare))) continue;
         closeSync(old);
@@ -132,7 +151,7 @@ async function* readFifo(path: string, upkeep: FifoUpkeep): AsyncGenerator<Uint8
       pending = reader.read();
     }
   } finally {
-    void stopReading(reader, fd, null);
+    if (reading) void stopReading(reader, fd, null);
     for (const old of replaced) closeSync(old);
   }
 }
@@ -215,13 +234,16 @@ class FifoWatch {
 }
 
 export function fifoSource(path: string, upkeep: FifoUpkeep): Source {
+  let stop = () => {};
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
   return {
     label: `fifo ${path}`,
     format: new SourceFormat(),
     async *chunks() {
       ensureFifo(path);
-      yield* readFifo(path, upkeep);
+      yield* readFifo(path, upkeep, stopped);
     },
+    stop,
   };
 }
 

@@ -4,7 +4,7 @@
  * and refusing a bad rule file before anything starts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DryRunFirewall } from "../../src/core/firewall/dryrun";
 import { makeRoot, watcher } from "../helpers/root";
@@ -309,6 +309,32 @@ describe("the master", () => {
       one.stop();
       two.stop();
     }
+  });
+
+  test("SIGHUP: a line the logger writes while the module stops to start again (an action still in hand) is read by the next process", async () => {
+    const root = newRoot();
+    const config = (dns: boolean) => `firewall = "dryrun"\n[dns]\nservers = ["127.0.0.1:9"]\n[modules.LG]\ndns = ${dns}\nmaxAffairs = 1\n[[actions]]\nname = "slow"\ncommand = ["/bin/sleep", "3"]\n`;
+    const toml = join(root, "etc", "watcher.toml");
+    writeFileSync(toml, config(false));
+    expect(watcher(root, "start").code).toBe(0);
+    await waitFor("the LG module to run", () => lgRunning(root));
+    const first = master(root)!.modules.LG!.pid!;
+    const line = (address: string) => `Nov 25 10:00:00 srv sshd[7]: Invalid user x from ${address} port 4`;
+    const log = () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8");
+    expect(watcher(root, "inject", "LG", line("203.0.113.84")).code).toBe(0);
+    await waitFor("the ban whose action runs 3 s", async () => (await banned(root)).includes("203.0.113.84"));
+
+    writeFileSync(toml, config(true));
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("LG stopping", () => log().includes("stopping after the chunk in hand to be started again"));
+    /* the old process waits for its action's run: its FIFO read must take nothing more */
+    const fd = openSync(join(root, "var", "fifo", "WatchLG"), constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(fd, `${line("203.0.113.85")}\n`);
+    closeSync(fd);
+    expect(() => process.kill(first, 0)).not.toThrow();
+    await waitFor("the ban of the line written while LG stopped", async () => (await banned(root)).includes("203.0.113.85"));
+    expect(master(root)!.modules.LG!.pid).not.toBe(first);
+    expect(watcher(root, "stop").code).toBe(0);
   });
 
   test("a module that reads a file has no FIFO held: inject refuses and keeps no line for later; once SIGHUP gives it its FIFO, inject reaches it", async () => {
