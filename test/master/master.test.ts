@@ -273,6 +273,37 @@ describe("the master", () => {
     expect(watcher(root, "stop").code).toBe(0);
   });
 
+  test("a storm of SIGHUPs mixing good, broken and sources-changing edits ends with the module on the last good file", async () => {
+    const root = newRoot();
+    const config = (log: string, dns: boolean) => `firewall = "dryrun"\n[dns]\nservers = ["127.0.0.1:9"]\n[modules.LG]\ndns = ${dns}\nmaxAffairs = 1\nsources = [{ type = "file", path = "${join(root, log)}" }]\n`;
+    const logs = ["a.log", "b.log", "c.log"];
+    for (const f of logs) writeFileSync(join(root, f), "");
+    const toml = join(root, "etc", "watcher.toml");
+    writeFileSync(toml, config("a.log", false));
+    expect(watcher(root, "start").code).toBe(0);
+    /* its configuration in force is saved: a module's first start on a broken file has none to fall back on */
+    await waitFor("the LG module to run", () => lgRunning(root));
+    let seed = 36;
+    const next = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    for (let i = 0; i < 60; i++) {
+      /* saved whole, as an editor does: a half-written file would be an empty configuration with its defaults */
+      writeFileSync(`${toml}.new`, next(4) === 0 ? "[broken\n" : config(logs[next(3)]!, next(2) === 0));
+      renameSync(`${toml}.new`, toml);
+      process.kill(master(root)!.pid, "SIGHUP");
+      await Bun.sleep(next(60)); /* the storm's own pace, not a wait for a condition */
+    }
+    writeFileSync(toml, config("c.log", true));
+    process.kill(master(root)!.pid, "SIGHUP");
+    await waitFor("LG on c.log", () => {
+      const s = readJson<ModuleStatus>(statusFile(join(root, "var", "run"), "LG"));
+      return s?.sources?.[0]?.type === "file" && s.sources[0].path === join(root, "c.log") && !s.configError && readJson(positionFileFor(join(root, "var", "run"), "LG", join(root, "c.log")));
+    });
+    appendFileSync(join(root, "c.log"), "Nov 25 10:00:00 srv sshd[7]: Invalid user x from 203.0.113.90 port 4\n");
+    await waitFor("the ban from c.log", async () => (await banned(root)).includes("203.0.113.90"));
+    expect(master(root)!.modules.LG!.restarts).toBe(0);
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
   test("SIGHUP: dns = true, and new [dns] servers, start the module again on a DNS client that uses them; lines injected meanwhile are counted", async () => {
     const records = { ptr: { "81.113.0.203.in-addr.arpa": ["a.example"], "82.113.0.203.in-addr.arpa": ["b.example"] } };
     const [one, two] = await Promise.all([new TestDnsServer(records).start(), new TestDnsServer(records).start()]);
