@@ -32,6 +32,7 @@ TOML
 [ -e "$prefix/etc/whitelist" ] || printf '# addresses and networks never banned, one a line (IPv4/IPv6, CIDR)\n# 192.0.2.0/24\n' > "$prefix/etc/whitelist"
 [ -e "$prefix/etc/blacklist" ] || printf '# addresses and networks banned at sight, one a line\n' > "$prefix/etc/blacklist"
 
+start="$prefix/bin/watcher start"
 if $link; then
   ln -sf "$prefix/bin/watcher" /usr/local/bin/watcher
   if [ -d /etc/logrotate.d ]; then
@@ -41,6 +42,7 @@ if $link; then
     sed "s#@PREFIX@#$prefix#g" scripts/watcher.service > /etc/systemd/system/watcher.service
     systemctl daemon-reload
     echo "systemd unit installed: systemctl enable --now watcher"
+    start="systemctl enable --now watcher   (or: watcher start)"
   fi
   watcher=watcher
 else
@@ -53,6 +55,6 @@ Next:
   1. whitelist your own networks in $prefix/etc/whitelist
   2. feed it: $watcher syslog-config rsyslog > /etc/rsyslog.d/30-watcher.conf && systemctl restart rsyslog
      (or syslog-ng; or a journal/file source in $prefix/etc/watcher.toml)
-  3. start it: systemctl enable --now watcher   (or: $watcher start)
+  3. start it: $start
   4. check: $watcher status
 MSG

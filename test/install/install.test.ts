@@ -53,6 +53,8 @@ ${REPO}/scripts/uninstall.sh --prefix ${prefix} > /dev/null`;
     expect(run.stderr.toString()).toBe("");
     expect(run.stdout.toString()).toBe("0\n");
     expect(readFileSync(`${prefix}.out`, "utf8")).toContain(`nothing written outside ${prefix}`);
+    /* no unit was installed: the next step it names is the binary's own start */
+    expect(readFileSync(`${prefix}.out`, "utf8")).toContain(`3. start it: ${prefix}/bin/watcher start\n`);
     expect(JSON.parse(readFileSync(`${prefix}.status`, "utf8"))).toMatchObject({ running: false, root: prefix });
     expect(existsSync(prefix)).toBe(false);
   });
