@@ -3,6 +3,7 @@
  * a veth pair, documentation addresses only. Everything is deleted by cleanup(); processes
  * started here are ended by PID.
  */
+import { afterAll, beforeAll } from "bun:test";
 import { join } from "node:path";
 
 export const BUN = join(import.meta.dir, "..", "..", "node_modules", ".bin", "bun");
@@ -99,4 +100,23 @@ export class TestNet {
     Bun.spawnSync(["ip", "netns", "del", this.server]);
     Bun.spawnSync(["ip", "netns", "del", this.attacker]);
   }
+}
+
+/** One TestNet, with its TCP service, for the tests of a file: made before them, deleted after. */
+export function testNetForFile(): () => TestNet {
+  let net: TestNet | null = null;
+  beforeAll(async () => {
+    net = new TestNet().setup();
+    await net.serve();
+  });
+  afterAll(() => net?.cleanup());
+  return () => net!;
+}
+
+let sshdPid = 3000;
+
+/** `n` failed logins from `address` in sshd's words, now (ISO time), each of a new sshd process. */
+export function invalidUsers(address: string, n: number): string {
+  const stamp = new Date().toISOString().replace(/\.\d+Z$/, "+00:00");
+  return Array.from({ length: n }, () => `${stamp} srv sshd[${sshdPid++}]: Invalid user admin from ${address} port 4000\n`).join("");
 }

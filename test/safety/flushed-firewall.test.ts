@@ -5,24 +5,15 @@
  * missing table goes on (the ban is refused and comes again with the attacker's next try). Real
  * nftables and ipset + iptables in a network namespace.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ATTACKER_V4, TestNet } from "../helpers/netns";
+import { ATTACKER_V4, invalidUsers as failures, testNetForFile } from "../helpers/netns";
 import { makeRoot, WATCHER } from "../helpers/root";
 import { waitFor } from "../helpers/wait";
 import type { MasterStatus } from "../../src/master/control";
 
-let net: TestNet;
-beforeAll(async () => {
-  net = new TestNet().setup();
-  await net.serve();
-});
-afterAll(() => net.cleanup());
-
-const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, "+00:00");
-let pid = 5000;
-const failures = (address: string, n: number) => Array.from({ length: n }, () => `${stamp()} srv sshd[${pid++}]: Invalid user admin from ${address} port 4000\n`).join("");
+const testNet = testNetForFile();
 
 describe.each([
   ["nftables", ["nft", "flush", "ruleset"]],
@@ -33,6 +24,7 @@ describe.each([
       "etc/watcher.toml": `firewall = "${backend}"\n[modules.LG]\ndns = false\nmaxAffairs = 2\n`,
       "etc/blacklist": "203.0.113.0/24\n",
     });
+    const net = testNet();
     const w = (...args: string[]) => net.exec(net.server, [WATCHER, "--root", root, ...args]);
     const feed = (lines: string) => writeFileSync(join(root, "var", "fifo", "WatchLG"), lines);
     const log = () => readFileSync(join(root, "var", "log", "watcher.log"), "utf8");

@@ -4,26 +4,19 @@
  * beyond the kernel's limits (ipset 2,147,483 s, nftables 99,999,999 s) are cut to the limit,
  * said in the log, and the attacker's packets stop.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ATTACKER_V4, TestNet } from "../helpers/netns";
+import { describe, expect, test } from "bun:test";
+import { ATTACKER_V4, invalidUsers as failures, testNetForFile } from "../helpers/netns";
 import { makeRoot, WATCHER } from "../helpers/root";
 import { waitFor } from "../helpers/wait";
 
-let net: TestNet;
-beforeAll(async () => {
-  net = new TestNet().setup();
-  await net.serve();
-});
-afterAll(() => net.cleanup());
-
-const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, "+00:00");
-const failures = (address: string, n: number) => Array.from({ length: n }, (_, i) => `${stamp()} srv sshd[${700 + i}]: Invalid user a${i} from ${address} port 4000\n`).join("");
+const testNet = testNetForFile();
 
 describe.each([
   ["ipset", "60d", 2_147_483],
   ["nftables", "3650d", 99_999_999],
 ])("%s", (backend, banTime, limit) => {
   test(`a ban of ${banTime}: cut to ${limit} s and in force; the module lives, start and restart restore it`, async () => {
+    const net = testNet();
     const root = makeRoot(`limits-${backend}`, {
       "etc/watcher.toml": `firewall = "${backend}"\n[modules.LG]\ndns = false\nmaxAffairs = 2\nbanTime = "${banTime}"\nmaxBanTime = "${banTime}"\n`,
     });
@@ -58,6 +51,7 @@ describe.each([
 
 describe("a set near its limit", () => {
   test("status warns before the kernel set is full (ipset, 1,048,576 entries a set)", () => {
+    const net = testNet();
     const root = makeRoot("nearly-full", { "etc/watcher.toml": 'firewall = "ipset"\n[modules.LG]\ndns = false\n' });
     expect(net.exec(net.server, [WATCHER, "--root", root, "start"]).code).toBe(0);
     try {

@@ -4,28 +4,21 @@
  * lifted, a blacklist entry that holds it stops dropping, and lines from it are neither counted
  * nor banned. Real nftables in a network namespace, the master as `watcher start` runs it.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestNet } from "../helpers/netns";
+import { invalidUsers as failures, testNetForFile } from "../helpers/netns";
 import { makeRoot, WATCHER } from "../helpers/root";
 import { waitFor } from "../helpers/wait";
 
-let net: TestNet;
-beforeAll(() => {
-  net = new TestNet().setup();
-});
-afterAll(() => net.cleanup());
-
-const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, "+00:00");
-let pid = 3000;
-const failures = (address: string, n: number) => Array.from({ length: n }, () => `${stamp()} srv sshd[${pid++}]: Invalid user admin from ${address} port 4000\n`).join("");
+const testNet = testNetForFile();
 
 test("an address gained while running: its ban lifted, the blacklist entry holding it left out, its lines never counted; gone again, the entry drops again", async () => {
   const root = makeRoot("own-addresses", {
     "etc/watcher.toml": 'firewall = "nftables"\n[modules.LG]\ndns = false\nipv6Prefix = 0\nmaxAffairs = 3\n',
     "etc/blacklist": "203.0.113.0/24\n",
   });
+  const net = testNet();
   const w = (...args: string[]) => net.exec(net.server, [WATCHER, "--root", root, ...args]);
   const kernel = () => net.exec(net.server, ["nft", "list", "table", "inet", "watcher"]).out;
   const feed = (lines: string) => writeFileSync(join(root, "var", "fifo", "WatchLG"), lines);
