@@ -2,7 +2,8 @@ import type { CommandModule } from "yargs";
 import { formatDuration, nowSeconds } from "../src/core/duration";
 import { ConfigError } from "../src/core/errors";
 import { parseOperatorAddress } from "../src/core/lists";
-import { type ModuleStory, NAMES_NOT_KEPT, type Story, whyStory } from "../src/ops/why";
+import { type KernelStory, kernelStory, type ModuleStory, NAMES_NOT_KEPT, type Story, whyStory } from "../src/ops/why";
+import { WHITELIST_SET } from "../src/core/firewall/types";
 import type { StoredEvent } from "../src/store/ban-queries";
 import { PERMANENT_UNTIL } from "../src/store/module-db";
 import { type GlobalArgs, isoTime, printJson, table, outputWidth } from "./common";
@@ -103,6 +104,16 @@ function moduleText(m: ModuleStory, out: string[], width: number): void {
   }
 }
 
+/** What the firewall itself holds, and where it disagrees with what watcher decided. */
+function kernelText(s: Story, k: KernelStory): string {
+  if ("error" in k) return `kernel: not read (${k.error})\n`;
+  const drops = k.sets.filter((set) => set !== WHITELIST_SET);
+  const lines = [`kernel: ${k.sets.length ? `held by ${k.sets.join(", ")}` : "in none of watcher's sets"}`];
+  if (s.droppedBy.length && drops.length === 0) lines.push(`warning: watcher dropped it, but the firewall holds it in none of its sets (flushed, or changed by hand): "watcher doctor --fix" puts the bans back`);
+  if (!s.droppedBy.length && drops.length) lines.push(`warning: the firewall drops it (${drops.join(", ")}) though no ban or list of watcher's does: "watcher doctor" shows the drift`);
+  return `${lines.join("\n")}\n`;
+}
+
 /** The story as text for a terminal or a mail. */
 export function storyText(s: Story, width = Infinity): string {
   const out: string[] = [];
@@ -127,12 +138,13 @@ export const whyCommand: CommandModule<GlobalArgs, Args> = {
       .positional("address", { type: "string", demandOption: true, describe: "IPv4 or IPv6 address" })
       .option("limit", { type: "number", default: 50, describe: "the latest this many events per module (0: all)" })
       .option("json", { type: "boolean", describe: "the story as JSON; times in ISO 8601 (UTC), null until unbanned" }),
-  handler: (argv) => {
+  handler: async (argv) => {
     if (!(Number.isInteger(argv.limit) && argv.limit >= 0)) throw new ConfigError(`--limit: expected a whole number, 0 for all, got ${argv.limit}`);
     const ip = parseOperatorAddress(argv.address);
     const { loaded, files } = controlConfig(argv.root);
     const story = whyStory(loaded, ip, nowSeconds(), argv.limit, files);
-    if (argv.json) printJson(storyJson(story));
-    else process.stdout.write(storyText(story, outputWidth(argv)));
+    const kernel = await kernelStory(loaded, ip);
+    if (argv.json) printJson({ ...storyJson(story), kernel });
+    else process.stdout.write(`${storyText(story, outputWidth(argv))}${kernelText(story, kernel)}`);
   },
 };

@@ -12,8 +12,11 @@ import { cidrContains, type Ip, parseCidr } from "../core/ip";
 import { Lists, type Protection } from "../core/lists";
 import { type ConfigFiles, diskFiles } from "../core/config-files";
 import { enforcedEntries } from "../dynload/load";
-import { dynLists } from "../dynload/lists";
+import { dynloadSetName, dynLists } from "../dynload/lists";
 import { dbPath, fleetDbPath } from "../core/layout";
+import { createFirewall } from "../core/firewall";
+import { BLACKLIST_SET, type Firewall, moduleSetName, WHITELIST_SET } from "../core/firewall/types";
+import { FLEET_SET } from "../fleet/protocol";
 import { banDuration } from "../pipeline/decide";
 import { countedLines, decisionsOf, eventsOf, fleetDecisionsAbout, fleetBans, hostOfAddress, networkHosts, openForReading, openModuleForReading, type StoredEvent } from "../store/ban-queries";
 import type { ReceivedDecision } from "../store/fleet-db";
@@ -80,6 +83,43 @@ export interface Story {
   readonly modules: ModuleStory[];
   /** null outside a fleet */
   readonly fleet: { readonly ban: { until: number | null; module: string; rule: string; origin: string } | null; readonly decisions: ReceivedDecision[] } | null;
+}
+
+/** What the firewall itself holds of an address: the sets of watcher's that drop it (or accept it: the whitelist), or why they were not read. */
+export type KernelStory = { readonly sets: string[] } | { readonly error: string };
+
+/**
+ * The watcher sets that hold `ip` now, read from the firewall itself (the databases say what
+ * watcher decided; a firewall flushed or changed by hand may hold something else).
+ */
+export async function kernelStory(loaded: LoadedConfig, ip: Ip): Promise<KernelStory> {
+  const names = [WHITELIST_SET, BLACKLIST_SET, ...moduleNames(loaded.config).map(moduleSetName), ...(loaded.config.fleet ? [FLEET_SET] : []), ...dynLists(loaded.config).map((l) => dynloadSetName(l.name))];
+  let firewall: Firewall;
+  try {
+    firewall = createFirewall(loaded.config, loaded.paths);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  try {
+    const sets: string[] = [];
+    const errors: string[] = [];
+    for (const name of names) {
+      try {
+        const elements = await firewall.list(name);
+        if (elements.some((e) => holds(e.address, ip))) sets.push(name);
+      } catch (e) {
+        errors.push((e as Error).message); /* a set not made (yet) holds nothing; no set readable at all is an answer of its own */
+      }
+    }
+    return errors.length === names.length ? { error: errors[0]! } : { sets };
+  } finally {
+    await firewall.close();
+  }
+}
+
+function holds(element: string, ip: Ip): boolean {
+  const net = parseCidr(element);
+  return net !== null && cidrContains(net, ip);
 }
 
 /** Why a ban of `seconds` lasted that long, by the module's policy. */

@@ -78,6 +78,19 @@ for (const backend of ["nftables", "ipset"] as const) {
       expect(watcher("unban", "LG", ATTACKER_V4).code).toBe(0); /* not banned: still fine */
     });
 
+    test("why reads the firewall too: the set that holds the address, and a warning when the firewall lost what watcher decided", () => {
+      expect(watcher("ban", "LG", ATTACKER_V4, "--time", "1h").code).toBe(0);
+      expect(watcher("why", ATTACKER_V4).out).toContain("\nkernel: held by watcher_LG\n");
+      expect(JSON.parse(watcher("why", ATTACKER_V4, "--json").out).kernel).toEqual({ sets: ["watcher_LG"] });
+      /* the element taken away behind watcher's back */
+      expect(net.exec(net.server, backend === "nftables" ? ["nft", "flush", "set", "inet", "watcher", "watcher_LG_v4"] : ["ipset", "flush", "watcher_LG_v4"]).code).toBe(0);
+      const why = watcher("why", ATTACKER_V4).out;
+      expect(why).toContain(`${ATTACKER_V4}: dropped by LG ban until `);
+      expect(why).toContain("kernel: in none of watcher's sets\nwarning: watcher dropped it, but the firewall holds it in none of its sets");
+      expect(watcher("unban", "LG", ATTACKER_V4).code).toBe(0);
+      expect(watcher("why", ATTACKER_V4).out).not.toContain("warning:");
+    });
+
     test("a second ban of an address still in the set renews its time in the kernel", () => {
       const address = "198.51.100.77";
       expect(watcher("ban", "LG", address, "--time", "1h").code).toBe(0);
