@@ -319,7 +319,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
    * for a whitelist entry (the modules look for themselves: their loop's timer). And watcher's
    * rules in the firewall: a flushed ruleset is put back with every set, as at start.
    */
-  let ownWatch: ReturnType<typeof setInterval> | null = null;
+  let machineWatch: ReturnType<typeof setInterval> | null = null;
   let watching = false;
   /* one look at a time: an address change and a firewall that lost watcher's hook both restore everything */
   const watchMachine = async () => {
@@ -387,7 +387,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
       child.start();
     }
     scheduleJobs();
-    ownWatch = setInterval(() => void watchMachine(), MACHINE_CHECK_MS);
+    machineWatch = setInterval(() => void watchMachine(), MACHINE_CHECK_MS);
     status.ready = true;
     writeStatus();
     log(`running: ${modules.join(", ") || "no modules enabled"} (pid ${process.pid})`);
@@ -432,7 +432,7 @@ async function supervise(started: LoadedConfig, checked: ReturnType<typeof check
     log("stopping");
   } finally {
     stopping.abort();
-    if (ownWatch) clearInterval(ownWatch);
+    if (machineWatch) clearInterval(machineWatch);
     for (const t of tasks) t.task.stop();
     await metrics?.stop(true);
     await Promise.all([...children.values()].map((c) => c.stop()));
