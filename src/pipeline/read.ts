@@ -14,6 +14,7 @@ import { SourceFormat } from "./formats";
 import { type JournalEntry, journalLine } from "./split";
 
 const CHUNK = 64 * 1024;
+const NL = 10;
 
 export interface FifoAccess {
   /** octal text, "0620" */
@@ -409,10 +410,15 @@ export function fileSource(path: string, program: string | null = null, position
           }
           if (fh) {
             const r = await fh.read(buf, 0, CHUNK, position);
-            if (r.bytesRead > 0) {
-              position += r.bytesRead;
-              tail = tailAfter(tail, buf.subarray(0, r.bytesRead));
-              yield buf.subarray(0, r.bytesRead);
+            /* whole lines only (but a line longer than a chunk): a line still being written is read
+               again once its end is there, so the position remembered never falls inside a line,
+               whose start a restart would lose */
+            const whole = buf.subarray(0, r.bytesRead).lastIndexOf(NL) + 1;
+            const taken = whole > 0 ? whole : r.bytesRead === CHUNK ? CHUNK : 0;
+            if (taken > 0) {
+              position += taken;
+              tail = tailAfter(tail, buf.subarray(0, taken));
+              yield buf.subarray(0, taken);
               remember(); /* the chunk has been processed when we are asked for the next */
               continue;
             }

@@ -4,9 +4,12 @@
  * its handles itself: CI once lost an `inject` of 5,000 lines to that crash.
  */
 import { expect, test } from "bun:test";
-import { mkdtempSync, openSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+import { fileSource } from "../../src/pipeline/read";
+import { waitFor } from "../helpers/wait";
 
 const READ = join(import.meta.dir, "../../src/pipeline/read.ts");
 
@@ -44,4 +47,26 @@ console.log(bytes);
   const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
   expect({ code, err }).toEqual({ code: 0, err: "" });
   expect(Number(out)).toBeGreaterThan(statSync(log).size);
+});
+
+test("a file source hands out whole lines and remembers a position between lines: a line still being written is read again, whole, by the next process", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sources-"));
+  const log = join(dir, "auth.log");
+  const position = join(dir, "auth.position");
+  writeFileSync(log, "first line\nsecond li");
+  writeFileSync(position, JSON.stringify({ ino: statSync(log).ino, position: 0 }));
+  const text = (chunk: Uint8Array | undefined) => new TextDecoder().decode(chunk);
+  const running = fileSource(log, null, position, 10).chunks()[Symbol.asyncIterator]();
+  expect(text((await running.next()).value)).toBe("first line\n");
+  /* asked for the next chunk: the first is processed, and its end remembered; the half line waits */
+  const next = running.next();
+  await waitFor("the position after the first line", () => JSON.parse(readFileSync(position, "utf8")).position === "first line\n".length);
+  /* a module started again now reads on from there */
+  const restarted = fileSource(log, null, position, 10).chunks()[Symbol.asyncIterator]();
+  const first = restarted.next();
+  appendFileSync(log, "ne\n");
+  expect(text((await next).value)).toBe("second line\n");
+  expect(text((await first).value)).toBe("second line\n");
+  await running.return?.(undefined);
+  await restarted.return?.(undefined);
 });
