@@ -41,8 +41,8 @@ const MAX_BACKOFF_S = 60;
 const HELD_SIGNAL_POLL_MS = 50;
 /**
  * How often the master reads this machine's addresses (a netlink dump, ~0.1 ms) and looks whether
- * watcher's rules are still in the firewall (nftables: one listing of its chain; ipset: four
- * iptables -C): the longest an address gained or a flushed ruleset goes unnoticed.
+ * watcher's rules are all still in the firewall (Firewall.intact: nftables, two listings; ipset,
+ * five short tool runs): the longest an address gained or a flushed rule goes unnoticed.
  */
 const MACHINE_CHECK_MS = 2000;
 

@@ -259,6 +259,10 @@ for (const backend of ["nftables", "ipset"] as const) {
       else expect(banned).toEqual({ refused: [], clamped: 0 });
       expect(drive([{ op: "ensure", sets: [LG] }, { op: "intact" }, ban])).toEqual([null, true, { refused: [], clamped: 0 }]);
       expect(net.reachable(ATTACKER_V4, 300)).toBe(false);
+      /* one rule of watcher's taken away, the rest left: not intact either */
+      const oneRule = backend === "nftables" ? ["nft", "flush", "chain", "inet", "watcher", "input"] : ["ip6tables", "-w", "-D", "WATCHER", "-m", "set", "--match-set", "watcher_LG_v6", "src", "-j", "DROP"];
+      expect(net.exec(net.server, oneRule).code).toBe(0);
+      expect(drive([{ op: "intact" }, { op: "ensure", sets: [LG] }, { op: "intact" }])).toEqual([false, null, true]);
     });
   });
 }

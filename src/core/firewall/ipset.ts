@@ -321,12 +321,17 @@ export class IpsetFirewall implements Firewall {
     );
   }
 
+  /* the jumps into our chain, and in it the loopback rule and a rule for each of our sets of its family: `iptables -F` or a deleted rule takes drops away too */
   async intact(): Promise<boolean> {
-    const holds = (tool: string, ...rule: string[]) => Bun.spawnSync([tool, "-w", "-C", ...rule], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
-    for (const tool of ["iptables", "ip6tables"]) {
-      for (const hook of this.hookForward ? ["INPUT", "FORWARD"] : ["INPUT"]) if (!holds(tool, hook, "-j", CHAIN)) return false;
-      /* `iptables -F` empties every chain, ours with the others: its loopback rule comes first */
-      if (!holds(tool, CHAIN, "-i", "lo", "-j", "RETURN")) return false;
+    const sets = [...this.kernelSets()];
+    for (const [tool, family] of [["iptables", "4"], ["ip6tables", "6"]] as const) {
+      for (const hook of this.hookForward ? ["INPUT", "FORWARD"] : ["INPUT"]) {
+        if (Bun.spawnSync([tool, "-w", "-C", hook, "-j", CHAIN], { stdout: "ignore", stderr: "ignore" }).exitCode !== 0) return false;
+      }
+      const listed = Bun.spawnSync([tool, "-w", "-S", CHAIN], { stdout: "pipe", stderr: "ignore" });
+      const rules = listed.exitCode === 0 ? listed.stdout.toString() : "";
+      if (!rules.includes(`-A ${CHAIN} -i lo -j RETURN`)) return false;
+      if (sets.some((set) => set.endsWith(family) && !rules.includes(`--match-set ${set} src`))) return false;
     }
     return true;
   }

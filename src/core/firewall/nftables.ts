@@ -364,8 +364,15 @@ export class NftablesFirewall implements Firewall {
     });
   }
 
+  /* every hook chain there, with its loopback rule and a rule for each of the table's sets: `nft flush chain` or a deleted rule takes drops away too */
   async intact(): Promise<boolean> {
-    return this.attempt(`list chain ${TABLE} input`).error === null;
+    const sets = [...this.kernelSets().keys()];
+    for (const hook of this.hookForward ? ["input", "forward"] : ["input"]) {
+      const chain = this.attempt(`list chain ${TABLE} ${hook}`);
+      if (chain.error !== null || !chain.out.includes('iifname "lo" accept')) return false;
+      if (sets.some((set) => !chain.out.includes(`@${set} `))) return false;
+    }
+    return true;
   }
 
   async teardown(): Promise<void> {
