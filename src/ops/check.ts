@@ -148,7 +148,10 @@ function checkModuleFiles(loaded: LoadedConfig, module: ModuleName, databases: b
   const fifo = fifoPath(paths.fifoBase, module);
   if (existsSync(fifo) && !statSync(fifo).isFIFO()) problems.push(`${fifo} exists but is not a FIFO; move it away (start makes the FIFO)`);
   if (databases) checkDatabase(dbPath(paths, module), problems);
-  const missing = moduleConfig(loaded.config, module).sources.flatMap((s) => (s.type === "file" && !existsSync(s.path) ? [s.path] : []));
+  const files = moduleConfig(loaded.config, module).sources.flatMap((s) => (s.type === "file" ? [s.path] : []));
+  const notFiles = files.filter((f) => existsSync(f) && !statSync(f).isFile());
+  for (const f of notFiles) problems.push(`modules.${module}.sources: ${f} is no file (a folder?): name the log file itself`);
+  const missing = files.filter((f) => !existsSync(f));
   return `files ${module}: ${missing.length ? `${missing.join(", ")} not there yet (read from its start once it appears)` : "ok"}`;
 }
 

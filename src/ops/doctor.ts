@@ -136,8 +136,8 @@ function checkFeed(loaded: LoadedConfig, module: ModuleName, reading: readonly S
   const check = `input ${module}`;
   const fromFifo = sources.some((s) => s.type === "fifo");
   if (fromFifo && !(existsSync(fifo) && statSync(fifo).isFIFO())) return { check, ok: false, message: `${fifo} is not a FIFO: "watcher restart" makes it` };
-  const missing = sources.flatMap((s) => (s.type === "file" && !existsSync(s.path) ? [s.path] : []));
-  if (missing.length) return { check, ok: false, message: `${missing.join(", ")} not there: nothing is read from it until it appears (a typo in sources?)` };
+  const missing = sources.flatMap((s) => (s.type === "file" && !(existsSync(s.path) && statSync(s.path).isFile()) ? [s.path] : []));
+  if (missing.length) return { check, ok: false, message: `${missing.join(", ")} not there, or no file: nothing is read from it until a file is there (a typo in sources?)` };
   const where = sources.map((s) => (s.type === "fifo" ? fifo : s.type === "file" ? s.path : s.type)).join(", ");
   const since = lastLineAt ?? startedAt;
   if (now - since > idle) {

@@ -366,6 +366,8 @@ export function fileSource(path: string, program: string | null = null, position
           let st: ReturnType<typeof statSync> | null = null;
           try {
             st = statSync(path);
+            /* a folder where the file belongs is read as no file: nothing until a file is there (doctor names it) */
+            if (!st.isFile()) st = null;
           } catch {
             st = null; /* between rename and re-creation */
           }

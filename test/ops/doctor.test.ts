@@ -8,7 +8,7 @@
  * PID, namespaces deleted.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, closeSync, constants, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { statusFile } from "../../src/core/layout";
 import { readJson } from "../../src/core/runfiles";
@@ -233,7 +233,30 @@ describe("doctor on a master with the dry-run firewall", () => {
     const r = await run([WATCHER, "--root", root, "doctor", "--json"]);
     expect(r.code).toBe(1);
     const report = JSON.parse(r.out) as DoctorReport;
-    expect(check(report, "input LG")).toMatchObject({ ok: false, message: `${missing} not there: nothing is read from it until it appears (a typo in sources?)` });
+    expect(check(report, "input LG")).toMatchObject({ ok: false, message: `${missing} not there, or no file: nothing is read from it until a file is there (a typo in sources?)` });
+    expect(watcher(root, "stop").code).toBe(0);
+  });
+
+  test("a file source that is a folder: check refuses it, and a module given it by SIGHUP reads nothing from it but lives on", async () => {
+    const root = newRoot({});
+    const logs = join(root, "logs");
+    mkdirSync(logs);
+    writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n[modules.LG]\ndns = false\n`);
+    expect(watcher(root, "start").code).toBe(0);
+    const first = await modulePid(root);
+    writeFileSync(join(root, "etc", "watcher.toml"), `firewall = "dryrun"\n[modules.LG]\ndns = false\nsources = [{ type = "fifo" }, { type = "file", path = "${logs}" }]\n`);
+    const checked = watcher(root, "check");
+    expect(checked.code).toBe(2);
+    expect(checked.err).toContain(`modules.LG.sources: ${logs} is no file (a folder?): name the log file itself`);
+    process.kill(readJson<MasterStatus>(statusFile(join(root, "var", "run"), "master"))!.pid, "SIGHUP");
+    await waitFor("LG started again on its new sources", async () => {
+      const pid = await modulePid(root);
+      return pid !== first && readJson<{ sources?: unknown[] }>(statusFile(join(root, "var", "run"), "LG"))?.sources?.length === 2;
+    });
+    const r = await run([WATCHER, "--root", root, "doctor", "--json"]);
+    expect(check(JSON.parse(r.out) as DoctorReport, "input LG")).toMatchObject({ ok: false, message: `${logs} not there, or no file: nothing is read from it until a file is there (a typo in sources?)` });
+    const master = readJson<MasterStatus>(statusFile(join(root, "var", "run"), "master"))!;
+    expect(master.modules.LG!.restarts).toBe(0);
     expect(watcher(root, "stop").code).toBe(0);
   });
 });
