@@ -6,7 +6,7 @@
  * its whole life: an exclusive flock on `/run/watcher/firewall-net-<inode>.lock`, holding
  * `{root, pid}`. The kernel lets go when the master dies; a dry-run root never claims.
  */
-import { existsSync, readlinkSync, readFileSync, unlinkSync } from "node:fs";
+import { existsSync, readlinkSync, readFileSync, realpathSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors";
 import { type HeldLock, holdLock, isAlive, isLocked, removeFile, writeFileAtomic } from "../core/runfiles";
@@ -87,9 +87,19 @@ function setterFile(): string {
   return claimFile().replace(/\.lock$/, ".root");
 }
 
+/** Whether two paths name one root (a symlink to it included); a path not there is no root. */
+function sameRoot(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
 /** After this root's rules and sets are gone: no root's firewall is kept here any more. */
 export function forgetFirewallRoot(root: string): void {
-  if (readOwner(setterFile())?.root === root) removeFile(setterFile());
+  const setter = readOwner(setterFile());
+  if (setter && sameRoot(setter.root, root)) removeFile(setterFile());
 }
 
 /**
@@ -99,7 +109,7 @@ export function forgetFirewallRoot(root: string): void {
 export function checkFirewallRemovable(backend: string, root: string): void {
   if (backend === "dryrun") return;
   const setter = readOwner(setterFile());
-  if (!setter || setter.root === root || !existsSync(join(setter.root, "etc"))) return;
+  if (!setter || !existsSync(join(setter.root, "etc")) || sameRoot(setter.root, root)) return;
   throw new ConfigError(
     `the firewall stays: the rules and sets of this network namespace (${networkNamespace()}) are those root ${setter.root} set up ` +
       `and kept when it stopped, for its next start; remove them from there ("watcher --root ${setter.root} stop --remove-firewall")`,
