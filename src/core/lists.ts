@@ -106,6 +106,11 @@ export function ownAddresses(): CidrSet {
 
 export type Protection = "whitelist" | "own" | "reserved" | null;
 
+/** A protection in words, after "it": null for none. */
+export function protectionWords(p: Protection): string | null {
+  return p === "whitelist" ? "is whitelisted" : p === "own" ? "is an address of this machine" : p === "reserved" ? "is a reserved address (loopback, link-local, unspecified, multicast)" : null;
+}
+
 /** "is", "covers" or "is within": how `net` relates to `other`, which it overlaps. */
 function relation(net: Cidr, other: Cidr): string {
   return net.prefix === other.prefix ? "is" : net.prefix < other.prefix ? "covers" : "is within";

@@ -14,7 +14,7 @@ import { BLACKLIST_SET, type Firewall, moduleSet, outcomeMessages, type SetEleme
 import { parseCidr, parseIp } from "../core/ip";
 import { enforcedEntries } from "../dynload/load";
 import { dynLists, dynloadSetName } from "../dynload/lists";
-import type { Lists } from "../core/lists";
+import { type Lists, protectionWords } from "../core/lists";
 import { type HostRecord, kernelTimeout, ModuleStore } from "../store/module-db";
 import { liftBan } from "../ops/ban";
 import { dbPath, fleetDbPath } from "../core/layout";
@@ -45,7 +45,12 @@ export interface PlannedSet {
 }
 
 /** A recorded ban of an address that is protected now: lifted (in its database) instead of restored. */
-export type ProtectedBan = { readonly set: string; readonly address: string } & (
+export type ProtectedBan = {
+  readonly set: string;
+  readonly address: string;
+  /** why it may not be dropped now, in words (whitelisted, this machine's, reserved) */
+  readonly why: string;
+} & (
   | { readonly source: "fleet" }
   | { readonly source: "module"; readonly module: ModuleName; readonly host: HostRecord }
 );
@@ -78,7 +83,8 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
     const fleet = exists(path) ? new FleetStore(path, { readOnly }) : null;
     try {
       for (const ban of fleet?.activeBans(now) ?? []) {
-        if (fleetRefusal(lists, ban.address)) protectedBans.push({ set: FLEET_SET, address: ban.address, source: "fleet" });
+        const refusal = fleetRefusal(lists, ban.address);
+        if (refusal) protectedBans.push({ set: FLEET_SET, address: ban.address, why: refusal, source: "fleet" });
         else elements.push({ address: ban.address, timeout: ban.until - now });
       }
     } finally {
@@ -96,10 +102,10 @@ export function planFirewall(loaded: LoadedConfig, modules: readonly ModuleName[
         /* a prefix ban (pipeline/prefixes.ts): the network, for its remaining time */
         const net = ban.address.includes("/") ? parseCidr(ban.address) : null;
         const ip = net ? null : parseIp(ban.address);
-        const allowed = net ? !lists.dropConflict(net) : ip && !lists.protection(ip);
-        const host = allowed ? null : store!.getHost(ban.address);
-        if (allowed) elements.push({ address: (net ?? ip)!.text, timeout: kernelTimeout(ban.bannedUntil, now) });
-        else if (host) protectedBans.push({ set: spec.name, address: ban.address, source: "module", module, host });
+        const refusal = net ? lists.dropConflict(net) : ip ? protectionWords(lists.protection(ip)) : "not an address";
+        const host = refusal ? store!.getHost(ban.address) : null;
+        if (!refusal) elements.push({ address: (net ?? ip)!.text, timeout: kernelTimeout(ban.bannedUntil, now) });
+        else if (host) protectedBans.push({ set: spec.name, address: ban.address, why: refusal, source: "module", module, host });
       }
     } finally {
       store?.close();
@@ -123,7 +129,7 @@ export function liftProtectedBans(loaded: LoadedConfig, bans: readonly Protected
   for (const module of new Set(bans.flatMap((b) => (b.source === "module" ? [b.module] : [])))) {
     const store = new ModuleStore(dbPath(loaded.paths, module));
     try {
-      for (const b of bans) if (b.source === "module" && b.module === module) liftBan(store, b.host, "whitelist", now);
+      for (const b of bans) if (b.source === "module" && b.module === module) liftBan(store, b.host, "protected", now, `lifted: it ${b.why}`);
     } finally {
       store.close();
     }

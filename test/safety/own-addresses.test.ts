@@ -36,6 +36,8 @@ test("an address gained while running: its ban lifted, the blacklist entry holdi
     expect(net.exec(net.server, ["ip", "addr", "add", "203.0.113.1/24", "dev", dev]).code).toBe(0);
     await waitFor("the ban lifted and the blacklist entry left out", () => !kernel().includes("2001:db8:77::7") && !kernel().includes("203.0.113.0/24"));
     expect(log()).toContain("lifted the ban of 2001:db8:77::7: it is protected now");
+    const lifted = JSON.parse(w("why", "2001:db8:77::7", "--json").out) as { modules: { events: { kind: string; rule: string; reason: string | null }[] }[] };
+    expect(lifted.modules[0]!.events.at(-1)).toMatchObject({ kind: "unban", rule: "protected", reason: "lifted: it is an address of this machine" });
     expect(log()).toContain('"203.0.113.0/24" covers 203.0.113.1, an address of this machine: left out while it is');
     expect(w("ban", "LG", "203.0.113.1")).toMatchObject({ code: 2 });
 
