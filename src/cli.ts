@@ -140,6 +140,12 @@ const cli = yargs(hideBin(process.argv))
 const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
 if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
 
+/* a reader that stops early (`watcher bans --json | head`) closes the pipe: the rest of the output has nowhere to go, and that is no error */
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 try {
   await cli.parseAsync();
 } catch (e) {

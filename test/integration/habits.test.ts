@@ -116,3 +116,18 @@ describe("--quiet and progress", () => {
     }
   });
 });
+
+describe("a pipe closed early", () => {
+  test("bans --json into `head -c 100`: exit 0, no stack trace", () => {
+    const root = makeRoot("habits-epipe", { "etc/watcher.toml": `${SAFE_CONFIG}maxAffairs = 1\n` });
+    const stamp = new Date().toISOString().replace(/\.\d+Z$/, "+00:00");
+    let lines = "";
+    for (let i = 1; i <= 3000; i++) lines += `${stamp} srv sshd[${i}]: Failed password for root from 2001:db8::${i.toString(16)} port 5555 ssh2\n`;
+    writeFileSync(join(root, "flood.log"), lines);
+    const sh = (script: string) => Bun.spawnSync(["bash", "-c", script], { stdout: "pipe", stderr: "pipe", env: { ...process.env, W: WATCHER, R: root, WATCHER_ROOT: "" } });
+    expect(sh('"$W" --root "$R" inject LG --direct --quiet < "$R/flood.log"').exitCode).toBe(0);
+    /* ~1 MB of JSON, far more than a pipe holds: head leaves, the writes after fail */
+    const r = sh('"$W" --root "$R" bans --json | head -c 100 > /dev/null; echo "exit ${PIPESTATUS[0]}"');
+    expect({ out: r.stdout.toString(), err: r.stderr.toString() }).toEqual({ out: "exit 0\n", err: "" });
+  });
+});
