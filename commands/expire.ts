@@ -4,6 +4,7 @@ import { formatDuration, nowSeconds } from "../src/core/duration";
 import { resolveBackend } from "../src/core/firewall";
 import { checkFirewallFree } from "../src/master/claim";
 import { expire } from "../src/ops/expire";
+import { count } from "../src/ops/check";
 import { type GlobalArgs, isoTime, moduleOption, printJson, table, outputWidth } from "./common";
 
 interface Args extends GlobalArgs {
@@ -11,10 +12,6 @@ interface Args extends GlobalArgs {
   dryRun?: boolean;
   json?: boolean;
   quiet?: boolean;
-}
-
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function formatBytes(n: number): string {

@@ -3,9 +3,10 @@
  * affair is older than their module's expireAfter and whose ban (if any) has ended are forgotten,
  * and events older than its eventRetention are deleted (those of a ban in force stay), in short
  * batches beside the module that writes, with the space they held given back. A running ban,
- * permanent ones too, keeps its host however short expireAfter is: expiry never lifts a ban, nor forgets the ban count that lengthens a repeat
- * offender's next ban while it is still banned. In a fleet, fleet.db forgets the decisions it received long ago. Bans longer than the kernel takes (permanent
- * ones) are renewed in the kernel in the same run (ops/renew.ts). Safe while the modules write
+ * permanent ones too, keeps its host however short expireAfter is: expiry never lifts a ban, nor
+ * forgets the ban count that lengthens a repeat offender's next ban while it is still banned. In a
+ * fleet, fleet.db forgets the decisions it received long ago. Bans longer than the kernel takes
+ * (permanent ones) are renewed in the kernel in the same run (ops/renew.ts). Safe while the modules write
  * (WAL, busy timeout) and idempotent. A dry run only reads: it works on a read-only root.
  */
 import { existsSync } from "node:fs";
